@@ -1,0 +1,177 @@
+"""Typed, frozen configuration read from `audit.toml`.
+
+Every stage reads its settings from here, never from the TOML dict, so a typo in the file is one clear
+error at start-up instead of a silently ignored setting at 2 a.m.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from audit.errors import ConfigError
+
+Kind = Literal[
+    "instruct", "cc3m-chat", "cc3m-metadata", "lcs-chat", "lcs-metadata", "mix", "generic"
+]
+KINDS: tuple[str, ...] = Kind.__args__  # type: ignore[attr-defined]
+Use = Literal["research", "commercial", "redistribute-images", "redistribute-annotations"]
+ImageOrigin = Literal["source", "llava-images-zip"]
+
+
+class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Base for config sections: unknown keys are an error, not silently ignored."""
+
+
+class DatasetConfig(_Section, frozen=True):
+    """One dataset: its conversation file, optional metadata, image roots and provenance."""
+
+    name: str
+    kind: Kind | Literal["auto"] = "auto"
+    chat: str | None = None
+    metadata: str | None = None
+    images: list[str] = msgspec.field(default_factory=list)
+    url_tsv: str | None = None
+    url_column: str = "url"
+    source: str | None = None
+    image_origin: ImageOrigin = "source"
+    coco_annotations: str | None = None
+
+
+class UseConfig(_Section, frozen=True):
+    """What the data will be used for; licence verdicts and the gate are judged against it."""
+
+    purpose: Literal["research", "commercial"] = "research"
+    redistribute_images: bool = False
+    redistribute_annotations: bool = False
+
+
+class UrlConfig(_Section, frozen=True):
+    """Remote probing limits: polite by default, fast enough for 600K URLs a night."""
+
+    allow_private: bool = False
+    workers: int = 128
+    per_host: int = 8
+    delay_seconds: float = 0.0
+    timeout_seconds: float = 10.0
+    retries: int = 3
+    backoff_seconds: float = 0.5
+    max_retry_after_seconds: float = 60.0
+    max_redirects: int = 5
+    max_bytes: int = 65536
+    ttl_days: float = 30.0
+    batch_size: int = 500
+    user_agent: str = "llava-audit/0.1 (dataset link check; +https://pypi.org/project/llava-audit/)"
+    placeholder_urls: list[str] = msgspec.field(
+        default_factory=lambda: [
+            "https://s.yimg.com/pw/images/en-us/photo_unavailable.png",
+            "https://s.yimg.com/pw/images/photo_unavailable.gif",
+            "https://i.imgur.com/removed.png",
+        ]
+    )
+    placeholder_sha256: list[str] = msgspec.field(default_factory=list)
+
+
+class ImageConfig(_Section, frozen=True):
+    """Local image probing: how deep to look, and with how many processes."""
+
+    level: Literal["exists", "header", "decode"] = "header"
+    workers: int = 2
+    max_pixels: int = 178_956_970
+
+
+class LicenseConfig(_Section, frozen=True):
+    """The open legal points of spec/licensing.md §8.7 are settings, not hard-coded answers."""
+
+    policy: str | None = None
+    training_is_derivative: bool = True
+    research_exception: bool = False
+    openai_terms_bind: bool = True
+    internal_training_is_commercial: bool = True
+
+
+class GateConfig(_Section, frozen=True):
+    """CI gate thresholds (DESIGN.md use case 2)."""
+
+    max_errors: int = 0
+    max_errors_per_code: dict[str, int] = msgspec.field(default_factory=dict)
+    max_missing_rate: float = 0.2
+    fail_on_forbidden: bool = True
+    fail_on_takedown: bool = True
+    baseline: str | None = None
+
+
+class ScheduleConfig(_Section, frozen=True):
+    """Nightly schedule; a late start within the grace period still runs (apscheduler misfire)."""
+
+    cron: str = "30 2 * * *"
+    timezone: str = "UTC"
+    misfire_grace_hours: float = 6.0
+    webhook: str | None = None
+
+
+class Config(_Section, frozen=True):
+    """The whole `audit.toml`. Paths are resolved against the file's folder."""
+
+    datasets: list[DatasetConfig] = msgspec.field(default_factory=list)
+    use: UseConfig = UseConfig()
+    urls: UrlConfig = UrlConfig()
+    images: ImageConfig = ImageConfig()
+    license: LicenseConfig = LicenseConfig()
+    gate: GateConfig = GateConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    reports_dir: str = "reports"
+    state: str = ".llava-audit/state.sqlite"
+    base_dir: str = "."
+
+    def path(self, value: str) -> Path:
+        """Resolve a path from the config relative to the config file's folder."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else Path(self.base_dir) / p
+
+    def dataset(self, name: str) -> DatasetConfig:
+        for ds in self.datasets:
+            if ds.name == name:
+                return ds
+        known = ", ".join(d.name for d in self.datasets) or "none"
+        raise ConfigError(f"unknown dataset {name!r} (configured: {known})")
+
+
+def parse(data: dict[str, object], base_dir: Path, source: str = "audit.toml") -> Config:
+    """Validate a TOML document into a :class:`Config`, with the key path in any error."""
+    if "base_dir" in data:
+        raise ConfigError(f"{source}: 'base_dir' is set from the file's location, not in the file")
+    try:
+        config = msgspec.convert({**data, "base_dir": str(base_dir)}, Config)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    names = [d.name for d in config.datasets]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigError(
+            f"{source}: dataset names must be unique, repeated: {', '.join(duplicates)}"
+        )
+    return config
+
+
+def load(path: str | Path) -> Config:
+    """Read and validate `audit.toml`; every problem is a :class:`ConfigError` naming the file."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{p}: config file not found (create one with `llava-audit init`)"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read config: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not UTF-8 at byte {exc.start}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: invalid TOML: {exc}") from None
+    return parse(data, p.resolve().parent, str(p))

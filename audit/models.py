@@ -1,0 +1,42 @@
+"""Record types shared by loaders, checks and probes (no I/O here).
+
+The conversation types are msgspec Structs so the loader's fast path decodes straight into them;
+``Turn`` forbids unknown keys so a turn with extra keys falls to the per-record path and is reported.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class Turn(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """One conversation turn as LLaVA's trainer reads it."""
+
+    from_: str = msgspec.field(name="from")
+    value: str
+
+
+class ChatRecord(msgspec.Struct, gc=False):
+    """A conversation record (instruct, CC-3M chat, LCS-558K, mix665k, generic)."""
+
+    conversations: list[Turn]
+    id: str | int | None = None
+    image: str | msgspec.UnsetType | None = msgspec.UNSET
+    model: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class ImageRef(msgspec.Struct, frozen=True):
+    """A record's reference to a local image, relative to an image root."""
+
+    index: int
+    record_id: str | None
+    image: str
+
+
+class UrlRef(msgspec.Struct, frozen=True):
+    """A record's source URL (metadata files, the CC-3M TSV, or a configured column)."""
+
+    index: int
+    record_id: str | None
+    url: str
+    image: str | None = None
