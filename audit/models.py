@@ -6,7 +6,11 @@ The conversation types are msgspec Structs so the loader's fast path decodes str
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
 import msgspec
+
+from audit.findings import Finding
 
 
 class Turn(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -40,3 +44,38 @@ class UrlRef(msgspec.Struct, frozen=True):
     record_id: str | None
     url: str
     image: str | None = None
+
+
+class StageResult(msgspec.Struct, kw_only=True):
+    """What every stage returns to the runner and the CLI: findings plus stage statistics.
+
+    ``stats`` is JSON-serialisable and stage-specific (counts, rates, timings); the report keeps it
+    per stage name so renderers can show it without knowing how it was computed.
+    """
+
+    stage: str
+    findings: list[Finding] = msgspec.field(default_factory=list)
+    stats: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class Progress(Protocol):
+    """Where long work reports progress; library code never draws bars itself."""
+
+    def start(self, label: str, total: int | None) -> None: ...
+
+    def advance(self, n: int = 1) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+class NoProgress:
+    """The default sink: library calls work the same with or without a console."""
+
+    def start(self, label: str, total: int | None) -> None:
+        pass
+
+    def advance(self, n: int = 1) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
