@@ -1,0 +1,50 @@
+"""The run lock refuses a second audit, in this process and in another one, and names the holder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from audit.errors import AlreadyRunningError
+from audit.runlock import RunLock, lock_path_for
+
+
+def test_lock_path_sits_beside_the_state_store(tmp_path: Path) -> None:
+    assert lock_path_for(tmp_path / "state.sqlite") == tmp_path / "state.sqlite.lock"
+
+
+def test_second_lock_in_the_same_process_is_refused_and_freed_on_release(tmp_path: Path) -> None:
+    path = tmp_path / "s" / "run.lock"
+    with RunLock(path), pytest.raises(AlreadyRunningError, match=f"pid {os.getpid()}"):
+        RunLock(path).acquire()
+    with RunLock(path) as again:
+        assert again.held
+
+
+def test_lock_held_by_another_process_is_refused_until_it_exits(tmp_path: Path) -> None:
+    path = tmp_path / "run.lock"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from audit.runlock import RunLock; "
+            f"l = RunLock({str(path)!r}); l.acquire(); print('held', flush=True); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(AlreadyRunningError, match=f"pid {holder.pid}"):
+            RunLock(path).acquire()
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=10)
+    with RunLock(path) as lock:  # the kernel dropped the lock when the holder exited
+        assert lock.held
