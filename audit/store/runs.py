@@ -1,0 +1,181 @@
+"""Run history: one row per audit run, plus per-dataset figures for the trend charts.
+
+The scheduler reads it to catch up a missed run; ``reports/index.html`` reads it for trends. A run
+is recorded as ``running`` before any work starts and only becomes ``succeeded`` after its report is
+published, so a kill at any point leaves it ``running`` (shown as interrupted, and marked failed by
+the next run).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+from audit.store import Store, register_schema
+
+RunStatus = Literal["running", "succeeded", "failed"]
+
+register_schema(
+    "runs",
+    """
+    CREATE TABLE IF NOT EXISTS runs (
+        run_id    TEXT PRIMARY KEY,
+        started   TEXT NOT NULL,
+        finished  TEXT,
+        status    TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed')),
+        trigger   TEXT NOT NULL DEFAULT 'manual',
+        errors    INTEGER,
+        warnings  INTEGER,
+        records   INTEGER,
+        report    TEXT,
+        message   TEXT
+    );
+    CREATE INDEX IF NOT EXISTS runs_started ON runs (started);
+    CREATE TABLE IF NOT EXISTS run_datasets (
+        run_id       TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+        dataset      TEXT NOT NULL,
+        records      INTEGER,
+        errors       INTEGER NOT NULL,
+        warnings     INTEGER NOT NULL,
+        missing_rate REAL,
+        PRIMARY KEY (run_id, dataset)
+    );
+    """,
+)
+
+
+class DatasetFigures(msgspec.Struct, frozen=True, kw_only=True):
+    """One dataset's figures in one run (a point on the trend charts)."""
+
+    dataset: str
+    records: int | None
+    errors: int
+    warnings: int
+    missing_rate: float | None
+
+
+class RunRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One row of the run history."""
+
+    run_id: str
+    started: datetime
+    finished: datetime | None
+    status: RunStatus
+    trigger: str
+    errors: int | None
+    warnings: int | None
+    records: int | None
+    report: str | None  # published folder, relative to the reports dir
+    message: str | None
+    datasets: tuple[DatasetFigures, ...] = ()
+
+
+def start_run(store: Store, run_id: str, started: datetime, *, trigger: str = "manual") -> None:
+    """Record a run as ``running`` before it does any work."""
+    with store.transaction() as conn:
+        conn.execute(
+            "INSERT INTO runs (run_id, started, status, trigger) VALUES (?, ?, 'running', ?)",
+            (run_id, started.isoformat(), trigger),
+        )
+
+
+def finish_run(
+    store: Store,
+    run_id: str,
+    *,
+    finished: datetime,
+    status: Literal["succeeded", "failed"],
+    errors: int | None = None,
+    warnings: int | None = None,
+    records: int | None = None,
+    report: str | None = None,
+    message: str | None = None,
+    datasets: list[DatasetFigures] | tuple[DatasetFigures, ...] = (),
+) -> None:
+    """Close a run with its outcome and figures, in one transaction."""
+    with store.transaction() as conn:
+        conn.execute(
+            "UPDATE runs SET finished = ?, status = ?, errors = ?, warnings = ?, records = ?,"
+            " report = ?, message = ? WHERE run_id = ?",
+            (finished.isoformat(), status, errors, warnings, records, report, message, run_id),
+        )
+        conn.executemany(
+            "INSERT OR REPLACE INTO run_datasets"
+            " (run_id, dataset, records, errors, warnings, missing_rate) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (run_id, d.dataset, d.records, d.errors, d.warnings, d.missing_rate)
+                for d in datasets
+            ],
+        )
+
+
+def fail_interrupted(store: Store, *, now: datetime, except_run: str | None = None) -> int:
+    """Mark runs left ``running`` by a killed process as failed (call while holding the run lock)."""
+    with store.transaction() as conn:
+        cur = conn.execute(
+            "UPDATE runs SET status = 'failed', finished = COALESCE(finished, ?),"
+            " message = COALESCE(message, 'interrupted: the process ended before the run finished')"
+            " WHERE status = 'running' AND run_id IS NOT ?",
+            (now.isoformat(), except_run),
+        )
+        return cur.rowcount
+
+
+def list_runs(store: Store, *, limit: int = 100) -> list[RunRecord]:
+    """The newest ``limit`` runs, oldest first (the order trend charts draw them in)."""
+    rows = store.conn.execute(
+        "SELECT run_id, started, finished, status, trigger, errors, warnings, records, report,"
+        " message FROM runs ORDER BY started DESC, run_id DESC LIMIT ?",
+        (limit,),
+    ).fetchall()
+    figures: dict[str, list[DatasetFigures]] = {}
+    ids = [r[0] for r in rows]
+    if ids:
+        marks = ",".join("?" * len(ids))
+        for run_id, *rest in store.conn.execute(
+            "SELECT run_id, dataset, records, errors, warnings, missing_rate FROM run_datasets"
+            f" WHERE run_id IN ({marks}) ORDER BY dataset",
+            ids,
+        ):
+            figures.setdefault(run_id, []).append(
+                DatasetFigures(
+                    dataset=rest[0],
+                    records=rest[1],
+                    errors=rest[2],
+                    warnings=rest[3],
+                    missing_rate=rest[4],
+                )
+            )
+    return [_record(row, figures.get(row[0], [])) for row in reversed(rows)]
+
+
+def last_run(store: Store, *, status: RunStatus | None = None) -> RunRecord | None:
+    """The most recently started run (optionally only with ``status``), for the scheduler."""
+    sql = (
+        "SELECT run_id, started, finished, status, trigger, errors, warnings, records, report,"
+        " message FROM runs"
+    )
+    params: tuple[str, ...] = ()
+    if status is not None:
+        sql += " WHERE status = ?"
+        params = (status,)
+    row = store.conn.execute(sql + " ORDER BY started DESC, run_id DESC LIMIT 1", params).fetchone()
+    return None if row is None else _record(row, [])
+
+
+def _record(row: tuple[object, ...], datasets: list[DatasetFigures]) -> RunRecord:
+    return RunRecord(
+        run_id=str(row[0]),
+        started=datetime.fromisoformat(str(row[1])),
+        finished=None if row[2] is None else datetime.fromisoformat(str(row[2])),
+        status=row[3],  # type: ignore[arg-type]
+        trigger=str(row[4]),
+        errors=row[5],  # type: ignore[arg-type]
+        warnings=row[6],  # type: ignore[arg-type]
+        records=row[7],  # type: ignore[arg-type]
+        report=row[8],  # type: ignore[arg-type]
+        message=row[9],  # type: ignore[arg-type]
+        datasets=tuple(datasets),
+    )

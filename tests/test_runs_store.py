@@ -1,0 +1,49 @@
+"""Run history: what the scheduler and the trend charts rely on."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from audit.store import Store, runs
+
+T0 = datetime(2026, 11, 20, 2, 30, tzinfo=UTC)
+
+
+def test_run_lifecycle_and_trend_order(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.sqlite") as store:
+        for day in range(3):
+            run_id = f"r{day}"
+            runs.start_run(store, run_id, T0 + timedelta(days=day), trigger="schedule")
+            runs.finish_run(
+                store,
+                run_id,
+                finished=T0 + timedelta(days=day, minutes=5),
+                status="succeeded",
+                errors=10 - day,
+                warnings=1,
+                records=100,
+                report=run_id,
+                datasets=[
+                    runs.DatasetFigures(
+                        dataset="cc3m", records=100, errors=10 - day, warnings=1, missing_rate=0.1
+                    )
+                ],
+            )
+        history = runs.list_runs(store, limit=2)
+    assert [r.run_id for r in history] == ["r1", "r2"]  # newest two, oldest first
+    assert history[-1].errors == 8 and history[-1].status == "succeeded"
+    assert history[-1].datasets[0].missing_rate == 0.1
+
+
+def test_killed_run_stays_running_then_is_failed_by_the_next(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.sqlite") as store:
+        runs.start_run(store, "killed", T0)
+        assert runs.last_run(store).status == "running"  # type: ignore[union-attr]
+        assert runs.last_run(store, status="succeeded") is None
+        runs.start_run(store, "next", T0 + timedelta(days=1))
+        assert runs.fail_interrupted(store, now=T0 + timedelta(days=1), except_run="next") == 1
+        by_id = {r.run_id: r for r in runs.list_runs(store)}
+    assert by_id["killed"].status == "failed"
+    assert "interrupted" in (by_id["killed"].message or "")
+    assert by_id["next"].status == "running"
