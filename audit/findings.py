@@ -359,6 +359,23 @@ _ENTRIES: tuple[CodeInfo, ...] = (
     # ---- images and URLs (issue 3) ----------------------------------------------------------------
     # ---- licences (issue 4) -----------------------------------------------------------------------
     # ---- takedown (issue 4) -----------------------------------------------------------------------
+    CodeInfo(
+        "takedown.present",
+        E,
+        "Taken-down item is back",
+        "The record carries a record id, image path, URL or image hash that a takedown request put "
+        "on the blocklist (`llava-audit takedown apply`). It must stay out of every dataset and "
+        "every later build: remove the record again (use the cleaned copy) and find where it came "
+        "back from.",
+    ),
+    CodeInfo(
+        "takedown.pending",
+        W,
+        "Named in an open takedown request",
+        "The record matches an identifier of a takedown request that has been recorded but not yet "
+        "applied. Training on it now may breach the request; run `llava-audit takedown apply` or "
+        "record why the request was not acted on.",
+    ),
     # ---- expectations and service (issue 5) -------------------------------------------------------
 )
 

@@ -1,0 +1,241 @@
+"""Takedown matching: blocklist keys against records, and the findings for items that came back.
+
+Pure: the workflow (``audit.takedown``) reads the records and the image bytes and passes them in as
+:class:`Candidate` values; this module only normalises keys, matches them and makes findings. One
+image can hide under several keys (a file name in chat.json, a URL in metadata.json, the same bytes
+under another path), so matching is by record id, image path, URL and content hash, and
+:func:`expand` follows a match to the other content keys of the matched record (spec/licensing.md
+§4.6 step 3 and 8).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import msgspec
+
+from audit import findings
+from audit.findings import Finding
+
+KeyKind = Literal["record_id", "image", "url", "sha256", "md5"]
+KEY_KINDS: tuple[str, ...] = KeyKind.__args__  # type: ignore[attr-defined]
+#: Keys that identify the content itself; a match on one blocklists the record's other content keys.
+CONTENT_KINDS: tuple[str, ...] = ("image", "url", "sha256", "md5")
+_HEX = {"sha256": re.compile(r"[0-9a-f]{64}"), "md5": re.compile(r"[0-9a-f]{32}")}
+
+
+class BlockKey(msgspec.Struct, frozen=True, order=True):
+    """One normalised identifier of a taken-down item."""
+
+    kind: str
+    value: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}={self.value}"
+
+
+class Candidate(msgspec.Struct, frozen=True, kw_only=True):
+    """What matching needs to know about one record of one dataset file."""
+
+    dataset: str
+    file: str
+    index: int
+    record_id: str | None = None
+    image: str | None = None
+    url: str | None = None
+    sha256: str | None = None
+    md5: str | None = None
+
+    def keys(self) -> list[BlockKey]:
+        """The record's own keys, normalised the same way as blocklist keys."""
+        out = []
+        for kind in KEY_KINDS:
+            raw = getattr(self, kind)
+            if raw is None:
+                continue
+            try:
+                out.append(parse_key(kind, raw))
+            except ValueError:
+                continue  # a malformed value in the data is the structure stage's finding
+        return out
+
+
+class Match(msgspec.Struct, frozen=True, kw_only=True):
+    """A record that carries a blocklisted key (one row of the removal manifest)."""
+
+    dataset: str
+    file: str
+    index: int
+    record_id: str | None
+    image: str | None
+    url: str | None
+    key: BlockKey
+    request_id: str
+
+
+def parse_key(kind: str, raw: str) -> BlockKey:
+    """Normalise one identifier; a malformed one raises ValueError saying what is wrong."""
+    if kind not in KEY_KINDS:
+        raise ValueError(f"unknown identifier kind {kind!r} (one of {', '.join(KEY_KINDS)})")
+    value = str(raw).strip()
+    if not value:
+        raise ValueError(f"empty {kind}")
+    if kind in _HEX:
+        lowered = value.lower()
+        if not _HEX[kind].fullmatch(lowered):
+            digits = 64 if kind == "sha256" else 32
+            raise ValueError(f"{kind} must be {digits} hexadecimal digits, got {value!r}")
+        return BlockKey(kind, lowered)
+    if kind == "url":
+        return BlockKey(kind, _normalise_url(value))
+    if kind == "image":
+        return BlockKey(kind, _normalise_path(value))
+    return BlockKey(kind, value)
+
+
+def _normalise_url(value: str) -> str:
+    """Scheme and host are case-insensitive and a fragment never reaches the server."""
+    parts = urlsplit(value)
+    if not parts.scheme or not parts.netloc or any(c.isspace() for c in value):
+        raise ValueError(f"not an absolute URL: {value!r}")
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path, parts.query, ""))
+
+
+def _normalise_path(value: str) -> str:
+    """Relative, forward slashes, no empty or '.' segments: 'a//./b' and '/data/a/b' compare sanely."""
+    segments = [s for s in value.replace("\\", "/").split("/") if s not in ("", ".")]
+    if not segments or ".." in segments:
+        raise ValueError(f"not a usable image path: {value!r}")
+    return "/".join(segments)
+
+
+def _suffixes(path: str) -> list[str]:
+    """'a/b/c.jpg' -> ['a/b/c.jpg', 'b/c.jpg', 'c.jpg']: the same file under another image root."""
+    segments = path.split("/")
+    return ["/".join(segments[i:]) for i in range(len(segments))]
+
+
+class Blocklist:
+    """Keys and the requests that put them there, indexed for matching many records quickly.
+
+    Image paths match when one is a whole-segment suffix of the other: a request naming
+    ``coco/train2017/000000442786.jpg`` also finds ``000000442786.jpg`` in LLaVA-Instruct, and a
+    request naming an absolute path on disk finds the relative path in the records.
+    """
+
+    def __init__(self, entries: Iterable[tuple[BlockKey, str]] = ()) -> None:
+        self._exact: dict[BlockKey, set[str]] = defaultdict(set)
+        self._image_suffix: dict[str, set[BlockKey]] = defaultdict(set)
+        for key, request_id in entries:
+            self.add(key, request_id)
+
+    def add(self, key: BlockKey, request_id: str) -> None:
+        self._exact[key].add(request_id)
+        if key.kind == "image":
+            for suffix in _suffixes(key.value):
+                self._image_suffix[suffix].add(key)
+
+    def __len__(self) -> int:
+        return len(self._exact)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._exact
+
+    def entries(self) -> list[tuple[BlockKey, str]]:
+        return sorted((k, r) for k, ids in self._exact.items() for r in ids)
+
+    def hash_kinds(self) -> set[str]:
+        """Which content hashes matching needs (the workflow reads image bytes only for these)."""
+        return {k.kind for k in self._exact if k.kind in _HEX}
+
+    def requests_for(self, key: BlockKey) -> set[str]:
+        return set(self._exact.get(key, ()))
+
+    def lookup(self, keys: Iterable[BlockKey]) -> list[tuple[BlockKey, str]]:
+        """Every (blocklisted key, request id) among a record's keys, in a stable order."""
+        hits: set[BlockKey] = set()
+        for key in keys:
+            if key.kind == "image":
+                hits.update(k for s in _suffixes(key.value) if (k := BlockKey("image", s)) in self)
+                hits.update(self._image_suffix.get(key.value, ()))
+            elif key in self:
+                hits.add(key)
+        return sorted((k, r) for k in hits for r in self._exact[k])
+
+
+def find_matches(blocklist: Blocklist, candidates: Iterable[Candidate]) -> list[Match]:
+    """One match per record and request, naming the request's first key (in kind order) that hit."""
+    out: list[Match] = []
+    for c in candidates:
+        first: dict[str, BlockKey] = {}
+        for key, request_id in sorted(blocklist.lookup(c.keys()), key=_key_order):
+            first.setdefault(request_id, key)
+        out.extend(
+            Match(
+                dataset=c.dataset,
+                file=c.file,
+                index=c.index,
+                record_id=c.record_id,
+                image=c.image,
+                url=c.url,
+                key=key,
+                request_id=request_id,
+            )
+            for request_id, key in sorted(first.items())
+        )
+    return out
+
+
+def _key_order(hit: tuple[BlockKey, str]) -> tuple[int, str]:
+    key, _ = hit
+    return KEY_KINDS.index(key.kind), key.value
+
+
+def expand(blocklist: Blocklist, candidates: list[Candidate]) -> Blocklist:
+    """Follow matches to the records' other content keys until nothing new turns up.
+
+    A URL found in metadata.json leads to the image file name that chat.json uses; an image path
+    leads to its bytes' hash, which finds a copy under another name. Record ids are not followed:
+    ids are reused across LLaVA files for different samples of the same source image set.
+    """
+    grown = Blocklist(blocklist.entries())
+    keyed = [keys for c in candidates if (keys := c.keys())]
+    changed = True
+    while changed:
+        changed = False
+        for keys in keyed:
+            for request_id in {r for _, r in grown.lookup(keys)}:
+                for key in keys:
+                    if key.kind in CONTENT_KINDS and request_id not in grown.requests_for(key):
+                        grown.add(key, request_id)
+                        changed = True
+    return grown
+
+
+def present_findings(
+    matches: Iterable[Match], applied: Mapping[str, bool] | None = None
+) -> list[Finding]:
+    """`takedown.present` for items of applied requests; `takedown.pending` for open ones.
+
+    ``applied`` maps request ids to whether their keys are on the blocklist yet; missing means yes.
+    """
+    out = []
+    for m in matches:
+        is_applied = True if applied is None else applied.get(m.request_id, True)
+        code = "takedown.present" if is_applied else "takedown.pending"
+        verb = "was taken down" if is_applied else "is named in an open takedown request"
+        out.append(
+            findings.make(
+                code,
+                f"record matches {m.key} which {verb} ({m.request_id})",
+                dataset=m.dataset,
+                file=m.file,
+                index=m.index,
+                record_id=m.record_id,
+            )
+        )
+    return out

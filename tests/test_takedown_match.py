@@ -1,0 +1,151 @@
+"""Blocklist matching (pure): every key kind, path suffixes, expansion, and the findings."""
+
+from __future__ import annotations
+
+import pytest
+
+from audit.checks.takedown import (
+    BlockKey,
+    Blocklist,
+    Candidate,
+    expand,
+    find_matches,
+    parse_key,
+    present_findings,
+)
+
+SHA = "ab" * 32
+
+
+@pytest.mark.parametrize(
+    ("kind", "raw", "value"),
+    [
+        ("sha256", SHA.upper(), SHA),
+        ("md5", " " + "0F" * 16, "0f" * 16),
+        ("url", "HTTP://Ec1.OSTKCDN.com/images/P1.jpg#x", "http://ec1.ostkcdn.com/images/P1.jpg"),
+        ("image", "/data/./LCS//00453/004539375.jpg", "data/LCS/00453/004539375.jpg"),
+        ("image", "00453\\004539375.jpg", "00453/004539375.jpg"),
+        ("record_id", " 004539375 ", "004539375"),
+    ],
+)
+def test_keys_are_normalised(kind: str, raw: str, value: str) -> None:
+    assert parse_key(kind, raw) == BlockKey(kind, value)
+
+
+@pytest.mark.parametrize(
+    ("kind", "raw", "message"),
+    [
+        ("sha256", "abc", "64 hexadecimal digits"),
+        ("sha256", "g" * 64, "64 hexadecimal digits"),
+        ("md5", SHA, "32 hexadecimal digits"),
+        ("url", "ec1.ostkcdn.com/images/P1.jpg", "not an absolute URL"),
+        ("url", "http://a b/c", "not an absolute URL"),
+        ("image", "../etc/passwd", "not a usable image path"),
+        ("image", "//", "not a usable image path"),
+        ("record_id", "  ", "empty record_id"),
+        ("phash", "x", "unknown identifier kind"),
+    ],
+)
+def test_malformed_keys_say_what_is_wrong(kind: str, raw: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_key(kind, raw)
+
+
+def _c(index: int, **kw: str) -> Candidate:
+    return Candidate(dataset=kw.pop("dataset", "d"), file="f.json", index=index, **kw)
+
+
+def test_each_key_kind_finds_its_record_and_nothing_else() -> None:
+    records = [
+        _c(0, record_id="1", image="a/1.jpg"),
+        _c(1, record_id="2", image="a/2.jpg", url="http://h/2.jpg"),
+        _c(2, record_id="3", image="a/3.jpg", sha256=SHA),
+        _c(3, record_id="4", image="a/4.jpg", md5="0f" * 16),
+        _c(4, record_id="5", image="b/5.jpg"),
+    ]
+    keys = [
+        parse_key("record_id", "1"),
+        parse_key("url", "HTTP://H/2.jpg"),
+        parse_key("sha256", SHA),
+        parse_key("md5", "0F" * 16),
+        parse_key("image", "5.jpg"),
+    ]
+    matches = find_matches(Blocklist((k, "TD-1") for k in keys), records)
+    assert [(m.index, m.key.kind) for m in matches] == [
+        (0, "record_id"),
+        (1, "url"),
+        (2, "sha256"),
+        (3, "md5"),
+        (4, "image"),
+    ]
+    # Mutation check: dropping any key loses exactly its record.
+    for dropped in range(len(keys)):
+        kept = Blocklist((k, "TD-1") for i, k in enumerate(keys) if i != dropped)
+        assert [m.index for m in find_matches(kept, records)] == [
+            i for i in range(5) if i != dropped
+        ]
+
+
+def test_image_paths_match_on_whole_segments_in_both_directions() -> None:
+    records = [
+        _c(0, image="coco/train2017/000000442786.jpg"),
+        _c(1, image="000000442786.jpg"),
+        _c(2, image="x000000442786.jpg"),
+        _c(3, image="vg/VG_100K/000000442786.png"),
+    ]
+    by_long = Blocklist([(parse_key("image", "coco/train2017/000000442786.jpg"), "TD-1")])
+    by_short = Blocklist([(parse_key("image", "000000442786.jpg"), "TD-1")])
+    assert [m.index for m in find_matches(by_long, records)] == [0, 1]
+    assert [m.index for m in find_matches(by_short, records)] == [0, 1]
+
+
+def test_a_record_hit_by_two_requests_is_listed_once_per_request() -> None:
+    key = parse_key("image", "a/1.jpg")
+    blocklist = Blocklist([(key, "TD-2"), (parse_key("record_id", "1"), "TD-2"), (key, "TD-1")])
+    matches = find_matches(blocklist, [_c(0, record_id="1", image="a/1.jpg")])
+    assert [(m.request_id, m.key.kind) for m in matches] == [
+        ("TD-1", "image"),
+        ("TD-2", "record_id"),
+    ]
+
+
+def test_expand_follows_a_url_to_the_image_and_its_hash_but_not_the_id() -> None:
+    metadata = _c(0, dataset="m", record_id="7", image="00000/7.jpg", url="http://h/7.jpg")
+    chat = _c(0, dataset="c", record_id="7", image="00000/7.jpg", sha256=SHA)
+    copy = _c(5, dataset="other", record_id="99", image="copies/renamed.jpg", sha256=SHA)
+    same_id = _c(6, dataset="other", record_id="7", image="elsewhere/8.jpg")
+    unrelated = _c(1, dataset="c", record_id="8", image="00000/8.jpg")
+    records = [metadata, chat, copy, same_id, unrelated]
+    blocklist = Blocklist([(parse_key("url", "http://h/7.jpg"), "TD-1")])
+    assert len(find_matches(blocklist, records)) == 1
+    grown = expand(blocklist, records)
+    assert {(m.dataset, m.index) for m in find_matches(grown, records)} == {
+        ("m", 0),
+        ("c", 0),
+        ("other", 5),
+    }
+    assert {str(k) for k, _ in grown.entries()} == {
+        "url=http://h/7.jpg",
+        "image=00000/7.jpg",
+        f"sha256={SHA}",
+        "image=copies/renamed.jpg",
+    }
+
+
+def test_findings_are_errors_once_applied_and_warnings_while_pending() -> None:
+    blocklist = Blocklist(
+        [(parse_key("record_id", "1"), "TD-1"), (parse_key("image", "2.jpg"), "TD-2")]
+    )
+    matches = find_matches(blocklist, [_c(0, record_id="1"), _c(1, image="x/2.jpg")])
+    found = present_findings(matches, {"TD-1": True, "TD-2": False})
+    assert [(f.code, f.severity.value, f.index) for f in found] == [
+        ("takedown.present", "error", 0),
+        ("takedown.pending", "warning", 1),
+    ]
+    assert "record_id=1" in found[0].message and "TD-1" in found[0].message
+
+
+def test_malformed_values_in_the_data_do_not_break_matching() -> None:
+    blocklist = Blocklist([(parse_key("record_id", "1"), "TD-1")])
+    odd = _c(0, record_id="1", image="../../x.jpg", url="not a url", sha256="nope")
+    assert [m.key.kind for m in find_matches(blocklist, [odd])] == ["record_id"]
