@@ -357,6 +357,67 @@ _ENTRIES: tuple[CodeInfo, ...] = (
         "repeat legitimately, so this is statistics, not an error.",
     ),
     # ---- images and URLs (issue 3) ----------------------------------------------------------------
+    CodeInfo(
+        "image.missing",
+        E,
+        "Image file missing",
+        "No image root has the file the record names. LLaVA's trainer opens it without a "
+        "try/except, so the run crashes with FileNotFoundError when it reaches this record "
+        "(e.g. the 355 OCR-VQA images the official script fails to fetch, VG files absent from "
+        "a downstream zip).",
+    ),
+    CodeInfo(
+        "image.empty",
+        E,
+        "Image file is empty",
+        "The image file (or zip member) has zero bytes, as about 170 files in VG_100K_2 do. "
+        "PIL cannot identify it and the trainer crashes with UnidentifiedImageError.",
+    ),
+    CodeInfo(
+        "image.corrupt",
+        E,
+        "Image cannot be decoded",
+        "The bytes are not an image PIL can open or decode (an HTML error page saved as .jpg, "
+        "a damaged header or a zip member that fails its CRC). The trainer crashes on it.",
+    ),
+    CodeInfo(
+        "image.truncated",
+        E,
+        "Image is truncated",
+        "The image header is fine but the data stops early (an interrupted download). "
+        "Image.verify() does not notice; decoding the whole stream raises 'image file is "
+        "truncated' in the trainer. Only found at --level decode.",
+    ),
+    CodeInfo(
+        "image.unreadable",
+        E,
+        "Image cannot be read",
+        "The file exists but cannot be read (permissions, I/O error, an encrypted zip member). "
+        "The trainer would fail on it the same way.",
+    ),
+    CodeInfo(
+        "image.too_large",
+        E,
+        "Image exceeds the decompression-bomb limit",
+        "Width times height is above the pixel limit (Pillow's default raises "
+        "DecompressionBombError above 178,956,970 pixels), so the trainer crashes on it; a "
+        "deliberate bomb would also exhaust memory. The audit reads only its header.",
+    ),
+    CodeInfo(
+        "image.format_mismatch",
+        W,
+        "Image format differs from the file extension",
+        "The content is another format than the extension says (OCR-VQA's GIFs saved as .jpg). "
+        "PIL sniffs the content, so training works, but tools that trust the extension "
+        "(jpeginfo, some loaders and CDNs) mis-handle the file.",
+    ),
+    CodeInfo(
+        "stats.images",
+        INFO,
+        "Local image statistics",
+        "Per file: records with an image, how many were missing, broken or fine, the missing "
+        "rate, formats and the spread of image sizes.",
+    ),
     # ---- licences (issue 4) -----------------------------------------------------------------------
     # ---- takedown (issue 4) -----------------------------------------------------------------------
     CodeInfo(
