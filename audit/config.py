@@ -73,6 +73,13 @@ class UrlConfig(_Section, frozen=True):
         ]
     )
     placeholder_sha256: list[str] = msgspec.field(default_factory=list)
+    #: X-Robots-Tag directives that mean "do not use for AI" (img2dataset honours the same).
+    opt_out_directives: list[str] = msgspec.field(default_factory=lambda: ["noai", "noimageai"])
+    #: Networks probed even though private (an intranet mirror); everything else private is refused.
+    allow_networks: list[str] = msgspec.field(default_factory=list)
+    #: Worker processes (0: one per core); runs smaller than ``process_threshold`` URLs use one.
+    processes: int = 0
+    process_threshold: int = 5000
 
 
 class ImageConfig(_Section, frozen=True):
