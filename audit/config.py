@@ -93,11 +93,15 @@ class ImageConfig(_Section, frozen=True):
 class LicenseConfig(_Section, frozen=True):
     """The open legal points of spec/licensing.md §8.7 are settings, not hard-coded answers."""
 
-    policy: str | None = None
-    training_is_derivative: bool = True
+    policy: str | None = None  # a TOML file merged over the packaged audit/data/policy.toml
+    # ND licences (COCO ids 3, 6): "unsettled" -> conditional; "yes" -> forbidden; "no" -> allowed
+    training_is_derivative: Literal["unsettled", "yes", "no"] = "unsettled"
+    # a statutory research exception (EU DSM Art. 3, §60d UrhG, fair use) covers unlicensed images
     research_exception: bool = False
     openai_terms_bind: bool = True
     internal_training_is_commercial: bool = True
+    # redistributed images are resized or re-encoded (ND forbids redistributing changed copies)
+    images_modified: bool = False
 
 
 class GateConfig(_Section, frozen=True):

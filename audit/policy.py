@@ -1,0 +1,330 @@
+"""The licence policy: spec/licensing.md §8 as data, loaded, merged with user overrides, validated.
+
+The packaged `audit/data/policy.toml` holds the licence x use matrix, the restrictions, the sources and
+the evidence for each. Users extend or override it with their own TOML file; a typo or a dangling
+reference is one clear :class:`ConfigError` at start-up, never a silently permissive verdict.
+"""
+
+from __future__ import annotations
+
+import enum
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from audit.config import LicenseConfig
+from audit.errors import ConfigError
+
+#: Columns of the licence x use matrix (§8.2). Declared uses map onto them in `column_for`.
+Column = Literal["research", "commercial", "redistribute", "redistribute-modified"]
+COLUMNS: tuple[Column, ...] = Column.__args__  # type: ignore[attr-defined]
+ComponentKind = Literal[
+    "image",
+    "source_annotation",
+    "caption_alt_text",
+    "synthetic_caption",
+    "generated_text",
+    "user_text",
+]
+
+
+class Verdict(enum.StrEnum):
+    """Per-use verdicts, ordered from most to least restrictive (§8.4)."""
+
+    FORBIDDEN = "forbidden"
+    UNKNOWN = "unknown"
+    CONDITIONAL = "conditional"
+    ALLOWED_WITH_OBLIGATIONS = "allowed_with_obligations"
+    ALLOWED = "allowed"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+    @property
+    def usable(self) -> bool:
+        """Only a verdict that permits the use counts as usable; unknown never means allowed."""
+        return self in (Verdict.ALLOWED, Verdict.ALLOWED_WITH_OBLIGATIONS)
+
+
+_RANK = {v: i for i, v in enumerate(Verdict)}
+VERDICTS: tuple[Verdict, ...] = tuple(Verdict)
+
+
+class _Strict(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """Policy tables reject unknown keys: a misspelt key must not silently drop a rule."""
+
+
+class Evidence(_Strict, frozen=True):
+    quote: str
+    source: str
+
+
+class WhenRule(_Strict, frozen=True):
+    """An open legal point (§8.7): when a `[license]` setting has this value, the verdict changes."""
+
+    setting: str
+    equals: bool | str
+    uses: list[Column]
+    verdict: Verdict
+    reason: str
+    obligations: list[str] = msgspec.field(default_factory=list)
+
+
+class Term(_Strict, frozen=True):
+    """A licence (grant) or a restriction: one row of the §8.2 matrix with its evidence."""
+
+    name: str
+    research: Verdict
+    commercial: Verdict
+    redistribute: Verdict
+    redistribute_modified: Verdict = msgspec.field(name="redistribute-modified")
+    evidence: list[Evidence]
+    urls: list[str] = msgspec.field(default_factory=list)
+    obligations: list[str] = msgspec.field(default_factory=list)
+    note: str = ""
+    non_commercial: bool = False
+    no_derivatives: bool = False
+    share_alike: bool = False
+    when: list[WhenRule] = msgspec.field(default_factory=list)
+
+    def base(self, column: Column) -> Verdict:
+        return {
+            "research": self.research,
+            "commercial": self.commercial,
+            "redistribute": self.redistribute,
+            "redistribute-modified": self.redistribute_modified,
+        }[column]
+
+
+class Component(_Strict, frozen=True):
+    license: str
+    restrictions: list[str] = msgspec.field(default_factory=list)
+
+
+class Source(_Strict, frozen=True):
+    name: str
+    components: dict[ComponentKind, Component]
+    evidence: list[Evidence]
+    homepage: str = ""
+    card_revision: str = ""
+    attribution: str = ""
+    note: str = ""
+
+
+class ImageOrigin(_Strict, frozen=True):
+    restrictions: list[str]
+    evidence: list[Evidence]
+
+
+class Signals(_Strict, frozen=True):
+    opt_out: str
+
+
+class CocoPolicy(_Strict, frozen=True):
+    license_ids: dict[str, str]
+    evidence: list[Evidence]
+
+
+class HostRule(_Strict, frozen=True):
+    host: str
+    source: str
+
+    def matches(self, host: str) -> bool:
+        if self.host.startswith("*."):
+            return host.endswith(self.host[1:])
+        return host == self.host
+
+
+class LcsPolicy(_Strict, frozen=True):
+    fallback: str
+    evidence: list[Evidence]
+    hosts: list[HostRule] = msgspec.field(default_factory=list)
+
+
+class Policy(_Strict, frozen=True):
+    """The whole policy after merging; cross-references checked by :func:`validate`."""
+
+    version: int
+    licenses: dict[str, Term]
+    restrictions: dict[str, Term]
+    signals: Signals
+    image_origins: dict[str, ImageOrigin]
+    coco: CocoPolicy
+    lcs: LcsPolicy
+    sources: dict[str, Source]
+
+    def term(self, term_id: str) -> Term:
+        return self.licenses.get(term_id) or self.restrictions[term_id]
+
+
+@dataclass(frozen=True, slots=True)
+class TermVerdict:
+    """One term's verdict for one column after the settings are applied."""
+
+    verdict: Verdict
+    obligations: tuple[str, ...]
+    reason: str
+
+
+def evaluate(term: Term, column: Column, settings: LicenseConfig) -> TermVerdict:
+    """The term's matrix cell for ``column``; the first matching `when` rule replaces it."""
+    for rule in term.when:
+        if column in rule.uses and getattr(settings, rule.setting) == rule.equals:
+            return TermVerdict(
+                rule.verdict, tuple(term.obligations + rule.obligations), rule.reason
+            )
+    return TermVerdict(term.base(column), tuple(term.obligations), term.note)
+
+
+# ---- loading ----------------------------------------------------------------------------------------
+
+
+def packaged_policy_text() -> str:
+    return resources.files("audit").joinpath("data/policy.toml").read_text(encoding="utf-8")
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    """The packaged policy, merged with the user's policy file when one is given."""
+    data = tomllib.loads(packaged_policy_text())
+    label = "packaged policy"
+    if path is not None:
+        data = merge(data, _read_toml(Path(path)))
+        label = f"{path} (merged over the packaged policy)"
+    return parse(data, label)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: licence policy file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read licence policy: {exc.strerror}") from None
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: licence policy is not UTF-8 at byte {exc.start}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML in licence policy: {exc}") from None
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Tables merge key by key (the override wins); lists and scalars are replaced whole."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def parse(data: dict[str, Any], label: str = "policy") -> Policy:
+    """Convert and validate a policy document; every problem names its key path."""
+    try:
+        policy = msgspec.convert(data, Policy)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{label}: {exc}") from None
+    problems = validate(policy)
+    if problems:
+        shown = "; ".join(problems[:5]) + (
+            f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        )
+        raise ConfigError(f"{label}: {shown}")
+    return policy
+
+
+def validate(policy: Policy) -> list[str]:
+    """Cross-references and evidence: every id used is defined, every rule names a real setting."""
+    problems: list[str] = []
+    if policy.version != 1:
+        problems.append(f"unsupported policy version {policy.version} (expected 1)")
+    for table, terms in (("licenses", policy.licenses), ("restrictions", policy.restrictions)):
+        for term_id, term in terms.items():
+            where = f"{table}.{term_id}"
+            problems += _evidence_problems(where, term.evidence)
+            problems += [f"{where}.when: {p}" for r in term.when for p in _rule_problems(r)]
+    for name, source in policy.sources.items():
+        where = f"sources.{name}"
+        problems += _evidence_problems(where, source.evidence)
+        if not source.components:
+            problems.append(f"{where}: no components")
+        for kind, comp in source.components.items():
+            if comp.license not in policy.licenses:
+                problems.append(f"{where}.components.{kind}: unknown licence {comp.license!r}")
+            problems += _restriction_problems(
+                policy, f"{where}.components.{kind}", comp.restrictions
+            )
+    for name, origin in policy.image_origins.items():
+        problems += _restriction_problems(policy, f"image_origins.{name}", origin.restrictions)
+    for required in ("source", "llava-images-zip"):
+        if required not in policy.image_origins:
+            problems.append(f"image_origins: missing {required!r}")
+    problems += _restriction_problems(policy, "signals.opt_out", [policy.signals.opt_out])
+    for coco_id, lic in policy.coco.license_ids.items():
+        if not coco_id.isdigit():
+            problems.append(f"coco.license_ids: key {coco_id!r} is not a number")
+        if lic not in policy.licenses:
+            problems.append(f"coco.license_ids.{coco_id}: unknown licence {lic!r}")
+    for source_id in [policy.lcs.fallback, *(h.source for h in policy.lcs.hosts)]:
+        if source_id not in policy.sources:
+            problems.append(f"lcs: unknown source {source_id!r}")
+    for required_source in ("unknown", "coco", "cc3m", "sharegpt", "gpt4_generated"):
+        if required_source not in policy.sources:
+            problems.append(f"sources: missing {required_source!r}")
+    return problems
+
+
+def _evidence_problems(where: str, evidence: list[Evidence]) -> list[str]:
+    if not evidence:
+        return [f"{where}: needs at least one evidence entry (quote and source)"]
+    return [
+        f"{where}.evidence[{i}]: quote and source must not be empty"
+        for i, e in enumerate(evidence)
+        if not e.quote.strip() or not e.source.strip()
+    ]
+
+
+def _restriction_problems(policy: Policy, where: str, ids: list[str]) -> list[str]:
+    return [f"{where}: unknown restriction {r!r}" for r in ids if r not in policy.restrictions]
+
+
+_SETTING_TYPES = {
+    f.name: f.type for f in msgspec.structs.fields(LicenseConfig) if f.name != "policy"
+}
+
+
+def _rule_problems(rule: WhenRule) -> list[str]:
+    if rule.setting not in _SETTING_TYPES:
+        known = ", ".join(sorted(_SETTING_TYPES))
+        return [f"unknown setting {rule.setting!r} (known: {known})"]
+    try:
+        msgspec.convert(rule.equals, _SETTING_TYPES[rule.setting], strict=True)
+    except msgspec.ValidationError as exc:
+        return [f"setting {rule.setting!r} cannot equal {rule.equals!r}: {exc}"]
+    return []
+
+
+def coco_license_map(policy: Policy, file_licenses: dict[int, tuple[str, str]]) -> dict[int, str]:
+    """COCO licence id -> SPDX/LicenseRef id, by the licence URL in the file, else by the policy's id map.
+
+    Matching the URL first keeps the join right for COCO-format files whose ids differ from COCO's.
+    Ids that match neither resolve to NOASSERTION (never allowed).
+    """
+    by_url = {_norm_url(u): term_id for term_id, t in policy.licenses.items() for u in t.urls}
+    mapping: dict[int, str] = {}
+    for coco_id, (_name, url) in file_licenses.items():
+        mapping[coco_id] = (
+            by_url.get(_norm_url(url)) or policy.coco.license_ids.get(str(coco_id)) or "NOASSERTION"
+        )
+    return mapping
+
+
+def _norm_url(url: str) -> str:
+    u = url.strip().lower().removeprefix("https://").removeprefix("http://").removeprefix("www.")
+    return u.rstrip("/")
