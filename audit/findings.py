@@ -102,6 +102,12 @@ _ENTRIES: tuple[CodeInfo, ...] = (
         "UTF-8 BOM'); strip the first three bytes.",
     ),
     CodeInfo(
+        "file.unreadable",
+        E,
+        "File cannot be read",
+        "The path does not exist, is a directory, or cannot be opened; nothing in it was audited.",
+    ),
+    CodeInfo(
         "file.known_release",
         INFO,
         "Matches a known release",
@@ -122,6 +128,12 @@ _ENTRIES: tuple[CodeInfo, ...] = (
         "Record is not an object",
         "An element of the top-level array is not a JSON object. The trainer indexes it like a dict "
         "and crashes.",
+    ),
+    CodeInfo(
+        "record.invalid_json",
+        E,
+        "Line is not valid JSON",
+        "In a JSON Lines file, this line does not parse as JSON; the other lines were audited.",
     ),
     CodeInfo(
         "record.conversations",
@@ -438,6 +450,23 @@ _ENTRIES: tuple[CodeInfo, ...] = (
         "record why the request was not acted on.",
     ),
     # ---- expectations and service (issue 5) -------------------------------------------------------
+    CodeInfo(
+        "expectation.failed",
+        E,
+        "Expectation suite rule failed",
+        "A rule of the dataset kind's suite in `expectations/` failed on the per-record table (row "
+        "count, id or image path pattern, missing-image rate, licence verdicts, duplicates). The "
+        "severity is the rule's own (critical = error, warning, info); the message names the rule, "
+        "the column, how many rows broke it and example record indexes. Edit the suite to change it.",
+    ),
+    CodeInfo(
+        "expectation.invalid",
+        E,
+        "Expectation could not be evaluated",
+        "Great Expectations could not evaluate a rule of the suite, usually because it names a column "
+        "the per-record table does not have (see expectations/README.md) or has a bad argument; the "
+        "rule checked nothing.",
+    ),
 )
 
 CATALOGUE: dict[str, CodeInfo] = {entry.code: entry for entry in _ENTRIES}

@@ -29,6 +29,20 @@ class ChatRecord(msgspec.Struct, gc=False):
     model: str | msgspec.UnsetType | None = msgspec.UNSET
 
 
+class MetadataRecord(msgspec.Struct, gc=False):
+    """A metadata record (CC-3M metadata.json, LCS-558K _meta.json) under the standard key names.
+
+    The loader discovers the file's own key names (e.g. ``image_url``) and maps them here; a field
+    the file does not have stays ``None``.
+    """
+
+    id: str | int | None = None
+    image: str | None = None
+    url: str | None = None
+    caption: str | None = None
+    blip_caption: str | None = None
+
+
 class ImageRef(msgspec.Struct, frozen=True):
     """A record's reference to a local image, relative to an image root."""
 

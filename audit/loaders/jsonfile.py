@@ -1,0 +1,209 @@
+"""The container of a conversation or metadata file: one JSON array, read strictly but forgivingly.
+
+LLaVA's trainer calls ``json.load`` on the whole file, so anything that is not exactly one UTF-8
+JSON array is a defect. We still want to audit what can be audited: a BOM is stripped, bad UTF-8 is
+replaced, trailing garbage is cut, JSON Lines are read line by line. Each repair leaves a file-level
+finding; only when no record can be read at all does :class:`UnreadableFileError` end the file.
+
+The fast path is one typed msgspec decode of the whole array (no Python dicts, no GC pressure).
+When it fails on a record (wrong type, extra turn key), the file is re-read as ``list[Raw]``
+(tokenised, not materialised) and decoded record by record, so one bad record costs one finding.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from audit import findings as fnd
+from audit.errors import InputError
+from audit.findings import Finding
+
+_BOM = b"\xef\xbb\xbf"
+_TRAILING = re.compile(r"trailing characters \(byte (\d+)\)")
+_MALFORMED = re.compile(r"JSON is malformed: (.*) \(byte (\d+)\)")
+_RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+class UnreadableFileError(InputError):
+    """Nothing in the file can be audited (exit code 3); ``finding`` says why, for the report."""
+
+    def __init__(self, finding: Finding, problem: str, position: str | None = None) -> None:
+        super().__init__(finding.file, problem, position)
+        self.finding = finding
+
+
+@dataclass
+class Container:
+    """What the container parse produced: typed records (fast path) or raw elements to decode one
+    by one, plus the file-level findings of every repair made on the way."""
+
+    typed: list[Any] | None = None
+    elements: list[Any] | None = None  # msgspec.Raw or bytes, in file order
+    element_lines: list[int] | None = None  # 1-based line per element (JSON Lines only)
+    findings: list[Finding] = field(default_factory=list)
+
+
+def position(data: bytes, offset: int, shift: int = 0) -> str:
+    """`line L, column C (byte B)` for a byte offset, the form every file-level message uses."""
+    offset = max(0, min(offset, len(data)))
+    line = data.count(b"\n", 0, offset) + 1
+    column = offset - (data.rfind(b"\n", 0, offset) + 1) + 1
+    return f"line {line}, column {column} (byte {offset + shift})"
+
+
+class _Reader:
+    """Carries the file identity so every finding names the dataset and file the same way."""
+
+    def __init__(self, path: Path, dataset: str, decoder: msgspec.json.Decoder[Any]) -> None:
+        self.path = path
+        self.file = str(path)
+        self.dataset = dataset
+        self.decoder = decoder
+        self.findings: list[Finding] = []
+
+    def note(self, code: str, message: str) -> None:
+        self.findings.append(fnd.make(code, message, dataset=self.dataset, file=self.file))
+
+    def fail(self, code: str, problem: str, where: str | None = None) -> UnreadableFileError:
+        message = f"{self.file}:{where}: {problem}" if where else f"{self.file}: {problem}"
+        finding = fnd.make(code, message, dataset=self.dataset, file=self.file)
+        return UnreadableFileError(finding, problem, where)
+
+
+def parse_container(path: Path, dataset: str, decoder: msgspec.json.Decoder[Any]) -> Container:
+    """Parse the file's container; raises :class:`UnreadableFileError` when nothing is auditable."""
+    reader = _Reader(path, dataset, decoder)
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise reader.fail("file.unreadable", "is a directory, not a file") from None
+    except OSError as exc:
+        raise reader.fail("file.unreadable", f"cannot read: {exc.strerror or exc}") from None
+    shift = 0
+    if data.startswith(_BOM):
+        reader.note("file.bom", f"{reader.file}:byte 0: UTF-8 byte-order mark (EF BB BF)")
+        data, shift = data[len(_BOM) :], len(_BOM)
+    if not data or data.isspace():
+        raise reader.fail("file.empty", "the file is empty" if not data else "only whitespace")
+    container = _parse(reader, data, shift)
+    container.findings[:0] = reader.findings
+    return container
+
+
+def _parse(reader: _Reader, data: bytes, shift: int) -> Container:
+    for _attempt in range(4):  # each failed attempt repairs one thing (encoding, trailing data)
+        try:
+            return _decode(reader, data, shift)
+        except UnicodeDecodeError:
+            data = _repair_encoding(reader, data, shift)
+        except msgspec.DecodeError as exc:
+            try:
+                data = _after_syntax_error(reader, data, shift, str(exc))
+            except _NotArrayError as not_array:
+                return _not_an_array(reader, data, shift, str(not_array))
+    raise reader.fail("file.invalid_json", "invalid JSON")  # pragma: no cover - defensive
+
+
+def _decode(reader: _Reader, data: bytes, shift: int) -> Container:
+    """Typed decode; on a record-level mismatch, the raw elements for one-by-one decoding."""
+    try:
+        return Container(typed=reader.decoder.decode(data))
+    except msgspec.ValidationError as exc:
+        if " - at `$[" not in str(exc):
+            return _not_an_array(reader, data, shift, str(exc).rsplit("got ", 1)[-1].strip("`"))
+    if _first_bad_utf8(data) is not None:
+        raise UnicodeDecodeError("utf-8", b"", 0, 1, "invalid UTF-8")
+    return Container(elements=_RAW_LIST.decode(data))
+
+
+def _first_bad_utf8(data: bytes) -> int | None:
+    """Offset of the first invalid UTF-8 byte, checked in chunks to keep memory flat."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    chunk = 1 << 20
+    for start in range(0, len(data), chunk):
+        try:
+            decoder.decode(data[start : start + chunk], final=start + chunk >= len(data))
+        except UnicodeDecodeError as exc:
+            return start + exc.start - len(decoder.getstate()[0])
+    return None
+
+
+def _repair_encoding(reader: _Reader, data: bytes, shift: int) -> bytes:
+    """Name the first invalid byte, then audit a copy with replacement characters."""
+    offset = _first_bad_utf8(data) or 0
+    reader.note(
+        "file.encoding",
+        f"{reader.file}:{position(data, offset, shift)}: invalid UTF-8 byte "
+        f"0x{data[offset]:02x}; audited with the bad bytes replaced",
+    )
+    return data.decode("utf-8", errors="replace").encode("utf-8")
+
+
+class _NotArrayError(Exception):
+    """Internal: the file starts with something other than an array and more values follow."""
+
+
+def _after_syntax_error(reader: _Reader, data: bytes, shift: int, message: str) -> bytes:
+    """Trailing data is cut (the array before it is still audited); anything else is fatal,
+    except JSON Lines, which ``_not_an_array`` handles when the first value is an object."""
+    if (match := _TRAILING.search(message)) is not None:
+        offset = max(0, int(match.group(1)) - 1)  # msgspec reports the byte after the offender
+        if data.lstrip()[:1] != b"[":
+            raise _NotArrayError("value followed by more values")
+        reader.note(
+            "file.trailing_data",
+            f"{reader.file}:{position(data, offset, shift)}: data after the end of the JSON "
+            "array; the array before it was audited",
+        )
+        return data[:offset]
+    if "truncated" in message:
+        where = position(data, len(data), shift)
+        raise reader.fail(
+            "file.invalid_json", "truncated JSON: the file ends inside a value", where
+        )
+    match = _MALFORMED.search(message)
+    problem = match.group(1) if match else message
+    offset = int(match.group(2)) if match else 0
+    raise reader.fail(
+        "file.invalid_json", f"invalid JSON: {problem}", position(data, offset, shift)
+    )
+
+
+def _not_an_array(reader: _Reader, data: bytes, shift: int, got: str) -> Container:
+    if data.lstrip()[:1] == b"{":
+        lines = _json_lines(reader, data, shift)
+        if lines is not None:
+            return lines
+    raise reader.fail(
+        "file.not_array",
+        f"the top-level value is {'an' if got[:1] in 'aeiou' else 'a'} {got}, not an array of records",
+        position(data, len(data) - len(data.lstrip()), shift),
+    )
+
+
+def _json_lines(reader: _Reader, data: bytes, shift: int) -> Container | None:
+    """JSON Lines: one record per non-blank line. None when the first line is not one value."""
+    elements: list[bytes] = []
+    line_numbers: list[int] = []
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        if line.strip():
+            elements.append(line)
+            line_numbers.append(number)
+    if len(elements) < 2:
+        return None
+    try:
+        msgspec.json.decode(elements[0])
+    except msgspec.DecodeError:
+        return None
+    reader.note(
+        "file.jsonl",
+        f"{reader.file}:{position(data, 0, shift)}: JSON Lines ({len(elements):,} lines) where "
+        "LLaVA expects one JSON array; each line was audited as a record",
+    )
+    return Container(elements=elements, element_lines=line_numbers)

@@ -1,0 +1,289 @@
+"""Conversation and metadata files: kind detection and loading into typed records.
+
+Kinds (DESIGN.md `check --kind`): instruct, cc3m-chat, cc3m-metadata, lcs-chat, lcs-metadata, mix,
+generic. The kind is read from the content (id and image shapes of the first records), with the
+file name only as a tie-breaker, because users rename files.
+
+Records come back as msgspec Structs in file order. ``LoadedFile.index`` maps each record to its
+position in the file when unusable elements were left out (each one has a finding instead).
+"""
+
+from __future__ import annotations
+
+import gc
+import re
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from audit import findings as fnd
+from audit.errors import InputError
+from audit.findings import Finding
+from audit.loaders.jsonfile import Container, UnreadableFileError, parse_container
+from audit.loaders.salvage import MakeFinding, excerpt, salvage_chat, salvage_metadata
+from audit.models import ChatRecord, ImageRef, MetadataRecord, UrlRef
+
+__all__ = [
+    "KINDS",
+    "METADATA_KINDS",
+    "LoadedFile",
+    "UnreadableFileError",
+    "detect_kind",
+    "image_refs",
+    "load_records",
+    "url_refs",
+]
+
+KINDS = ("instruct", "cc3m-chat", "cc3m-metadata", "lcs-chat", "lcs-metadata", "mix", "generic")
+METADATA_KINDS = frozenset({"cc3m-metadata", "lcs-metadata"})
+MIX_PREFIXES = (
+    "coco/train2017/",
+    "gqa/images/",
+    "ocr_vqa/images/",
+    "textvqa/train_images/",
+    "vg/VG_100K/",
+    "vg/VG_100K_2/",
+)
+# The file's own key names accepted for each standard metadata field, most likely first.
+METADATA_ALIASES: dict[str, tuple[str, ...]] = {
+    "id": ("id", "index", "image_id", "key"),
+    "image": ("image", "file_name", "filename", "image_path", "image_file"),
+    "url": ("url", "image_url", "source_url", "URL"),
+    "caption": ("caption", "original_caption", "cc3m_caption", "raw_caption", "text"),
+    "blip_caption": ("blip_caption", "blip", "synthetic_caption"),
+}
+
+_HEAD_BYTES = 1 << 16
+_ID = re.compile(rb'"id"\s*:\s*(?:"([^"\\]*)"|(-?\d+)\b)')
+_IMAGE = re.compile(rb'"image"\s*:\s*"([^"\\]*)"')
+_KEY = re.compile(rb'"([A-Za-z_][A-Za-z0-9_]*)"\s*:')
+_ID_SHAPES = (
+    ("cc3m", re.compile(r"GCC_train_\d{9}")),
+    ("lcs", re.compile(r"\d{9}")),
+    ("instruct", re.compile(r"\d{12}")),
+)
+
+
+class StrictChatRecord(ChatRecord, forbid_unknown_fields=True):
+    """Typed-decode target: unknown record keys fail the fast path so they get reported."""
+
+
+@dataclass
+class LoadedFile:
+    """One file's records in file order, plus the file- and record-level findings of loading."""
+
+    path: Path
+    kind: str
+    is_metadata: bool
+    records: list[Any]  # ChatRecord or MetadataRecord (subclasses)
+    index: list[int] | None  # file position of records[i]; None when every element loaded
+    total: int  # elements in the file (records + unusable ones)
+    findings: list[Finding] = field(default_factory=list)
+    metadata_keys: dict[str, str] = field(default_factory=dict)  # standard name -> file's key
+
+    def positions(self) -> list[int]:
+        """The file position of every loaded record."""
+        return list(range(len(self.records))) if self.index is None else self.index
+
+    def items(self) -> Iterator[tuple[int, Any]]:
+        return zip(self.positions(), self.records, strict=True)
+
+
+def _head(path: Path) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            return handle.read(_HEAD_BYTES)
+    except OSError as exc:
+        raise InputError(str(path), f"cannot read: {exc.strerror or exc}") from None
+
+
+def _id_shape(value: str | int) -> str:
+    if isinstance(value, int):
+        return "int"
+    return next((name for name, rx in _ID_SHAPES if rx.fullmatch(value)), "other")
+
+
+def _by_name(name: str) -> str:
+    """The file-name tie-breaker for content that names no kind."""
+    name = name.lower()
+    if "blip_laion" in name or "558k" in name:
+        return "lcs-metadata" if "meta" in name else "lcs-chat"
+    if "mix665k" in name:
+        return "mix"
+    if any(k in name for k in ("instruct", "detail_23k", "conversation_58k", "complex_reasoning")):
+        return "instruct"
+    if name in ("chat.json", "cc3m_595k.json"):
+        return "cc3m-chat"
+    if name == "metadata.json":
+        return "cc3m-metadata"
+    return "generic"
+
+
+def detect_kind(path: Path) -> str:
+    """The dataset kind of a file, from the id/image shapes and keys of its first records."""
+    head = _head(path)
+    keys = {k.decode() for k in _KEY.findall(head)}
+    ids: list[str | int] = [
+        m.group(1).decode("utf-8", "replace") if m.group(1) is not None else int(m.group(2))
+        for m in _ID.finditer(head)
+    ]
+    images = [m.group(1).decode("utf-8", "replace") for m in _IMAGE.finditer(head)]
+    shapes = Counter(_id_shape(i) for i in ids[:64])
+    top = shapes.most_common(1)[0][0] if shapes else None
+    if "conversations" in keys:
+        if "model" in keys or "int" in shapes or any(i.startswith(MIX_PREFIXES) for i in images):
+            return "mix"
+        kind = {"cc3m": "cc3m-chat", "lcs": "lcs-chat", "instruct": "instruct"}.get(top or "")
+        return kind or ("generic" if ids else _by_name(path.name))
+    if keys & {"url", "caption", "blip_caption", "image_url"}:
+        kind = {"cc3m": "cc3m-metadata", "lcs": "lcs-metadata"}.get(top or "")
+        if kind is None and _by_name(path.name) in METADATA_KINDS:
+            kind = _by_name(path.name)
+        return kind or "generic"
+    return _by_name(path.name)
+
+
+def _is_metadata(kind: str, head: bytes) -> bool:
+    if kind in METADATA_KINDS:
+        return True
+    if kind != "generic":
+        return False
+    keys = {k.decode() for k in _KEY.findall(head)}
+    return "conversations" not in keys and bool(keys & {"url", "caption", "blip_caption"})
+
+
+def discover_metadata_keys(head: bytes) -> dict[str, str]:
+    """Standard field -> the key this file uses for it, from the keys of its first records."""
+    keys = Counter(k.decode() for k in _KEY.findall(head))
+    found: dict[str, str] = {}
+    for standard, aliases in METADATA_ALIASES.items():
+        key = next((a for a in aliases if a in keys), None)
+        if key is not None:
+            found[standard] = key
+    return found
+
+
+def _metadata_type(keys: dict[str, str]) -> type[MetadataRecord]:
+    if all(standard == key for standard, key in keys.items()):
+        return MetadataRecord
+    fields = [(name, MetadataRecord.__annotations__[name], None) for name in keys]
+    return msgspec.defstruct(  # type: ignore[return-value]
+        "FileMetadataRecord",
+        fields,
+        bases=(MetadataRecord,),
+        rename={standard: key for standard, key in keys.items()},
+        gc=False,
+    )
+
+
+def load_records(path: Path, kind: str | None = None, *, dataset: str | None = None) -> LoadedFile:
+    """Load a conversation or metadata file; raises UnreadableFileError when nothing is auditable.
+
+    ``kind`` None detects it. Findings about the container (BOM, JSON Lines, bad UTF-8, ...) and
+    about records that cannot be read as records are in ``LoadedFile.findings``.
+    """
+    path = Path(path)
+    if kind is not None and kind not in KINDS:
+        raise InputError(str(path), f"unknown kind {kind!r} (known: {', '.join(KINDS)})")
+    kind = kind or detect_kind(path)
+    head = _head(path)
+    dataset = dataset or path.stem
+    is_metadata = _is_metadata(kind, head)
+    keys = discover_metadata_keys(head) if is_metadata else {}
+    record_type: type[Any] = _metadata_type(keys) if is_metadata else StrictChatRecord
+    decoder = msgspec.json.Decoder(list[record_type])  # type: ignore[valid-type]
+    container = parse_container(path, dataset, decoder)
+    loaded = LoadedFile(path, kind, is_metadata, [], None, 0, container.findings, keys)
+    if container.typed is not None:
+        loaded.records = container.typed
+        loaded.total = len(container.typed)
+    else:
+        _decode_one_by_one(loaded, container, record_type, dataset)
+    return loaded
+
+
+def _decode_one_by_one(
+    loaded: LoadedFile, container: Container, record_type: type[Any], dataset: str
+) -> None:
+    """The fallback: each element decoded alone so one bad record is one finding."""
+    elements = container.elements or []
+    lines = container.element_lines
+    single = msgspec.json.Decoder(record_type)
+    file = str(loaded.path)
+    loaded.index = []
+    loaded.total = len(elements)
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # generic decoding builds many dicts; the cyclic GC only slows that down
+    try:
+        for position, element in enumerate(elements):
+            try:
+                loaded.records.append(single.decode(element))
+                loaded.index.append(position)
+                continue
+            except msgspec.ValidationError:
+                pass
+            except msgspec.DecodeError as exc:
+                where = f"line {lines[position]}" if lines else f"record {position}"
+                message = f"{file}:{where}: invalid JSON: {exc}"
+                loaded.findings.append(
+                    fnd.make(
+                        "record.invalid_json", message, dataset=dataset, file=file, index=position
+                    )
+                )
+                continue
+            make = _finding_maker(dataset, file, position)
+            obj = msgspec.json.decode(element)
+            record: Any
+            if loaded.is_metadata:
+                record, found = salvage_metadata(obj, loaded.metadata_keys, make)
+            else:
+                record, found = salvage_chat(obj, make)
+            loaded.findings.extend(found)
+            if record is not None:
+                loaded.records.append(record)
+                loaded.index.append(position)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    if len(loaded.index) == loaded.total:
+        loaded.index = None
+
+
+def _finding_maker(dataset: str, file: str, position: int) -> MakeFinding:
+    def make(code: str, message: str, record_id: Any) -> Finding:
+        return fnd.make(
+            code, message, dataset=dataset, file=file, index=position, record_id=record_id
+        )
+
+    return make
+
+
+def image_refs(path: Path, kind: str | None = None) -> list[ImageRef]:
+    """Every record's `image` reference (string, non-empty), for the image probe."""
+    loaded = load_records(path, kind)
+    return [
+        ImageRef(index=i, record_id=None if r.id is None else str(r.id), image=r.image)
+        for i, r in loaded.items()
+        if isinstance(r.image, str) and r.image
+    ]
+
+
+def url_refs(path: Path, kind: str | None = None) -> list[UrlRef]:
+    """Every metadata record's source URL (empty list for conversation files, which have none)."""
+    loaded = load_records(path, kind)
+    if not loaded.is_metadata:
+        return []
+    return [
+        UrlRef(index=i, record_id=None if r.id is None else str(r.id), url=r.url, image=r.image)
+        for i, r in loaded.items()
+        if isinstance(r.url, str) and r.url
+    ]
+
+
+def describe(record: Any) -> str:
+    """A short excerpt of a record for console examples."""
+    return excerpt(msgspec.to_builtins(record), 80)

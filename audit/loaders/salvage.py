@@ -1,0 +1,133 @@
+"""One record that failed typed decoding: say exactly what is wrong, and keep it when trainable.
+
+The typed fast path only tells us *that* a record is off (and where, as a JSON path). Here the
+record is decoded generically and compared with the shape LLaVA's trainer needs, so the finding
+names the rule (turn without `value`, image given as a list, ...) rather than a decoder message.
+A record whose only defects are warnings (extra turn keys) is rebuilt and audited like the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from audit.findings import Finding
+from audit.models import ChatRecord, MetadataRecord, Turn
+
+CHAT_KEYS = frozenset({"id", "image", "conversations", "model"})
+MakeFinding = Callable[[str, str, Any], Finding]
+
+
+def excerpt(value: Any, limit: int = 60) -> str:
+    """A short, single-line rendering of a value for messages."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _type_name(value: Any) -> str:
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return names.get(type(value), "number")
+
+
+def salvage_chat(obj: Any, make: MakeFinding) -> tuple[ChatRecord | None, list[Finding]]:
+    """Findings for a generically decoded chat record, and the record if it can still be audited."""
+    if not isinstance(obj, dict):
+        return None, [
+            make("record.not_object", f"element is a {_type_name(obj)}, not an object", None)
+        ]
+    record_id = obj.get("id")
+    out: list[Finding] = []
+    usable = True
+    if record_id is not None and (
+        isinstance(record_id, bool) or not isinstance(record_id, str | int)
+    ):
+        out.append(make("record.id_type", f"id is a {_type_name(record_id)}", None))
+        record_id = None
+    image = obj.get("image", _ABSENT)
+    if image is not _ABSENT and image is not None and not isinstance(image, str):
+        out.append(
+            make("image.path", f"image is a {_type_name(image)}: {excerpt(image)}", record_id)
+        )
+        usable = False
+    model = obj.get("model", _ABSENT)
+    if model is not _ABSENT and model is not None and not isinstance(model, str):
+        model = _ABSENT  # an odd `model` value does not matter to the trainer
+    extra = sorted(set(obj) - CHAT_KEYS)
+    if extra:
+        out.append(make("record.extra_key", f"extra keys {', '.join(extra)}", record_id))
+    conversations = obj.get("conversations", _ABSENT)
+    turns: list[Turn] = []
+    if not isinstance(conversations, list):
+        what = "missing" if conversations is _ABSENT else f"a {_type_name(conversations)}"
+        out.append(make("record.conversations", f"conversations is {what}", record_id))
+        usable = False
+    else:
+        for position, turn in enumerate(conversations):
+            parsed, turn_findings = _salvage_turn(position, turn, record_id, make)
+            out.extend(turn_findings)
+            if parsed is None:
+                usable = False
+            else:
+                turns.append(parsed)
+    if not usable:
+        return None, out
+    record = ChatRecord(conversations=turns, id=record_id)
+    if image is not _ABSENT:
+        record.image = image
+    if model is not _ABSENT:
+        record.model = model
+    return record, out
+
+
+def _salvage_turn(
+    position: int, turn: Any, record_id: Any, make: MakeFinding
+) -> tuple[Turn | None, list[Finding]]:
+    if not isinstance(turn, dict):
+        message = f"turn {position} is a {_type_name(turn)}: {excerpt(turn)}"
+        return None, [make("turn.not_object", message, record_id)]
+    bad = [
+        f"`{key}` is {'missing' if key not in turn else 'a ' + _type_name(turn[key])}"
+        for key in ("from", "value")
+        if not isinstance(turn.get(key), str)
+    ]
+    out = []
+    if bad:
+        out.append(make("turn.keys", f"turn {position}: {', '.join(bad)}", record_id))
+    extra = sorted(set(turn) - {"from", "value"})
+    if extra:
+        out.append(
+            make("turn.extra_key", f"turn {position}: extra keys {', '.join(extra)}", record_id)
+        )
+    if bad:
+        return None, out
+    return Turn(from_=turn["from"], value=turn["value"]), out
+
+
+def salvage_metadata(
+    obj: Any, keys: dict[str, str], make: MakeFinding
+) -> tuple[MetadataRecord | None, list[Finding]]:
+    """A metadata record under the file's own key names; fields of the wrong type are reported."""
+    if not isinstance(obj, dict):
+        return None, [
+            make("record.not_object", f"element is a {_type_name(obj)}, not an object", None)
+        ]
+    values: dict[str, Any] = {}
+    bad: list[str] = []
+    for standard, key in keys.items():
+        value = obj.get(key)
+        allowed = (str, int) if standard == "id" else (str,)
+        if value is None or (isinstance(value, allowed) and not isinstance(value, bool)):
+            values[standard] = value
+        else:
+            bad.append(f"`{key}` is a {_type_name(value)}")
+    record_id = values.get("id")
+    if bad:
+        return None, [make("metadata.field", ", ".join(bad), record_id)]
+    return MetadataRecord(**values), []
+
+
+class _Absent:
+    """Marks a key that is not in the record (different from JSON null)."""
+
+
+_ABSENT: Any = _Absent()
