@@ -35,6 +35,7 @@ __all__ = [
     "detect_kind",
     "image_refs",
     "load_records",
+    "raw_records",
     "url_refs",
 ]
 
@@ -287,3 +288,16 @@ def url_refs(path: Path, kind: str | None = None) -> list[UrlRef]:
 def describe(record: Any) -> str:
     """A short excerpt of a record for console examples."""
     return excerpt(msgspec.to_builtins(record), 80)
+
+
+def raw_records(path: Path) -> tuple[str, list[bytes]]:
+    """Each element's exact JSON bytes in file order, and the container ("array" or "jsonl").
+
+    For writing cleaned copies that keep every kept record byte for byte (takedown).
+    """
+    path = Path(path)
+    container = parse_container(path, path.stem, msgspec.json.Decoder(list[msgspec.Raw]))
+    if container.typed is not None:
+        return "array", [bytes(raw) for raw in container.typed]
+    fmt = "jsonl" if container.element_lines is not None else "array"
+    return fmt, [bytes(element) for element in container.elements or []]
