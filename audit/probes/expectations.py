@@ -1,0 +1,284 @@
+"""Stage 5: the user-editable expectation suites, run with Great Expectations 1.x.
+
+The suites in ``expectations/<kind>.json`` are GX's own suite JSON, so users edit them with GX's
+documentation at hand; this module loads one, runs it on the per-record table
+(:func:`audit.probes.record_table.record_table`) and turns every failed expectation into one finding
+that names the rule, the column, how many rows broke it and example record indexes.
+
+This is the only module that imports great_expectations, and only inside functions: the import costs
+3-4 s (spec/field-anchors.md §1.1) and must not slow down `llava-audit --help` or `check`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from audit import findings
+from audit.errors import ConfigError, ProbeError
+from audit.findings import Finding, Severity
+from audit.models import StageResult
+
+if TYPE_CHECKING:
+    import pandas
+
+STAGE = "expectations"
+FALLBACK_KIND = "generic"
+DOCS_SITE = "llava_audit"
+_EXAMPLES = 5
+_SEVERITY = {"critical": Severity.ERROR, "warning": Severity.WARNING, "info": Severity.INFO}
+
+#: One GX context per Data Docs folder, reused for every dataset of a run, so the site's index
+#: lists them all; only the latest folder is kept (a long-running scheduler must not accumulate).
+_CONTEXT: dict[str, Any] = {}
+
+
+def default_suites_dir(base_dir: str | Path | None = None) -> Path:
+    """The suites a run uses: ``<config folder>/expectations`` if the user has one, else ours."""
+    if base_dir is not None and (own := Path(base_dir) / "expectations").is_dir():
+        return own
+    return Path(__file__).resolve().parents[2] / "expectations"
+
+
+def load_suite(suites_dir: str | Path, kind: str) -> tuple[Path, dict[str, Any]]:
+    """The suite JSON for ``kind`` (``generic.json`` when the kind has none), checked for shape."""
+    folder = Path(suites_dir)
+    path = folder / f"{kind}.json"
+    if not path.is_file():
+        path = folder / f"{FALLBACK_KIND}.json"
+    try:
+        suite = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no expectation suite for kind {kind!r}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read expectation suite: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{path}:{exc.lineno}:{exc.colno}: invalid JSON in expectation suite: {exc.msg}"
+        ) from None
+    if not isinstance(suite, dict) or not isinstance(suite.get("expectations"), list):
+        raise ConfigError(f"{path}: a suite is an object with an 'expectations' list")
+    for number, item in enumerate(suite["expectations"], 1):
+        if not isinstance(item, dict) or not isinstance(item.get("type"), str):
+            raise ConfigError(f"{path}: expectation #{number} needs a 'type' string")
+        if item.get("severity", "critical") not in _SEVERITY:
+            raise ConfigError(
+                f"{path}: expectation #{number} ({item['type']}): severity must be one of "
+                f"{', '.join(_SEVERITY)}"
+            )
+    return path, suite
+
+
+def run_expectations(
+    table: pandas.DataFrame,
+    kind: str,
+    *,
+    suites_dir: str | Path,
+    docs_dir: str | Path | None,
+    dataset: str,
+    file: str = "",
+) -> StageResult:
+    """Validate one dataset's table against its kind's suite; build Data Docs into ``docs_dir``.
+
+    Failed expectations become ``expectation.failed`` findings with the suite's severity
+    (critical = error, warning, info); an expectation GX could not evaluate (a column the table
+    lacks, a bad argument) becomes ``expectation.invalid``, so a typo in an edited suite is loud.
+    """
+    suite_path, suite_json = load_suite(suites_dir, kind)
+    gx_result = _run_checkpoint(table, suite_path, suite_json, dataset=dataset, docs_dir=docs_dir)
+    produced: list[Finding] = []
+    rules: list[dict[str, Any]] = []
+    ids = table["id"] if "id" in table.columns else None
+    for result in gx_result:
+        rule = _rule(result)
+        rules.append(rule)
+        if rule["success"]:
+            continue
+        if rule["invalid"]:
+            message = f"{_label(rule)} could not be evaluated: {rule['invalid']}"
+            produced.append(
+                findings.make("expectation.invalid", message, dataset=dataset, file=file)
+            )
+            continue
+        produced.append(
+            findings.make(
+                "expectation.failed",
+                _failure_message(rule, ids),
+                dataset=dataset,
+                file=file,
+                severity=_SEVERITY[rule["severity"]],
+            )
+        )
+    docs_index = Path(docs_dir) / "index.html" if docs_dir is not None else None
+    stats = {
+        "suite": str(suite_path),
+        "kind": kind,
+        "rows": len(table),
+        "evaluated": len(rules),
+        "failed": sum(not r["success"] for r in rules),
+        "success": all(r["success"] for r in rules),
+        "data_docs": str(docs_index) if docs_index and docs_index.is_file() else None,
+        "rules": rules,
+    }
+    return StageResult(stage=STAGE, findings=produced, stats=stats)
+
+
+def _run_checkpoint(
+    table: pandas.DataFrame,
+    suite_path: Path,
+    suite_json: dict[str, Any],
+    *,
+    dataset: str,
+    docs_dir: str | Path | None,
+) -> list[Any]:
+    """Run the suite through a GX 1.x Checkpoint; returns GX's per-expectation results."""
+    import great_expectations as gx
+
+    context = _context(docs_dir)
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset) or "dataset"
+    try:
+        suite = gx.ExpectationSuite(
+            name=name,
+            expectations=suite_json["expectations"],
+            meta={**suite_json.get("meta", {}), "suite_file": str(suite_path)},
+        )
+    except Exception as exc:  # GX raises pydantic and its own errors for a bad suite
+        raise ConfigError(f"{suite_path}: invalid expectation suite: {_first_line(exc)}") from None
+    try:
+        suite = context.suites.add_or_update(suite)
+        source = context.data_sources.add_or_update_pandas(name=f"source_{name}")
+        batch = source.add_dataframe_asset(name="records").add_batch_definition_whole_dataframe(
+            "whole"
+        )
+        validation = context.validation_definitions.add_or_update(
+            gx.ValidationDefinition(name=name, data=batch, suite=suite)
+        )
+        actions: list[Any] = []
+        if docs_dir is not None:
+            actions.append(
+                gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=[DOCS_SITE])
+            )
+        checkpoint = context.checkpoints.add_or_update(
+            gx.Checkpoint(
+                name=f"audit_{name}",
+                validation_definitions=[validation],
+                actions=actions,
+                result_format={"result_format": "SUMMARY", "partial_unexpected_count": _EXAMPLES},
+            )
+        )
+        outcome = checkpoint.run(batch_parameters={"dataframe": table})
+    except Exception as exc:  # anything GX throws here means the stage could not run at all
+        raise ProbeError(f"expectations for {dataset}: {_first_line(exc)}") from None
+    return [r for run in outcome.run_results.values() for r in run.results]
+
+
+def _context(docs_dir: str | Path | None) -> Any:
+    """An ephemeral GX context, quiet (no progress bars, no log noise), with our Data Docs site."""
+    key = str(Path(docs_dir).resolve()) if docs_dir is not None else ""
+    if key in _CONTEXT:
+        return _CONTEXT[key]
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    logging.getLogger("great_expectations").setLevel(logging.CRITICAL)
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    if docs_dir is not None:
+        Path(key).mkdir(parents=True, exist_ok=True)
+        context.add_data_docs_site(
+            site_name=DOCS_SITE,
+            site_config={
+                "class_name": "SiteBuilder",
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": key + "/",
+                },
+            },
+        )
+    _CONTEXT.clear()
+    _CONTEXT[key] = context
+    return context
+
+
+def _rule(result: Any) -> dict[str, Any]:
+    """One GX result as plain JSON-able data (kept in the stage stats for the report)."""
+    config = result.expectation_config
+    kwargs = {k: v for k, v in config.kwargs.items() if k != "batch_id"}
+    detail = result.result or {}
+    severity = getattr(config.severity, "value", config.severity) or "critical"
+    return _jsonable(
+        {
+            "type": config.type,
+            "column": kwargs.get("column"),
+            "kwargs": kwargs,
+            "severity": severity,
+            "success": bool(result.success),
+            "observed": detail.get("observed_value"),
+            "element_count": detail.get("element_count"),
+            "unexpected_count": detail.get("unexpected_count"),
+            "unexpected_percent": detail.get("unexpected_percent"),
+            "examples": detail.get("partial_unexpected_index_list") or [],
+            "example_values": detail.get("partial_unexpected_list") or [],
+            "invalid": None if result.success else _exception(result.exception_info),
+        }
+    )
+
+
+def _exception(info: Any) -> str | None:
+    """GX reports a failed metric either flat or keyed by metric id; find the first message."""
+    if not isinstance(info, dict):
+        return None
+    if info.get("raised_exception"):
+        return _first_line(info.get("exception_message") or "exception")
+    for value in info.values():
+        if isinstance(value, dict) and (found := _exception(value)):
+            return found
+    return None
+
+
+def _label(rule: dict[str, Any]) -> str:
+    column = f" on column {rule['column']!r}" if rule["column"] else ""
+    return f"{rule['type']}{column}"
+
+
+def _failure_message(rule: dict[str, Any], ids: pandas.Series | None) -> str:
+    kwargs = rule["kwargs"]
+    expected = ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if k not in ("column",))
+    parts = [f"{_label(rule)} failed ({expected})"]
+    if rule["unexpected_count"] is not None:
+        total = rule["element_count"]
+        percent = rule["unexpected_percent"]
+        share = f", {percent:.1f}% of non-null values" if percent is not None else ""
+        parts.append(f"{rule['unexpected_count']} of {total} rows unexpected{share}")
+    elif rule["observed"] is not None:
+        parts.append(f"observed {rule['observed']!r}")
+    if rule["examples"]:
+        shown = []
+        for index, value in zip(rule["examples"], rule["example_values"], strict=False):
+            record_id = ids.iloc[index] if ids is not None and 0 <= index < len(ids) else None
+            label = f"#{index}" + (f" (id {record_id})" if isinstance(record_id, str) else "")
+            shown.append(f"{label}: {value!r}")
+        parts.append("e.g. " + "; ".join(shown))
+    return "; ".join(parts)
+
+
+def _jsonable(value: Any) -> Any:
+    """numpy scalars and sets out of GX results, so the stats survive report.json."""
+    return json.loads(json.dumps(value, default=_plain))
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, set | frozenset | tuple):
+        return sorted(value, key=repr)
+    return str(value)
+
+
+def _first_line(exc: object) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
