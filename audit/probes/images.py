@@ -1,0 +1,270 @@
+"""Local image probe: which of a file's images exist, and would LLaVA's trainer be able to open them?
+
+Records are resolved against the image roots in order (folders and zips, read in place); each
+distinct image is checked once however many records name it. Checks run in a process pool (decoding
+is CPU-bound and holds the GIL) in chunks, so both cores work and results stay small. Results are
+cached in the state store by path + size + mtime (zip member: size + CRC), so a nightly re-run decodes
+only what changed; each finished batch is committed, so a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import posixpath
+import statistics
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any
+
+from audit import findings as fnd
+from audit.errors import ProbeError, UsageError
+from audit.findings import Finding
+from audit.loaders.imageroots import Location, UnsafePathError, locate, open_roots
+from audit.models import ImageRef, NoProgress, Progress, StageResult
+from audit.probes.imagedecode import LEVELS, Outcome, probe_batch
+from audit.store import Store
+from audit.store import images as cache
+
+DEFAULT_MAX_PIXELS = 178_956_970  # Pillow raises DecompressionBombError above this by default
+_IN_PROCESS_BELOW = 64  # fewer images than this are not worth starting worker processes for
+_SAVE_EVERY = 2_000  # results per store transaction
+
+#: Status -> finding code; "ok" has none. Bad paths reuse the structure stage's code.
+STATUS_CODES: dict[str, str] = {
+    "bad_path": "image.path",
+    "missing": "image.missing",
+    "empty": "image.empty",
+    "unreadable": "image.unreadable",
+    "corrupt": "image.corrupt",
+    "truncated": "image.truncated",
+    "too_large": "image.too_large",
+    "format_mismatch": "image.format_mismatch",
+}
+_NOT_CACHED = frozenset({"unreadable"})  # may be a passing I/O or permission problem
+
+
+def probe_images(
+    refs: Sequence[ImageRef],
+    roots: Sequence[str | Path],
+    *,
+    level: str = "header",
+    store: Store | None = None,
+    dataset: str = "",
+    file: str = "",
+    workers: int = 2,
+    progress: Progress | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> StageResult:
+    """Check every record's image under ``roots`` at ``level`` (exists, header or decode)."""
+    if level not in LEVELS:
+        raise UsageError(f"unknown image check level {level!r} (choose from {', '.join(LEVELS)})")
+    started = time.perf_counter()
+    progress = progress or NoProgress()
+    opened = open_roots(roots)
+    places = _locate_all(refs, opened)
+    unique = {(loc.root, loc.name): loc for loc in places.values() if isinstance(loc, Location)}
+    outcomes, probed, cached = _outcomes(
+        unique, LEVELS.index(level), store, workers, progress, max_pixels
+    )
+    status_of: dict[str, Outcome] = {}
+    for image, place in places.items():
+        if isinstance(place, Location):
+            status_of[image] = outcomes[(place.root, place.name)]
+        else:
+            status_of[image] = place
+    found = [
+        finding
+        for ref in refs
+        if (finding := _finding(ref, status_of[ref.image], dataset, file)) is not None
+    ]
+    stats = _stats(refs, status_of, outcomes, level, [r.key for r in opened])
+    stats.update(probed=probed, cached=cached, seconds=round(time.perf_counter() - started, 3))
+    found.append(fnd.make("stats.images", _summary(stats), dataset=dataset, file=file))
+    return StageResult(stage="images", findings=found, stats=stats)
+
+
+def _locate_all(refs: Sequence[ImageRef], roots: Sequence[Any]) -> dict[str, Location | Outcome]:
+    """Each distinct image string -> where it is, or the outcome when it is nowhere (or unsafe)."""
+    places: dict[str, Location | Outcome] = {}
+    for ref in refs:
+        if ref.image in places:
+            continue
+        try:
+            loc = locate(roots, ref.image)
+        except UnsafePathError as exc:
+            places[ref.image] = ("bad_path", None, None, None, str(exc))
+            continue
+        places[ref.image] = loc if loc is not None else ("missing", None, None, None, "")
+    return places
+
+
+def _outcomes(
+    unique: dict[tuple[str, str], Location],
+    level: int,
+    store: Store | None,
+    workers: int,
+    progress: Progress,
+    max_pixels: int,
+) -> tuple[dict[tuple[str, str], Outcome], int, int]:
+    """Outcome per located image: from its size alone, the cache, or a probe (returns counts too)."""
+    outcomes: dict[tuple[str, str], Outcome] = {}
+    todo: list[Location] = []
+    for key, loc in unique.items():
+        if loc.size == 0:
+            outcomes[key] = ("empty", None, None, None, "0 bytes")
+        elif level == 0:
+            outcomes[key] = ("ok", None, None, None, "")
+        else:
+            todo.append(loc)
+    cached = 0
+    if store is not None and todo:
+        hits = _cache_hits(store, todo, level, max_pixels)
+        cached = len(hits)
+        outcomes.update(hits)
+        todo = [loc for loc in todo if (loc.root, loc.name) not in hits]
+    todo.sort(key=_read_order)
+    progress.start(f"images ({cached:,} cached)", len(todo))
+    try:
+        for batch, results in _run(todo, level, max_pixels, workers):
+            rows = []
+            for loc, outcome in zip(batch, results, strict=True):
+                outcomes[(loc.root, loc.name)] = outcome
+                if outcome[0] not in _NOT_CACHED and loc.signature:
+                    rows.append(
+                        cache.ImageResult(loc.root, loc.name, loc.signature, level, *outcome)
+                    )
+            if store is not None and rows:
+                cache.save(store, rows)
+            progress.advance(len(batch))
+    finally:
+        progress.finish()
+    return outcomes, len(todo), cached
+
+
+def _cache_hits(
+    store: Store, todo: list[Location], level: int, max_pixels: int
+) -> dict[tuple[str, str], Outcome]:
+    """Cached outcomes still valid: same signature, at least as deep, same verdict on the limit."""
+    by_root: dict[str, list[Location]] = {}
+    for loc in todo:
+        by_root.setdefault(loc.root, []).append(loc)
+    hits: dict[tuple[str, str], Outcome] = {}
+    for root, locs in by_root.items():
+        rows = cache.lookup(store, root, [loc.name for loc in locs])
+        for loc in locs:
+            row = rows.get(loc.name)
+            if row is None or row.signature != loc.signature or row.level < level:
+                continue
+            pixels = (row.width or 0) * (row.height or 0)
+            over = pixels > max_pixels
+            if (row.status == "too_large") != over and (over or row.status == "too_large"):
+                continue  # the pixel limit changed since: look again
+            hits[(root, loc.name)] = (row.status, row.format, row.width, row.height, row.detail)
+    return hits
+
+
+def _read_order(loc: Location) -> tuple[str, int, str]:
+    """Zip members in file order (sequential reads), files by name (directory locality)."""
+    offset = loc.source[3] if loc.source[0] == "zip" else 0
+    return (loc.root, offset if isinstance(offset, int) else 0, loc.name)
+
+
+def _run(
+    todo: list[Location], level: int, max_pixels: int, workers: int
+) -> Iterator[tuple[list[Location], list[Outcome]]]:
+    """Probe in chunks: in this process for small jobs, else in a pool of ``workers`` processes."""
+    items = [(loc.source, posixpath.splitext(loc.name)[1].lower()) for loc in todo]
+    if workers <= 1 or len(todo) < _IN_PROCESS_BELOW:
+        step = 256
+        for start in range(0, len(todo), step):
+            yield (
+                todo[start : start + step],
+                probe_batch(level, max_pixels, items[start : start + step]),
+            )
+        return
+    step = max(8, min(256, math.ceil(len(todo) / (workers * 8))))
+    # forkserver: workers never inherit the parent's threads (rich's refresh thread) mid-lock.
+    context = multiprocessing.get_context("forkserver")
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    try:
+        futures: dict[Future[list[Outcome]], int] = {
+            pool.submit(probe_batch, level, max_pixels, items[start : start + step]): start
+            for start in range(0, len(todo), step)
+        }
+        for future in as_completed(futures):
+            start = futures[future]
+            yield todo[start : start + step], future.result()
+    except BrokenProcessPool:
+        raise ProbeError(
+            "an image worker process died (out of memory?); results so far are cached, "
+            "run again to resume"
+        ) from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _finding(ref: ImageRef, outcome: Outcome, dataset: str, file: str) -> Finding | None:
+    status, detail = outcome[0], outcome[4]
+    code = STATUS_CODES.get(status)
+    if code is None:
+        return None
+    message = {
+        "missing": f"{ref.image} is not in any image root",
+        "empty": f"{ref.image} has 0 bytes",
+        "format_mismatch": f"{ref.image}: {detail} (PIL sniffs the content, so it still trains)",
+    }.get(status, f"{ref.image}: {detail}")
+    return fnd.make(
+        code, message, dataset=dataset, file=file, index=ref.index, record_id=ref.record_id
+    )
+
+
+def _stats(
+    refs: Sequence[ImageRef],
+    status_of: dict[str, Outcome],
+    outcomes: dict[tuple[str, str], Outcome],
+    level: str,
+    roots: list[str],
+) -> dict[str, Any]:
+    by_record = Counter(status_of[ref.image][0] for ref in refs)
+    missing = by_record["missing"] + by_record["unreadable"]
+    broken = sum(n for s, n in by_record.items() if s not in ("ok", "format_mismatch"))
+    sized = [(o[2], o[3]) for o in outcomes.values() if o[2] is not None and o[3] is not None]
+    return {
+        "level": level,
+        "roots": roots,
+        "referenced": len(refs),
+        "unique_images": len(status_of),
+        "missing": missing,
+        "missing_rate": round(missing / len(refs), 6) if refs else None,
+        "broken": broken,
+        "status": dict(sorted(by_record.items())),
+        "formats": dict(Counter(o[1] for o in outcomes.values() if o[1]).most_common()),
+        "dimensions": {
+            "width": _spread([w for w, _ in sized]),
+            "height": _spread([h for _, h in sized]),
+        }
+        if sized
+        else {},
+    }
+
+
+def _spread(values: list[int]) -> dict[str, float]:
+    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
+
+
+def _summary(stats: dict[str, Any]) -> str:
+    status = stats["status"]
+    parts = [f"{status.get('ok', 0):,} ok"] + [
+        f"{n:,} {s.replace('_', ' ')}" for s, n in status.items() if s != "ok"
+    ]
+    rate = stats["missing_rate"]
+    rate_text = f"; missing rate {rate:.1%}" if rate is not None else ""
+    return (
+        f"{stats['referenced']:,} records with an image ({stats['unique_images']:,} distinct, "
+        f"level {stats['level']}): {', '.join(parts)}{rate_text}"
+    )

@@ -1,0 +1,265 @@
+"""Local image probe: real files and zips built here, broken the ways LLaVA users found them."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import imagefactory as make
+import pytest
+
+from audit.errors import InputError, UsageError
+from audit.models import ImageRef
+from audit.probes.images import probe_images
+from audit.store import Store
+
+GOOD = {
+    "coco/train2017/000000000001.jpg": make.jpeg(seed=1),
+    "coco/train2017/000000000002.jpg": make.jpeg(seed=2),
+    "textvqa/train_images/a.png": make.png(),
+}
+BROKEN = {
+    "ocr_vqa/images/140031996X.jpg": make.gif(),  # P5: GIF saved as .jpg
+    "vg/VG_100K_2/214.jpg": b"",  # P7: empty VG files
+    "ocr_vqa/images/1437717772.jpg": make.html_page(),
+    "coco/train2017/000000000003.jpg": make.truncated_jpeg(),
+}
+EXPECTED_CODES = {
+    "ocr_vqa/images/140031996X.jpg": "image.format_mismatch",
+    "vg/VG_100K_2/214.jpg": "image.empty",
+    "ocr_vqa/images/1437717772.jpg": "image.corrupt",
+    "coco/train2017/000000000003.jpg": "image.truncated",
+    "vg/VG_100K/497987.jpg": "image.missing",  # P8: missing from a downstream zip
+}
+
+
+def write_tree(root: Path, files: dict[str, bytes]) -> Path:
+    for name, data in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return root
+
+
+def write_zip(path: Path, files: dict[str, bytes], prefix: str = "", **kw: object) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, **kw) as zf:  # type: ignore[arg-type]
+        for name, data in files.items():
+            zf.writestr(prefix + name, data)
+    return path
+
+
+def refs_for(names: list[str]) -> list[ImageRef]:
+    return [ImageRef(index=i, record_id=f"r{i}", image=name) for i, name in enumerate(names)]
+
+
+def codes_by_image(result, refs: list[ImageRef]) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    by_index = {f.index: f.code for f in result.findings if f.index is not None}
+    return {ref.image: by_index[ref.index] for ref in refs if ref.index in by_index}
+
+
+ALL_NAMES = [*GOOD, *BROKEN, "vg/VG_100K/497987.jpg"]
+
+
+@pytest.mark.parametrize("layout", ["folder", "zip", "zip-under-images"])
+def test_each_defect_is_one_finding_on_its_record(tmp_path: Path, layout: str) -> None:
+    files = {**GOOD, **BROKEN}
+    if layout == "folder":
+        root = write_tree(tmp_path / "data", files)
+    else:
+        prefix = "images/" if layout == "zip-under-images" else ""
+        root = write_zip(tmp_path / "images.zip", files, prefix=prefix)
+    refs = refs_for(ALL_NAMES)
+    result = probe_images(refs, [root], level="decode", workers=1, dataset="mix", file="m.json")
+    assert codes_by_image(result, refs) == EXPECTED_CODES
+    one = next(f for f in result.findings if f.code == "image.truncated")
+    assert (one.dataset, one.file, one.record_id, one.severity) == ("mix", "m.json", "r6", "error")
+    assert result.stats["referenced"] == 8
+    assert result.stats["missing"] == 1
+    assert result.stats["missing_rate"] == pytest.approx(1 / 8)
+    assert result.stats["status"] == {
+        "corrupt": 1,
+        "empty": 1,
+        "format_mismatch": 1,
+        "missing": 1,
+        "ok": 3,
+        "truncated": 1,
+    }
+
+
+def test_gif_named_jpg_is_only_a_warning(tmp_path: Path) -> None:
+    root = write_tree(tmp_path, {"ocr/1.jpg": make.gif()})
+    result = probe_images(refs_for(["ocr/1.jpg"]), [root], level="decode", workers=1)
+    (finding,) = [f for f in result.findings if f.code.startswith("image.")]
+    assert finding.severity == "warning"
+    assert "GIF" in finding.message
+
+
+def test_truncation_needs_the_decode_level(tmp_path: Path) -> None:
+    root = write_tree(tmp_path, {"t.jpg": make.truncated_jpeg(), "e.jpg": b""})
+    refs = refs_for(["t.jpg", "e.jpg"])
+    by_level = {
+        level: codes_by_image(probe_images(refs, [root], level=level, workers=1), refs)
+        for level in ("exists", "header", "decode")
+    }
+    assert by_level["exists"] == {"e.jpg": "image.empty"}
+    assert by_level["header"] == {"e.jpg": "image.empty"}
+    assert by_level["decode"] == {"e.jpg": "image.empty", "t.jpg": "image.truncated"}
+
+
+def test_exists_level_never_opens_the_bytes(tmp_path: Path) -> None:
+    root = write_tree(tmp_path, {"x.jpg": make.html_page()})
+    result = probe_images(refs_for(["x.jpg", "y.jpg"]), [root], level="exists", workers=1)
+    assert [f.code for f in result.findings if f.index is not None] == ["image.missing"]
+
+
+def test_decompression_bombs_are_reported_without_decoding(tmp_path: Path) -> None:
+    root = write_tree(
+        tmp_path,
+        {"bomb.png": make.png_header(30_000, 30_000), "big.jpg": make.jpeg(64, 64)},
+    )
+    refs = refs_for(["bomb.png", "big.jpg"])
+    result = probe_images(refs, [root], level="decode", workers=1, max_pixels=1000)
+    assert codes_by_image(result, refs) == {
+        "bomb.png": "image.too_large",
+        "big.jpg": "image.too_large",
+    }
+    relaxed = probe_images(refs_for(["big.jpg"]), [root], level="decode", workers=1)
+    assert not [f for f in relaxed.findings if f.code.startswith("image.")]
+
+
+def test_first_root_that_has_the_image_wins(tmp_path: Path) -> None:
+    first = write_zip(tmp_path / "a.zip", {"x.jpg": b""})
+    second = write_tree(tmp_path / "b", {"x.jpg": make.jpeg(), "y.jpg": make.jpeg()})
+    refs = refs_for(["x.jpg", "y.jpg"])
+    assert codes_by_image(probe_images(refs, [first, second], workers=1), refs) == {
+        "x.jpg": "image.empty"
+    }
+    assert codes_by_image(probe_images(refs, [second, first], workers=1), refs) == {}
+
+
+@pytest.mark.parametrize("bad", ["../outside.jpg", "/etc/passwd", "a/../../outside.jpg", ""])
+def test_paths_escaping_the_root_are_refused(tmp_path: Path, bad: str) -> None:
+    (tmp_path / "outside.jpg").write_bytes(make.jpeg())
+    root = write_tree(tmp_path / "root", {"in.jpg": make.jpeg()})
+    refs = refs_for([bad])
+    assert codes_by_image(probe_images(refs, [root], workers=1), refs) == {bad: "image.path"}
+
+
+def test_damaged_zip_member_is_corrupt_not_a_crash(tmp_path: Path) -> None:
+    data = make.jpeg(seed=9)
+    path = tmp_path / "images.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("a.jpg", data)
+        zf.writestr("b.jpg", data)
+    raw = bytearray(path.read_bytes())
+    at = raw.index(data) + len(data) // 2  # a flipped byte inside member a.jpg
+    raw[at] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    refs = refs_for(["a.jpg", "b.jpg"])
+    result = probe_images(refs, [path], level="header", workers=1)
+    assert codes_by_image(result, refs) == {"a.jpg": "image.corrupt"}
+    assert "CRC" in next(f.message for f in result.findings if f.code == "image.corrupt")
+
+
+def test_zip64_archives_are_indexed_like_zipfile_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """images.zip files are > 4 GB with > 65,535 members: zip64 records, forced here on small data."""
+    monkeypatch.setattr(zipfile, "ZIP64_LIMIT", 100)
+    monkeypatch.setattr(zipfile, "ZIP_FILECOUNT_LIMIT", 2)
+    files = {f"{i:05d}/{i:09d}.jpg": make.jpeg(seed=i) for i in range(5)}
+    path = write_zip(tmp_path / "images.zip", files, prefix="images/")
+    monkeypatch.undo()
+    refs = refs_for([*files, "00009/000000009.jpg"])
+    result = probe_images(refs, [path], level="decode", workers=1)
+    assert codes_by_image(result, refs) == {"00009/000000009.jpg": "image.missing"}
+    assert result.stats["status"] == {"ok": 5, "missing": 1}
+
+
+def test_a_missing_root_cannot_run(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="image root not found"):
+        probe_images(refs_for(["a.jpg"]), [tmp_path / "nope.zip"])
+    (tmp_path / "junk.zip").write_bytes(b"not a zip at all")
+    with pytest.raises(InputError, match="not a readable zip"):
+        probe_images(refs_for(["a.jpg"]), [tmp_path / "junk.zip"])
+    with pytest.raises(UsageError):
+        probe_images([], [tmp_path], level="deep")
+
+
+def test_the_process_pool_gives_the_same_answers(tmp_path: Path) -> None:
+    files = {f"{i}.jpg": make.jpeg(seed=i) for i in range(90)}
+    files["3.jpg"] = make.truncated_jpeg()
+    files["7.jpg"] = make.gif()
+    root = write_zip(tmp_path / "images.zip", files)
+    refs = refs_for(list(files))
+    result = probe_images(refs, [root], level="decode", workers=2)
+    assert codes_by_image(result, refs) == {
+        "3.jpg": "image.truncated",
+        "7.jpg": "image.format_mismatch",
+    }
+    assert result.stats["probed"] == 90
+
+
+def test_dimensions_and_formats_are_statistics(tmp_path: Path) -> None:
+    root = write_tree(tmp_path, {"a.jpg": make.jpeg(64, 48), "b.png": make.png(32, 32)})
+    result = probe_images(refs_for(["a.jpg", "b.png", "a.jpg"]), [root], workers=1)
+    assert result.stats["formats"] == {"JPEG": 1, "PNG": 1}
+    assert result.stats["dimensions"]["width"] == {"min": 32, "median": 48, "max": 64}
+    (summary,) = [f for f in result.findings if f.code == "stats.images"]
+    assert summary.severity == "info" and "3 records" in summary.message
+
+
+# ---- the cache: a re-run checks only what changed -------------------------------------------------
+
+
+def test_second_run_probes_nothing_and_a_touched_file_is_probed_again(tmp_path: Path) -> None:
+    files = {f"{i}.jpg": make.jpeg(seed=i) for i in range(6)}
+    root = write_tree(tmp_path / "img", files)
+    refs = refs_for(list(files))
+    with Store(tmp_path / "state.sqlite") as store:
+        first = probe_images(refs, [root], level="decode", store=store, workers=1)
+        again = probe_images(refs, [root], level="decode", store=store, workers=1)
+        (root / "4.jpg").write_bytes(make.truncated_jpeg())
+        os.utime(root / "4.jpg", ns=(1, 1))
+        third = probe_images(refs, [root], level="decode", store=store, workers=1)
+    assert (first.stats["probed"], first.stats["cached"]) == (6, 0)
+    assert (again.stats["probed"], again.stats["cached"]) == (0, 6)
+    assert (third.stats["probed"], third.stats["cached"]) == (1, 5)
+    assert codes_by_image(third, refs) == {"4.jpg": "image.truncated"}
+
+
+def test_cached_defects_are_still_reported(tmp_path: Path) -> None:
+    root = write_zip(tmp_path / "images.zip", {"t.jpg": make.truncated_jpeg(), "g.jpg": make.gif()})
+    refs = refs_for(["t.jpg", "g.jpg"])
+    with Store(tmp_path / "state.sqlite") as store:
+        first = probe_images(refs, [root], level="decode", store=store, workers=1)
+        second = probe_images(refs, [root], level="decode", store=store, workers=1)
+    assert second.stats["probed"] == 0
+    assert codes_by_image(second, refs) == codes_by_image(first, refs)
+
+
+def test_a_shallow_cache_never_stands_in_for_a_deeper_check(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "img", {"t.jpg": make.truncated_jpeg()})
+    refs = refs_for(["t.jpg"])
+    with Store(tmp_path / "state.sqlite") as store:
+        header = probe_images(refs, [root], level="header", store=store, workers=1)
+        decode = probe_images(refs, [root], level="decode", store=store, workers=1)
+        header_again = probe_images(refs, [root], level="header", store=store, workers=1)
+    assert codes_by_image(header, refs) == {}
+    assert decode.stats["probed"] == 1 and codes_by_image(decode, refs) == {
+        "t.jpg": "image.truncated"
+    }
+    assert header_again.stats["probed"] == 0  # a deeper result answers a shallower question
+
+
+def test_rewritten_zip_member_with_a_new_crc_is_probed_again(tmp_path: Path) -> None:
+    path = tmp_path / "images.zip"
+    write_zip(path, {"a.jpg": make.jpeg(seed=1), "b.jpg": make.jpeg(seed=2)})
+    refs = refs_for(["a.jpg", "b.jpg"])
+    with Store(tmp_path / "state.sqlite") as store:
+        probe_images(refs, [path], level="decode", store=store, workers=1)
+        write_zip(path, {"a.jpg": make.jpeg(seed=1), "b.jpg": make.truncated_jpeg()})
+        again = probe_images(refs, [path], level="decode", store=store, workers=1)
+    assert (again.stats["probed"], again.stats["cached"]) == (1, 1)
+    assert codes_by_image(again, refs) == {"b.jpg": "image.truncated"}
