@@ -1,0 +1,119 @@
+"""`init`, `run`, `serve` and `demo`: the audit as a service (DESIGN.md stages 6-7)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import http.server
+from importlib import resources
+from pathlib import Path
+
+from rich.console import Console
+
+from audit import config as config_mod
+from audit.errors import UsageError
+from audit.output import report as rpt
+
+ORDER = 60
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("init", help="write a commented starter audit.toml")
+    p.add_argument("path", nargs="?", default="audit.toml", help="where to write (audit.toml)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.set_defaults(handler=_init)
+
+    p = sub.add_parser("run", help="audit every configured dataset and publish the report")
+    p.add_argument("--config", default="audit.toml", help="config file (audit.toml)")
+    p.set_defaults(handler=_run)
+
+    p = sub.add_parser("serve", help="serve the published reports on localhost")
+    p.add_argument("--dir", default="reports", help="reports folder (reports)")
+    p.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (8000; 0 picks one)")
+    p.set_defaults(handler=_serve)
+
+    p = sub.add_parser(
+        "demo", help="build a small dataset with known defects and run the full audit on it"
+    )
+    p.add_argument("--dir", default="llava-audit-demo", help="folder to build it in")
+    p.set_defaults(handler=_demo)
+
+
+def starter_config() -> str:
+    """The commented template `init` writes (kept in ``audit/data/audit.example.toml``)."""
+    return resources.files("audit").joinpath("data/audit.example.toml").read_text("utf-8")
+
+
+def _init(args: argparse.Namespace) -> int:
+    path = Path(args.path)
+    if path.exists() and not args.force:
+        raise UsageError(f"{path}: already exists (use --force to overwrite)")
+    rpt.write_atomic(path, starter_config().encode("utf-8"))
+    Console(highlight=False).print(
+        f"wrote {path}: edit the [[datasets]] entries, then `llava-audit run --config {path}`"
+    )
+    return 0
+
+
+def _exit_code(report: rpt.AuditReport) -> int:
+    """3 when a stage could not run on some dataset, else 1 when errors were found, else 0."""
+    if report.totals.stages_failed:
+        return 3
+    return 1 if report.totals.errors else 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from audit.output.progress import RichProgress
+    from audit.output.report_console import render_report
+    from audit.runner import run_audit
+
+    config = config_mod.load(args.config)
+    console = Console(highlight=False)
+    with RichProgress() as progress:
+        report = run_audit(config, progress=progress, config_file=str(args.config))
+    published = config.path(config.reports_dir) / report.run_id
+    render_report(report, console, published=published)
+    return _exit_code(report)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    root = Path(args.dir)
+    if not root.is_dir():
+        raise UsageError(f"{root}: no reports folder (run `llava-audit run` or `demo` first)")
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    try:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), handler)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror}") from None
+    with server:
+        port = server.server_address[1]
+        Console(highlight=False).print(
+            f"serving {root} at http://127.0.0.1:{port}/ (Ctrl-C to stop)"
+        )
+        with contextlib.suppress(KeyboardInterrupt):
+            server.serve_forever()
+    return 0
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Static files only; one log line per request is noise for a local report viewer."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from audit.demo import run_demo
+    from audit.output.progress import RichProgress
+    from audit.output.report_console import render_report
+
+    console = Console(highlight=False)
+    with RichProgress() as progress:
+        report, published = run_demo(Path(args.dir), progress=progress, console=console)
+    render_report(report, console, published=published)
+    console.print(
+        f"The demo data has defects planted on purpose. Open {published / rpt.PAGE_FILE} in a "
+        f"browser, or `llava-audit serve --dir {published.parent}`."
+    )
+    return 3 if report.status != "succeeded" else 0

@@ -1,0 +1,220 @@
+"""HTML rendering of a report and of the run index: self-contained pages, every value escaped.
+
+Jinja2 with autoescape forced on: dataset text (captions, ids, messages quoting records) can contain
+markup and must show as text. Charts are inline SVG computed here (coordinates only; labels are
+escaped by the template), CSS is inline, there are no scripts and no external resources, so a
+page opened from disk or from a CI artifact looks the same with no network.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import jinja2
+
+from audit import __version__
+from audit.findings import CATALOGUE, Finding, Severity
+from audit.output import report as rpt
+from audit.store.runs import RunRecord
+
+#: Examples shown per finding code: the page stays small for a dataset with 100K findings.
+EXAMPLES_PER_CODE = 8
+#: Items shown per statistics mapping (prompt distributions and the like can be long).
+STATS_ITEMS = 12
+#: The share of CC-3M images LLaVA documents as no longer reachable (spec/llava-data.md §1.2).
+CC3M_BASELINE = 0.15
+#: About 30% by 2024 (spec/field-anchors.md): shown as a second reference line.
+CC3M_2024 = 0.30
+
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("audit.output", "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+@dataclass(frozen=True)
+class CodeGroup:
+    """Findings of one code: the catalogue's words and a capped list of examples."""
+
+    code: str
+    severity: str
+    title: str
+    explanation: str
+    count: int
+    examples: list[Finding]
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    value: float | None
+    width: float  # in chart units (0..CHART_W)
+    text: str
+
+
+def group_findings(findings: Iterable[Finding]) -> list[CodeGroup]:
+    """Findings by code, worst severity first, then most frequent; examples capped per code."""
+    counts: dict[str, int] = defaultdict(int)
+    examples: dict[str, list[Finding]] = defaultdict(list)
+    severity: dict[str, Severity] = {}
+    for f in findings:
+        counts[f.code] += 1
+        if f.code not in severity or f.severity.rank > severity[f.code].rank:
+            severity[f.code] = f.severity
+        if len(examples[f.code]) < EXAMPLES_PER_CODE:
+            examples[f.code].append(f)
+    groups = []
+    for code, n in counts.items():
+        entry = CATALOGUE.get(code)
+        groups.append(
+            CodeGroup(
+                code=code,
+                severity=severity[code].value,
+                title=entry.title if entry else code,
+                explanation=entry.explanation if entry else "",
+                count=n,
+                examples=examples[code],
+            )
+        )
+    return sorted(groups, key=lambda g: (-Severity(g.severity).rank, -g.count, g.code))
+
+
+def missing_bars(report: rpt.AuditReport, width: float = 420.0) -> list[Bar]:
+    """One bar per dataset with a known missing rate, scaled so the 30% line always fits."""
+    top = max([CC3M_2024 * 1.2] + [d.missing_rate or 0.0 for d in report.datasets])
+    return [
+        Bar(
+            label=d.name,
+            value=d.missing_rate,
+            width=0.0 if d.missing_rate is None else width * d.missing_rate / top,
+            text="not probed" if d.missing_rate is None else f"{d.missing_rate:.1%}",
+        )
+        for d in report.datasets
+    ]
+
+
+def baseline_x(report: rpt.AuditReport, rate: float, width: float = 420.0) -> float:
+    top = max([CC3M_2024 * 1.2] + [d.missing_rate or 0.0 for d in report.datasets])
+    return width * rate / top
+
+
+def _short(value: Any) -> Any:
+    """Statistics for display: long mappings and lists cut to :data:`STATS_ITEMS` entries."""
+    if isinstance(value, dict):
+        items = list(value.items())
+        shown = {str(k): _short(v) for k, v in items[:STATS_ITEMS]}
+        if len(items) > STATS_ITEMS:
+            shown["…"] = f"{len(items) - STATS_ITEMS} more"
+        return shown
+    if isinstance(value, list):
+        return [_short(v) for v in value[:STATS_ITEMS]] + (
+            [f"… {len(value) - STATS_ITEMS} more"] if len(value) > STATS_ITEMS else []
+        )
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return value
+
+
+def _duration(start: datetime, end: datetime | None) -> str:
+    if end is None:
+        return "-"
+    seconds = (end - start).total_seconds()
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def render_run(report: rpt.AuditReport) -> str:
+    """The run's page (``reports/<run-id>/index.html``)."""
+    severity_by_dataset = {ds.name: _severity_counts(ds.findings()) for ds in report.datasets}
+    return _ENV.get_template("run.html.j2").render(
+        r=report,
+        version=__version__,
+        stages=rpt.STAGES,
+        groups=group_findings(report.findings()),
+        bars=missing_bars(report),
+        baseline15=baseline_x(report, CC3M_BASELINE),
+        baseline30=baseline_x(report, CC3M_2024),
+        severity_by_dataset=severity_by_dataset,
+        duration=_duration(report.started, report.finished),
+        short=_short,
+        examples_cap=EXAMPLES_PER_CODE,
+    )
+
+
+def _severity_counts(findings: Iterable[Finding]) -> dict[str, int]:
+    counts = {s.value: 0 for s in Severity}
+    for f in findings:
+        counts[f.severity.value] += 1
+    return counts
+
+
+@dataclass(frozen=True)
+class Series:
+    label: str
+    color: str
+    points: str  # SVG polyline points
+    dots: list[tuple[float, float, str]]  # x, y, tooltip
+
+
+_PALETTE = ("#c0392b", "#2471a3", "#1e8449", "#b9770e", "#7d3c98", "#17a589", "#566573")
+CHART_W, CHART_H, PAD = 560.0, 160.0, 28.0
+
+
+def _series(
+    runs: list[RunRecord], values: list[list[float | None]], labels: list[str], fmt: str
+) -> tuple[list[Series], float]:
+    """Polylines over the runs (x = run position) for each labelled value column."""
+    top = max([v for col in values for v in col if v is not None] + [0.0]) or 1.0
+    step = (CHART_W - 2 * PAD) / max(len(runs) - 1, 1)
+    out = []
+    for i, (label, col) in enumerate(zip(labels, values, strict=True)):
+        pts = [
+            (PAD + j * step, CHART_H - PAD - (CHART_H - 2 * PAD) * v / top, v)
+            for j, v in enumerate(col)
+            if v is not None
+        ]
+        out.append(
+            Series(
+                label=label,
+                color=_PALETTE[i % len(_PALETTE)],
+                points=" ".join(f"{x:.1f},{y:.1f}" for x, y, _ in pts),
+                dots=[(x, y, format(v, fmt)) for x, y, v in pts],
+            )
+        )
+    return out, top
+
+
+def render_index(runs: list[RunRecord]) -> str:
+    """``reports/index.html``: every run, newest first, with error and missing-rate trends."""
+    finished = [r for r in runs if r.status == "succeeded"]
+    errors, err_top = _series(
+        finished,
+        [[r.errors for r in finished], [r.warnings for r in finished]],
+        ["errors", "warnings"],
+        ",.0f",
+    )
+    names = sorted({d.dataset for r in finished for d in r.datasets})
+    rates = [
+        [next((d.missing_rate for d in r.datasets if d.dataset == n), None) for r in finished]
+        for n in names
+    ]
+    missing, miss_top = _series(finished, rates, names, ".1%")
+    return _ENV.get_template("index.html.j2").render(
+        runs=list(reversed(runs)),
+        finished=finished,
+        errors=errors,
+        err_top=err_top,
+        missing=missing,
+        miss_top=miss_top,
+        w=CHART_W,
+        h=CHART_H,
+        pad=PAD,
+        version=__version__,
+        duration=_duration,
+    )

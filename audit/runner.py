@@ -1,0 +1,141 @@
+"""The full audit: every configured dataset through every stage, one report, published.
+
+Shared by `llava-audit run`, the scheduler and the gate. The run lock makes two audits impossible
+(also across processes); the run history records the run as running before any work and as
+succeeded only after the report is published, so a kill at any point never leaves a half-written
+report published or a run marked succeeded. One stage failing on one dataset is recorded in the
+report (status ``failed``) and the rest of the audit still runs.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from audit import stages
+from audit.config import Config
+from audit.models import NoProgress, Progress, StageResult
+from audit.output import report as rpt
+from audit.output.html import render_index, render_run
+from audit.runlock import RunLock, lock_path_for
+from audit.store import Store
+from audit.store import runs as history
+
+
+def run_audit(
+    config: Config,
+    *,
+    progress: Progress | None = None,
+    trigger: str = "manual",
+    config_file: str | None = None,
+) -> rpt.AuditReport:
+    """Audit every dataset, publish ``reports/<run-id>/`` and the index, record the run.
+
+    Raises :class:`audit.errors.AlreadyRunningError` when another audit holds the lock.
+    """
+    state = config.path(config.state)
+    reports_dir = config.path(config.reports_dir)
+    with RunLock(lock_path_for(state)), Store(state) as store:
+        started = datetime.now(UTC)
+        run_id = rpt.new_run_id(started)
+        history.fail_interrupted(store, now=started)
+        rpt.remove_stale_staging(reports_dir)
+        history.start_run(store, run_id, started, trigger=trigger)
+        report = rpt.AuditReport(
+            run_id=run_id, started=started, config=summarize(config, config_file)
+        )
+        try:
+            work_dir = rpt.staging_dir(reports_dir, run_id)
+            for ds in config.datasets:
+                ctx = stages.StageContext(
+                    config=config,
+                    dataset=ds,
+                    store=store,
+                    progress=progress or NoProgress(),
+                    work_dir=work_dir,
+                )
+                report.datasets.append(audit_dataset(ctx))
+            docs = work_dir / rpt.DATA_DOCS_DIR / "index.html"
+            report.data_docs = f"{rpt.DATA_DOCS_DIR}/index.html" if docs.is_file() else None
+            report.totals = rpt.compute_totals(report.datasets)
+            report.finished = datetime.now(UTC)
+            report.status = "succeeded"
+            rpt.publish(report, reports_dir, render_page=render_run)
+        except BaseException as exc:
+            history.finish_run(
+                store,
+                run_id,
+                finished=datetime.now(UTC),
+                status="failed",
+                message=f"{type(exc).__name__}: {exc}"[:500],
+            )
+            raise
+        history.finish_run(
+            store,
+            run_id,
+            finished=report.finished,
+            status="succeeded",
+            errors=report.totals.errors,
+            warnings=report.totals.warnings,
+            records=report.totals.records,
+            report=run_id,
+            datasets=[figures(ds) for ds in report.datasets],
+        )
+        publish_index(store, reports_dir)
+    return report
+
+
+def audit_dataset(ctx: stages.StageContext) -> rpt.DatasetReport:
+    """Run every stage on one dataset; a stage that cannot run is recorded, never fatal."""
+    ds = ctx.dataset
+    out = rpt.DatasetReport(name=ds.name, kind=ds.kind)
+    for name in rpt.STAGES:
+        begin = time.perf_counter()
+        try:
+            result = stages.STAGE_FUNCTIONS[name](ctx)
+            run = rpt.StageRun(status="ok", result=result)
+            ctx.results[name] = result
+        except stages.StageSkipped as skip:
+            run = rpt.StageRun(status="skipped", result=StageResult(stage=name), note=skip.reason)
+        except Exception as exc:  # one stage's failure must not lose the rest of the audit
+            note = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+            run = rpt.StageRun(status="failed", result=StageResult(stage=name), note=note[:500])
+        run.seconds = round(time.perf_counter() - begin, 3)
+        out.stages[name] = run
+    out.kind = ctx.kind or ds.kind
+    out.records = stages.record_count(ctx.results)
+    out.missing_rate = stages.missing_rate(ctx.results)
+    return out
+
+
+def summarize(config: Config, config_file: str | None) -> rpt.ConfigSummary:
+    return rpt.ConfigSummary(
+        config_file=config_file,
+        purpose=config.use.purpose,
+        redistribute_images=config.use.redistribute_images,
+        redistribute_annotations=config.use.redistribute_annotations,
+        datasets=[d.name for d in config.datasets],
+        image_level=config.images.level,
+        allow_private_urls=config.urls.allow_private,
+    )
+
+
+def figures(ds: rpt.DatasetReport) -> history.DatasetFigures:
+    counts = {"error": 0, "warning": 0}
+    for f in ds.findings():
+        if f.severity in counts:
+            counts[f.severity] += 1
+    return history.DatasetFigures(
+        dataset=ds.name,
+        records=ds.records,
+        errors=counts["error"],
+        warnings=counts["warning"],
+        missing_rate=ds.missing_rate,
+    )
+
+
+def publish_index(store: Store, reports_dir: Path) -> None:
+    """Rewrite ``reports/index.html`` from the run history (atomic swap)."""
+    page = render_index(history.list_runs(store, limit=200))
+    rpt.write_atomic(reports_dir / rpt.PAGE_FILE, page.encode("utf-8"))

@@ -1,0 +1,184 @@
+"""The published pages in a real headless Chromium: they render, run no script, and read well.
+
+Uses Debian's chromium through playwright (never `playwright install`); skips when it is absent.
+The pages are served from a local HTTP server as a user would see them with `llava-audit serve`.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import shutil
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from audit import findings
+from audit.models import StageResult
+from audit.output import report as rpt
+from audit.output.html import render_index, render_run
+from audit.store.runs import DatasetFigures, RunRecord
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+XSS = "<script>window.__pwned = 1; alert('xss')</script>"
+T0 = datetime(2026, 11, 20, 2, 30, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+def _report() -> rpt.AuditReport:
+    """A report whose dataset text is hostile: ids, messages and stats holding markup."""
+    bad = [
+        findings.make(
+            "turn.role",
+            f"from is {XSS!r}, expected 'human' or 'gpt'",
+            dataset="lcs",
+            file="blip_laion_cc_sbu_558k.json",
+            index=i,
+            record_id=XSS if i == 15 else f"00453{i:04d}",
+        )
+        for i in range(3, 40, 3)
+    ]
+    bad.append(
+        findings.make(
+            "turn.empty_value", "turn 1 (gpt) is empty", dataset="lcs", file="a.json", index=5
+        )
+    )
+    structure = StageResult(
+        stage="structure",
+        findings=bad,
+        stats={"records": 24, "prompts": {XSS: 3, "What is this?": 9}},
+    )
+    lcs = rpt.DatasetReport(
+        name="lcs",
+        kind="lcs-chat",
+        records=24,
+        missing_rate=0.18,
+        stages={
+            "structure": rpt.StageRun(status="ok", result=structure, seconds=0.2),
+            "urls": rpt.StageRun(
+                status="skipped", result=StageResult(stage="urls"), note="no URL source configured"
+            ),
+        },
+    )
+    cc3m = rpt.DatasetReport(
+        name="cc3m",
+        kind="cc3m-chat",
+        records=20,
+        missing_rate=0.1,
+        stages={"structure": rpt.StageRun(status="ok", result=StageResult(stage="structure"))},
+    )
+    report = rpt.AuditReport(
+        run_id="20261122T023000Z-00aa",
+        started=T0 + timedelta(days=2),
+        finished=T0 + timedelta(days=2, seconds=42),
+        status="succeeded",
+        datasets=[lcs, cc3m],
+    )
+    report.totals = rpt.compute_totals(report.datasets)
+    return report
+
+
+def _history(report: rpt.AuditReport) -> list[RunRecord]:
+    return [
+        RunRecord(
+            run_id=report.run_id if day == 2 else f"2026112{day}T023000Z-00aa",
+            started=T0 + timedelta(days=day),
+            finished=T0 + timedelta(days=day, seconds=40),
+            status="succeeded" if day != 1 else "failed",
+            trigger="schedule",
+            errors=20 - day * 4,
+            warnings=3,
+            records=44,
+            report=report.run_id if day == 2 else None,
+            message=None if day != 1 else f"interrupted {XSS}",
+            datasets=(
+                DatasetFigures(
+                    dataset="lcs", records=24, errors=5, warnings=1, missing_rate=0.12 + day / 50
+                ),
+                DatasetFigures(dataset="cc3m", records=20, errors=2, warnings=1, missing_rate=0.1),
+            ),
+        )
+        for day in range(3)
+    ]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    root = tmp_path_factory.mktemp("reports")
+    report = _report()
+    rpt.publish(report, root, render_page=render_run)
+    rpt.write_atomic(root / "index.html", render_index(_history(report)).encode())
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def _open(browser: Any, url: str) -> tuple[Any, list[str], list[str]]:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    dialogs: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(url, wait_until="load")
+    return page, errors, dialogs
+
+
+def test_run_page_renders_and_shows_markup_as_text(browser: Any, site: str, tmp_path: Path) -> None:
+    page, errors, dialogs = _open(browser, f"{site}/20261122T023000Z-00aa/index.html")
+    assert errors == []
+    assert dialogs == []
+    assert page.evaluate("window.__pwned === undefined")
+    assert page.locator("script").count() == 0  # the record's <script> did not become an element
+    assert page.get_by_text(XSS, exact=True).first.is_visible()  # the id, shown verbatim
+    assert "Unknown role" in page.inner_text("body")  # the catalogue title beside the code
+    assert page.locator("svg[aria-label='missing image rate per dataset'] rect").count() == 2
+    shot = tmp_path / "run.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    page.close()
+
+
+def test_index_lists_runs_with_trend_charts(browser: Any, site: str, tmp_path: Path) -> None:
+    page, errors, dialogs = _open(browser, f"{site}/index.html")
+    assert errors == [] and dialogs == []
+    assert page.locator("polyline").count() >= 3  # errors, warnings, and a line per dataset
+    assert page.get_by_text(f"interrupted {XSS}").is_visible()
+    page.click("text=20261122T023000Z-00aa")
+    assert page.title() == "llava-audit report 20261122T023000Z-00aa"
+    page.goto(f"{site}/index.html")
+    page.screenshot(path=str(tmp_path / "index.png"), full_page=True)
+    page.close()
