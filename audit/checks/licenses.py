@@ -1,0 +1,339 @@
+"""Licence verdicts per record and per use (spec/licensing.md §8.4, §8.5 steps 3-8). Pure.
+
+A record's parts are resolved to a licence and restrictions through the policy (COCO per-image ids,
+the images.zip restriction, URL opt-outs), each term gives a verdict for the use, and the record gets
+the most restrictive one; obligations are the union. Verdicts are cached by the resolved parts, so a
+595K-record file costs one evaluation per distinct licence combination, not per record.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Set
+from dataclasses import dataclass, field
+from typing import Any
+
+from audit import findings
+from audit.checks.provenance import Part, Provenance
+from audit.config import LicenseConfig
+from audit.findings import Finding
+from audit.policy import Column, Policy, Verdict, evaluate
+
+USES: tuple[str, ...] = (
+    "research",
+    "commercial",
+    "redistribute-images",
+    "redistribute-annotations",
+)
+_EXAMPLES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedPart:
+    source: str
+    component: str
+    license: str
+    restrictions: tuple[str, ...]
+    inferred: bool
+
+
+@dataclass(frozen=True, slots=True)
+class UseVerdict:
+    verdict: Verdict
+    reasons: tuple[str, ...]
+    obligations: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordLicence:
+    """Everything the audit knows about one record's rights: parts, verdict per use, credits."""
+
+    provenance: Provenance
+    parts: tuple[ResolvedPart, ...]
+    verdicts: Mapping[str, UseVerdict]
+    attribution: tuple[str, ...]
+    opt_out: bool
+    coco_unresolved: bool
+
+    @property
+    def licenses(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(p.license for p in self.parts))
+
+
+@dataclass(frozen=True)
+class LicenceContext:
+    """Inputs beyond the record: policy, settings, image origin, COCO join, opt-out URLs."""
+
+    policy: Policy
+    settings: LicenseConfig
+    image_origin: str = "source"
+    coco_licenses: Mapping[int, str] | None = None  # COCO licence id -> policy licence id
+    coco_license_names: Mapping[int, tuple[str, str]] = field(default_factory=dict)
+    coco_images: Mapping[int, tuple[int, str]] | None = None  # image id -> (licence id, flickr url)
+    opt_outs: Set[str] = frozenset()
+
+
+def column_for(use: str, settings: LicenseConfig) -> Column:
+    if use == "redistribute-images":
+        return "redistribute-modified" if settings.images_modified else "redistribute"
+    if use == "redistribute-annotations":
+        return "redistribute"
+    if use in ("research", "commercial"):
+        return use  # type: ignore[return-value]
+    raise ValueError(f"unknown use {use!r}")
+
+
+def _applies(use: str, component: str) -> bool:
+    """Training uses every part; redistributing images only the image, annotations only the text."""
+    if use == "redistribute-images":
+        return component == "image"
+    if use == "redistribute-annotations":
+        return component != "image"
+    return True
+
+
+class Evaluator:
+    """Resolves and judges records against one context, caching by the resolved parts."""
+
+    def __init__(self, ctx: LicenceContext) -> None:
+        self.ctx = ctx
+        self._cache: dict[tuple[ResolvedPart, ...], dict[str, UseVerdict]] = {}
+        origin = ctx.policy.image_origins.get(ctx.image_origin)
+        if origin is None:
+            known = ", ".join(ctx.policy.image_origins)
+            raise ValueError(f"unknown image origin {ctx.image_origin!r} (policy knows: {known})")
+        self._origin_restrictions = tuple(origin.restrictions)
+
+    def assess(self, prov: Provenance) -> RecordLicence:
+        opt_out = bool(prov.url) and prov.url in self.ctx.opt_outs
+        resolved: list[ResolvedPart] = []
+        credits: list[str] = []
+        coco_unresolved = False
+        for part in prov.parts:
+            rp, credit, unresolved = self._resolve(part, prov, opt_out)
+            resolved.append(rp)
+            coco_unresolved |= unresolved
+            if credit:
+                credits.append(credit)
+        parts = tuple(resolved)
+        verdicts = self._cache.get(parts)
+        if verdicts is None:
+            verdicts = {use: self._judge(parts, use) for use in USES}
+            self._cache[parts] = verdicts
+        sources = dict.fromkeys(p.source for p in parts)
+        credits = [
+            *(a for s in sources if (a := self._source_attribution(s))),
+            *credits,
+        ]
+        return RecordLicence(prov, parts, verdicts, tuple(credits), opt_out, coco_unresolved)
+
+    def _source_attribution(self, source: str) -> str:
+        src = self.ctx.policy.sources.get(source)
+        return src.attribution if src else ""
+
+    def _resolve(
+        self, part: Part, prov: Provenance, opt_out: bool
+    ) -> tuple[ResolvedPart, str, bool]:
+        policy = self.ctx.policy
+        src = policy.sources.get(part.source)
+        comp = src.components.get(part.component) if src else None  # type: ignore[call-overload]
+        license_id = comp.license if comp else "NOASSERTION"
+        restrictions = list(comp.restrictions) if comp else []
+        credit, unresolved = "", False
+        if part.component == "image":
+            restrictions += self._origin_restrictions
+            if opt_out:
+                restrictions.append(policy.signals.opt_out)
+            if part.source == "coco" and prov.coco_image_id is not None:
+                license_id, credit, unresolved = self._coco(prov.coco_image_id, license_id)
+        rp = ResolvedPart(
+            part.source,
+            part.component,
+            license_id,
+            tuple(dict.fromkeys(restrictions)),
+            part.inferred,
+        )
+        return rp, credit, unresolved
+
+    def _coco(self, image_id: int, default: str) -> tuple[str, str, bool]:
+        """Per-image COCO licence; unresolved (default licence) when the file lacks the image."""
+        if self.ctx.coco_images is None or self.ctx.coco_licenses is None:
+            return default, "", False
+        entry = self.ctx.coco_images.get(image_id)
+        if entry is None:
+            return default, "", True
+        coco_license, flickr_url = entry
+        license_id = self.ctx.coco_licenses.get(coco_license, "NOASSERTION")
+        name, url = self.ctx.coco_license_names.get(coco_license, (license_id, ""))
+        credit = f"COCO image {image_id}: {flickr_url or 'no Flickr URL'}, {name} {url}".strip()
+        return license_id, credit, False
+
+    def _judge(self, parts: tuple[ResolvedPart, ...], use: str) -> UseVerdict:
+        column = column_for(use, self.ctx.settings)
+        relevant = [p for p in parts if _applies(use, p.component)]
+        if not relevant:
+            return UseVerdict(Verdict.ALLOWED, (f"nothing to {use}",), ())
+        worst = Verdict.ALLOWED
+        reasons: list[str] = []
+        obligations: list[str] = []
+        for p in relevant:
+            for term_id in (p.license, *p.restrictions):
+                tv = evaluate(self.ctx.policy.term(term_id), column, self.ctx.settings)
+                obligations += tv.obligations
+                if tv.verdict.rank < worst.rank:
+                    worst, reasons = tv.verdict, []
+                if tv.verdict == worst and not worst.usable:
+                    inferred = ", inferred" if p.inferred else ""
+                    why = f": {tv.reason}" if tv.reason else ""
+                    reasons.append(f"{p.component} ({p.source}{inferred}) {term_id}{why}")
+        return UseVerdict(worst, tuple(dict.fromkeys(reasons)), tuple(dict.fromkeys(obligations)))
+
+
+@dataclass
+class FileTally:
+    """Totals and findings for one file under the declared uses, built record by record."""
+
+    dataset: str
+    file: str
+    uses: tuple[str, ...]  # the declared uses: records forbidden for any of them are errors
+    coco_joined: bool
+    records: int = 0
+    verdicts: dict[str, Counter[str]] = field(default_factory=lambda: {u: Counter() for u in USES})
+    by_source: dict[str, dict[str, Counter[str]]] = field(default_factory=dict)
+    by_license: dict[str, dict[str, Counter[str]]] = field(default_factory=dict)
+    inferred: int = 0
+    opt_out: int = 0
+    coco_records: int = 0
+    coco_unresolved: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    _groups: dict[tuple[str, str, tuple[str, ...]], list[str]] = field(default_factory=dict)
+
+    def add(self, rec: RecordLicence) -> None:
+        prov = rec.provenance
+        self.records += 1
+        per_source = self.by_source.setdefault(prov.source, _use_counters())
+        per_license = [self.by_license.setdefault(lic, _use_counters()) for lic in rec.licenses]
+        for use in USES:
+            verdict = rec.verdicts[use].verdict.value
+            self.verdicts[use][verdict] += 1
+            per_source[use][verdict] += 1
+            for counters in per_license:
+                counters[use][verdict] += 1
+        self.inferred += prov.inferred
+        label = prov.record_id if prov.record_id is not None else f"#{prov.index}"
+        if prov.source == "coco":
+            self.coco_records += 1
+            if rec.coco_unresolved:
+                self.coco_unresolved.append(label)
+        if rec.opt_out:
+            self.opt_out += 1
+            self._finding(
+                "license.opt_out",
+                f"source URL {prov.url} carries a TDM opt-out (X-Robots-Tag noai/noimageai)",
+                prov,
+            )
+        forbidden = [
+            f"forbidden for {use}: " + "; ".join(rec.verdicts[use].reasons)
+            for use in self.uses
+            if rec.verdicts[use].verdict is Verdict.FORBIDDEN
+        ]
+        if forbidden:
+            self._finding("license.forbidden", " | ".join(forbidden), prov)
+        for use in self.uses:
+            uv = rec.verdicts[use]
+            if uv.verdict in (Verdict.UNKNOWN, Verdict.CONDITIONAL):
+                self._groups.setdefault((use, uv.verdict.value, uv.reasons), []).append(label)
+
+    def _finding(self, code: str, message: str, prov: Provenance) -> None:
+        self.findings.append(
+            findings.make(
+                code,
+                message,
+                dataset=self.dataset,
+                file=self.file,
+                index=prov.index,
+                record_id=prov.record_id,
+            )
+        )
+
+    def finish(self) -> list[Finding]:
+        """Per-record findings plus the grouped warnings and the summary line for this file."""
+        out = list(self.findings)
+        for (use, verdict, reasons), labels in sorted(
+            self._groups.items(), key=lambda kv: -len(kv[1])
+        ):
+            what = "no known licence" if verdict == "unknown" else "only conditionally allowed"
+            out.append(
+                self._file_finding(
+                    f"license.{verdict}",
+                    f"{len(labels):,} records {what} for {use}: {'; '.join(reasons)} "
+                    f"(e.g. {_examples(labels)})",
+                )
+            )
+        if self.coco_records and not self.coco_joined:
+            out.append(
+                self._file_finding(
+                    "license.coco_unresolved",
+                    f"{self.coco_records:,} records use COCO images but no COCO annotation file "
+                    "was given (--coco-annotations), so their per-image licences are unresolved",
+                )
+            )
+        elif self.coco_unresolved:
+            out.append(
+                self._file_finding(
+                    "license.coco_unresolved",
+                    f"{len(self.coco_unresolved):,} COCO images are not in the COCO annotation "
+                    f"file (e.g. {_examples(self.coco_unresolved)})",
+                )
+            )
+        out.append(self._file_finding("license.summary", self.summary()))
+        return out
+
+    def _file_finding(self, code: str, message: str) -> Finding:
+        return findings.make(code, message, dataset=self.dataset, file=self.file)
+
+    def usable(self, use: str) -> int:
+        return usable_count(self.verdicts[use])
+
+    def summary(self) -> str:
+        declared = "; ".join(
+            f"for {use}: "
+            + (", ".join(f"{n:,} {v}" for v, n in sorted(self.verdicts[use].items())) or "none")
+            for use in self.uses
+        )
+        usable = ", ".join(f"{self.usable(u):,} usable for {u}" for u in USES)
+        return (
+            f"{self.records:,} records; {declared}; {usable}; "
+            f"{self.inferred:,} with an inferred source"
+        )
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "records": self.records,
+            "verdicts": {u: dict(c) for u, c in self.verdicts.items()},
+            "usable": {u: self.usable(u) for u in USES},
+            "by_source": _plain(self.by_source),
+            "by_license": _plain(self.by_license),
+            "inferred": self.inferred,
+            "opt_out": self.opt_out,
+            "coco_records": self.coco_records,
+            "coco_unresolved": len(self.coco_unresolved),
+        }
+
+
+def usable_count(counts: Mapping[str, int]) -> int:
+    """Records whose verdict permits the use (allowed, or allowed with obligations)."""
+    return sum(counts.get(v.value, 0) for v in Verdict if v.usable)
+
+
+def _use_counters() -> dict[str, Counter[str]]:
+    return {u: Counter() for u in USES}
+
+
+def _plain(table: dict[str, dict[str, Counter[str]]]) -> dict[str, dict[str, dict[str, int]]]:
+    return {key: {u: dict(c) for u, c in per_use.items()} for key, per_use in table.items()}
+
+
+def _examples(labels: list[str]) -> str:
+    shown = ", ".join(labels[:_EXAMPLES])
+    return shown + (", ..." if len(labels) > _EXAMPLES else "")

@@ -1,0 +1,164 @@
+"""Provenance per record (spec/licensing.md §8.5 steps 1-2): which sources a record's parts come from.
+
+Pure: a record's image path, URL and first instruction in, (source, component) parts out. The image
+path is the strongest signal (`coco/`, `gqa/`, `GCC_train_*`, `NNNNN/NNNNNNNNN.jpg`, ...); the
+conversation text only tells which annotation source a mix665k COCO record came from, and anything
+read from text or from a URL host is marked as inferred.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from audit.policy import HostRule
+
+
+@dataclass(frozen=True, slots=True)
+class RecordView:
+    """The few fields of a record that provenance needs, whatever loader produced it."""
+
+    index: int
+    record_id: str | None
+    image: str | None
+    url: str | None = None
+    instruction: str = ""  # the first human turn
+    blip_caption: bool = False  # a metadata record carries a BLIP synthetic caption
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One component of a record and the source it comes from."""
+
+    source: str
+    component: str
+    inferred: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    index: int
+    record_id: str | None
+    image: str | None
+    url: str | None
+    source: str  # the record's primary source (its image's, or its text's when it has none)
+    parts: tuple[Part, ...]
+    inferred: bool
+    coco_image_id: int | None = None
+
+
+_COCO_NAME = re.compile(r"(?:^|/)(?:COCO_(?:train|val)2014_)?(\d{12})\.jpg$")
+_GCC = re.compile(r"(?:^|/)GCC_train_\d{9}\.jpg$")
+_LCS = re.compile(r"^\d{5}/\d{9}\.jpg$")
+_SHORT_ANSWER = "Answer the question using a single word or phrase."
+_MULTIPLE_CHOICE = "Answer with the option's letter"
+_REGION = (
+    "Please provide the bounding box coordinate",
+    "Please provide a short description for this region",
+)
+
+#: image path prefix -> (image source, annotation source) for the mix665k folders (§2.5, §1.4).
+_PREFIXES: tuple[tuple[str, str, str], ...] = (
+    ("gqa/", "gqa", "gqa"),
+    ("ocr_vqa/", "ocrvqa", "ocrvqa"),
+    ("textvqa/", "textvqa", "textcaps"),
+    ("vg/", "vg", "vg"),
+)
+
+
+def derive(
+    view: RecordView,
+    *,
+    kind: str,
+    hosts: Sequence[HostRule] = (),
+    lcs_fallback: str = "lcs_unresolved",
+    source_components: dict[str, tuple[str, ...]] | None = None,
+    source: str | None = None,
+) -> Provenance:
+    """The record's parts. ``source`` (from config) wins for datasets of a kind the tool cannot read.
+
+    ``source_components`` lists each policy source's components; it is needed only with ``source``.
+    """
+    if source is not None:
+        components = (source_components or {}).get(source, ("image", "source_annotation"))
+        return _prov(view, source, tuple(Part(source, c) for c in components))
+    image = view.image
+    if not image:
+        if kind in ("mix", "generic") and not view.url:  # mix665k's text-only records
+            text = (Part("sharegpt", "user_text"), Part("sharegpt", "generated_text"))
+            return _prov(view, "sharegpt", text)
+        return _prov(view, "unknown", (Part("unknown", "image"),))
+    parts: list[Part]
+    if _GCC.search(image):
+        parts = [Part("cc3m", "image"), Part("cc3m", "caption_alt_text")]
+        if view.blip_caption:
+            parts.append(Part("blip_caption", "synthetic_caption"))
+        return _prov(view, "cc3m", tuple(parts))
+    if _LCS.match(image) or kind in ("lcs-chat", "lcs-metadata"):
+        image_source = _lcs_source(view.url, hosts, lcs_fallback)
+        parts = [Part(image_source, "image", inferred=True)]
+        if kind != "lcs-metadata" or view.blip_caption:  # the chat answer is the BLIP caption
+            parts.append(Part("blip_caption", "synthetic_caption"))
+        return _prov(view, image_source, tuple(parts))
+    for prefix, image_source, annotation_source in _PREFIXES:
+        if image.startswith(prefix):
+            found = (Part(image_source, "image"), Part(annotation_source, "source_annotation"))
+            return _prov(view, image_source, found)
+    match = _COCO_NAME.search(image)
+    if match and (kind in ("instruct", "mix", "generic") or image.startswith("coco/")):
+        coco_id = int(match.group(1))
+        return _prov(view, "coco", _coco_parts(view.instruction, kind), coco_image_id=coco_id)
+    return _prov(view, "unknown", (Part("unknown", "image"), Part("unknown", "source_annotation")))
+
+
+def _coco_parts(instruction: str, kind: str) -> tuple[Part, ...]:
+    """COCO images carry several annotation sources in mix665k; the prompt format tells which."""
+    image = Part("coco", "image")
+    if kind == "instruct":
+        return (image, Part("coco", "source_annotation"), Part("gpt4_generated", "generated_text"))
+    if _MULTIPLE_CHOICE in instruction:
+        return (image, Part("aokvqa", "source_annotation", inferred=True))
+    if _is_region_task(instruction):
+        return (image, Part("refcoco", "source_annotation", inferred=True))
+    if _SHORT_ANSWER in instruction:
+        return (image, Part("vqav2", "source_annotation", inferred=True))
+    return (
+        image,
+        Part("coco", "source_annotation"),
+        Part("gpt4_generated", "generated_text", inferred=True),
+    )
+
+
+def _is_region_task(instruction: str) -> bool:
+    return any(marker in instruction for marker in _REGION)
+
+
+def _lcs_source(url: str | None, hosts: Sequence[HostRule], fallback: str) -> str:
+    """LAION, CC-3M or SBU from the URL host; the policy's fallback when no rule matches."""
+    if not url:
+        return fallback
+    try:
+        host = (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return fallback
+    for rule in hosts:
+        if rule.matches(host):
+            return rule.source
+    return fallback
+
+
+def _prov(
+    view: RecordView, source: str, parts: tuple[Part, ...], coco_image_id: int | None = None
+) -> Provenance:
+    return Provenance(
+        index=view.index,
+        record_id=view.record_id,
+        image=view.image,
+        url=view.url,
+        source=source,
+        parts=parts,
+        inferred=any(p.inferred for p in parts),
+        coco_image_id=coco_image_id,
+    )

@@ -1,0 +1,287 @@
+"""The licence stage (DESIGN.md stage 3): provenance and per-use verdicts for whole files.
+
+`license_files` is the one library call behind `llava-audit license`, and `license_dataset` the one
+the runner calls per configured dataset. Both stream records through the pure evaluator, so memory
+stays flat however many records carry obligations; the attribution export is written atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import msgspec
+
+from audit.checks.licenses import (
+    USES,
+    Evaluator,
+    FileTally,
+    LicenceContext,
+    RecordLicence,
+    usable_count,
+)
+from audit.checks.provenance import derive
+from audit.config import Config, DatasetConfig, LicenseConfig
+from audit.errors import UsageError
+from audit.loaders.coco import load_coco_licences
+from audit.loaders.records import load_records
+from audit.models import NoProgress, Progress, StageResult
+from audit.policy import Policy, coco_license_map, load_policy
+from audit.provenance import metadata_urls, opt_out_urls, record_views
+from audit.store import Store
+
+_BATCH = 10_000
+
+
+def license_files(
+    paths: Sequence[str | Path],
+    *,
+    use: str | Sequence[str] = "research",
+    image_origin: str = "source",
+    coco_annotations: str | Path | None = None,
+    kind: str | None = None,
+    dataset: str | None = None,
+    settings: LicenseConfig | None = None,
+    store: Store | None = None,
+    progress: Progress | None = None,
+    metadata: str | Path | None = None,
+    source: str | None = None,
+    attribution_out: str | Path | None = None,
+    policy: Policy | None = None,
+) -> StageResult:
+    """Verdicts for every record of ``paths`` under the declared use(s); forbidden records are errors.
+
+    ``metadata`` joins source URLs into chat files (LCS source inference, opt-outs); ``source`` names
+    the policy source of a dataset the tool cannot identify; ``attribution_out`` (``.md`` or JSON
+    Lines) receives each record's obligations and credits.
+    """
+    settings = settings or LicenseConfig()
+    uses = _uses(use)
+    policy = policy or load_policy(settings.policy)
+    if image_origin not in policy.image_origins:
+        known = ", ".join(policy.image_origins)
+        raise UsageError(f"unknown image origin {image_origin!r} (known: {known})")
+    if source is not None and source not in policy.sources:
+        raise UsageError(f"unknown source {source!r} (policy sources: {', '.join(policy.sources)})")
+    progress = progress or NoProgress()
+    coco = load_coco_licences(coco_annotations) if coco_annotations else None
+    urls = metadata_urls(metadata) if metadata else None
+    base_ctx = LicenceContext(
+        policy=policy,
+        settings=settings,
+        image_origin=image_origin,
+        coco_licenses=coco_license_map(policy, coco.licenses) if coco else None,
+        coco_license_names=coco.licenses if coco else {},
+        coco_images=coco.images if coco else None,
+    )
+    components = {name: tuple(s.components) for name, s in policy.sources.items()}
+    tallies: list[tuple[FileTally, str]] = []
+    findings = []
+    with _attribution_writer(attribution_out, uses[0]) as write:
+        for path in paths:
+            loaded = load_records(Path(path), kind, dataset=dataset)
+            name = dataset or loaded.path.stem
+            views = list(record_views(loaded, urls))
+            opt_outs = opt_out_urls(store, (v.url for v in views if v.url))
+            evaluator = Evaluator(_with_opt_outs(base_ctx, opt_outs))
+            tally = FileTally(name, str(path), uses, coco_joined=coco is not None)
+            progress.start(f"licences {Path(path).name}", len(views))
+            for n, view in enumerate(views, 1):
+                prov = derive(
+                    view,
+                    kind=loaded.kind,
+                    hosts=policy.lcs.hosts,
+                    lcs_fallback=policy.lcs.fallback,
+                    source_components=components,
+                    source=source,
+                )
+                rec = evaluator.assess(prov)
+                tally.add(rec)
+                write(name, str(path), rec)
+                if n % _BATCH == 0:
+                    progress.advance(_BATCH)
+            progress.advance(len(views) % _BATCH)
+            progress.finish()
+            findings += tally.finish()
+            tallies.append((tally, loaded.kind))
+    stats = _stats(tallies, uses, image_origin, settings, coco is not None)
+    return StageResult(stage="license", findings=findings, stats=stats)
+
+
+def license_dataset(
+    ds: DatasetConfig,
+    config: Config,
+    *,
+    progress: Progress | None = None,
+    store: Store | None = None,
+) -> StageResult:
+    """The runner's entry: the dataset's chat file (or metadata file alone) under the configured use."""
+    uses: list[str] = [config.use.purpose]
+    if config.use.redistribute_images:
+        uses.append("redistribute-images")
+    if config.use.redistribute_annotations:
+        uses.append("redistribute-annotations")
+    chat = config.path(ds.chat) if ds.chat else None
+    meta = config.path(ds.metadata) if ds.metadata else None
+    paths = [chat] if chat else [meta] if meta else []
+    if not paths:
+        return StageResult(stage="license", stats={"skipped": "no chat or metadata file"})
+    policy_path = config.path(config.license.policy) if config.license.policy else None
+    settings = msgspec.structs.replace(
+        config.license, policy=str(policy_path) if policy_path else None
+    )
+    return license_files(
+        paths,
+        use=uses,
+        image_origin=ds.image_origin,
+        coco_annotations=config.path(ds.coco_annotations) if ds.coco_annotations else None,
+        kind=None if ds.kind == "auto" else ds.kind,
+        dataset=ds.name,
+        settings=settings,
+        store=store,
+        progress=progress,
+        metadata=meta if chat and meta else None,
+        source=ds.source,
+    )
+
+
+def _uses(use: str | Sequence[str]) -> tuple[str, ...]:
+    uses = (use,) if isinstance(use, str) else tuple(use)
+    bad = [u for u in uses if u not in USES]
+    if bad or not uses:
+        raise UsageError(f"unknown use {', '.join(bad) or '(none)'} (known: {', '.join(USES)})")
+    return tuple(dict.fromkeys(uses))
+
+
+def _with_opt_outs(ctx: LicenceContext, opt_outs: frozenset[str]) -> LicenceContext:
+    if not opt_outs:
+        return ctx
+    from dataclasses import replace
+
+    return replace(ctx, opt_outs=opt_outs)
+
+
+def _stats(
+    tallies: list[tuple[FileTally, str]],
+    uses: tuple[str, ...],
+    image_origin: str,
+    settings: LicenseConfig,
+    coco_joined: bool,
+) -> dict[str, Any]:
+    """Dataset totals: per verdict and use, per source, per licence, and records usable per use."""
+    verdicts = {u: Counter[str]() for u in USES}
+    by_source: dict[str, dict[str, Counter[str]]] = {}
+    by_license: dict[str, dict[str, Counter[str]]] = {}
+    scalars: Counter[str] = Counter()
+    files = []
+    for tally, kind in tallies:
+        for u in USES:
+            verdicts[u].update(tally.verdicts[u])
+        for table, into in ((tally.by_source, by_source), (tally.by_license, by_license)):
+            for key, per_use in table.items():
+                target = into.setdefault(key, {u: Counter() for u in USES})
+                for u in USES:
+                    target[u].update(per_use[u])
+        file_stats = tally.stats()
+        for key in ("records", "inferred", "opt_out", "coco_records", "coco_unresolved"):
+            scalars[key] += file_stats[key]
+        files.append({"file": tally.file, "dataset": tally.dataset, "kind": kind, **file_stats})
+    usable = {u: usable_count(verdicts[u]) for u in USES}
+    forbidden = {u: verdicts[u].get("forbidden", 0) for u in uses}
+    return {
+        "uses": list(uses),
+        "use": uses[0],
+        "image_origin": image_origin,
+        "settings": msgspec.to_builtins(settings),
+        "coco_joined": coco_joined,
+        **{key: scalars[key] for key in ("records", "inferred", "opt_out")},
+        "coco_records": scalars["coco_records"],
+        "coco_unresolved": scalars["coco_unresolved"],
+        "verdicts": {u: dict(c) for u, c in verdicts.items()},
+        "usable": usable,
+        "usable_lines": [f"{usable[u]:,} records usable for {u}" for u in USES],
+        "forbidden": forbidden,
+        "by_source": {k: {u: dict(c) for u, c in v.items()} for k, v in by_source.items()},
+        "by_license": {k: {u: dict(c) for u, c in v.items()} for k, v in by_license.items()},
+        "files": files,
+    }
+
+
+# ---- attribution export ---------------------------------------------------------------------------
+
+_ENCODER = msgspec.json.Encoder()
+
+
+@contextmanager
+def _attribution_writer(path: str | Path | None, use: str) -> Iterator[Any]:
+    """Stream each record's obligations to ``path`` (JSON Lines, or Markdown for ``.md``), atomically."""
+    if path is None:
+        yield lambda *_: None
+        return
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    markdown = target.suffix.lower() in (".md", ".markdown")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
+            if markdown:
+                out.write(f"# Attribution and obligations ({use})\n\n")
+                yield lambda ds, file, rec: _write_markdown(out, ds, file, rec, use)
+            else:
+                yield lambda ds, file, rec: _write_jsonl(out, ds, file, rec, use)
+        Path(tmp).replace(target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def attribution_entry(dataset: str, file: str, rec: RecordLicence, use: str) -> dict[str, Any]:
+    prov = rec.provenance
+    declared = rec.verdicts[use]
+    return {
+        "dataset": dataset,
+        "file": file,
+        "index": prov.index,
+        "record_id": prov.record_id,
+        "image": prov.image,
+        "url": prov.url,
+        "source": prov.source,
+        "inferred": prov.inferred,
+        "licenses": list(rec.licenses),
+        "restrictions": sorted({r for p in rec.parts for r in p.restrictions}),
+        "verdicts": {u: v.verdict.value for u, v in rec.verdicts.items()},
+        "use": use,
+        "obligations": list(declared.obligations),
+        "attribution": list(rec.attribution),
+    }
+
+
+def _write_jsonl(out: IO[str], dataset: str, file: str, rec: RecordLicence, use: str) -> None:
+    out.write(_ENCODER.encode(attribution_entry(dataset, file, rec, use)).decode() + "\n")
+
+
+def _write_markdown(out: IO[str], dataset: str, file: str, rec: RecordLicence, use: str) -> None:
+    entry = attribution_entry(dataset, file, rec, use)
+    label = entry["record_id"] if entry["record_id"] is not None else f"#{entry['index']}"
+    out.write(
+        f"## {_md(dataset)} / {_md(str(label))}\n\n"
+        f"- file: `{_md(file)}`, record {entry['index']}, image `{_md(str(entry['image']))}`\n"
+        f"- source: {_md(entry['source'])}{' (inferred)' if entry['inferred'] else ''}; "
+        f"licences: {', '.join(entry['licenses'])}; verdict for {use}: "
+        f"{entry['verdicts'][use]}\n"
+    )
+    for line in entry["attribution"]:
+        out.write(f"- credit: {_md(line)}\n")
+    for line in entry["obligations"]:
+        out.write(f"- obligation: {_md(line)}\n")
+    out.write("\n")
+
+
+def _md(text: str) -> str:
+    """Dataset text is untrusted: keep it from opening Markdown/HTML constructs."""
+    return text.replace("\\", "\\\\").replace("<", "&lt;").replace("`", "'").replace("\n", " ")

@@ -1,0 +1,74 @@
+"""COCO annotation files (`captions_*.json`, `instances_*.json`): the licence block and image licences.
+
+Only `licenses` and `images[].{id, license, flickr_url}` are decoded; msgspec skips the (large)
+`annotations` array without building objects, so even instances_train2017.json loads in seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+
+from audit.errors import InputError
+
+
+class _License(msgspec.Struct, gc=False):
+    id: int
+    name: str = ""
+    url: str = ""
+
+
+class _Image(msgspec.Struct, gc=False):
+    id: int
+    license: int | None = None
+    flickr_url: str | None = None
+    file_name: str | None = None
+
+
+class _CocoFile(msgspec.Struct, gc=False):
+    licenses: list[_License] = msgspec.field(default_factory=list)
+    images: list[_Image] = msgspec.field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CocoLicences:
+    """The join table: licence id -> (name, url) as the file states it; image id -> licence."""
+
+    path: Path
+    licenses: dict[int, tuple[str, str]]
+    images: dict[int, tuple[int, str]]  # image id -> (licence id, flickr url)
+    without_license: int  # image entries with no licence id (they stay unresolved)
+
+
+def load_coco_licences(path: str | Path) -> CocoLicences:
+    """Read a COCO annotation file; an unreadable or non-COCO file is an InputError naming the spot."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise InputError(str(p), "COCO annotation file not found") from None
+    except OSError as exc:
+        raise InputError(str(p), f"cannot read COCO annotation file: {exc.strerror}") from None
+    try:
+        data = msgspec.json.decode(raw, type=_CocoFile)
+    except msgspec.ValidationError as exc:
+        raise InputError(str(p), f"not a COCO annotation file: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise InputError(str(p), f"invalid JSON: {exc}") from None
+    if not data.licenses and not data.images:
+        raise InputError(str(p), "not a COCO annotation file: no `licenses` and no `images`")
+    images: dict[int, tuple[int, str]] = {}
+    without = 0
+    for image in data.images:
+        if image.license is None:
+            without += 1
+            continue
+        images[image.id] = (image.license, image.flickr_url or "")
+    return CocoLicences(
+        path=p,
+        licenses={lic.id: (lic.name, lic.url) for lic in data.licenses},
+        images=images,
+        without_license=without,
+    )
