@@ -1,0 +1,93 @@
+"""`urls`: probe the source URLs of metadata files or a CC-3M TSV (DESIGN.md stage 2, remote)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import msgspec
+from rich.console import Console
+from rich.table import Table
+
+from audit import config as config_mod
+from audit import findings
+from audit.errors import UsageError
+from audit.models import StageResult
+
+ORDER = 30
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "urls",
+        help="probe source URLs (metadata files, CC-3M TSV): dead, blocked, placeholder, opt-out",
+        description="Probe the `url` values of metadata files or a headerless CC-3M TSV "
+        "(caption<TAB>url). Incremental: results are cached in the state store and re-probed "
+        "after urls.ttl_days; a killed run resumes. Private and loopback addresses are refused "
+        "unless allowed.",
+    )
+    p.add_argument("files", nargs="*", metavar="FILE", help="metadata JSON/JSONL or TSV files")
+    p.add_argument("--config", help="audit.toml: URL limits, state path, and (without FILE) inputs")
+    p.add_argument("--state", help="state store (default: from the config, .llava-audit/...)")
+    p.add_argument("--column", help="the field holding the URL (default url)")
+    p.add_argument(
+        "--allow-private",
+        action="store_true",
+        help="also probe private, loopback and link-local addresses (tests, intranet mirrors)",
+    )
+    p.add_argument("--findings", metavar="OUT.jsonl", help="write findings as JSON Lines")
+    p.set_defaults(handler=_urls)
+
+
+def _urls(args: argparse.Namespace) -> int:
+    from audit.output.progress import RichProgress
+    from audit.probes.urls import UrlSource, audit_urls, sources_for
+
+    config = config_mod.load(args.config) if args.config else config_mod.Config()
+    settings = config.urls
+    if args.allow_private:
+        settings = msgspec.structs.replace(settings, allow_private=True)
+    if args.files:
+        sources = [UrlSource(Path(f).stem, f, args.column or "url") for f in args.files]
+    else:
+        if not args.config:
+            raise UsageError("give FILE arguments or --config with datasets")
+        sources = [s for ds in config.datasets for s in sources_for(config, ds)]
+        if args.column:
+            sources = [s._replace(column=args.column) for s in sources]
+        if not sources:
+            raise UsageError(f"{args.config}: no dataset has url_tsv or metadata")
+    state = args.state or config.path(config.state)
+    with RichProgress() as progress:
+        result = audit_urls(sources, settings, state, progress=progress)
+    if args.findings:
+        Path(args.findings).write_bytes(findings.to_jsonl(result.findings))
+    _render(result, Console(highlight=False))
+    errors = findings.count_by_severity(result.findings)[findings.Severity.ERROR]
+    return 1 if errors else 0
+
+
+def _render(result: StageResult, console: Console) -> None:
+    files = result.stats.get("files") or {result.stats.get("file", ""): result.stats}
+    table = Table(title="Source URLs", title_justify="left")
+    for column in ("file", "URLs", "probed", "cached", "missing", "vs LLaVA's ~15%", "statuses"):
+        table.add_column(column, justify="left" if column in ("file", "statuses") else "right")
+    for name, s in files.items():
+        rate = s.get("missing_rate")
+        table.add_row(
+            name or "all",
+            f"{s.get('urls', 0):,}",
+            f"{s.get('probed', 0):,}",
+            f"{s.get('cached', 0):,}",
+            "n/a" if rate is None else f"{rate:.1%}",
+            "n/a" if rate is None else f"{(rate - 0.15) * 100:+.1f} pts",
+            ", ".join(f"{k} {v:,}" for k, v in s.get("status_counts", {}).items()),
+        )
+    console.print(table)
+    worst = result.stats.get("worst_domains") or []
+    if worst:
+        shown = ", ".join(f"{d['domain']} {d['missing']}/{d['urls']}" for d in worst[:5])
+        console.print(f"worst domains: {shown}")
+    rate_per_s = result.stats.get("probed_per_second")
+    if rate_per_s:
+        console.print(f"probed {rate_per_s:,.0f} URLs/s")

@@ -1,0 +1,104 @@
+"""URL lists from dataset files: metadata JSON arrays, JSON Lines, and the headerless CC-3M TSV.
+
+Metadata files (CC-3M ``metadata.json``, LCS ``..._meta.json``) are arrays of objects with a ``url``
+key (or the column a config names); only the URL, id and image of each record are decoded, so a
+600K-record file costs one typed msgspec pass. The CC-3M TSV is ``caption<TAB>url`` with no header
+(the record index is the 0-based line number); a TSV whose first line names the column is read as
+a table with a header.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from audit.errors import InputError, UsageError
+from audit.models import UrlRef
+
+
+def load_url_refs(path: str | Path, column: str = "url") -> list[UrlRef]:
+    """Every record's source URL in file order; records without a string URL are left out."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise InputError(str(p), "file not found") from None
+    except OSError as exc:
+        raise InputError(str(p), f"cannot read: {exc.strerror}") from None
+    head = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+    if head in (b"[", b"{"):
+        return _json_refs(p, data, column)
+    if not head:
+        raise InputError(str(p), "empty file: no URLs")
+    return _tsv_refs(p, data, column)
+
+
+def _row_type(column: str) -> Any:
+    """A struct decoding only the URL column, id and image (other keys are skipped unparsed)."""
+    if column in ("id", "image"):
+        raise UsageError(f"the URL column cannot be {column!r}: it names the record's own field")
+    return msgspec.defstruct(
+        "UrlRow",
+        [("u", Any, None), ("i", Any, None), ("img", Any, None)],
+        rename={"u": column, "i": "id", "img": "image"},
+    )
+
+
+def _json_refs(path: Path, data: bytes, column: str) -> list[UrlRef]:
+    row = _row_type(column)
+    decoder: msgspec.json.Decoder[list[Any]] = msgspec.json.Decoder(list[row])  # type: ignore[valid-type]
+    try:
+        rows: list[Any] = decoder.decode(data.removeprefix(b"\xef\xbb\xbf"))
+    except msgspec.DecodeError as exc:
+        rows = _json_lines(path, data, row, exc)
+    return [
+        UrlRef(index, _text(r.i), r.u, r.img if isinstance(r.img, str) else None)
+        for index, r in enumerate(rows)
+        if isinstance(r.u, str) and r.u.strip()
+    ]
+
+
+def _json_lines(path: Path, data: bytes, row: Any, first: msgspec.DecodeError) -> list[Any]:
+    """JSON Lines metadata is read line by line; anything else is the array decode's error."""
+    lines = data.splitlines()
+    if len(lines) < 2 or not lines[0].lstrip().startswith(b"{"):
+        raise InputError(str(path), f"not a JSON array of objects: {first}") from None
+    decoder = msgspec.json.Decoder(row)
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(decoder.decode(line))
+        except msgspec.DecodeError as exc:
+            raise InputError(str(path), f"invalid JSON Lines record: {exc}", f"{number}") from None
+    return rows
+
+
+def _tsv_refs(path: Path, data: bytes, column: str) -> list[UrlRef]:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(str(path), "not UTF-8", f"byte {exc.start}") from None
+    lines = text.removeprefix("\ufeff").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    header = lines[0].rstrip("\r").split("\t") if lines else []
+    if column in header:
+        position = header.index(column)
+        return [
+            UrlRef(number - 1, None, fields[position])
+            for number, line in enumerate(lines[1:], start=1)
+            if len(fields := line.rstrip("\r").split("\t")) > position and fields[position]
+        ]
+    return [
+        UrlRef(number, None, url)
+        for number, line in enumerate(lines)
+        if "\t" in line and (url := line.rstrip("\r").rpartition("\t")[2].strip())
+    ]
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None or isinstance(value, dict | list) else str(value)

@@ -1,0 +1,280 @@
+"""One URL probe: a ranged GET, redirects followed by hand, retries, and the status class.
+
+A ranged GET (``Range: bytes=0-N``) instead of HEAD because many image hosts answer HEAD wrongly;
+the first bytes are enough to tell an image from an HTML error page (magic bytes, not the
+Content-Type, decide: PIL sniffs content too). Redirects are followed one hop at a time so each hop
+is checked against the placeholder list and the SSRF guard, with a hop cap and loop detection.
+429, 5xx and connection errors are retried with exponential backoff, honouring Retry-After up to a
+cap; a host that asks for a longer pause is reported rather than waited for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import hashlib
+import time
+from collections.abc import Callable
+from typing import NamedTuple
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from urllib3.exceptions import ProtocolError, ReadTimeoutError
+
+from audit.config import UrlConfig
+from audit.probes.urlguard import AddressPolicy, DnsFailure, RefusedAddress, guarded_session
+from audit.store.urls import UrlProbe
+
+#: Status classes, in the order reports list them. ``ok`` and ``opt_out`` are images that exist.
+STATUSES = (
+    "ok",
+    "opt_out",
+    "gone",
+    "forbidden",
+    "http_error",
+    "server_error",
+    "timeout",
+    "dns",
+    "tls",
+    "connection",
+    "not_image",
+    "truncated",
+    "placeholder",
+    "redirects",
+    "invalid",
+    "refused",
+)
+AVAILABLE = frozenset({"ok", "opt_out"})
+NOT_PROBED = frozenset({"refused"})
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_MAGIC: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"\xff\xd8\xff", "jpeg"),
+    (0, b"\x89PNG\r\n\x1a\n", "png"),
+    (0, b"GIF87a", "gif"),
+    (0, b"GIF89a", "gif"),
+    (8, b"WEBP", "webp"),
+    (0, b"BM", "bmp"),
+    (0, b"II*\x00", "tiff"),
+    (0, b"MM\x00*", "tiff"),
+    (0, b"\x00\x00\x01\x00", "ico"),
+    (4, b"ftypavif", "avif"),
+    (4, b"ftypheic", "heic"),
+    (4, b"ftypmif1", "heic"),
+)
+_ENDINGS = {"jpeg": b"\xff\xd9", "png": b"IEND\xaeB`\x82", "gif": b";"}
+
+
+class Outcome(NamedTuple):
+    status: str
+    http_status: int | None = None
+    detail: str = ""
+    final_url: str | None = None
+    retry: bool = False
+    retry_after: float | None = None
+
+
+class Prober:
+    """Probes URLs with one pooled, guarded session (thread-safe: requests' pools are)."""
+
+    def __init__(self, settings: UrlConfig, *, pools: int = 256) -> None:
+        self.settings = settings
+        self.policy = AddressPolicy(settings.allow_private, settings.allow_networks)
+        self.session = guarded_session(
+            self.policy, pools=pools, per_host=settings.per_host, user_agent=settings.user_agent
+        )
+        self.timeout = (settings.timeout_seconds, settings.timeout_seconds)
+        self.range = {"Range": f"bytes=0-{settings.max_bytes - 1}"}
+        self.placeholder_urls = frozenset(_normalise(u) for u in settings.placeholder_urls)
+        self.placeholder_sha256 = frozenset(h.lower() for h in settings.placeholder_sha256)
+        self.opt_out = frozenset(d.lower() for d in settings.opt_out_directives)
+
+    def probe(self, url: str, sleep: Callable[[float], None] = time.sleep) -> UrlProbe:
+        """Probe ``url`` with retries; ``sleep`` lets the scheduler pause the host meanwhile."""
+        s = self.settings
+        attempt = 0
+        while True:
+            out = self._follow(url)
+            if not out.retry or attempt >= s.retries:
+                break
+            wait = out.retry_after
+            if wait is None:
+                wait = s.backoff_seconds * (2**attempt)
+            elif wait > s.max_retry_after_seconds:
+                out = out._replace(detail=f"{out.detail}; Retry-After {wait:g} s exceeds the cap")
+                break
+            sleep(wait)
+            attempt += 1
+        if attempt and out.retry:
+            out = out._replace(detail=f"{out.detail} (after {attempt + 1} attempts)")
+        return UrlProbe(url, out.status, out.http_status, out.detail, out.final_url, time.time())
+
+    def _follow(self, url: str) -> Outcome:
+        seen = {url}
+        current = url
+        for _hop in range(self.settings.max_redirects + 1):
+            parts = urlsplit(current)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                return Outcome("invalid", detail=f"not an http(s) URL: {current[:200]}")
+            if self.policy.literal_refused(parts.hostname):
+                return Outcome("refused", detail=f"non-public address {parts.hostname}")
+            try:
+                response = self.session.get(
+                    current,
+                    headers=self.range,
+                    stream=True,
+                    allow_redirects=False,
+                    timeout=self.timeout,
+                )
+            except Exception as exc:  # every failure is a class, never a crash
+                return _failure(exc)
+            if response.status_code in _REDIRECTS:
+                location = response.headers.get("Location")
+                _drain(response, 4096)
+                if not location:
+                    return Outcome("http_error", response.status_code, "redirect without Location")
+                current = urljoin(current, location)
+                if _normalise(current) in self.placeholder_urls:
+                    return Outcome(
+                        "placeholder",
+                        response.status_code,
+                        "redirects to a known 'photo unavailable' image",
+                        current,
+                    )
+                if current in seen:
+                    return Outcome("redirects", response.status_code, "redirect loop", current)
+                seen.add(current)
+                continue
+            try:
+                return self._classify(response, current if current != url else None)
+            finally:
+                response.close()
+        return Outcome(
+            "redirects", None, f"more than {self.settings.max_redirects} redirects", current
+        )
+
+    def _classify(self, response: requests.Response, final: str | None) -> Outcome:
+        code = response.status_code
+        if code in (404, 410):
+            return Outcome("gone", code, f"HTTP {code}", final)
+        if code in (401, 403, 451):
+            return Outcome("forbidden", code, f"HTTP {code}", final)
+        if code == 429 or code >= 500:
+            status = "http_error" if code == 429 else "server_error"
+            return Outcome(status, code, f"HTTP {code}", final, True, _retry_after(response))
+        if code == 416:
+            return Outcome("not_image", code, "empty body (HTTP 416 for bytes=0-)", final)
+        if not 200 <= code < 300:
+            return Outcome("http_error", code, f"HTTP {code}", final)
+        directives = self._opt_out(response)
+        if directives:
+            return Outcome("opt_out", code, f"X-Robots-Tag: {directives}", final)
+        try:
+            body, complete = _read(response, self.settings.max_bytes)
+        except ReadTimeoutError:
+            return Outcome("timeout", code, "body read timed out", final)
+        except (ProtocolError, requests.RequestException, OSError) as exc:
+            return Outcome("truncated", code, f"transfer broke off: {_short(exc)}", final)
+        if not body:
+            return Outcome("not_image", code, "empty body", final)
+        if (
+            complete
+            and self.placeholder_sha256
+            and hashlib.sha256(body).hexdigest() in self.placeholder_sha256
+        ):
+            return Outcome("placeholder", code, "body is a known placeholder image", final)
+        kind = _sniff(body)
+        if kind is None:
+            ctype = response.headers.get("Content-Type", "none")
+            return Outcome("not_image", code, f"not an image (Content-Type {ctype[:60]})", final)
+        ending = _ENDINGS.get(kind)
+        if complete and ending and not body.rstrip(b"\x00\r\n ").endswith(ending):
+            return Outcome("truncated", code, f"{kind} ends before its end marker", final)
+        return Outcome("ok", code, kind, final)
+
+    def _opt_out(self, response: requests.Response) -> str:
+        """img2dataset's rule: a directive counts if it has no user-agent prefix or ours."""
+        found: list[str] = []
+        for value in response.raw.headers.getlist("X-Robots-Tag"):
+            agent, sep, rest = value.partition(":")
+            if sep and agent.strip().lower() not in ("*", "llava-audit"):
+                continue
+            for directive in (rest if sep else value).split(","):
+                if directive.strip().lower() in self.opt_out:
+                    found.append(directive.strip().lower())
+        return ", ".join(found)
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def _read(response: requests.Response, max_bytes: int) -> tuple[bytes, bool]:
+    """Up to ``max_bytes`` of the body, and whether that is the whole resource."""
+    raw = response.raw
+    body = raw.read(max_bytes + 1, decode_content=False)
+    if response.status_code == 206:
+        total = response.headers.get("Content-Range", "").rpartition("/")[2]
+        return body[:max_bytes], total.isdigit() and int(total) <= len(body)
+    return body[:max_bytes], len(body) <= max_bytes
+
+
+def _drain(response: requests.Response, limit: int) -> None:
+    """Read a small redirect body so the connection goes back to the pool; close otherwise."""
+    with contextlib.suppress(Exception):  # a broken redirect body does not change the outcome
+        response.raw.read(limit, decode_content=False)
+    response.close()
+
+
+def _sniff(body: bytes) -> str | None:
+    for offset, magic, kind in _MAGIC:
+        if body[offset : offset + len(magic)] == magic:
+            return kind
+    return None
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _failure(exc: Exception) -> Outcome:
+    if isinstance(exc, RefusedAddress):
+        return Outcome("refused", detail=str(exc))
+    if isinstance(exc, DnsFailure):
+        return Outcome("dns", detail=_short(exc))
+    if isinstance(exc, requests.exceptions.SSLError):
+        return Outcome("tls", detail=_short(exc))
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return Outcome("timeout", detail="connect timed out", retry=True)
+    if isinstance(exc, requests.exceptions.Timeout):
+        return Outcome("timeout", detail="no answer within the timeout")
+    if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.URLRequired):
+        return Outcome("invalid", detail=_short(exc))
+    return Outcome("connection", detail=_short(exc), retry=True)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _normalise(url: str) -> str:
+    """Placeholder matching ignores the scheme and host case (http and https serve the same)."""
+    parts = urlsplit(url)
+    return f"{(parts.netloc or '').lower()}{parts.path}?{parts.query}"
+
+
+def host_of(url: str) -> str:
+    """The per-host scheduling key: the URL's host and port, lower case."""
+    try:
+        return (urlsplit(url).netloc or "").lower().rpartition("@")[2]
+    except ValueError:
+        return ""

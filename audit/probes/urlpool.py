@@ -1,0 +1,212 @@
+"""Running many URL probes at once, politely: per-host limits in threads, threads in processes.
+
+A 50 ms round trip means 2,000 URLs/s needs ~100+ requests in flight, and requests spends most of
+a millisecond of CPU per request, so one process tops out near one core. Large runs therefore fan
+out to one process per core, each with its own thread pool and connection pools; URLs are split by
+host so each host's limit is enforced by exactly one scheduler. Results stream back in small
+msgpack chunks. A worker process whose parent dies (a killed run) stops taking work at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import os
+import queue
+import signal
+import threading
+import time
+import zlib
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from multiprocessing import get_context
+
+import msgspec
+
+from audit.config import UrlConfig
+from audit.errors import ProbeError
+from audit.probes.http import Prober, host_of
+from audit.store.urls import UrlProbe
+
+_CHUNK = 64  # results per message from a worker process
+_CHUNK_SECONDS = 0.1
+
+
+class HostScheduler:
+    """Hands out URLs so that no host has more than ``per_host`` in flight or starts within
+    ``delay`` of its previous request; a host told to back off is paused for everyone."""
+
+    def __init__(self, urls: Sequence[str], per_host: int, delay: float) -> None:
+        self.per_host = max(1, per_host)
+        self.delay = delay
+        self.pending: dict[str, deque[str]] = {}
+        for url in urls:
+            self.pending.setdefault(host_of(url), deque()).append(url)
+        self.remaining = len(urls)
+        self.in_flight = dict.fromkeys(self.pending, 0)
+        self.not_before = dict.fromkeys(self.pending, 0.0)
+        self.ready: deque[str] = deque(self.pending)
+        self.queued = set(self.pending)
+        self.later: list[tuple[float, str]] = []
+        self.cond = threading.Condition()
+        self.stopped = False
+
+    def take(self) -> tuple[str, str] | None:
+        """The next (host, url) to probe, waiting for a host to free up; None when all are out."""
+        with self.cond:
+            while not self.stopped and self.remaining:
+                now = time.monotonic()
+                while self.later and self.later[0][0] <= now:
+                    self.ready.append(heapq.heappop(self.later)[1])
+                while self.ready:
+                    host = self.ready.popleft()
+                    if self.not_before[host] > now:
+                        heapq.heappush(self.later, (self.not_before[host], host))
+                        continue
+                    return host, self._start(host, now)
+                self.cond.wait(self.later[0][0] - now if self.later else None)
+            self.cond.notify_all()
+            return None
+
+    def _start(self, host: str, now: float) -> str:
+        waiting = self.pending[host]
+        url = waiting.popleft()
+        self.remaining -= 1
+        self.in_flight[host] += 1
+        if self.delay:
+            self.not_before[host] = now + self.delay
+        if waiting and self.in_flight[host] < self.per_host:
+            self._requeue(host, now)
+        else:
+            self.queued.discard(host)
+        return url
+
+    def _requeue(self, host: str, now: float) -> None:
+        if self.not_before[host] > now:
+            heapq.heappush(self.later, (self.not_before[host], host))
+        else:
+            self.ready.append(host)
+
+    def done(self, host: str) -> None:
+        with self.cond:
+            self.in_flight[host] -= 1
+            if self.pending[host] and host not in self.queued:
+                self.queued.add(host)
+                self._requeue(host, time.monotonic())
+                self.cond.notify()
+
+    def pause(self, host: str, seconds: float) -> None:
+        with self.cond:
+            self.not_before[host] = max(self.not_before[host], time.monotonic() + seconds)
+
+    def stop(self) -> None:
+        with self.cond:
+            self.stopped = True
+            self.cond.notify_all()
+
+
+def probe_threaded(
+    urls: Sequence[str], settings: UrlConfig, *, alive: Callable[[], bool] | None = None
+) -> Iterator[UrlProbe]:
+    """Probe ``urls`` with ``settings.workers`` threads in this process, yielding as they finish."""
+    scheduler = HostScheduler(urls, settings.per_host, settings.delay_seconds)
+    prober = Prober(settings, pools=max(64, 2 * settings.workers))
+    results: queue.SimpleQueue[UrlProbe | None] = queue.SimpleQueue()
+    stopping = threading.Event()
+
+    def work() -> None:
+        try:
+            while (job := scheduler.take()) is not None:
+                if alive is not None and not alive():
+                    scheduler.stop()
+                    break
+                host, url = job
+
+                def backoff(seconds: float, host: str = host) -> None:
+                    scheduler.pause(host, seconds)
+                    stopping.wait(seconds)
+
+                try:
+                    results.put(prober.probe(url, backoff))
+                except Exception as exc:  # one bad URL never stops the run
+                    results.put(
+                        UrlProbe(url, "invalid", None, f"probe failed: {exc}", None, time.time())
+                    )
+                finally:
+                    scheduler.done(host)
+        finally:
+            results.put(None)
+
+    threads = [
+        threading.Thread(target=work, name="url-probe", daemon=True)
+        for _ in range(max(1, min(settings.workers, len(urls))))
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        finished = 0
+        while finished < len(threads):
+            item = results.get()
+            if item is None:
+                finished += 1
+            else:
+                yield item
+    finally:
+        stopping.set()
+        scheduler.stop()
+
+
+def probe_parallel(urls: Sequence[str], settings: UrlConfig, processes: int) -> Iterator[UrlProbe]:
+    """Probe ``urls`` in ``processes`` worker processes (URLs split by host), yielding results."""
+    parts: list[list[str]] = [[] for _ in range(processes)]
+    for url in urls:
+        parts[zlib.crc32(host_of(url).encode()) % processes].append(url)
+    per_process = msgspec.structs.replace(settings, workers=max(1, settings.workers // processes))
+    context = get_context("spawn")
+    channel = context.Queue()
+    workers = [
+        context.Process(target=_worker, args=(part, per_process, channel, os.getpid()), daemon=True)
+        for part in parts
+        if part
+    ]
+    for process in workers:
+        process.start()
+    decoder = msgspec.msgpack.Decoder(list[UrlProbe])
+    try:
+        running = len(workers)
+        while running:
+            try:
+                message = channel.get(timeout=1.0)
+            except queue.Empty:
+                if not any(p.is_alive() for p in workers) and channel.empty():
+                    codes = sorted({p.exitcode or 0 for p in workers})
+                    raise ProbeError(f"URL probe workers exited unexpectedly ({codes})") from None
+                continue
+            if message is None:
+                running -= 1
+            else:
+                yield from decoder.decode(message)
+    finally:
+        for process in workers:
+            if process.is_alive():
+                process.terminate()
+        for process in workers:
+            process.join(timeout=2.0)
+
+
+def _worker(urls: list[str], settings: UrlConfig, channel: object, parent: int) -> None:
+    """Worker process body: probe in threads, ship results in chunks, stop if orphaned."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
+    encoder = msgspec.msgpack.Encoder()
+    put = channel.put  # type: ignore[attr-defined]
+    chunk: list[UrlProbe] = []
+    sent = time.monotonic()
+    with contextlib.suppress(BrokenPipeError):
+        for probe in probe_threaded(urls, settings, alive=lambda: os.getppid() == parent):
+            chunk.append(probe)
+            if len(chunk) >= _CHUNK or time.monotonic() - sent > _CHUNK_SECONDS:
+                put(encoder.encode(chunk))
+                chunk, sent = [], time.monotonic()
+        if chunk:
+            put(encoder.encode(chunk))
+        put(None)

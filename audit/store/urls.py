@@ -1,0 +1,78 @@
+"""Cache of remote URL probes, with the probe time, so a nightly run re-probes only what is stale.
+
+One row per URL holds the latest result. A probe run commits its results in batches, so a run
+killed part-way keeps everything up to its last batch and the next run starts from there. Other
+stages read results through :func:`latest_status` (the licence stage reads ``opt_out``).
+
+Status classes: ok, opt_out, gone, forbidden, http_error, server_error, timeout, dns, tls,
+connection, not_image, truncated, placeholder, redirects, invalid, refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import msgspec
+
+from audit.store import Store, register_schema
+
+register_schema(
+    "urls",
+    """
+    CREATE TABLE IF NOT EXISTS url_probe (
+        url TEXT PRIMARY KEY,
+        status TEXT NOT NULL,
+        http_status INTEGER,
+        detail TEXT NOT NULL DEFAULT '',
+        final_url TEXT,
+        probed_at REAL NOT NULL
+    ) WITHOUT ROWID;
+    """,
+)
+
+_LOOKUP_CHUNK = 500  # URLs per IN (...) query: well under SQLite's variable limit
+
+
+class UrlProbe(msgspec.Struct, frozen=True, array_like=True):
+    """One probe of one URL: the status class, what the server said, and when (epoch seconds)."""
+
+    url: str
+    status: str
+    http_status: int | None
+    detail: str
+    final_url: str | None
+    probed_at: float
+
+
+def lookup(store: Store, urls: Sequence[str]) -> dict[str, UrlProbe]:
+    """The cached probe of each of ``urls`` that has one (fresh or not: callers apply the TTL)."""
+    found: dict[str, UrlProbe] = {}
+    for start in range(0, len(urls), _LOOKUP_CHUNK):
+        chunk = urls[start : start + _LOOKUP_CHUNK]
+        marks = ",".join("?" * len(chunk))
+        rows = store.conn.execute(
+            "SELECT url, status, http_status, detail, final_url, probed_at "
+            f"FROM url_probe WHERE url IN ({marks})",
+            chunk,
+        )
+        for row in rows:
+            found[row[0]] = UrlProbe(*row)
+    return found
+
+
+def record(store: Store, probes: Iterable[UrlProbe]) -> int:
+    """Write one batch of probes atomically (the resume point after a kill); returns the count."""
+    rows = [(p.url, p.status, p.http_status, p.detail, p.final_url, p.probed_at) for p in probes]
+    if rows:
+        with store.transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO url_probe "
+                "(url, status, http_status, detail, final_url, probed_at) VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+    return len(rows)
+
+
+def latest_status(store: Store, urls: Iterable[str]) -> dict[str, str]:
+    """Status class of the latest probe of each URL that was ever probed (others are absent)."""
+    return {url: probe.status for url, probe in lookup(store, list(dict.fromkeys(urls))).items()}

@@ -1,0 +1,88 @@
+"""A loopback HTTP server that answers every request after a fixed latency (the URL benchmark's far end).
+
+asyncio with raw protocols, keep-alive and no framework, so one process sustains thousands of
+requests per second while each answer waits ``--latency`` seconds like a distant image host. It
+listens on several loopback addresses (127.0.0.1, 127.0.0.2, ...) so the client sees many hosts
+and its per-host limits apply as in a real crawl. It exits by itself after ``--seconds``.
+
+    python benchmarks/latency_server.py --hosts 32 --latency 0.05 --seconds 120
+prints "READY <port>" once listening, then the number of requests served when it stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+# The smallest well-formed JPEG header a probe's magic-byte check accepts, padded to a typical
+# ranged-GET answer size.
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + b"\x00" * 200
+RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: "
+    + str(len(JPEG)).encode()
+    + b"\r\n\r\n"
+    + JPEG
+)
+
+
+class _Latency(asyncio.Protocol):
+    """Answers each complete request head after the latency; pipelining-safe by counting heads."""
+
+    served = 0
+
+    def __init__(self, latency: float) -> None:
+        self.latency = latency
+        self.buffer = b""
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        loop = asyncio.get_running_loop()
+        while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
+            self.buffer = self.buffer[end + 4 :]
+            loop.call_later(self.latency, self._answer)
+
+    def _answer(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(RESPONSE)
+            _Latency.served += 1
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+
+
+async def serve(hosts: int, latency: float, seconds: float) -> None:
+    loop = asyncio.get_running_loop()
+    first = await loop.create_server(lambda: _Latency(latency), "127.0.0.1", 0, backlog=4096)
+    port = first.sockets[0].getsockname()[1]
+    servers = [first]
+    for i in range(2, hosts + 1):
+        servers.append(
+            await loop.create_server(lambda: _Latency(latency), f"127.0.0.{i}", port, backlog=4096)
+        )
+    print(f"READY {port}", flush=True)
+    try:
+        await asyncio.wait_for(asyncio.to_thread(sys.stdin.read), timeout=seconds)
+    except TimeoutError:
+        pass
+    for server in servers:
+        server.close()
+    print(f"SERVED {_Latency.served}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--hosts", type=int, default=32)
+    parser.add_argument("--latency", type=float, default=0.05)
+    parser.add_argument("--seconds", type=float, default=120.0)
+    args = parser.parse_args()
+    asyncio.run(serve(args.hosts, args.latency, args.seconds))
+
+
+if __name__ == "__main__":
+    main()

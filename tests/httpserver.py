@@ -1,0 +1,132 @@
+"""A real HTTP server on 127.0.0.1 for tests: routes with scripted answers, and a hit counter.
+
+Reusable by any test that needs a remote end (URL probing, the demo, webhooks)::
+
+    with HttpServer() as server:
+        server.route("/a.jpg", Reply(200, {"Content-Type": "image/jpeg"}, JPEG))
+        server.route("/flaky", Reply(500), Reply(200, body=JPEG))   # answers in turn, last repeats
+        url = server.url("/a.jpg")
+        ...
+        assert server.hits["/a.jpg"] == 1
+
+Unknown paths answer 404. Every request is counted per path (query string dropped) before its
+reply is chosen, so a test can assert that a URL was never requested. The server binds an
+ephemeral port; ``host`` may be another loopback address such as 127.0.0.2.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+
+from PIL import Image
+
+
+def _image(fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(buffer, fmt)
+    return buffer.getvalue()
+
+
+#: A small, complete JPEG and PNG, and the JPEG cut before its end marker.
+JPEG = _image("JPEG")
+PNG = _image("PNG")
+TRUNCATED_JPEG = JPEG[: len(JPEG) // 2]
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One scripted answer: status, headers, body, and an optional delay before answering."""
+
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    delay: float = 0.0
+
+
+Handler = Callable[[str, dict[str, str]], Reply]
+
+
+class HttpServer:
+    """A threading HTTP/1.1 server with keep-alive, started and stopped as a context manager."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.hits: Counter[str] = Counter()
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        self._routes: dict[str, list[Reply] | Handler] = {}
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer((host, 0), self._handler_class())
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def url(self, path: str) -> str:
+        return f"http://{self.host}:{self.port}{path}"
+
+    def route(self, path: str, *replies: Reply | Handler) -> None:
+        """Answer ``path`` with the replies in turn (the last one repeats), or with a handler."""
+        if len(replies) == 1 and callable(replies[0]):
+            self._routes[path] = replies[0]
+        else:
+            self._routes[path] = [r for r in replies if isinstance(r, Reply)]
+
+    def _reply(self, path: str, headers: dict[str, str]) -> Reply:
+        with self._lock:
+            self.hits[path] += 1
+            self.requests.append((path, headers))
+            route = self._routes.get(path)
+            if route is None:
+                return Reply(404, {"Content-Type": "text/html"}, b"<h1>Not Found</h1>")
+            if callable(route):
+                handler = route
+            else:
+                return route.pop(0) if len(route) > 1 else route[0]
+        return handler(path, headers)
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class _Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                self._answer(send_body=True)
+
+            def do_HEAD(self) -> None:
+                self._answer(send_body=False)
+
+            def _answer(self, send_body: bool) -> None:
+                path = self.path.split("?", 1)[0]
+                reply = server._reply(path, {k.lower(): v for k, v in self.headers.items()})
+                if reply.delay:
+                    time.sleep(reply.delay)
+                self.send_response(reply.status)
+                headers = {"Content-Length": str(len(reply.body)), **reply.headers}
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                if send_body:
+                    self.wfile.write(reply.body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        return _Handler
+
+    def __enter__(self) -> HttpServer:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, typ: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
