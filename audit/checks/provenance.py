@@ -9,7 +9,7 @@ read from text or from a URL host is marked as inferred.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -74,7 +74,7 @@ def derive(
     kind: str,
     hosts: Sequence[HostRule] = (),
     lcs_fallback: str = "lcs_unresolved",
-    source_components: dict[str, tuple[str, ...]] | None = None,
+    source_components: Mapping[str, tuple[str, ...]] | None = None,
     source: str | None = None,
 ) -> Provenance:
     """The record's parts. ``source`` (from config) wins for datasets of a kind the tool cannot read.
