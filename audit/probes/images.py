@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from audit import findings as fnd
+from audit.config import Config, DatasetConfig
 from audit.errors import ProbeError, UsageError
 from audit.findings import Finding
 from audit.loaders.imageroots import Location, UnsafePathError, locate, open_roots
+from audit.loaders.records import image_refs
 from audit.models import ImageRef, NoProgress, Progress, StageResult
 from audit.probes.imagedecode import LEVELS, Outcome, probe_batch
 from audit.store import Store
@@ -86,6 +88,27 @@ def probe_images(
     stats.update(probed=probed, cached=cached, seconds=round(time.perf_counter() - started, 3))
     found.append(fnd.make("stats.images", _summary(stats), dataset=dataset, file=file))
     return StageResult(stage="images", findings=found, stats=stats)
+
+
+def probe_dataset(
+    ds: DatasetConfig, config: Config, *, store: Store | None, progress: Progress | None = None
+) -> StageResult:
+    """The images stage of one configured dataset: its chat file's images under its roots."""
+    if not ds.chat or not ds.images:
+        raise UsageError(f"dataset {ds.name!r} needs both `chat` and `images` for the image probe")
+    chat = config.path(ds.chat)
+    refs = image_refs(chat, None if ds.kind == "auto" else ds.kind)
+    return probe_images(
+        refs,
+        [config.path(root) for root in ds.images],
+        level=config.images.level,
+        store=store,
+        dataset=ds.name,
+        file=str(ds.chat),
+        workers=config.images.workers,
+        progress=progress,
+        max_pixels=config.images.max_pixels,
+    )
 
 
 def _locate_all(refs: Sequence[ImageRef], roots: Sequence[Any]) -> dict[str, Location | Outcome]:

@@ -1,0 +1,144 @@
+"""`images`: which of the records' images exist under the image roots, and which would break training."""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from pathlib import Path
+
+import msgspec
+from rich.console import Console
+from rich.table import Table
+
+from audit import config as config_mod
+from audit import findings as fnd
+from audit.errors import UsageError
+from audit.findings import Finding, Severity
+from audit.models import StageResult
+
+ORDER = 20
+_EXAMPLES = 3  # records shown per finding code
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "images",
+        help="probe the records' local images (folders or zips): missing, empty, corrupt, truncated",
+        description="Resolve each record's `image` under the roots (folders or zip files, first "
+        "match wins) and check it at the chosen level; results are cached in the state store so "
+        "a re-run only checks what changed. Exit 1 when a record's image would break training.",
+    )
+    p.add_argument("files", nargs="*", metavar="FILE", help="conversation files (JSON array)")
+    p.add_argument(
+        "--root",
+        action="append",
+        default=[],
+        metavar="DIR_OR_ZIP",
+        help="image folder or zip (repeatable; searched in order)",
+    )
+    p.add_argument(
+        "--level",
+        choices=("exists", "header", "decode"),
+        help="exists: file present and non-empty; header: opens as an image (default); "
+        "decode: whole stream decoded, the only check that catches truncated files",
+    )
+    p.add_argument("--kind", choices=config_mod.KINDS, help="file kind (detected when omitted)")
+    p.add_argument("--findings", metavar="OUT.jsonl", help="write findings as JSON Lines")
+    p.add_argument("--state", metavar="PATH", help="state store (default: the config's `state`)")
+    p.add_argument("--no-cache", action="store_true", help="probe everything, record nothing")
+    p.add_argument("--workers", type=int, help="worker processes (default 2)")
+    p.add_argument("--config", metavar="audit.toml", help="take datasets and settings from it")
+    p.add_argument("--dataset", action="append", default=[], help="configured dataset(s) to probe")
+    p.set_defaults(handler=_images)
+
+
+def _images(args: argparse.Namespace) -> int:
+    from audit.output.progress import RichProgress
+    from audit.probes.images import probe_dataset, probe_images
+    from audit.store import Store
+
+    config = config_mod.load(args.config) if args.config else config_mod.Config()
+    if args.files and not args.root:
+        raise UsageError("images: give the image folder or zip with --root")
+    if not args.files and not args.config:
+        raise UsageError("images: give conversation FILEs and --root, or --config")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("images: --workers must be at least 1")
+    settings = config.images
+    level = args.level or settings.level
+    workers = args.workers or settings.workers
+    state = Path(args.state) if args.state else config.path(config.state)
+    store = None if args.no_cache else Store(state)
+    results: list[StageResult] = []
+    try:
+        with RichProgress() as progress:
+            if args.files:
+                from audit.loaders.records import image_refs
+
+                for file in args.files:
+                    refs = image_refs(Path(file), args.kind)
+                    results.append(
+                        probe_images(
+                            refs,
+                            args.root,
+                            level=level,
+                            store=store,
+                            dataset=Path(file).stem,
+                            file=file,
+                            workers=workers,
+                            progress=progress,
+                            max_pixels=settings.max_pixels,
+                        )
+                    )
+            else:
+                for ds in _datasets(config, args.dataset):
+                    overrides = msgspec.structs.replace(settings, level=level, workers=workers)
+                    cfg = msgspec.structs.replace(config, images=overrides)
+                    results.append(probe_dataset(ds, cfg, store=store, progress=progress))
+    finally:
+        if store is not None:
+            store.close()
+    found = [f for r in results for f in r.findings]
+    if args.findings:
+        Path(args.findings).write_bytes(fnd.to_jsonl(found))
+    _render(results, found, Console(highlight=False))
+    return 1 if any(f.severity == Severity.ERROR for f in found) else 0
+
+
+def _datasets(config: config_mod.Config, names: list[str]) -> list[config_mod.DatasetConfig]:
+    chosen = [config.dataset(n) for n in names] if names else config.datasets
+    usable = [ds for ds in chosen if ds.chat and ds.images]
+    if not usable:
+        raise UsageError("images: no configured dataset has both `chat` and `images`")
+    return usable
+
+
+def _render(results: list[StageResult], found: list[Finding], console: Console) -> None:
+    table = Table(title="Local images", title_justify="left")
+    for column in ("dataset", "records", "distinct", "ok", "missing", "broken", "missing rate"):
+        table.add_column(column, justify="left" if column == "dataset" else "right")
+    table.add_column("checked / cached", justify="right")
+    for result in results:
+        name = next(f.dataset for f in result.findings if f.code == "stats.images")
+        s = result.stats
+        rate = s["missing_rate"]
+        table.add_row(
+            name,
+            f"{s['referenced']:,}",
+            f"{s['unique_images']:,}",
+            f"{s['status'].get('ok', 0):,}",
+            f"{s['missing']:,}",
+            f"{s['broken'] - s['missing']:,}",
+            "-" if rate is None else f"{rate:.2%}",
+            f"{s['probed']:,} / {s['cached']:,} ({s['level']})",
+        )
+    console.print(table)
+    by_code = Counter(f.code for f in found if f.severity != Severity.INFO)
+    for code, count in by_code.most_common():
+        entry = fnd.info(code)
+        console.print(f"[bold]{code}[/] ({entry.severity.value}, {count:,}): {entry.title}")
+        for f in [f for f in found if f.code == code][:_EXAMPLES]:
+            where = f"{f.file}[{f.index}]" if f.index is not None else f.file
+            console.print(f"  {where}: {f.message}", markup=False)
+    if not by_code:
+        console.print("No image problems found.")
