@@ -1,0 +1,141 @@
+"""`llava-audit gate`: the pre-training gate for CI (DESIGN.md use case 2)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from audit import config as config_mod
+from audit.errors import AuditError, ConfigError
+
+if TYPE_CHECKING:
+    from audit.gate import GateResult
+    from audit.output.report import AuditReport
+
+ORDER = 70
+_SHOWN_EXAMPLES = 3
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "gate",
+        help="run the audit (or read a report) and pass or fail it against the [gate] thresholds",
+        description="Exit 0 passed, 1 gate failed, 2 usage or config error, 3 the audit could "
+        "not run (or a stage could not run, so the gate cannot vouch for the data).",
+    )
+    p.add_argument("--config", default="audit.toml", help="config file (audit.toml)")
+    p.add_argument(
+        "--report",
+        metavar="RUN",
+        help="gate this published run (folder or its report.json) instead of running the audit",
+    )
+    p.add_argument(
+        "--baseline",
+        metavar="RUN",
+        help="earlier run folder, report.json or findings JSONL: only new findings count "
+        "(default: [gate] baseline)",
+    )
+    p.add_argument("--junit", metavar="OUT.xml", help="write JUnit XML (a test case per rule)")
+    p.add_argument("--json", metavar="OUT.json", help="write the gate result as JSON")
+    p.set_defaults(handler=_gate)
+
+
+def _gate(args: argparse.Namespace) -> int:
+    from audit.gate import evaluate
+    from audit.output.baseline import load_baseline
+    from audit.output.junit import to_json, to_junit_xml
+    from audit.output.report import write_atomic
+
+    config = _config(args)
+    report = _report(args, config)
+    baseline_path = args.baseline or (
+        str(config.path(config.gate.baseline)) if config.gate.baseline else None
+    )
+    baseline = load_baseline(baseline_path) if baseline_path else None
+    result = evaluate(report, config.gate, baseline=baseline, baseline_name=baseline_path)
+    if args.junit:
+        write_atomic(args.junit, to_junit_xml(result))
+    if args.json:
+        write_atomic(args.json, to_json(result))
+    _summary(result, Console(highlight=False))
+    if any(not r.passed and r.rule in ("run", "stages") for r in result.rules):
+        return 3
+    return 0 if result.passed else 1
+
+
+def _config(args: argparse.Namespace) -> config_mod.Config:
+    """Gating a saved report needs only the thresholds: defaults when there is no config file."""
+    if args.report and args.config == "audit.toml" and not Path(args.config).exists():
+        return config_mod.Config()
+    return config_mod.load(args.config)
+
+
+def _report(args: argparse.Namespace, config: config_mod.Config) -> AuditReport:
+    from audit.output.report import read_report
+
+    if args.report:
+        folder = Path(args.report)
+        folder = folder.parent if folder.is_file() else folder
+        try:
+            return read_report(folder)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{args.report}: cannot read the report: {exc}") from None
+    from audit.output.progress import RichProgress
+    from audit.runner import run_audit
+
+    try:
+        with RichProgress() as progress:
+            return run_audit(config, progress=progress, trigger="gate", config_file=args.config)
+    except AuditError:
+        raise
+    except Exception as exc:  # the runner recorded the run as failed; one line, not a traceback
+        raise AuditError(f"the audit could not run: {type(exc).__name__}: {exc}") from None
+
+
+def _summary(result: GateResult, console: Console) -> None:
+    """One screen: failing rules with their reasons and examples, passing datasets folded."""
+    failures = result.failures
+    verdict = (
+        Text("GATE PASSED", style="bold green")
+        if result.passed
+        else Text("GATE FAILED", style="bold red")
+    )
+    verdict.append(f"  run {result.run_id}", style="dim")
+    if result.baseline:
+        verdict.append(f"  (new findings only, baseline {result.baseline})", style="dim")
+    console.print(verdict)
+    table = Table(show_header=True, header_style="bold", expand=False)
+    for column in ("dataset", "rule", "result"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("reason", overflow="fold")
+    by_dataset: dict[str | None, list] = {}
+    for rule in result.rules:
+        by_dataset.setdefault(rule.dataset, []).append(rule)
+    for dataset, rules in by_dataset.items():
+        name = Text(dataset or "(run)")
+        failed = [r for r in rules if not r.passed]
+        if not failed and dataset is not None:
+            table.add_row(
+                name,
+                Text("all"),
+                Text("pass", style="green"),
+                Text(f"{len(rules)} rules: " + ", ".join(r.rule for r in rules)),
+            )
+        for rule in failed:
+            table.add_row(name, Text(rule.rule), Text("FAIL", style="bold red"), Text(rule.reason))
+    console.print(table)
+    for rule in failures:
+        for example in rule.examples[:_SHOWN_EXAMPLES]:
+            console.print(
+                Text(f"  {rule.dataset} / {rule.rule}: {example}"),
+                overflow="ellipsis",
+                no_wrap=True,
+            )
+    console.print(
+        f"{len(result.rules) - len(failures)} of {len(result.rules)} rules passed", style="dim"
+    )

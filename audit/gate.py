@@ -1,0 +1,227 @@
+"""The CI gate: pass or fail an audit report against thresholds, with a reason for every rule.
+
+Pure: a report, the ``[gate]`` settings and optionally the findings of a baseline go in, a
+:class:`GateResult` comes out. With a baseline only findings that are new since then count, so a
+team can adopt the gate on a dataset with known problems and still stop every new one. A blocklisted
+item that reappears is never grandfathered by a baseline: the takedown rule always counts all.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import PurePath
+
+import msgspec
+
+from audit.config import GateConfig
+from audit.findings import Finding, Severity
+from audit.output.report import AuditReport, DatasetReport
+
+#: Rules in the order they are shown; each is one JUnit test case per dataset.
+RULES: tuple[str, ...] = ("stages", "errors", "missing_rate", "license", "takedown")
+FORBIDDEN_CODE = "license.forbidden"
+TAKEDOWN_CODE = "takedown.present"
+_EXAMPLES = 10
+
+
+class RuleOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    """One rule on one dataset (``dataset`` None: the run as a whole)."""
+
+    rule: str
+    dataset: str | None
+    passed: bool
+    reason: str
+    count: float | None = None
+    limit: float | None = None
+    examples: list[str] = msgspec.field(default_factory=list)
+
+
+class GateResult(msgspec.Struct, frozen=True, kw_only=True):
+    """The verdict and every rule behind it (written as the gate's JSON result)."""
+
+    passed: bool
+    run_id: str
+    baseline: str | None
+    rules: list[RuleOutcome]
+
+    @property
+    def failures(self) -> list[RuleOutcome]:
+        return [r for r in self.rules if not r.passed]
+
+
+def evaluate(
+    report: AuditReport,
+    config: GateConfig,
+    *,
+    baseline: Sequence[Finding] | None = None,
+    baseline_name: str | None = None,
+) -> GateResult:
+    """Judge ``report``; ``baseline`` (a previous run's findings) limits counting to new ones."""
+    rules = [_run_rule(report)]
+    for ds in report.datasets:
+        current = list(ds.findings())
+        new = current if baseline is None else new_findings(current, baseline)
+        rules += [
+            _stages_rule(ds),
+            _errors_rule(ds.name, new, config, baseline is not None),
+            _missing_rule(ds, config),
+            _code_rule("license", ds.name, new, FORBIDDEN_CODE, config.fail_on_forbidden),
+            _code_rule("takedown", ds.name, current, TAKEDOWN_CODE, config.fail_on_takedown),
+        ]
+    return GateResult(
+        passed=all(r.passed for r in rules),
+        run_id=report.run_id,
+        baseline=baseline_name if baseline is not None else None,
+        rules=rules,
+    )
+
+
+def new_findings(current: Iterable[Finding], baseline: Iterable[Finding]) -> list[Finding]:
+    """Findings of ``current`` not in ``baseline``, matched as multisets on :func:`finding_key`.
+
+    Keys use the record id (stable when records are inserted before it) and the file's name (CI
+    machines mount data at different paths); repeated ids are counted, so a third copy of a
+    problem that was there twice is one new finding.
+    """
+    allowance = Counter(finding_key(f) for f in baseline)
+    fresh = []
+    for finding in current:
+        key = finding_key(finding)
+        if allowance[key] > 0:
+            allowance[key] -= 1
+        else:
+            fresh.append(finding)
+    return fresh
+
+
+def finding_key(finding: Finding) -> tuple[str, str, str, str]:
+    """Identity of a finding across runs: dataset, file name, code, and which record or rule.
+
+    File-level findings carry counts in their message ("12 of 40 rows"), so only the message's
+    first clause (the rule it names) identifies them.
+    """
+    if finding.record_id is not None:
+        where = f"id:{finding.record_id}"
+    elif finding.index is not None:
+        where = f"#{finding.index}"
+    else:
+        where = finding.message.split(";")[0]
+    return (finding.dataset, PurePath(finding.file).name, finding.code, where)
+
+
+def _run_rule(report: AuditReport) -> RuleOutcome:
+    ok = report.status == "succeeded"
+    reason = "the audit ran to the end" if ok else f"the audit {report.status}: {report.error}"
+    return RuleOutcome(rule="run", dataset=None, passed=ok, reason=reason)
+
+
+def _stages_rule(ds: DatasetReport) -> RuleOutcome:
+    """A stage that failed to run checked nothing: the gate cannot vouch for what it missed."""
+    failed = {name: run.note for name, run in ds.stages.items() if run.status == "failed"}
+    if not failed:
+        return RuleOutcome(rule="stages", dataset=ds.name, passed=True, reason="every stage ran")
+    listed = "; ".join(f"{name}: {note or 'failed'}" for name, note in failed.items())
+    return RuleOutcome(
+        rule="stages",
+        dataset=ds.name,
+        passed=False,
+        reason=f"{len(failed)} stage(s) could not run ({listed})",
+        count=len(failed),
+        limit=0,
+    )
+
+
+def _errors_rule(
+    dataset: str, findings: Sequence[Finding], config: GateConfig, new_only: bool
+) -> RuleOutcome:
+    """Error findings per code within their own limit; the rest together within ``max_errors``.
+
+    The forbidden-licence and takedown codes have their own rules and are not counted twice.
+    """
+    own_rules = {FORBIDDEN_CODE, TAKEDOWN_CODE}
+    errors = [f for f in findings if f.severity is Severity.ERROR and f.code not in own_rules]
+    by_code = Counter(f.code for f in errors)
+    limited = {c: n for c, n in by_code.items() if c in config.max_errors_per_code}
+    rest = sum(n for c, n in by_code.items() if c not in limited)
+    over = [
+        f"{code}: {n} > {config.max_errors_per_code[code]}"
+        for code, n in sorted(limited.items())
+        if n > config.max_errors_per_code[code]
+    ]
+    if rest > config.max_errors:
+        over.append(f"other codes: {rest} > max_errors {config.max_errors}")
+    what = "new error findings" if new_only else "error findings"
+    counts = ", ".join(f"{c} {n}" for c, n in by_code.most_common(5)) or "none"
+    bad_codes = {c for c, n in limited.items() if n > config.max_errors_per_code[c]}
+    if rest > config.max_errors:
+        bad_codes |= set(by_code) - set(limited)
+    failing = [f for f in errors if f.code in bad_codes]
+    return RuleOutcome(
+        rule="errors",
+        dataset=dataset,
+        passed=not over,
+        reason=(
+            f"{len(errors)} {what} ({counts})"
+            + (f"; over the limit: {'; '.join(over)}" if over else "; within the limits")
+        ),
+        count=len(errors),
+        limit=config.max_errors,
+        examples=_examples(failing),
+    )
+
+
+def _missing_rule(ds: DatasetReport, config: GateConfig) -> RuleOutcome:
+    rate, limit = ds.missing_rate, config.max_missing_rate
+    if rate is None:
+        return RuleOutcome(
+            rule="missing_rate",
+            dataset=ds.name,
+            passed=True,
+            reason="images were not probed",
+            limit=limit,
+        )
+    ok = rate <= limit
+    return RuleOutcome(
+        rule="missing_rate",
+        dataset=ds.name,
+        passed=ok,
+        reason=f"{rate:.1%} of images missing or unreadable ({'<=' if ok else '>'} {limit:.1%})",
+        count=rate,
+        limit=limit,
+    )
+
+
+def _code_rule(
+    rule: str, dataset: str, findings: Sequence[Finding], code: str, enabled: bool
+) -> RuleOutcome:
+    hits = [f for f in findings if f.code == code]
+    passed = not hits or not enabled
+    if not hits:
+        reason = f"no {code} findings"
+    elif enabled:
+        reason = f"{len(hits)} {code} finding(s)"
+    else:
+        reason = f"{len(hits)} {code} finding(s), allowed by the [gate] settings"
+    return RuleOutcome(
+        rule=rule,
+        dataset=dataset,
+        passed=passed,
+        reason=reason,
+        count=len(hits),
+        limit=0 if enabled else None,
+        examples=_examples(hits) if not passed else [],
+    )
+
+
+def _examples(findings: Sequence[Finding]) -> list[str]:
+    return [_describe(f) for f in findings[:_EXAMPLES]]
+
+
+def _describe(f: Finding) -> str:
+    where = PurePath(f.file).name or f.dataset
+    if f.index is not None:
+        where += f"#{f.index}"
+    if f.record_id is not None:
+        where += f" (id {f.record_id})"
+    return f"{where}: {f.code}: {f.message}"

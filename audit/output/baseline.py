@@ -1,0 +1,38 @@
+"""Read a gate baseline: the findings of an earlier run, from whatever the user kept of it.
+
+A CI job usually archives either the published run folder, its ``report.json`` (with
+``findings.jsonl`` beside it) or just a ``--findings`` JSON Lines file; all three work.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+from audit.errors import ConfigError
+from audit.findings import Finding, from_jsonl
+from audit.output.report import FINDINGS_FILE, from_files, read_report
+
+
+def load_baseline(path: str | Path) -> list[Finding]:
+    """Findings of a run folder, a ``report.json`` (findings beside it) or a findings JSONL."""
+    p = Path(path)
+    try:
+        if p.is_dir():
+            return list(read_report(p).findings())
+        if p.name.endswith(".jsonl"):
+            return from_jsonl(p.read_bytes())
+        findings = p.parent / FINDINGS_FILE
+        if p.is_file() and not findings.is_file():
+            raise ConfigError(
+                f"{p}: a baseline report needs its {FINDINGS_FILE} beside it "
+                f"(or pass the findings JSONL itself)"
+            )
+        return list(from_files(p.read_bytes(), findings.read_bytes()).findings())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{exc.filename or p}: baseline not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read baseline: {exc.strerror}") from None
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+        raise ConfigError(f"{p}: not a report or findings file: {exc}") from None

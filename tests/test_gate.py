@@ -1,0 +1,213 @@
+"""The CI gate: thresholds, baselines, JUnit XML and JSON, and the command's exit codes."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from audit import findings
+from audit.cli import main
+from audit.config import GateConfig
+from audit.errors import ConfigError
+from audit.findings import Finding
+from audit.gate import GateResult, evaluate, new_findings
+from audit.models import StageResult
+from audit.output import report as rpt
+from audit.output.baseline import load_baseline
+from audit.output.junit import to_json, to_junit_xml
+
+
+def finding(code: str, index: int | None = 0, record_id: str | None = "r0", **kw: str) -> Finding:
+    return findings.make(
+        code,
+        kw.get("message", f"{code} at {index}"),
+        dataset=kw.get("dataset", "lcs"),
+        file=kw.get("file", "/data/lcs.json"),
+        index=index,
+        record_id=record_id,
+    )
+
+
+def dataset(
+    name: str = "lcs",
+    found: list[Finding] | None = None,
+    missing_rate: float | None = 0.0,
+    failed_stage: str | None = None,
+) -> rpt.DatasetReport:
+    stages = {"structure": rpt.StageRun(status="ok", result=StageResult(stage="structure"))}
+    stages["structure"].result.findings = list(found or [])
+    if failed_stage:
+        stages[failed_stage] = rpt.StageRun(
+            status="failed", result=StageResult(stage=failed_stage), note="image root not found"
+        )
+    return rpt.DatasetReport(
+        name=name, kind="lcs-chat", records=10, missing_rate=missing_rate, stages=stages
+    )
+
+
+def report(*datasets: rpt.DatasetReport, status: rpt.RunStatus = "succeeded") -> rpt.AuditReport:
+    started = datetime(2026, 11, 26, 2, 30, tzinfo=UTC)
+    out = rpt.AuditReport(
+        run_id=rpt.new_run_id(started), started=started, status=status, datasets=list(datasets)
+    )
+    out.totals = rpt.compute_totals(out.datasets)
+    return out
+
+
+def failed_rules(result: GateResult) -> list[tuple[str | None, str]]:
+    return [(r.dataset, r.rule) for r in result.failures]
+
+
+def test_clean_report_passes_every_rule_of_every_dataset() -> None:
+    result = evaluate(report(dataset("a"), dataset("b")), GateConfig())
+    assert result.passed
+    assert [(r.dataset, r.rule) for r in result.rules] == [(None, "run")] + [
+        (ds, rule)
+        for ds in ("a", "b")
+        for rule in ("stages", "errors", "missing_rate", "license", "takedown")
+    ]
+
+
+def test_error_findings_fail_beyond_max_errors_and_per_code_limits() -> None:
+    errors = [finding("turn.role", i, f"r{i}") for i in range(3)] + [finding("image.path", 9, "x")]
+    warnings = [finding("turn.leading_gpt", i, f"r{i}") for i in range(50)]
+    rep = report(dataset(found=errors + warnings))
+    assert failed_rules(evaluate(rep, GateConfig())) == [("lcs", "errors")]
+    assert evaluate(rep, GateConfig(max_errors=4)).passed
+    per_code = GateConfig(max_errors=1, max_errors_per_code={"turn.role": 3})
+    assert evaluate(rep, per_code).passed
+    tight = evaluate(rep, GateConfig(max_errors=1, max_errors_per_code={"turn.role": 2}))
+    (rule,) = tight.failures
+    assert "turn.role: 3 > 2" in rule.reason and "other codes" not in rule.reason
+    assert all("turn.role" in example for example in rule.examples)
+
+
+def test_missing_rate_over_the_threshold_fails_and_unprobed_passes() -> None:
+    config = GateConfig(max_missing_rate=0.15)
+    assert failed_rules(evaluate(report(dataset(missing_rate=0.3)), config)) == [
+        ("lcs", "missing_rate")
+    ]
+    assert evaluate(report(dataset(missing_rate=0.15)), config).passed
+    unprobed = evaluate(report(dataset(missing_rate=None)), config)
+    assert unprobed.passed and "not probed" in unprobed.rules[3].reason
+
+
+def test_forbidden_licence_and_takedown_have_their_own_rules() -> None:
+    rep = report(dataset(found=[finding("license.forbidden"), finding("takedown.present", 4, "t")]))
+    result = evaluate(rep, GateConfig(max_errors=100))
+    assert failed_rules(result) == [("lcs", "license"), ("lcs", "takedown")]
+    relaxed = GateConfig(fail_on_forbidden=False, fail_on_takedown=False)
+    assert evaluate(rep, relaxed).passed, "own rules: not counted again under errors"
+
+
+def test_baseline_lets_only_new_findings_fail_but_never_a_takedown() -> None:
+    old = [finding("turn.role", 3, "a"), finding("turn.role", 7, "b"), finding("takedown.present")]
+    shifted = [
+        finding("turn.role", 4, "a"),
+        finding("turn.role", 8, "b"),
+        finding("takedown.present"),
+    ]
+    rep = report(dataset(found=shifted))
+    result = evaluate(rep, GateConfig(), baseline=old, baseline_name="last.jsonl")
+    assert failed_rules(result) == [("lcs", "takedown")], "records moved, ids kept: not new"
+    rep = report(dataset(found=[*shifted[:2], finding("turn.role", 9, "b")]))
+    result = evaluate(rep, GateConfig(), baseline=old)
+    (rule,) = result.failures
+    assert rule.rule == "errors" and rule.count == 1 and "1 new error" in rule.reason
+    assert "id b" in rule.examples[0]
+
+
+def test_file_level_findings_match_on_the_rule_not_on_the_counts() -> None:
+    before = finding("expectation.failed", None, None, message="regex on id failed; 2 of 9 rows")
+    after = finding("expectation.failed", None, None, message="regex on id failed; 3 of 9 rows")
+    other = finding("expectation.failed", None, None, message="unique on id failed; 1 of 9 rows")
+    assert new_findings([after, other], [before]) == [other]
+
+
+def test_a_failed_stage_or_run_fails_the_gate() -> None:
+    result = evaluate(report(dataset(failed_stage="images")), GateConfig())
+    (rule,) = result.failures
+    assert rule.rule == "stages" and "images: image root not found" in rule.reason
+    assert failed_rules(evaluate(report(status="failed"), GateConfig())) == [(None, "run")]
+
+
+def test_junit_xml_parses_and_carries_each_failure_with_its_reason() -> None:
+    nasty = "<script>alert(1)</script>\x01"
+    bad = [finding("turn.role", i, nasty, message=nasty) for i in range(2)]
+    rep = report(dataset("clean"), dataset("bad", found=bad, missing_rate=0.5))
+    xml = to_junit_xml(evaluate(rep, GateConfig()))
+    root = ET.fromstring(xml)
+    assert root.tag == "testsuites" and root.get("tests") == "11" and root.get("failures") == "2"
+    suites = {s.get("name"): s for s in root.iter("testsuite")}
+    assert set(suites) == {"(run)", "clean", "bad"}
+    assert suites["clean"].get("failures") == "0" and len(suites["clean"].findall("testcase")) == 5
+    failures = {c.get("name"): c.find("failure") for c in suites["bad"].iter("testcase")}
+    assert failures["missing_rate"] is not None and "50.0%" in failures["missing_rate"].get(
+        "message", ""
+    )
+    errors = failures["errors"]
+    assert errors is not None and "<script>alert(1)</script>" in (errors.text or "")
+    assert failures["license"] is None
+
+
+def test_json_result_round_trips_the_verdict() -> None:
+    rep = report(dataset(found=[finding("turn.role")]))
+    data = json.loads(to_json(evaluate(rep, GateConfig())))
+    assert data["passed"] is False and data["run_id"] == rep.run_id
+    assert [r["rule"] for r in data["rules"] if not r["passed"]] == ["errors"]
+
+
+def test_baseline_reads_a_run_folder_its_report_json_or_findings_jsonl(tmp_path: Path) -> None:
+    rep = report(dataset(found=[finding("turn.role"), finding("turn.order", 2, "r2")]))
+    published = rpt.publish(rep, tmp_path / "reports")
+    jsonl = tmp_path / "f.jsonl"
+    jsonl.write_bytes(findings.to_jsonl(rep.findings()))
+    for source in (published, published / rpt.REPORT_FILE, jsonl):
+        assert [f.code for f in load_baseline(source)] == ["turn.role", "turn.order"]
+    with pytest.raises(ConfigError, match="baseline not found"):
+        load_baseline(tmp_path / "nope.json")
+    lonely = tmp_path / "lonely" / "report.json"
+    lonely.parent.mkdir()
+    lonely.write_bytes((published / rpt.REPORT_FILE).read_bytes())
+    with pytest.raises(ConfigError, match=r"findings\.jsonl beside it"):
+        load_baseline(lonely)
+
+
+def test_gate_command_on_a_saved_report_writes_junit_and_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    good = rpt.publish(report(dataset()), tmp_path / "reports")
+    bad = rpt.publish(report(dataset(found=[finding("turn.role")])), tmp_path / "reports")
+    assert main(["gate", "--report", str(good)]) == 0
+    assert "GATE PASSED" in capsys.readouterr().out
+    args = ["gate", "--report", str(bad), "--junit", "g.xml", "--json", "g.json"]
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    assert "GATE FAILED" in out and "turn.role" in out
+    assert ET.parse(tmp_path / "g.xml").getroot().get("failures") == "1"
+    assert json.loads((tmp_path / "g.json").read_text())["passed"] is False
+    assert main([*args[:3], "--baseline", str(bad)]) == 0, "nothing new since the baseline"
+    failed_stage = rpt.publish(report(dataset(failed_stage="urls")), tmp_path / "reports")
+    assert main(["gate", "--report", str(failed_stage)]) == 3
+
+
+def test_gate_command_config_errors_exit_2(tmp_path: Path) -> None:
+    assert main(["gate", "--config", str(tmp_path / "missing.toml")]) == 2
+    bad = tmp_path / "audit.toml"
+    bad.write_text("[gate]\nmax_errors = 'many'\n")
+    assert main(["gate", "--config", str(bad)]) == 2
+    assert main(["gate", "--report", str(tmp_path / "no-such-run")]) == 2
+
+
+def test_gate_command_runs_the_audit_when_no_report_is_given(tmp_path: Path) -> None:
+    config = tmp_path / "audit.toml"
+    config.write_text('reports_dir = "reports"\nstate = "state/state.sqlite"\n')
+    out = tmp_path / "gate.json"
+    assert main(["gate", "--config", str(config), "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["passed"] is True
+    assert rpt.published_runs(tmp_path / "reports"), "the gate's audit run was published"
