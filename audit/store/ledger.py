@@ -77,6 +77,43 @@ CREATE TABLE IF NOT EXISTS takedown_blocklist (
 )
 
 
+register_schema(
+    "takedown_hashes",
+    """
+CREATE TABLE IF NOT EXISTS takedown_image_hash (
+    root TEXT NOT NULL,
+    name TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    md5 TEXT NOT NULL,
+    PRIMARY KEY (root, name)
+) WITHOUT ROWID;
+""",
+)
+
+
+class ImageHashes(msgspec.Struct, frozen=True):
+    sha256: str
+    md5: str
+
+
+def cached_hashes(store: Store, root: str) -> dict[str, tuple[str, ImageHashes]]:
+    """Content hashes of a root's images seen before: name -> (signature, hashes), one query."""
+    rows = store.conn.execute(
+        "SELECT name, signature, sha256, md5 FROM takedown_image_hash WHERE root = ?", (root,)
+    )
+    return {name: (sig, ImageHashes(sha, md5)) for name, sig, sha, md5 in rows}
+
+
+def cache_hashes(store: Store, rows: Iterable[tuple[str, str, str, ImageHashes]]) -> None:
+    """Remember hashes so nightly audits re-read only images that changed (a cache, not ledger)."""
+    with store.transaction() as conn:
+        conn.executemany(
+            "INSERT OR REPLACE INTO takedown_image_hash VALUES (?, ?, ?, ?, ?)",
+            [(root, name, sig, h.sha256, h.md5) for root, name, sig, h in rows],
+        )
+
+
 class Request(msgspec.Struct, frozen=True, kw_only=True):
     """A takedown request as received (§8.6 intake fields)."""
 

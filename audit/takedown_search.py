@@ -1,0 +1,165 @@
+"""Where takedown looks: every configured dataset file, record by record, with image hashes.
+
+Separate from the workflow steps (``audit.takedown``) because both the steps and the nightly audit's
+blocklist check need it. Files are read through ``audit.loaders``; image bytes through
+``audit.loaders.imageroots``; hashes are cached in the state store by the image's signature.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from audit.checks.takedown import Candidate
+from audit.config import Config
+from audit.errors import TakedownError
+from audit.loaders import imageroots
+from audit.loaders.records import METADATA_ALIASES, raw_records
+from audit.models import Progress
+from audit.store import Store
+from audit.store.ledger import ImageHashes, cache_hashes, cached_hashes
+
+_ALIASES = {f: METADATA_ALIASES[f] for f in ("id", "image", "url")}
+
+
+@dataclass(frozen=True)
+class DatasetFile:
+    """One conversation or metadata file of a configured dataset."""
+
+    dataset: str
+    role: str  # "chat" or "metadata"
+    path: Path
+
+
+@dataclass
+class LoadedFile:
+    """A file's records as raw JSON (for cleaned copies) and as match candidates."""
+
+    source: DatasetFile
+    jsonl: bool
+    elements: list[bytes]
+    candidates: list[Candidate]
+    image_locations: dict[int, str] = field(default_factory=dict)  # index -> file or zip!member
+
+
+def dataset_files(config: Config, names: Iterable[str] | None = None) -> list[DatasetFile]:
+    """The files to search; an unknown dataset name is a bad request, not an empty search."""
+    wanted = None if names is None else set(names)
+    known = {d.name for d in config.datasets}
+    if wanted is not None and (unknown := sorted(wanted - known)):
+        listed = ", ".join(sorted(known)) or "none"
+        raise TakedownError(f"unknown dataset {', '.join(unknown)!r} (configured: {listed})")
+    return [
+        DatasetFile(ds.name, role, config.path(value))
+        for ds in config.datasets
+        if wanted is None or ds.name in wanted
+        for role, value in (("chat", ds.chat), ("metadata", ds.metadata))
+        if value
+    ]
+
+
+def load_file(source: DatasetFile) -> LoadedFile:
+    """Read one file through the loader; every record keeps its exact bytes and its position."""
+    container, elements = raw_records(source.path)
+    return LoadedFile(
+        source=source,
+        jsonl=container == "jsonl",
+        elements=elements,
+        candidates=[_candidate(source, i, raw) for i, raw in enumerate(elements)],
+    )
+
+
+def _candidate(source: DatasetFile, index: int, raw: bytes) -> Candidate:
+    """A record's id, image and URL under any of the key names metadata files use.
+
+    Decoded generically on purpose: a record the typed loader rejects may still carry the image.
+    """
+    try:
+        record: Any = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        record = None
+    if not isinstance(record, dict):
+        return Candidate(dataset=source.dataset, file=str(source.path), index=index)
+    found = {
+        name: next((v for k in keys if (v := record.get(k)) is not None), None)
+        for name, keys in _ALIASES.items()
+    }
+    rid, image, url = found["id"], found["image"], found["url"]
+    return Candidate(
+        dataset=source.dataset,
+        file=str(source.path),
+        index=index,
+        record_id=str(rid) if isinstance(rid, str | int) else None,
+        image=image if isinstance(image, str) else None,
+        url=url if isinstance(url, str) else None,
+    )
+
+
+def hash_images(
+    config: Config, store: Store, files: list[LoadedFile], progress: Progress
+) -> dict[str, int]:
+    """Fill in content hashes of the records' images found under their dataset's image roots.
+
+    Each distinct image is read once; hashes are cached by the image's signature, so a nightly
+    audit re-reads only images that changed. Returns counts of hashed and unavailable images.
+    """
+    roots_of = {ds.name: ds.images for ds in config.datasets}
+    counts = {"hashed": 0, "unavailable": 0}
+    todo = [f for f in files if roots_of.get(f.source.dataset)]
+    progress.start("hashing images", sum(len(f.candidates) for f in todo))
+    seen: dict[tuple[str, str], ImageHashes | None] = {}
+    caches: dict[str, dict[str, tuple[str, ImageHashes]]] = {}
+    fresh: list[tuple[str, str, str, ImageHashes]] = []
+    for loaded in todo:
+        roots = imageroots.open_roots([config.path(p) for p in roots_of[loaded.source.dataset]])
+        for i, c in enumerate(loaded.candidates):
+            progress.advance()
+            loc = _locate(roots, c.image)
+            if loc is None:
+                counts["unavailable"] += c.image is not None
+                continue
+            loaded.image_locations[c.index] = _where(loc)
+            key = (loc.root, loc.name)
+            if key not in seen:
+                cache = caches.setdefault(loc.root, cached_hashes(store, loc.root))
+                hit = cache.get(loc.name)
+                seen[key] = hit[1] if hit and hit[0] == loc.signature else _hash(loc)
+                if seen[key] is not None and not (hit and hit[0] == loc.signature):
+                    fresh.append((loc.root, loc.name, loc.signature, seen[key]))  # type: ignore[arg-type]
+            hashes = seen[key]
+            if hashes is None:
+                counts["unavailable"] += 1
+                continue
+            counts["hashed"] += 1
+            loaded.candidates[i] = msgspec.structs.replace(c, sha256=hashes.sha256, md5=hashes.md5)
+    progress.finish()
+    if fresh:
+        cache_hashes(store, fresh)
+    return counts
+
+
+def _locate(roots: Sequence[imageroots.Root], image: str | None) -> imageroots.Location | None:
+    if not image:
+        return None
+    try:
+        return imageroots.locate(roots, image)
+    except imageroots.UnsafePathError:
+        return None
+
+
+def _where(loc: imageroots.Location) -> str:
+    """A file's path, or `archive.zip!member` for an image inside a zip."""
+    return str(loc.source[1]) if loc.source[0] == "file" else f"{loc.root}!{loc.name}"
+
+
+def _hash(loc: imageroots.Location) -> ImageHashes | None:
+    try:
+        data = imageroots.read_source(loc.source)
+    except OSError:
+        return None  # unreadable bytes are the image stage's finding; here they cannot match
+    return ImageHashes(hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest())
