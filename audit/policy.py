@@ -178,7 +178,10 @@ def evaluate(term: Term, column: Column, settings: LicenseConfig) -> TermVerdict
             return TermVerdict(
                 rule.verdict, tuple(term.obligations + rule.obligations), rule.reason
             )
-    return TermVerdict(term.base(column), tuple(term.obligations), term.note)
+    verdict = term.base(column)
+    # the note explains open verdicts (unknown, conditional); a plain "no" needs no explanation
+    note = term.note if verdict in (Verdict.UNKNOWN, Verdict.CONDITIONAL) else ""
+    return TermVerdict(verdict, tuple(term.obligations), note)
 
 
 # ---- loading ----------------------------------------------------------------------------------------

@@ -185,7 +185,7 @@ class Evaluator:
                 if tv.verdict == worst and not worst.usable:
                     inferred = ", inferred" if p.inferred else ""
                     why = f": {tv.reason}" if tv.reason else ""
-                    reasons.append(f"{p.component} ({p.source}{inferred}) {term_id}{why}")
+                    reasons.append(f"{p.component} ({p.source}{inferred}) is {term_id}{why}")
         return UseVerdict(worst, tuple(dict.fromkeys(reasons)), tuple(dict.fromkeys(obligations)))
 
 

@@ -1,0 +1,140 @@
+"""`license`: provenance and per-use licence verdicts of conversation or metadata files (stage 3)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from rich.console import Console
+from rich.table import Table
+
+from audit import config as config_mod
+from audit import findings
+from audit.models import StageResult
+
+ORDER = 40
+_USES = ("research", "commercial", "redistribute-images", "redistribute-annotations")
+_VERDICTS = ("forbidden", "unknown", "conditional", "allowed_with_obligations", "allowed")
+_HEADER = {"allowed_with_obligations": "with oblig."}
+_STYLE = {"forbidden": "red", "unknown": "yellow", "conditional": "yellow", "allowed": "green"}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "license",
+        help="licence verdicts per record and use (research, commercial, redistribution)",
+        description="Identify each record's sources (image path, URL host, COCO licence ids) and "
+        "judge it against the licence policy for a declared use: allowed, allowed with "
+        "obligations, conditional, unknown or forbidden (the most restrictive part decides). "
+        "Exit 1 when a record is forbidden for the declared use.",
+    )
+    p.add_argument("files", nargs="+", metavar="FILE", help="conversation or metadata JSON files")
+    p.add_argument("--use", choices=_USES, help="declared use (default: [use] purpose, research)")
+    p.add_argument(
+        "--image-origin",
+        choices=("source", "llava-images-zip"),
+        default="source",
+        help="where the image bytes came from; LLaVA's images.zip is research reproduction only",
+    )
+    p.add_argument("--coco-annotations", metavar="FILE", help="COCO annotation file (licence ids)")
+    p.add_argument("--metadata", metavar="FILE", help="metadata file giving chat records' URLs")
+    p.add_argument("--kind", choices=config_mod.KINDS, help="dataset kind (detected if omitted)")
+    p.add_argument("--source", help="policy source of every record (datasets of unknown origin)")
+    p.add_argument("--findings", metavar="OUT.jsonl", help="write findings as JSON Lines")
+    p.add_argument(
+        "--attribution", metavar="OUT", help="write obligations and credits (.md or JSON Lines)"
+    )
+    p.add_argument("--config", help="audit.toml: [license] settings and policy, [use], state path")
+    p.add_argument("--policy", metavar="FILE", help="policy TOML merged over the packaged one")
+    p.set_defaults(handler=_license)
+
+
+def _license(args: argparse.Namespace) -> int:
+    from audit.licensing import license_files
+    from audit.output.progress import RichProgress
+    from audit.store import Store
+
+    config = config_mod.load(args.config) if args.config else config_mod.Config()
+    settings = config.license
+    if settings.policy:
+        settings = msgspec.structs.replace(settings, policy=str(config.path(settings.policy)))
+    if args.policy:
+        settings = msgspec.structs.replace(settings, policy=args.policy)
+    use = args.use or config.use.purpose
+    state = config.path(config.state)
+    store = Store(state) if args.config and state.exists() else None
+    try:
+        with RichProgress() as progress:
+            result = license_files(
+                args.files,
+                use=use,
+                image_origin=args.image_origin,
+                coco_annotations=args.coco_annotations,
+                kind=args.kind,
+                settings=settings,
+                store=store,
+                progress=progress,
+                metadata=args.metadata,
+                source=args.source,
+                attribution_out=args.attribution,
+            )
+    finally:
+        if store is not None:
+            store.close()
+    if args.findings:
+        Path(args.findings).write_bytes(findings.to_jsonl(result.findings))
+    render(result, Console(highlight=False))
+    return 1 if result.stats["forbidden"].get(use, 0) else 0
+
+
+def render(result: StageResult, console: Console) -> None:
+    """Three tables: verdict per use, per source and per licence (for the declared use)."""
+    stats = result.stats
+    use = stats["use"]
+    per_use = Table(title=f"Licence verdicts ({stats['records']:,} records)", title_justify="left")
+    per_use.add_column("use")
+    for verdict in _VERDICTS:
+        per_use.add_column(_HEADER.get(verdict, verdict), justify="right")
+    per_use.add_column("usable", justify="right")
+    for u in _USES:
+        counts = stats["verdicts"][u]
+        marker = " (declared)" if u == use else ""
+        per_use.add_row(
+            u + marker,
+            *(_cell(counts.get(v, 0), v) for v in _VERDICTS),
+            f"{stats['usable'][u]:,}",
+        )
+    console.print(per_use)
+    console.print(_breakdown(f"Per source, for {use}", "source", stats["by_source"], use))
+    console.print(_breakdown(f"Per licence, for {use}", "licence", stats["by_license"], use))
+    for line in stats["usable_lines"]:
+        console.print(line)
+    if stats.get("inferred"):
+        console.print(f"{stats['inferred']:,} records have an inferred source (URL host or prompt)")
+    forbidden = stats["forbidden"].get(use, 0)
+    if forbidden:
+        console.print(f"[bold red]{forbidden:,} records are forbidden for {use}[/]")
+
+
+def _breakdown(title: str, label: str, table_stats: dict[str, Any], use: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column(label)
+    table.add_column("records", justify="right")
+    for verdict in _VERDICTS:
+        table.add_column(_HEADER.get(verdict, verdict), justify="right")
+    rows = sorted(table_stats.items(), key=lambda kv: -sum(kv[1][use].values()))
+    for key, per_use in rows:
+        counts = per_use[use]
+        table.add_row(
+            key,
+            f"{sum(counts.values()):,}",
+            *(_cell(counts.get(v, 0), v) for v in _VERDICTS),
+        )
+    return table
+
+
+def _cell(n: int, verdict: str) -> str:
+    style = _STYLE.get(verdict)
+    return f"[{style}]{n:,}[/]" if n and style else f"{n:,}"
