@@ -108,3 +108,27 @@ def test_defects_are_listed_where_they_were_injected(clean: Path, defective: Pat
         assert broken["id"] == original["id"] == defect["record_id"]
         assert broken != original, defect  # the record really was changed
         assert defect["codes"]
+
+
+def test_rerun_benchmark_builds_a_dataset_the_config_loader_accepts(tmp_path: Path) -> None:
+    from audit.config import load
+
+    script = (
+        "import sys; from pathlib import Path; from benchmarks import bench_rerun as b; "
+        "f = Path(sys.argv[1]); print(b.write_config(f, b.build_dataset(f, 30, 8080, 4)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "rerun")],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    config = load(done.stdout.strip())
+    (dataset,) = config.datasets
+    metadata = json.loads(Path(dataset.metadata or "").read_text())
+    assert len(metadata) == 30
+    assert {m["url"].split("/")[2] for m in metadata} == {f"127.0.0.{i}:8080" for i in (1, 2, 3, 4)}
+    images = Path(dataset.images[0])
+    assert all((images / m["image"]).stat().st_size > 5000 for m in metadata)
