@@ -1,0 +1,196 @@
+"""The structure stage: every rule of spec §5 on conversation and metadata files, file by file.
+
+Files (a chat file and its metadata travel together, for the cross-file checks) are audited in a
+process pool so both cores work; each worker returns only findings and stats, encoded with msgpack,
+and frees a file's bytes and records as soon as its frames are built, to keep memory flat.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from audit import findings as fnd
+from audit.errors import InputError
+from audit.findings import Finding, Severity
+from audit.loaders.records import KINDS, METADATA_KINDS, detect_kind
+from audit.models import NoProgress, Progress, StageResult
+
+PAIRS = {"cc3m-metadata": "cc3m-chat", "lcs-metadata": "lcs-chat"}
+WARN_UNKNOWN_PROMPT = frozenset({"cc3m-chat", "lcs-chat"})  # rules 14, 15
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of work for a worker: a file, or a chat file with its metadata file."""
+
+    files: tuple[tuple[str, str], ...]  # (path, kind), chat first
+    dataset: str | None
+
+    @property
+    def size(self) -> int:
+        return sum(_size(Path(p)) for p, _ in self.files)
+
+
+class _Outcome(msgspec.Struct):
+    findings: list[Finding]
+    stats: dict[str, Any]
+    unreadable: list[str]
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+@cache
+def known_prompts() -> dict[str, frozenset[str]]:
+    """The packaged prompt lists (spec §1.1-1.3), per kind."""
+    text = resources.files("audit").joinpath("data/prompts.json").read_text(encoding="utf-8")
+    data = json.loads(text)
+    return {
+        kind: frozenset(entry["prompts"])
+        for kind, entry in data.items()
+        if not kind.startswith("_")
+    }
+
+
+def plan(
+    paths: Sequence[Path], kind: str | None, dataset: str | None
+) -> tuple[list[Task], list[Finding]]:
+    """Detect kinds and pair each metadata file with the chat file of its dataset."""
+    kinds: dict[Path, str] = {}
+    problems: list[Finding] = []
+    for path in paths:
+        try:
+            if not path.is_file():
+                raise InputError(
+                    str(path), "no such file" if not path.exists() else "not a regular file"
+                )
+            kinds[path] = kind or detect_kind(path)
+        except InputError as exc:
+            problems.append(
+                fnd.make(
+                    "file.unreadable", exc.message, dataset=dataset or path.stem, file=str(path)
+                )
+            )
+    paired: set[Path] = set()
+    tasks: list[Task] = []
+    for meta, meta_kind in kinds.items():
+        if meta_kind not in PAIRS:
+            continue
+        chats = [p for p, k in kinds.items() if k == PAIRS[meta_kind] and p not in paired]
+        chat = next(
+            (c for c in chats if c.parent == meta.parent), chats[0] if len(chats) == 1 else None
+        )
+        if chat is not None:
+            paired.update((chat, meta))
+            tasks.append(Task(((str(chat), kinds[chat]), (str(meta), meta_kind)), dataset))
+    tasks += [Task(((str(p), k),), dataset) for p, k in kinds.items() if p not in paired]
+    return tasks, problems
+
+
+def check_files(
+    paths: Sequence[Path],
+    *,
+    kind: str | None = None,
+    dataset: str | None = None,
+    progress: Progress | None = None,
+    workers: int | None = None,
+) -> StageResult:
+    """Audit the files' structure; chat and metadata files given together are cross-checked.
+
+    A file that cannot be audited at all gives a file-level finding and is listed in
+    ``stats["unreadable"]`` (the CLI exits 3 for it); it never raises for bad input.
+    """
+    if kind is not None and kind not in KINDS:
+        raise InputError(
+            str(paths[0]) if paths else "-", f"unknown kind {kind!r} (known: {', '.join(KINDS)})"
+        )
+    progress = progress or NoProgress()
+    tasks, findings = plan([Path(p) for p in paths], kind, dataset)
+    unreadable = [f.message for f in findings]
+    tasks.sort(key=lambda t: -t.size)
+    progress.start("structure", sum(t.size for t in tasks) or None)
+    outcomes: dict[int, _Outcome] = {}
+    n_workers = min(workers or os.cpu_count() or 1, len(tasks))
+    if n_workers <= 1:
+        for number, task in enumerate(tasks):
+            outcomes[number] = msgspec.msgpack.decode(run_task(task), type=_Outcome)
+            progress.advance(task.size)
+    else:
+        with ProcessPoolExecutor(n_workers, mp_context=get_context("spawn")) as pool:
+            futures = {pool.submit(run_task, task): number for number, task in enumerate(tasks)}
+            for future in as_completed(futures):
+                number = futures[future]
+                outcomes[number] = msgspec.msgpack.decode(future.result(), type=_Outcome)
+                progress.advance(tasks[number].size)
+    progress.finish()
+    files: dict[str, Any] = {}
+    order = {str(Path(p)): i for i, p in enumerate(paths)}
+    for number in sorted(outcomes, key=lambda n: order.get(tasks[n].files[0][0], 0)):
+        outcome = outcomes[number]
+        findings += outcome.findings
+        files.update(outcome.stats)
+        unreadable += outcome.unreadable
+    stats = {
+        "records": sum(f.get("records", 0) for f in files.values() if "metadata_keys" not in f),
+        "files": files,
+        "unreadable": unreadable,
+    }
+    return StageResult(stage="structure", findings=findings, stats=stats)
+
+
+def run_task(task: Task) -> bytes:
+    """Worker entry: audit one file or one chat+metadata pair; findings and stats as msgpack."""
+    from audit.structure_worker import audit_task  # heavy imports (polars, pandera) stay here
+
+    findings, stats, unreadable = audit_task(task.files, task.dataset, known_prompts())
+    return msgspec.msgpack.encode(_Outcome(collapse_info(findings), stats, unreadable))
+
+
+def collapse_info(findings: list[Finding]) -> list[Finding]:
+    """Per-record `info` findings (extra keys, mix `model` key) become one line per file and code."""
+    first: dict[tuple[str, str], int] = {}  # (file, code) -> position in out
+    counts: dict[tuple[str, str], int] = {}
+    out: list[Finding] = []
+    for finding in findings:
+        if finding.severity is not Severity.INFO or finding.index is None:
+            out.append(finding)
+            continue
+        key = (finding.file, finding.code)
+        counts[key] = counts.get(key, 0) + 1
+        if key not in first:
+            first[key] = len(out)
+            out.append(finding)
+    for key, position in first.items():
+        if counts[key] > 1:
+            finding = out[position]
+            out[position] = msgspec.structs.replace(
+                finding,
+                message=f"{finding.message} ({counts[key]:,} records like this; first shown)",
+            )
+    return out
+
+
+__all__ = [
+    "METADATA_KINDS",
+    "Task",
+    "check_files",
+    "collapse_info",
+    "known_prompts",
+    "plan",
+    "run_task",
+]

@@ -1,0 +1,83 @@
+"""What one structure worker does with one file (or a chat + metadata pair).
+
+Kept apart from :mod:`audit.structure` so the parent process never imports polars or pandera: it
+only plans, starts workers and merges their findings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from audit.checks import crossfile, schema, stats, turns
+from audit.checks.tables import FileRef, chat_tables, metadata_table
+from audit.findings import Finding
+from audit.loaders.records import UnreadableFileError, known_release, load_records
+
+
+def audit_task(
+    files: tuple[tuple[str, str], ...], dataset: str | None, prompts: dict[str, frozenset[str]]
+) -> tuple[list[Finding], dict[str, Any], list[str]]:
+    """Audit ``files`` (path, kind); a chat file first, then its metadata file if paired."""
+    findings: list[Finding] = []
+    file_stats: dict[str, Any] = {}
+    unreadable: list[str] = []
+    chat: tuple[pl.DataFrame, FileRef] | None = None
+    for path_text, kind in files:
+        path = Path(path_text)
+        try:
+            loaded = load_records(path, kind, dataset=dataset)
+        except UnreadableFileError as exc:
+            findings.append(exc.finding)
+            unreadable.append(exc.message)
+            continue
+        ref = FileRef(dataset or path.stem, str(path), loaded.kind)
+        findings += loaded.findings
+        findings += _known_release(path, ref)
+        if loaded.is_metadata:
+            frame = metadata_table(loaded.records, loaded.index)
+            keys = loaded.metadata_keys
+            del loaded
+            findings += schema.validate(frame, schema.metadata_rules(ref.kind, keys), ref)
+            meta_findings, meta_stats = stats.metadata_stats(frame, ref, keys)
+            findings += meta_findings
+            meta_stats["metadata_keys"] = True
+            if chat is not None:
+                pair_findings, meta_stats["crossfile"] = crossfile.compare(
+                    chat[0], chat[1], frame, ref
+                )
+                findings += pair_findings
+            file_stats[str(path)] = meta_stats
+            continue
+        tables = chat_tables(loaded.records, loaded.index)
+        del loaded  # the frames hold what the rules need; drop the Structs
+        found, chat_stats = _chat_rules(tables, ref, prompts)
+        findings += found
+        file_stats[str(path)] = chat_stats
+        if len(files) > 1:
+            chat = (crossfile.chat_side(tables), ref)
+    return findings, file_stats, unreadable
+
+
+def _chat_rules(
+    tables: Any, ref: FileRef, prompts: dict[str, frozenset[str]]
+) -> tuple[list[Finding], dict[str, Any]]:
+    findings = schema.validate(tables.records, schema.chat_rules(ref.kind), ref)
+    flags = turns.turn_flags(tables)
+    findings += turns.turn_findings(tables, flags, ref)
+    stat_findings, chat_stats = stats.chat_stats(
+        tables, flags, ref, prompts.get(ref.kind), ref.kind in ("cc3m-chat", "lcs-chat")
+    )
+    return findings + stat_findings, chat_stats
+
+
+def _known_release(path: Path, ref: FileRef) -> list[Finding]:
+    """Rule 3: the file is byte-identical to a published release."""
+    name = known_release(path)
+    return (
+        []
+        if name is None
+        else [ref.finding("file.known_release", f"byte-identical to the published {name}")]
+    )
