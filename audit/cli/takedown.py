@@ -1,0 +1,274 @@
+"""`llava-audit takedown ...`: the takedown response workflow (DESIGN.md use case 3).
+
+Each subcommand is one call into :mod:`audit.takedown`; the ledger lives in the state store named
+by `audit.toml`. Bad requests (unknown dataset or request, malformed identifiers) exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import msgspec
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from audit import config as config_mod
+from audit.store.ledger import GROUNDS, STEPS, Ledger
+
+ORDER = 50
+_SHOWN = 50  # matches listed on the console; the manifest and checklist have all of them
+_IDENTIFIERS = (
+    ("--record-id", "record_id", "record id (repeatable)"),
+    ("--image", "image", "image path as in the records, or a path ending in it (repeatable)"),
+    ("--url", "url", "source URL of the image (repeatable)"),
+    ("--sha256", "sha256", "SHA-256 of the image bytes, 64 hex digits (repeatable)"),
+    ("--md5", "md5", "MD5 of the image bytes, 32 hex digits (repeatable)"),
+)
+
+
+def _date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from None
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "takedown",
+        help="record and answer takedown requests: new, list, show, match, apply, checklist, "
+        "verify, notify",
+        description="The takedown workflow: record a request in the append-only ledger, find "
+        "every affected record in every configured dataset, write cleaned copies beside the "
+        "originals, render the response checklist, re-audit, and keep the items out of every "
+        "later audit. Exit 0 done, 1 verify found blocklisted items, 2 bad request or config.",
+    )
+    steps = p.add_subparsers(dest="step", metavar="STEP", required=True)
+
+    def step(name: str, help_text: str, handler: Callable[..., int], with_id: bool = True) -> Any:
+        q = steps.add_parser(name, help=help_text, description=help_text)
+        q.add_argument("--config", default="audit.toml", help="config file (audit.toml)")
+        if with_id:
+            q.add_argument("request_id", metavar="ID", help="request id, e.g. TD-0001")
+        q.set_defaults(handler=handler)
+        return q
+
+    new = step("new", "record a new request (intake, spec §4.6 step 1)", _new, with_id=False)
+    new.add_argument("--ground", required=True, choices=GROUNDS, help="legal ground")
+    new.add_argument("--contact", required=True, help="the requester's contact")
+    for flag, kind, text in _IDENTIFIERS:
+        new.add_argument(flag, dest=kind, action="append", default=[], help=text)
+    new.add_argument("--received", type=_date, help="date received (default: today, UTC)")
+    new.add_argument(
+        "--deadline", type=_date, help="answer by (default: received + 1 month for gdpr)"
+    )
+    new.add_argument(
+        "--dataset", action="append", default=[], help="dataset named in the request (repeatable)"
+    )
+    new.add_argument("--notes", default="", help="the requester's explanation, verification")
+    lst = step("list", "list requests with their state and deadline", _list, with_id=False)
+    lst.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    show = step("show", "show a request and every event recorded for it", _show)
+    show.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    step("match", "find every affected record in every configured dataset", _match)
+    step("apply", "write cleaned copies and a removal manifest; blocklist the keys", _apply)
+    chk = step("checklist", "render the response checklist", _checklist)
+    chk.add_argument("--format", choices=("md", "html"), default="md", help="output format")
+    chk.add_argument("--out", metavar="FILE", help="write to FILE (default: standard output)")
+    step("verify", "re-audit: cleaned copies and configured datasets hold no blocked item", _verify)
+    notify = step("notify", "record that the requester was told what was done", _notify)
+    notify.add_argument("--date", type=_date, help="when (default: now)")
+    notify.add_argument("--note", default="", help="what was said, and to which recipients")
+
+
+@contextmanager
+def _opened(args: argparse.Namespace) -> Iterator[tuple[config_mod.Config, Any]]:
+    from audit.store import Store
+
+    config = config_mod.load(args.config)
+    with Store(config.path(config.state)) as store:
+        yield config, store
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
+
+def _new(args: argparse.Namespace) -> int:
+    from audit.takedown import new_request
+
+    pairs = [(kind, value) for _, kind, _ in _IDENTIFIERS for value in getattr(args, kind)]
+    with _opened(args) as (config, store):
+        request = new_request(
+            config,
+            store,
+            ground=args.ground,
+            requester_contact=args.contact,
+            identifiers=pairs,
+            received=args.received,
+            deadline=args.deadline,
+            datasets=args.dataset,
+            notes=args.notes,
+        )
+    deadline = f", answer by {request.deadline}" if request.deadline else ""
+    _console().print(
+        f"{request.request_id} recorded: {request.ground}, {len(request.keys)} identifier(s), "
+        f"received {request.received}{deadline}. Next: llava-audit takedown match "
+        f"{request.request_id}"
+    )
+    return 0
+
+
+def _state_line(ledger: Ledger, request_id: str) -> str:
+    state = ledger.state(request_id)
+    marks = []
+    for step in STEPS:
+        event = state[step]
+        marks.append(f"{step}{'' if event is None else (' ✓' if event.ok else ' ✗')}")
+    return ", ".join(m for m in marks if m.endswith(("✓", "✗"))) or "received"
+
+
+def _list(args: argparse.Namespace) -> int:
+    with _opened(args) as (_, store):
+        ledger = Ledger(store)
+        requests = ledger.requests()
+        rows = [(r, _state_line(ledger, r.request_id)) for r in requests]
+    if args.json:
+        payload = [{**msgspec.to_builtins(r), "state": s} for r, s in rows]
+        sys.stdout.write(msgspec.json.encode(payload).decode() + "\n")
+        return 0
+    table = Table(title=f"{len(rows)} takedown request(s)")
+    for column in ("id", "ground", "requester", "received", "deadline", "done"):
+        table.add_column(column)
+    for r, s in rows:
+        table.add_row(
+            r.request_id, r.ground, Text(r.requester_contact), str(r.received),
+            str(r.deadline or "-"), s,
+        )  # fmt: skip
+    _console().print(table)
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    with _opened(args) as (_, store):
+        ledger = Ledger(store)
+        request = ledger.get(args.request_id)
+        events = ledger.events(args.request_id)
+    if args.json:
+        payload = {**msgspec.to_builtins(request), "events": msgspec.to_builtins(events)}
+        sys.stdout.write(msgspec.json.encode(payload).decode() + "\n")
+        return 0
+    out = _console()
+    out.print(f"[bold]{request.request_id}[/] {request.ground} from ", end="")
+    out.print(request.requester_contact, markup=False)
+    out.print(f"received {request.received}, deadline {request.deadline or 'none'}")
+    out.print("identifiers: " + ", ".join(str(k) for k in request.keys), markup=False)
+    if request.notes:
+        out.print("notes: " + request.notes, markup=False)
+    table = Table(title="events")
+    for column in ("#", "step", "when", "ok", "summary"):
+        table.add_column(column)
+    for e in events:
+        table.add_row(str(e.seq), e.step, e.happened_at, "yes" if e.ok else "NO", Text(e.summary))
+    out.print(table)
+    return 0
+
+
+def _match(args: argparse.Namespace) -> int:
+    from audit.output.progress import RichProgress
+    from audit.takedown import match
+
+    with _opened(args) as (config, store), RichProgress() as progress:
+        located = match(config, store, args.request_id, progress=progress)
+    mine = [m for m in located.matches if m.request_id == args.request_id]
+    table = Table(title=f"{len(mine)} affected record(s) for {args.request_id}")
+    for column in ("dataset", "file", "index", "record id", "matched key"):
+        table.add_column(column)
+    for m in mine[:_SHOWN]:
+        table.add_row(
+            *(Text(v) for v in (m.dataset, m.file, str(m.index), m.record_id or "", str(m.key)))
+        )
+    out = _console()
+    out.print(table)
+    if len(mine) > _SHOWN:
+        out.print(f"... and {len(mine) - _SHOWN} more (see the checklist)")
+    images = located.images
+    out.print(
+        f"searched {sum(f['records'] for f in located.files):,} records in "
+        f"{len(located.files)} file(s); images hashed {images['hashed']:,}, "
+        f"unavailable {images['unavailable']:,}; keys followed: {len(located.keys)}"
+    )
+    out.print(f"Next: llava-audit takedown apply {args.request_id}")
+    return 0
+
+
+def _apply(args: argparse.Namespace) -> int:
+    from audit.output.progress import RichProgress
+    from audit.takedown import apply
+
+    with _opened(args) as (config, store), RichProgress() as progress:
+        applied = apply(config, store, args.request_id, progress=progress)
+    out = _console()
+    for f in applied.files:
+        out.print(
+            f"{f['original']}: {len(f['removed'])} removed, {f['records_after']:,} kept -> "
+            f"{f['cleaned']}",
+            markup=False,
+        )
+    out.print(f"{applied.removed} record(s) removed; manifest {applied.manifest}", markup=False)
+    out.print(
+        f"{len(applied.blocklist)} key(s) blocklisted: every later audit fails if they come back."
+    )
+    out.print(
+        f"Next: put the cleaned copies in place, then llava-audit takedown verify {args.request_id}"
+    )
+    return 0
+
+
+def _checklist(args: argparse.Namespace) -> int:
+    from audit.output.report import write_atomic
+    from audit.takedown import checklist
+
+    with _opened(args) as (_, store):
+        text = checklist(store, args.request_id, args.format)
+    if args.out:
+        write_atomic(args.out, text.encode("utf-8"))
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from audit.output.progress import RichProgress
+    from audit.takedown import verify
+
+    with _opened(args) as (config, store), RichProgress() as progress:
+        result = verify(config, store, args.request_id, progress=progress)
+    out = _console()
+    for row in result.cleaned:
+        state = (
+            "moved into place or deleted"
+            if not row["exists"]
+            else ("clean" if not row.get("leftovers") else f"{row['leftovers']} blocked record(s)")
+        )
+        out.print(f"cleaned copy {row['cleaned']}: {state}", markup=False)
+    for m in result.present[:_SHOWN]:
+        out.print(f"still present: {m.file} #{m.index} ({m.record_id}) {m.key}", markup=False)
+    verdict = "[green]verified[/]" if result.ok else "[red]not clean[/]"
+    out.print(f"{args.request_id}: {verdict}")
+    return 0 if result.ok else 1
+
+
+def _notify(args: argparse.Namespace) -> int:
+    from audit.takedown import notify
+
+    with _opened(args) as (_, store):
+        event = notify(store, args.request_id, when=args.date, note=args.note)
+    _console().print(f"{args.request_id}: requester notified ({event.happened_at[:10]})")
+    return 0
