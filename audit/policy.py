@@ -229,6 +229,7 @@ def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 
 def parse(data: dict[str, Any], label: str = "policy") -> Policy:
     """Convert and validate a policy document; every problem names its key path."""
+    _check_entries(data, label)
     try:
         policy = msgspec.convert(data, Policy)
     except msgspec.ValidationError as exc:
@@ -240,6 +241,27 @@ def parse(data: dict[str, Any], label: str = "policy") -> Policy:
         )
         raise ConfigError(f"{label}: {shown}")
     return policy
+
+
+_ENTRY_TYPES: dict[str, type] = {
+    "licenses": Term,
+    "restrictions": Term,
+    "sources": Source,
+    "image_origins": ImageOrigin,
+}
+
+
+def _check_entries(data: dict[str, Any], label: str) -> None:
+    """Convert each named entry alone, so an error says which licence or source is wrong."""
+    for table, entry_type in _ENTRY_TYPES.items():
+        entries = data.get(table)
+        if not isinstance(entries, dict):
+            continue
+        for name, entry in entries.items():
+            try:
+                msgspec.convert(entry, entry_type)
+            except msgspec.ValidationError as exc:
+                raise ConfigError(f'{label}: {table}."{name}": {exc}') from None
 
 
 def validate(policy: Policy) -> list[str]:
