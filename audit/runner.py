@@ -104,8 +104,9 @@ def audit_dataset(ctx: stages.StageContext) -> rpt.DatasetReport:
         run.seconds = round(time.perf_counter() - begin, 3)
         out.stages[name] = run
     out.kind = ctx.kind or ds.kind
-    out.records = stages.record_count(ctx.results)
-    out.missing_rate = stages.missing_rate(ctx.results)
+    out.records = stages.record_count(ctx)
+    out.missing_rate = stages.missing_rate(ctx.results, "images")
+    out.url_missing_rate = stages.missing_rate(ctx.results, "urls")
     return out
 
 

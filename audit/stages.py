@@ -15,7 +15,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import msgspec
+
 from audit.config import Config, DatasetConfig
+from audit.findings import Finding
 from audit.models import Progress, StageResult
 from audit.store import Store
 
@@ -60,23 +63,118 @@ def structure(ctx: StageContext) -> StageResult:
 
 
 def images(ctx: StageContext) -> StageResult:
-    raise StageSkipped("images stage not available yet")
+    ds = ctx.dataset
+    if not ds.images:
+        raise StageSkipped("no image roots configured")
+    if not ds.chat:
+        raise StageSkipped("no conversation file to take image paths from")
+    probe = _module("audit.probes.images")
+    result: StageResult = probe.probe_dataset(
+        ds, ctx.config, store=ctx.store, progress=ctx.progress
+    )
+    return result
 
 
 def urls(ctx: StageContext) -> StageResult:
-    raise StageSkipped("urls stage not available yet")
+    ds = ctx.dataset
+    if not (ds.metadata or ds.url_tsv):
+        raise StageSkipped("no metadata file or URL TSV configured")
+    probe = _module("audit.probes.urls")
+    result: StageResult = probe.urls_stage(ds, ctx.config, progress=ctx.progress)
+    return result
 
 
 def license_(ctx: StageContext) -> StageResult:
-    raise StageSkipped("license stage not available yet")
+    ds = ctx.dataset
+    if not (ds.chat or ds.metadata):
+        raise StageSkipped("no conversation or metadata file configured")
+    licensing = _module("audit.licensing")
+    result: StageResult = licensing.license_dataset(
+        ds, ctx.config, progress=ctx.progress, store=ctx.store
+    )
+    return result
 
 
 def takedown(ctx: StageContext) -> StageResult:
-    raise StageSkipped("takedown stage not available yet")
+    module = _module("audit.takedown")
+    result: StageResult = module.blocklist_findings(
+        ctx.config, ctx.store, datasets=[ctx.dataset.name], progress=ctx.progress
+    )
+    return result
 
 
 def expectations(ctx: StageContext) -> StageResult:
-    raise StageSkipped("expectations stage not available yet")
+    """The kind's suite over the per-record table, enriched with the probes' outcomes."""
+    ds = ctx.dataset
+    if not ds.chat:
+        raise StageSkipped("no conversation file configured")
+    table_mod = _module("audit.probes.record_table")
+    gx = _module("audit.probes.expectations")
+    loaded = chat_file(ctx)
+    records = _in_file_order(loaded)
+    image = ctx.results.get("images")
+    url = ctx.results.get("urls")
+    table = table_mod.record_table(
+        records,
+        image_findings=image.findings if image else None,
+        url_findings=_by_chat_index(url.findings, records) if url else None,
+        license_verdicts=_forbidden(ctx.results.get("license")),
+    )
+    result: StageResult = gx.run_expectations(
+        table,
+        loaded.kind,
+        suites_dir=gx.default_suites_dir(ctx.config.base_dir),
+        docs_dir=ctx.work_dir / "data-docs",
+        dataset=ds.name,
+        file=str(ds.chat),
+    )
+    return result
+
+
+def chat_file(ctx: StageContext) -> Any:
+    """The dataset's conversation file, loaded once per run and shared by the stages that need it."""
+    if "chat" not in ctx.shared:
+        records = _module("audit.loaders.records")
+        assert ctx.dataset.chat is not None
+        kind = None if ctx.dataset.kind == "auto" else ctx.dataset.kind
+        ctx.shared["chat"] = records.load_records(
+            ctx.path(ctx.dataset.chat), kind, dataset=ctx.dataset.name
+        )
+        ctx.kind = ctx.shared["chat"].kind
+    return ctx.shared["chat"]
+
+
+def _in_file_order(loaded: Any) -> list[Any]:
+    """Records placed at their file position (None where an element was unusable)."""
+    out: list[Any] = [None] * loaded.total
+    for position, record in loaded.items():
+        out[position] = record
+    return out
+
+
+def _by_chat_index(found: list[Finding], records: list[Any]) -> list[Finding]:
+    """URL findings carry metadata-file positions; move them to the chat record with that id."""
+    first: dict[str, int] = {}
+    for i, record in enumerate(records):
+        rid = getattr(record, "id", None)
+        if rid is not None:
+            first.setdefault(str(rid), i)
+    return [
+        msgspec.structs.replace(f, index=first[f.record_id])
+        for f in found
+        if f.record_id is not None and f.record_id in first
+    ]
+
+
+def _forbidden(result: StageResult | None) -> dict[int, str] | None:
+    """Per-record licence verdicts for the table: records with a forbidden finding."""
+    if result is None:
+        return None
+    return {
+        f.index: "forbidden"
+        for f in result.findings
+        if f.code == "license.forbidden" and f.index is not None
+    }
 
 
 STAGE_FUNCTIONS: dict[str, Callable[[StageContext], StageResult]] = {
@@ -89,16 +187,18 @@ STAGE_FUNCTIONS: dict[str, Callable[[StageContext], StageResult]] = {
 }
 
 
-def record_count(results: dict[str, StageResult]) -> int | None:
-    """Records in the dataset's conversation file, from the structure stage's statistics."""
-    result = results.get("structure")
+def record_count(ctx: StageContext) -> int | None:
+    """Records in the dataset's conversation file: the structure stage's count, else the loader's."""
+    result = ctx.results.get("structure")
     value = result.stats.get("records") if result else None
-    return value if isinstance(value, int) else None
+    if isinstance(value, int):
+        return value
+    return ctx.shared["chat"].total if "chat" in ctx.shared else None
 
 
-def missing_rate(results: dict[str, StageResult]) -> float | None:
-    """Share of referenced local images that are missing or unreadable (images stage stats)."""
-    result = results.get("images")
+def missing_rate(results: dict[str, StageResult], stage: str = "images") -> float | None:
+    """Share of referenced images (local files, or source URLs) that are missing (stage stats)."""
+    result = results.get(stage)
     if result is None:
         return None
     referenced, missing = result.stats.get("referenced"), result.stats.get("missing")

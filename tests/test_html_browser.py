@@ -152,7 +152,12 @@ def _open(browser: Any, url: str) -> tuple[Any, list[str], list[str]]:
     dialogs: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+
+    def on_dialog(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
     page.goto(url, wait_until="load")
     return page, errors, dialogs
 
@@ -165,7 +170,9 @@ def test_run_page_renders_and_shows_markup_as_text(browser: Any, site: str, tmp_
     assert page.locator("script").count() == 0  # the record's <script> did not become an element
     assert page.get_by_text(XSS, exact=True).first.is_visible()  # the id, shown verbatim
     assert "Unknown role" in page.inner_text("body")  # the catalogue title beside the code
-    assert page.locator("svg[aria-label='missing image rate per dataset'] rect").count() == 2
+    assert (
+        page.locator("svg[aria-label='missing image rate per dataset'] rect").count() == 4
+    )  # files and URLs per dataset
     shot = tmp_path / "run.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000

@@ -55,8 +55,31 @@ class CodeGroup:
 class Bar:
     label: str
     value: float | None
-    width: float  # in chart units (0..CHART_W)
+    width: float  # in chart units
     text: str
+    series: str  # "local" or "url"
+
+
+@dataclass(frozen=True)
+class LicenceRow:
+    use: str
+    declared: bool
+    counts: list[int]  # per :data:`VERDICTS`
+    usable: int
+
+
+@dataclass(frozen=True)
+class RuleRow:
+    label: str
+    severity: str
+    detail: str
+
+
+#: Licence verdicts, least to most restrictive, as the licence stage names them.
+VERDICTS = ("allowed", "allowed_with_obligations", "conditional", "unknown", "forbidden")
+USES = ("research", "commercial", "redistribute-images", "redistribute-annotations")
+#: Expectation rules listed per dataset (failed ones first); Data Docs have all of them.
+RULES_SHOWN = 25
 
 
 def group_findings(findings: Iterable[Finding]) -> list[CodeGroup]:
@@ -86,23 +109,72 @@ def group_findings(findings: Iterable[Finding]) -> list[CodeGroup]:
     return sorted(groups, key=lambda g: (-Severity(g.severity).rank, -g.count, g.code))
 
 
-def missing_bars(report: rpt.AuditReport, width: float = 420.0) -> list[Bar]:
-    """One bar per dataset with a known missing rate, scaled so the 30% line always fits."""
-    top = max([CC3M_2024 * 1.2] + [d.missing_rate or 0.0 for d in report.datasets])
+def _rate_top(report: rpt.AuditReport) -> float:
+    """Chart scale: the largest rate shown, and always room for the 30% reference line."""
+    rates = [r or 0.0 for d in report.datasets for r in (d.missing_rate, d.url_missing_rate)]
+    return max([CC3M_2024 * 1.15, *rates])
+
+
+def missing_bars(report: rpt.AuditReport, width: float = 360.0) -> list[Bar]:
+    """Two bars per dataset (local files, source URLs), on one scale with the baselines."""
+    top = _rate_top(report)
+    bars = []
+    for d in report.datasets:
+        for series, rate in (("local", d.missing_rate), ("url", d.url_missing_rate)):
+            bars.append(
+                Bar(
+                    label=d.name,
+                    value=rate,
+                    width=0.0 if rate is None else width * rate / top,
+                    text="not probed" if rate is None else f"{rate:.1%}",
+                    series=series,
+                )
+            )
+    return bars
+
+
+def baseline_x(report: rpt.AuditReport, rate: float, width: float = 360.0) -> float:
+    return width * rate / _rate_top(report)
+
+
+def licence_rows(ds: rpt.DatasetReport) -> list[LicenceRow]:
+    """Records per verdict for each use, the declared uses first (licence stage statistics)."""
+    result = ds.stage("license")
+    if result is None or not isinstance(result.stats.get("verdicts"), dict):
+        return []
+    stats = result.stats
+    declared = [u for u in stats.get("uses", []) if u in USES]
+    order = declared + [u for u in USES if u not in declared]
     return [
-        Bar(
-            label=d.name,
-            value=d.missing_rate,
-            width=0.0 if d.missing_rate is None else width * d.missing_rate / top,
-            text="not probed" if d.missing_rate is None else f"{d.missing_rate:.1%}",
+        LicenceRow(
+            use=use,
+            declared=use in declared,
+            counts=[int(stats["verdicts"].get(use, {}).get(v, 0)) for v in VERDICTS],
+            usable=int(stats.get("usable", {}).get(use, 0)),
         )
-        for d in report.datasets
+        for use in order
     ]
 
 
-def baseline_x(report: rpt.AuditReport, rate: float, width: float = 420.0) -> float:
-    top = max([CC3M_2024 * 1.2] + [d.missing_rate or 0.0 for d in report.datasets])
-    return width * rate / top
+def rule_rows(ds: rpt.DatasetReport) -> list[RuleRow]:
+    """The failed expectation rules of the dataset's suite, capped at RULES_SHOWN."""
+    result = ds.stage("expectations")
+    rules = result.stats.get("rules", []) if result is not None else []
+    rows = []
+    for rule in rules if isinstance(rules, list) else []:
+        if rule.get("success"):
+            continue
+        label = str(rule.get("type", "?")).removeprefix("expect_").replace("_", " ")
+        if rule.get("column"):
+            label += f" · {rule['column']}"
+        if rule.get("invalid"):
+            detail = f"could not evaluate: {rule['invalid']}"
+        elif rule.get("unexpected_percent") is not None:
+            detail = f"{rule['unexpected_percent']:.1f}% unexpected"
+        else:
+            detail = f"observed {rule.get('observed')}"
+        rows.append(RuleRow(label, str(rule.get("severity", "")), detail))
+    return rows[:RULES_SHOWN]
 
 
 def _short(value: Any) -> Any:
@@ -138,6 +210,9 @@ def render_run(report: rpt.AuditReport) -> str:
         stages=rpt.STAGES,
         groups=group_findings(report.findings()),
         bars=missing_bars(report),
+        licence_rows=licence_rows,
+        rule_rows=rule_rows,
+        verdicts=VERDICTS,
         baseline15=baseline_x(report, CC3M_BASELINE),
         baseline30=baseline_x(report, CC3M_2024),
         severity_by_dataset=severity_by_dataset,

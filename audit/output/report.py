@@ -54,7 +54,10 @@ class DatasetReport(msgspec.Struct, kw_only=True):
     name: str
     kind: str
     records: int | None = None
-    missing_rate: float | None = None  # local images missing or unreadable / images referenced
+    missing_rate: float | None = None  # local images missing / images referenced (images stage)
+    url_missing_rate: float | None = (
+        None  # source URLs gone, dead or placeholder / URLs (urls stage)
+    )
     stages: dict[str, StageRun] = msgspec.field(default_factory=dict)
 
     def findings(self) -> Iterator[Finding]:
