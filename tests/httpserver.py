@@ -60,12 +60,17 @@ class HttpServer:
         self.host = host
         self.hits: Counter[str] = Counter()
         self.requests: list[tuple[str, dict[str, str]]] = []
+        self.times: dict[str, list[float]] = {}  # monotonic arrival times per path
+        self.active = 0
+        self.max_active = 0  # most requests being answered at once (concurrency limits)
         self._routes: dict[str, list[Reply] | Handler] = {}
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer((host, 0), self._handler_class())
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
 
     def url(self, path: str) -> str:
         return f"http://{self.host}:{self.port}{path}"
@@ -81,6 +86,7 @@ class HttpServer:
         with self._lock:
             self.hits[path] += 1
             self.requests.append((path, headers))
+            self.times.setdefault(path, []).append(time.monotonic())
             route = self._routes.get(path)
             if route is None:
                 return Reply(404, {"Content-Type": "text/html"}, b"<h1>Not Found</h1>")
@@ -89,6 +95,15 @@ class HttpServer:
             else:
                 return route.pop(0) if len(route) > 1 else route[0]
         return handler(path, headers)
+
+    def _enter(self) -> None:
+        with self._lock:
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+
+    def _leave(self) -> None:
+        with self._lock:
+            self.active -= 1
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -105,8 +120,12 @@ class HttpServer:
             def _answer(self, send_body: bool) -> None:
                 path = self.path.split("?", 1)[0]
                 reply = server._reply(path, {k.lower(): v for k, v in self.headers.items()})
-                if reply.delay:
-                    time.sleep(reply.delay)
+                server._enter()
+                try:
+                    if reply.delay:
+                        time.sleep(reply.delay)
+                finally:
+                    server._leave()
                 self.send_response(reply.status)
                 headers = {"Content-Length": str(len(reply.body)), **reply.headers}
                 for name, value in headers.items():

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import msgspec
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
 
 from audit import config as config_mod
 from audit import findings
@@ -68,26 +68,21 @@ def _urls(args: argparse.Namespace) -> int:
 
 
 def _render(result: StageResult, console: Console) -> None:
+    """One short block per file: counts, missing rate beside LLaVA's ~15%, statuses, domains."""
     files = result.stats.get("files") or {result.stats.get("file", ""): result.stats}
-    table = Table(title="Source URLs", title_justify="left")
-    for column in ("file", "URLs", "probed", "cached", "missing", "vs LLaVA's ~15%", "statuses"):
-        table.add_column(column, justify="left" if column in ("file", "statuses") else "right")
     for name, s in files.items():
         rate = s.get("missing_rate")
-        table.add_row(
-            name or "all",
-            f"{s.get('urls', 0):,}",
-            f"{s.get('probed', 0):,}",
-            f"{s.get('cached', 0):,}",
-            "n/a" if rate is None else f"{rate:.1%}",
-            "n/a" if rate is None else f"{(rate - 0.15) * 100:+.1f} pts",
-            ", ".join(f"{k} {v:,}" for k, v in s.get("status_counts", {}).items()),
+        shown = "n/a" if rate is None else f"[bold]{rate:.1%}[/]"
+        console.print(
+            f"[bold]{escape(name or 'urls')}[/]: {s.get('urls', 0):,} URLs "
+            f"({s.get('probed', 0):,} probed, {s.get('cached', 0):,} cached), missing {shown} "
+            "(LLaVA documents ~15% for CC-3M; ~30% by 2024)"
         )
-    console.print(table)
-    worst = result.stats.get("worst_domains") or []
-    if worst:
-        shown = ", ".join(f"{d['domain']} {d['missing']}/{d['urls']}" for d in worst[:5])
-        console.print(f"worst domains: {shown}")
-    rate_per_s = result.stats.get("probed_per_second")
-    if rate_per_s:
-        console.print(f"probed {rate_per_s:,.0f} URLs/s")
+        counts = ", ".join(f"{k} {v:,}" for k, v in s.get("status_counts", {}).items())
+        console.print(f"  statuses: {counts or 'none'}")
+        worst = s.get("worst_domains") or []
+        if worst:
+            shown = ", ".join(f"{d['domain']} {d['missing']}/{d['urls']}" for d in worst[:5])
+            console.print(f"  worst domains: {escape(shown)}")
+        if s.get("probed_per_second"):
+            console.print(f"  {s['probed_per_second']:,.0f} URLs/s")

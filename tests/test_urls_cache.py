@@ -1,0 +1,179 @@
+"""The probe cache (TTL, batches), URL sources (metadata, JSONL, CC-3M TSV) and the stage's stats."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from httpserver import JPEG, HttpServer, Reply
+
+from audit.config import UrlConfig
+from audit.errors import InputError, UsageError
+from audit.loaders.urlsources import load_url_refs
+from audit.models import UrlRef
+from audit.probes.urls import probe_urls
+from audit.store import Store
+from audit.store.urls import UrlProbe, latest_status, lookup, record
+
+DAY = 86400.0
+
+
+@pytest.fixture
+def server() -> Iterator[HttpServer]:
+    with HttpServer() as srv:
+        srv.route("/ok.jpg", Reply(200, {"Content-Type": "image/jpeg"}, JPEG))
+        yield srv
+
+
+def loopback(**changes: object) -> UrlConfig:
+    return UrlConfig(allow_networks=["127.0.0.1/32"], timeout_seconds=1.0, **changes)  # type: ignore[arg-type]
+
+
+def test_fresh_results_are_not_reprobed_until_the_ttl_expires(
+    server: HttpServer, tmp_path: Path
+) -> None:
+    refs = [UrlRef(0, "a", server.url("/ok.jpg")), UrlRef(1, "b", server.url("/gone.jpg"))]
+    settings = loopback(ttl_days=7.0)
+    with Store(tmp_path / "s.sqlite") as store:
+        first = probe_urls(refs, settings, store=store)
+        assert first.stats["probed"] == 2
+        nightly = probe_urls(refs, settings, store=store, now=time.time() + 6 * DAY)
+        assert (nightly.stats["probed"], nightly.stats["cached"]) == (0, 2)
+        assert sum(server.hits.values()) == 2
+        # the cached run reports the same findings as the probing run
+        assert [f.code for f in nightly.findings] == [f.code for f in first.findings]
+        stale = probe_urls(refs, settings, store=store, now=time.time() + 8 * DAY)
+        assert stale.stats["probed"] == 2
+        assert server.hits["/ok.jpg"] == server.hits["/gone.jpg"] == 2
+
+
+def test_only_stale_urls_are_reprobed(server: HttpServer, tmp_path: Path) -> None:
+    old, new = server.url("/ok.jpg"), server.url("/gone.jpg")
+    with Store(tmp_path / "s.sqlite") as store:
+        record(store, [UrlProbe(old, "ok", 200, "jpeg", None, time.time() - 40 * DAY)])
+        record(store, [UrlProbe(new, "gone", 404, "HTTP 404", None, time.time() - 1 * DAY)])
+        result = probe_urls([UrlRef(0, None, old), UrlRef(1, None, new)], loopback(), store=store)
+    assert result.stats["probed"] == 1
+    assert dict(server.hits) == {"/ok.jpg": 1}
+
+
+def test_results_are_committed_in_batches_during_the_run(
+    server: HttpServer, tmp_path: Path
+) -> None:
+    """A reader (or the next run after a kill) sees results before the run finishes."""
+    seen_midway: list[int] = []
+    path = tmp_path / "s.sqlite"
+
+    class Watch:
+        count = 0
+
+        def start(self, label: str, total: int | None) -> None:
+            pass
+
+        def advance(self, n: int = 1) -> None:
+            self.count += n
+            if self.count == 7:
+                with Store(path) as other:
+                    seen_midway.append(len(lookup(other, urls)))
+
+        def finish(self) -> None:
+            pass
+
+    urls = [server.url(f"/ok.jpg?n={i}") for i in range(10)]
+    with Store(path) as store:
+        probe_urls(
+            [UrlRef(i, None, u) for i, u in enumerate(urls)],
+            loopback(batch_size=3, workers=1),
+            store=store,
+            progress=Watch(),
+        )
+        assert len(latest_status(store, urls)) == 10
+    assert seen_midway == [6]  # two full batches of three were on disk at the 7th result
+
+
+def test_stats_give_missing_rate_status_counts_and_worst_domains(tmp_path: Path) -> None:
+    now = time.time()
+    rows = [
+        ("http://a.example/1.jpg", "ok"),
+        ("http://a.example/2.jpg", "gone"),
+        ("http://www.b.example/1.jpg", "gone"),
+        ("http://www.b.example/2.jpg", "dns"),
+        ("http://c.example/1.jpg", "opt_out"),
+        ("http://10.0.0.1/x.jpg", "refused"),
+    ]
+    with Store(tmp_path / "s.sqlite") as store:
+        record(store, [UrlProbe(u, s, None, s, None, now) for u, s in rows])
+        refs = [UrlRef(i, None, u) for i, (u, _) in enumerate(rows)]
+        stats = probe_urls(refs, UrlConfig(), store=store).stats
+    assert stats["status_counts"] == {"ok": 1, "opt_out": 1, "gone": 2, "dns": 1, "refused": 1}
+    assert (stats["referenced"], stats["missing"]) == (5, 3)
+    assert stats["missing_rate"] == pytest.approx(0.6)
+    assert stats["llava_documented_missing_rate"] == 0.15
+    assert [(d["domain"], d["missing"], d["urls"]) for d in stats["worst_domains"]] == [
+        ("b.example", 2, 2),
+        ("a.example", 1, 2),
+    ]
+
+
+# ---- URL sources ------------------------------------------------------------------------------
+
+
+def test_metadata_array_gives_index_id_image_and_url(tmp_path: Path) -> None:
+    path = tmp_path / "metadata.json"
+    records = [
+        {"id": "GCC_train_000000001", "image": "GCC_train_000000001.jpg", "url": "http://a/1.jpg"},
+        {"id": "GCC_train_000000002", "image": "GCC_train_000000002.jpg", "caption": "no url"},
+        {"id": 3, "url": "http://a/3.jpg", "blip_caption": "x"},
+    ]
+    path.write_text(json.dumps(records))
+    assert load_url_refs(path) == [
+        UrlRef(0, "GCC_train_000000001", "http://a/1.jpg", "GCC_train_000000001.jpg"),
+        UrlRef(2, "3", "http://a/3.jpg", None),
+    ]
+
+
+def test_json_lines_and_a_configured_column(tmp_path: Path) -> None:
+    path = tmp_path / "meta.jsonl"
+    path.write_text('{"id": "1", "source_url": "http://a/1.jpg"}\n{"id": "2"}\n')
+    assert load_url_refs(path, column="source_url") == [UrlRef(0, "1", "http://a/1.jpg")]
+    with pytest.raises(UsageError):
+        load_url_refs(path, column="id")
+
+
+def test_headerless_cc3m_tsv_indexes_by_line(tmp_path: Path) -> None:
+    path = tmp_path / "Train_GCC-training.tsv"
+    path.write_text("a dog .\thttp://a/0.jpg\nno url here\na cat .\thttp://a/2.jpg\r\n")
+    assert load_url_refs(path) == [
+        UrlRef(0, None, "http://a/0.jpg"),
+        UrlRef(2, None, "http://a/2.jpg"),
+    ]
+
+
+def test_tsv_with_a_header_naming_the_column(tmp_path: Path) -> None:
+    path = tmp_path / "links.tsv"
+    path.write_text("caption\tlink\nx\thttp://a/0.jpg\ny\thttp://a/1.jpg\n")
+    assert [r.url for r in load_url_refs(path, column="link")] == [
+        "http://a/0.jpg",
+        "http://a/1.jpg",
+    ]
+
+
+def test_real_cc3m_tsv_sample(realdata: Path) -> None:
+    path = realdata / "gcc_tsv_samples.tsv"
+    refs = load_url_refs(path)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert len(refs) == len(lines)
+    assert refs[1].url == lines[1].split("\t")[1]
+    assert all(r.url.startswith(("http://", "https://")) for r in refs)
+
+
+def test_unreadable_sources_are_input_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not found"):
+        load_url_refs(tmp_path / "nope.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{"url": "http://a/1.jpg"},')
+    with pytest.raises(InputError, match=r"bad\.json"):
+        load_url_refs(bad)

@@ -1,0 +1,116 @@
+"""SSRF guard: no request ever leaves for a private or loopback address unless allowed."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from httpserver import JPEG, HttpServer, Reply
+
+from audit.config import UrlConfig
+from audit.errors import ConfigError
+from audit.models import UrlRef
+from audit.probes.urlguard import AddressPolicy, RefusedAddress, guarded_session
+from audit.probes.urls import probe_urls
+from audit.store import Store
+from audit.store.urls import latest_status
+
+
+@pytest.fixture
+def server() -> Iterator[HttpServer]:
+    with HttpServer() as srv:
+        srv.route("/a.jpg", Reply(200, {"Content-Type": "image/jpeg"}, JPEG))
+        yield srv
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("address", "allowed"),
+    [
+        ("8.8.8.8", True),
+        ("2606:4700:4700::1111", True),
+        ("127.0.0.1", False),
+        ("10.1.2.3", False),
+        ("172.16.0.1", False),
+        ("192.168.1.1", False),
+        ("169.254.169.254", False),  # cloud metadata service
+        ("100.64.0.1", False),  # carrier-grade NAT
+        ("0.0.0.0", False),
+        ("224.0.0.1", False),
+        ("::1", False),
+        ("fe80::1", False),
+        ("fc00::1", False),
+        ("::ffff:127.0.0.1", False),  # IPv4-mapped loopback
+    ],
+)
+def test_only_public_unicast_addresses_are_allowed(address: str, allowed: bool) -> None:
+    assert AddressPolicy().allowed(ipaddress.ip_address(address)) is allowed
+    assert AddressPolicy(allow_private=True).allowed(ipaddress.ip_address(address)) is True
+
+
+def test_allowed_networks_open_only_those_networks() -> None:
+    policy = AddressPolicy(allow_networks=["10.0.0.0/8"])
+    assert policy.allowed(ipaddress.ip_address("10.9.9.9"))
+    assert not policy.allowed(ipaddress.ip_address("192.168.0.1"))
+
+
+def test_loopback_urls_are_refused_and_never_requested(server: HttpServer, tmp_path: Path) -> None:
+    urls = [server.url("/a.jpg"), f"http://localhost:{server.port}/a.jpg"]
+    if _ipv6_loopback():
+        urls.append(f"http://[::1]:{server.port}/a.jpg")
+    refs = [UrlRef(i, None, u) for i, u in enumerate(urls)]
+    with Store(tmp_path / "s.sqlite") as store:
+        result = probe_urls(refs, UrlConfig(), store=store)
+        assert set(latest_status(store, urls).values()) == {"refused"}
+    assert sum(server.hits.values()) == 0
+    assert {f.code for f in result.findings if f.index is not None} == {"url.refused"}
+    assert result.stats["missing_rate"] is None  # refused URLs are unknown, not missing
+
+
+def test_a_redirect_to_a_private_address_is_refused_before_connecting(
+    server: HttpServer, tmp_path: Path
+) -> None:
+    with HttpServer("127.0.0.2") as internal:
+        internal.route("/secret", Reply(200, {"Content-Type": "image/jpeg"}, JPEG))
+        server.route("/hop", Reply(302, {"Location": internal.url("/secret")}))
+        server.route("/metadata", Reply(302, {"Location": "http://169.254.169.254/latest/"}))
+        refs = [UrlRef(0, None, server.url("/hop")), UrlRef(1, None, server.url("/metadata"))]
+        settings = UrlConfig(allow_networks=["127.0.0.1/32"])
+        with Store(tmp_path / "s.sqlite") as store:
+            probe_urls(refs, settings, store=store)
+            assert latest_status(store, [r.url for r in refs]) == {
+                refs[0].url: "refused",
+                refs[1].url: "refused",
+            }
+        assert server.hits["/hop"] == server.hits["/metadata"] == 1
+        assert sum(internal.hits.values()) == 0
+
+
+def test_the_connection_itself_is_guarded_not_only_the_url(server: HttpServer) -> None:
+    """A host name that resolves to loopback passes any URL-text check; the socket must not."""
+    session = guarded_session(AddressPolicy(), pools=4, per_host=1, user_agent="t")
+    with pytest.raises(RefusedAddress):
+        session.get(f"http://localhost:{server.port}/a.jpg", timeout=2)
+    assert sum(server.hits.values()) == 0
+    allowed = guarded_session(
+        AddressPolicy(allow_private=True), pools=4, per_host=1, user_agent="t"
+    )
+    assert allowed.get(f"http://localhost:{server.port}/a.jpg", timeout=2).status_code == 200
+
+
+def test_a_malformed_allowed_network_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="allow_networks"):
+        probe_urls(
+            [UrlRef(0, None, "http://example.com/")], UrlConfig(allow_networks=["10.0.0/33"])
+        )

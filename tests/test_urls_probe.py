@@ -1,0 +1,224 @@
+"""URL probing against a real HTTP server on 127.0.0.1: every status class, retries, politeness."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+import pytest
+from httpserver import JPEG, PNG, TRUNCATED_JPEG, HttpServer, Reply
+
+from audit.config import UrlConfig
+from audit.models import UrlRef
+from audit.probes.urls import probe_urls
+from audit.store import Store
+from audit.store.urls import latest_status, lookup
+
+IMAGE = {"Content-Type": "image/jpeg"}
+
+
+@pytest.fixture
+def server() -> Iterator[HttpServer]:
+    with HttpServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store(tmp_path / "state.sqlite") as st:
+        yield st
+
+
+def settings(**changes: object) -> UrlConfig:
+    """Loopback allowed explicitly (the guard stays on for everything else); fast timeouts."""
+    base = UrlConfig(
+        allow_networks=["127.0.0.1/32"], timeout_seconds=0.5, backoff_seconds=0.01, workers=8
+    )
+    return msgspec.structs.replace(base, **changes)
+
+
+def probe(server: HttpServer, paths: list[str], store: Store, **changes: object) -> dict[str, str]:
+    """Status class per path, read back through the store's public read API."""
+    refs = [UrlRef(i, f"r{i}", server.url(p)) for i, p in enumerate(paths)]
+    probe_urls(refs, settings(**changes), store=store, dataset="d", file="meta.json")
+    by_url = latest_status(store, [r.url for r in refs])
+    return {p: by_url[server.url(p)] for p in paths}
+
+
+def test_each_kind_of_answer_gets_its_status_class(server: HttpServer, store: Store) -> None:
+    server.route("/ok.jpg", Reply(200, IMAGE, JPEG))
+    server.route("/png-as-octets", Reply(200, {"Content-Type": "application/octet-stream"}, PNG))
+    server.route("/gone", Reply(410))
+    server.route("/forbidden", Reply(403))
+    server.route("/teapot", Reply(418))
+    server.route("/down", Reply(503))
+    server.route("/html", Reply(200, {"Content-Type": "text/html"}, b"<html>no photo</html>"))
+    server.route("/html-as-jpeg", Reply(200, IMAGE, b"<!doctype html><p>removed</p>"))
+    server.route("/empty", Reply(200, IMAGE, b""))
+    server.route("/truncated.jpg", Reply(200, IMAGE, TRUNCATED_JPEG))
+    server.route("/slow.jpg", Reply(200, IMAGE, JPEG, delay=1.5))
+    server.route("/noai.jpg", Reply(200, {**IMAGE, "X-Robots-Tag": "noindex, noai"}, JPEG))
+    server.route("/other-bot.jpg", Reply(200, {**IMAGE, "X-Robots-Tag": "googlebot: noai"}, JPEG))
+    server.route("/loop-a", Reply(302, {"Location": "/loop-b"}))
+    server.route("/loop-b", Reply(301, {"Location": "/loop-a"}))
+    server.route("/moved", Reply(301, {"Location": "/ok.jpg"}))
+    statuses = probe(
+        server,
+        [
+            "/ok.jpg",
+            "/png-as-octets",
+            "/gone",
+            "/missing",
+            "/forbidden",
+            "/teapot",
+            "/down",
+            "/html",
+            "/html-as-jpeg",
+            "/empty",
+            "/truncated.jpg",
+            "/slow.jpg",
+            "/noai.jpg",
+            "/other-bot.jpg",
+            "/loop-a",
+            "/moved",
+        ],
+        store,
+        retries=1,
+    )
+    assert statuses == {
+        "/ok.jpg": "ok",
+        "/png-as-octets": "ok",
+        "/gone": "gone",
+        "/missing": "gone",
+        "/forbidden": "forbidden",
+        "/teapot": "http_error",
+        "/down": "server_error",
+        "/html": "not_image",
+        "/html-as-jpeg": "not_image",
+        "/empty": "not_image",
+        "/truncated.jpg": "truncated",
+        "/slow.jpg": "timeout",
+        "/noai.jpg": "opt_out",
+        "/other-bot.jpg": "ok",
+        "/loop-a": "redirects",
+        "/moved": "ok",
+    }
+    assert server.hits["/down"] == 2  # one retry allowed
+    assert server.hits["/slow.jpg"] == 1  # a read timeout is not retried
+
+
+def test_requests_are_ranged_gets_with_an_identifying_user_agent(
+    server: HttpServer, store: Store
+) -> None:
+    server.route("/ok.jpg", Reply(200, IMAGE, JPEG))
+    probe(server, ["/ok.jpg"], store, max_bytes=4096)
+    (_path, headers), *_ = server.requests
+    assert headers["range"] == "bytes=0-4095"
+    assert headers["user-agent"].startswith("llava-audit/")
+
+
+def test_server_error_then_success_is_retried_to_ok(server: HttpServer, store: Store) -> None:
+    server.route("/flaky.jpg", Reply(500), Reply(502), Reply(200, IMAGE, JPEG))
+    assert probe(server, ["/flaky.jpg"], store, retries=3) == {"/flaky.jpg": "ok"}
+    assert server.hits["/flaky.jpg"] == 3
+
+
+def test_429_waits_for_retry_after(server: HttpServer, store: Store) -> None:
+    server.route("/busy.jpg", Reply(429, {"Retry-After": "1"}), Reply(200, IMAGE, JPEG))
+    assert probe(server, ["/busy.jpg"], store, backoff_seconds=0.0) == {"/busy.jpg": "ok"}
+    first, second = server.times["/busy.jpg"]
+    assert second - first >= 0.9  # the server asked for one second
+
+
+def test_retry_after_beyond_the_cap_is_reported_not_waited_for(
+    server: HttpServer, store: Store
+) -> None:
+    server.route("/busy.jpg", Reply(429, {"Retry-After": "3600"}), Reply(200, IMAGE, JPEG))
+    assert probe(server, ["/busy.jpg"], store) == {"/busy.jpg": "http_error"}
+    assert server.hits["/busy.jpg"] == 1
+    assert (
+        "exceeds the cap"
+        in lookup(store, [server.url("/busy.jpg")])[server.url("/busy.jpg")].detail
+    )
+
+
+def test_placeholder_by_redirect_target_and_by_hash(server: HttpServer, store: Store) -> None:
+    placeholder = b"GIF89a photo unavailable"
+    server.route("/flickr.jpg", Reply(302, {"Location": "/photo_unavailable.png"}))
+    server.route("/photo_unavailable.png", Reply(200, {"Content-Type": "image/png"}, PNG))
+    server.route("/same-bytes.jpg", Reply(200, IMAGE, placeholder))
+
+    statuses = probe(
+        server,
+        ["/flickr.jpg", "/same-bytes.jpg"],
+        store,
+        placeholder_urls=[server.url("/photo_unavailable.png")],
+        placeholder_sha256=[hashlib.sha256(placeholder).hexdigest()],
+    )
+    assert statuses == {"/flickr.jpg": "placeholder", "/same-bytes.jpg": "placeholder"}
+    assert server.hits["/photo_unavailable.png"] == 0  # recognised from the redirect alone
+
+
+def test_tls_dns_and_refused_connections(
+    server: HttpServer, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = socket.getaddrinfo
+
+    def no_such_host(host: str, *args: object, **kwargs: object) -> object:
+        if host.endswith(".invalid"):
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_host)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    refs = [
+        UrlRef(0, None, f"https://127.0.0.1:{server.port}/ok.jpg"),  # TLS to a plain HTTP port
+        UrlRef(1, None, "http://images.example.invalid/a.jpg"),
+        UrlRef(2, None, f"http://127.0.0.1:{closed_port}/a.jpg"),
+        UrlRef(3, None, "ftp://example.com/a.jpg"),
+    ]
+    probe_urls(refs, settings(retries=1), store=store)
+    assert latest_status(store, [r.url for r in refs]) == {
+        refs[0].url: "tls",
+        refs[1].url: "dns",
+        refs[2].url: "connection",
+        refs[3].url: "invalid",
+    }
+
+
+def test_per_host_limit_caps_concurrent_requests(server: HttpServer, store: Store) -> None:
+    server.route("/slow.jpg", Reply(200, IMAGE, JPEG, delay=0.1))
+    refs = [UrlRef(i, None, server.url(f"/slow.jpg?n={i}")) for i in range(12)]
+    probe_urls(refs, settings(per_host=2, workers=12), store=store)
+    assert server.hits["/slow.jpg"] == 12
+    assert server.max_active == 2
+
+
+def test_politeness_delay_spaces_requests_to_one_host(server: HttpServer, store: Store) -> None:
+    server.route("/a.jpg", Reply(200, IMAGE, JPEG))
+    refs = [UrlRef(i, None, server.url(f"/a.jpg?n={i}")) for i in range(3)]
+    probe_urls(refs, settings(delay_seconds=0.2, workers=3), store=store)
+    times = server.times["/a.jpg"]
+    assert len(times) == 3
+    assert all(b - a >= 0.18 for a, b in itertools.pairwise(times))
+
+
+def test_a_url_shared_by_records_is_probed_once_and_reported_for_each(
+    server: HttpServer, store: Store
+) -> None:
+    refs = [UrlRef(i, f"id{i}", server.url("/gone.jpg")) for i in range(3)]
+    result = probe_urls(refs, settings(), store=store, dataset="cc3m", file="metadata.json")
+    assert server.hits["/gone.jpg"] == 1
+    dead = [f for f in result.findings if f.code == "url.dead"]
+    assert [(f.index, f.record_id, f.severity) for f in dead] == [
+        (0, "id0", "warning"),
+        (1, "id1", "warning"),
+        (2, "id2", "warning"),
+    ]
+    assert {f.dataset for f in dead} == {"cc3m"}
