@@ -13,6 +13,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
+
 from audit import stages
 from audit.config import Config
 from audit.models import NoProgress, Progress, StageResult
@@ -93,7 +95,7 @@ def audit_dataset(ctx: stages.StageContext) -> rpt.DatasetReport:
     for name in rpt.STAGES:
         begin = time.perf_counter()
         try:
-            result = stages.STAGE_FUNCTIONS[name](ctx)
+            result = relative_files(stages.STAGE_FUNCTIONS[name](ctx), ctx.config.base_dir)
             run = rpt.StageRun(status="ok", result=result)
             ctx.results[name] = result
         except stages.StageSkipped as skip:
@@ -108,6 +110,30 @@ def audit_dataset(ctx: stages.StageContext) -> rpt.DatasetReport:
     out.missing_rate = stages.missing_rate(ctx.results, "images")
     out.url_missing_rate = stages.missing_rate(ctx.results, "urls")
     return out
+
+
+def relative_files(result: StageResult, base_dir: str) -> StageResult:
+    """Findings name files relative to the config's folder, whichever stage made them.
+
+    Stages differ (absolute or as configured); one spelling keeps reports portable and baseline
+    keys stable when the data moves.
+    """
+    base = Path(base_dir).resolve()
+    cache: dict[str, str] = {}
+
+    def rel(file: str) -> str:
+        if file not in cache:
+            p = Path(file)
+            cache[file] = (
+                str(p.relative_to(base)) if p.is_absolute() and p.is_relative_to(base) else file
+            )
+        return cache[file]
+
+    result.findings = [
+        f if rel(f.file) == f.file else msgspec.structs.replace(f, file=rel(f.file))
+        for f in result.findings
+    ]
+    return result
 
 
 def summarize(config: Config, config_file: str | None) -> rpt.ConfigSummary:

@@ -59,7 +59,18 @@ def _module(name: str) -> ModuleType:
 
 
 def structure(ctx: StageContext) -> StageResult:
-    raise StageSkipped("structure stage not available yet")
+    """Chat and metadata files together, so the cross-file checks run too."""
+    ds = ctx.dataset
+    paths = [ctx.path(p) for p in (ds.chat, ds.metadata) if p]
+    if not paths:
+        raise StageSkipped("no conversation or metadata file configured")
+    check = _module("audit.structure")
+    # one kind for both files would mislabel the metadata file: detect each then
+    kind = None if ds.kind == "auto" or len(paths) > 1 else ds.kind
+    result: StageResult = check.check_files(
+        paths, kind=kind, dataset=ds.name, progress=ctx.progress
+    )
+    return result
 
 
 def images(ctx: StageContext) -> StageResult:

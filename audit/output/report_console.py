@@ -29,23 +29,19 @@ def render_report(
     console.print(_stage_table(report))
     groups = group_findings(report.findings())
     if groups:
-        codes = Table(title="Findings by code", title_justify="left", expand=False)
-        codes.add_column("severity")
-        codes.add_column("code")
-        codes.add_column("count", justify="right")
-        codes.add_column("title")
-        codes.add_column("first example", overflow="fold", max_width=60)
+        codes = Table(title="Findings by code", title_justify="left", expand=True)
+        codes.add_column("severity", no_wrap=True)
+        codes.add_column("code", no_wrap=True)
+        codes.add_column("count", justify="right", no_wrap=True)
+        codes.add_column("first example", no_wrap=True, overflow="ellipsis", ratio=1)
         for g in groups[:CODES_SHOWN]:
             first = g.examples[0]
-            where = f"{first.dataset}:{first.file}" + (
-                f"[{first.index}]" if first.index is not None else ""
-            )
+            where = first.dataset + (f"[{first.index}]" if first.index is not None else "")
             codes.add_row(
                 Text(g.severity, style=_SEVERITY_STYLE.get(g.severity, "")),
                 Text(g.code),
                 f"{g.count:,}",
-                Text(g.title),
-                Text(f"{where} {first.message}"),
+                Text(f"{where} {' '.join(first.message.split())}"),
             )
         console.print(codes)
         if len(groups) > CODES_SHOWN:
