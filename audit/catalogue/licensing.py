@@ -1,0 +1,80 @@
+"""Licence verdicts and takedowns (issue 4)."""
+
+from __future__ import annotations
+
+from audit.catalogue.base import CodeInfo, Severity
+
+E, W, INFO = Severity.ERROR, Severity.WARNING, Severity.INFO
+
+ENTRIES: tuple[CodeInfo, ...] = (
+    # ---- licences (issue 4) -----------------------------------------------------------------------
+    CodeInfo(
+        "license.forbidden",
+        E,
+        "Forbidden for the declared use",
+        "At least one part of the record (image, source annotation, generated text) is under a "
+        "licence or restriction that forbids the declared use, e.g. a non-commercial COCO image in "
+        "commercial training, or an image from LLaVA's images.zip (research reproduction only) "
+        "redistributed. The most restrictive part decides (spec/licensing.md §8.4); drop the record "
+        "or obtain the rights.",
+    ),
+    CodeInfo(
+        "license.unknown",
+        W,
+        "No known licence for the declared use",
+        "No licence is known for a part of these records (all rights reserved web images, sources "
+        "without a licence statement). Unknown never means allowed: research use relies on a "
+        "statutory exception (set license.research_exception if one covers you); other uses need "
+        "the rights holder's permission.",
+    ),
+    CodeInfo(
+        "license.conditional",
+        W,
+        "Allowed only under a condition",
+        "These records are allowed only if an open condition holds: training on no-derivatives "
+        "images (unsettled whether training is a derivative), OpenAI terms on generated text for "
+        "commercial models, or unverified per-image licences. Decide with counsel and record the "
+        "answer in the [license] settings of audit.toml.",
+    ),
+    CodeInfo(
+        "license.opt_out",
+        W,
+        "Source URL opted out of AI training",
+        "The URL probe saw an X-Robots-Tag noai/noimageai header on the record's source URL: the "
+        "rights holder reserved text and data mining (EU DSM Art. 4(3)). Commercial training must "
+        "honour it; only a research exception without opt-out (Art. 3) can still apply.",
+    ),
+    CodeInfo(
+        "license.coco_unresolved",
+        W,
+        "COCO per-image licence unresolved",
+        "Records use COCO images but their per-image Flickr licence (COCO licence ids 1-8, 69 % "
+        "non-commercial in train2017) could not be joined: no COCO annotation file was given, or "
+        "the image id is not in it. Their verdicts stay unknown or conditional until joined.",
+    ),
+    CodeInfo(
+        "license.summary",
+        INFO,
+        "Licence verdict totals",
+        "Per file: records per verdict for the declared use, and how many records are usable for "
+        "each use (research, commercial, redistribution of images and of annotations).",
+    ),
+    # ---- takedown (issue 4) -----------------------------------------------------------------------
+    CodeInfo(
+        "takedown.present",
+        E,
+        "Taken-down item is back",
+        "The record carries a record id, image path, URL or image hash that a takedown request put "
+        "on the blocklist (`llava-audit takedown apply`). It must stay out of every dataset and "
+        "every later build: remove the record again (use the cleaned copy) and find where it came "
+        "back from.",
+    ),
+    CodeInfo(
+        "takedown.pending",
+        W,
+        "Named in an open takedown request",
+        "The record matches an identifier of a takedown request that has been recorded but not yet "
+        "applied. Training on it now may breach the request; run `llava-audit takedown apply` or "
+        "record why the request was not acted on.",
+    ),
+)

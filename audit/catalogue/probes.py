@@ -1,0 +1,190 @@
+"""Image and URL probes (issue 3)."""
+
+from __future__ import annotations
+
+from audit.catalogue.base import CodeInfo, Severity
+
+E, W, INFO = Severity.ERROR, Severity.WARNING, Severity.INFO
+
+ENTRIES: tuple[CodeInfo, ...] = (
+    # ---- images and URLs (issue 3) ----------------------------------------------------------------
+    CodeInfo(
+        "image.missing",
+        E,
+        "Image file missing",
+        "No image root has the file the record names. LLaVA's trainer opens it without a "
+        "try/except, so the run crashes with FileNotFoundError when it reaches this record "
+        "(e.g. the 355 OCR-VQA images the official script fails to fetch, VG files absent from "
+        "a downstream zip).",
+    ),
+    CodeInfo(
+        "image.empty",
+        E,
+        "Image file is empty",
+        "The image file (or zip member) has zero bytes, as about 170 files in VG_100K_2 do. "
+        "PIL cannot identify it and the trainer crashes with UnidentifiedImageError.",
+    ),
+    CodeInfo(
+        "image.corrupt",
+        E,
+        "Image cannot be decoded",
+        "The bytes are not an image PIL can open or decode (an HTML error page saved as .jpg, "
+        "a damaged header or a zip member that fails its CRC). The trainer crashes on it.",
+    ),
+    CodeInfo(
+        "image.truncated",
+        E,
+        "Image is truncated",
+        "The image header is fine but the data stops early (an interrupted download). "
+        "Image.verify() does not notice; decoding the whole stream raises 'image file is "
+        "truncated' in the trainer. Only found at --level decode.",
+    ),
+    CodeInfo(
+        "image.unreadable",
+        E,
+        "Image cannot be read",
+        "The file exists but cannot be read (permissions, I/O error, an encrypted zip member). "
+        "The trainer would fail on it the same way.",
+    ),
+    CodeInfo(
+        "image.too_large",
+        E,
+        "Image exceeds the decompression-bomb limit",
+        "Width times height is above the pixel limit (Pillow's default raises "
+        "DecompressionBombError above 178,956,970 pixels), so the trainer crashes on it; a "
+        "deliberate bomb would also exhaust memory. The audit reads only its header.",
+    ),
+    CodeInfo(
+        "image.format_mismatch",
+        W,
+        "Image format differs from the file extension",
+        "The content is another format than the extension says (OCR-VQA's GIFs saved as .jpg). "
+        "PIL sniffs the content, so training works, but tools that trust the extension "
+        "(jpeginfo, some loaders and CDNs) mis-handle the file.",
+    ),
+    CodeInfo(
+        "stats.images",
+        INFO,
+        "Local image statistics",
+        "Per file: records with an image, how many were missing, broken or fine, the missing "
+        "rate, formats and the spread of image sizes.",
+    ),
+    CodeInfo(
+        "url.dead",
+        W,
+        "Source URL is gone",
+        "The image's source URL answers 404 Not Found or 410 Gone. The image cannot be fetched "
+        "again from its source (LLaVA ships images.zip because ~15% of CC-3M was already gone in "
+        "2023; about 30% is by 2024). Training from a local copy still works; the gate decides "
+        "on the rate, not the single record.",
+    ),
+    CodeInfo(
+        "url.forbidden",
+        W,
+        "Source URL refuses access",
+        "The server answers 401, 403 or 451. Mostly persistent (hot-link protection, removed "
+        "content); retrying with a browser User-Agent recovered only about 3% on CC12M.",
+    ),
+    CodeInfo(
+        "url.http_error",
+        W,
+        "Source URL answers with another HTTP error",
+        "A 4xx other than 401/403/404/410/451 (including 429 Too Many Requests still answered after "
+        "every retry, or a Retry-After longer than the configured cap), or an unexpected 1xx/3xx.",
+    ),
+    CodeInfo(
+        "url.server_error",
+        W,
+        "Source server error",
+        "The server answered 5xx on every attempt (retried with exponential backoff, honouring "
+        "Retry-After). Often transient: the next nightly run re-probes it after the TTL.",
+    ),
+    CodeInfo(
+        "url.timeout",
+        W,
+        "Source URL timed out",
+        "No connection or no answer within the configured timeout. Connect timeouts are retried; a "
+        "server that accepts but never answers is not, to keep a nightly run bounded.",
+    ),
+    CodeInfo(
+        "url.dns",
+        W,
+        "Source host does not resolve",
+        "The URL's host name has no DNS address (NXDOMAIN): the domain has expired or moved. "
+        "Permanent in practice; about 6% of CC12M URLs by 2026.",
+    ),
+    CodeInfo(
+        "url.tls",
+        W,
+        "TLS failure",
+        "The HTTPS handshake failed (expired or mismatched certificate, obsolete protocol). The "
+        "image may exist but cannot be fetched securely.",
+    ),
+    CodeInfo(
+        "url.connection",
+        W,
+        "Connection failed",
+        "The connection was refused or reset on every attempt: the host is up but nothing serves "
+        "the URL's port, or the server drops clients.",
+    ),
+    CodeInfo(
+        "url.not_image",
+        W,
+        "Source URL does not return an image",
+        "The server answers 2xx but the first bytes are not an image format PIL reads (an HTML "
+        "'not found' page with status 200, an empty body, SVG). Magic bytes decide, the "
+        "Content-Type is only quoted: PIL sniffs content too.",
+    ),
+    CodeInfo(
+        "url.truncated",
+        W,
+        "Source image is truncated",
+        "The whole image was read but it stops before its end marker (JPEG EOI, PNG IEND), or the "
+        "transfer broke off before Content-Length. A re-download gives a damaged image.",
+    ),
+    CodeInfo(
+        "url.placeholder",
+        W,
+        "Source URL serves a placeholder",
+        "The URL redirects to a known 'photo unavailable' image (Flickr, Imgur removed) or serves "
+        "bytes whose SHA-256 is a known placeholder: a successful download that is not the "
+        "original photo. The lists are configurable (urls.placeholder_urls, placeholder_sha256).",
+    ),
+    CodeInfo(
+        "url.opt_out",
+        W,
+        "Source opts out of AI use",
+        "The image answers with an X-Robots-Tag directive noai or noimageai (for all agents or for "
+        "llava-audit), the opt-out signal img2dataset honours. The image exists; the licence stage "
+        "decides what the opt-out means for the declared use.",
+    ),
+    CodeInfo(
+        "url.redirects",
+        W,
+        "Too many redirects",
+        "The URL redirects in a loop or through more hops than urls.max_redirects; no image was "
+        "reached.",
+    ),
+    CodeInfo(
+        "url.invalid",
+        W,
+        "Malformed source URL",
+        "The value is not an http(s) URL with a host, so it cannot be probed or re-downloaded.",
+    ),
+    CodeInfo(
+        "url.refused",
+        W,
+        "URL points to a private address (not probed)",
+        "The host is, or resolves to, a loopback, private, link-local or other non-public address "
+        "(or a redirect leads there). Dataset URLs are untrusted, so nothing was sent; allow it "
+        "with urls.allow_private or urls.allow_networks for an intranet mirror.",
+    ),
+    CodeInfo(
+        "url.stats",
+        INFO,
+        "Source URL statistics",
+        "Per file: URLs, how many were probed now or taken from the cache, counts per status "
+        "class, the missing rate beside the ~15% LLaVA documents for CC-3M, and the domains with "
+        "the most missing images.",
+    ),
+)
