@@ -13,7 +13,17 @@ import msgspec
 
 from audit.catalogue import CATALOGUE, CodeInfo, Severity
 
-__all__ = ["CATALOGUE", "CodeInfo", "Finding", "Severity", "from_jsonl", "info", "make", "to_jsonl"]
+__all__ = [
+    "CATALOGUE",
+    "CodeInfo",
+    "Finding",
+    "Severity",
+    "count_by_severity",
+    "from_jsonl",
+    "info",
+    "make",
+    "to_jsonl",
+]
 
 
 class Finding(msgspec.Struct, frozen=True, kw_only=True):
