@@ -12,12 +12,12 @@ from rich.table import Table
 
 from audit import config as config_mod
 from audit import findings
+from audit.checks.licenses import usable_count
 from audit.models import StageResult
 
 ORDER = 40
 _USES = ("research", "commercial", "redistribute-images", "redistribute-annotations")
 _VERDICTS = ("forbidden", "unknown", "conditional", "allowed_with_obligations", "allowed")
-_HEADER = {"allowed_with_obligations": "with oblig."}
 _STYLE = {"forbidden": "red", "unknown": "yellow", "conditional": "yellow", "allowed": "green"}
 
 
@@ -94,19 +94,18 @@ def render(result: StageResult, console: Console) -> None:
     stats = result.stats
     use = stats["use"]
     per_use = Table(title=f"Licence verdicts ({stats['records']:,} records)", title_justify="left")
-    per_use.add_column("use")
-    for verdict in _VERDICTS:
-        per_use.add_column(_HEADER.get(verdict, verdict), justify="right")
-    per_use.add_column("usable", justify="right")
+    per_use.add_column("verdict", no_wrap=True)
     for u in _USES:
-        counts = stats["verdicts"][u]
-        marker = " (declared)" if u == use else ""
+        header = u.replace("redistribute-", "redist. ")
+        per_use.add_column(f"[bold]{header} *[/]" if u == use else header, justify="right")
+    for verdict in _VERDICTS:
         per_use.add_row(
-            u + marker,
-            *(_cell(counts.get(v, 0), v) for v in _VERDICTS),
-            f"{stats['usable'][u]:,}",
+            verdict.replace("_", " "),
+            *(_cell(stats["verdicts"][u].get(verdict, 0), verdict) for u in _USES),
         )
+    per_use.add_row("[bold]usable[/]", *(f"[bold]{stats['usable'][u]:,}[/]" for u in _USES))
     console.print(per_use)
+    console.print(f"* declared use: {use}")
     console.print(_breakdown(f"Per source, for {use}", "source", stats["by_source"], use))
     console.print(_breakdown(f"Per licence, for {use}", "licence", stats["by_license"], use))
     for line in stats["usable_lines"]:
@@ -120,17 +119,19 @@ def render(result: StageResult, console: Console) -> None:
 
 def _breakdown(title: str, label: str, table_stats: dict[str, Any], use: str) -> Table:
     table = Table(title=title, title_justify="left")
-    table.add_column(label)
+    table.add_column(label, no_wrap=True)
     table.add_column("records", justify="right")
-    for verdict in _VERDICTS:
-        table.add_column(_HEADER.get(verdict, verdict), justify="right")
+    for verdict in _VERDICTS[:3]:
+        table.add_column(verdict, justify="right")
+    table.add_column("usable", justify="right")
     rows = sorted(table_stats.items(), key=lambda kv: -sum(kv[1][use].values()))
     for key, per_use in rows:
         counts = per_use[use]
         table.add_row(
             key,
             f"{sum(counts.values()):,}",
-            *(_cell(counts.get(v, 0), v) for v in _VERDICTS),
+            *(_cell(counts.get(v, 0), v) for v in _VERDICTS[:3]),
+            f"{usable_count(counts):,}",
         )
     return table
 

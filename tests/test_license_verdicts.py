@@ -1,0 +1,339 @@
+"""Provenance and per-use verdicts: each source x use, the COCO join, images.zip, opt-outs (§8.3-8.5)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from audit.checks.licenses import USES, Evaluator, LicenceContext, RecordLicence
+from audit.checks.provenance import RecordView, derive
+from audit.config import LicenseConfig
+from audit.licensing import license_files
+from audit.loaders.coco import load_coco_licences
+from audit.policy import coco_license_map, load_policy
+
+F, U, C, AO, A = "forbidden", "unknown", "conditional", "allowed_with_obligations", "allowed"
+POLICY = load_policy()
+INSTR = "<image>\nWhat is shown?"
+
+#: One representative record per source: (kind, view) -> source and verdicts for the four uses
+#: (research, commercial, redistribute-images, redistribute-annotations), default settings.
+SOURCES = {
+    "cc3m": (
+        "cc3m-chat",
+        RecordView(0, "GCC_train_000000001", "GCC_train_000000001.jpg"),
+        (U, F, F, A),
+    ),
+    "coco": ("instruct", RecordView(0, "000000000001", "000000000001.jpg"), (C, U, U, AO)),
+    "lcs_unresolved": (
+        "lcs-chat",
+        RecordView(0, "000010001", "00001/000010001.jpg", url="http://ec1.ostkcdn.com/a.jpg"),
+        (U, F, F, AO),
+    ),
+    "sbu": (
+        "lcs-chat",
+        RecordView(
+            0,
+            "000010001",
+            "00001/000010001.jpg",
+            url="http://static.flickr.com/2723/4385058960_b0f291553e.jpg",
+        ),
+        (U, F, F, AO),
+    ),
+    "vg": ("mix", RecordView(0, "1", "vg/VG_100K/1.jpg"), (C, U, U, AO)),
+    "gqa": ("mix", RecordView(0, "1", "gqa/images/1.jpg"), (U, F, U, F)),
+    "ocrvqa": ("mix", RecordView(0, "1", "ocr_vqa/images/1451670761.jpg"), (U, F, F, F)),
+    "textvqa": ("mix", RecordView(0, "1", "textvqa/train_images/1.jpg"), (U, F, C, F)),
+    "sharegpt": ("mix", RecordView(0, "wgByO4Y_0", None), (AO, C, A, F)),
+    "unknown": ("generic", RecordView(0, "x", "photos/x.png"), (U, F, F, F)),
+}
+
+
+def _assess(
+    view: RecordView, kind: str, settings: LicenseConfig | None = None, **ctx: object
+) -> RecordLicence:
+    context = LicenceContext(POLICY, settings or LicenseConfig(), **ctx)  # type: ignore[arg-type]
+    prov = derive(view, kind=kind, hosts=POLICY.lcs.hosts, lcs_fallback=POLICY.lcs.fallback)
+    return Evaluator(context).assess(prov)
+
+
+def _verdicts(rec: RecordLicence) -> tuple[str, ...]:
+    return tuple(rec.verdicts[u].verdict.value for u in USES)
+
+
+@pytest.mark.parametrize("source", sorted(SOURCES))
+def test_each_source_gets_the_spec_verdict_for_each_use(source: str) -> None:
+    kind, view, expected = SOURCES[source]
+    rec = _assess(view, kind)
+    assert rec.provenance.source == source
+    assert _verdicts(rec) == expected
+
+
+def test_lcs_source_from_the_url_host_is_marked_inferred() -> None:
+    rec = _assess(SOURCES["sbu"][1], "lcs-chat")
+    assert rec.provenance.inferred
+    assert rec.provenance.parts[0].inferred and rec.provenance.parts[0].component == "image"
+
+
+@pytest.mark.parametrize(
+    ("instruction", "annotation_source"),
+    [
+        (INSTR + "\nAnswer the question using a single word or phrase.", "vqav2"),
+        (INSTR + "\nAnswer with the option's letter from the given choices directly.", "aokvqa"),
+        (
+            "<image>\nPlease provide the bounding box coordinate of the region this sentence "
+            "describes: man",
+            "refcoco",
+        ),
+        (INSTR, "coco"),
+    ],
+)
+def test_mix_coco_records_infer_their_annotation_source(
+    instruction: str, annotation_source: str
+) -> None:
+    view = RecordView(0, "000000033471", "coco/train2017/000000033471.jpg", instruction=instruction)
+    rec = _assess(view, "mix")
+    assert rec.provenance.source == "coco" and rec.provenance.coco_image_id == 33471
+    assert rec.parts[1].source == annotation_source
+    generated = {p.source for p in rec.parts if p.component == "generated_text"}
+    assert generated == ({"gpt4_generated"} if annotation_source == "coco" else set())
+
+
+# ---- COCO per-image licences from the real annotation file (acceptance) ----------------------------
+
+
+def _coco_ctx(realdata: Path) -> dict[str, object]:
+    coco = load_coco_licences(realdata / "coco_licenses.json")
+    return {
+        "coco_licenses": coco_license_map(POLICY, coco.licenses),
+        "coco_license_names": coco.licenses,
+        "coco_images": coco.images,
+    }
+
+
+@pytest.mark.realdata
+def test_real_coco_images_join_to_their_licence(realdata: Path) -> None:
+    images = json.loads((realdata / "coco_licenses.json").read_text())["images"]
+    ctx = _coco_ctx(realdata)
+    modified = LicenseConfig(images_modified=True)
+    seen = set()
+    for img in images:
+        name = img["file_name"]
+        view = RecordView(0, name[:-4], f"coco/train2017/{name}", instruction=INSTR)
+        rec = _assess(view, "mix", **ctx)
+        image_part = rec.parts[0]
+        lic = POLICY.licenses[image_part.license]
+        coco_id = img["license"]
+        seen.add(coco_id)
+        assert lic.non_commercial == (coco_id in (1, 2, 3)), name
+        assert lic.no_derivatives == (coco_id in (3, 6)), name
+        commercial = rec.verdicts["commercial"].verdict.value
+        assert (commercial == F) == (coco_id in (1, 2, 3)), name
+        changed_copies = _assess(view, "mix", modified, **ctx).verdicts["redistribute-images"]
+        assert (changed_copies.verdict.value == F) == (coco_id in (3, 6)), name
+        assert any(img["flickr_url"] in credit for credit in rec.attribution), name
+    assert seen == {1, 2, 3, 4, 5, 6}
+
+
+@pytest.mark.realdata
+def test_coco_image_missing_from_the_annotation_file_stays_unresolved(realdata: Path) -> None:
+    view = RecordView(0, "000000442786", "000000442786.jpg", instruction=INSTR)
+    rec = _assess(view, "instruct", **_coco_ctx(realdata))
+    assert rec.coco_unresolved
+    assert rec.parts[0].license == "LicenseRef-COCO-image-unresolved"
+    assert not rec.verdicts["commercial"].verdict.usable
+
+
+# ---- LLaVA images.zip: research reproduction only (acceptance) -------------------------------------
+
+
+def test_images_zip_is_research_only_whatever_the_image_licence(realdata: Path) -> None:
+    """A CC BY 2.0 COCO image is fine for everything, until its bytes come from images.zip."""
+    view = RecordView(0, "000000159269", "coco/train2017/000000493652.jpg", instruction=INSTR)
+    ctx = _coco_ctx(realdata)
+    ctx["coco_images"] = {493652: (4, "http://farm4.staticflickr.com/x.jpg")}
+    from_source = _assess(view, "mix", **ctx)
+    from_zip = _assess(view, "mix", image_origin="llava-images-zip", **ctx)
+    assert _verdicts(from_source)[:3] == (AO, C, AO)  # C: the OpenAI terms on generated text
+    assert _verdicts(from_zip)[:3] == (AO, F, F)
+    assert any("reproduce LLaVA research" in o for o in from_zip.verdicts["research"].obligations)
+    reasons = " ".join(from_zip.verdicts["commercial"].reasons)
+    assert "LicenseRef-LLaVA-images-research-reproduction-only" in reasons
+
+
+def test_cc3m_images_zip_forbidden_for_commercial_and_redistribution_allowed_for_research() -> None:
+    view = RecordView(0, "GCC_train_002582585", "GCC_train_002582585.jpg")
+    settings = LicenseConfig(research_exception=True)
+    rec = _assess(view, "cc3m-chat", settings, image_origin="llava-images-zip")
+    assert _verdicts(rec) == (AO, F, F, A)
+    restrictions = rec.parts[0].restrictions
+    assert restrictions == ("LicenseRef-LLaVA-images-research-reproduction-only",)
+    # without the research exception the unlicensed image itself is unknown, never allowed
+    assert (
+        _assess(view, "cc3m-chat", image_origin="llava-images-zip")
+        .verdicts["research"]
+        .verdict.value
+        == U
+    )
+
+
+# ---- most restrictive wins; obligations are the union ----------------------------------------------
+
+
+def test_most_restrictive_part_decides_and_obligations_are_the_union() -> None:
+    view = RecordView(0, "000000000009", "000000000009.jpg", instruction=INSTR)
+    ctx = {"coco_licenses": {2: "CC-BY-NC-2.0"}, "coco_images": {9: (2, "http://f/9.jpg")}}
+    rec = _assess(view, "instruct", **ctx)
+    commercial = rec.verdicts["commercial"]
+    assert commercial.verdict.value == F  # NC image beats the CC BY 4.0 text and the ToU
+    assert commercial.reasons == ("image (coco) is CC-BY-NC-2.0",)
+    research = rec.verdicts["research"].obligations
+    assert any("CC BY-NC 2.0" in o for o in research)
+    assert any("CC BY 4.0" in o for o in research)
+    assert any("OpenAI" in o for o in research)
+
+
+def test_opt_out_signal_forbids_commercial_training_of_a_licensed_image() -> None:
+    url = "http://images.example.com/1.jpg"
+    view = RecordView(0, "000000000009", "coco/train2017/000000000009.jpg", url=url)
+    ctx = {"coco_licenses": {4: "CC-BY-2.0"}, "coco_images": {9: (4, "")}}
+    clean = _assess(view, "mix", **ctx)
+    opted = _assess(view, "mix", opt_outs=frozenset({url}), **ctx)
+    assert clean.verdicts["commercial"].verdict.value != F
+    assert opted.opt_out and opted.verdicts["commercial"].verdict.value == F
+
+
+# ---- the library call on files -----------------------------------------------------------------
+
+
+def _write(path: Path, records: list[dict[str, object]]) -> Path:
+    path.write_text(json.dumps(records), encoding="utf-8")
+    return path
+
+
+def _lcs_meta(tmp_path: Path) -> Path:
+    return _write(
+        tmp_path / "blip_laion_cc_sbu_558k_meta.json",
+        [
+            {
+                "id": "004539375",
+                "image": "00453/004539375.jpg",
+                "blip_caption": "a mattress",
+                "url": "http://ec1.ostkcdn.com/images/products/8111140/P15459545.jpg",
+            },
+            {
+                "id": "004539376",
+                "image": "00453/004539376.jpg",
+                "blip_caption": "a dog",
+                "url": "http://static.flickr.com/2723/4385058960_b0f291553e.jpg",
+            },
+        ],
+    )
+
+
+def test_license_files_totals_and_opt_out_from_the_url_store(tmp_path: Path) -> None:
+    from audit.store import Store
+    from audit.store import urls as url_store
+
+    meta = _lcs_meta(tmp_path)
+    with Store(tmp_path / "state.sqlite") as store:
+        probe = url_store.UrlProbe(
+            "http://static.flickr.com/2723/4385058960_b0f291553e.jpg",
+            "opt_out",
+            200,
+            "X-Robots-Tag: noai",
+            None,
+            time.time(),
+        )
+        url_store.record(store, [probe])
+        result = license_files([meta], use="commercial", store=store)
+    stats = result.stats
+    assert stats["records"] == 2 and stats["opt_out"] == 1 and stats["inferred"] == 2
+    assert stats["by_source"]["sbu"]["commercial"] == {F: 1}
+    assert stats["by_source"]["lcs_unresolved"]["commercial"] == {F: 1}
+    assert stats["usable"] == {
+        "research": 0,
+        "commercial": 0,
+        "redistribute-images": 0,
+        "redistribute-annotations": 2,
+    }
+    assert "2 records usable for redistribute-annotations" in stats["usable_lines"]
+    codes = [f.code for f in result.findings]
+    assert codes.count("license.forbidden") == 2 and codes.count("license.opt_out") == 1
+    opt = next(f for f in result.findings if f.code == "license.opt_out")
+    assert opt.index == 1 and opt.record_id == "004539376"
+
+
+def test_chat_file_joins_urls_from_its_metadata(tmp_path: Path) -> None:
+    meta = _lcs_meta(tmp_path)
+    chat = _write(
+        tmp_path / "blip_laion_cc_sbu_558k.json",
+        [
+            {
+                "id": "004539376",
+                "image": "00453/004539376.jpg",
+                "conversations": [
+                    {"from": "human", "value": "What is this?\n<image>"},
+                    {"from": "gpt", "value": "a dog"},
+                ],
+            },
+        ],
+    )
+    result = license_files([chat], metadata=meta)
+    assert set(result.stats["by_source"]) == {"sbu"}
+    assert "BSD-3-Clause" in result.stats["by_license"]
+
+
+def test_attribution_export_jsonl_and_markdown(tmp_path: Path) -> None:
+    chat = _write(
+        tmp_path / "mix.json",
+        [
+            {
+                "id": "000000000009",
+                "image": "coco/train2017/000000000009.jpg",
+                "conversations": [
+                    {"from": "human", "value": INSTR},
+                    {"from": "gpt", "value": "A <b>cat</b>."},
+                ],
+            },
+        ],
+    )
+    out = tmp_path / "attribution.jsonl"
+    license_files([chat], use="research", attribution_out=out)
+    (entry,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert entry["record_id"] == "000000000009" and entry["source"] == "coco"
+    assert entry["verdicts"]["research"] == C
+    assert any("COCO Consortium" in a for a in entry["attribution"])
+    md = tmp_path / "attribution.md"
+    license_files([chat], use="research", attribution_out=md)
+    text = md.read_text()
+    assert text.startswith("# Attribution and obligations (research)")
+    assert "- credit: COCO Consortium" in text
+    assert not list(tmp_path.glob(".attribution*"))  # no temp files left behind
+
+
+def test_settings_flip_a_file_verdict(tmp_path: Path) -> None:
+    chat = _write(
+        tmp_path / "chat.json",
+        [
+            {
+                "id": "GCC_train_002582585",
+                "image": "GCC_train_002582585.jpg",
+                "conversations": [
+                    {"from": "human", "value": "Describe the image concisely.\n<image>"},
+                    {"from": "gpt", "value": "olive oil is a healthy ingredient used liberally ."},
+                ],
+            },
+        ],
+    )
+    default = license_files([chat], use="research")
+    exception = license_files(
+        [chat], use="research", settings=LicenseConfig(research_exception=True)
+    )
+    assert default.stats["usable"]["research"] == 0
+    assert [f.code for f in default.findings] == ["license.unknown", "license.summary"]
+    assert exception.stats["usable"]["research"] == 1
+    assert [f.code for f in exception.findings] == ["license.summary"]
