@@ -88,7 +88,10 @@ def test_what_cannot_be_read_exits_3_naming_it(
     assert run("images", data / "gone.json", "--root", data, "--state", state) == 3
 
 
-def test_second_run_reads_the_cache(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_second_run_reads_the_cache(
+    data: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
     images_zip(data / "images.zip", 5)
     state = data / "state.sqlite"
     argv = ("images", data / "chat.json", "--root", data / "images.zip", "--state", state)
@@ -97,7 +100,10 @@ def test_second_run_reads_the_cache(data: Path, capsys: pytest.CaptureFixture[st
         assert conn.execute("SELECT count(*) FROM image_probe").fetchone() == (5,)
     capsys.readouterr()
     assert run(*argv, "--level", "decode") == 0
-    assert "0 / 5" in capsys.readouterr().out  # checked / cached
+    row = next(
+        line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("chat")
+    )
+    assert row.split()[-2:] == ["0", "5"]  # checked 0, cached 5
 
 
 def test_config_supplies_datasets_roots_and_level(data: Path) -> None:

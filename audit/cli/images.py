@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 import msgspec
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -114,10 +115,16 @@ def _datasets(config: config_mod.Config, names: list[str]) -> list[config_mod.Da
 
 
 def _render(results: list[StageResult], found: list[Finding], console: Console) -> None:
-    table = Table(title="Local images", title_justify="left")
-    for column in ("dataset", "records", "distinct", "ok", "missing", "broken", "missing rate"):
+    levels = sorted({r.stats["level"] for r in results})
+    table = Table(
+        title=f"Local images (level {', '.join(levels)})",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1),
+    )
+    columns = ("dataset", "records", "ok", "missing", "broken", "missing %", "probed")
+    for column in (*columns, "cached"):
         table.add_column(column, justify="left" if column == "dataset" else "right")
-    table.add_column("checked / cached", justify="right")
     for result in results:
         name = next(f.dataset for f in result.findings if f.code == "stats.images")
         s = result.stats
@@ -125,12 +132,12 @@ def _render(results: list[StageResult], found: list[Finding], console: Console) 
         table.add_row(
             name,
             f"{s['referenced']:,}",
-            f"{s['unique_images']:,}",
             f"{s['status'].get('ok', 0):,}",
             f"{s['missing']:,}",
             f"{s['broken'] - s['missing']:,}",
             "-" if rate is None else f"{rate:.2%}",
-            f"{s['probed']:,} / {s['cached']:,} ({s['level']})",
+            f"{s['probed']:,}",
+            f"{s['cached']:,}",
         )
     console.print(table)
     by_code = Counter(f.code for f in found if f.severity != Severity.INFO)

@@ -13,6 +13,7 @@ import math
 import multiprocessing
 import posixpath
 import statistics
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -20,6 +21,8 @@ from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
+
+from PIL import Image
 
 from audit import findings as fnd
 from audit.config import Config, DatasetConfig
@@ -211,8 +214,11 @@ def _run(
             )
         return
     step = max(8, min(256, math.ceil(len(todo) / (workers * 8))))
-    # forkserver: workers never inherit the parent's threads (rich's refresh thread) mid-lock.
-    context = multiprocessing.get_context("forkserver")
+    # fork on Linux: workers start in milliseconds and never re-run the caller's __main__ (a script
+    # without a main guard would, under spawn). They run only Pillow and os.pread, never the
+    # parent's other threads' code (rich's refresh thread); Pillow's plugins load before forking.
+    Image.init()
+    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
     try:
         futures: dict[Future[list[Outcome]], int] = {
