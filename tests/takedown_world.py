@@ -36,6 +36,11 @@ def _jpeg(color: tuple[int, int, int]) -> bytes:
     return buf.getvalue()
 
 
+def _meta(record: dict[str, Any]) -> dict[str, Any]:
+    caption = record["conversations"][1]["value"]
+    return {"id": record["id"], "image": record["image"], "blip_caption": caption}
+
+
 def dump(path: Path, records: list[Any]) -> None:
     path.write_text(json.dumps(records, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
@@ -47,8 +52,9 @@ def build(tmp_path: Path, realdata: Path, *, with_images: bool = True) -> World:
     b = [dict(r) for r in real[10:16]]
     b[1] = {**b[1], "image": TARGET}
     b[4] = {**b[4], "image": "copies/00453-renamed.jpg"}  # same bytes under another name
-    meta = [{"id": r["id"], "image": r["image"]} for r in real[10:16]]
-    meta.append({"id": real[0]["id"], "image": TARGET, "url": TARGET_URL})
+    # LCS-558K _meta.json shape (id, image, blip_caption, url); the gpt answer is the BLIP caption.
+    meta = [_meta(r) for r in real[10:16]]
+    meta.append({**_meta(real[0]), "url": TARGET_URL})
     data = tmp_path / "data"
     data.mkdir()
     dump(data / "a_chat.json", a)

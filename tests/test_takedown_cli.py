@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from takedown_world import TARGET, build
+from takedown_world import TARGET, build, dump
 
 from audit.cli import main
 
@@ -113,3 +113,24 @@ def test_a_missing_config_is_a_config_error(
 ) -> None:
     code, _, err = _run(capsys, "list", "--config", str(tmp_path / "none.toml"))
     assert code == 2 and "config file not found" in err
+
+
+def test_the_gate_fails_when_a_taken_down_image_is_put_back(
+    tmp_path: Path, realdata: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = build(tmp_path, realdata)
+    # Without the metadata file: its records lack URLs, which the metadata rules rightly flag.
+    toml = world.config.read_text().replace('metadata = "data/b_meta.json"\n', "")
+    world.config.write_text(toml)
+    cfg = ["--config", str(world.config)]
+    _run(capsys, "new", *cfg, "--ground", "copyright", "--contact", "a@b", "--image", TARGET)
+    _run(capsys, "apply", *cfg, "TD-0001")
+    for f in (world.a_chat, world.b_chat):
+        shutil.copyfile(f.with_name(f"{f.stem}.TD-0001.cleaned{f.suffix}"), f)
+    assert main(["gate", *cfg]) == 0
+    records = json.loads(world.a_chat.read_text())
+    records.append({**records[0], "image": TARGET})
+    dump(world.a_chat, records)
+    assert main(["gate", *cfg]) == 1
+    out = capsys.readouterr().out
+    assert "takedown" in out and "takedown.present" in out

@@ -200,3 +200,34 @@ def test_verify_before_apply_and_unknown_ids_are_clear_errors(
     rid = _new(cfg, store, ("image", TARGET))
     with pytest.raises(TakedownError, match="not applied yet"):
         takedown.verify(cfg, store, rid)
+
+
+def test_a_crash_between_removed_and_blocklisted_is_visible_and_resumable(
+    tmp_path: Path, realdata: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = build(tmp_path, realdata, with_images=False)
+    cfg, store = _open(world)
+    rid = _new(cfg, store, ("image", TARGET))
+    real_record = Ledger.record
+
+    def die_before_blocklisting(self: Ledger, request_id: str, step: str, **kw: object) -> object:
+        if step == "blocklisted":
+            raise KeyboardInterrupt
+        return real_record(self, request_id, step, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Ledger, "record", die_before_blocklisting)
+    with pytest.raises(KeyboardInterrupt):
+        takedown.apply(cfg, store, rid)
+    monkeypatch.undo()
+    state = Ledger(store).state(rid)
+    assert state["removed"] is not None and state["blocklisted"] is None
+    # Not blocklisted yet: the audit still warns (pending) instead of going quiet.
+    assert {f.code for f in takedown.blocklist_findings(cfg, store).findings} == {
+        "takedown.pending"
+    }
+    assert "| Blocklisted | pending |" in takedown.checklist(store, rid)
+    takedown.apply(cfg, store, rid)
+    assert Ledger(store).state(rid)["blocklisted"] is not None
+    assert {f.code for f in takedown.blocklist_findings(cfg, store).findings} == {
+        "takedown.present"
+    }
