@@ -118,10 +118,13 @@ class GateConfig(_Section, frozen=True):
 class ScheduleConfig(_Section, frozen=True):
     """Nightly schedule; a late start within the grace period still runs (apscheduler misfire)."""
 
-    cron: str = "30 2 * * *"
+    cron: str = "30 2 * * *"  # 5-field crontab; numeric weekdays are crontab's (0 or 7 = Sunday)
     timezone: str = "UTC"
     misfire_grace_hours: float = 6.0
-    webhook: str | None = None
+    catch_up: bool = True  # on start, run once if a fire time passed since the last success
+    webhook: str | None = None  # POSTed a JSON body when a scheduled run fails
+    webhook_timeout_seconds: float = 10.0
+    notify_on_errors: bool = False  # also POST when a run succeeded but found error findings
 
 
 class Config(_Section, frozen=True):
