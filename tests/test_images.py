@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+import posixpath
 import zipfile
 from pathlib import Path
 
 import imagefactory as make
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from audit.errors import InputError, UsageError
+from audit.loaders.imageroots import UnsafePathError, normalize
 from audit.models import ImageRef
 from audit.probes.images import probe_images
 from audit.store import Store
@@ -263,3 +267,48 @@ def test_rewritten_zip_member_with_a_new_crc_is_probed_again(tmp_path: Path) -> 
         again = probe_images(refs, [path], level="decode", store=store, workers=1)
     assert (again.stats["probed"], again.stats["cached"]) == (1, 1)
     assert codes_by_image(again, refs) == {"b.jpg": "image.truncated"}
+
+
+def test_encrypted_zip_member_is_unreadable_at_every_level(tmp_path: Path) -> None:
+    path = write_zip(tmp_path / "images.zip", {"a.jpg": make.jpeg(), "b.jpg": make.jpeg()})
+    raw = bytearray(path.read_bytes())
+    entry = raw.index(b"PK\x01\x02")  # central directory entry of a.jpg: set "encrypted"
+    raw[entry + 8] |= 0x01
+    path.write_bytes(bytes(raw))
+    refs = refs_for(["a.jpg", "b.jpg"])
+    for level in ("exists", "decode"):
+        result = probe_images(refs, [path], level=level, workers=1)
+        assert codes_by_image(result, refs) == {"a.jpg": "image.unreadable"}
+        assert result.stats["missing"] == 1  # the report counts it as not available
+
+
+@given(st.text(alphabet="ab./\\:", max_size=12))
+def test_normalized_paths_never_leave_the_root(image: str) -> None:
+    try:
+        name = normalize(image)
+    except UnsafePathError:
+        return
+    assert not name.startswith(("/", "../")) and name not in ("", ".", "..")
+    assert posixpath.normpath(posixpath.join("/root", name)).startswith("/root/")
+
+
+@pytest.mark.realdata
+def test_real_lcs558k_records_against_a_zip_with_gaps(realdata: Path, tmp_path: Path) -> None:
+    """LCS-558K's nested `00453/004539375.jpg` names, resolved through the structure loader."""
+    from audit.loaders.records import image_refs
+
+    refs = image_refs(realdata / "lcs558k_samples.json")
+    assert len(refs) == 70
+    absent = {refs[3].image, refs[40].image, refs[69].image}
+    files = {ref.image: make.jpeg(seed=ref.index) for ref in refs if ref.image not in absent}
+    files[refs[10].image] = make.truncated_jpeg()
+    root = write_zip(tmp_path / "images.zip", files)
+    result = probe_images(refs, [root], level="decode", workers=1, dataset="lcs")
+    found = {(f.index, f.record_id, f.code) for f in result.findings if f.index is not None}
+    assert found == {
+        (3, refs[3].record_id, "image.missing"),
+        (40, refs[40].record_id, "image.missing"),
+        (69, refs[69].record_id, "image.missing"),
+        (10, refs[10].record_id, "image.truncated"),
+    }
+    assert result.stats["missing_rate"] == pytest.approx(3 / 70, abs=1e-6)

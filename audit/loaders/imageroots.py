@@ -25,7 +25,7 @@ from typing import BinaryIO
 from audit.errors import InputError
 
 #: How a worker reads an image: ("file", path) or ("zip", zip path, member name, header offset,
-#: compressed size, method, size, crc). Plain tuples so they pickle cheaply to worker processes.
+#: compressed size, method, size, crc, zip size:mtime). Plain tuples: they pickle cheaply.
 Source = tuple[object, ...]
 
 _EOCD = struct.Struct("<4sHHHHIIH")
@@ -54,8 +54,9 @@ class Location:
     root: str  # the root's path: the cache namespace
     name: str  # path inside the root (relative path or zip member name)
     size: int
-    signature: str  # "size:mtime_ns" for files, "size:crc32" for zip members
+    signature: str  # "size:mtime_ns" for files, "size:crc32" for zip members ("" = unknown)
     source: Source
+    problem: str = ""  # why it cannot be read at all (stat failed, encrypted member)
 
 
 def normalize(image: str) -> str:
@@ -83,8 +84,8 @@ class DirRoot:
             st = os.stat(full)  # noqa: PTH116
         except (FileNotFoundError, NotADirectoryError):
             return None
-        except OSError:  # unreadable entry: let the probe report it when it reads
-            return Location(self.key, name, 0, "unreadable", ("file", full))
+        except OSError as exc:  # e.g. a folder on the way without permission
+            return Location(self.key, name, -1, "", ("file", full), exc.strerror or str(exc))
         if not stat.S_ISREG(st.st_mode):
             return None
         return Location(
@@ -138,9 +139,8 @@ class ZipRoot:
             crc,
             self.stamp,
         )
-        if flags & _ENCRYPTED_FLAG:
-            source = ("encrypted", self.key, member_name)
-        return Location(self.key, member_name, size, f"{size}:{crc:08x}", source)
+        problem = "zip member is encrypted" if flags & _ENCRYPTED_FLAG else ""
+        return Location(self.key, member_name, size, f"{size}:{crc:08x}", source, problem)
 
 
 Root = DirRoot | ZipRoot
@@ -268,8 +268,6 @@ def read_source(source: Source) -> bytes:
     kind = source[0]
     if kind == "file":
         return Path(str(source[1])).read_bytes()
-    if kind == "encrypted":
-        raise OSError("zip member is encrypted")
     _, zip_path, name, offset, csize, method, size, crc, stamp = source
     assert isinstance(zip_path, str) and isinstance(offset, int) and isinstance(csize, int)
     assert isinstance(size, int) and isinstance(crc, int)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import posixpath
+import signal
 import statistics
 import sys
 import time
@@ -141,7 +142,9 @@ def _outcomes(
     outcomes: dict[tuple[str, str], Outcome] = {}
     todo: list[Location] = []
     for key, loc in unique.items():
-        if loc.size == 0:
+        if loc.problem:
+            outcomes[key] = ("unreadable", None, None, None, loc.problem)
+        elif loc.size == 0:
             outcomes[key] = ("empty", None, None, None, "0 bytes")
         elif level == 0:
             outcomes[key] = ("ok", None, None, None, "")
@@ -219,7 +222,7 @@ def _run(
     # parent's other threads' code (rich's refresh thread); Pillow's plugins load before forking.
     Image.init()
     context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_quiet_worker)
     try:
         futures: dict[Future[list[Outcome]], int] = {
             pool.submit(probe_batch, level, max_pixels, items[start : start + step]): start
@@ -235,6 +238,11 @@ def _run(
         ) from None
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _quiet_worker() -> None:
+    """Ctrl-C is the parent's to handle (it cancels the rest); workers finish their small batch."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _finding(ref: ImageRef, outcome: Outcome, dataset: str, file: str) -> Finding | None:
