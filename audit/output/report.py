@@ -116,8 +116,9 @@ class AuditReport(msgspec.Struct, kw_only=True):
 
     @property
     def passed(self) -> bool:
-        """Ran to the end and found no error-severity finding."""
-        return self.status == "succeeded" and self.totals.errors == 0
+        """Ran to the end, every stage that applied ran, and no error-severity finding."""
+        t = self.totals
+        return self.status == "succeeded" and t.errors == 0 and t.stages_failed == 0
 
 
 def ordered_stages(stages: dict[str, Any]) -> list[str]:

@@ -1,0 +1,166 @@
+"""The full audit run: every stage per dataset, publish, run history, lock, and kills mid-run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from audit import config as config_mod
+from audit import stages
+from audit.errors import AlreadyRunningError
+from audit.output import report as rpt
+from audit.runlock import RunLock, lock_path_for
+from audit.runner import run_audit
+from audit.store import Store
+from audit.store import runs as history
+
+GOOD = {
+    "id": "004539375",
+    "image": "00453/004539375.jpg",
+    "conversations": [
+        {"from": "human", "value": "Render a clear and concise summary of the photo.\n<image>"},
+        {
+            "from": "gpt",
+            "value": "select luxury furniture 3 - inch gel memory foam mattress topper",
+        },
+    ],
+}
+
+
+def _config(tmp_path: Path, records: list[object]) -> config_mod.Config:
+    (tmp_path / "chat.json").write_text(json.dumps(records), encoding="utf-8")
+    (tmp_path / "audit.toml").write_text(
+        textwrap.dedent(
+            """
+            [[datasets]]
+            name = "lcs"
+            kind = "lcs-chat"
+            chat = "chat.json"
+            """
+        ),
+        encoding="utf-8",
+    )
+    return config_mod.load(tmp_path / "audit.toml")
+
+
+@pytest.fixture
+def no_gx(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Skip the expectations stage (Great Expectations costs seconds) where it is not the point."""
+
+    def skip(ctx: stages.StageContext) -> object:
+        raise stages.StageSkipped("skipped by the test")
+
+    monkeypatch.setitem(stages.STAGE_FUNCTIONS, "expectations", skip)
+
+
+def _bad_role() -> dict[str, object]:
+    bad = json.loads(json.dumps(GOOD))
+    bad["conversations"][0]["from"] = "Human"
+    return bad
+
+
+def test_run_publishes_report_index_and_history(tmp_path: Path) -> None:
+    config = _config(tmp_path, [GOOD, _bad_role(), GOOD])
+    report = run_audit(config, config_file="audit.toml")
+    ds = report.datasets[0]
+    assert report.status == "succeeded" and not report.passed
+    assert ds.stages["structure"].status == "ok"
+    assert ds.records == 3
+    structure = ds.stage("structure")
+    assert structure is not None
+    assert [(f.code, f.index) for f in structure.findings if f.severity == "error"] == [
+        ("turn.role", 1)
+    ]
+    assert ds.stages["expectations"].status == "ok"
+    assert report.data_docs == "data-docs/index.html"
+    assert (tmp_path / "reports" / report.run_id / "data-docs" / "index.html").is_file()
+    assert ds.stages["images"].status == "skipped"  # no image roots configured: said, not hidden
+    assert "image roots" in ds.stages["images"].note
+    assert {f.file for f in ds.findings()} == {"chat.json"}  # relative to the config folder
+    published = tmp_path / "reports" / report.run_id
+    assert rpt.read_report(published) == report
+    assert "turn.role" in (published / "index.html").read_text()
+    assert report.run_id in (tmp_path / "reports" / "index.html").read_text()
+    with Store(config.path(config.state)) as store:
+        (run,) = history.list_runs(store)
+    assert (run.run_id, run.status, run.records) == (report.run_id, "succeeded", 3)
+    assert run.errors == report.totals.errors
+    assert run.datasets[0].dataset == "lcs"
+
+
+def test_a_failing_stage_is_recorded_and_the_rest_still_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_gx: None
+) -> None:
+    def broken(ctx: stages.StageContext) -> object:
+        raise RuntimeError("probe exploded")
+
+    monkeypatch.setitem(stages.STAGE_FUNCTIONS, "license", broken)
+    report = run_audit(_config(tmp_path, [GOOD]))
+    ds = report.datasets[0]
+    assert ds.stages["license"].status == "failed"
+    assert "probe exploded" in ds.stages["license"].note
+    assert ds.stages["takedown"].status == "ok"  # later stages ran
+    assert report.totals.stages_failed == 1 and not report.passed
+
+
+def test_two_audits_never_run_at_once(tmp_path: Path, no_gx: None) -> None:
+    config = _config(tmp_path, [GOOD])
+    with RunLock(lock_path_for(config.path(config.state))), pytest.raises(AlreadyRunningError):
+        run_audit(config)
+    assert rpt.published_runs(config.path(config.reports_dir)) == []
+
+
+_KILL_MID_PUBLISH = """
+import os, signal, sys
+from audit import config
+from audit.output import report as rpt
+from audit import runner, stages
+
+def skip(ctx):
+    raise stages.StageSkipped("skipped by the test")
+stages.STAGE_FUNCTIONS["expectations"] = skip
+real = rpt.publish
+def publish(report, reports_dir, **kw):
+    def die(stage):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(report, reports_dir, before_rename=die, **kw)
+runner.rpt.publish = publish
+runner.run_audit(config.load(sys.argv[1]))
+"""
+
+
+def test_kill_mid_publish_keeps_previous_report_and_never_marks_success(
+    tmp_path: Path, no_gx: None
+) -> None:
+    config = _config(tmp_path, [GOOD])
+    first = run_audit(config)
+    reports = config.path(config.reports_dir)
+    index_before = (reports / "index.html").read_bytes()
+    page_before = (reports / first.run_id / "index.html").read_bytes()
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILL_MID_PUBLISH, str(tmp_path / "audit.toml")],
+        capture_output=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    assert proc.returncode == -9, proc.stderr.decode()
+    assert rpt.published_runs(reports) == [first.run_id]
+    assert (reports / "index.html").read_bytes() == index_before
+    assert (reports / first.run_id / "index.html").read_bytes() == page_before
+    with Store(config.path(config.state)) as store:
+        killed = history.last_run(store)
+    assert killed is not None and killed.run_id != first.run_id and killed.status == "running"
+
+    third = run_audit(config)  # the next run cleans up and marks the killed one failed
+    with Store(config.path(config.state)) as store:
+        by_id = {r.run_id: r.status for r in history.list_runs(store)}
+    assert by_id == {first.run_id: "succeeded", killed.run_id: "failed", third.run_id: "succeeded"}
+    assert not [p for p in reports.iterdir() if p.name.startswith(".staging")]
+    assert "failed" in (reports / "index.html").read_text()
