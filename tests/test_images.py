@@ -81,6 +81,12 @@ def test_each_defect_is_one_finding_on_its_record(tmp_path: Path, layout: str) -
     assert result.stats["referenced"] == 8
     assert result.stats["missing"] == 1
     assert result.stats["missing_rate"] == pytest.approx(1 / 8)
+    assert result.stats["worst_folders"] == {
+        "ocr_vqa/images": {"referenced": 2, "missing": 0, "broken": 1},
+        "vg/VG_100K_2": {"referenced": 1, "missing": 0, "broken": 1},
+        "vg/VG_100K": {"referenced": 1, "missing": 1, "broken": 0},
+        "coco/train2017": {"referenced": 3, "missing": 0, "broken": 1},
+    }
     assert result.stats["status"] == {
         "corrupt": 1,
         "empty": 1,

@@ -140,6 +140,14 @@ def _render(results: list[StageResult], found: list[Finding], console: Console) 
             f"{s['cached']:,}",
         )
     console.print(table)
+    for result in results:
+        worst = result.stats.get("worst_folders", {})
+        if len(worst) > 1:
+            parts = [
+                f"{name} ({c['missing']:,} missing, {c['broken']:,} broken)"
+                for name, c in worst.items()
+            ]
+            console.print("worst folders: " + ", ".join(parts[:5]), markup=False)
     by_code = Counter(f.code for f in found if f.severity != Severity.INFO)
     for code, count in by_code.most_common():
         entry = fnd.info(code)

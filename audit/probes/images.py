@@ -287,6 +287,30 @@ def _stats(
         }
         if sized
         else {},
+        "worst_folders": _worst_folders(refs, status_of),
+    }
+
+
+def _worst_folders(
+    refs: Sequence[ImageRef], status_of: dict[str, Outcome], top: int = 10
+) -> dict[str, dict[str, int]]:
+    """Where the problems are: mix665k's parts (ocr_vqa/images, vg/VG_100K_2) fail differently."""
+    folders: dict[str, Counter[str]] = {}
+    for ref in refs:
+        folder = "/".join(ref.image.split("/")[:-1][:2]) or "."
+        status = status_of[ref.image][0]
+        counts = folders.setdefault(folder, Counter())
+        counts["referenced"] += 1
+        if status in ("missing", "unreadable"):
+            counts["missing"] += 1
+        elif status not in ("ok", "format_mismatch"):
+            counts["broken"] += 1
+    worst = sorted(
+        (f for f in folders.items() if f[1]["missing"] + f[1]["broken"]),
+        key=lambda f: -(f[1]["missing"] + f[1]["broken"]),
+    )[:top]
+    return {
+        name: {k: counts[k] for k in ("referenced", "missing", "broken")} for name, counts in worst
     }
 
 
