@@ -13,11 +13,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 
-# The smallest well-formed JPEG header a probe's magic-byte check accepts, padded to a typical
-# ranged-GET answer size.
-JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + b"\x00" * 200
+# A JPEG's start (SOI + JFIF header) and end (EOI) markers around padding: what a probe's magic-byte
+# and end-marker checks look at, at a typical small ranged-GET answer size.
+JPEG = (
+    b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+    + b"\x00" * 200
+    + b"\xff\xd9"
+)
 RESPONSE = (
     b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: "
     + str(len(JPEG)).encode()
@@ -66,10 +71,8 @@ async def serve(hosts: int, latency: float, seconds: float) -> None:
             await loop.create_server(lambda: _Latency(latency), f"127.0.0.{i}", port, backlog=4096)
         )
     print(f"READY {port}", flush=True)
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(asyncio.to_thread(sys.stdin.read), timeout=seconds)
-    except TimeoutError:
-        pass
     for server in servers:
         server.close()
     print(f"SERVED {_Latency.served}", flush=True)

@@ -222,3 +222,10 @@ def test_a_url_shared_by_records_is_probed_once_and_reported_for_each(
         (2, "id2", "warning"),
     ]
     assert {f.dataset for f in dead} == {"cc3m"}
+
+
+def test_non_ascii_and_spaced_urls_are_percent_encoded(server: HttpServer, store: Store) -> None:
+    server.route("/caf%C3%A9%20noir.jpg", Reply(200, IMAGE, JPEG))
+    refs = [UrlRef(0, None, server.url("/café noir.jpg"))]
+    probe_urls(refs, settings(), store=store)
+    assert latest_status(store, [refs[0].url]) == {refs[0].url: "ok"}

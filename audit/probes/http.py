@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import hashlib
+import re
 import time
 from collections.abc import Callable
 from typing import NamedTuple
@@ -47,6 +48,10 @@ STATUSES = (
 AVAILABLE = frozenset({"ok", "opt_out"})
 NOT_PROBED = frozenset({"refused"})
 
+#: URLs that need no re-quoting or IDNA encoding (the common case) go straight to the adapter.
+_PLAIN_URL = re.compile(
+    r"https?://[A-Za-z0-9.\-]+(:[0-9]+)?(/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*)?(\?[A-Za-z0-9\-._~!$&'()*+,;=:@%/?]*)?"
+)
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAGIC: tuple[tuple[int, bytes, str], ...] = (
     (0, b"\xff\xd8\xff", "jpeg"),
@@ -84,7 +89,13 @@ class Prober:
             self.policy, pools=pools, per_host=settings.per_host, user_agent=settings.user_agent
         )
         self.timeout = (settings.timeout_seconds, settings.timeout_seconds)
-        self.range = {"Range": f"bytes=0-{settings.max_bytes - 1}"}
+        self.adapter = self.session.get_adapter("http://")
+        self.headers: requests.structures.CaseInsensitiveDict[str] = (
+            requests.structures.CaseInsensitiveDict(
+                {str(k): str(v) for k, v in self.session.headers.items()}
+                | {"Range": f"bytes=0-{settings.max_bytes - 1}"}
+            )
+        )
         self.placeholder_urls = frozenset(_normalise(u) for u in settings.placeholder_urls)
         self.placeholder_sha256 = frozenset(h.lower() for h in settings.placeholder_sha256)
         self.opt_out = frozenset(d.lower() for d in settings.opt_out_directives)
@@ -119,13 +130,7 @@ class Prober:
             if self.policy.literal_refused(parts.hostname):
                 return Outcome("refused", detail=f"non-public address {parts.hostname}")
             try:
-                response = self.session.get(
-                    current,
-                    headers=self.range,
-                    stream=True,
-                    allow_redirects=False,
-                    timeout=self.timeout,
-                )
+                response = self._get(current)
             except Exception as exc:  # every failure is a class, never a crash
                 return _failure(exc)
             if response.status_code in _REDIRECTS:
@@ -152,6 +157,24 @@ class Prober:
         return Outcome(
             "redirects", None, f"more than {self.settings.max_redirects} redirects", current
         )
+
+    def _get(self, url: str) -> requests.Response:
+        """A streamed GET through the session's pooled adapter, skipping ``Session.request``.
+
+        ``Session.request`` merges cookies, hooks, environment and per-request settings on every
+        call, about a third of the CPU of a small probe; none of it applies here (no cookies, no
+        auth, no proxies, fixed headers), and at 2,000 URLs/s that CPU is the limit.
+        """
+        prepared = requests.PreparedRequest()
+        prepared.method = "GET"
+        if url.isascii() and _PLAIN_URL.fullmatch(url):
+            prepared.url = url
+        else:
+            prepared.prepare_url(url, None)  # IDNA host, percent-encoding: the slow, exact path
+        prepared.headers = self.headers
+        prepared.body = None
+        prepared.hooks = {"response": []}
+        return self.adapter.send(prepared, stream=True, timeout=self.timeout)
 
     def _classify(self, response: requests.Response, final: str | None) -> Outcome:
         code = response.status_code
