@@ -230,11 +230,34 @@ def _instruct(folder: Path, rng: random.Random) -> dict[str, Any]:
             (images / f"{rid}.jpg").write_bytes(jpeg(rng, (120, 90)))
     records[5] = json.loads(json.dumps(records[1]))
     _write_json(folder / "llava_instruct_150k.json", records, indent=2)
+    _write_json(folder / "coco" / "captions_train2017.json", _coco(records), indent=None)
     return {
         "kind": "instruct",
         "chat": f"{folder.name}/llava_instruct_150k.json",
         "images": [f"{folder.name}/coco/train2017"],
         "source": "coco",
+        "coco_annotations": f"{folder.name}/coco/captions_train2017.json",
+    }
+
+
+def _coco(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """A COCO annotation file's licence block and per-image licence ids for the records' images."""
+    licences = [
+        (1, "Attribution-NonCommercial-ShareAlike License", "by-nc-sa"),
+        (4, "Attribution License", "by"),
+        (6, "Attribution-NoDerivs License", "by-nd"),
+    ]
+    ids = sorted({int(str(r["id"])) for r in records})
+    return {
+        "licenses": [
+            {"id": n, "name": name, "url": f"http://creativecommons.org/licenses/{slug}/2.0/"}
+            for n, name, slug in licences
+        ],
+        "images": [
+            {"id": image_id, "license": licences[i % 3][0], "file_name": f"{image_id:012d}.jpg"}
+            for i, image_id in enumerate(ids)
+        ],
+        "annotations": [],
     }
 
 

@@ -77,15 +77,20 @@ def _run(args: argparse.Namespace) -> int:
     return _exit_code(report)
 
 
-def _serve(args: argparse.Namespace) -> int:
-    root = Path(args.dir)
+def report_server(root: Path, port: int) -> http.server.ThreadingHTTPServer:
+    """A static file server for ``root`` bound to 127.0.0.1 only (reports are not for the LAN)."""
     if not root.is_dir():
         raise UsageError(f"{root}: no reports folder (run `llava-audit run` or `demo` first)")
     handler = functools.partial(_QuietHandler, directory=str(root))
     try:
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), handler)
+        return http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
     except OSError as exc:
-        raise UsageError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror}") from None
+        raise UsageError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    root = Path(args.dir)
+    server = report_server(root, args.port)
     with server:
         port = server.server_address[1]
         Console(highlight=False).print(

@@ -1,0 +1,111 @@
+"""`init`, `run`, `serve` and `demo` as a user runs them: exit codes, files, what is printed."""
+
+from __future__ import annotations
+
+import threading
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from audit import config as config_mod
+from audit import demodata
+from audit.cli import main
+from audit.cli.service import report_server
+from audit.demo import run_demo
+from audit.output import report as rpt
+
+
+def test_init_writes_a_config_that_run_accepts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["init"]) == 0
+    text = (tmp_path / "audit.toml").read_text()
+    assert text.count("\n#") > 20  # commented, section by section
+    config = config_mod.load(tmp_path / "audit.toml")
+    assert config.datasets and config.use.purpose == "research"
+    assert main(["init"]) == 2  # never overwrites silently
+    assert "already exists" in capsys.readouterr().err
+
+    code = main(["run", "--config", "audit.toml"])
+    out = capsys.readouterr()
+    assert code in (1, 3)  # the starter's dataset files do not exist here: found, not crashed
+    assert "Traceback" not in out.out + out.err
+    (run_id,) = rpt.published_runs(tmp_path / "reports")
+    assert f"reports/{run_id}/index.html" in out.out.replace("\n", "")
+
+
+def test_run_without_config_is_a_config_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", "--config", str(tmp_path / "nope.toml")]) == 2
+    assert "llava-audit init" in capsys.readouterr().err
+
+
+def test_serve_refuses_a_missing_folder(tmp_path: Path) -> None:
+    assert main(["serve", "--dir", str(tmp_path / "none")]) == 2
+
+
+def test_serve_answers_on_localhost_only(tmp_path: Path) -> None:
+    (tmp_path / "index.html").write_text("<p>runs</p>")
+    server = report_server(tmp_path, 0)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
+    thread.start()
+    try:
+        host, port = server.server_address[:2]
+        assert host == "127.0.0.1"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=5) as resp:
+            assert resp.read() == b"<p>runs</p>"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+#: The code each planted defect must produce (dataset, index) -> code.
+EXPECTED = {
+    ("lcs", 3): "turn.role",
+    ("lcs", 5): "turn.empty_value",
+    ("lcs", 7): "image_token.count",
+    ("lcs", 9): "turn.count",
+    ("lcs", 11): "image.missing",
+    ("lcs", 12): "image.empty",
+    ("lcs", 13): "image.truncated",
+    ("lcs", 14): "image.format_mismatch",
+    ("lcs", 15): "id.pattern",
+    ("cc3m", 2): "image_token.position",
+    ("cc3m", 4): "xfile.caption_mismatch",
+    ("cc3m", 6): "turn.eos_token",
+    ("cc3m", 8): "image.path",
+    ("cc3m", 10): "xfile.missing_metadata",
+    ("cc3m", 12): "image.missing",
+    ("cc3m", 13): "image.corrupt",
+    ("instruct", 2): "turn.order",
+    ("instruct", 4): "record.id_type",
+    ("instruct", 5): "record.duplicate",
+    ("instruct", 6): "image.missing",
+}
+
+
+def test_demo_finds_every_planted_defect_and_publishes(tmp_path: Path) -> None:
+    assert {(d, i) for d, i, _ in demodata.PLANTED} == set(EXPECTED)
+    report, published = run_demo(tmp_path / "demo")
+    assert report.status == "succeeded"
+    found = {(f.dataset, f.index, f.code) for f in report.findings()}
+    missed = [key for key, code in EXPECTED.items() if (*key, code) not in found]
+    assert not missed
+    for ds in report.datasets:
+        for name, run in ds.stages.items():
+            assert run.status != "failed", f"{ds.name}/{name}: {run.note}"
+    by_name = {ds.name: ds for ds in report.datasets}
+    assert all(run.status == "ok" for run in by_name["cc3m"].stages.values())
+    urls = by_name["lcs"].stage("urls")
+    assert urls is not None and urls.stats["status_counts"].get("gone")  # the local host answered
+    assert {"url.dead", "url.placeholder", "url.opt_out", "url.not_image"} <= {
+        f.code for f in urls.findings
+    }
+    page = (published / "index.html").read_text()
+    assert "&lt;script&gt;alert(&#39;xss&#39;)&lt;/script&gt;" in page
+    assert "<script>" not in page
+    assert (published / "data-docs" / "index.html").is_file()
