@@ -180,14 +180,14 @@ def _stats(
     scalars: Counter[str] = Counter()
     files = []
     for tally, kind in tallies:
+        file_stats = tally.stats()
         for u in USES:
-            verdicts[u].update(tally.verdicts[u])
-        for table, into in ((tally.by_source, by_source), (tally.by_license, by_license)):
-            for key, per_use in table.items():
+            verdicts[u].update(file_stats["verdicts"][u])
+        for name, into in (("by_source", by_source), ("by_license", by_license)):
+            for key, per_use in file_stats[name].items():
                 target = into.setdefault(key, {u: Counter() for u in USES})
                 for u in USES:
                     target[u].update(per_use[u])
-        file_stats = tally.stats()
         for key in ("records", "inferred", "opt_out", "coco_records", "coco_unresolved"):
             scalars[key] += file_stats[key]
         files.append({"file": tally.file, "dataset": tally.dataset, "kind": kind, **file_stats})
@@ -246,7 +246,7 @@ def attribution_entry(dataset: str, file: str, rec: RecordLicence, use: str) -> 
     return {
         "dataset": dataset,
         "file": file,
-        "index": prov.index,
+        "index": prov.position,
         "record_id": prov.record_id,
         "image": prov.image,
         "url": prov.url,

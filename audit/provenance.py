@@ -30,7 +30,7 @@ def _view(index: int, record: Any, urls: dict[str, str] | None) -> RecordView:
     image = image if isinstance(image, str) else None
     if isinstance(record, MetadataRecord):
         return RecordView(
-            index=index,
+            position=index,
             record_id=record_id,
             image=image,
             url=record.url if isinstance(record.url, str) and record.url else None,
@@ -44,7 +44,7 @@ def _view(index: int, record: Any, urls: dict[str, str] | None) -> RecordView:
     if urls:
         url = urls.get(record_id or "") or (urls.get(image) if image else None)
     return RecordView(
-        index=index, record_id=record_id, image=image, url=url, instruction=instruction
+        position=index, record_id=record_id, image=image, url=url, instruction=instruction
     )
 
 

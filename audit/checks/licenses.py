@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from audit import findings
 from audit.checks.provenance import Part, Provenance
@@ -28,8 +28,7 @@ USES: tuple[str, ...] = (
 _EXAMPLES = 5
 
 
-@dataclass(frozen=True, slots=True)
-class ResolvedPart:
+class ResolvedPart(NamedTuple):
     source: str
     component: str
     license: str
@@ -44,20 +43,46 @@ class UseVerdict:
     obligations: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class RecordLicence:
+class Judgement:
+    """Resolved parts and their verdict per use, shared by every record with the same parts.
+
+    Hashed by identity: the tally counts records per judgement instead of per verdict.
+    """
+
+    __slots__ = ("attribution", "licenses", "parts", "verdicts")
+
+    def __init__(
+        self,
+        parts: tuple[ResolvedPart, ...],
+        verdicts: dict[str, UseVerdict],
+        attribution: tuple[str, ...],
+    ) -> None:
+        self.parts = parts
+        self.verdicts = verdicts
+        self.attribution = attribution
+        self.licenses = tuple(dict.fromkeys(p.license for p in parts))
+
+
+class RecordLicence(NamedTuple):
     """Everything the audit knows about one record's rights: parts, verdict per use, credits."""
 
     provenance: Provenance
-    parts: tuple[ResolvedPart, ...]
-    verdicts: Mapping[str, UseVerdict]
+    judgement: Judgement
     attribution: tuple[str, ...]
     opt_out: bool
     coco_unresolved: bool
 
     @property
+    def parts(self) -> tuple[ResolvedPart, ...]:
+        return self.judgement.parts
+
+    @property
+    def verdicts(self) -> dict[str, UseVerdict]:
+        return self.judgement.verdicts
+
+    @property
     def licenses(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(p.license for p in self.parts))
+        return self.judgement.licenses
 
 
 @dataclass(frozen=True)
@@ -93,80 +118,73 @@ def _applies(use: str, component: str) -> bool:
 
 
 class Evaluator:
-    """Resolves and judges records against one context, caching by the resolved parts."""
+    """Resolves and judges records against one context, caching by parts, COCO licence and opt-out."""
 
     def __init__(self, ctx: LicenceContext) -> None:
         self.ctx = ctx
-        self._cache: dict[tuple[ResolvedPart, ...], dict[str, UseVerdict]] = {}
+        self._cache: dict[tuple[Any, ...], Judgement] = {}
         origin = ctx.policy.image_origins.get(ctx.image_origin)
         if origin is None:
             known = ", ".join(ctx.policy.image_origins)
             raise ValueError(f"unknown image origin {ctx.image_origin!r} (policy knows: {known})")
         self._origin_restrictions = tuple(origin.restrictions)
+        self._coco_joined = ctx.coco_images is not None and ctx.coco_licenses is not None
 
     def assess(self, prov: Provenance) -> RecordLicence:
-        opt_out = bool(prov.url) and prov.url in self.ctx.opt_outs
-        resolved: list[ResolvedPart] = []
-        credits: list[str] = []
-        coco_unresolved = False
-        for part in prov.parts:
-            rp, credit, unresolved = self._resolve(part, prov, opt_out)
-            resolved.append(rp)
-            coco_unresolved |= unresolved
-            if credit:
-                credits.append(credit)
-        parts = tuple(resolved)
-        verdicts = self._cache.get(parts)
-        if verdicts is None:
-            verdicts = {use: self._judge(parts, use) for use in USES}
-            self._cache[parts] = verdicts
-        sources = dict.fromkeys(p.source for p in parts)
-        credits = [
-            *(a for s in sources if (a := self._source_attribution(s))),
-            *credits,
-        ]
-        return RecordLicence(prov, parts, verdicts, tuple(credits), opt_out, coco_unresolved)
+        opt_out = prov.url is not None and prov.url in self.ctx.opt_outs
+        coco_entry: tuple[int, str] | None = None
+        coco_license: int | None = None  # None: not joined; -1: not in the annotation file
+        if prov.coco_image_id is not None and self._coco_joined:
+            coco_entry = self.ctx.coco_images.get(prov.coco_image_id)  # type: ignore[union-attr]
+            coco_license = coco_entry[0] if coco_entry else -1
+        key = (prov.parts, coco_license, opt_out)
+        judgement = self._cache.get(key)
+        if judgement is None:
+            judgement = self._judgement(prov.parts, coco_license, opt_out)
+            self._cache[key] = judgement
+        attribution = judgement.attribution
+        if coco_entry is not None:
+            attribution = (*attribution, self._coco_credit(prov.coco_image_id, coco_entry))
+        return RecordLicence(prov, judgement, attribution, opt_out, coco_license == -1)
+
+    def _judgement(
+        self, parts: tuple[Part, ...], coco_license: int | None, opt_out: bool
+    ) -> Judgement:
+        resolved = tuple(self._resolve(p, coco_license, opt_out) for p in parts)
+        verdicts = {use: self._judge(resolved, use) for use in USES}
+        sources = dict.fromkeys(p.source for p in resolved)
+        attribution = tuple(a for s in sources if (a := self._source_attribution(s)))
+        return Judgement(resolved, verdicts, attribution)
 
     def _source_attribution(self, source: str) -> str:
         src = self.ctx.policy.sources.get(source)
         return src.attribution if src else ""
 
-    def _resolve(
-        self, part: Part, prov: Provenance, opt_out: bool
-    ) -> tuple[ResolvedPart, str, bool]:
+    def _resolve(self, part: Part, coco_license: int | None, opt_out: bool) -> ResolvedPart:
         policy = self.ctx.policy
         src = policy.sources.get(part.source)
         comp = src.components.get(part.component) if src else None  # type: ignore[call-overload]
         license_id = comp.license if comp else "NOASSERTION"
         restrictions = list(comp.restrictions) if comp else []
-        credit, unresolved = "", False
         if part.component == "image":
             restrictions += self._origin_restrictions
             if opt_out:
                 restrictions.append(policy.signals.opt_out)
-            if part.source == "coco" and prov.coco_image_id is not None:
-                license_id, credit, unresolved = self._coco(prov.coco_image_id, license_id)
-        rp = ResolvedPart(
+            if part.source == "coco" and coco_license is not None and coco_license >= 0:
+                license_id = (self.ctx.coco_licenses or {}).get(coco_license, "NOASSERTION")
+        return ResolvedPart(
             part.source,
             part.component,
             license_id,
             tuple(dict.fromkeys(restrictions)),
             part.inferred,
         )
-        return rp, credit, unresolved
 
-    def _coco(self, image_id: int, default: str) -> tuple[str, str, bool]:
-        """Per-image COCO licence; unresolved (default licence) when the file lacks the image."""
-        if self.ctx.coco_images is None or self.ctx.coco_licenses is None:
-            return default, "", False
-        entry = self.ctx.coco_images.get(image_id)
-        if entry is None:
-            return default, "", True
+    def _coco_credit(self, image_id: int | None, entry: tuple[int, str]) -> str:
+        """Per-image credit: the Flickr URL and the licence as the COCO file names it."""
         coco_license, flickr_url = entry
-        license_id = self.ctx.coco_licenses.get(coco_license, "NOASSERTION")
-        name, url = self.ctx.coco_license_names.get(coco_license, (license_id, ""))
-        credit = f"COCO image {image_id}: {flickr_url or 'no Flickr URL'}, {name} {url}".strip()
-        return license_id, credit, False
+        name, url = self.ctx.coco_license_names.get(coco_license, (f"licence {coco_license}", ""))
+        return f"COCO image {image_id}: {flickr_url or 'no Flickr URL'}, {name} {url}".strip()
 
     def _judge(self, parts: tuple[ResolvedPart, ...], use: str) -> UseVerdict:
         column = column_for(use, self.ctx.settings)
@@ -191,36 +209,31 @@ class Evaluator:
 
 @dataclass
 class FileTally:
-    """Totals and findings for one file under the declared uses, built record by record."""
+    """Totals and findings for one file under the declared uses, built record by record.
+
+    Records are counted per (source, judgement); per-use, per-source and per-licence totals are
+    expanded from those few counts, so adding a record costs one counter update.
+    """
 
     dataset: str
     file: str
     uses: tuple[str, ...]  # the declared uses: records forbidden for any of them are errors
     coco_joined: bool
     records: int = 0
-    verdicts: dict[str, Counter[str]] = field(default_factory=lambda: {u: Counter() for u in USES})
-    by_source: dict[str, dict[str, Counter[str]]] = field(default_factory=dict)
-    by_license: dict[str, dict[str, Counter[str]]] = field(default_factory=dict)
     inferred: int = 0
     opt_out: int = 0
     coco_records: int = 0
     coco_unresolved: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    _counts: Counter[tuple[str, Judgement]] = field(default_factory=Counter)
     _groups: dict[tuple[str, str, tuple[str, ...]], list[str]] = field(default_factory=dict)
 
     def add(self, rec: RecordLicence) -> None:
         prov = rec.provenance
         self.records += 1
-        per_source = self.by_source.setdefault(prov.source, _use_counters())
-        per_license = [self.by_license.setdefault(lic, _use_counters()) for lic in rec.licenses]
-        for use in USES:
-            verdict = rec.verdicts[use].verdict.value
-            self.verdicts[use][verdict] += 1
-            per_source[use][verdict] += 1
-            for counters in per_license:
-                counters[use][verdict] += 1
+        self._counts[(prov.source, rec.judgement)] += 1
         self.inferred += prov.inferred
-        label = prov.record_id if prov.record_id is not None else f"#{prov.index}"
+        label = prov.record_id if prov.record_id is not None else f"#{prov.position}"
         if prov.source == "coco":
             self.coco_records += 1
             if rec.coco_unresolved:
@@ -232,17 +245,15 @@ class FileTally:
                 f"source URL {prov.url} carries a TDM opt-out (X-Robots-Tag noai/noimageai)",
                 prov,
             )
-        forbidden = [
-            f"forbidden for {use}: " + "; ".join(rec.verdicts[use].reasons)
-            for use in self.uses
-            if rec.verdicts[use].verdict is Verdict.FORBIDDEN
-        ]
+        forbidden: list[str] = []
+        for use in self.uses:
+            uv = rec.judgement.verdicts[use]
+            if uv.verdict is Verdict.FORBIDDEN:
+                forbidden.append(f"forbidden for {use}: " + "; ".join(uv.reasons))
+            elif uv.verdict is Verdict.UNKNOWN or uv.verdict is Verdict.CONDITIONAL:
+                self._groups.setdefault((use, uv.verdict.value, uv.reasons), []).append(label)
         if forbidden:
             self._finding("license.forbidden", " | ".join(forbidden), prov)
-        for use in self.uses:
-            uv = rec.verdicts[use]
-            if uv.verdict in (Verdict.UNKNOWN, Verdict.CONDITIONAL):
-                self._groups.setdefault((use, uv.verdict.value, uv.reasons), []).append(label)
 
     def _finding(self, code: str, message: str, prov: Provenance) -> None:
         self.findings.append(
@@ -251,10 +262,32 @@ class FileTally:
                 message,
                 dataset=self.dataset,
                 file=self.file,
-                index=prov.index,
+                index=prov.position,
                 record_id=prov.record_id,
             )
         )
+
+    @property
+    def verdicts(self) -> dict[str, Counter[str]]:
+        """Records per verdict, for each use."""
+        out: dict[str, Counter[str]] = {u: Counter() for u in USES}
+        for (_source, judgement), n in self._counts.items():
+            for use in USES:
+                out[use][judgement.verdicts[use].verdict.value] += n
+        return out
+
+    def breakdown(self, by: str) -> dict[str, dict[str, Counter[str]]]:
+        """Records per verdict and use, keyed by source (``by="source"``) or by licence."""
+        out: dict[str, dict[str, Counter[str]]] = {}
+        for (source, judgement), n in self._counts.items():
+            keys = (source,) if by == "source" else judgement.licenses
+            for key in keys:
+                per_use = out.get(key)
+                if per_use is None:
+                    per_use = out[key] = {u: Counter() for u in USES}
+                for use in USES:
+                    per_use[use][judgement.verdicts[use].verdict.value] += n
+        return out
 
     def finish(self) -> list[Finding]:
         """Per-record findings plus the grouped warnings and the summary line for this file."""
@@ -296,24 +329,26 @@ class FileTally:
         return usable_count(self.verdicts[use])
 
     def summary(self) -> str:
+        verdicts = self.verdicts
         declared = "; ".join(
             f"for {use}: "
-            + (", ".join(f"{n:,} {v}" for v, n in sorted(self.verdicts[use].items())) or "none")
+            + (", ".join(f"{n:,} {v}" for v, n in sorted(verdicts[use].items())) or "none")
             for use in self.uses
         )
-        usable = ", ".join(f"{self.usable(u):,} usable for {u}" for u in USES)
+        usable = ", ".join(f"{usable_count(verdicts[u]):,} usable for {u}" for u in USES)
         return (
             f"{self.records:,} records; {declared}; {usable}; "
             f"{self.inferred:,} with an inferred source"
         )
 
     def stats(self) -> dict[str, Any]:
+        verdicts = self.verdicts
         return {
             "records": self.records,
-            "verdicts": {u: dict(c) for u, c in self.verdicts.items()},
-            "usable": {u: self.usable(u) for u in USES},
-            "by_source": _plain(self.by_source),
-            "by_license": _plain(self.by_license),
+            "verdicts": {u: dict(c) for u, c in verdicts.items()},
+            "usable": {u: usable_count(verdicts[u]) for u in USES},
+            "by_source": _plain(self.breakdown("source")),
+            "by_license": _plain(self.breakdown("license")),
             "inferred": self.inferred,
             "opt_out": self.opt_out,
             "coco_records": self.coco_records,
@@ -324,10 +359,6 @@ class FileTally:
 def usable_count(counts: Mapping[str, int]) -> int:
     """Records whose verdict permits the use (allowed, or allowed with obligations)."""
     return sum(counts.get(v.value, 0) for v in Verdict if v.usable)
-
-
-def _use_counters() -> dict[str, Counter[str]]:
-    return {u: Counter() for u in USES}
 
 
 def _plain(table: dict[str, dict[str, Counter[str]]]) -> dict[str, dict[str, dict[str, int]]]:

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from audit.policy import HostRule
 
 
-@dataclass(frozen=True, slots=True)
-class RecordView:
+class RecordView(NamedTuple):
     """The few fields of a record that provenance needs, whatever loader produced it."""
 
-    index: int
+    position: int  # 0-based place of the record in its file
     record_id: str | None
     image: str | None
     url: str | None = None
@@ -28,18 +27,16 @@ class RecordView:
     blip_caption: bool = False  # a metadata record carries a BLIP synthetic caption
 
 
-@dataclass(frozen=True, slots=True)
-class Part:
-    """One component of a record and the source it comes from."""
+class Part(NamedTuple):
+    """One component of a record and the source it comes from (a tuple: hashed in C, cached on)."""
 
     source: str
     component: str
     inferred: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Provenance:
-    index: int
+class Provenance(NamedTuple):
+    position: int  # 0-based place of the record in its file
     record_id: str | None
     image: str | None
     url: str | None
@@ -149,16 +146,15 @@ def _lcs_source(url: str | None, hosts: Sequence[HostRule], fallback: str) -> st
     return fallback
 
 
+_INFERRED: dict[tuple[Part, ...], bool] = {}  # a handful of distinct part tuples per file
+
+
 def _prov(
     view: RecordView, source: str, parts: tuple[Part, ...], coco_image_id: int | None = None
 ) -> Provenance:
+    inferred = _INFERRED.get(parts)
+    if inferred is None:
+        inferred = _INFERRED[parts] = any(p.inferred for p in parts)
     return Provenance(
-        index=view.index,
-        record_id=view.record_id,
-        image=view.image,
-        url=view.url,
-        source=source,
-        parts=parts,
-        inferred=any(p.inferred for p in parts),
-        coco_image_id=coco_image_id,
+        view.position, view.record_id, view.image, view.url, source, parts, inferred, coco_image_id
     )

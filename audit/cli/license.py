@@ -96,7 +96,7 @@ def render(result: StageResult, console: Console) -> None:
     per_use = Table(title=f"Licence verdicts ({stats['records']:,} records)", title_justify="left")
     per_use.add_column("verdict", no_wrap=True)
     for u in _USES:
-        header = u.replace("redistribute-", "redist. ")
+        header = u.replace("redistribute-", "redist. ").replace("annotations", "annot.")
         per_use.add_column(f"[bold]{header} *[/]" if u == use else header, justify="right")
     for verdict in _VERDICTS:
         per_use.add_row(
