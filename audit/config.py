@@ -80,6 +80,11 @@ class UrlConfig(_Section, frozen=True):
     #: Worker processes (0: one per core); runs smaller than ``process_threshold`` URLs use one.
     processes: int = 0
     process_threshold: int = 5000
+    #: After this many URLs of one host fail in a row to connect (timeout, refused, DNS, TLS), the
+    #: host's remaining URLs get the same status without a request: a dead host costs seconds.
+    host_failure_limit: int = 5
+    #: Transient failures (timeout, connection, server error, 429) are re-probed sooner than ttl_days.
+    transient_ttl_days: float = 1.0
 
 
 class ImageConfig(_Section, frozen=True):

@@ -177,3 +177,15 @@ def test_unreadable_sources_are_input_errors(tmp_path: Path) -> None:
     bad.write_text('[{"url": "http://a/1.jpg"},')
     with pytest.raises(InputError, match=r"bad\.json"):
         load_url_refs(bad)
+
+
+def test_transient_failures_are_reprobed_sooner(server: HttpServer, tmp_path: Path) -> None:
+    flaky, gone = server.url("/ok.jpg"), server.url("/gone.jpg")
+    two_days_ago = time.time() - 2 * DAY
+    with Store(tmp_path / "s.sqlite") as store:
+        record(store, [UrlProbe(flaky, "timeout", None, "timed out", None, two_days_ago)])
+        record(store, [UrlProbe(gone, "gone", 404, "HTTP 404", None, two_days_ago)])
+        refs = [UrlRef(0, None, flaky), UrlRef(1, None, gone)]
+        probe_urls(refs, loopback(transient_ttl_days=1.0, ttl_days=30.0), store=store)
+        assert latest_status(store, [flaky, gone]) == {flaky: "ok", gone: "gone"}
+    assert dict(server.hits) == {"/ok.jpg": 1}

@@ -229,3 +229,34 @@ def test_non_ascii_and_spaced_urls_are_percent_encoded(server: HttpServer, store
     refs = [UrlRef(0, None, server.url("/café noir.jpg"))]
     probe_urls(refs, settings(), store=store)
     assert latest_status(store, [refs[0].url]) == {refs[0].url: "ok"}
+
+
+def test_a_host_that_keeps_timing_out_is_given_up_on(server: HttpServer, store: Store) -> None:
+    server.route("/hang.jpg", Reply(200, IMAGE, JPEG, delay=1.0))
+    refs = [UrlRef(i, None, server.url(f"/hang.jpg?n={i}")) for i in range(6)]
+    probe_urls(
+        refs,
+        settings(timeout_seconds=0.2, per_host=1, workers=1, host_failure_limit=2),
+        store=store,
+    )
+    probes = lookup(store, [r.url for r in refs])
+    assert {p.status for p in probes.values()} == {"timeout"}
+    assert server.hits["/hang.jpg"] == 2
+    assert sum("not probed" in p.detail for p in probes.values()) == 4
+
+
+def test_worker_processes_give_the_same_results(server: HttpServer, store: Store) -> None:
+    with HttpServer("127.0.0.2") as other:
+        for srv in (server, other):
+            srv.route("/a.jpg", Reply(200, IMAGE, JPEG))
+        urls = [srv.url(f"/a.jpg?n={i}") for srv in (server, other) for i in range(10)]
+        urls.append(server.url("/gone.jpg"))
+        refs = [UrlRef(i, None, u) for i, u in enumerate(urls)]
+        result = probe_urls(
+            refs,
+            settings(allow_networks=["127.0.0.0/8"], processes=2, process_threshold=1),
+            store=store,
+        )
+        assert server.hits["/a.jpg"] == other.hits["/a.jpg"] == 10
+    assert result.stats["status_counts"] == {"ok": 20, "gone": 1}
+    assert len(lookup(store, urls)) == 21

@@ -47,6 +47,8 @@ STATUSES = (
 )
 AVAILABLE = frozenset({"ok", "opt_out"})
 NOT_PROBED = frozenset({"refused"})
+#: Failures that often heal by themselves: re-probed after ``transient_ttl_days``.
+TRANSIENT = frozenset({"timeout", "connection", "server_error", "http_error"})
 
 #: URLs that need no re-quoting or IDNA encoding (the common case) go straight to the adapter.
 _PLAIN_URL = re.compile(

@@ -10,6 +10,8 @@ msgpack chunks. A worker process whose parent dies (a killed run) stops taking w
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import heapq
 import os
 import queue
@@ -30,6 +32,7 @@ from audit.store.urls import UrlProbe
 
 _CHUNK = 64  # results per message from a worker process
 _CHUNK_SECONDS = 0.1
+_PR_SET_PDEATHSIG = 1
 
 
 class HostScheduler:
@@ -105,6 +108,33 @@ class HostScheduler:
             self.cond.notify_all()
 
 
+class HostHealth:
+    """Counts each host's consecutive connection-level failures; past the limit the host is
+    treated as down and its remaining URLs take the last failure without a request."""
+
+    FAILURES = frozenset({"timeout", "connection", "dns", "tls"})
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.failures: dict[str, int] = {}
+        self.last: dict[str, UrlProbe] = {}
+
+    def down(self, host: str, url: str) -> UrlProbe | None:
+        """A stand-in result for ``url`` when ``host`` is down, else None (probe it)."""
+        if self.limit <= 0 or self.failures.get(host, 0) < self.limit:
+            return None
+        last = self.last[host]
+        detail = f"not probed: {self.limit} URLs of this host failed in a row ({last.detail})"
+        return UrlProbe(url, last.status, None, detail[:300], None, time.time())
+
+    def saw(self, host: str, probe: UrlProbe) -> None:
+        if probe.status in self.FAILURES:
+            self.failures[host] = self.failures.get(host, 0) + 1
+            self.last[host] = probe
+        else:
+            self.failures[host] = 0
+
+
 def probe_threaded(
     urls: Sequence[str], settings: UrlConfig, *, alive: Callable[[], bool] | None = None
 ) -> Iterator[UrlProbe]:
@@ -113,6 +143,7 @@ def probe_threaded(
     prober = Prober(settings, pools=max(64, 2 * settings.workers))
     results: queue.SimpleQueue[UrlProbe | None] = queue.SimpleQueue()
     stopping = threading.Event()
+    health = HostHealth(settings.host_failure_limit)
 
     def work() -> None:
         try:
@@ -127,13 +158,15 @@ def probe_threaded(
                     stopping.wait(seconds)
 
                 try:
-                    results.put(prober.probe(url, backoff))
+                    result = health.down(host, url) or prober.probe(url, backoff)
                 except Exception as exc:  # one bad URL never stops the run
-                    results.put(
-                        UrlProbe(url, "invalid", None, f"probe failed: {exc}", None, time.time())
+                    result = UrlProbe(
+                        url, "invalid", None, f"probe failed: {exc}", None, time.time()
                     )
                 finally:
                     scheduler.done(host)
+                health.saw(host, result)
+                results.put(result)
         finally:
             results.put(None)
 
@@ -197,6 +230,7 @@ def probe_parallel(urls: Sequence[str], settings: UrlConfig, processes: int) -> 
 def _worker(urls: list[str], settings: UrlConfig, channel: object, parent: int) -> None:
     """Worker process body: probe in threads, ship results in chunks, stop if orphaned."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
+    _die_with_parent()
     encoder = msgspec.msgpack.Encoder()
     put = channel.put  # type: ignore[attr-defined]
     chunk: list[UrlProbe] = []
@@ -207,6 +241,17 @@ def _worker(urls: list[str], settings: UrlConfig, channel: object, parent: int) 
             if len(chunk) >= _CHUNK or time.monotonic() - sent > _CHUNK_SECONDS:
                 put(encoder.encode(chunk))
                 chunk, sent = [], time.monotonic()
+        if os.getppid() != parent:
+            channel.cancel_join_thread()  # type: ignore[attr-defined]  # nobody reads: just exit
+            return
         if chunk:
             put(encoder.encode(chunk))
         put(None)
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel end this worker when its parent dies (a ``kill -9`` of the run);
+    elsewhere the workers notice the orphaning at their next URL."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)

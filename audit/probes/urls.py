@@ -22,7 +22,7 @@ from audit.errors import ConfigError
 from audit.findings import Finding
 from audit.loaders.urlsources import load_url_refs
 from audit.models import NoProgress, Progress, StageResult, UrlRef
-from audit.probes.http import AVAILABLE, NOT_PROBED, STATUSES
+from audit.probes.http import AVAILABLE, NOT_PROBED, STATUSES, TRANSIENT
 from audit.probes.urlguard import AddressPolicy
 from audit.probes.urlpool import probe_parallel, probe_threaded
 from audit.store import Store
@@ -70,7 +70,12 @@ def probe_urls(
     unique = list(dict.fromkeys(ref.url for ref in refs))
     cached = lookup(store, unique) if store is not None else {}
     cutoff = now - settings.ttl_days * 86400.0
-    results = {url: p for url, p in cached.items() if p.probed_at >= cutoff}
+    transient_cutoff = now - min(settings.transient_ttl_days, settings.ttl_days) * 86400.0
+    results = {
+        url: p
+        for url, p in cached.items()
+        if p.probed_at >= (transient_cutoff if p.status in TRANSIENT else cutoff)
+    }
     todo = [url for url in unique if url not in results]
     progress.start(f"urls {dataset or file}".strip(), len(todo))
     batch: list[UrlProbe] = []
