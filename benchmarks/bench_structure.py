@@ -205,6 +205,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
         bench.ratio(
             "(b) check wall / (a') decode GC off", b.wall_s, a_nogc.extra.get("decode_s", 1.0)
         )
+        bench.ratio("(b) cpu / (a) cpu (work done, robust to load)", b.cpu_s, a.cpu_s)
         bench.figure("(b) peak RSS, GB", b.peak_rss / GB, target=1.5)
         bench.ratio("(b) peak RSS / (a) peak RSS", b.peak_rss, a.peak_rss)
         bench.figure(

@@ -211,6 +211,12 @@ class Bench:
         self.measurements: list[Measurement] = []
         self.ratios: list[Ratio] = []
         self.started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self.load_at_start = list(os.getloadavg())
+        if self.load_at_start[0] > (os.cpu_count() or 1):
+            self.console.print(
+                f"[yellow]load average {self.load_at_start[0]:.1f} on {os.cpu_count()} cores: other work "
+                "competes for the CPU; wall-time ratios and 'cores used' will be noisy[/]"
+            )
 
     def run(self, name: str, argv: Sequence[str], **kwargs: Any) -> Measurement:
         self.console.log(f"[bold]{name}[/]: {' '.join(str(a) for a in argv)[:100]}")
@@ -253,6 +259,8 @@ class Bench:
                 "cpus": os.cpu_count(),
                 "python": sys.version.split()[0],
                 "platform": platform.platform(),
+                "load_at_start": self.load_at_start,
+                "load_at_end": list(os.getloadavg()),
             },
             "params": self.params,
             "measurements": [asdict(m) | {"cores": round(m.cores, 2)} for m in self.measurements],
