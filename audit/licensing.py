@@ -17,14 +17,8 @@ from typing import IO, Any
 
 import msgspec
 
-from audit.checks.licenses import (
-    USES,
-    Evaluator,
-    FileTally,
-    LicenceContext,
-    RecordLicence,
-    usable_count,
-)
+from audit.checks.license_totals import FileTally, usable_count
+from audit.checks.licenses import USES, Evaluator, LicenceContext, RecordLicence
 from audit.checks.provenance import derive
 from audit.config import Config, DatasetConfig, LicenseConfig
 from audit.errors import UsageError

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from audit import config as config_mod
 from audit import findings
-from audit.checks.licenses import usable_count
+from audit.checks.license_totals import usable_count
 from audit.models import StageResult
 
 ORDER = 40

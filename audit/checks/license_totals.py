@@ -1,0 +1,184 @@
+"""Per-file licence totals and findings (spec/licensing.md §8.4 "dataset-level verdict"). Pure.
+
+Records are counted per (source, judgement); per-use, per-source and per-licence totals are expanded
+from those few counts at the end, so adding a record costs one counter update. Records forbidden for
+a declared use are error findings one by one; unknown and conditional ones are grouped per reason.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from audit import findings
+from audit.checks.licenses import USES, Judgement, RecordLicence
+from audit.checks.provenance import Provenance
+from audit.findings import Finding
+from audit.policy import Verdict
+
+_EXAMPLES = 5
+
+
+@dataclass
+class FileTally:
+    """Totals and findings for one file under the declared uses, built record by record.
+
+    Records are counted per (source, judgement); per-use, per-source and per-licence totals are
+    expanded from those few counts, so adding a record costs one counter update.
+    """
+
+    dataset: str
+    file: str
+    uses: tuple[str, ...]  # the declared uses: records forbidden for any of them are errors
+    coco_joined: bool
+    records: int = 0
+    inferred: int = 0
+    opt_out: int = 0
+    coco_records: int = 0
+    coco_unresolved: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    _counts: Counter[tuple[str, Judgement]] = field(default_factory=Counter)
+    _groups: dict[tuple[str, str, tuple[str, ...]], list[str]] = field(default_factory=dict)
+
+    def add(self, rec: RecordLicence) -> None:
+        prov = rec.provenance
+        self.records += 1
+        self._counts[(prov.source, rec.judgement)] += 1
+        self.inferred += prov.inferred
+        label = prov.record_id if prov.record_id is not None else f"#{prov.position}"
+        if prov.source == "coco":
+            self.coco_records += 1
+            if rec.coco_unresolved:
+                self.coco_unresolved.append(label)
+        if rec.opt_out:
+            self.opt_out += 1
+            self._finding(
+                "license.opt_out",
+                f"source URL {prov.url} carries a TDM opt-out (X-Robots-Tag noai/noimageai)",
+                prov,
+            )
+        forbidden: list[str] = []
+        for use in self.uses:
+            uv = rec.judgement.verdicts[use]
+            if uv.verdict is Verdict.FORBIDDEN:
+                forbidden.append(f"forbidden for {use}: " + "; ".join(uv.reasons))
+            elif uv.verdict is Verdict.UNKNOWN or uv.verdict is Verdict.CONDITIONAL:
+                self._groups.setdefault((use, uv.verdict.value, uv.reasons), []).append(label)
+        if forbidden:
+            self._finding("license.forbidden", " | ".join(forbidden), prov)
+
+    def _finding(self, code: str, message: str, prov: Provenance) -> None:
+        self.findings.append(
+            findings.make(
+                code,
+                message,
+                dataset=self.dataset,
+                file=self.file,
+                index=prov.position,
+                record_id=prov.record_id,
+            )
+        )
+
+    @property
+    def verdicts(self) -> dict[str, Counter[str]]:
+        """Records per verdict, for each use."""
+        out: dict[str, Counter[str]] = {u: Counter() for u in USES}
+        for (_source, judgement), n in self._counts.items():
+            for use in USES:
+                out[use][judgement.verdicts[use].verdict.value] += n
+        return out
+
+    def breakdown(self, by: str) -> dict[str, dict[str, Counter[str]]]:
+        """Records per verdict and use, keyed by source (``by="source"``) or by licence."""
+        out: dict[str, dict[str, Counter[str]]] = {}
+        for (source, judgement), n in self._counts.items():
+            keys = (source,) if by == "source" else judgement.licenses
+            for key in keys:
+                per_use = out.get(key)
+                if per_use is None:
+                    per_use = out[key] = {u: Counter() for u in USES}
+                for use in USES:
+                    per_use[use][judgement.verdicts[use].verdict.value] += n
+        return out
+
+    def finish(self) -> list[Finding]:
+        """Per-record findings plus the grouped warnings and the summary line for this file."""
+        out = list(self.findings)
+        for (use, verdict, reasons), labels in sorted(
+            self._groups.items(), key=lambda kv: -len(kv[1])
+        ):
+            what = "no known licence" if verdict == "unknown" else "only conditionally allowed"
+            out.append(
+                self._file_finding(
+                    f"license.{verdict}",
+                    f"{len(labels):,} records {what} for {use}: {'; '.join(reasons)} "
+                    f"(e.g. {_examples(labels)})",
+                )
+            )
+        if self.coco_records and not self.coco_joined:
+            out.append(
+                self._file_finding(
+                    "license.coco_unresolved",
+                    f"{self.coco_records:,} records use COCO images but no COCO annotation file "
+                    "was given (--coco-annotations), so their per-image licences are unresolved",
+                )
+            )
+        elif self.coco_unresolved:
+            out.append(
+                self._file_finding(
+                    "license.coco_unresolved",
+                    f"{len(self.coco_unresolved):,} COCO images are not in the COCO annotation "
+                    f"file (e.g. {_examples(self.coco_unresolved)})",
+                )
+            )
+        out.append(self._file_finding("license.summary", self.summary()))
+        return out
+
+    def _file_finding(self, code: str, message: str) -> Finding:
+        return findings.make(code, message, dataset=self.dataset, file=self.file)
+
+    def usable(self, use: str) -> int:
+        return usable_count(self.verdicts[use])
+
+    def summary(self) -> str:
+        verdicts = self.verdicts
+        declared = "; ".join(
+            f"for {use}: "
+            + (", ".join(f"{n:,} {v}" for v, n in sorted(verdicts[use].items())) or "none")
+            for use in self.uses
+        )
+        usable = ", ".join(f"{usable_count(verdicts[u]):,} usable for {u}" for u in USES)
+        return (
+            f"{self.records:,} records; {declared}; {usable}; "
+            f"{self.inferred:,} with an inferred source"
+        )
+
+    def stats(self) -> dict[str, Any]:
+        verdicts = self.verdicts
+        return {
+            "records": self.records,
+            "verdicts": {u: dict(c) for u, c in verdicts.items()},
+            "usable": {u: usable_count(verdicts[u]) for u in USES},
+            "by_source": _plain(self.breakdown("source")),
+            "by_license": _plain(self.breakdown("license")),
+            "inferred": self.inferred,
+            "opt_out": self.opt_out,
+            "coco_records": self.coco_records,
+            "coco_unresolved": len(self.coco_unresolved),
+        }
+
+
+def usable_count(counts: Mapping[str, int]) -> int:
+    """Records whose verdict permits the use (allowed, or allowed with obligations)."""
+    return sum(counts.get(v.value, 0) for v in Verdict if v.usable)
+
+
+def _plain(table: dict[str, dict[str, Counter[str]]]) -> dict[str, dict[str, dict[str, int]]]:
+    return {key: {u: dict(c) for u, c in per_use.items()} for key, per_use in table.items()}
+
+
+def _examples(labels: list[str]) -> str:
+    shown = ", ".join(labels[:_EXAMPLES])
+    return shown + (", ..." if len(labels) > _EXAMPLES else "")
