@@ -113,3 +113,19 @@ def _recorded_urls(state: Path) -> list[str]:
             return [row[0] for row in conn.execute("SELECT url FROM url_probe")]
     except sqlite3.OperationalError:  # table not created yet
         return []
+
+
+def test_inputs_from_the_config_datasets(server: HttpServer, tmp_path: Path) -> None:
+    write_metadata(tmp_path / "metadata.json", [server.url("/ok.jpg"), server.url("/gone.jpg")])
+    (tmp_path / "cc3m.tsv").write_text(f"a dog .\t{server.url('/gone.jpg')}\n")
+    (tmp_path / "audit.toml").write_text(
+        'state = "state.sqlite"\n[urls]\nallow_private = true\n'
+        '[[datasets]]\nname = "cc3m"\nmetadata = "metadata.json"\nurl_tsv = "cc3m.tsv"\n'
+    )
+    out = tmp_path / "f.jsonl"
+    assert main(["urls", "--config", str(tmp_path / "audit.toml"), "--findings", str(out)]) == 0
+    dead = [json.loads(line) for line in out.read_text().splitlines()]
+    dead = [(Path(r["file"]).name, r["index"]) for r in dead if r["code"] == "url.dead"]
+    assert dead == [("cc3m.tsv", 0), ("metadata.json", 1)]
+    assert server.hits["/gone.jpg"] == 1  # shared by both files, probed once
+    assert (tmp_path / "state.sqlite").exists()  # the state path is relative to the config

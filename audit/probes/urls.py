@@ -8,6 +8,7 @@ Findings cover every record, cached or not, so each night's report is complete.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections import Counter
@@ -206,37 +207,40 @@ def sources_for(config: Config, ds: DatasetConfig) -> list[UrlSource]:
 def audit_urls(
     sources: Sequence[UrlSource],
     settings: UrlConfig,
-    state: str | Path,
+    state: str | Path | Store,
     *,
     progress: Progress | None = None,
 ) -> StageResult:
-    """Probe every source file against one state store; stats per file plus totals."""
-    with Store(state) as store:
+    """Probe every source file against one state store (a path, or a store already open)."""
+    with contextlib.ExitStack() as stack:
+        store = state if isinstance(state, Store) else stack.enter_context(Store(state))
         results = [
-            (
-                src,
-                probe_urls(
-                    load_url_refs(src.path, src.column),
-                    settings,
-                    store=store,
-                    dataset=src.dataset,
-                    file=src.path,
-                    progress=progress,
-                ),
+            probe_urls(
+                load_url_refs(src.path, src.column),
+                settings,
+                store=store,
+                dataset=src.dataset,
+                file=src.path,
+                progress=progress,
             )
             for src in sources
         ]
-    return combine([r for _, r in results], [s.path for s, _ in results])
+    return combine(results, [src.path for src in sources])
 
 
 def urls_stage(
-    ds: DatasetConfig, config: Config, *, progress: Progress | None = None
+    ds: DatasetConfig,
+    config: Config,
+    *,
+    progress: Progress | None = None,
+    store: Store | None = None,
 ) -> StageResult:
     """The runner's entry: probe a configured dataset's URL files (skipped when it has none)."""
     sources = sources_for(config, ds)
     if not sources:
         return StageResult(stage="urls", stats={"urls": 0, "note": "no url_tsv or metadata"})
-    return audit_urls(sources, config.urls, config.path(config.state), progress=progress)
+    state = store if store is not None else config.path(config.state)
+    return audit_urls(sources, config.urls, state, progress=progress)
 
 
 def combine(results: Sequence[StageResult], names: Sequence[str]) -> StageResult:
