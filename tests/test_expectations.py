@@ -105,10 +105,11 @@ def test_bad_table_fails_with_the_rule_column_count_and_example_rows(tmp_path: P
     errors = {f.message.split(" failed")[0]: f for f in result.findings if f.severity == "error"}
     id_rule = errors["expect_column_values_to_match_regex on column 'id'"]
     assert "2 of 40 rows unexpected" in id_rule.message
-    assert "#5 (id GCC_train_000000005)" in id_rule.message and "#9 (id abc)" in id_rule.message
+    assert "#5: 'GCC_train_000000005'" in id_rule.message and "#9: 'abc'" in id_rule.message
     assert id_rule.code == "expectation.failed" and id_rule.file == "x.json"
     avail = errors["expect_column_values_to_be_in_set on column 'image_available'"]
     assert "14 of 40 rows unexpected" in avail.message and "mostly=0.8" in avail.message
+    assert "#0 (id 000000000): False" in avail.message
     assert not result.stats["success"]
 
 

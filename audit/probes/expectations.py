@@ -260,7 +260,8 @@ def _failure_message(rule: dict[str, Any], ids: pandas.Series | None) -> str:
         shown = []
         for index, value in zip(rule["examples"], rule["example_values"], strict=False):
             record_id = ids.iloc[index] if ids is not None and 0 <= index < len(ids) else None
-            label = f"#{index}" + (f" (id {record_id})" if isinstance(record_id, str) else "")
+            named = isinstance(record_id, str) and rule["column"] != "id"
+            label = f"#{index}" + (f" (id {record_id})" if named else "")
             shown.append(f"{label}: {value!r}")
         parts.append("e.g. " + "; ".join(shown))
     return "; ".join(parts)
