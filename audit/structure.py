@@ -7,6 +7,7 @@ and frees a file's bytes and records as soon as its frames are built, to keep me
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 from collections.abc import Sequence
@@ -157,8 +158,14 @@ def run_task(task: Task) -> bytes:
     """Worker entry: audit one file or one chat+metadata pair; findings and stats as msgpack."""
     from audit.structure_worker import audit_task  # heavy imports (polars, pandera) stay here
 
-    findings, stats, unreadable = audit_task(task.files, task.dataset, known_prompts())
-    return msgspec.msgpack.encode(_Outcome(collapse_info(findings), stats, unreadable))
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # millions of acyclic Structs and lists: the cyclic GC would only rescan them
+    try:
+        findings, stats, unreadable = audit_task(task.files, task.dataset, known_prompts())
+        return msgspec.msgpack.encode(_Outcome(collapse_info(findings), stats, unreadable))
+    finally:
+        if gc_was_enabled:
+            gc.enable()
 
 
 def collapse_info(findings: list[Finding]) -> list[Finding]:

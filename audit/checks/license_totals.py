@@ -16,7 +16,7 @@ from audit import findings
 from audit.checks.licenses import USES, Judgement, RecordLicence
 from audit.checks.provenance import Provenance
 from audit.findings import Finding
-from audit.policy import Verdict
+from audit.policy import Card, Verdict
 
 _EXAMPLES = 5
 
@@ -68,6 +68,14 @@ class FileTally:
                 self._groups.setdefault((use, uv.verdict.value, uv.reasons), []).append(label)
         if forbidden:
             self._finding("license.forbidden", " | ".join(forbidden), prov)
+        conflict = rec.judgement.share_alike_conflict
+        if conflict and self._redistributes_both:
+            self._finding(
+                "license.share_alike_conflict",
+                f"image and annotations redistributed together under share-alike licences with "
+                f"different elements: {', '.join(conflict)}",
+                prov,
+            )
 
     def _finding(self, code: str, message: str, prov: Provenance) -> None:
         self.findings.append(
@@ -103,9 +111,15 @@ class FileTally:
                     per_use[use][judgement.verdicts[use].verdict.value] += n
         return out
 
-    def finish(self) -> list[Finding]:
-        """Per-record findings plus the grouped warnings and the summary line for this file."""
+    @property
+    def _redistributes_both(self) -> bool:
+        return "redistribute-images" in self.uses and "redistribute-annotations" in self.uses
+
+    def finish(self, card: Card | None = None) -> list[Finding]:
+        """Per-record findings, grouped warnings, the card cross-check and the summary line."""
         out = list(self.findings)
+        if card is not None and self.records:
+            out.append(self._file_finding("license.card_scope", self._card_message(card)))
         for (use, verdict, reasons), labels in sorted(
             self._groups.items(), key=lambda kv: -len(kv[1])
         ):
@@ -135,6 +149,22 @@ class FileTally:
             )
         out.append(self._file_finding("license.summary", self.summary()))
         return out
+
+    def _card_message(self, card: Card) -> str:
+        """What the card declares against what the records' parts allow (§8.4 card cross-check)."""
+        revision = f" (revision {card.revision})" if card.revision else ""
+        if card.declared == "other" and not (card.license_name or card.license_link):
+            return (
+                f"the {card.name} card{revision} declares `license: other` with no licence name or "
+                "link; the records' rights come only from their sources (see the per-source table)"
+            )
+        verdicts = self.verdicts["commercial"]
+        narrower = self.records - usable_count(verdicts)
+        return (
+            f"the {card.name} card{revision} declares {card.declared}, which covers only the "
+            f"{card.covers}: {narrower:,} of {self.records:,} records have parts (images, other "
+            "sources, OpenAI terms) that do not allow commercial training under it"
+        )
 
     def _file_finding(self, code: str, message: str) -> Finding:
         return findings.make(code, message, dataset=self.dataset, file=self.file)

@@ -46,18 +46,20 @@ class Judgement:
     Hashed by identity: the tally counts records per judgement instead of per verdict.
     """
 
-    __slots__ = ("attribution", "licenses", "parts", "verdicts")
+    __slots__ = ("attribution", "licenses", "parts", "share_alike_conflict", "verdicts")
 
     def __init__(
         self,
         parts: tuple[ResolvedPart, ...],
         verdicts: dict[str, UseVerdict],
         attribution: tuple[str, ...],
+        share_alike_conflict: tuple[str, ...] = (),
     ) -> None:
         self.parts = parts
         self.verdicts = verdicts
         self.attribution = attribution
         self.licenses = tuple(dict.fromkeys(p.license for p in parts))
+        self.share_alike_conflict = share_alike_conflict
 
 
 class RecordLicence(NamedTuple):
@@ -151,7 +153,14 @@ class Evaluator:
         verdicts = {use: self._judge(resolved, use) for use in USES}
         sources = dict.fromkeys(p.source for p in resolved)
         attribution = tuple(a for s in sources if (a := self._source_attribution(s)))
-        return Judgement(resolved, verdicts, attribution)
+        return Judgement(resolved, verdicts, attribution, self._share_alike_conflict(resolved))
+
+    def _share_alike_conflict(self, parts: tuple[ResolvedPart, ...]) -> tuple[str, ...]:
+        """Share-alike licences with different elements cannot both govern one redistributed copy."""
+        terms = {p.license: self.ctx.policy.licenses.get(p.license) for p in parts}
+        share_alike = {lic: t for lic, t in terms.items() if t is not None and t.share_alike}
+        elements = {(t.non_commercial, t.no_derivatives) for t in share_alike.values()}
+        return tuple(share_alike) if len(elements) > 1 else ()
 
     def _source_attribution(self, source: str) -> str:
         src = self.ctx.policy.sources.get(source)

@@ -124,22 +124,24 @@ def _duplicates(
         "repeated_ids": records.height - records["id"].n_unique(),
         "repeated_images": int(records["image"].drop_nulls().is_duplicated().sum()),
     }
-    turn_hash = pl.struct("from", "value", "pos").hash() % _HASH_MOD
-    cum = pl.concat(
-        [
-            pl.Series([0], dtype=pl.Int64),
-            flags.select(turn_hash.cast(pl.Int64).cum_sum()).to_series(),
-        ]
+    candidates = records.select("idx", "id", "image", "n_turns", "start").filter(
+        pl.struct("id", "image").is_duplicated()
     )
-    start = records["start"].cast(pl.Int64)
-    keyed = records.select("idx", "id", "image", "n_turns", "start").with_columns(
-        conv=cum.gather(start + records["n_turns"]) - cum.gather(start)
-    )
-    keyed = keyed.with_columns(key=pl.struct("id", "image", "n_turns", "conv").hash())
-    candidates = keyed.filter(pl.col("key").is_duplicated())
+    if candidates.height:  # exact duplicates share id and image; hash only then the turns
+        turn_hash = (pl.col("value").hash() ^ pl.col("from").hash()) % _HASH_MOD
+        cum = pl.concat(
+            [
+                pl.Series([0], dtype=pl.Int64),
+                flags.select(turn_hash.cast(pl.Int64).cum_sum()).to_series(),
+            ]
+        )
+        start = candidates["start"].cast(pl.Int64)
+        candidates = candidates.with_columns(
+            conv=cum.gather(start + candidates["n_turns"]) - cum.gather(start)
+        ).filter(pl.struct("id", "image", "n_turns", "conv").is_duplicated())
     out: list[Finding] = []
     seen: dict[tuple[Any, ...], int] = {}
-    for row in candidates.iter_rows(named=True):
+    for row in candidates.sort("idx").iter_rows(named=True):
         turns = tables.turns.slice(row["start"], row["n_turns"]).select("from", "value").rows()
         identity = (row["id"], row["image"], tuple(turns))
         if identity in seen:

@@ -47,44 +47,70 @@ class FileRef:
 
 @dataclass
 class ChatTables:
-    """``records``: idx, id, id_is_int, image, has_image, n_turns, has_model, first, start.
+    """``records``: idx, id, id_is_int, image, has_image, n_turns, has_model, start (row of the
+    first turn in ``turns``), first (turn 0's value), first_n_img (<image> count in it).
     ``turns``: rec (row in ``records``), pos, from, value."""
 
     records: pl.DataFrame
     turns: pl.DataFrame
 
 
-def chat_tables(records: Sequence[Any], positions: Sequence[int] | None) -> ChatTables:
-    """Frames for conversation records (ChatRecord Structs), in file order."""
-    ids = [r.id for r in records]
-    images = [r.image for r in records]
-    n_turns = [len(r.conversations) for r in records]
-    turns = [t for r in records for t in r.conversations]
-    unset = msgspec.UNSET
-    frame = pl.DataFrame(
-        {
-            "idx": range(len(records)) if positions is None else positions,
-            "id": [i if i.__class__ is str else (None if i is None else str(i)) for i in ids],
-            "id_is_int": [i.__class__ is int for i in ids],
-            "image": [x if x.__class__ is str else None for x in images],
-            "has_image": [x is not unset for x in images],
-            "n_turns": n_turns,
-            "has_model": [r.model is not unset for r in records],
-        },
-        schema={
-            "idx": pl.Int64,
-            "id": pl.Utf8,
-            "id_is_int": pl.Boolean,
-            "image": pl.Utf8,
-            "has_image": pl.Boolean,
-            "n_turns": pl.Int32,
-            "has_model": pl.Boolean,
-        },
+_CHUNK = 65_536  # records turned into columns at a time; their Structs are freed right after
+
+
+def _ids(ids: list[Any]) -> tuple[list[str | None], list[bool]]:
+    return (
+        [i if i.__class__ is str else (None if i is None else str(i)) for i in ids],
+        [i.__class__ is int for i in ids],
     )
-    frame = frame.with_columns(start=pl.col("n_turns").cum_sum() - pl.col("n_turns"))
+
+
+def _chat_chunk(records: list[Any]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    unset = msgspec.UNSET
+    ids, id_is_int = _ids([r.id for r in records])
+    images = [r.image for r in records]
+    conversations = [r.conversations for r in records]
+    turns = [t for c in conversations for t in c]
+    frame = pl.DataFrame(
+        [
+            pl.Series("id", ids, dtype=pl.Utf8),
+            pl.Series("id_is_int", id_is_int, dtype=pl.Boolean),
+            pl.Series("image", [x if x.__class__ is str else None for x in images], dtype=pl.Utf8),
+            pl.Series("has_image", [x is not unset for x in images], dtype=pl.Boolean),
+            pl.Series("n_turns", list(map(len, conversations)), dtype=pl.Int32),
+            pl.Series("has_model", [r.model is not unset for r in records], dtype=pl.Boolean),
+        ]
+    )
     turn_frame = pl.DataFrame(
-        {"from": [t.from_ for t in turns], "value": [t.value for t in turns]},
-        schema={"from": pl.Utf8, "value": pl.Utf8},
+        [
+            pl.Series("from", [t.from_ for t in turns], dtype=pl.Utf8),
+            pl.Series("value", [t.value for t in turns], dtype=pl.Utf8),
+        ]
+    )
+    return frame, turn_frame
+
+
+def chat_tables(records: list[Any], positions: Sequence[int] | None) -> ChatTables:
+    """Frames for conversation records (ChatRecord Structs), in file order.
+
+    Consumes ``records``: each chunk's Structs are released once its columns exist, so the Python
+    objects and the frames are never both fully in memory.
+    """
+    frames: list[pl.DataFrame] = []
+    turn_frames: list[pl.DataFrame] = []
+    for begin in range(0, len(records), _CHUNK):
+        frame, turn_frame = _chat_chunk(records[begin : begin + _CHUNK])
+        records[begin : begin + _CHUNK] = [None] * min(_CHUNK, len(records) - begin)
+        frames.append(frame)
+        turn_frames.append(turn_frame)
+    records.clear()
+    if not frames:
+        frames, turn_frames = [_chat_chunk([])[0]], [_chat_chunk([])[1]]
+    frame = pl.concat(frames, rechunk=True)
+    turn_frame = pl.concat(turn_frames, rechunk=True)
+    idx = pl.int_range(0, frame.height, eager=True) if positions is None else pl.Series(positions)
+    frame = frame.with_columns(
+        idx=idx.cast(pl.Int64), start=pl.col("n_turns").cum_sum() - pl.col("n_turns")
     )
     rec = pl.int_range(0, frame.height, eager=True, dtype=pl.Int32).repeat_by(frame["n_turns"])
     turn_frame = turn_frame.with_columns(rec=rec.explode().drop_nulls().cast(pl.Int32))
@@ -99,30 +125,32 @@ def chat_tables(records: Sequence[Any], positions: Sequence[int] | None) -> Chat
         first = pl.select(
             pl.when(frame["n_turns"] > 0).then(gathered).otherwise(None).alias("first")
         ).to_series()
-    frame = frame.with_columns(first)
+    frame = frame.with_columns(first, first_n_img=first.str.count_matches("<image>", literal=True))
     return ChatTables(records=frame, turns=turn_frame)
 
 
-def metadata_table(records: Sequence[Any], positions: Sequence[int] | None) -> pl.DataFrame:
-    """One row per metadata record: idx, id, id_is_int, image, url, caption, blip_caption."""
-    ids = [r.id for r in records]
-    return pl.DataFrame(
-        {
-            "idx": range(len(records)) if positions is None else positions,
-            "id": [i if i.__class__ is str else (None if i is None else str(i)) for i in ids],
-            "id_is_int": [i.__class__ is int for i in ids],
-            "image": [r.image for r in records],
-            "url": [r.url for r in records],
-            "caption": [r.caption for r in records],
-            "blip_caption": [r.blip_caption for r in records],
-        },
-        schema={
-            "idx": pl.Int64,
-            "id": pl.Utf8,
-            "id_is_int": pl.Boolean,
-            "image": pl.Utf8,
-            "url": pl.Utf8,
-            "caption": pl.Utf8,
-            "blip_caption": pl.Utf8,
-        },
-    )
+def metadata_table(records: list[Any], positions: Sequence[int] | None) -> pl.DataFrame:
+    """One row per metadata record: idx, id, id_is_int, image, url, caption, blip_caption.
+
+    Consumes ``records`` chunk by chunk, like :func:`chat_tables`.
+    """
+    frames = []
+    for begin in range(0, len(records), _CHUNK):
+        chunk = records[begin : begin + _CHUNK]
+        ids, id_is_int = _ids([r.id for r in chunk])
+        columns = [
+            pl.Series("id", ids, dtype=pl.Utf8),
+            pl.Series("id_is_int", id_is_int, dtype=pl.Boolean),
+        ]
+        for name in ("image", "url", "caption", "blip_caption"):
+            columns.append(pl.Series(name, [getattr(r, name) for r in chunk], dtype=pl.Utf8))
+        frames.append(pl.DataFrame(columns))
+        del chunk
+        records[begin : begin + _CHUNK] = [None] * min(_CHUNK, len(records) - begin)
+    records.clear()
+    if not frames:
+        schema = {"id": pl.Utf8, "id_is_int": pl.Boolean, "image": pl.Utf8, "url": pl.Utf8}
+        frames = [pl.DataFrame(schema=schema | {"caption": pl.Utf8, "blip_caption": pl.Utf8})]
+    frame = pl.concat(frames, rechunk=True)
+    idx = pl.int_range(0, frame.height, eager=True) if positions is None else pl.Series(positions)
+    return frame.with_columns(idx=idx.cast(pl.Int64))

@@ -23,24 +23,27 @@ ROLE_MARKERS = (" ASSISTANT: ", "USER: ", "###")
 
 
 def turn_flags(tables: ChatTables) -> pl.DataFrame:
-    """The turn frame with one boolean column per rule (True = something is wrong)."""
+    """The turn frame plus has_image, n_img, size and ``bad`` (some turn rule may fail here).
+
+    One combined mask keeps the scan over all turns cheap; which rule failed is worked out in
+    Python for the flagged records only.
+    """
     turns = tables.turns
     value, role, pos = pl.col("value"), pl.col("from"), pl.col("pos")
     has_image = tables.records["has_image"].gather(turns["rec"]) if turns.height else None
-    n_img = value.str.count_matches(IMAGE, literal=True)
+    n_img = pl.col("n_img")
+    expected = pl.when(pos % 2 == 0).then(pl.lit("human")).otherwise(pl.lit("gpt"))
     return turns.with_columns(
         has_image=pl.Series("has_image", [], dtype=pl.Boolean) if has_image is None else has_image,
-        n_img=n_img,
-        role_bad=~role.is_in(["human", "gpt"]),
-        misplaced=role != pl.when(pos % 2 == 0).then(pl.lit("human")).otherwise(pl.lit("gpt")),
-        empty=value.str.contains(r"^\s*$"),
-        eos=value.str.contains("</s>", literal=True),
-        marker=pl.any_horizontal(*(value.str.contains(m, literal=True) for m in ROLE_MARKERS)),
+        n_img=value.str.count_matches(IMAGE, literal=True).cast(pl.Int32),
         size=value.str.len_bytes(),
     ).with_columns(
-        img_bad=pl.when(pl.col("has_image"))
-        .then(((pos == 0) & (pl.col("n_img") != 1)) | ((pos > 0) & (pl.col("n_img") > 0)))
-        .otherwise(pl.col("n_img") > 0),
+        bad=(role != expected)
+        | value.str.contains(r"^\s*$")
+        | value.str.contains_any(["</s>", *ROLE_MARKERS])
+        | pl.when(pl.col("has_image"))
+        .then(((pos == 0) & (n_img != 1)) | ((pos > 0) & (n_img > 0)))
+        .otherwise(n_img > 0),
     )
 
 
@@ -48,30 +51,35 @@ def turn_findings(tables: ChatTables, flags: pl.DataFrame, ref: FileRef) -> list
     """Findings for rules 5-11 and 19; ``flags`` from :func:`turn_flags`."""
     records = tables.records
     out: list[Finding] = []
-    bad = flags.filter(
-        pl.col("role_bad")
-        | pl.col("misplaced")
-        | pl.col("empty")
-        | pl.col("eos")
-        | pl.col("marker")
-        | pl.col("img_bad")
-    )
     odd = records.with_row_index("rec").filter(pl.col("n_turns") % 2 == 1)["rec"]
-    suspects = pl.concat([bad["rec"].cast(pl.Int64), odd.cast(pl.Int64)]).unique().sort()
+    suspects = (
+        pl.concat([flags.filter("bad")["rec"].cast(pl.Int64), odd.cast(pl.Int64)]).unique().sort()
+    )
     if suspects.len():
         detail = flags.filter(pl.col("rec").is_in(suspects.implode()))
         for rec, group in detail.group_by("rec", maintain_order=True):
             row = records.row(int(str(rec[0])), named=True)
             out.extend(_record_turns(row, group.to_dicts(), ref))
-    out.extend(_placement(tables, flags, ref))
+    out.extend(_placement(tables, ref))
     out.extend(_too_long(tables, flags, ref))
     return out
+
+
+def _describe_turns(turns: list[dict[str, Any]]) -> None:
+    """Add the per-rule flags to the (few) turns of a flagged record."""
+    for turn in turns:
+        value = turn["value"]
+        turn["role_bad"] = turn["from"] not in ("human", "gpt")
+        turn["empty"] = not value.strip()
+        turn["eos"] = "</s>" in value
+        turn["marker"] = any(marker in value for marker in ROLE_MARKERS)
 
 
 def _record_turns(
     record: dict[str, Any], turns: list[dict[str, Any]], ref: FileRef
 ) -> Iterable[Finding]:
     index, record_id = record["idx"], record["id"]
+    _describe_turns(turns)
 
     def finding(code: str, message: str) -> Finding:
         return ref.finding(code, message, index, record_id)
@@ -150,26 +158,24 @@ def _first_human(turns: list[dict[str, Any]]) -> int:
     return 1 if len(turns) > 1 and turns[0]["from"] == "gpt" and turns[1]["from"] == "human" else 0
 
 
-def _placement(tables: ChatTables, flags: pl.DataFrame, ref: FileRef) -> Iterable[Finding]:
+def _placement(tables: ChatTables, ref: FileRef) -> Iterable[Finding]:
     """Rule 10 warning: one <image> in turn 0 but neither `<image>\\n...` nor `...\\n<image>`."""
-    value = pl.col("value")
-    odd = flags.filter(
+    first = pl.col("first")
+    odd = tables.records.filter(
         pl.col("has_image")
-        & (pl.col("pos") == 0)
-        & (pl.col("n_img") == 1)
+        & (pl.col("first_n_img") == 1)
         & ~(
-            value.str.starts_with(IMAGE + "\n")
-            | value.str.ends_with("\n" + IMAGE)
-            | (value == IMAGE)
+            first.str.starts_with(IMAGE + "\n")
+            | first.str.ends_with("\n" + IMAGE)
+            | (first == IMAGE)
         )
     )
-    for rec, text in odd.select("rec", "value").iter_rows():
-        row = tables.records.row(rec, named=True)
+    for index, record_id, text in odd.select("idx", "id", "first").iter_rows():
         yield ref.finding(
             "image_token.placement",
             f"<image> is inside the text of turn 0: {text[:60]!r}",
-            row["idx"],
-            row["id"],
+            index,
+            record_id,
         )
 
 

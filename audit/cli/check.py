@@ -1,0 +1,76 @@
+"""`check`: the structural audit of LLaVA conversation and metadata files, no config needed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from audit import findings as fnd
+from audit.findings import Severity
+
+ORDER = 10
+KINDS = ("instruct", "cc3m-chat", "cc3m-metadata", "lcs-chat", "lcs-metadata", "mix", "generic")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "check",
+        help="structural audit of conversation and metadata files (what would crash or be "
+        "silently dropped by LLaVA's trainer)",
+        description="Check LLaVA JSON files record by record against the rules of the LLaVA "
+        "trainer and releases. A chat file and its metadata file given together are also "
+        "cross-checked. Exit 0: no errors; 1: errors found; 3: a file could not be audited.",
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="JSON (or JSON Lines) files")
+    p.add_argument(
+        "--kind", choices=KINDS, help="dataset kind (detected from content when omitted)"
+    )
+    p.add_argument("--dataset", help="dataset name written into findings (default: file name)")
+    p.add_argument("--findings", metavar="OUT.jsonl", help="write every finding as JSON Lines")
+    p.add_argument("--json", action="store_true", help="print a machine-readable summary instead")
+    p.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    p.set_defaults(handler=_check)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from audit.errors import UsageError
+    from audit.output.console import render_findings, summarise
+    from audit.output.progress import RichProgress
+    from audit.structure import check_files
+
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("check: --workers must be at least 1")
+    err = Console(stderr=True, highlight=False)
+    with RichProgress(err) as progress:
+        result = check_files(
+            [Path(p) for p in args.paths],
+            kind=args.kind,
+            dataset=args.dataset,
+            progress=progress,
+            workers=args.workers,
+        )
+    if args.findings:
+        Path(args.findings).write_bytes(fnd.to_jsonl(result.findings))
+    unreadable: list[str] = result.stats["unreadable"]
+    errors = sum(f.severity is Severity.ERROR for f in result.findings)
+    exit_code = 3 if unreadable else (1 if errors else 0)
+    if args.json:
+        summary = {
+            "exit_code": exit_code,
+            "records": result.stats["records"],
+            **summarise(result.findings),
+            "unreadable": unreadable,
+            "files": result.stats["files"],
+        }
+        sys.stdout.write(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    else:
+        console = Console(highlight=False)
+        render_findings(console, result.findings, title="Structure findings")
+        console.print(f"{result.stats['records']:,} records in {len(args.paths)} file(s) checked")
+    for message in unreadable:
+        err.print(f"[bold red]llava-audit:[/] {message}", markup=True, highlight=False)
+    return exit_code

@@ -1,0 +1,112 @@
+"""A findings summary for the terminal: counts per code and severity, with the first examples.
+
+Shared by every command that prints findings (check, images, urls, license, ...), so they all look
+alike. Dataset text is shown with markup off: a caption containing ``[bold]`` stays literal.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from audit import findings as fnd
+from audit.findings import Finding, Severity
+
+SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
+
+
+def summarise(findings: Sequence[Finding]) -> dict[str, dict[str, int]]:
+    """Counts per severity and per code, the shape of `--json` summaries."""
+    by_severity = Counter(f.severity.value for f in findings)
+    by_code = Counter(f.code for f in findings)
+    return {
+        "by_severity": {s.value: by_severity.get(s.value, 0) for s in Severity},
+        "by_code": dict(sorted(by_code.items())),
+    }
+
+
+def render_findings(
+    console: Console,
+    findings: Sequence[Finding],
+    *,
+    title: str = "Findings",
+    examples: int = 3,
+    show_info: bool = True,
+) -> None:
+    """Print one row per code (worst first, then most frequent) with up to ``examples`` records.
+
+    File-level statistics (`info` without an index) are listed after the table, one line each.
+    """
+    groups: dict[str, list[Finding]] = {}
+    for finding in findings:
+        if finding.severity is Severity.INFO and finding.index is None:
+            continue
+        groups.setdefault(finding.code, []).append(finding)
+    ordered = sorted(
+        groups.items(), key=lambda item: (-item[1][0].severity.rank, -len(item[1]), item[0])
+    )
+    if ordered:
+        table = Table(title=title, title_justify="left", show_lines=False)
+        table.add_column("severity")
+        table.add_column("code")
+        table.add_column("count", justify="right")
+        table.add_column("first examples (index, id: message)", overflow="fold")
+        for code, group in ordered:
+            severity = group[0].severity
+            lines = Text()
+            for finding in group[:examples]:
+                if lines:
+                    lines.append("\n")
+                lines.append(_where(finding), style="dim")
+                lines.append(_short(finding.message))
+            table.add_row(
+                Text(severity.value, style=SEVERITY_STYLE[severity]),
+                Text(code),
+                f"{len(group):,}",
+                lines,
+            )
+        console.print(table)
+    if show_info:
+        for finding in findings:
+            if finding.severity is Severity.INFO and finding.index is None:
+                console.print(Text.assemble((f"{finding.file}: ", "dim"), finding.message))
+    counts = summarise(findings)["by_severity"]
+    line = Text.assemble(
+        (
+            f"{counts['error']:,} errors",
+            SEVERITY_STYLE[Severity.ERROR] if counts["error"] else "green",
+        ),
+        ", ",
+        (
+            f"{counts['warning']:,} warnings",
+            SEVERITY_STYLE[Severity.WARNING] if counts["warning"] else "",
+        ),
+        f", {counts['info']:,} info",
+    )
+    console.print(line)
+
+
+def _where(finding: Finding) -> str:
+    if finding.index is None:
+        return "" if finding.message.startswith(finding.file) else f"{_name(finding.file)}: "
+    record = f" {finding.record_id}" if finding.record_id is not None else ""
+    return f"{_name(finding.file)}[{finding.index}]{record}: "
+
+
+def _name(file: str) -> str:
+    return file.rsplit("/", 1)[-1]
+
+
+def _short(message: str, limit: int = 120) -> str:
+    message = message.replace("\n", "\\n")
+    return message if len(message) <= limit else message[: limit - 3] + "..."
+
+
+def code_title(code: str) -> str:
+    """The catalogue title of a code (for legends); the code itself when unknown."""
+    entry = fnd.CATALOGUE.get(code)
+    return entry.title if entry else code
