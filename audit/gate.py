@@ -111,9 +111,14 @@ def finding_key(finding: Finding) -> tuple[str, str, str, str]:
 
 
 def _run_rule(report: AuditReport) -> RuleOutcome:
-    ok = report.status == "succeeded"
-    reason = "the audit ran to the end" if ok else f"the audit {report.status}: {report.error}"
-    return RuleOutcome(rule="run", dataset=None, passed=ok, reason=reason)
+    """A run that did not finish, or audited nothing, vouches for nothing."""
+    if report.status != "succeeded":
+        reason = f"the audit {report.status}: {report.error or 'no reason recorded'}"
+    elif not report.datasets:
+        reason = "the report covers no dataset"
+    else:
+        return RuleOutcome(rule="run", dataset=None, passed=True, reason="the audit ran to the end")
+    return RuleOutcome(rule="run", dataset=None, passed=False, reason=reason)
 
 
 def _stages_rule(ds: DatasetReport) -> RuleOutcome:

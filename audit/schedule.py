@@ -337,6 +337,9 @@ class _StopRequested(BaseException):
     lets it through; the runner records the run as failed and publishes nothing.
     """
 
+    def __init__(self) -> None:
+        super().__init__("stopped by a shutdown signal before the run finished")
+
 
 class _StopAwareProgress(NoProgress):
     def __init__(self, stopping: threading.Event) -> None:

@@ -132,7 +132,11 @@ def test_a_failed_stage_or_run_fails_the_gate() -> None:
     result = evaluate(report(dataset(failed_stage="images")), GateConfig())
     (rule,) = result.failures
     assert rule.rule == "stages" and "images: image root not found" in rule.reason
-    assert failed_rules(evaluate(report(status="failed"), GateConfig())) == [(None, "run")]
+    assert failed_rules(evaluate(report(dataset(), status="failed"), GateConfig())) == [
+        (None, "run")
+    ]
+    empty = evaluate(report(), GateConfig())
+    assert failed_rules(empty) == [(None, "run")] and "no dataset" in empty.rules[0].reason
 
 
 def test_junit_xml_parses_and_carries_each_failure_with_its_reason() -> None:
@@ -205,9 +209,36 @@ def test_gate_command_config_errors_exit_2(tmp_path: Path) -> None:
 
 
 def test_gate_command_runs_the_audit_when_no_report_is_given(tmp_path: Path) -> None:
+    records = [
+        {
+            "id": f"00453937{i}",
+            "image": f"00453/00453937{i}.jpg",
+            "conversations": [
+                {"from": "human", "value": "What is this?\n<image>"},
+                {"from": "gpt", "value": f"a photo {i}"},
+            ],
+        }
+        for i in range(6)
+    ]
+    (tmp_path / "lcs.json").write_text(json.dumps(records))
     config = tmp_path / "audit.toml"
-    config.write_text('reports_dir = "reports"\nstate = "state/state.sqlite"\n')
+    config.write_text(
+        'reports_dir = "reports"\nstate = "state/state.sqlite"\n'
+        '[[datasets]]\nname = "lcs"\nkind = "lcs-chat"\nchat = "lcs.json"\n'
+    )
     out = tmp_path / "gate.json"
     assert main(["gate", "--config", str(config), "--json", str(out)]) == 0
-    assert json.loads(out.read_text())["passed"] is True
-    assert rpt.published_runs(tmp_path / "reports"), "the gate's audit run was published"
+    result = json.loads(out.read_text())
+    assert result["passed"] is True
+    assert {r["dataset"] for r in result["rules"]} == {None, "lcs"}
+    (run,) = rpt.published_runs(tmp_path / "reports")
+    assert result["run_id"] == run, "the gate's own audit run was published"
+    records[2]["conversations"][0]["from"] = "Human"
+    (tmp_path / "lcs.json").write_text(json.dumps(records))
+    assert main(["gate", "--config", str(config)]) == 1
+
+
+def test_gate_command_refuses_a_config_without_datasets(tmp_path: Path) -> None:
+    config = tmp_path / "audit.toml"
+    config.write_text('state = "state/state.sqlite"\n')
+    assert main(["gate", "--config", str(config)]) == 2

@@ -88,6 +88,11 @@ def _report(args: argparse.Namespace, config: config_mod.Config) -> AuditReport:
     from audit.output.progress import RichProgress
     from audit.runner import run_audit
 
+    if not config.datasets:
+        raise ConfigError(
+            f"{args.config}: no [[datasets]] configured: the gate has nothing to check"
+        )
+
     try:
         with RichProgress() as progress:
             return run_audit(config, progress=progress, trigger="gate", config_file=args.config)
