@@ -25,7 +25,7 @@ from audit.errors import UsageError
 from audit.loaders.coco import load_coco_licences
 from audit.loaders.records import load_records
 from audit.models import NoProgress, Progress, StageResult
-from audit.policy import Policy, coco_license_map, load_policy
+from audit.policy import Policy, Verdict, coco_license_map, load_policy
 from audit.provenance import metadata_urls, opt_out_urls, record_views
 from audit.store import Store
 
@@ -101,7 +101,7 @@ def license_files(
                     progress.advance(_BATCH)
             progress.advance(len(views) % _BATCH)
             progress.finish()
-            findings += tally.finish()
+            findings += tally.finish(policy.card_for(loaded.kind))
             tallies.append((tally, loaded.kind))
     stats = _stats(tallies, uses, image_origin, settings, coco is not None)
     return StageResult(stage="license", findings=findings, stats=stats)
@@ -186,6 +186,7 @@ def _stats(
             scalars[key] += file_stats[key]
         files.append({"file": tally.file, "dataset": tally.dataset, "kind": kind, **file_stats})
     usable = {u: usable_count(verdicts[u]) for u in USES}
+    worst = {u: next((v.value for v in Verdict if verdicts[u].get(v.value)), None) for u in USES}
     forbidden = {u: verdicts[u].get("forbidden", 0) for u in uses}
     return {
         "uses": list(uses),
@@ -198,6 +199,7 @@ def _stats(
         "coco_unresolved": scalars["coco_unresolved"],
         "verdicts": {u: dict(c) for u, c in verdicts.items()},
         "usable": usable,
+        "dataset_verdict": worst,
         "usable_lines": [f"{usable[u]:,} records usable for {u}" for u in USES],
         "forbidden": forbidden,
         "by_source": {k: {u: dict(c) for u, c in v.items()} for k, v in by_source.items()},

@@ -146,6 +146,19 @@ class LcsPolicy(_Strict, frozen=True):
     hosts: list[HostRule] = msgspec.field(default_factory=list)
 
 
+class Card(_Strict, frozen=True):
+    """A dataset card's declared licence, compared with what the records' parts allow (§8.4)."""
+
+    name: str
+    kinds: list[str]
+    declared: str
+    evidence: list[Evidence]
+    revision: str = ""
+    license_name: str = ""
+    license_link: str = ""
+    covers: str = "annotations"
+
+
 class Policy(_Strict, frozen=True):
     """The whole policy after merging; cross-references checked by :func:`validate`."""
 
@@ -157,6 +170,10 @@ class Policy(_Strict, frozen=True):
     coco: CocoPolicy
     lcs: LcsPolicy
     sources: dict[str, Source]
+    cards: dict[str, Card] = msgspec.field(default_factory=dict)
+
+    def card_for(self, kind: str) -> Card | None:
+        return next((c for c in self.cards.values() if kind in c.kinds), None)
 
     def term(self, term_id: str) -> Term:
         return self.licenses.get(term_id) or self.restrictions[term_id]
@@ -248,6 +265,7 @@ _ENTRY_TYPES: dict[str, type] = {
     "restrictions": Term,
     "sources": Source,
     "image_origins": ImageOrigin,
+    "cards": Card,
 }
 
 
@@ -285,6 +303,8 @@ def validate(policy: Policy) -> list[str]:
             problems += _restriction_problems(
                 policy, f"{where}.components.{kind}", comp.restrictions
             )
+    for name, card in policy.cards.items():
+        problems += _evidence_problems(f"cards.{name}", card.evidence)
     for name, origin in policy.image_origins.items():
         problems += _restriction_problems(policy, f"image_origins.{name}", origin.restrictions)
     for required in ("source", "llava-images-zip"):

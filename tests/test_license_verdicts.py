@@ -334,6 +334,109 @@ def test_settings_flip_a_file_verdict(tmp_path: Path) -> None:
         [chat], use="research", settings=LicenseConfig(research_exception=True)
     )
     assert default.stats["usable"]["research"] == 0
-    assert [f.code for f in default.findings] == ["license.unknown", "license.summary"]
+    codes = ["license.card_scope", "license.unknown", "license.summary"]
+    assert [f.code for f in default.findings] == codes
     assert exception.stats["usable"]["research"] == 1
-    assert [f.code for f in exception.findings] == ["license.summary"]
+    assert [f.code for f in exception.findings] == ["license.card_scope", "license.summary"]
+    assert default.stats["dataset_verdict"]["research"] == U
+    assert exception.stats["dataset_verdict"]["research"] == AO
+    card = default.findings[0].message
+    assert "LLaVA-CC3M-Pretrain-595K" in card and "`license: other`" in card
+
+
+@pytest.mark.realdata
+def test_card_scope_counts_records_the_card_licence_does_not_cover(
+    realdata: Path, tmp_path: Path
+) -> None:
+    coco = realdata / "coco_licenses.json"
+    data = [
+        {
+            "id": img["file_name"][:-4],
+            "image": img["file_name"],
+            "conversations": [{"from": "human", "value": INSTR}, {"from": "gpt", "value": "A."}],
+        }
+        for img in json.loads(coco.read_text())["images"]
+    ]
+    chat = _write(tmp_path / "llava_instruct_150k.json", data)
+    result = license_files([chat], coco_annotations=coco)
+    (card,) = [f for f in result.findings if f.code == "license.card_scope"]
+    assert "declares CC-BY-4.0" in card.message and "9d451dc" in card.message
+    assert "40 of 40 records" in card.message  # NC images, and the OpenAI terms on the rest
+
+
+def test_share_alike_conflict_when_image_and_annotations_are_redistributed_together(
+    tmp_path: Path,
+) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[sources.coco.components.source_annotation]\nlicense = "CC-BY-SA-2.0"\n')
+    settings = LicenseConfig(policy=str(policy))
+    chat = _write(
+        tmp_path / "llava_instruct_150k.json",
+        [
+            {
+                "id": "000000000009",
+                "image": "000000000009.jpg",
+                "conversations": [
+                    {"from": "human", "value": INSTR},
+                    {"from": "gpt", "value": "A."},
+                ],
+            },
+        ],
+    )
+    coco = tmp_path / "coco.json"
+    coco.write_text(
+        json.dumps(
+            {
+                "licenses": [
+                    {
+                        "id": 1,
+                        "name": "Attribution-NonCommercial-ShareAlike License",
+                        "url": "http://creativecommons.org/licenses/by-nc-sa/2.0/",
+                    }
+                ],
+                "images": [{"id": 9, "license": 1, "flickr_url": "http://f/9.jpg"}],
+            }
+        )
+    )
+    both = ["redistribute-images", "redistribute-annotations"]
+    result = license_files([chat], use=both, coco_annotations=coco, settings=settings)
+    (conflict,) = [f for f in result.findings if f.code == "license.share_alike_conflict"]
+    assert "CC-BY-NC-SA-2.0" in conflict.message and "CC-BY-SA-2.0" in conflict.message
+    alone = license_files(
+        [chat], use="redistribute-images", coco_annotations=coco, settings=settings
+    )
+    assert not [f for f in alone.findings if f.code == "license.share_alike_conflict"]
+
+
+def test_runner_entry_uses_the_config(tmp_path: Path) -> None:
+    from audit import config as config_mod
+    from audit.licensing import license_dataset
+
+    _write(
+        tmp_path / "chat.json",
+        [
+            {
+                "id": "GCC_train_000000001",
+                "image": "GCC_train_000000001.jpg",
+                "conversations": [
+                    {"from": "human", "value": "Describe the image concisely.\n<image>"},
+                    {"from": "gpt", "value": "a dog ."},
+                ],
+            },
+        ],
+    )
+    (tmp_path / "p.toml").write_text('[licenses.NOASSERTION]\nresearch = "unknown"\n')
+    cfg = tmp_path / "audit.toml"
+    cfg.write_text(
+        '[[datasets]]\nname = "cc3m"\nchat = "chat.json"\nimage_origin = "llava-images-zip"\n'
+        '[use]\npurpose = "commercial"\nredistribute_images = true\n'
+        '[license]\npolicy = "p.toml"\n'
+    )
+    config = config_mod.load(cfg)
+    result = license_dataset(config.dataset("cc3m"), config)
+    assert result.stats["uses"] == ["commercial", "redistribute-images"]
+    assert result.stats["image_origin"] == "llava-images-zip"
+    (forbidden,) = [f for f in result.findings if f.code == "license.forbidden"]
+    assert "forbidden for commercial" in forbidden.message
+    assert "forbidden for redistribute-images" in forbidden.message
+    assert forbidden.dataset == "cc3m"

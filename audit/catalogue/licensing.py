@@ -53,6 +53,23 @@ ENTRIES: tuple[CodeInfo, ...] = (
         "the image id is not in it. Their verdicts stay unknown or conditional until joined.",
     ),
     CodeInfo(
+        "license.share_alike_conflict",
+        E,
+        "Share-alike licences that cannot be combined",
+        "The record's image and annotations are redistributed together, and two of its parts are "
+        "under share-alike licences with different elements (e.g. a BY-NC-SA image with BY-SA "
+        "annotations). Each requires the combined copy to carry its own licence, so no licence "
+        "satisfies both (spec/licensing.md §8.4); redistribute them separately or drop the record.",
+    ),
+    CodeInfo(
+        "license.card_scope",
+        INFO,
+        "Dataset card licence vs the records",
+        "The dataset card declares one licence for the whole dataset, but it covers only part of "
+        "each record (the annotations), or it declares `other` with no licence name or link. The "
+        "verdicts come from each record's parts; this compares them with the card's claim.",
+    ),
+    CodeInfo(
         "license.summary",
         INFO,
         "Licence verdict totals",
