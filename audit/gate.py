@@ -15,7 +15,8 @@ from pathlib import PurePath
 import msgspec
 
 from audit.config import GateConfig
-from audit.findings import Finding, Severity
+from audit.errors import ConfigError
+from audit.findings import CATALOGUE, Finding, Severity
 from audit.output.report import AuditReport, DatasetReport
 
 #: Rules in the order they are shown; each is one JUnit test case per dataset.
@@ -48,6 +49,18 @@ class GateResult(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def failures(self) -> list[RuleOutcome]:
         return [r for r in self.rules if not r.passed]
+
+
+def check_config(config: GateConfig) -> None:
+    """Refuse limits for codes that do not exist: a typo would silently never match."""
+    unknown = sorted(code for code in config.max_errors_per_code if code not in CATALOGUE)
+    if unknown:
+        raise ConfigError(
+            f"[gate] max_errors_per_code: unknown finding code(s) {', '.join(unknown)} "
+            f"(codes are listed in the report and in audit/catalogue/)"
+        )
+    if not 0.0 <= config.max_missing_rate <= 1.0:
+        raise ConfigError("[gate] max_missing_rate must be between 0 and 1 (0.2 = 20%)")
 
 
 def evaluate(

@@ -53,9 +53,20 @@ RunAudit = Callable[[Progress], AuditReport]
 Notify = Callable[[str, dict[str, Any], float], None]
 
 
+_MACROS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+
+
 def cron_trigger(cron: str, timezone: str) -> CronTrigger:
-    """A CronTrigger from a 5-field crontab line with crontab's meaning of every field."""
-    fields = cron.split()
+    """A CronTrigger from a 5-field crontab line (or @daily etc.) with crontab's meaning."""
+    fields = _MACROS.get(cron.strip().lower(), cron).split()
     if len(fields) != 5:
         raise ConfigError(
             f"[schedule] cron {cron!r}: needs 5 fields (minute hour day month weekday), "

@@ -200,10 +200,17 @@ def test_gate_command_on_a_saved_report_writes_junit_and_json(
     assert main(["gate", "--report", str(failed_stage)]) == 3
 
 
-def test_gate_command_config_errors_exit_2(tmp_path: Path) -> None:
+def test_gate_command_config_errors_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["gate", "--config", str(tmp_path / "missing.toml")]) == 2
     bad = tmp_path / "audit.toml"
     bad.write_text("[gate]\nmax_errors = 'many'\n")
+    assert main(["gate", "--config", str(bad)]) == 2
+    bad.write_text('[gate]\nmax_errors_per_code = {"turn.roles" = 3}\n')
+    assert main(["gate", "--config", str(bad)]) == 2
+    assert "turn.roles" in capsys.readouterr().err
+    bad.write_text("[gate]\nmax_missing_rate = 20\n")
     assert main(["gate", "--config", str(bad)]) == 2
     assert main(["gate", "--report", str(tmp_path / "no-such-run")]) == 2
 

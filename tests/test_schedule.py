@@ -68,6 +68,11 @@ def test_numeric_weekdays_mean_what_they_mean_in_crontab(field: str, names: str)
     assert crontab_weekdays(field) == names
 
 
+def test_cron_macros_mean_what_crontab_says() -> None:
+    weekly = cron_trigger("@weekly", "UTC").get_next_fire_time(None, THURSDAY)
+    assert weekly is not None and weekly.strftime("%A %H:%M") == "Sunday 00:00"
+
+
 def test_sunday_cron_fires_on_sunday_in_the_configured_time_zone() -> None:
     sunday = cron_trigger("0 3 * * 0", "UTC").get_next_fire_time(None, THURSDAY)
     assert sunday is not None and sunday.strftime("%A %H:%M") == "Sunday 03:00"

@@ -46,12 +46,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _gate(args: argparse.Namespace) -> int:
-    from audit.gate import evaluate
+    from audit.gate import check_config, evaluate
     from audit.output.baseline import load_baseline
     from audit.output.junit import to_json, to_junit_xml
     from audit.output.report import write_atomic
 
     config = _config(args)
+    check_config(config.gate)
     report = _report(args, config)
     baseline_path = args.baseline or (
         str(config.path(config.gate.baseline)) if config.gate.baseline else None
