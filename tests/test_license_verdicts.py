@@ -102,6 +102,26 @@ def test_mix_coco_records_infer_their_annotation_source(
     assert generated == ({"gpt4_generated"} if annotation_source == "coco" else set())
 
 
+def test_metadata_records_carry_the_blip_caption_part() -> None:
+    with_blip = RecordView(
+        0, "GCC_train_1", "GCC_train_000000001.jpg", url="http://x/1.jpg", blip_caption=True
+    )
+    rec = _assess(with_blip, "cc3m-metadata")
+    assert [(p.source, p.component) for p in rec.parts] == [
+        ("cc3m", "image"),
+        ("cc3m", "caption_alt_text"),
+        ("blip_caption", "synthetic_caption"),
+    ]
+    lcs = RecordView(0, "004539375", "00453/004539375.jpg", url="http://x/1.jpg")
+    assert [p.component for p in _assess(lcs, "lcs-metadata").parts] == ["image"]
+
+
+def test_a_bare_coco_name_in_a_generic_file_is_only_a_guess() -> None:
+    view = RecordView(0, "000000000001", "000000000001.jpg", instruction=INSTR)
+    assert _assess(view, "generic").provenance.inferred
+    assert not _assess(view, "instruct").provenance.inferred
+
+
 # ---- COCO per-image licences from the real annotation file (acceptance) ----------------------------
 
 

@@ -106,13 +106,15 @@ def derive(
     match = _COCO_NAME.search(image)
     if match and (kind in ("instruct", "mix", "generic") or image.startswith("coco/")):
         coco_id = int(match.group(1))
-        return _prov(view, "coco", _coco_parts(view.instruction, kind), coco_image_id=coco_id)
+        guessed = kind == "generic" and not image.startswith("coco/")  # a bare 12-digit name
+        parts = _coco_parts(view.instruction, kind, guessed)
+        return _prov(view, "coco", parts, coco_image_id=coco_id)
     return _prov(view, "unknown", (Part("unknown", "image"), Part("unknown", "source_annotation")))
 
 
-def _coco_parts(instruction: str, kind: str) -> tuple[Part, ...]:
+def _coco_parts(instruction: str, kind: str, guessed: bool) -> tuple[Part, ...]:
     """COCO images carry several annotation sources in mix665k; the prompt format tells which."""
-    image = Part("coco", "image")
+    image = Part("coco", "image", inferred=guessed)
     if kind == "instruct":
         return (image, Part("coco", "source_annotation"), Part("gpt4_generated", "generated_text"))
     if _MULTIPLE_CHOICE in instruction:
