@@ -318,3 +318,11 @@ def test_real_lcs558k_records_against_a_zip_with_gaps(realdata: Path, tmp_path: 
         (10, refs[10].record_id, "image.truncated"),
     }
     assert result.stats["missing_rate"] == pytest.approx(3 / 70, abs=1e-6)
+
+
+def test_non_ascii_member_names_are_found(tmp_path: Path) -> None:
+    files = {"ocr_vqa/images/café.jpg": make.jpeg(), "图片/猫.png": make.png()}
+    root = write_zip(tmp_path / "images.zip", files)
+    refs = refs_for([*files, "ocr_vqa/images/cafe.jpg"])
+    result = probe_images(refs, [root], level="decode", workers=1)
+    assert codes_by_image(result, refs) == {"ocr_vqa/images/cafe.jpg": "image.missing"}

@@ -39,6 +39,7 @@ _LOCAL = struct.Struct("<4sHHHHHIIIHH")
 _UTF8_FLAG = 0x800
 #: Relative paths with no empty, "." or ".." segment and no drive letter: already normalized.
 _PLAIN = re.compile(r"(?!\.\.?(?:/|$))[^/\\:]+(?:/(?!\.\.?(?:/|$))[^/\\:]+)*")
+_DRIVE = re.compile(r"[A-Za-z]:[/\\]")
 _ENCRYPTED_FLAG = 0x1
 
 
@@ -64,11 +65,11 @@ class Location:
 
 def normalize(image: str) -> str:
     """The relative path LLaVA's trainer would open, or :class:`UnsafePathError` if it escapes the root."""
+    if not image.strip():
+        raise UnsafePathError("empty image path")
     if _PLAIN.fullmatch(image):  # the common case, decided without normpath
         return image
-    if not image or not image.strip():
-        raise UnsafePathError("empty image path")
-    if image.startswith(("/", "\\")) or (len(image) > 1 and image[1] == ":"):
+    if image.startswith(("/", "\\")) or _DRIVE.match(image):
         raise UnsafePathError(f"absolute image path {image!r}")
     norm = posixpath.normpath(image)
     if norm == ".." or norm.startswith("../") or norm == ".":
@@ -234,7 +235,10 @@ def _parse_entries(cd: bytes, count: int) -> tuple[dict[str, _Member], str]:
         pos += 46 + nlen + elen + clen
         if raw.endswith(b"/"):
             continue
-        name = raw.decode("utf-8" if flags & _UTF8_FLAG else "cp437", "replace")
+        if flags & _UTF8_FLAG or raw.isascii():  # ASCII: skip the slow pure-Python cp437 codec
+            name = raw.decode("utf-8", "replace")
+        else:
+            name = raw.decode("cp437")
         members[name] = (offset, csize, size, crc, method, flags)
     return members, _single_top_folder(members)
 

@@ -187,13 +187,12 @@ def _cache_hits(
         rows = cache.lookup(store, root, [loc.name for loc in locs])
         for loc in locs:
             row = rows.get(loc.name)
-            if row is None or row.signature != loc.signature or row.level < level:
+            if row is None or row[0] != loc.signature or row[1] < level:
                 continue
-            pixels = (row.width or 0) * (row.height or 0)
-            over = pixels > max_pixels
-            if (row.status == "too_large") != over and (over or row.status == "too_large"):
+            _, _, status, fmt, width, height, detail = row
+            if (status == "too_large") != ((width or 0) * (height or 0) > max_pixels):
                 continue  # the pixel limit changed since: look again
-            hits[(root, loc.name)] = (row.status, row.format, row.width, row.height, row.detail)
+            hits[(root, loc.name)] = (status, fmt, width, height, detail)
     return hits
 
 
@@ -295,23 +294,23 @@ def _worst_folders(
     refs: Sequence[ImageRef], status_of: dict[str, Outcome], top: int = 10
 ) -> dict[str, dict[str, int]]:
     """Where the problems are: mix665k's parts (ocr_vqa/images, vg/VG_100K_2) fail differently."""
-    folders: dict[str, Counter[str]] = {}
-    for ref in refs:
-        folder = "/".join(ref.image.split("/")[:-1][:2]) or "."
-        status = status_of[ref.image][0]
-        counts = folders.setdefault(folder, Counter())
-        counts["referenced"] += 1
+    folders: dict[str, dict[str, int]] = {}
+    for image, uses in Counter(ref.image for ref in refs).items():
+        folder = "/".join(image.split("/")[:-1][:2]) or "." if "/" in image else "."
+        counts = folders.get(folder)
+        if counts is None:
+            counts = folders[folder] = {"referenced": 0, "missing": 0, "broken": 0}
+        counts["referenced"] += uses
+        status = status_of[image][0]
         if status in ("missing", "unreadable"):
-            counts["missing"] += 1
+            counts["missing"] += uses
         elif status not in ("ok", "format_mismatch"):
-            counts["broken"] += 1
+            counts["broken"] += uses
     worst = sorted(
-        (f for f in folders.items() if f[1]["missing"] + f[1]["broken"]),
-        key=lambda f: -(f[1]["missing"] + f[1]["broken"]),
-    )[:top]
-    return {
-        name: {k: counts[k] for k in ("referenced", "missing", "broken")} for name, counts in worst
-    }
+        (item for item in folders.items() if item[1]["missing"] + item[1]["broken"]),
+        key=lambda item: -(item[1]["missing"] + item[1]["broken"]),
+    )
+    return dict(worst[:top])
 
 
 def _spread(values: list[int]) -> dict[str, float]:

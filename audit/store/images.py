@@ -33,6 +33,11 @@ register_schema(
 )
 
 _LOOKUP_CHUNK = 500  # names per IN (...) query: well under SQLite's variable limit
+_WHOLE_ROOT_ABOVE = 20_000  # past this many names one scan of the root beats chunked lookups
+
+#: A cached outcome: (signature, level, status, format, width, height, detail). A plain tuple since
+#: a nightly run reads 600K of them.
+Cached = tuple[str, int, str, str | None, int | None, int | None, str]
 
 
 class ImageResult(NamedTuple):
@@ -49,20 +54,24 @@ class ImageResult(NamedTuple):
     detail: str
 
 
-def lookup(store: Store, root: str, names: Sequence[str]) -> dict[str, ImageResult]:
+_COLUMNS = "name, signature, level, status, format, width, height, detail"
+
+
+def lookup(store: Store, root: str, names: Sequence[str]) -> dict[str, Cached]:
     """Cached results for ``names`` under ``root`` (callers check signature and level)."""
-    found: dict[str, ImageResult] = {}
+    if len(names) > _WHOLE_ROOT_ABOVE:
+        wanted = set(names)
+        rows = store.conn.execute(f"SELECT {_COLUMNS} FROM image_probe WHERE root = ?", (root,))
+        return {row[0]: row[1:] for row in rows if row[0] in wanted}
+    found: dict[str, Cached] = {}
     for start in range(0, len(names), _LOOKUP_CHUNK):
         chunk = names[start : start + _LOOKUP_CHUNK]
         marks = ",".join("?" * len(chunk))
         rows = store.conn.execute(
-            "SELECT root, name, signature, level, status, format, width, height, detail "
-            f"FROM image_probe WHERE root = ? AND name IN ({marks})",
+            f"SELECT {_COLUMNS} FROM image_probe WHERE root = ? AND name IN ({marks})",
             (root, *chunk),
         )
-        for row in rows:
-            result = ImageResult(*row)
-            found[result.name] = result
+        found.update((row[0], row[1:]) for row in rows)
     return found
 
 
