@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo", help="build a small dataset with known defects and run the full audit on it"
     )
-    p.add_argument("--dir", default="llava-audit-demo", help="folder to build it in")
+    p.add_argument("--dir", default="demo", help="folder to build it in (demo)")
     p.set_defaults(handler=_demo)
 
 
