@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--naive", type=int, default=100, help="URLs for the sequential loop")
     parser.add_argument("--hosts", type=int, default=32)
     parser.add_argument("--latency", type=float, default=0.05)
-    parser.add_argument("--workers", type=int, default=384, help="threads over all processes")
+    parser.add_argument("--workers", type=int, default=256, help="threads over all processes")
     parser.add_argument("--per-host", type=int, default=16)
     parser.add_argument("--processes", type=int, default=0, help="0: one per core")
     args = parser.parse_args()

@@ -184,6 +184,7 @@ def probe_threaded(
                 finished += 1
             else:
                 yield item
+        prober.close()  # every thread is done with the session; an early exit leaves it to GC
     finally:
         stopping.set()
         scheduler.stop()
