@@ -107,8 +107,8 @@ def derive(
     if match and (kind in ("instruct", "mix", "generic") or image.startswith("coco/")):
         coco_id = int(match.group(1))
         guessed = kind == "generic" and not image.startswith("coco/")  # a bare 12-digit name
-        parts = _coco_parts(view.instruction, kind, guessed)
-        return _prov(view, "coco", parts, coco_image_id=coco_id)
+        coco = _coco_parts(view.instruction, kind, guessed)
+        return _prov(view, "coco", coco, coco_image_id=coco_id)
     return _prov(view, "unknown", (Part("unknown", "image"), Part("unknown", "source_annotation")))
 
 
