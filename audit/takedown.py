@@ -85,16 +85,16 @@ class Located(msgspec.Struct, kw_only=True):
 
 
 def _locate_request(
-    config: Config, store: Store, request: Request, progress: Progress, others: bool
+    config: Config, store: Store, request: Request, progress: Progress, applying: bool
 ) -> tuple[Located, list[LoadedFile]]:
     sources = dataset_files(config)
     if not sources:
         raise TakedownError("no dataset files configured: add [[datasets]] with chat or metadata")
-    loaded = [load_file(f) for f in sources]
+    loaded = [load_file(f, raw=applying) for f in sources]
     images = hash_images(config, store, loaded, progress)
     candidates = [c for f in loaded for c in f.candidates]
     grown = expand(Blocklist((k, request.request_id) for k in request.keys), candidates)
-    if others:  # apply also removes what earlier takedowns put on the blocklist
+    if applying:  # apply also removes what earlier takedowns put on the blocklist
         for key, rid in Ledger(store).blocklist():
             grown.add(key, rid)
     matches = find_matches(grown, candidates)
@@ -129,7 +129,7 @@ def match(
 ) -> Located:
     """§4.6 step 3: every record the request touches, in every configured dataset."""
     request = Ledger(store).get(request_id)
-    located, _ = _locate_request(config, store, request, progress or NoProgress(), others=False)
+    located, _ = _locate_request(config, store, request, progress or NoProgress(), applying=False)
     mine = [m for m in located.matches if m.request_id == request_id]
     Ledger(store).record(
         request_id,
@@ -379,7 +379,7 @@ def blocklist_findings(
     blocklist = Blocklist([*entries, *pending])
     matches = _search(config, store, loaded, blocklist, progress or NoProgress())
     found = present_findings(matches, {rid: rid in applied for _, rid in blocklist.entries()})
-    stats["records"] = sum(len(f.elements) for f in loaded)
+    stats["records"] = sum(len(f.candidates) for f in loaded)
     stats["present"] = sum(f.code == "takedown.present" for f in found)
     stats["pending"] = len(found) - stats["present"]
     return StageResult(stage="takedown", findings=found, stats=stats)

@@ -19,6 +19,7 @@ from audit.checks.takedown import Candidate
 from audit.config import Config
 from audit.errors import TakedownError
 from audit.loaders import imageroots
+from audit.loaders.jsonfile import parse_container
 from audit.loaders.records import METADATA_ALIASES, raw_records
 from audit.models import Progress
 from audit.store import Store
@@ -63,41 +64,69 @@ def dataset_files(config: Config, names: Iterable[str] | None = None) -> list[Da
     ]
 
 
-def load_file(source: DatasetFile) -> LoadedFile:
-    """Read one file through the loader; every record keeps its exact bytes and its position."""
-    container, elements = raw_records(source.path)
+#: Only the identifying keys of a record, under every alias metadata files use; the rest (the
+#: conversations) is skipped by the decoder instead of being built into Python objects.
+_Keys = msgspec.defstruct(
+    "_Keys", [(a, Any, None) for f in _ALIASES.values() for a in dict.fromkeys(f)], gc=False
+)
+_KEYS_DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder(list[_Keys])  # type: ignore[valid-type]
+_ONE_KEYS = msgspec.json.Decoder(_Keys)
+
+
+def load_file(source: DatasetFile, *, raw: bool = False) -> LoadedFile:
+    """Read one file through the loaders: each record's identifying keys, in file order.
+
+    ``raw`` also keeps every record's exact bytes, which only writing cleaned copies needs.
+    """
+    if raw:
+        container, elements = raw_records(source.path)
+        keys = [_keys_of(e) for e in elements]
+        jsonl = container == "jsonl"
+    else:
+        parsed = parse_container(source.path, source.dataset, _KEYS_DECODER)
+        keys = (
+            parsed.typed
+            if parsed.typed is not None
+            else [_keys_of(bytes(e)) for e in parsed.elements or []]
+        )
+        elements, jsonl = [], parsed.element_lines is not None
     return LoadedFile(
         source=source,
-        jsonl=container == "jsonl",
+        jsonl=jsonl,
         elements=elements,
-        candidates=[_candidate(source, i, raw) for i, raw in enumerate(elements)],
+        candidates=[_candidate(source, i, k) for i, k in enumerate(keys)],
     )
 
 
-def _candidate(source: DatasetFile, index: int, raw: bytes) -> Candidate:
-    """A record's id, image and URL under any of the key names metadata files use.
-
-    Decoded generically on purpose: a record the typed loader rejects may still carry the image.
-    """
+def _keys_of(raw: bytes) -> Any:
+    """One record's keys; None for an element that is not an object (no keys to match)."""
     try:
-        record: Any = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
-        record = None
-    if not isinstance(record, dict):
+        return _ONE_KEYS.decode(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+
+
+def _candidate(source: DatasetFile, index: int, keys: Any) -> Candidate:
+    """A record's id, image and URL under whichever alias the file uses."""
+    if keys is None:
         return Candidate(dataset=source.dataset, file=str(source.path), index=index)
-    found = {
-        name: next((v for k in keys if (v := record.get(k)) is not None), None)
-        for name, keys in _ALIASES.items()
-    }
-    rid, image, url = found["id"], found["image"], found["url"]
+    rid, image, url = (_first(keys, aliases) for aliases in _ALIASES.values())
     return Candidate(
         dataset=source.dataset,
         file=str(source.path),
         index=index,
-        record_id=str(rid) if isinstance(rid, str | int) else None,
+        record_id=str(rid) if isinstance(rid, str | int) and not isinstance(rid, bool) else None,
         image=image if isinstance(image, str) else None,
         url=url if isinstance(url, str) else None,
     )
+
+
+def _first(keys: Any, aliases: tuple[str, ...]) -> Any:
+    for alias in aliases:
+        value = getattr(keys, alias)
+        if value is not None:
+            return value
+    return None
 
 
 def hash_images(

@@ -26,6 +26,7 @@ KEY_KINDS: tuple[str, ...] = KeyKind.__args__  # type: ignore[attr-defined]
 #: Keys that identify the content itself; a match on one blocklists the record's other content keys.
 CONTENT_KINDS: tuple[str, ...] = ("image", "url", "sha256", "md5")
 _HEX = {"sha256": re.compile(r"[0-9a-f]{64}"), "md5": re.compile(r"[0-9a-f]{32}")}
+_SPACE = re.compile(r"\s")
 
 
 class BlockKey(msgspec.Struct, frozen=True, order=True):
@@ -100,7 +101,7 @@ def parse_key(kind: str, raw: str) -> BlockKey:
 def _normalise_url(value: str) -> str:
     """Scheme and host are case-insensitive and a fragment never reaches the server."""
     parts = urlsplit(value)
-    if not parts.scheme or not parts.netloc or any(c.isspace() for c in value):
+    if not parts.scheme or not parts.netloc or _SPACE.search(value):
         raise ValueError(f"not an absolute URL: {value!r}")
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path, parts.query, ""))
 
@@ -111,6 +112,13 @@ def _normalise_path(value: str) -> str:
     if not segments or ".." in segments:
         raise ValueError(f"not a usable image path: {value!r}")
     return "/".join(segments)
+
+
+def _parsed(kind: str, raw: str) -> list[BlockKey]:
+    try:
+        return [parse_key(kind, raw)]
+    except ValueError:
+        return []
 
 
 def _suffixes(path: str) -> list[str]:
@@ -130,14 +138,45 @@ class Blocklist:
     def __init__(self, entries: Iterable[tuple[BlockKey, str]] = ()) -> None:
         self._exact: dict[BlockKey, set[str]] = defaultdict(set)
         self._image_suffix: dict[str, set[BlockKey]] = defaultdict(set)
+        # Cheap first tests, so a nightly audit of millions of records normalises almost nothing.
+        self._plain: dict[str, set[str]] = defaultdict(set)  # kind -> values (ids, hashes)
+        self._basenames: set[str] = set()
+        self._loose_urls: set[str] = set()
         for key, request_id in entries:
             self.add(key, request_id)
 
     def add(self, key: BlockKey, request_id: str) -> None:
         self._exact[key].add(request_id)
         if key.kind == "image":
+            self._basenames.add(key.value.rsplit("/", 1)[-1])
             for suffix in _suffixes(key.value):
                 self._image_suffix[suffix].add(key)
+        elif key.kind == "url":
+            self._loose_urls.add(key.value.lower())
+        else:
+            self._plain[key.kind].add(key.value)
+
+    def candidate_keys(self, c: Candidate) -> list[BlockKey]:
+        """The candidate's keys that may be on this blocklist, normalised; the rest cost one
+        set lookup each (a blocklisted image shares its file name, a URL its lower-case form)."""
+        keys = []
+        if c.record_id is not None and c.record_id.strip() in self._plain["record_id"]:
+            keys.append(BlockKey("record_id", c.record_id.strip()))
+        for kind in ("sha256", "md5"):
+            value = getattr(c, kind)
+            if value is not None and value.lower() in self._plain[kind]:
+                keys.append(BlockKey(kind, value.lower()))
+        if c.image and self._basenames:
+            tail = c.image.replace("\\", "/").rsplit("/", 1)[-1]
+            if tail in self._basenames or tail in ("", "."):
+                keys.extend(_parsed("image", c.image))
+        if (
+            c.url
+            and self._loose_urls
+            and c.url.strip().split("#", 1)[0].lower() in self._loose_urls
+        ):
+            keys.extend(_parsed("url", c.url))
+        return keys
 
     def __len__(self) -> int:
         return len(self._exact)
@@ -172,7 +211,9 @@ def find_matches(blocklist: Blocklist, candidates: Iterable[Candidate]) -> list[
     out: list[Match] = []
     for c in candidates:
         first: dict[str, BlockKey] = {}
-        for key, request_id in sorted(blocklist.lookup(c.keys()), key=_key_order):
+        for key, request_id in sorted(
+            blocklist.lookup(blocklist.candidate_keys(c)), key=_key_order
+        ):
             first.setdefault(request_id, key)
         out.extend(
             Match(
