@@ -72,6 +72,8 @@ def run_audit(
                 status="failed",
                 message=f"{type(exc).__name__}: {exc}"[:500],
             )
+            if isinstance(exc, Exception):  # a stop request or kill must not wait on rendering
+                publish_index(store, reports_dir)
             raise
         history.finish_run(
             store,

@@ -13,13 +13,10 @@ from rich.table import Table
 from rich.text import Text
 
 from audit.output import report as rpt
-from audit.output.html import CC3M_BASELINE, group_findings
-
-#: Codes listed in the console summary; the HTML page and findings.jsonl have all of them.
-CODES_SHOWN = 12
+from audit.output.console import render_findings
+from audit.output.html import CC3M_BASELINE
 
 _STATUS_STYLE = {"ok": "green", "skipped": "dim", "failed": "bold red"}
-_SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
 
 def render_report(
@@ -27,25 +24,9 @@ def render_report(
 ) -> None:
     """Print the summary: stages per dataset, findings by code, totals and where the report is."""
     console.print(_stage_table(report))
-    groups = group_findings(report.findings())
-    if groups:
-        codes = Table(title="Findings by code", title_justify="left", expand=True)
-        codes.add_column("severity", no_wrap=True)
-        codes.add_column("code", no_wrap=True)
-        codes.add_column("count", justify="right", no_wrap=True)
-        codes.add_column("first example", no_wrap=True, overflow="ellipsis", ratio=1)
-        for g in groups[:CODES_SHOWN]:
-            first = g.examples[0]
-            where = first.dataset + (f"[{first.index}]" if first.index is not None else "")
-            codes.add_row(
-                Text(g.severity, style=_SEVERITY_STYLE.get(g.severity, "")),
-                Text(g.code),
-                f"{g.count:,}",
-                Text(f"{where} {' '.join(first.message.split())}"),
-            )
-        console.print(codes)
-        if len(groups) > CODES_SHOWN:
-            console.print(f"... and {len(groups) - CODES_SHOWN} more codes in the report")
+    render_findings(
+        console, list(report.findings()), title="Findings by code", examples=1, show_info=False
+    )
     t = report.totals
     verdict = (
         Text("FAILED to run", style="bold red")
@@ -54,12 +35,7 @@ def render_report(
         if t.errors
         else Text("passed", style="bold green")
     )
-    line = Text.assemble(
-        verdict,
-        f": {t.datasets} datasets, {t.records:,} records, ",
-        (f"{t.errors:,} errors", "red" if t.errors else "green"),
-        f", {t.warnings:,} warnings, {t.infos:,} info",
-    )
+    line = Text.assemble(verdict, f": {t.datasets} datasets, {t.records:,} records")
     if t.stages_failed or t.stages_skipped:
         line.append(f"; stages failed {t.stages_failed}, skipped {t.stages_skipped}")
     console.print(line)
