@@ -326,3 +326,11 @@ def test_non_ascii_member_names_are_found(tmp_path: Path) -> None:
     refs = refs_for([*files, "ocr_vqa/images/cafe.jpg"])
     result = probe_images(refs, [root], level="decode", workers=1)
     assert codes_by_image(result, refs) == {"ocr_vqa/images/cafe.jpg": "image.missing"}
+
+
+def test_a_full_run_leaves_bad_paths_to_the_structure_stage(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "img", {"a.jpg": make.jpeg()})
+    refs = refs_for(["../a.jpg", "a.jpg"])
+    quiet = probe_images(refs, [root], workers=1, report_paths=False)
+    assert codes_by_image(quiet, refs) == {}
+    assert quiet.stats["status"] == {"bad_path": 1, "ok": 1}

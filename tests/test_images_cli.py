@@ -120,3 +120,10 @@ def test_config_supplies_datasets_roots_and_level(data: Path) -> None:
     assert (data / ".llava-audit" / "state.sqlite").exists()  # the config's state, beside it
     # a shallower re-run is answered from the deeper cached result, so the truncation stays known
     assert run("images", "--config", data / "audit.toml", "--level", "header") == 1
+
+
+def test_a_wrong_root_gets_a_hint(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (data / "elsewhere").mkdir()
+    argv = ("images", data / "chat.json", "--root", data / "elsewhere", "--no-cache")
+    assert run(*argv) == 1
+    assert "--image_folder" in capsys.readouterr().out

@@ -95,7 +95,9 @@ def _images(args: argparse.Namespace) -> int:
                 for ds in _datasets(config, args.dataset):
                     overrides = msgspec.structs.replace(settings, level=level, workers=workers)
                     cfg = msgspec.structs.replace(config, images=overrides)
-                    results.append(probe_dataset(ds, cfg, store=store, progress=progress))
+                    results.append(
+                        probe_dataset(ds, cfg, store=store, progress=progress, report_paths=True)
+                    )
     finally:
         if store is not None:
             store.close()
@@ -141,6 +143,9 @@ def _render(results: list[StageResult], found: list[Finding], console: Console) 
         )
     console.print(table)
     for result in results:
+        summary = next(f.message for f in result.findings if f.code == "stats.images")
+        if "not one image was found" in summary:
+            console.print(summary.split("; ", 1)[-1].split("; ")[-1], markup=False)
         worst = result.stats.get("worst_folders", {})
         if len(worst) > 1:
             parts = [

@@ -65,8 +65,13 @@ def probe_images(
     workers: int = 2,
     progress: Progress | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    report_paths: bool = True,
 ) -> StageResult:
-    """Check every record's image under ``roots`` at ``level`` (exists, header or decode)."""
+    """Check every record's image under ``roots`` at ``level`` (exists, header or decode).
+
+    Unsafe paths (absolute, ``..``) are never opened; they are ``image.path`` findings unless
+    ``report_paths`` is off because the structure stage of the same run reports them already.
+    """
     if level not in LEVELS:
         raise UsageError(f"unknown image check level {level!r} (choose from {', '.join(LEVELS)})")
     started = time.perf_counter()
@@ -83,10 +88,12 @@ def probe_images(
             status_of[image] = outcomes[(place.root, place.name)]
         else:
             status_of[image] = place
+    skip = set() if report_paths else {"bad_path"}
     found = [
         finding
         for ref in refs
-        if (finding := _finding(ref, status_of[ref.image], dataset, file)) is not None
+        if status_of[ref.image][0] not in skip
+        and (finding := _finding(ref, status_of[ref.image], dataset, file)) is not None
     ]
     stats = _stats(refs, status_of, outcomes, level, [r.key for r in opened])
     stats.update(probed=probed, cached=cached, seconds=round(time.perf_counter() - started, 3))
@@ -95,9 +102,17 @@ def probe_images(
 
 
 def probe_dataset(
-    ds: DatasetConfig, config: Config, *, store: Store | None, progress: Progress | None = None
+    ds: DatasetConfig,
+    config: Config,
+    *,
+    store: Store | None,
+    progress: Progress | None = None,
+    report_paths: bool = False,
 ) -> StageResult:
-    """The images stage of one configured dataset: its chat file's images under its roots."""
+    """The images stage of one configured dataset: its chat file's images under its roots.
+
+    In a full run the structure stage reports bad paths, so by default they are not repeated here.
+    """
     if not ds.chat or not ds.images:
         raise UsageError(f"dataset {ds.name!r} needs both `chat` and `images` for the image probe")
     chat = config.path(ds.chat)
@@ -112,6 +127,7 @@ def probe_dataset(
         workers=config.images.workers,
         progress=progress,
         max_pixels=config.images.max_pixels,
+        report_paths=report_paths,
     )
 
 
@@ -324,6 +340,11 @@ def _summary(stats: dict[str, Any]) -> str:
     ]
     rate = stats["missing_rate"]
     rate_text = f"; missing rate {rate:.1%}" if rate is not None else ""
+    if stats["referenced"] and status.get("missing") == stats["referenced"]:
+        rate_text += (
+            "; not one image was found: are the roots the folders the image paths are relative "
+            "to (LLaVA's --image_folder)?"
+        )
     return (
         f"{stats['referenced']:,} records with an image ({stats['unique_images']:,} distinct, "
         f"level {stats['level']}): {', '.join(parts)}{rate_text}"
