@@ -9,6 +9,7 @@ report (status ``failed``) and the rest of the audit still runs.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -72,8 +73,9 @@ def run_audit(
                 status="failed",
                 message=f"{type(exc).__name__}: {exc}"[:500],
             )
-            if isinstance(exc, Exception):  # a stop request or kill must not wait on rendering
-                publish_index(store, reports_dir)
+            if isinstance(exc, Exception):  # a stop request must not wait on rendering
+                with contextlib.suppress(OSError):  # keep the original error, not this one
+                    publish_index(store, reports_dir)
             raise
         history.finish_run(
             store,

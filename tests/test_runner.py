@@ -116,6 +116,24 @@ def test_two_audits_never_run_at_once(tmp_path: Path, no_gx: None) -> None:
     assert rpt.published_runs(config.path(config.reports_dir)) == []
 
 
+def test_a_run_that_cannot_publish_is_recorded_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_gx: None
+) -> None:
+    config = _config(tmp_path, [GOOD])
+
+    def full_disk(*args: object, **kwargs: object) -> Path:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(rpt, "publish", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        run_audit(config)
+    with Store(config.path(config.state)) as store:
+        run = history.last_run(store)
+    assert run is not None and run.status == "failed" and "No space" in (run.message or "")
+    assert rpt.published_runs(config.path(config.reports_dir)) == []
+    assert "No space" in (config.path(config.reports_dir) / "index.html").read_text()
+
+
 _KILL_MID_PUBLISH = """
 import os, signal, sys
 from audit import config
