@@ -334,3 +334,28 @@ def test_a_full_run_leaves_bad_paths_to_the_structure_stage(tmp_path: Path) -> N
     quiet = probe_images(refs, [root], workers=1, report_paths=False)
     assert codes_by_image(quiet, refs) == {}
     assert quiet.stats["status"] == {"bad_path": 1, "ok": 1}
+
+
+class RecordingProgress:
+    def __init__(self) -> None:
+        self.tasks: list[list[object]] = []  # [label, total, advanced]
+
+    def start(self, label: str, total: int | None) -> None:
+        self.tasks.append([label, total, 0])
+
+    def advance(self, n: int = 1) -> None:
+        self.tasks[-1][2] += n  # type: ignore[operator]
+
+    def finish(self) -> None:
+        pass
+
+
+def test_progress_counts_every_probed_image(tmp_path: Path) -> None:
+    files = {f"{i}.jpg": make.jpeg(seed=i) for i in range(70)}
+    root = write_zip(tmp_path / "images.zip", files)
+    progress = RecordingProgress()
+    with Store(tmp_path / "s.sqlite") as store:
+        probe_images(refs_for(list(files)), [root], store=store, workers=2, progress=progress)
+        probe_images(refs_for(list(files)), [root], store=store, workers=2, progress=progress)
+    probe_tasks = [t for t in progress.tasks if str(t[0]).startswith("images")]
+    assert probe_tasks == [["images (0 cached)", 70, 70], ["images (70 cached)", 0, 0]]

@@ -77,7 +77,7 @@ def probe_images(
     started = time.perf_counter()
     progress = progress or NoProgress()
     opened = open_roots(roots)
-    places = _locate_all(refs, opened)
+    places = _locate_all(refs, opened, progress)
     unique = {(loc.root, loc.name): loc for loc in places.values() if isinstance(loc, Location)}
     outcomes, probed, cached = _outcomes(
         unique, LEVELS.index(level), store, workers, progress, max_pixels
@@ -131,10 +131,15 @@ def probe_dataset(
     )
 
 
-def _locate_all(refs: Sequence[ImageRef], roots: Sequence[Any]) -> dict[str, Location | Outcome]:
+def _locate_all(
+    refs: Sequence[ImageRef], roots: Sequence[Any], progress: Progress
+) -> dict[str, Location | Outcome]:
     """Each distinct image string -> where it is, or the outcome when it is nowhere (or unsafe)."""
     places: dict[str, Location | Outcome] = {}
-    for ref in refs:
+    progress.start("locating images", len(refs))
+    for done, ref in enumerate(refs, 1):
+        if done % 10_000 == 0:
+            progress.advance(10_000)  # a folder root costs a stat per image: seconds at 600K
         if ref.image in places:
             continue
         try:
@@ -143,6 +148,7 @@ def _locate_all(refs: Sequence[ImageRef], roots: Sequence[Any]) -> dict[str, Loc
             places[ref.image] = ("bad_path", None, None, None, str(exc))
             continue
         places[ref.image] = loc if loc is not None else ("missing", None, None, None, "")
+    progress.finish()
     return places
 
 
