@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from audit.checks.takedown import (
     BlockKey,
@@ -149,3 +151,52 @@ def test_malformed_values_in_the_data_do_not_break_matching() -> None:
     blocklist = Blocklist([(parse_key("record_id", "1"), "TD-1")])
     odd = _c(0, record_id="1", image="../../x.jpg", url="not a url", sha256="nope")
     assert [m.key.kind for m in find_matches(blocklist, [odd])] == ["record_id"]
+
+
+_SEGMENT = st.sampled_from(["a", "B", "00453", "x.jpg", "X.JPG", ".", ""])
+_PATHS = st.lists(_SEGMENT, min_size=1, max_size=4).map("/".join)
+_URLS = st.builds(
+    lambda host, path, frag: f"http://{host}/{path}{frag}",
+    st.sampled_from(["h", "H", "ec1.ostkcdn.com"]),
+    _PATHS,
+    st.sampled_from(["", "#top"]),
+)
+_IDS = st.sampled_from(["1", " 1", "2", "004539375"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    records=st.lists(
+        st.tuples(st.none() | _IDS, st.none() | _PATHS, st.none() | _URLS), max_size=6
+    ),
+    claimed=st.lists(
+        st.one_of(
+            st.tuples(st.just("record_id"), _IDS),
+            st.tuples(st.just("image"), _PATHS),
+            st.tuples(st.just("url"), _URLS),
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+)
+def test_the_cheap_pre_tests_never_miss_a_match(
+    records: list[tuple[str | None, str | None, str | None]], claimed: list[tuple[str, str]]
+) -> None:
+    """Mutation guard for the fast path: same matches as normalising every key of every record."""
+    keys = []
+    for kind, raw in claimed:
+        try:
+            keys.append(parse_key(kind, raw))
+        except ValueError:
+            continue
+    blocklist = Blocklist((k, "TD-1") for k in keys)
+    candidates = [_c(i, **_present(r)) for i, r in enumerate(records)]
+    fast = {m.index for m in find_matches(blocklist, candidates)}
+    slow = {c.index for c in candidates if blocklist.lookup(c.block_keys())}
+    assert fast == slow
+
+
+def _present(record: tuple[str | None, str | None, str | None]) -> dict[str, str]:
+    rid, image, url = record
+    values = {"record_id": rid, "image": image, "url": url}
+    return {k: v for k, v in values.items() if v is not None}

@@ -51,7 +51,7 @@ class Candidate(msgspec.Struct, frozen=True, kw_only=True):
     sha256: str | None = None
     md5: str | None = None
 
-    def keys(self) -> list[BlockKey]:
+    def block_keys(self) -> list[BlockKey]:
         """The record's own keys, normalised the same way as blocklist keys."""
         out = []
         for kind in KEY_KINDS:
@@ -244,14 +244,17 @@ def expand(blocklist: Blocklist, candidates: list[Candidate]) -> Blocklist:
     ids are reused across LLaVA files for different samples of the same source image set.
     """
     grown = Blocklist(blocklist.entries())
-    keyed = [keys for c in candidates if (keys := c.keys())]
     changed = True
     while changed:
         changed = False
-        for keys in keyed:
-            for request_id in {r for _, r in grown.lookup(keys)}:
+        for c in candidates:
+            hits = grown.lookup(grown.candidate_keys(c))
+            if not hits:
+                continue
+            keys = [k for k in c.block_keys() if k.kind in CONTENT_KINDS]
+            for request_id in {r for _, r in hits}:
                 for key in keys:
-                    if key.kind in CONTENT_KINDS and request_id not in grown.requests_for(key):
+                    if request_id not in grown.requests_for(key):
                         grown.add(key, request_id)
                         changed = True
     return grown
