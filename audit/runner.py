@@ -18,6 +18,7 @@ import msgspec
 
 from audit import stages
 from audit.config import Config
+from audit.errors import AuditError
 from audit.models import NoProgress, Progress, StageResult
 from audit.output import report as rpt
 from audit.output.html import render_index, render_run
@@ -64,7 +65,12 @@ def run_audit(
             report.totals = rpt.compute_totals(report.datasets)
             report.finished = datetime.now(UTC)
             report.status = "succeeded"
-            rpt.publish(report, reports_dir, render_page=render_run)
+            try:
+                rpt.publish(report, reports_dir, render_page=render_run)
+            except OSError as exc:
+                raise AuditError(
+                    f"{reports_dir}: cannot publish the report: {exc.strerror or exc}"
+                ) from None
         except BaseException as exc:
             history.finish_run(
                 store,

@@ -13,7 +13,7 @@ import pytest
 
 from audit import config as config_mod
 from audit import stages
-from audit.errors import AlreadyRunningError
+from audit.errors import AlreadyRunningError, AuditError
 from audit.output import report as rpt
 from audit.runlock import RunLock, lock_path_for
 from audit.runner import run_audit
@@ -125,7 +125,7 @@ def test_a_run_that_cannot_publish_is_recorded_failed(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(rpt, "publish", full_disk)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(AuditError, match="cannot publish the report: No space"):
         run_audit(config)
     with Store(config.path(config.state)) as store:
         run = history.last_run(store)
