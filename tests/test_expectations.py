@@ -63,6 +63,16 @@ def test_table_takes_availability_from_the_image_probe() -> None:
     assert table["image_available"].tolist() == [True, False, True, None]
 
 
+def test_chat_records_take_url_status_from_their_images_source_url() -> None:
+    records = [lcs_record(0), lcs_record(1), {"id": "t", "conversations": []}]
+    records.insert(0, lcs_record(5))
+    dead = findings.make("url.dead", "404", dataset="lcs", file="meta.json", index=2)
+    opted_out = findings.make("url.opt_out", "noai", dataset="lcs", file="meta.json", index=0)
+    table = record_table(records, url_findings=[dead, opted_out])
+    assert table["url_status"].tolist() == ["url.opt_out", "ok", "url.dead", None]
+    assert table["url_alive"].tolist() == [True, True, False, None]
+
+
 def test_every_shipped_suite_loads_and_only_names_table_columns() -> None:
     table = record_table([lcs_record(i) for i in range(3)])
     for kind in KINDS:

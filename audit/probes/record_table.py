@@ -39,11 +39,14 @@ COLUMNS: dict[str, str] = {
     "image_status": "ok, or the most severe images-stage finding code (null: not probed / no image)",
     "image_available": "true when the image probe found no error for the record (null: not probed)",
     "url_status": "ok, or the most severe URL-probe finding code (null: not probed / no URL)",
-    "url_alive": "true when the URL probe found no error for the record (null: not probed)",
+    "url_alive": "true when the URL probe found the record's source URL answering (its own "
+    "`url`, or for a chat record its image's URL from the metadata file; null: not probed)",
     "license_verdict": "the licence verdict for the declared use (null: licence stage not run)",
 }
 
 _ENCODER = msgspec.json.Encoder(order="sorted")
+#: URL findings (all warnings: the local copy may still train) that mean the URL did answer.
+_URL_REACHABLE = frozenset({"url.opt_out"})
 
 
 def record_table(
@@ -168,7 +171,7 @@ def _probe_columns(
     statuses: list[str | None] = []
     available: list[bool | None] = []
     for i, row in enumerate(rows):
-        if row[position] is None:
+        if row[position] is None and row[2] is None:  # a chat record's URL is its image's
             statuses.append(None)
             available.append(None)
         elif (found := worst.get(i)) is None:
@@ -176,5 +179,9 @@ def _probe_columns(
             available.append(True)
         else:
             statuses.append(found.code)
-            available.append(found.severity is not Severity.ERROR)
+            available.append(
+                found.code in _URL_REACHABLE
+                if column == "url"
+                else found.severity is not Severity.ERROR
+            )
     return {status_col: statuses, ok_col: available}
