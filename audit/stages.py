@@ -91,7 +91,7 @@ def urls(ctx: StageContext) -> StageResult:
     if not (ds.metadata or ds.url_tsv):
         raise StageSkipped("no metadata file or URL TSV configured")
     probe = _module("audit.probes.urls")
-    result: StageResult = probe.urls_stage(ds, ctx.config, progress=ctx.progress)
+    result: StageResult = probe.urls_stage(ds, ctx.config, progress=ctx.progress, store=ctx.store)
     return result
 
 
