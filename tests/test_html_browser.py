@@ -189,3 +189,33 @@ def test_index_lists_runs_with_trend_charts(browser: Any, site: str, tmp_path: P
     page.goto(f"{site}/index.html")
     page.screenshot(path=str(tmp_path / "index.png"), full_page=True)
     page.close()
+
+
+def test_demo_report_in_the_browser(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The real pipeline's page: the demo's `<script>` record id is shown, never run."""
+    from audit.demo import run_demo
+    from audit.demodata import XSS_ID
+
+    report, published = run_demo(tmp_path_factory.mktemp("demo"))
+    handler = functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(published.parent)
+    )
+    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        page, errors, dialogs = _open(browser, f"{base}/{report.run_id}/index.html")
+        assert errors == [] and dialogs == []
+        assert page.locator("script").count() == 0
+        assert page.get_by_text(XSS_ID, exact=True).first.is_visible()
+        assert page.get_by_text("Great Expectations Data Docs").is_visible()
+        page.screenshot(path=str(published / "screenshot.png"), full_page=True)
+        page.goto(f"{base}/index.html")
+        assert page.get_by_text(report.run_id).is_visible()
+        page.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
