@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from audit.errors import InputError, UsageError
+from audit.errors import InputError, StoreError, UsageError
 from audit.loaders.imageroots import UnsafePathError, normalize
 from audit.models import ImageRef
 from audit.probes.images import probe_images
@@ -359,3 +359,11 @@ def test_progress_counts_every_probed_image(tmp_path: Path) -> None:
         probe_images(refs_for(list(files)), [root], store=store, workers=2, progress=progress)
     probe_tasks = [t for t in progress.tasks if str(t[0]).startswith("images")]
     assert probe_tasks == [["images (0 cached)", 70, 70], ["images (70 cached)", 0, 0]]
+
+
+def test_a_store_that_cannot_be_written_is_one_clear_error(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "img", {"a.jpg": make.jpeg()})
+    with Store(tmp_path / "s.sqlite") as store:
+        store.conn.execute("PRAGMA query_only = ON")  # as a full disk or read-only file would
+        with pytest.raises(StoreError, match="cannot record image results"):
+            probe_images(refs_for(["a.jpg"]), [root], store=store, workers=1)

@@ -7,10 +7,12 @@ records how deep the probe looked, so a cached header check never stands in for 
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
+from audit.errors import StoreError
 from audit.store import Store, register_schema
 
 register_schema(
@@ -59,6 +61,13 @@ _COLUMNS = "name, signature, level, status, format, width, height, detail"
 
 def lookup(store: Store, root: str, names: Sequence[str]) -> dict[str, Cached]:
     """Cached results for ``names`` under ``root`` (callers check signature and level)."""
+    try:
+        return _lookup(store, root, names)
+    except sqlite3.Error as exc:
+        raise StoreError(f"{store.path}: cannot read the image cache: {exc}") from None
+
+
+def _lookup(store: Store, root: str, names: Sequence[str]) -> dict[str, Cached]:
     if len(names) > _WHOLE_ROOT_ABOVE:
         wanted = set(names)
         rows = store.conn.execute(f"SELECT {_COLUMNS} FROM image_probe WHERE root = ?", (root,))
@@ -78,10 +87,13 @@ def lookup(store: Store, root: str, names: Sequence[str]) -> dict[str, Cached]:
 def save(store: Store, results: Iterable[ImageResult]) -> None:
     """Record results in one transaction: a killed run keeps every batch it finished."""
     now = time.time()
-    with store.transaction() as conn:
-        conn.executemany(
-            "INSERT OR REPLACE INTO image_probe "
-            "(root, name, signature, level, status, format, width, height, detail, probed_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(*r, now) for r in results],
-        )
+    try:
+        with store.transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO image_probe "
+                "(root, name, signature, level, status, format, width, height, detail, probed_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(*r, now) for r in results],
+            )
+    except sqlite3.Error as exc:  # disk full, read-only file: one clear line, batches kept so far
+        raise StoreError(f"{store.path}: cannot record image results: {exc}") from None
