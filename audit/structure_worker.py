@@ -9,11 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import polars as pl
 
 from audit.checks import crossfile, schema, stats, turns
 from audit.checks.tables import FileRef, chat_tables, metadata_table
-from audit.findings import Finding
+from audit.findings import Finding, Severity
 from audit.loaders.records import UnreadableFileError, known_release, load_records
 
 
@@ -34,7 +35,7 @@ def audit_task(
             unreadable.append(exc.message)
             continue
         ref = FileRef(dataset or path.stem, str(path), loaded.kind)
-        findings += loaded.findings
+        findings += _kind_severity(loaded.findings, ref.kind)
         findings += _known_release(path, ref)
         if loaded.is_metadata:
             frame = metadata_table(loaded.records, loaded.index)
@@ -58,7 +59,31 @@ def audit_task(
         file_stats[str(path)] = chat_stats
         if len(files) > 1:
             chat = (crossfile.chat_side(tables), ref)
-    return findings, file_stats, unreadable
+    return _first_per_record(findings), file_stats, unreadable
+
+
+def _kind_severity(found: list[Finding], kind: str) -> list[Finding]:
+    """Rule 13: a non-string id is a warning in mix665k (int ids are normal there), else an error."""
+    severity = Severity.WARNING if kind == "mix" else Severity.ERROR
+    return [
+        msgspec.structs.replace(f, severity=severity) if f.code == "record.id_type" else f
+        for f in found
+    ]
+
+
+def _first_per_record(found: list[Finding]) -> list[Finding]:
+    """One finding per record and code: the loader's precise one wins over a later rule's echo
+    (a record whose float id was dropped while loading would otherwise be 'missing' its id too)."""
+    seen: set[tuple[str, int, str]] = set()
+    out = []
+    for finding in found:
+        if finding.index is not None:
+            key = (finding.file, finding.index, finding.code)
+            if key in seen:
+                continue
+            seen.add(key)
+        out.append(finding)
+    return out
 
 
 def _chat_rules(

@@ -143,7 +143,9 @@ def _pattern_rules(kind: str) -> list[Rule]:
             Rule(
                 "image_from_id",
                 "image.path_pattern",
-                (pl.col("image") == expected).fill_null(True) | pl.col("id_is_int"),
+                (pl.col("image") == expected).fill_null(True)
+                | pl.col("id_is_int")
+                | (pl.col("image") == ""),
                 _image_message(shape),
             )
         )
@@ -152,7 +154,7 @@ def _pattern_rules(kind: str) -> list[Rule]:
 
 def _mix_rules() -> list[Rule]:
     image = pl.col("image")
-    coco = image.str.starts_with("coco/train2017/").fill_null(False)
+    coco = image.str.starts_with("coco/train2017/").fill_null(False) & ~pl.col("id_is_int")
     return [
         Rule(
             "mix_prefix",

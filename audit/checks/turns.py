@@ -155,7 +155,8 @@ def _image_tokens(
 
 def _first_human(turns: list[dict[str, Any]]) -> int:
     """Turn 0, or turn 1 after a leading gpt turn that the trainer drops."""
-    return 1 if len(turns) > 1 and turns[0]["from"] == "gpt" and turns[1]["from"] == "human" else 0
+    leading_gpt = len(turns) > 2 and turns[0]["from"] == "gpt" and turns[1]["from"] == "human"
+    return 1 if leading_gpt else 0
 
 
 def _placement(tables: ChatTables, ref: FileRef) -> Iterable[Finding]:

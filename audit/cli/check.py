@@ -44,7 +44,7 @@ def _check(args: argparse.Namespace) -> int:
 
     if args.workers is not None and args.workers < 1:
         raise UsageError("check: --workers must be at least 1")
-    err = Console(stderr=True, highlight=False)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
     with RichProgress(err) as progress:
         result = check_files(
             [Path(p) for p in args.paths],

@@ -1,0 +1,85 @@
+"""`llava-audit check`: exit codes, the findings JSONL contract, the --json summary, the console."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from audit.cli import main
+
+FIELDS = {"dataset", "file", "index", "record_id", "code", "severity", "message"}
+
+
+def _lcs(realdata: Path) -> list[dict[str, object]]:
+    raw = realdata / "raw" / "SeHwanJoo_LLaVA__blip_laion_cc_sbu_558k_head10.json"
+    return json.loads(raw.read_text(encoding="utf-8"))
+
+
+def test_clean_real_file_exits_0_and_writes_the_findings_contract(
+    realdata: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "findings.jsonl"
+    path = realdata / "cc3m_chat_samples.json"
+    assert main(["check", str(path), "--findings", str(out)]) == 0
+    lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert lines and all(set(line) == FIELDS for line in lines)
+    assert {line["severity"] for line in lines} == {"info"}
+    assert "0 errors" in capsys.readouterr().out
+
+
+def test_errors_exit_1_and_the_console_shows_code_index_and_id(
+    realdata: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    records = _lcs(realdata)
+    records[7]["conversations"][1]["from"] = "assistant"  # type: ignore[index]
+    path = tmp_path / "blip_laion_cc_sbu_558k.json"
+    path.write_text(json.dumps(records), encoding="utf-8")
+    out = tmp_path / "f.jsonl"
+    assert main(["check", str(path), "--findings", str(out)]) == 1
+    console = capsys.readouterr().out
+    assert "turn.role" in console and "[7]" in console and str(records[7]["id"]) in console
+    errors = [json.loads(x) for x in out.read_text().splitlines() if '"error"' in x]
+    assert [(e["code"], e["index"], e["record_id"]) for e in errors] == [
+        ("turn.role", 7, records[7]["id"])
+    ]
+
+
+def test_json_summary_is_machine_readable(
+    realdata: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    records = _lcs(realdata)
+    records[2]["image"] = ""
+    path = tmp_path / "data.json"
+    path.write_text(json.dumps(records), encoding="utf-8")
+    assert main(["check", str(path), "--json", "--kind", "lcs-chat"]) == 1
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["exit_code"] == 1
+    assert summary["records"] == 10
+    assert summary["by_severity"]["error"] == 1
+    assert summary["by_code"]["image.path"] == 1
+    assert summary["files"][str(path)]["image_records"] == 10
+
+
+def test_chat_and_metadata_are_paired(
+    realdata: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    chat = json.loads((realdata / "cc3m_chat_samples.json").read_text(encoding="utf-8"))
+    meta = [
+        {"id": r["id"], "image": r["image"], "url": "http://e.invalid/1.jpg", "caption": "other"}
+        for r in chat
+    ]
+    (tmp_path / "chat.json").write_text(json.dumps(chat), encoding="utf-8")
+    (tmp_path / "metadata.json").write_text(json.dumps(meta), encoding="utf-8")
+    paths = [str(tmp_path / "metadata.json"), str(tmp_path / "chat.json")]
+    assert main(["check", *paths, "--json"]) == 0  # caption differences are warnings
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["by_code"]["xfile.caption_mismatch"] == 5
+    assert summary["files"][str(tmp_path / "metadata.json")]["crossfile"]["matched"] == 5
+
+
+def test_help_lists_check(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["check", "--help"])
+    assert "--findings" in capsys.readouterr().out

@@ -1,0 +1,124 @@
+"""File-level defects: one clear line naming the file and the position, the right exit code, and
+whatever records can still be read are audited. Never a traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from audit.cli import main
+from audit.findings import from_jsonl
+
+GOOD = {
+    "id": "004539375",
+    "image": "00453/004539375.jpg",
+    "conversations": [
+        {"from": "human", "value": "Render a clear and concise summary of the photo.\n<image>"},
+        {
+            "from": "gpt",
+            "value": "select luxury furniture 3 - inch gel memory foam mattress topper",
+        },
+    ],
+}
+ARRAY = json.dumps(
+    [GOOD, GOOD | {"id": "004539376", "image": "00453/004539376.jpg"}], indent=2
+).encode()
+BAD_TOKEN = ARRAY.replace(b'"gpt"', b"gpt", 1)
+BAD_LINE = BAD_TOKEN[: BAD_TOKEN.index(b"gpt,")].count(b"\n") + 1
+END_LINE = ARRAY.count(b"\n") + 2
+LINES = b"".join(json.dumps(r).encode() + b"\n" for r in json.loads(ARRAY))
+
+# name, bytes, exit code, code, text in the one-line message, records still audited
+DEFECTS = [
+    ("empty", b"", 3, "file.empty", "the file is empty", 0),
+    ("whitespace", b" \n\n", 3, "file.empty", "only whitespace", 0),
+    ("truncated", ARRAY[:-40], 3, "file.invalid_json", "truncated JSON", 0),
+    ("bad token", BAD_TOKEN, 3, "file.invalid_json", f"line {BAD_LINE}, column", 0),
+    (
+        "top-level object",
+        json.dumps({"data": [GOOD]}).encode(),
+        3,
+        "file.not_array",
+        "an object",
+        0,
+    ),
+    ("scalar", b"42", 3, "file.not_array", "an int", 0),
+    (
+        "trailing garbage",
+        ARRAY + b"\n]\n",
+        1,
+        "file.trailing_data",
+        f"line {END_LINE}, column 1",
+        2,
+    ),
+    ("two arrays", ARRAY + ARRAY, 1, "file.trailing_data", "data after the end", 2),
+    ("json lines", LINES, 1, "file.jsonl", "JSON Lines (2 lines)", 2),
+    ("bom", b"\xef\xbb\xbf" + ARRAY, 1, "file.bom", "byte 0", 2),
+    ("latin-1", ARRAY.replace(b"mattress", b"matt\xe9ress"), 1, "file.encoding", "0xe9", 2),
+]
+
+
+@pytest.mark.parametrize(
+    ("data", "exit_code", "code", "text", "audited"),
+    [d[1:] for d in DEFECTS],
+    ids=[d[0] for d in DEFECTS],
+)
+def test_file_level_defect(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    data: bytes,
+    exit_code: int,
+    code: str,
+    text: str,
+    audited: int,
+) -> None:
+    path = tmp_path / "blip_laion_cc_sbu_558k.json"
+    path.write_bytes(data)
+    out = tmp_path / "findings.jsonl"
+    assert main(["check", str(path), "--findings", str(out), "--json"]) == exit_code
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err + captured.out
+    file_level = [
+        f
+        for f in from_jsonl(out.read_bytes())
+        if f.index is None and not f.code.startswith("stats.")
+    ]
+    file_level = [f for f in file_level if f.code != "file.record_count"]
+    assert [f.code for f in file_level] == [code]
+    assert str(path) in file_level[0].message and text in file_level[0].message
+    assert "\n" not in file_level[0].message
+    summary = json.loads(captured.out)
+    assert summary["records"] == audited
+    if exit_code == 3:  # the one-line message on stderr names the file and what is wrong
+        assert str(path) in captured.err and text.split()[0] in captured.err
+
+
+def test_jsonl_line_that_is_not_json_is_one_finding(tmp_path: Path) -> None:
+    path = tmp_path / "data.jsonl"
+    path.write_bytes(LINES + b'{"id": "x", "conv\n' + LINES)
+    out = tmp_path / "f.jsonl"
+    assert main(["check", str(path), "--kind", "lcs-chat", "--findings", str(out)]) == 1
+    codes = {
+        (f.code, f.index) for f in from_jsonl(out.read_bytes()) if not f.code.startswith("stats.")
+    }
+    assert ("record.invalid_json", 2) in codes and ("file.jsonl", None) in codes
+
+
+@pytest.mark.parametrize("target", ["missing.json", "."], ids=["missing", "directory"])
+def test_unreadable_path_exits_3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], target: str
+) -> None:
+    path = tmp_path / target
+    assert main(["check", str(path)]) == 3
+    err = capsys.readouterr().err
+    assert str(path) in err and "Traceback" not in err
+
+
+def test_unknown_kind_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "x.json"
+    path.write_bytes(ARRAY)
+    with pytest.raises(SystemExit) as exc:
+        main(["check", str(path), "--kind", "laion"])
+    assert exc.value.code == 2

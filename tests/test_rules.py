@@ -1,0 +1,438 @@
+"""Mutation tests: a real LLaVA record broken in exactly one way yields exactly that finding code,
+at that record's index, with the spec's severity; the untouched neighbours yield nothing."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from audit.structure import check_files
+
+Record = dict[str, Any]
+TARGET = 2  # the mutated record's index; records 0, 1, 3, 4 stay real and clean
+
+
+def _records(realdata: Path, kind: str) -> list[Record]:
+    if kind == "lcs-chat":
+        raw = realdata / "raw" / "haotian-liu_LLaVA_pr1902__blip_laion_cc_sbu_2k.json"
+        return json.loads(raw.read_text(encoding="utf-8"))[:5]
+    if kind == "cc3m-chat":
+        return json.loads((realdata / "cc3m_chat_samples.json").read_text(encoding="utf-8"))
+    base = json.loads((realdata / "instruct_samples.json").read_text(encoding="utf-8"))[0]
+    records = []
+    for number in range(5):  # the one real instruct record under five real-shaped ids
+        record = copy.deepcopy(base)
+        record["id"] = f"{442786 + number:012d}"
+        record["image"] = f"{record['id']}.jpg"
+        records.append(record)
+    if kind == "mix":
+        for record in records:
+            record["image"] = "coco/train2017/" + record["image"]
+    return records
+
+
+def audit(tmp_path: Path, records: list[Any], kind: str) -> set[tuple[str, int | None, str]]:
+    """(code, index, severity) of every finding except the per-file statistics."""
+    path = tmp_path / f"{kind}.json"
+    path.write_text(json.dumps(records), encoding="utf-8")
+    result = check_files([path], kind=kind, workers=1)
+    return {
+        (f.code, f.index, f.severity.value)
+        for f in result.findings
+        if not f.code.startswith("stats.") and f.code != "file.record_count"
+    }
+
+
+def _human(r: Record) -> Record:
+    return r["conversations"][0]
+
+
+def _gpt(r: Record) -> Record:
+    return r["conversations"][1]
+
+
+def _set(key: str, value: Any) -> Callable[[Record], Any]:
+    return lambda r: r.__setitem__(key, value)
+
+
+def _move_image_to_answer(r: Record) -> None:
+    _human(r)["value"] = _human(r)["value"].replace("<image>", "").strip()
+    _gpt(r)["value"] += "\n<image>"
+
+
+MUTATIONS: list[tuple[str, str, Callable[[Record], Any], str, str]] = [
+    # (name, kind, mutate, code, severity)
+    (
+        "no conversations",
+        "lcs-chat",
+        lambda r: r.pop("conversations"),
+        "record.conversations",
+        "error",
+    ),
+    ("empty conversations", "lcs-chat", _set("conversations", []), "record.conversations", "error"),
+    (
+        "conversations not a list",
+        "lcs-chat",
+        _set("conversations", "hi"),
+        "record.conversations",
+        "error",
+    ),
+    (
+        "turn not an object",
+        "instruct",
+        lambda r: r["conversations"].__setitem__(1, "ok"),
+        "turn.not_object",
+        "error",
+    ),
+    ("turn without value", "lcs-chat", lambda r: _gpt(r).pop("value"), "turn.keys", "error"),
+    (
+        "turn value null",
+        "lcs-chat",
+        lambda r: _gpt(r).__setitem__("value", None),
+        "turn.keys",
+        "error",
+    ),
+    (
+        "turn from a number",
+        "lcs-chat",
+        lambda r: _gpt(r).__setitem__("from", 1),
+        "turn.keys",
+        "error",
+    ),
+    (
+        "extra turn key",
+        "lcs-chat",
+        lambda r: _gpt(r).__setitem__("weight", 1),
+        "turn.extra_key",
+        "warning",
+    ),
+    (
+        "role case",
+        "lcs-chat",
+        lambda r: _human(r).__setitem__("from", "Human"),
+        "turn.role",
+        "error",
+    ),
+    (
+        "role user",
+        "instruct",
+        lambda r: _gpt(r).__setitem__("from", "assistant"),
+        "turn.role",
+        "error",
+    ),
+    (
+        "roles swapped",
+        "lcs-chat",
+        lambda r: (_human(r).update({"from": "gpt"}), _gpt(r).update({"from": "human"})),
+        "turn.order",
+        "error",
+    ),
+    (
+        "leading gpt",
+        "instruct",
+        lambda r: r["conversations"].insert(0, {"from": "gpt", "value": "Hello!"}),
+        "turn.leading_gpt",
+        "warning",
+    ),
+    (
+        "ends with human",
+        "instruct",
+        lambda r: r["conversations"].append({"from": "human", "value": "And then?"}),
+        "turn.order",
+        "error",
+    ),
+    (
+        "empty answer",
+        "lcs-chat",
+        lambda r: _gpt(r).__setitem__("value", ""),
+        "turn.empty_value",
+        "error",
+    ),
+    (
+        "blank answer",
+        "cc3m-chat",
+        lambda r: _gpt(r).__setitem__("value", " \n "),
+        "turn.empty_value",
+        "error",
+    ),
+    (
+        "eos in answer",
+        "lcs-chat",
+        lambda r: _gpt(r).__setitem__("value", "a cat</s>"),
+        "turn.eos_token",
+        "error",
+    ),
+    (
+        "role marker",
+        "instruct",
+        lambda r: _gpt(r).__setitem__("value", "Sure. ASSISTANT: yes"),
+        "turn.role_marker",
+        "warning",
+    ),
+    (
+        "no image token",
+        "lcs-chat",
+        lambda r: _human(r).__setitem__("value", _human(r)["value"].replace("<image>", "").strip()),
+        "image_token.count",
+        "error",
+    ),
+    (
+        "two image tokens",
+        "cc3m-chat",
+        lambda r: _human(r).__setitem__("value", "<image>\n" + _human(r)["value"]),
+        "image_token.count",
+        "error",
+    ),
+    ("image token in answer", "lcs-chat", _move_image_to_answer, "image_token.position", "error"),
+    (
+        "image token mid-text",
+        "instruct",
+        lambda r: _human(r).__setitem__("value", "What do you see <image> happening?"),
+        "image_token.placement",
+        "warning",
+    ),
+    (
+        "text-only with token",
+        "instruct",
+        lambda r: r.pop("image"),
+        "image_token.text_only",
+        "error",
+    ),
+    ("image empty", "generic", _set("image", ""), "image.path", "error"),
+    ("image absolute", "generic", _set("image", "/data/coco/x.jpg"), "image.path", "error"),
+    ("image escapes folder", "generic", _set("image", "../x.jpg"), "image.path", "error"),
+    ("image null", "generic", _set("image", None), "image.path", "error"),
+    ("image list", "lcs-chat", _set("image", ["a.jpg", "b.jpg"]), "image.path", "error"),
+    ("id int", "lcs-chat", _set("id", 4539375), "record.id_type", "error"),
+    ("id missing", "cc3m-chat", lambda r: r.pop("id"), "record.id_type", "error"),
+    ("id int in mix", "mix", _set("id", 442788), "record.id_type", "warning"),
+    ("id float", "instruct", _set("id", 1.5), "record.id_type", "error"),
+    (
+        "cc3m id",
+        "cc3m-chat",
+        lambda r: r.update(id="GCC_train_12", image="GCC_train_12.jpg"),
+        "id.pattern",
+        "error",
+    ),
+    (
+        "cc3m image",
+        "cc3m-chat",
+        lambda r: r.update(image=r["id"] + ".png"),
+        "image.path_pattern",
+        "error",
+    ),
+    (
+        "lcs id",
+        "lcs-chat",
+        lambda r: r.update(id="12345678", image="12345/12345678.jpg"),
+        "id.pattern",
+        "error",
+    ),
+    (
+        "lcs image",
+        "lcs-chat",
+        lambda r: r.update(image=r["id"] + ".jpg"),
+        "image.path_pattern",
+        "error",
+    ),
+    (
+        "instruct id",
+        "instruct",
+        lambda r: r.update(id="442786", image="442786.jpg"),
+        "id.pattern",
+        "error",
+    ),
+    (
+        "instruct 2014 name",
+        "instruct",
+        lambda r: r.update(image="COCO_train2014_" + r["image"]),
+        "image.path_pattern",
+        "error",
+    ),
+    (
+        "pretraining with 4 turns",
+        "lcs-chat",
+        lambda r: r["conversations"].extend(
+            [{"from": "human", "value": "More?"}, {"from": "gpt", "value": "No."}]
+        ),
+        "turn.count",
+        "error",
+    ),
+    (
+        "unknown prompt",
+        "cc3m-chat",
+        lambda r: _human(r).__setitem__("value", "Tell me about it.\n<image>"),
+        "prompt.unknown",
+        "warning",
+    ),
+    (
+        "too long",
+        "instruct",
+        lambda r: _gpt(r).__setitem__("value", "word " * 2000),
+        "turn.too_long",
+        "warning",
+    ),
+    ("extra record key", "lcs-chat", _set("source", "laion"), "record.extra_key", "info"),
+    ("mix folder", "mix", _set("image", "flickr30k/123.jpg"), "mix.prefix", "error"),
+    (
+        "mix coco id",
+        "mix",
+        lambda r: r.update(id="123", image="coco/train2017/123.jpg"),
+        "id.pattern",
+        "warning",
+    ),
+    (
+        "mix text-only without model",
+        "mix",
+        lambda r: (r.pop("image"), _human(r).__setitem__("value", "Hello?")),
+        "mix.model_key",
+        "info",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "mutate", "code", "severity"),
+    [m[1:] for m in MUTATIONS],
+    ids=[m[0] for m in MUTATIONS],
+)
+def test_each_rule_catches_its_mutation(
+    realdata: Path,
+    tmp_path: Path,
+    kind: str,
+    mutate: Callable[[Record], Any],
+    code: str,
+    severity: str,
+) -> None:
+    records = _records(realdata, kind)
+    assert audit(tmp_path, records, kind) == set(), "the unmutated records must be clean"
+    mutate(records[TARGET])
+    assert audit(tmp_path, records, kind) == {(code, TARGET, severity)}
+
+
+def test_record_not_an_object(realdata: Path, tmp_path: Path) -> None:
+    records: list[Any] = _records(realdata, "lcs-chat")
+    records[TARGET] = 42
+    assert audit(tmp_path, records, "lcs-chat") == {("record.not_object", TARGET, "error")}
+
+
+def test_exact_duplicate_is_a_warning_on_the_later_copy(realdata: Path, tmp_path: Path) -> None:
+    records = _records(realdata, "cc3m-chat")
+    records[3] = copy.deepcopy(records[1])
+    assert audit(tmp_path, records, "cc3m-chat") == {("record.duplicate", 3, "warning")}
+
+
+def test_repeated_ids_are_counted_not_reported(realdata: Path, tmp_path: Path) -> None:
+    records = _records(realdata, "instruct")
+    records[3]["conversations"][1]["value"] = "Another answer about the same image."
+    records[3]["id"], records[3]["image"] = records[1]["id"], records[1]["image"]
+    path = tmp_path / "instruct.json"
+    path.write_text(json.dumps(records), encoding="utf-8")
+    result = check_files([path], kind="instruct", workers=1)
+    assert not [f for f in result.findings if f.severity.value != "info"]
+    assert result.stats["files"][str(path)]["duplicates"]["repeated_ids"] == 1
+
+
+def test_one_bad_record_does_not_hide_the_others(realdata: Path, tmp_path: Path) -> None:
+    records: list[Any] = _records(realdata, "lcs-chat")
+    records[1] = "not a record"
+    records[3]["conversations"][0]["from"] = "user"
+    assert audit(tmp_path, records, "lcs-chat") == {
+        ("record.not_object", 1, "error"),
+        ("turn.role", 3, "error"),
+    }
+
+
+def _pair(
+    realdata: Path, tmp_path: Path, chat: list[Record], meta: list[Record]
+) -> set[tuple[str, str, int | None]]:
+    """(file name, code, index) of the non-statistics findings of a chat + metadata pair."""
+    folder = tmp_path / "cc3m"
+    folder.mkdir(exist_ok=True)
+    (folder / "chat.json").write_text(json.dumps(chat), encoding="utf-8")
+    (folder / "metadata.json").write_text(json.dumps(meta), encoding="utf-8")
+    result = check_files([folder / "chat.json", folder / "metadata.json"], workers=1)
+    return {
+        (Path(f.file).name, f.code, f.index)
+        for f in result.findings
+        if not f.code.startswith("stats.") and f.code != "file.record_count"
+    }
+
+
+def _metadata(chat: list[Record]) -> list[Record]:
+    """Metadata records as the CC-3M card describes them, derived from the real chat records."""
+    return [
+        {
+            "id": r["id"],
+            "image": r["image"],
+            "caption": r["conversations"][1]["value"],
+            "url": f"http://example.invalid/{r['id']}.jpg",
+            "blip_caption": "a photo",
+        }
+        for r in chat
+    ]
+
+
+CROSS_FILE: list[
+    tuple[str, Callable[[list[Record], list[Record]], Any], set[tuple[str, str, int]]]
+] = [
+    (
+        "metadata lacks a record",
+        lambda c, m: m.pop(TARGET),
+        {("chat.json", "xfile.missing_metadata", TARGET)},
+    ),
+    (
+        "metadata has an extra record",
+        lambda c, m: m.append(
+            {**m[0], "id": "GCC_train_000000001", "image": "GCC_train_000000001.jpg"}
+        ),
+        {("metadata.json", "xfile.missing_chat", 5)},
+    ),
+    (
+        "image differs",
+        lambda c, m: m[TARGET].update(image="GCC_train_000000001.jpg"),
+        {
+            ("chat.json", "xfile.image_mismatch", TARGET),
+            ("metadata.json", "image.path_pattern", TARGET),
+        },
+    ),
+    (
+        "caption differs",
+        lambda c, m: m[TARGET].update(caption="a different caption ."),
+        {("chat.json", "xfile.caption_mismatch", TARGET)},
+    ),
+    (
+        "url null",
+        lambda c, m: m[TARGET].update(url=None),
+        {("metadata.json", "metadata.field", TARGET)},
+    ),
+    (
+        "metadata id is an index",  # ids no longer match: each side reports its unmatched record
+        lambda c, m: m[TARGET].update(id=5),
+        {
+            ("chat.json", "xfile.missing_metadata", TARGET),
+            ("metadata.json", "xfile.missing_chat", TARGET),
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"), [c[1:] for c in CROSS_FILE], ids=[c[0] for c in CROSS_FILE]
+)
+def test_chat_against_metadata(
+    realdata: Path,
+    tmp_path: Path,
+    mutate: Callable[[list[Record], list[Record]], Any],
+    expected: set[tuple[str, str, int]],
+) -> None:
+    chat = _records(realdata, "cc3m-chat")
+    meta = _metadata(chat)
+    assert _pair(realdata, tmp_path, chat, meta) == set()
+    mutate(chat, meta)
+    assert _pair(realdata, tmp_path, chat, meta) == expected
