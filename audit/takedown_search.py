@@ -17,7 +17,7 @@ import msgspec
 
 from audit.checks.takedown import Candidate
 from audit.config import Config
-from audit.errors import TakedownError
+from audit.errors import InputError, TakedownError
 from audit.loaders import imageroots
 from audit.loaders.jsonfile import parse_container
 from audit.loaders.records import METADATA_ALIASES, raw_records
@@ -145,7 +145,12 @@ def hash_images(
     caches: dict[str, dict[str, tuple[str, ImageHashes]]] = {}
     fresh: list[tuple[str, str, str, ImageHashes]] = []
     for loaded in todo:
-        roots = imageroots.open_roots([config.path(p) for p in roots_of[loaded.source.dataset]])
+        try:
+            roots = imageroots.open_roots([config.path(p) for p in roots_of[loaded.source.dataset]])
+        except InputError:  # a missing root is the image stage's finding; nothing here to hash
+            counts["unavailable"] += sum(c.image is not None for c in loaded.candidates)
+            progress.advance(len(loaded.candidates))
+            continue
         for i, c in enumerate(loaded.candidates):
             progress.advance()
             loc = _locate(roots, c.image)
