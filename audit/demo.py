@@ -133,6 +133,28 @@ def _toml(value: object) -> str:
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def plant_takedown(config: config_mod.Config) -> None:
+    """A rights holder's request, recorded and applied once: cleaned copies are written beside the
+    originals and the image is blocklisted, but the audit reads the originals, so it reports the
+    image as present (the "never comes back" check of the takedown workflow)."""
+    from audit import takedown
+    from audit.store import Store
+    from audit.store.ledger import Ledger
+
+    with Store(config.path(config.state)) as store:
+        if Ledger(store).requests():
+            return
+        request = takedown.new_request(
+            config,
+            store,
+            ground="copyright",
+            requester_contact="photographer@example.org",
+            identifiers=[("image", demodata.TAKEDOWN_IMAGE)],
+            notes="demo: the photographer asked for this image to be removed",
+        )
+        takedown.apply(config, store, request.request_id)
+
+
 def run_demo(
     folder: Path, *, progress: Progress | None = None, console: Console | None = None
 ) -> tuple[rpt.AuditReport, Path]:
@@ -146,5 +168,6 @@ def run_demo(
         if console is not None:
             console.print(f"demo datasets and audit.toml written to {folder}; auditing ...")
         config = config_mod.load(config_file)
+        plant_takedown(config)
         report = run_audit(config, progress=progress, config_file=str(config_file))
     return report, config.path(config.reports_dir) / report.run_id

@@ -65,11 +65,15 @@ PLANTED: tuple[tuple[str, int, str], ...] = (
     ("cc3m", 10, "record missing from metadata.json"),
     ("cc3m", 12, "zip member missing"),
     ("cc3m", 13, "zip member is not an image"),
+    ("cc3m", 16, "image taken down on request, still in the dataset"),
     ("instruct", 2, "roles do not alternate"),
     ("instruct", 4, "integer id"),
     ("instruct", 5, "exact duplicate of record 1"),
     ("instruct", 6, "image file missing"),
 )
+
+#: The image a rights holder asked to remove (the demo records and applies the request).
+TAKEDOWN_IMAGE = f"GCC_train_{2582585 - 16 * 4111:09d}.jpg"
 
 #: URL kinds served by the demo's local server (see audit/demo.py), cycled over metadata records.
 URL_KINDS = ("img", "img", "img", "dead", "img", "gone", "img", "moved", "img", "optout", "html")

@@ -81,6 +81,7 @@ EXPECTED = {
     ("cc3m", 10): "xfile.missing_metadata",
     ("cc3m", 12): "image.missing",
     ("cc3m", 13): "image.corrupt",
+    ("cc3m", 16): "takedown.present",
     ("instruct", 2): "turn.order",
     ("instruct", 4): "record.id_type",
     ("instruct", 5): "record.duplicate",
