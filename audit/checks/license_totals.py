@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from audit import findings
-from audit.checks.licenses import USES, Judgement, RecordLicence
+from audit.checks.licenses import USES, Judgement, RecordLicence, UseVerdict
 from audit.checks.provenance import Provenance
 from audit.findings import Finding
 from audit.policy import Card, Verdict
@@ -40,7 +40,7 @@ class FileTally:
     coco_unresolved: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     _counts: Counter[tuple[str, Judgement]] = field(default_factory=Counter)
-    _groups: dict[tuple[str, str, tuple[str, ...]], list[str]] = field(default_factory=dict)
+    _groups: dict[tuple[str, UseVerdict], list[str]] = field(default_factory=dict)
 
     def add(self, rec: RecordLicence) -> None:
         prov = rec.provenance
@@ -65,7 +65,10 @@ class FileTally:
             if uv.verdict is Verdict.FORBIDDEN:
                 forbidden.append(f"forbidden for {use}: " + "; ".join(uv.reasons))
             elif uv.verdict is Verdict.UNKNOWN or uv.verdict is Verdict.CONDITIONAL:
-                self._groups.setdefault((use, uv.verdict.value, uv.reasons), []).append(label)
+                group = self._groups.get((use, uv))
+                if group is None:
+                    group = self._groups[(use, uv)] = []
+                group.append(label)
         if forbidden:
             self._finding("license.forbidden", " | ".join(forbidden), prov)
         conflict = rec.judgement.share_alike_conflict
@@ -120,9 +123,10 @@ class FileTally:
         out = list(self.findings)
         if card is not None and self.records:
             out.append(self._file_finding("license.card_scope", self._card_message(card)))
-        for (use, verdict, reasons), labels in sorted(
-            self._groups.items(), key=lambda kv: -len(kv[1])
-        ):
+        merged: dict[tuple[str, str, tuple[str, ...]], list[str]] = {}
+        for (use, uv), group in self._groups.items():  # equal reasons from different judgements
+            merged.setdefault((use, uv.verdict.value, uv.reasons), []).extend(group)
+        for (use, verdict, reasons), labels in sorted(merged.items(), key=lambda kv: -len(kv[1])):
             what = "no known licence" if verdict == "unknown" else "only conditionally allowed"
             out.append(
                 self._file_finding(

@@ -33,7 +33,7 @@ class ResolvedPart(NamedTuple):
     inferred: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # identity hash: the tally groups records by it
 class UseVerdict:
     verdict: Verdict
     reasons: tuple[str, ...]

@@ -65,6 +65,25 @@ _PREFIXES: tuple[tuple[str, str, str], ...] = (
 )
 
 
+# Shared part tuples: records of one kind reuse them, so the evaluator's cache hits by identity.
+_CC3M = (Part("cc3m", "image"), Part("cc3m", "caption_alt_text"))
+_CC3M_BLIP = (*_CC3M, Part("blip_caption", "synthetic_caption"))
+_PREFIX_PARTS = {
+    prefix: (Part(image_source, "image"), Part(annotation_source, "source_annotation"))
+    for prefix, image_source, annotation_source in _PREFIXES
+}
+_LCS_PARTS: dict[tuple[str, bool], tuple[Part, ...]] = {}
+
+
+def _lcs_parts(image_source: str, blip: bool) -> tuple[Part, ...]:
+    parts = _LCS_PARTS.get((image_source, blip))
+    if parts is None:
+        image = (Part(image_source, "image", inferred=True),)
+        parts = (*image, Part("blip_caption", "synthetic_caption")) if blip else image
+        _LCS_PARTS[(image_source, blip)] = parts
+    return parts
+
+
 def derive(
     view: RecordView,
     *,
@@ -87,22 +106,15 @@ def derive(
             text = (Part("sharegpt", "user_text"), Part("sharegpt", "generated_text"))
             return _prov(view, "sharegpt", text)
         return _prov(view, "unknown", (Part("unknown", "image"),))
-    parts: list[Part]
     if _GCC.search(image):
-        parts = [Part("cc3m", "image"), Part("cc3m", "caption_alt_text")]
-        if view.blip_caption:
-            parts.append(Part("blip_caption", "synthetic_caption"))
-        return _prov(view, "cc3m", tuple(parts))
+        return _prov(view, "cc3m", _CC3M_BLIP if view.blip_caption else _CC3M)
     if _LCS.match(image) or kind in ("lcs-chat", "lcs-metadata"):
         image_source = _lcs_source(view.url, hosts, lcs_fallback)
-        parts = [Part(image_source, "image", inferred=True)]
-        if kind != "lcs-metadata" or view.blip_caption:  # the chat answer is the BLIP caption
-            parts.append(Part("blip_caption", "synthetic_caption"))
-        return _prov(view, image_source, tuple(parts))
-    for prefix, image_source, annotation_source in _PREFIXES:
+        blip = kind != "lcs-metadata" or view.blip_caption  # the chat answer is the BLIP caption
+        return _prov(view, image_source, _lcs_parts(image_source, blip))
+    for prefix, parts in _PREFIX_PARTS.items():
         if image.startswith(prefix):
-            found = (Part(image_source, "image"), Part(annotation_source, "source_annotation"))
-            return _prov(view, image_source, found)
+            return _prov(view, parts[0].source, parts)
     match = _COCO_NAME.search(image)
     if match and (kind in ("instruct", "mix", "generic") or image.startswith("coco/")):
         coco_id = int(match.group(1))
