@@ -175,6 +175,8 @@ def apply(
     """
     ledger = Ledger(store)
     request = ledger.get(request_id)
+    if ledger.state(request_id)["rejected"] is not None:
+        raise TakedownError(f"{request_id} was rejected; record a new request to act on it")
     located, loaded = _locate_request(config, store, request, progress or NoProgress(), True)
     _record_located_if_changed(ledger, located)
     files: list[dict[str, Any]] = []
@@ -344,6 +346,16 @@ def notify(store: Store, request_id: str, *, when: dt.date | None = None, note: 
     )
 
 
+def reject(store: Store, request_id: str, *, reason: str) -> Event:
+    """§8.6 action `rejected` (e.g. not verifiable): nothing is removed and no warning remains."""
+    ledger = Ledger(store)
+    if ledger.state(request_id)["blocklisted"] is not None:
+        raise TakedownError(f"{request_id} is already applied; its keys stay on the blocklist")
+    if not reason.strip():
+        raise TakedownError("say why the request is rejected (--reason)")
+    return ledger.record(request_id, "rejected", summary=reason.strip())
+
+
 def blocklist_findings(
     config: Config,
     store: Store,
@@ -360,7 +372,10 @@ def blocklist_findings(
     entries = ledger.blocklist()
     applied = {rid for _, rid in entries}
     pending = [
-        (k, r.request_id) for r in ledger.requests() if r.request_id not in applied for k in r.keys
+        (k, r.request_id)
+        for r in ledger.requests()
+        if r.request_id not in applied and ledger.state(r.request_id)["rejected"] is None
+        for k in r.keys
     ]
     stats: dict[str, Any] = {
         "blocklist_keys": len(entries),

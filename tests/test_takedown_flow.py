@@ -231,3 +231,30 @@ def test_a_crash_between_removed_and_blocklisted_is_visible_and_resumable(
     assert {f.code for f in takedown.blocklist_findings(cfg, store).findings} == {
         "takedown.present"
     }
+
+
+def test_a_rejected_request_stops_warning_and_cannot_be_applied(
+    tmp_path: Path, realdata: Path
+) -> None:
+    world = build(tmp_path, realdata, with_images=False)
+    cfg, store = _open(world)
+    rid = _new(cfg, store, ("record_id", "002239345"), ground="gdpr")
+    assert takedown.blocklist_findings(cfg, store).findings  # pending warning
+    with pytest.raises(TakedownError, match="say why"):
+        takedown.reject(store, rid, reason=" ")
+    takedown.reject(store, rid, reason="not the requester's own data (name only in alt text)")
+    assert takedown.blocklist_findings(cfg, store).findings == []
+    with pytest.raises(TakedownError, match="was rejected"):
+        takedown.apply(cfg, store, rid)
+    md = takedown.checklist(store, rid)
+    assert "| Rejected | done |" in md and "takedown apply" not in md
+    assert "takedown notify" in md  # the requester still gets an answer
+
+
+def test_an_applied_request_cannot_be_rejected(tmp_path: Path, realdata: Path) -> None:
+    world = build(tmp_path, realdata, with_images=False)
+    cfg, store = _open(world)
+    rid = _new(cfg, store, ("record_id", "002239345"))
+    takedown.apply(cfg, store, rid)
+    with pytest.raises(TakedownError, match="already applied"):
+        takedown.reject(store, rid, reason="changed our mind")

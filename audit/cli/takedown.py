@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "takedown",
         help="record and answer takedown requests: new, list, show, match, apply, checklist, "
-        "verify, notify",
+        "verify, notify, reject",
         description="The takedown workflow: record a request in the append-only ledger, find "
         "every affected record in every configured dataset, write cleaned copies beside the "
         "originals, render the response checklist, re-audit, and keep the items out of every "
@@ -82,6 +82,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     chk.add_argument("--format", choices=("md", "html"), default="md", help="output format")
     chk.add_argument("--out", metavar="FILE", help="write to FILE (default: standard output)")
     step("verify", "re-audit: cleaned copies and configured datasets hold no blocked item", _verify)
+    reject = step("reject", "record that the request is not acted on, and why", _reject)
+    reject.add_argument("--reason", required=True, help="why (e.g. not verifiable)")
     notify = step("notify", "record that the requester was told what was done", _notify)
     notify.add_argument("--date", type=_date, help="when (default: now)")
     notify.add_argument("--note", default="", help="what was said, and to which recipients")
@@ -263,6 +265,17 @@ def _verify(args: argparse.Namespace) -> int:
     verdict = "[green]verified[/]" if result.ok else "[red]not clean[/]"
     out.print(f"{args.request_id}: {verdict}")
     return 0 if result.ok else 1
+
+
+def _reject(args: argparse.Namespace) -> int:
+    from audit.takedown import reject
+
+    with _opened(args) as (_, store):
+        reject(store, args.request_id, reason=args.reason)
+    _console().print(
+        f"{args.request_id}: rejected. Tell the requester: llava-audit takedown notify"
+    )
+    return 0
 
 
 def _notify(args: argparse.Namespace) -> int:

@@ -57,8 +57,13 @@ def build(ledger: Ledger, request_id: str, today: dt.date | None = None) -> Chec
     today = today or dt.datetime.now(dt.UTC).date()
     state = ledger.state(request_id)
     steps = [StepRow("Request received", "done", request.received.isoformat(), request.ground)]
+    rejected = state["rejected"]
+    if rejected is not None:
+        steps.append(StepRow("Rejected", "done", _when(rejected), rejected.summary))
     for step, title in STEP_TITLES.items():
         event = state[step]
+        if rejected is not None and event is None and step != "notified":
+            continue
         status = "pending" if event is None else ("done" if event.ok else "failed")
         steps.append(StepRow(title, status, _when(event), event.summary if event else ""))
     return Checklist(
@@ -114,9 +119,11 @@ def _left(request: Request, state: dict[str, Event | None]) -> list[Todo]:
     rid = request.request_id
     located, removed, reaudited = state["located"], state["removed"], state["reaudited"]
     left = []
-    if located is None:
+    if state["rejected"] is not None:
+        located = removed = reaudited = None
+    elif located is None:
         left.append(Todo("Locate every affected record", f"llava-audit takedown match {rid}"))
-    if removed is None or state["blocklisted"] is None:
+    if state["rejected"] is None and (removed is None or state["blocklisted"] is None):
         left.append(
             Todo(
                 "Write the cleaned copies and blocklist the keys",

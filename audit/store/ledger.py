@@ -23,7 +23,7 @@ from audit.store import Store, register_schema
 
 Ground = Literal["copyright", "gdpr", "illegal_content", "tdm_opt_out", "dataset_owner_request"]
 GROUNDS: tuple[str, ...] = Ground.__args__  # type: ignore[attr-defined]
-Step = Literal["located", "removed", "reaudited", "blocklisted", "notified"]
+Step = Literal["located", "removed", "reaudited", "blocklisted", "notified", "rejected"]
 STEPS: tuple[str, ...] = Step.__args__  # type: ignore[attr-defined]
 
 _TABLES = ("takedown_request", "takedown_key", "takedown_event", "takedown_blocklist")
