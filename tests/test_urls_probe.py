@@ -154,12 +154,12 @@ def test_placeholder_by_redirect_target_and_by_hash(server: HttpServer, store: S
 
     statuses = probe(
         server,
-        ["/flickr.jpg", "/same-bytes.jpg"],
+        ["/flickr.jpg", "/same-bytes.jpg", "/photo_unavailable.png"],
         store,
         placeholder_urls=[server.url("/photo_unavailable.png")],
         placeholder_sha256=[hashlib.sha256(placeholder).hexdigest()],
     )
-    assert statuses == {"/flickr.jpg": "placeholder", "/same-bytes.jpg": "placeholder"}
+    assert set(statuses.values()) == {"placeholder"}
     assert server.hits["/photo_unavailable.png"] == 0  # recognised from the redirect alone
 
 

@@ -123,6 +123,8 @@ class Prober:
         return UrlProbe(url, out.status, out.http_status, out.detail, out.final_url, time.time())
 
     def _follow(self, url: str) -> Outcome:
+        if _normalise(url) in self.placeholder_urls:
+            return Outcome("placeholder", None, "the URL is a known placeholder image", url)
         seen = {url}
         current = url
         for _hop in range(self.settings.max_redirects + 1):
