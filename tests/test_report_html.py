@@ -1,0 +1,86 @@
+"""The HTML pages without a browser: escaping, bounded size, and the figures they show."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from audit import findings
+from audit.models import StageResult
+from audit.output import html
+from audit.output import report as rpt
+
+XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+
+
+def _report(n_findings: int = 3, message: str = "bad") -> rpt.AuditReport:
+    found = [
+        findings.make("turn.role", message, dataset=XSS, file="chat.json", index=i, record_id=XSS)
+        for i in range(n_findings)
+    ]
+    licence = StageResult(
+        stage="license",
+        stats={
+            "uses": ["commercial"],
+            "verdicts": {"commercial": {"forbidden": 7, "allowed": 3}, "research": {"allowed": 10}},
+            "usable": {"commercial": 3, "research": 10},
+        },
+    )
+    ds = rpt.DatasetReport(
+        name=XSS,
+        kind="generic",
+        records=10,
+        missing_rate=0.3,
+        url_missing_rate=None,
+        stages={
+            "structure": rpt.StageRun(
+                status="ok", result=StageResult(stage="structure", findings=found, stats={XSS: XSS})
+            ),
+            "license": rpt.StageRun(status="ok", result=licence),
+        },
+    )
+    report = rpt.AuditReport(
+        run_id="20261126T000000Z-0000",
+        started=datetime(2026, 11, 26, tzinfo=UTC),
+        finished=datetime(2026, 11, 26, 0, 1, tzinfo=UTC),
+        status="succeeded",
+        datasets=[ds],
+    )
+    report.totals = rpt.compute_totals(report.datasets)
+    return report
+
+
+def test_dataset_text_is_escaped_everywhere() -> None:
+    page = html.render_run(_report())
+    assert "<script" not in page and "<img" not in page
+    assert "&lt;script&gt;" in page
+
+
+def test_page_size_is_bounded_by_examples_per_code() -> None:
+    small = len(html.render_run(_report(10, "x" * 5000)))
+    large = len(html.render_run(_report(100_000, "x" * 5000)))
+    assert large - small < 2_000  # only the count changes; examples and messages are capped
+    assert large < 200_000
+
+
+def test_licence_rows_put_declared_use_first_with_counts() -> None:
+    (ds,) = _report().datasets
+    rows = html.licence_rows(ds)
+    assert rows[0].use == "commercial" and rows[0].declared
+    assert dict(zip(html.VERDICTS, rows[0].counts, strict=True))["forbidden"] == 7
+    assert rows[0].usable == 3
+    assert [r.use for r in rows[1:]] == [
+        "research",
+        "redistribute-images",
+        "redistribute-annotations",
+    ]
+
+
+def test_missing_bars_scale_with_the_baselines() -> None:
+    report = _report()
+    bars = html.missing_bars(report)
+    assert [(b.series, b.text) for b in bars] == [("local", "30.0%"), ("url", "not probed")]
+    assert html.baseline_x(report, html.CC3M_BASELINE) < bars[0].width  # 30% bar past the 15% line
+
+
+def test_index_without_runs_says_how_to_start() -> None:
+    assert "llava-audit demo" in html.render_index([])
