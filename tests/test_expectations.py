@@ -173,3 +173,20 @@ def test_real_lcs_records_meet_their_suite(realdata: Path, tmp_path: Path) -> No
     table = record_table(records)
     result = run_expectations(table, "lcs-chat", suites_dir=SUITES, docs_dir=None, dataset="lcs")
     assert [f.severity for f in result.findings] == [Severity.WARNING]  # only the row count
+
+
+def test_dataset_markup_is_text_in_data_docs_and_verbatim_in_findings(tmp_path: Path) -> None:
+    hostile = ["<script>alert(1)</script>", "<img src=x onerror=alert(2)>", "a&b'\""]
+    records = [lcs_record(i) for i in range(20)]
+    for i, rid in enumerate(hostile):
+        records[i] = lcs_record(i, id=rid)
+    docs = tmp_path / "dd"
+    table = record_table(records)
+    result = run_expectations(table, "lcs-chat", suites_dir=SUITES, docs_dir=docs, dataset="x")
+    pages = "".join(p.read_text(encoding="utf-8") for p in docs.rglob("*.html"))
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in pages
+    assert "<script>alert(1)" not in pages and "<img src=x" not in pages
+    (id_rule,) = [f for f in result.findings if "column 'id'" in f.message]
+    assert "3 of 20 rows unexpected" in id_rule.message
+    assert "'<script>alert(1)</script>'" in id_rule.message
+    assert table.loc[0, "id"] == hostile[0], "the caller's table is left as it was"

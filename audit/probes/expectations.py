@@ -11,6 +11,7 @@ This is the only module that imports great_expectations, and only inside functio
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import re
@@ -30,6 +31,11 @@ FALLBACK_KIND = "generic"
 DOCS_SITE = "llava_audit"
 _EXAMPLES = 5
 _SEVERITY = {"critical": Severity.ERROR, "warning": Severity.WARNING, "info": Severity.INFO}
+#: Table columns whose values come from our own vocabulary, never from the dataset's text.
+_OUR_VOCABULARY = frozenset(
+    {"id_type", "n_turns", "image_token_count", "fingerprint", "image_status", "image_available"}
+    | {"url_status", "url_alive", "license_verdict"}
+)
 
 #: One GX context per Data Docs folder, reused for every dataset of a run, so the site's index
 #: lists them all; only the latest folder is kept (a long-running scheduler must not accumulate).
@@ -88,7 +94,9 @@ def run_expectations(
     lacks, a bad argument) becomes ``expectation.invalid``, so a typo in an edited suite is loud.
     """
     suite_path, suite_json = load_suite(suites_dir, kind)
-    gx_result = _run_checkpoint(table, suite_path, suite_json, dataset=dataset, docs_dir=docs_dir)
+    gx_result = _run_checkpoint(
+        _markup_safe(table), suite_path, suite_json, dataset=dataset, docs_dir=docs_dir
+    )
     produced: list[Finding] = []
     rules: list[dict[str, Any]] = []
     ids = table["id"] if "id" in table.columns else None
@@ -124,6 +132,28 @@ def run_expectations(
         "rules": rules,
     }
     return StageResult(stage=STAGE, findings=produced, stats=stats)
+
+
+def _markup_safe(table: pandas.DataFrame) -> pandas.DataFrame:
+    """The table with HTML-escaped text, because Data Docs insert example values unescaped.
+
+    GX writes unexpected values into its HTML pages as they are, so a dataset id like
+    ``<script>...`` would run in the reader's browser. Escaping leaves every well-formed LLaVA
+    id, path and role unchanged (no ``<>&'"`` in them) and is one-to-one, so patterns, sets and
+    uniqueness judge the same rows; example values are unescaped again for the findings.
+    """
+    escaped = {}
+    for name in table.columns:
+        if name in _OUR_VOCABULARY:
+            continue
+        column = table[name]
+        try:
+            needs = column.str.contains(r"[<>&'\"]", regex=True, na=False)
+        except AttributeError:  # not a text column
+            continue
+        if needs.any():
+            escaped[name] = column.mask(needs, column[needs].map(html.escape))
+    return table.assign(**escaped) if escaped else table
 
 
 def _run_checkpoint(
@@ -222,7 +252,10 @@ def _rule(result: Any) -> dict[str, Any]:
             "unexpected_count": detail.get("unexpected_count"),
             "unexpected_percent": detail.get("unexpected_percent"),
             "examples": detail.get("partial_unexpected_index_list") or [],
-            "example_values": detail.get("partial_unexpected_list") or [],
+            "example_values": [
+                html.unescape(v) if isinstance(v, str) else v
+                for v in detail.get("partial_unexpected_list") or []
+            ],
             "invalid": None if result.success else _exception(result.exception_info),
         }
     )
