@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
-from urllib.parse import urlsplit
 
 from audit.policy import HostRule
 
@@ -146,18 +145,22 @@ def _is_region_task(instruction: str) -> bool:
     return any(marker in instruction for marker in _REGION)
 
 
+_HOST = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?([^/:?#]+)")
+_HOST_SOURCE: dict[tuple[str, tuple[HostRule, ...], str], str] = {}  # hosts repeat a lot
+
+
 def _lcs_source(url: str | None, hosts: Sequence[HostRule], fallback: str) -> str:
     """LAION, CC-3M or SBU from the URL host; the policy's fallback when no rule matches."""
-    if not url:
+    match = _HOST.match(url) if url else None
+    if match is None:
         return fallback
-    try:
-        host = (urlsplit(url).hostname or "").lower()
-    except ValueError:
-        return fallback
-    for rule in hosts:
-        if rule.matches(host):
-            return rule.source
-    return fallback
+    key = (match.group(1).lower(), tuple(hosts), fallback)
+    source = _HOST_SOURCE.get(key)
+    if source is None:
+        source = next((rule.source for rule in hosts if rule.matches(key[0])), fallback)
+        if len(_HOST_SOURCE) < 100_000:
+            _HOST_SOURCE[key] = source
+    return source
 
 
 _INFERRED: dict[tuple[Part, ...], bool] = {}  # a handful of distinct part tuples per file
