@@ -90,6 +90,12 @@ def evaluate(
     )
 
 
+def not_run(reason: str) -> GateResult:
+    """The verdict when no report could be made: failed, with the reason as the run rule."""
+    rule = RuleOutcome(rule="run", dataset=None, passed=False, reason=f"could not run: {reason}")
+    return GateResult(passed=False, run_id="", baseline=None, rules=[rule])
+
+
 def new_findings(current: Iterable[Finding], baseline: Iterable[Finding]) -> list[Finding]:
     """Findings of ``current`` not in ``baseline``, matched as multisets on :func:`finding_key`.
 

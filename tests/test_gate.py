@@ -245,6 +245,23 @@ def test_gate_command_runs_the_audit_when_no_report_is_given(tmp_path: Path) -> 
     assert main(["gate", "--config", str(config)]) == 1
 
 
+def test_gate_that_cannot_run_still_writes_its_junit_and_json(tmp_path: Path) -> None:
+    from audit.runlock import RunLock, lock_path_for
+
+    (tmp_path / "lcs.json").write_text("[]")
+    config = tmp_path / "audit.toml"
+    config.write_text(
+        'state = "state/state.sqlite"\n[[datasets]]\nname = "lcs"\nchat = "lcs.json"\n'
+    )
+    junit, out = tmp_path / "g.xml", tmp_path / "g.json"
+    args = ["gate", "--config", str(config), "--junit", str(junit), "--json", str(out)]
+    with RunLock(lock_path_for(tmp_path / "state" / "state.sqlite")):
+        assert main(args) == 3
+    failure = ET.parse(junit).getroot().find("testsuite/testcase/failure")
+    assert failure is not None and "another audit is running" in failure.get("message", "")
+    assert json.loads(out.read_text())["passed"] is False
+
+
 def test_gate_command_refuses_a_config_without_datasets(tmp_path: Path) -> None:
     config = tmp_path / "audit.toml"
     config.write_text('state = "state/state.sqlite"\n')

@@ -46,27 +46,36 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _gate(args: argparse.Namespace) -> int:
-    from audit.gate import check_config, evaluate
+    from audit.gate import check_config, evaluate, not_run
     from audit.output.baseline import load_baseline
-    from audit.output.junit import to_json, to_junit_xml
-    from audit.output.report import write_atomic
 
     config = _config(args)
     check_config(config.gate)
-    report = _report(args, config)
     baseline_path = args.baseline or (
         str(config.path(config.gate.baseline)) if config.gate.baseline else None
     )
-    baseline = load_baseline(baseline_path) if baseline_path else None
+    baseline = load_baseline(baseline_path) if baseline_path else None  # before a long audit
+    try:
+        report = _report(args, config)
+    except AuditError as exc:  # CI still gets its JUnit and JSON files, saying why
+        _publish(args, not_run(exc.message))
+        raise
     result = evaluate(report, config.gate, baseline=baseline, baseline_name=baseline_path)
+    _publish(args, result)
+    if any(not r.passed and r.rule in ("run", "stages") for r in result.rules):
+        return 3
+    return 0 if result.passed else 1
+
+
+def _publish(args: argparse.Namespace, result: GateResult) -> None:
+    from audit.output.junit import to_json, to_junit_xml
+    from audit.output.report import write_atomic
+
     if args.junit:
         write_atomic(args.junit, to_junit_xml(result))
     if args.json:
         write_atomic(args.json, to_json(result))
     _summary(result, Console(highlight=False))
-    if any(not r.passed and r.rule in ("run", "stages") for r in result.rules):
-        return 3
-    return 0 if result.passed else 1
 
 
 def _config(args: argparse.Namespace) -> config_mod.Config:
