@@ -18,7 +18,7 @@ import msgspec
 
 from audit import stages
 from audit.config import Config
-from audit.errors import AuditError
+from audit.errors import AuditError, ConfigError
 from audit.models import NoProgress, Progress, StageResult
 from audit.output import report as rpt
 from audit.output.html import render_index, render_run
@@ -38,6 +38,8 @@ def run_audit(
 
     Raises :class:`audit.errors.AlreadyRunningError` when another audit holds the lock.
     """
+    if not config.datasets:
+        raise ConfigError("no datasets configured: add a [[datasets]] table to audit.toml")
     state = config.path(config.state)
     reports_dir = config.path(config.reports_dir)
     with RunLock(lock_path_for(state)), Store(state) as store:

@@ -43,6 +43,14 @@ def test_run_without_config_is_a_config_error(
     assert "llava-audit init" in capsys.readouterr().err
 
 
+def test_run_with_no_datasets_is_a_config_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "audit.toml").write_text("[use]\npurpose = 'research'\n")
+    assert main(["run", "--config", str(tmp_path / "audit.toml")]) == 2
+    assert "no datasets configured" in capsys.readouterr().err
+
+
 def test_serve_refuses_a_missing_folder(tmp_path: Path) -> None:
     assert main(["serve", "--dir", str(tmp_path / "none")]) == 2
 
