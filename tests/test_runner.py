@@ -134,27 +134,36 @@ def test_a_run_that_cannot_publish_is_recorded_failed(
     assert "No space" in (config.path(config.reports_dir) / "index.html").read_text()
 
 
-_KILL_MID_PUBLISH = """
+_KILL_AT = """
 import os, signal, sys
-from audit import config
-from audit.output import report as rpt
-from audit import runner, stages
+from audit import config, runner, stages
+
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
 
 def skip(ctx):
     raise stages.StageSkipped("skipped by the test")
 stages.STAGE_FUNCTIONS["expectations"] = skip
-real = rpt.publish
-def publish(report, reports_dir, **kw):
-    def die(stage):
-        os.kill(os.getpid(), signal.SIGKILL)
-    return real(report, reports_dir, before_rename=die, **kw)
-runner.rpt.publish = publish
+where = sys.argv[2]
+if where == "stage":
+    stages.STAGE_FUNCTIONS["license"] = die
+elif where == "publish":
+    real = runner.rpt.publish
+    runner.rpt.publish = lambda report, root, **kw: real(report, root, before_rename=die, **kw)
+else:  # after the rename, before the history says succeeded
+    real_finish = runner.history.finish_run
+    def finish(store, run_id, **kw):
+        if kw["status"] == "succeeded":
+            die()
+        real_finish(store, run_id, **kw)
+    runner.history.finish_run = finish
 runner.run_audit(config.load(sys.argv[1]))
 """
 
 
-def test_kill_mid_publish_keeps_previous_report_and_never_marks_success(
-    tmp_path: Path, no_gx: None
+@pytest.mark.parametrize("where", ["stage", "publish", "history"])
+def test_a_kill_anywhere_keeps_previous_report_and_never_marks_success(
+    tmp_path: Path, no_gx: None, where: str
 ) -> None:
     config = _config(tmp_path, [GOOD])
     first = run_audit(config)
@@ -163,22 +172,27 @@ def test_kill_mid_publish_keeps_previous_report_and_never_marks_success(
     page_before = (reports / first.run_id / "index.html").read_bytes()
 
     proc = subprocess.run(
-        [sys.executable, "-c", _KILL_MID_PUBLISH, str(tmp_path / "audit.toml")],
+        [sys.executable, "-c", _KILL_AT, str(tmp_path / "audit.toml"), where],
         capture_output=True,
         timeout=120,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
     )
     assert proc.returncode == -9, proc.stderr.decode()
-    assert rpt.published_runs(reports) == [first.run_id]
     assert (reports / "index.html").read_bytes() == index_before
     assert (reports / first.run_id / "index.html").read_bytes() == page_before
     with Store(config.path(config.state)) as store:
         killed = history.last_run(store)
     assert killed is not None and killed.run_id != first.run_id and killed.status == "running"
+    if where == "history":  # published whole, but never marked succeeded
+        assert rpt.read_report(reports / killed.run_id).run_id == killed.run_id
+    else:
+        assert rpt.published_runs(reports) == [first.run_id]
 
     third = run_audit(config)  # the next run cleans up and marks the killed one failed
     with Store(config.path(config.state)) as store:
         by_id = {r.run_id: r.status for r in history.list_runs(store)}
     assert by_id == {first.run_id: "succeeded", killed.run_id: "failed", third.run_id: "succeeded"}
     assert not [p for p in reports.iterdir() if p.name.startswith(".staging")]
-    assert "failed" in (reports / "index.html").read_text()
+    index = (reports / "index.html").read_text()
+    assert "interrupted" in index
+    assert f'href="{killed.run_id}/index.html"' not in index  # no link to an unconfirmed run
