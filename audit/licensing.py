@@ -47,12 +47,14 @@ def license_files(
     source: str | None = None,
     attribution_out: str | Path | None = None,
     policy: Policy | None = None,
+    verdicts_out: dict[int, str] | None = None,
 ) -> StageResult:
     """Verdicts for every record of ``paths`` under the declared use(s); forbidden records are errors.
 
     ``metadata`` joins source URLs into chat files (LCS source inference, opt-outs); ``source`` names
     the policy source of a dataset the tool cannot identify; ``attribution_out`` (``.md`` or JSON
-    Lines) receives each record's obligations and credits.
+    Lines) receives each record's obligations and credits. ``verdicts_out`` receives each record's
+    verdict for the first declared use by file position (the expectations table; last file wins).
     """
     settings = settings or LicenseConfig()
     uses = _uses(use)
@@ -96,6 +98,8 @@ def license_files(
                 )
                 rec = evaluator.assess(prov)
                 tally.add(rec)
+                if verdicts_out is not None:
+                    verdicts_out[view.position] = rec.judgement.verdicts[uses[0]].verdict.value
                 write(name, str(path), rec)
                 if n % _BATCH == 0:
                     progress.advance(_BATCH)
@@ -113,6 +117,7 @@ def license_dataset(
     *,
     progress: Progress | None = None,
     store: Store | None = None,
+    verdicts_out: dict[int, str] | None = None,
 ) -> StageResult:
     """The runner's entry: the dataset's chat file (or metadata file alone) under the configured use."""
     uses: list[str] = [config.use.purpose]
@@ -141,6 +146,7 @@ def license_dataset(
         progress=progress,
         metadata=meta if chat and meta else None,
         source=ds.source,
+        verdicts_out=verdicts_out,
     )
 
 

@@ -453,7 +453,9 @@ def test_runner_entry_uses_the_config(tmp_path: Path) -> None:
         '[license]\npolicy = "p.toml"\n'
     )
     config = config_mod.load(cfg)
-    result = license_dataset(config.dataset("cc3m"), config)
+    verdicts: dict[int, str] = {}
+    result = license_dataset(config.dataset("cc3m"), config, verdicts_out=verdicts)
+    assert verdicts == {0: F}
     assert result.stats["uses"] == ["commercial", "redistribute-images"]
     assert result.stats["image_origin"] == "llava-images-zip"
     (forbidden,) = [f for f in result.findings if f.code == "license.forbidden"]
