@@ -100,8 +100,9 @@ def license_(ctx: StageContext) -> StageResult:
     if not (ds.chat or ds.metadata):
         raise StageSkipped("no conversation or metadata file configured")
     licensing = _module("audit.licensing")
+    verdicts: dict[int, str] = ctx.shared.setdefault("license_verdicts", {})
     result: StageResult = licensing.license_dataset(
-        ds, ctx.config, progress=ctx.progress, store=ctx.store
+        ds, ctx.config, progress=ctx.progress, store=ctx.store, verdicts_out=verdicts
     )
     return result
 
@@ -129,7 +130,7 @@ def expectations(ctx: StageContext) -> StageResult:
         records,
         image_findings=image.findings if image else None,
         url_findings=_by_chat_index(url.findings, records) if url else None,
-        license_verdicts=_forbidden(ctx.results.get("license")),
+        license_verdicts=ctx.shared.get("license_verdicts") if "license" in ctx.results else None,
     )
     result: StageResult = gx.run_expectations(
         table,
@@ -175,17 +176,6 @@ def _by_chat_index(found: list[Finding], records: list[Any]) -> list[Finding]:
         for f in found
         if f.record_id is not None and f.record_id in first
     ]
-
-
-def _forbidden(result: StageResult | None) -> dict[int, str] | None:
-    """Per-record licence verdicts for the table: records with a forbidden finding."""
-    if result is None:
-        return None
-    return {
-        f.index: "forbidden"
-        for f in result.findings
-        if f.code == "license.forbidden" and f.index is not None
-    }
 
 
 STAGE_FUNCTIONS: dict[str, Callable[[StageContext], StageResult]] = {
