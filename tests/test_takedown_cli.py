@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 from takedown_world import TARGET, build, dump
 
+from audit import config as config_mod
 from audit.cli import main
+from audit.store import Store
+from audit.takedown import blocklist_findings
 
 pytestmark = pytest.mark.realdata
 
@@ -134,3 +137,18 @@ def test_the_gate_fails_when_a_taken_down_image_is_put_back(
     assert main(["gate", *cfg]) == 1
     out = capsys.readouterr().out
     assert "takedown" in out and "takedown.present" in out
+
+
+def test_an_unreadable_dataset_file_cannot_be_searched_exit_3(
+    tmp_path: Path, realdata: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = build(tmp_path, realdata, with_images=False)
+    cfg = ["--config", str(world.config)]
+    _run(capsys, "new", *cfg, "--ground", "copyright", "--contact", "a", "--image", TARGET)
+    world.b_chat.write_text('{"id": "000019465", "image": ', encoding="utf-8")  # truncated
+    code, _, err = _run(capsys, "match", *cfg, "TD-0001")
+    assert code == 3 and "b_chat.json" in err and "Traceback" not in err
+    # The audit's blocklist check still covers the readable files and says which one it skipped.
+    config = config_mod.load(world.config)
+    stats = blocklist_findings(config, Store(config.path(config.state))).stats
+    assert len(stats["unreadable"]) == 1 and "b_chat.json" in stats["unreadable"][0]
