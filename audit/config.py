@@ -57,6 +57,9 @@ class UrlConfig(_Section, frozen=True):
     per_host: int = 8
     delay_seconds: float = 0.0
     timeout_seconds: float = 10.0
+    #: Total time for one attempt at one URL: a server trickling bytes under the read timeout
+    #: cannot hold a worker longer than this.
+    max_seconds_per_url: float = 30.0
     retries: int = 3
     backoff_seconds: float = 0.5
     max_retry_after_seconds: float = 60.0

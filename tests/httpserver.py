@@ -51,12 +51,13 @@ class _QuietServer(ThreadingHTTPServer):
 
 @dataclass(frozen=True)
 class Reply:
-    """One scripted answer: status, headers, body, and an optional delay before answering."""
+    """One scripted answer: status, headers, body, a delay before answering, a drip rate."""
 
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     delay: float = 0.0
+    drip: float = 0.0  # seconds between body bytes (a tarpit)
 
 
 Handler = Callable[[str, dict[str, str]], Reply]
@@ -140,7 +141,12 @@ class HttpServer:
                 for name, value in headers.items():
                     self.send_header(name, value)
                 self.end_headers()
-                if send_body:
+                if send_body and reply.drip:
+                    for i in range(len(reply.body)):
+                        self.wfile.write(reply.body[i : i + 1])
+                        self.wfile.flush()
+                        time.sleep(reply.drip)
+                elif send_body:
                     self.wfile.write(reply.body)
 
             def log_message(self, format: str, *args: object) -> None:

@@ -260,3 +260,15 @@ def test_worker_processes_give_the_same_results(server: HttpServer, store: Store
         assert server.hits["/a.jpg"] == other.hits["/a.jpg"] == 10
     assert result.stats["status_counts"] == {"ok": 20, "gone": 1}
     assert len(lookup(store, urls)) == 21
+
+
+def test_a_server_trickling_bytes_cannot_hold_a_worker(server: HttpServer, store: Store) -> None:
+    """Each byte arrives within the read timeout, so only the per-URL time bound stops it."""
+    server.route("/tarpit.jpg", Reply(200, IMAGE, JPEG, drip=0.05))
+    server.route("/ok.jpg", Reply(200, IMAGE, JPEG))
+    statuses = probe(
+        server, ["/tarpit.jpg", "/ok.jpg"], store, timeout_seconds=0.5, max_seconds_per_url=0.6
+    )
+    assert statuses == {"/tarpit.jpg": "timeout", "/ok.jpg": "ok"}
+    detail = lookup(store, [server.url("/tarpit.jpg")])[server.url("/tarpit.jpg")].detail
+    assert "within 0.6 s" in detail

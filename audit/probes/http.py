@@ -23,6 +23,7 @@ import requests
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 from audit.config import UrlConfig
+from audit.probes.deadline import Deadlines
 from audit.probes.urlguard import AddressPolicy, DnsFailure, RefusedAddress, guarded_session
 from audit.store.urls import UrlProbe
 
@@ -87,8 +88,13 @@ class Prober:
     def __init__(self, settings: UrlConfig, *, pools: int = 256) -> None:
         self.settings = settings
         self.policy = AddressPolicy(settings.allow_private, settings.allow_networks)
+        self.deadlines = Deadlines(settings.max_seconds_per_url)
         self.session = guarded_session(
-            self.policy, pools=pools, per_host=settings.per_host, user_agent=settings.user_agent
+            self.policy,
+            pools=pools,
+            per_host=settings.per_host,
+            user_agent=settings.user_agent,
+            deadlines=self.deadlines,
         )
         self.timeout = (settings.timeout_seconds, settings.timeout_seconds)
         self.adapter = self.session.get_adapter("http://")
@@ -107,7 +113,11 @@ class Prober:
         s = self.settings
         attempt = 0
         while True:
-            out = self._follow(url)
+            with self.deadlines.bound() as expired:
+                out = self._follow(url)
+                if expired():
+                    limit = s.max_seconds_per_url
+                    out = Outcome("timeout", out.http_status, f"no answer within {limit:g} s")
             if not out.retry or attempt >= s.retries:
                 break
             wait = out.retry_after
@@ -232,6 +242,7 @@ class Prober:
         return ", ".join(found)
 
     def close(self) -> None:
+        self.deadlines.close()
         self.session.close()
 
 

@@ -23,6 +23,8 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util import connection as u3connection
 
+from audit.probes.deadline import Deadlines
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -113,17 +115,35 @@ def _guarded_new_conn(conn: HTTPConnection, policy: AddressPolicy) -> socket.soc
 
 
 def guarded_session(
-    policy: AddressPolicy, *, pools: int, per_host: int, user_agent: str
+    policy: AddressPolicy,
+    *,
+    pools: int,
+    per_host: int,
+    user_agent: str,
+    deadlines: Deadlines | None = None,
 ) -> requests.Session:
-    """A pooled session whose every connection passes :class:`AddressPolicy`."""
+    """A pooled session whose every connection passes :class:`AddressPolicy` (and, given
+    ``deadlines``, whose every request is watched for its total time)."""
+
+    def watch(sock: socket.socket | None) -> None:
+        if deadlines is not None:
+            deadlines.attach(sock)
 
     class _HTTPConnection(HTTPConnection):
         def _new_conn(self) -> socket.socket:
             return _guarded_new_conn(self, policy)
 
+        def request(self, *args: Any, **kwargs: Any) -> None:
+            super().request(*args, **kwargs)
+            watch(self.sock)
+
     class _HTTPSConnection(HTTPSConnection):
         def _new_conn(self) -> socket.socket:
             return _guarded_new_conn(self, policy)
+
+        def request(self, *args: Any, **kwargs: Any) -> None:
+            super().request(*args, **kwargs)
+            watch(self.sock)
 
     class _HTTPPool(HTTPConnectionPool):
         ConnectionCls = _HTTPConnection
