@@ -7,24 +7,23 @@ stays flat however many records carry obligations; the attribution export is wri
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import msgspec
 
 from audit.checks.license_totals import FileTally, usable_count
-from audit.checks.licenses import USES, Evaluator, LicenceContext, RecordLicence
+from audit.checks.licenses import USES, Evaluator, LicenceContext
 from audit.checks.provenance import derive
 from audit.config import Config, DatasetConfig, LicenseConfig
 from audit.errors import UsageError
 from audit.loaders.coco import load_coco_licences
 from audit.loaders.records import load_records
 from audit.models import NoProgress, Progress, StageResult
+from audit.output.attribution import AttributionWriter
 from audit.policy import Policy, Verdict, coco_license_map, load_policy
 from audit.provenance import metadata_urls, opt_out_urls, record_views
 from audit.store import Store
@@ -78,7 +77,8 @@ def license_files(
     components = {name: tuple(s.components) for name, s in policy.sources.items()}
     tallies: list[tuple[FileTally, str]] = []
     findings = []
-    with _attribution_writer(attribution_out, uses[0]) as write:
+    writer = AttributionWriter(attribution_out, uses[0]) if attribution_out else None
+    with writer or nullcontext():
         for path in paths:
             loaded = load_records(Path(path), kind, dataset=dataset)
             name = dataset or loaded.path.stem
@@ -100,7 +100,8 @@ def license_files(
                 tally.add(rec)
                 if verdicts_out is not None:
                     verdicts_out[view.position] = rec.judgement.verdicts[uses[0]].verdict.value
-                write(name, str(path), rec)
+                if writer is not None:
+                    writer.add(name, str(path), rec)
                 if n % _BATCH == 0:
                     progress.advance(_BATCH)
             progress.advance(len(views) % _BATCH)
@@ -212,78 +213,3 @@ def _stats(
         "by_license": {k: {u: dict(c) for u, c in v.items()} for k, v in by_license.items()},
         "files": files,
     }
-
-
-# ---- attribution export ---------------------------------------------------------------------------
-
-_ENCODER = msgspec.json.Encoder()
-
-
-@contextmanager
-def _attribution_writer(path: str | Path | None, use: str) -> Iterator[Any]:
-    """Stream each record's obligations to ``path`` (JSON Lines, or Markdown for ``.md``), atomically."""
-    if path is None:
-        yield lambda *_: None
-        return
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    markdown = target.suffix.lower() in (".md", ".markdown")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
-            if markdown:
-                out.write(f"# Attribution and obligations ({use})\n\n")
-                yield lambda ds, file, rec: _write_markdown(out, ds, file, rec, use)
-            else:
-                yield lambda ds, file, rec: _write_jsonl(out, ds, file, rec, use)
-        Path(tmp).replace(target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def attribution_entry(dataset: str, file: str, rec: RecordLicence, use: str) -> dict[str, Any]:
-    prov = rec.provenance
-    declared = rec.verdicts[use]
-    return {
-        "dataset": dataset,
-        "file": file,
-        "index": prov.position,
-        "record_id": prov.record_id,
-        "image": prov.image,
-        "url": prov.url,
-        "source": prov.source,
-        "inferred": prov.inferred,
-        "licenses": list(rec.licenses),
-        "restrictions": sorted({r for p in rec.parts for r in p.restrictions}),
-        "verdicts": {u: v.verdict.value for u, v in rec.verdicts.items()},
-        "use": use,
-        "obligations": list(declared.obligations),
-        "attribution": list(rec.attribution),
-    }
-
-
-def _write_jsonl(out: IO[str], dataset: str, file: str, rec: RecordLicence, use: str) -> None:
-    out.write(_ENCODER.encode(attribution_entry(dataset, file, rec, use)).decode() + "\n")
-
-
-def _write_markdown(out: IO[str], dataset: str, file: str, rec: RecordLicence, use: str) -> None:
-    entry = attribution_entry(dataset, file, rec, use)
-    label = entry["record_id"] if entry["record_id"] is not None else f"#{entry['index']}"
-    out.write(
-        f"## {_md(dataset)} / {_md(str(label))}\n\n"
-        f"- file: `{_md(file)}`, record {entry['index']}, image `{_md(str(entry['image']))}`\n"
-        f"- source: {_md(entry['source'])}{' (inferred)' if entry['inferred'] else ''}; "
-        f"licences: {', '.join(entry['licenses'])}; verdict for {use}: "
-        f"{entry['verdicts'][use]}\n"
-    )
-    for line in entry["attribution"]:
-        out.write(f"- credit: {_md(line)}\n")
-    for line in entry["obligations"]:
-        out.write(f"- obligation: {_md(line)}\n")
-    out.write("\n")
-
-
-def _md(text: str) -> str:
-    """Dataset text is untrusted: keep it from opening Markdown/HTML constructs."""
-    return text.replace("\\", "\\\\").replace("<", "&lt;").replace("`", "'").replace("\n", " ")

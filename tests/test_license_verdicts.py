@@ -307,31 +307,58 @@ def test_chat_file_joins_urls_from_its_metadata(tmp_path: Path) -> None:
     assert "BSD-3-Clause" in result.stats["by_license"]
 
 
-def test_attribution_export_jsonl_and_markdown(tmp_path: Path) -> None:
-    chat = _write(
-        tmp_path / "mix.json",
-        [
-            {
-                "id": "000000000009",
-                "image": "coco/train2017/000000000009.jpg",
-                "conversations": [
-                    {"from": "human", "value": INSTR},
-                    {"from": "gpt", "value": "A <b>cat</b>."},
-                ],
-            },
+def _coco_record(image_id: int) -> dict[str, object]:
+    name = f"{image_id:012d}"
+    return {
+        "id": name,
+        "image": f"coco/train2017/{name}.jpg",
+        "conversations": [
+            {"from": "human", "value": INSTR},
+            {"from": "gpt", "value": "A <b>cat</b>."},
         ],
+    }
+
+
+def test_attribution_export_jsonl_and_markdown(tmp_path: Path) -> None:
+    chat = _write(tmp_path / "mix.json", [_coco_record(9), _coco_record(10), _coco_record(11)])
+    coco = tmp_path / "coco.json"
+    coco.write_text(
+        json.dumps(
+            {
+                "licenses": [
+                    {
+                        "id": 4,
+                        "name": "Attribution License",
+                        "url": "http://creativecommons.org/licenses/by/2.0/",
+                    }
+                ],
+                "images": [
+                    {"id": 9, "license": 4, "flickr_url": "http://farm1.staticflickr.com/9.jpg"},
+                    {"id": 10, "license": 4, "flickr_url": "http://farm1.staticflickr.com/10.jpg"},
+                ],
+            }
+        )
     )
     out = tmp_path / "attribution.jsonl"
-    license_files([chat], use="research", attribution_out=out)
-    (entry,) = [json.loads(line) for line in out.read_text().splitlines()]
-    assert entry["record_id"] == "000000000009" and entry["source"] == "coco"
-    assert entry["verdicts"]["research"] == C
-    assert any("COCO Consortium" in a for a in entry["attribution"])
+    license_files([chat], use="research", attribution_out=out, coco_annotations=coco)
+    entries = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [e["record_id"] for e in entries] == ["000000000009", "000000000010", "000000000011"]
+    assert entries[0]["source"] == "coco" and entries[0]["verdicts"]["research"] == AO
+    assert entries[0]["licenses"][0] == "CC-BY-2.0"
+    assert any("COCO Consortium" in a for a in entries[0]["attribution"])
+    assert any("staticflickr.com/9.jpg" in a for a in entries[0]["attribution"])
+    assert entries[2]["verdicts"]["research"] == C  # not in the annotation file: unresolved
+
     md = tmp_path / "attribution.md"
-    license_files([chat], use="research", attribution_out=md)
+    license_files([chat], use="research", attribution_out=md, coco_annotations=coco)
     text = md.read_text()
     assert text.startswith("# Attribution and obligations (research)")
+    assert "3 records in 2 groups" in text
+    assert "## 1. coco: CC-BY-2.0, CC-BY-4.0 (2 records)" in text
+    assert "`000000000010`: COCO image 10: http://farm1.staticflickr.com/10.jpg" in text
     assert "- credit: COCO Consortium" in text
+    assert "records: `000000000011`" in text
+    assert "<b>" not in text
     assert not list(tmp_path.glob(".attribution*"))  # no temp files left behind
 
 
