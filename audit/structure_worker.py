@@ -6,6 +6,7 @@ only plans, starts workers and merges their findings.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,22 @@ import msgspec
 import polars as pl
 
 from audit.checks import crossfile, schema, stats, turns
-from audit.checks.tables import FileRef, chat_tables, metadata_table
+from audit.checks.tables import (
+    ChatTables,
+    FileRef,
+    chat_tables,
+    chat_tables_from_chunks,
+    metadata_table,
+    metadata_table_from_chunks,
+)
 from audit.findings import Finding, Severity
-from audit.loaders.records import UnreadableFileError, known_release, load_records
+from audit.loaders.records import (
+    NotStreamableError,
+    UnreadableFileError,
+    known_release,
+    load_records,
+    open_stream,
+)
 
 
 def audit_task(
@@ -29,7 +43,7 @@ def audit_task(
     for path_text, kind in files:
         path = Path(path_text)
         try:
-            loaded = load_records(path, kind, dataset=dataset)
+            loaded = _load(path, kind, dataset)
         except UnreadableFileError as exc:
             findings.append(exc.finding)
             unreadable.append(exc.message)
@@ -37,9 +51,8 @@ def audit_task(
         ref = FileRef(dataset or path.stem, str(path), loaded.kind)
         findings += _kind_severity(loaded.findings, ref.kind)
         findings += _known_release(path, ref)
-        if loaded.is_metadata:
-            frame = metadata_table(loaded.records, loaded.index)
-            keys = loaded.metadata_keys
+        if isinstance(loaded.table, pl.DataFrame):
+            frame, keys = loaded.table, loaded.metadata_keys
             del loaded
             findings += schema.validate(frame, schema.metadata_rules(ref.kind, keys), ref)
             meta_findings, meta_stats = stats.metadata_stats(frame, ref, keys)
@@ -52,14 +65,43 @@ def audit_task(
                 findings += pair_findings
             file_stats[str(path)] = meta_stats
             continue
-        tables = chat_tables(loaded.records, loaded.index)
-        del loaded  # the frames hold what the rules need; drop the Structs
+        tables = loaded.table
+        del loaded
         found, chat_stats = _chat_rules(tables, ref, prompts)
         findings += found
         file_stats[str(path)] = chat_stats
         if len(files) > 1:
             chat = (crossfile.chat_side(tables), ref)
     return _first_per_record(findings), file_stats, unreadable
+
+
+@dataclass
+class _Tables:
+    """A file turned into frames, with what loading it had to say."""
+
+    kind: str
+    table: ChatTables | pl.DataFrame  # a DataFrame for metadata files
+    metadata_keys: dict[str, str]
+    findings: list[Finding]
+
+
+def _load(path: Path, kind: str, dataset: str | None) -> _Tables:
+    """Streamed typed decode into frames; a file that needs it goes the careful whole-file way."""
+    stream = open_stream(path, kind)
+    try:
+        if stream.is_metadata:
+            table: ChatTables | pl.DataFrame = metadata_table_from_chunks(stream, None)
+        else:
+            table = chat_tables_from_chunks(stream, None)
+        return _Tables(stream.kind, table, stream.metadata_keys, [])
+    except NotStreamableError:
+        pass
+    loaded = load_records(path, kind, dataset=dataset)
+    if loaded.is_metadata:
+        table = metadata_table(loaded.records, loaded.index)
+    else:
+        table = chat_tables(loaded.records, loaded.index)
+    return _Tables(loaded.kind, table, loaded.metadata_keys, loaded.findings)
 
 
 def _kind_severity(found: list[Finding], kind: str) -> list[Finding]:

@@ -213,10 +213,26 @@ def metadata_rules(kind: str, keys: dict[str, str]) -> list[Rule]:
 
 
 def validate(frame: pl.DataFrame, rules: list[Rule], ref: FileRef) -> list[Finding]:
-    """Run ``rules`` through pandera and turn each failure case into a finding."""
+    """Run ``rules`` through pandera and turn each failure case into a finding.
+
+    The same rule expressions first screen the whole frame in one vectorised pass; pandera then
+    validates only the rows that failed some rule, so a clean 600K-record file costs one scan and
+    never imports pandera (and pandas, ~0.4 s per process). Failure cases index the screened
+    subset, which keeps ``idx`` and ``id`` to map back to the file.
+    """
     if frame.height == 0 or not rules:
         return []
-    import pandera.polars as pap  # lazy: ~0.2 s of import on top of polars
+    screen = frame.select(
+        pl.all_horizontal(*(rule.ok.fill_null(False) for rule in rules)).alias("ok")
+    )
+    failing_rows = frame.filter(~screen["ok"])
+    if failing_rows.height == 0:
+        return []
+    return _pandera(failing_rows, rules, ref)
+
+
+def _pandera(frame: pl.DataFrame, rules: list[Rule], ref: FileRef) -> list[Finding]:
+    import pandera.polars as pap  # lazy: pandera pulls in pandas
 
     def check(rule: Rule) -> Any:
         return pap.Check(

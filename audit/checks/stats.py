@@ -120,12 +120,18 @@ def _duplicates(
     tables: ChatTables, flags: pl.DataFrame, ref: FileRef
 ) -> tuple[list[Finding], dict[str, Any]]:
     records = tables.records
+    # Each string column is hashed once; counts and candidates are then integer operations.
+    hashes = records.select(
+        h_id=pl.col("id").hash(),
+        h_image=pl.when(pl.col("image").is_not_null()).then(pl.col("image").hash()),
+    )
     stats = {
-        "repeated_ids": records.height - records["id"].n_unique(),
-        "repeated_images": int(records["image"].drop_nulls().is_duplicated().sum()),
+        "repeated_ids": records.height - hashes["h_id"].n_unique(),
+        "repeated_images": int(hashes["h_image"].drop_nulls().is_duplicated().sum()),
     }
+    pair = hashes.select(pl.col("h_id") ^ (pl.col("h_image").fill_null(0) // 2)).to_series()
     candidates = records.select("idx", "id", "image", "n_turns", "start").filter(
-        pl.struct("id", "image").is_duplicated()
+        pair.is_duplicated()
     )
     if candidates.height:  # exact duplicates share id and image; hash only then the turns
         turn_hash = (pl.col("value").hash() ^ pl.col("from").hash()) % _HASH_MOD

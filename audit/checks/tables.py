@@ -7,7 +7,7 @@ Structs (building frames from dicts is ~50x slower, see field-anchors §2.3).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,20 +90,34 @@ def _chat_chunk(records: list[Any]) -> tuple[pl.DataFrame, pl.DataFrame]:
     return frame, turn_frame
 
 
+def consume(records: list[Any]) -> Iterator[list[Any]]:
+    """Slices of ``records``, each released from the list once the caller is done with it."""
+    for begin in range(0, len(records), _CHUNK):
+        yield records[begin : begin + _CHUNK]
+        records[begin : begin + _CHUNK] = [None] * min(_CHUNK, len(records) - begin)
+    records.clear()
+
+
 def chat_tables(records: list[Any], positions: Sequence[int] | None) -> ChatTables:
     """Frames for conversation records (ChatRecord Structs), in file order.
 
     Consumes ``records``: each chunk's Structs are released once its columns exist, so the Python
     objects and the frames are never both fully in memory.
     """
+    return chat_tables_from_chunks(consume(records), positions)
+
+
+def chat_tables_from_chunks(
+    chunks: Iterable[list[Any]], positions: Sequence[int] | None
+) -> ChatTables:
+    """:func:`chat_tables` over record lists arriving one chunk at a time (a streamed file)."""
     frames: list[pl.DataFrame] = []
     turn_frames: list[pl.DataFrame] = []
-    for begin in range(0, len(records), _CHUNK):
-        frame, turn_frame = _chat_chunk(records[begin : begin + _CHUNK])
-        records[begin : begin + _CHUNK] = [None] * min(_CHUNK, len(records) - begin)
+    for chunk in chunks:
+        frame, turn_frame = _chat_chunk(chunk)
+        del chunk
         frames.append(frame)
         turn_frames.append(turn_frame)
-    records.clear()
     if not frames:
         frames, turn_frames = [_chat_chunk([])[0]], [_chat_chunk([])[1]]
     frame = pl.concat(frames, rechunk=True)
@@ -134,9 +148,15 @@ def metadata_table(records: list[Any], positions: Sequence[int] | None) -> pl.Da
 
     Consumes ``records`` chunk by chunk, like :func:`chat_tables`.
     """
+    return metadata_table_from_chunks(consume(records), positions)
+
+
+def metadata_table_from_chunks(
+    chunks: Iterable[list[Any]], positions: Sequence[int] | None
+) -> pl.DataFrame:
+    """:func:`metadata_table` over record lists arriving one chunk at a time."""
     frames = []
-    for begin in range(0, len(records), _CHUNK):
-        chunk = records[begin : begin + _CHUNK]
+    for chunk in chunks:
         ids, id_is_int = _ids([r.id for r in chunk])
         columns = [
             pl.Series("id", ids, dtype=pl.Utf8),
@@ -146,8 +166,6 @@ def metadata_table(records: list[Any], positions: Sequence[int] | None) -> pl.Da
             columns.append(pl.Series(name, [getattr(r, name) for r in chunk], dtype=pl.Utf8))
         frames.append(pl.DataFrame(columns))
         del chunk
-        records[begin : begin + _CHUNK] = [None] * min(_CHUNK, len(records) - begin)
-    records.clear()
     if not frames:
         schema = {"id": pl.Utf8, "id_is_int": pl.Boolean, "image": pl.Utf8, "url": pl.Utf8}
         frames = [pl.DataFrame(schema=schema | {"caption": pl.Utf8, "blip_caption": pl.Utf8})]

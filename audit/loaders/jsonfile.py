@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import codecs
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -207,3 +208,60 @@ def _json_lines(reader: _Reader, data: bytes, shift: int) -> Container | None:
         "LLaVA expects one JSON array; each line was audited as a record",
     )
     return Container(elements=elements, element_lines=line_numbers)
+
+
+class NotStreamableError(Exception):
+    """The streamed fast path does not apply (not an indented array, or a record needs the careful
+    path); the caller re-reads the file with :func:`parse_container`."""
+
+
+_INDENTED_ARRAY = re.compile(rb"\[\r?\n([ \t]+)\{")
+
+
+def iter_array_chunks(
+    path: Path, decoder: msgspec.json.Decoder[Any], chunk_bytes: int = 8 << 20
+) -> Iterator[list[Any]]:
+    """Typed records of an indented JSON array (``json.dump(..., indent=N)``, the layout of every
+    LLaVA release), decoded a few MB at a time so the file's bytes and all its Python objects are
+    never in memory together.
+
+    Top-level elements are found by the line break plus the array's own indentation before ``{``:
+    strings cannot hold a raw line break and nested objects are indented deeper. Anything
+    unexpected raises :class:`NotStreamableError` and the whole-file path takes over.
+    """
+    with path.open("rb") as handle:
+        buffer = handle.read(chunk_bytes)
+        match = _INDENTED_ARRAY.match(buffer)
+        if match is None:
+            raise NotStreamableError("not an indented JSON array")
+        separator = b"\n" + match.group(1) + b"{"
+        first, at_end = True, len(buffer) < chunk_bytes
+        while True:
+            cut = -1 if at_end else buffer.rfind(separator)
+            first_element = match.end() - len(separator) if first else 0
+            if not at_end and cut <= first_element:  # fewer than two record starts: read on
+                more = handle.read(chunk_bytes)
+                at_end = not more
+                buffer += more
+                continue
+            if at_end:
+                piece, buffer = buffer, b""
+            else:
+                piece, buffer = buffer[:cut].rstrip(), buffer[cut:]
+                if not piece.endswith(b","):
+                    raise NotStreamableError("unexpected text between records")
+                piece = piece[:-1] + b"]"
+            yield _decode_piece(decoder, piece if first else b"[" + piece)
+            if at_end:
+                return
+            first = False
+            more = handle.read(chunk_bytes)
+            at_end = not more
+            buffer += more
+
+
+def _decode_piece(decoder: msgspec.json.Decoder[Any], piece: bytes) -> list[Any]:
+    try:
+        return decoder.decode(piece)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # ValidationError is a DecodeError
+        raise NotStreamableError(str(exc)) from None
