@@ -189,3 +189,9 @@ def test_transient_failures_are_reprobed_sooner(server: HttpServer, tmp_path: Pa
         probe_urls(refs, loopback(transient_ttl_days=1.0, ttl_days=30.0), store=store)
         assert latest_status(store, [flaky, gone]) == {flaky: "ok", gone: "gone"}
     assert dict(server.hits) == {"/ok.jpg": 1}
+
+
+def test_a_tsv_is_a_tsv_even_when_a_caption_starts_with_a_bracket(tmp_path: Path) -> None:
+    path = tmp_path / "cc3m.tsv"
+    path.write_text("[person] on a beach .\thttp://a/0.jpg\n")
+    assert load_url_refs(path) == [UrlRef(0, None, "http://a/0.jpg")]

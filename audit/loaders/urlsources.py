@@ -28,7 +28,7 @@ def load_url_refs(path: str | Path, column: str = "url") -> list[UrlRef]:
     except OSError as exc:
         raise InputError(str(p), f"cannot read: {exc.strerror}") from None
     head = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
-    if head in (b"[", b"{"):
+    if head in (b"[", b"{") and p.suffix.lower() != ".tsv":  # a caption may start with "["
         return _json_refs(p, data, column)
     if not head:
         raise InputError(str(p), "empty file: no URLs")
