@@ -6,13 +6,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import msgspec
 import pytest
 
+from audit.loaders.jsonfile import iter_array_chunks
 from audit.loaders.records import (
+    NotStreamableError,
     UnreadableFileError,
     detect_kind,
     image_refs,
     load_records,
+    open_stream,
     raw_records,
     url_refs,
 )
@@ -148,3 +152,24 @@ def test_unreadable_file_raises_with_its_finding(tmp_path: Path) -> None:
         load_records(path)
     assert exc.value.finding.code == "file.not_array"
     assert exc.value.exit_code == 3
+
+
+def test_streamed_chunks_match_the_whole_file_decode(realdata: Path) -> None:
+    """Chunk boundaries (here every few records) never split or drop a record."""
+    path = realdata / "raw" / "haotian-liu_LLaVA_pr1902__blip_laion_cc_sbu_2k.json"
+    stream = open_stream(path)
+    decoder = msgspec.json.Decoder(list[stream.record_type])
+    chunks = list(iter_array_chunks(path, decoder, chunk_bytes=2_000))
+    assert len(chunks) > 100
+    streamed = [r for chunk in chunks for r in chunk]
+    assert streamed == load_records(path).records
+
+
+def test_stream_refuses_what_needs_the_careful_path(tmp_path: Path) -> None:
+    bad = _write(tmp_path, "chat.json", [*CHAT, {"id": "x", "conversations": [{"from": "gpt"}]}])
+    with pytest.raises(NotStreamableError):
+        list(open_stream(bad))
+    compact = tmp_path / "compact.json"
+    compact.write_text(json.dumps(CHAT), encoding="utf-8")
+    with pytest.raises(NotStreamableError):
+        list(open_stream(compact))

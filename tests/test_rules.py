@@ -39,7 +39,7 @@ def _records(realdata: Path, kind: str) -> list[Record]:
 def audit(tmp_path: Path, records: list[Any], kind: str) -> set[tuple[str, int | None, str]]:
     """(code, index, severity) of every finding except the per-file statistics."""
     path = tmp_path / f"{kind}.json"
-    path.write_text(json.dumps(records), encoding="utf-8")
+    path.write_text(json.dumps(records, indent=2), encoding="utf-8")  # the releases' layout
     result = check_files([path], kind=kind, workers=1)
     return {
         (f.code, f.index, f.severity.value)
