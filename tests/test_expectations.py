@@ -190,3 +190,71 @@ def test_dataset_markup_is_text_in_data_docs_and_verbatim_in_findings(tmp_path: 
     assert "3 of 20 rows unexpected" in id_rule.message
     assert "'<script>alert(1)</script>'" in id_rule.message
     assert table.loc[0, "id"] == hostile[0], "the caller's table is left as it was"
+
+
+def test_unchanged_table_and_suite_reuse_the_last_result_and_its_data_docs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from audit.probes import expectations as module
+
+    records = [lcs_record(i) for i in range(30)]
+    records[4] = lcs_record(4, id="bad")
+    cache = tmp_path / "cache"
+
+    def run(table: Any, docs: str) -> Any:
+        return run_expectations(
+            table,
+            "lcs-chat",
+            suites_dir=SUITES,
+            docs_dir=tmp_path / docs,
+            dataset="lcs",
+            cache_dir=cache,
+        )
+
+    first = run(record_table(records), "run1")
+    assert first.stats["cached"] is False
+
+    def no_gx(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("GX ran although nothing changed")
+
+    monkeypatch.setattr(module, "_run_checkpoint", no_gx)
+    second = run(record_table(records), "run2")
+    assert second.stats["cached"] is True and second.findings == first.findings
+    assert (tmp_path / "run2" / "index.html").is_file()
+    assert list((tmp_path / "run2" / "validations" / "lcs").rglob("*.html"))
+    assert second.stats["data_docs"] == str(tmp_path / "run2" / "index.html")
+    monkeypatch.undo()
+
+    records[7] = lcs_record(7, id="worse")
+    changed = run(record_table(records), "run3")
+    assert changed.stats["cached"] is False
+    assert "2 of 30 rows unexpected" in next(
+        f.message for f in changed.findings if "'id'" in f.message
+    )
+    unprobed = record_table(records, image_findings=[image_finding(3)])
+    assert run(unprobed, "run4").stats["cached"] is False, "a probe column changed"
+
+
+def test_an_edited_suite_is_run_again(tmp_path: Path) -> None:
+    suite = {
+        "expectations": [
+            {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "id"}}
+        ]
+    }
+    (tmp_path / "generic.json").write_text(json.dumps(suite))
+    table = record_table([lcs_record(i) for i in range(3)])
+
+    def run() -> Any:
+        return run_expectations(
+            table,
+            "generic",
+            suites_dir=tmp_path,
+            docs_dir=None,
+            dataset="d",
+            cache_dir=tmp_path / "c",
+        )
+
+    assert [run().stats["cached"], run().stats["cached"]] == [False, True]
+    suite["expectations"][0]["kwargs"]["mostly"] = 0.5
+    (tmp_path / "generic.json").write_text(json.dumps(suite))
+    assert run().stats["cached"] is False

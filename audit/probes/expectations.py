@@ -22,6 +22,7 @@ from audit import findings
 from audit.errors import ConfigError, ProbeError
 from audit.findings import Finding, Severity
 from audit.models import StageResult
+from audit.probes import expectation_cache
 
 if TYPE_CHECKING:
     import pandas
@@ -86,14 +87,43 @@ def run_expectations(
     docs_dir: str | Path | None,
     dataset: str,
     file: str = "",
+    cache_dir: str | Path | None = None,
 ) -> StageResult:
     """Validate one dataset's table against its kind's suite; build Data Docs into ``docs_dir``.
 
     Failed expectations become ``expectation.failed`` findings with the suite's severity
     (critical = error, warning, info); an expectation GX could not evaluate (a column the table
     lacks, a bad argument) becomes ``expectation.invalid``, so a typo in an edited suite is loud.
+    With ``cache_dir`` (a folder beside the state store) an unchanged table under an unchanged
+    suite reuses the previous result and Data Docs pages without importing GX.
     """
     suite_path, suite_json = load_suite(suites_dir, kind)
+    if cache_dir is None:
+        return _validate(table, kind, suite_path, suite_json, docs_dir, dataset, file)
+    cache, name = Path(cache_dir), _gx_name(dataset)
+    suite_bytes = json.dumps(suite_json, sort_keys=True).encode("utf-8")
+    key = expectation_cache.cache_key(table, suite_bytes, kind=kind, dataset=dataset, file=file)
+    cached = expectation_cache.load(cache, name, key)
+    if cached is not None:
+        docs = Path(docs_dir) if docs_dir is not None else None
+        restored = docs is not None and expectation_cache.restore_docs(cache, name, docs)
+        cached.stats["cached"] = True
+        cached.stats["data_docs"] = str(docs / "index.html") if docs and restored else None
+        return cached
+    result = _validate(table, kind, suite_path, suite_json, docs_dir, dataset, file)
+    expectation_cache.save(cache, name, key, result, Path(docs_dir) if docs_dir else None)
+    return result
+
+
+def _validate(
+    table: pandas.DataFrame,
+    kind: str,
+    suite_path: Path,
+    suite_json: dict[str, Any],
+    docs_dir: str | Path | None,
+    dataset: str,
+    file: str,
+) -> StageResult:
     gx_result = _run_checkpoint(
         _markup_safe(table), suite_path, suite_json, dataset=dataset, docs_dir=docs_dir
     )
@@ -130,6 +160,7 @@ def run_expectations(
         "success": all(r["success"] for r in rules),
         "data_docs": str(docs_index) if docs_index and docs_index.is_file() else None,
         "rules": rules,
+        "cached": False,
     }
     return StageResult(stage=STAGE, findings=produced, stats=stats)
 
@@ -168,7 +199,7 @@ def _run_checkpoint(
     import great_expectations as gx
 
     context = _context(docs_dir)
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset) or "dataset"
+    name = _gx_name(dataset)
     try:
         suite = gx.ExpectationSuite(
             name=name,
@@ -203,6 +234,11 @@ def _run_checkpoint(
     except Exception as exc:  # anything GX throws here means the stage could not run at all
         raise ProbeError(f"expectations for {dataset}: {_first_line(exc)}") from None
     return [r for run in outcome.run_results.values() for r in run.results]
+
+
+def _gx_name(dataset: str) -> str:
+    """The dataset's name as GX uses it in suite names and Data Docs paths."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset).strip(".") or "dataset"
 
 
 def _context(docs_dir: str | Path | None) -> Any:

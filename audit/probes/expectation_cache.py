@@ -1,0 +1,110 @@
+"""Reuse of expectation results when nothing they depend on changed since the last run.
+
+A nightly run on unchanged data must cost a small fraction of the first (DESIGN.md performance);
+importing and running Great Expectations costs seconds however small the dataset, so an unchanged
+table under an unchanged suite reuses the last result and its Data Docs pages instead. The key
+covers every input of the result: the table's content, the suite file, the kind, the dataset and
+file names, and the versions of GX and of this tool. Entries live in a folder beside the state
+store, one per dataset, replaced atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from audit import __version__
+from audit.models import StageResult
+
+if TYPE_CHECKING:
+    import pandas
+
+KEY_FILE = "key"
+RESULT_FILE = "result.json"
+DOCS = "docs"
+_FORMAT = "1"
+
+
+def cache_key(
+    table: pandas.DataFrame, suite_bytes: bytes, *, kind: str, dataset: str, file: str
+) -> str:
+    """A digest of everything the stage result depends on."""
+    import pandas
+
+    digest = hashlib.blake2b(digest_size=16)
+    for part in (_FORMAT, __version__, _gx_version(), kind, dataset, file, *table.columns):
+        digest.update(part.encode("utf-8") + b"\0")
+    digest.update(suite_bytes)
+    digest.update(pandas.util.hash_pandas_object(table, index=True).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def load(cache_dir: Path, name: str, key: str) -> StageResult | None:
+    """The cached result for ``name`` if its key matches, else None (never raises)."""
+    entry = cache_dir / name
+    try:
+        if (entry / KEY_FILE).read_text(encoding="ascii") != key:
+            return None
+        return msgspec.json.decode((entry / RESULT_FILE).read_bytes(), type=StageResult)
+    except (OSError, ValueError, msgspec.DecodeError):
+        return None
+
+
+def restore_docs(cache_dir: Path, name: str, docs_dir: Path) -> bool:
+    """Copy the cached Data Docs pages of ``name`` into this run's Data Docs folder."""
+    source = cache_dir / name / DOCS
+    if not source.is_dir():
+        return False
+    docs_dir.mkdir(parents=True, exist_ok=True)
+    for item in source.iterdir():
+        target = docs_dir / item.name
+        if item.is_dir():
+            shutil.copytree(item, target, dirs_exist_ok=True)
+        elif not target.exists():  # an index built in this run lists more datasets: keep it
+            shutil.copy2(item, target)
+    return True
+
+
+def save(cache_dir: Path, name: str, key: str, result: StageResult, docs_dir: Path | None) -> None:
+    """Store the result and this dataset's Data Docs pages; a failure only costs the cache."""
+    entry = cache_dir / name
+    staging = cache_dir / f".{name}.tmp"
+    try:
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        (staging / RESULT_FILE).write_bytes(msgspec.json.encode(result))
+        if docs_dir is not None and (docs_dir / "index.html").is_file():
+            _copy_pages(docs_dir, staging / DOCS, name)
+        (staging / KEY_FILE).write_text(key, encoding="ascii")  # last: marks the entry complete
+        shutil.rmtree(entry, ignore_errors=True)
+        staging.rename(entry)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _copy_pages(docs_dir: Path, target: Path, name: str) -> None:
+    """The site's shared files plus the pages of one dataset (its suite and its validations)."""
+    target.mkdir(parents=True)
+    shutil.copy2(docs_dir / "index.html", target / "index.html")
+    for shared in ("static",):
+        if (docs_dir / shared).is_dir():
+            shutil.copytree(docs_dir / shared, target / shared)
+    suite_page = docs_dir / "expectations" / f"{name}.html"
+    if suite_page.is_file():
+        (target / "expectations").mkdir()
+        shutil.copy2(suite_page, target / "expectations" / suite_page.name)
+    validations = docs_dir / "validations" / name
+    if validations.is_dir():
+        shutil.copytree(validations, target / "validations" / name)
+
+
+def _gx_version() -> str:
+    try:
+        return metadata.version("great_expectations")
+    except metadata.PackageNotFoundError:
+        return "unknown"
