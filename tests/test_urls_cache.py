@@ -195,3 +195,9 @@ def test_a_tsv_is_a_tsv_even_when_a_caption_starts_with_a_bracket(tmp_path: Path
     path = tmp_path / "cc3m.tsv"
     path.write_text("[person] on a beach .\thttp://a/0.jpg\n")
     assert load_url_refs(path) == [UrlRef(0, None, "http://a/0.jpg")]
+
+
+def test_metadata_url_key_is_discovered_like_the_structure_stage(tmp_path: Path) -> None:
+    path = tmp_path / "blip_laion_cc_sbu_558k_meta.json"
+    path.write_text(json.dumps([{"id": "004539375", "image_url": "http://a/1.jpg"}]))
+    assert [(r.record_id, r.url) for r in load_url_refs(path)] == [("004539375", "http://a/1.jpg")]

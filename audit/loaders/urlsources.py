@@ -1,8 +1,8 @@
 """URL lists from dataset files: metadata JSON arrays, JSON Lines, and the headerless CC-3M TSV.
 
 Metadata files (CC-3M ``metadata.json``, LCS ``..._meta.json``) are arrays of objects with a ``url``
-key (or the column a config names); only the URL, id and image of each record are decoded, so a
-600K-record file costs one typed msgspec pass. The CC-3M TSV is ``caption<TAB>url`` with no header
+key: read by the structure stage's loader (``audit.loaders.records``), so URL keys are discovered
+the same way. A column named in the config is decoded alone, one typed msgspec pass. The CC-3M TSV is ``caption<TAB>url`` with no header
 (the record index is the 0-based line number); a TSV whose first line names the column is read as
 a table with a header.
 """
@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from audit.errors import InputError, UsageError
+from audit.loaders import records
 from audit.models import UrlRef
 
 
@@ -29,6 +30,12 @@ def load_url_refs(path: str | Path, column: str = "url") -> list[UrlRef]:
         raise InputError(str(p), f"cannot read: {exc.strerror}") from None
     head = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
     if head in (b"[", b"{") and p.suffix.lower() != ".tsv":  # a caption may start with "["
+        if column == "url":
+            # the structure stage's metadata reader: same key discovery (url, image_url, ...)
+            # and the same handling of damaged files as `check`
+            refs = records.url_refs(p)
+            if refs:
+                return refs
         return _json_refs(p, data, column)
     if not head:
         raise InputError(str(p), "empty file: no URLs")
