@@ -110,6 +110,8 @@ class LicenseConfig(_Section, frozen=True):
     internal_training_is_commercial: bool = True
     # redistributed images are resized or re-encoded (ND forbids redistributing changed copies)
     images_modified: bool = False
+    # Visual Genome image_data.json: resolves VG/GQA images taken from COCO to their COCO licence
+    vg_image_data: str | None = None
 
 
 class GateConfig(_Section, frozen=True):

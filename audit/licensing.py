@@ -20,7 +20,7 @@ from audit.checks.licenses import USES, Evaluator, LicenceContext
 from audit.checks.provenance import derive
 from audit.config import Config, DatasetConfig, LicenseConfig
 from audit.errors import UsageError
-from audit.loaders.coco import load_coco_licences
+from audit.loaders.coco import load_coco_licences, load_vg_coco_ids
 from audit.loaders.records import load_records
 from audit.models import NoProgress, Progress, StageResult
 from audit.output.attribution import AttributionWriter
@@ -47,6 +47,7 @@ def license_files(
     attribution_out: str | Path | None = None,
     policy: Policy | None = None,
     verdicts_out: dict[int, str] | None = None,
+    vg_image_data: str | Path | None = None,
 ) -> StageResult:
     """Verdicts for every record of ``paths`` under the declared use(s); forbidden records are errors.
 
@@ -54,6 +55,7 @@ def license_files(
     the policy source of a dataset the tool cannot identify; ``attribution_out`` (``.md`` or JSON
     Lines) receives each record's obligations and credits. ``verdicts_out`` receives each record's
     verdict for the first declared use by file position (the expectations table; last file wins).
+    ``vg_image_data`` (Visual Genome image_data.json) resolves VG and GQA images taken from COCO.
     """
     settings = settings or LicenseConfig()
     uses = _uses(use)
@@ -73,6 +75,7 @@ def license_files(
         coco_licenses=coco_license_map(policy, coco.licenses) if coco else None,
         coco_license_names=coco.licenses if coco else {},
         coco_images=coco.images if coco else None,
+        vg_coco_ids=load_vg_coco_ids(vg_image_data) if vg_image_data else None,
     )
     components = {name: tuple(s.components) for name, s in policy.sources.items()}
     tallies: list[tuple[FileTally, str]] = []
@@ -148,6 +151,7 @@ def license_dataset(
         metadata=meta if chat and meta else None,
         source=ds.source,
         verdicts_out=verdicts_out,
+        vg_image_data=config.path(settings.vg_image_data) if settings.vg_image_data else None,
     )
 
 

@@ -339,8 +339,10 @@ def _restriction_problems(policy: Policy, where: str, ids: list[str]) -> list[st
     return [f"{where}: unknown restriction {r!r}" for r in ids if r not in policy.restrictions]
 
 
-_SETTING_TYPES = {
-    f.name: f.type for f in msgspec.structs.fields(LicenseConfig) if f.name != "policy"
+_SETTING_TYPES = {  # the §8.7 switches a `when` rule may test (not file paths)
+    f.name: f.type
+    for f in msgspec.structs.fields(LicenseConfig)
+    if f.name not in ("policy", "vg_image_data")
 }
 
 

@@ -489,3 +489,63 @@ def test_runner_entry_uses_the_config(tmp_path: Path) -> None:
     assert "forbidden for commercial" in forbidden.message
     assert "forbidden for redistribute-images" in forbidden.message
     assert forbidden.dataset == "cc3m"
+
+
+def test_vg_and_gqa_images_taken_from_coco_get_the_coco_licence(tmp_path: Path) -> None:
+    records = [
+        {"id": "1", "image": "vg/VG_100K/1.jpg"},
+        {"id": "2", "image": "gqa/images/2.jpg"},
+        {"id": "3", "image": "vg/VG_100K_2/3.jpg"},  # a YFCC image: no COCO id
+    ]
+    for r in records:
+        r["conversations"] = [
+            {"from": "human", "value": INSTR},
+            {"from": "gpt", "value": "A."},
+        ]
+    chat = _write(tmp_path / "llava_v1_5_mix665k.json", records)
+    vg = tmp_path / "image_data.json"
+    vg.write_text(
+        json.dumps(
+            [
+                {"image_id": 1, "coco_id": 9, "flickr_id": None},
+                {"image_id": 2, "coco_id": 10, "flickr_id": None},
+                {"image_id": 3, "coco_id": None, "flickr_id": 77},
+            ]
+        )
+    )
+    coco = tmp_path / "coco.json"
+    coco.write_text(
+        json.dumps(
+            {
+                "licenses": [
+                    {
+                        "id": 2,
+                        "name": "Attribution-NonCommercial License",
+                        "url": "http://creativecommons.org/licenses/by-nc/2.0/",
+                    },
+                    {
+                        "id": 4,
+                        "name": "Attribution License",
+                        "url": "http://creativecommons.org/licenses/by/2.0/",
+                    },
+                ],
+                "images": [
+                    {"id": 9, "license": 2, "flickr_url": "http://f/9.jpg"},
+                    {"id": 10, "license": 4, "flickr_url": "http://f/10.jpg"},
+                ],
+            }
+        )
+    )
+    out = tmp_path / "a.jsonl"
+    license_files(
+        [chat], use="commercial", coco_annotations=coco, vg_image_data=vg, attribution_out=out
+    )
+    rows = {r["record_id"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert rows["1"]["licenses"] == ["CC-BY-NC-2.0", "CC-BY-4.0"]
+    assert rows["1"]["verdicts"]["commercial"] == F
+    assert rows["1"]["verdicts"]["research"] == AO
+    assert any("COCO image 9 (VG image 1)" in a for a in rows["1"]["attribution"])
+    assert rows["2"]["licenses"] == ["CC-BY-2.0", "NOASSERTION"]  # GQA questions: no licence
+    assert rows["3"]["licenses"][0] == "LicenseRef-VG-image-unresolved"
+    without = license_files([chat], use="commercial", coco_annotations=coco)
+    assert without.stats["by_license"].get("CC-BY-NC-2.0") is None

@@ -23,6 +23,8 @@ USES: tuple[str, ...] = (
     "redistribute-annotations",
 )
 _EXAMPLES = 5
+#: sources whose images may be COCO images (VG and GQA through the VG image's coco_id)
+_COCO_IMAGES = frozenset({"coco", "vg", "gqa"})
 
 
 class ResolvedPart(NamedTuple):
@@ -94,6 +96,7 @@ class LicenceContext:
     coco_licenses: Mapping[int, str] | None = None  # COCO licence id -> policy licence id
     coco_license_names: Mapping[int, tuple[str, str]] = field(default_factory=dict)
     coco_images: Mapping[int, tuple[int, str]] | None = None  # image id -> (licence id, flickr url)
+    vg_coco_ids: Mapping[int, int] | None = None  # Visual Genome image id -> COCO image id
     opt_outs: Set[str] = frozenset()
 
 
@@ -131,10 +134,13 @@ class Evaluator:
 
     def assess(self, prov: Provenance) -> RecordLicence:
         opt_out = prov.url is not None and prov.url in self.ctx.opt_outs
+        coco_id = prov.coco_image_id
+        if coco_id is None and prov.vg_image_id is not None and self.ctx.vg_coco_ids is not None:
+            coco_id = self.ctx.vg_coco_ids.get(prov.vg_image_id)  # VG images taken from COCO
         coco_entry: tuple[int, str] | None = None
         coco_license: int | None = None  # None: not joined; -1: not in the annotation file
-        if prov.coco_image_id is not None and self._coco_joined:
-            coco_entry = self.ctx.coco_images.get(prov.coco_image_id)  # type: ignore[union-attr]
+        if coco_id is not None and self._coco_joined:
+            coco_entry = self.ctx.coco_images.get(coco_id)  # type: ignore[union-attr]
             coco_license = coco_entry[0] if coco_entry else -1
         key = (prov.parts, coco_license, opt_out)
         judgement = self._cache.get(key)
@@ -143,7 +149,7 @@ class Evaluator:
             self._cache[key] = judgement
         attribution = judgement.attribution
         if coco_entry is not None:
-            attribution = (*attribution, self._coco_credit(prov.coco_image_id, coco_entry))
+            attribution = (*attribution, self._coco_credit(coco_id, coco_entry, prov.vg_image_id))
         return RecordLicence(prov, judgement, attribution, opt_out, coco_license == -1)
 
     def _judgement(
@@ -176,7 +182,7 @@ class Evaluator:
             restrictions += self._origin_restrictions
             if opt_out:
                 restrictions.append(policy.signals.opt_out)
-            if part.source == "coco" and coco_license is not None and coco_license >= 0:
+            if part.source in _COCO_IMAGES and coco_license is not None and coco_license >= 0:
                 license_id = (self.ctx.coco_licenses or {}).get(coco_license, "NOASSERTION")
         return ResolvedPart(
             part.source,
@@ -186,11 +192,12 @@ class Evaluator:
             part.inferred,
         )
 
-    def _coco_credit(self, image_id: int | None, entry: tuple[int, str]) -> str:
+    def _coco_credit(self, image_id: int | None, entry: tuple[int, str], vg_id: int | None) -> str:
         """Per-image credit: the Flickr URL and the licence as the COCO file names it."""
         coco_license, flickr_url = entry
         name, url = self.ctx.coco_license_names.get(coco_license, (f"licence {coco_license}", ""))
-        return f"COCO image {image_id}: {flickr_url or 'no Flickr URL'}, {name} {url}".strip()
+        label = f"COCO image {image_id}" + (f" (VG image {vg_id})" if vg_id is not None else "")
+        return f"{label}: {flickr_url or 'no Flickr URL'}, {name} {url}".strip()
 
     def _judge(self, parts: tuple[ResolvedPart, ...], use: str) -> UseVerdict:
         column = column_for(use, self.ctx.settings)

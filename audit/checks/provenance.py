@@ -43,9 +43,11 @@ class Provenance(NamedTuple):
     parts: tuple[Part, ...]
     inferred: bool
     coco_image_id: int | None = None
+    vg_image_id: int | None = None  # Visual Genome / GQA image id (joined to COCO via image_data)
 
 
 _COCO_NAME = re.compile(r"(?:^|/)(?:COCO_(?:train|val)2014_)?(\d{12})\.jpg$")
+_VG_NAME = re.compile(r"/(\d+)\.jpg$")
 _GCC = re.compile(r"(?:^|/)GCC_train_\d{9}\.jpg$")
 _LCS = re.compile(r"^\d{5}/\d{9}\.jpg$")
 _SHORT_ANSWER = "Answer the question using a single word or phrase."
@@ -113,7 +115,9 @@ def derive(
         return _prov(view, image_source, _lcs_parts(image_source, blip))
     for prefix, parts in _PREFIX_PARTS.items():
         if image.startswith(prefix):
-            return _prov(view, parts[0].source, parts)
+            vg_id = _VG_NAME.search(image) if prefix in ("vg/", "gqa/") else None
+            vg_image_id = int(vg_id.group(1)) if vg_id else None
+            return _prov(view, parts[0].source, parts, vg_image_id=vg_image_id)
     match = _COCO_NAME.search(image)
     if match and (kind in ("instruct", "mix", "generic") or image.startswith("coco/")):
         coco_id = int(match.group(1))
@@ -167,11 +171,23 @@ _INFERRED: dict[tuple[Part, ...], bool] = {}  # a handful of distinct part tuple
 
 
 def _prov(
-    view: RecordView, source: str, parts: tuple[Part, ...], coco_image_id: int | None = None
+    view: RecordView,
+    source: str,
+    parts: tuple[Part, ...],
+    coco_image_id: int | None = None,
+    vg_image_id: int | None = None,
 ) -> Provenance:
     inferred = _INFERRED.get(parts)
     if inferred is None:
         inferred = _INFERRED[parts] = any(p.inferred for p in parts)
     return Provenance(
-        view.position, view.record_id, view.image, view.url, source, parts, inferred, coco_image_id
+        view.position,
+        view.record_id,
+        view.image,
+        view.url,
+        source,
+        parts,
+        inferred,
+        coco_image_id,
+        vg_image_id,
     )

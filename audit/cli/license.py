@@ -40,6 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--coco-annotations", metavar="FILE", help="COCO annotation file (licence ids)")
     p.add_argument("--metadata", metavar="FILE", help="metadata file giving chat records' URLs")
+    p.add_argument(
+        "--vg-image-data",
+        metavar="FILE",
+        help="Visual Genome image_data.json: VG/GQA images from COCO get their COCO licence",
+    )
     p.add_argument("--kind", choices=config_mod.KINDS, help="dataset kind (detected if omitted)")
     p.add_argument("--source", help="policy source of every record (datasets of unknown origin)")
     p.add_argument("--findings", metavar="OUT.jsonl", help="write findings as JSON Lines")
@@ -79,6 +84,8 @@ def _license(args: argparse.Namespace) -> int:
                 metadata=args.metadata,
                 source=args.source,
                 attribution_out=args.attribution,
+                vg_image_data=args.vg_image_data
+                or (config.path(settings.vg_image_data) if settings.vg_image_data else None),
             )
     finally:
         if store is not None:

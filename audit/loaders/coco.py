@@ -72,3 +72,34 @@ def load_coco_licences(path: str | Path) -> CocoLicences:
         images=images,
         without_license=without,
     )
+
+
+class _VgImage(msgspec.Struct, gc=False):
+    image_id: int | None = None
+    id: int | None = None  # VG 1.0 names the field `id`
+    coco_id: int | None = None
+
+
+def load_vg_coco_ids(path: str | Path) -> dict[int, int]:
+    """Visual Genome `image_data.json`: VG image id -> COCO image id, for images taken from COCO.
+
+    VG (and GQA, which uses VG images) has no licence per image; a VG image that came from COCO
+    carries the COCO image's licence, so the licence stage resolves it through the COCO join.
+    """
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise InputError(str(p), f"cannot read Visual Genome image data: {exc.strerror}") from None
+    try:
+        images = msgspec.json.decode(raw, type=list[_VgImage])
+    except msgspec.ValidationError as exc:
+        raise InputError(str(p), f"not a Visual Genome image_data.json: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise InputError(str(p), f"invalid JSON: {exc}") from None
+    mapping: dict[int, int] = {}
+    for image in images:
+        vg_id = image.image_id if image.image_id is not None else image.id
+        if vg_id is not None and image.coco_id is not None:
+            mapping[vg_id] = image.coco_id
+    return mapping
