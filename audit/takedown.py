@@ -115,7 +115,7 @@ def _locate_request(
                 "dataset": f.source.dataset,
                 "role": f.source.role,
                 "file": str(f.source.path),
-                "records": len(f.elements),
+                "records": len(f.candidates),
             }
             for f in loaded
         ],

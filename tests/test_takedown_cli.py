@@ -35,6 +35,7 @@ def test_the_whole_flow_through_the_cli(
     assert code == 0 and "TD-0001 recorded" in out and "2026-12-02" in out
     code, out, _ = _run(capsys, "match", *cfg, "TD-0001")
     assert code == 0 and f"{len(world.affected)} affected record(s)" in out
+    assert "searched 19 records in 3 file(s)" in out
     code, out, _ = _run(capsys, "apply", *cfg, "TD-0001")
     assert code == 0 and f"{len(world.affected)} record(s) removed" in out
     code, out, _ = _run(capsys, "verify", *cfg, "TD-0001")
