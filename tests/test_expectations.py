@@ -168,11 +168,20 @@ def test_a_users_own_suites_folder_wins_over_the_shipped_one(tmp_path: Path) -> 
     assert default_suites_dir(tmp_path) == tmp_path / "expectations"
 
 
-def test_real_lcs_records_meet_their_suite(realdata: Path, tmp_path: Path) -> None:
-    records = json.loads((realdata / "lcs558k_samples.json").read_text(encoding="utf-8"))
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("lcs558k_samples.json", "lcs-chat"),
+        ("cc3m_chat_samples.json", "cc3m-chat"),
+        ("instruct_samples.json", "instruct"),
+    ],
+)
+def test_real_records_meet_their_kinds_suite(realdata: Path, name: str, kind: str) -> None:
+    records = json.loads((realdata / name).read_text(encoding="utf-8"))
     table = record_table(records)
-    result = run_expectations(table, "lcs-chat", suites_dir=SUITES, docs_dir=None, dataset="lcs")
+    result = run_expectations(table, kind, suites_dir=SUITES, docs_dir=None, dataset=kind)
     assert [f.severity for f in result.findings] == [Severity.WARNING]  # only the row count
+    assert "expect_table_row_count_to_be_between" in result.findings[0].message
 
 
 def test_dataset_markup_is_text_in_data_docs_and_verbatim_in_findings(tmp_path: Path) -> None:
