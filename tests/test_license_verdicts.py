@@ -356,7 +356,7 @@ def test_attribution_export_jsonl_and_markdown(tmp_path: Path) -> None:
     assert "3 records in 2 groups" in text
     assert "## 1. coco: CC-BY-2.0, CC-BY-4.0 (2 records)" in text
     assert "`000000000010`: COCO image 10: http://farm1.staticflickr.com/10.jpg" in text
-    assert "- credit: COCO Consortium" in text
+    assert "- credit: Microsoft COCO, COCO Consortium" in text
     assert "records: `000000000011`" in text
     assert "<b>" not in text
     assert not list(tmp_path.glob(".attribution*"))  # no temp files left behind
