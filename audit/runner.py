@@ -171,6 +171,7 @@ def figures(ds: rpt.DatasetReport) -> history.DatasetFigures:
         errors=counts["error"],
         warnings=counts["warning"],
         missing_rate=ds.missing_rate,
+        url_missing_rate=ds.url_missing_rate,
     )
 
 

@@ -118,7 +118,12 @@ def _history(report: rpt.AuditReport) -> list[RunRecord]:
             message=None if day != 1 else f"interrupted {XSS}",
             datasets=(
                 DatasetFigures(
-                    dataset="lcs", records=24, errors=5, warnings=1, missing_rate=0.12 + day / 50
+                    dataset="lcs",
+                    records=24,
+                    errors=5,
+                    warnings=1,
+                    missing_rate=0.12 + day / 50,
+                    url_missing_rate=0.25 + day / 40,
                 ),
                 DatasetFigures(dataset="cc3m", records=20, errors=2, warnings=1, missing_rate=0.1),
             ),
@@ -182,7 +187,7 @@ def test_run_page_renders_and_shows_markup_as_text(browser: Any, site: str, tmp_
 def test_index_lists_runs_with_trend_charts(browser: Any, site: str, tmp_path: Path) -> None:
     page, errors, dialogs = _open(browser, f"{site}/index.html")
     assert errors == [] and dialogs == []
-    assert page.locator("polyline").count() >= 3  # errors, warnings, and a line per dataset
+    assert page.locator("polyline").count() == 5  # errors, warnings; lcs files + URLs, cc3m files
     assert page.get_by_text(f"interrupted {XSS}").is_visible()
     page.click("text=20261122T023000Z-00aa")
     assert page.title() == "llava-audit report 20261122T023000Z-00aa"

@@ -47,3 +47,23 @@ def test_killed_run_stays_running_then_is_failed_by_the_next(tmp_path: Path) -> 
     assert by_id["killed"].status == "failed"
     assert "interrupted" in (by_id["killed"].message or "")
     assert by_id["next"].status == "running"
+
+
+def test_state_files_from_before_url_rates_are_upgraded(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE run_datasets (run_id TEXT NOT NULL, dataset TEXT NOT NULL,"
+            " records INTEGER, errors INTEGER NOT NULL, warnings INTEGER NOT NULL,"
+            " missing_rate REAL, PRIMARY KEY (run_id, dataset))"
+        )
+    with Store(path) as store:
+        runs.start_run(store, "r", T0)
+        figures = runs.DatasetFigures(
+            dataset="cc3m", records=1, errors=0, warnings=0, missing_rate=None, url_missing_rate=0.3
+        )
+        runs.finish_run(store, "r", finished=T0, status="succeeded", datasets=[figures])
+        (run,) = runs.list_runs(store)
+    assert run.datasets[0].url_missing_rate == 0.3

@@ -265,6 +265,14 @@ def _series(
     return out, top
 
 
+def _rate(run: RunRecord, dataset: str, field: str) -> float | None:
+    for d in run.datasets:
+        if d.dataset == dataset:
+            value: float | None = getattr(d, field)
+            return value
+    return None
+
+
 def render_index(runs: list[RunRecord]) -> str:
     """``reports/index.html``: every run, newest first, with error and missing-rate trends."""
     finished = [r for r in runs if r.status == "succeeded"]
@@ -275,11 +283,14 @@ def render_index(runs: list[RunRecord]) -> str:
         ",.0f",
     )
     names = sorted({d.dataset for r in finished for d in r.datasets})
-    rates = [
-        [next((d.missing_rate for d in r.datasets if d.dataset == n), None) for r in finished]
-        for n in names
-    ]
-    missing, miss_top = _series(finished, rates, names, ".1%")
+    rates, labels = [], []
+    for name in names:
+        for label, pick in ((name, "missing_rate"), (f"{name} URLs", "url_missing_rate")):
+            column = [_rate(r, name, pick) for r in finished]
+            if any(v is not None for v in column):
+                rates.append(column)
+                labels.append(label)
+    missing, miss_top = _series(finished, rates, labels, ".1%")
     return _ENV.get_template("index.html.j2").render(
         runs=list(reversed(runs)),
         finished=finished,
@@ -287,6 +298,7 @@ def render_index(runs: list[RunRecord]) -> str:
         err_top=err_top,
         missing=missing,
         miss_top=miss_top,
+        baseline=CC3M_BASELINE,
         w=CHART_W,
         h=CHART_H,
         pad=PAD,

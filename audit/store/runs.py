@@ -40,6 +40,7 @@ register_schema(
         errors       INTEGER NOT NULL,
         warnings     INTEGER NOT NULL,
         missing_rate REAL,
+        url_missing_rate REAL,
         PRIMARY KEY (run_id, dataset)
     );
     """,
@@ -53,7 +54,8 @@ class DatasetFigures(msgspec.Struct, frozen=True, kw_only=True):
     records: int | None
     errors: int
     warnings: int
-    missing_rate: float | None
+    missing_rate: float | None  # local images
+    url_missing_rate: float | None = None  # source URLs
 
 
 class RunRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -95,6 +97,7 @@ def finish_run(
     datasets: list[DatasetFigures] | tuple[DatasetFigures, ...] = (),
 ) -> None:
     """Close a run with its outcome and figures, in one transaction."""
+    _add_missing_columns(store)
     with store.transaction() as conn:
         conn.execute(
             "UPDATE runs SET finished = ?, status = ?, errors = ?, warnings = ?, records = ?,"
@@ -102,10 +105,18 @@ def finish_run(
             (finished.isoformat(), status, errors, warnings, records, report, message, run_id),
         )
         conn.executemany(
-            "INSERT OR REPLACE INTO run_datasets"
-            " (run_id, dataset, records, errors, warnings, missing_rate) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO run_datasets (run_id, dataset, records, errors, warnings,"
+            " missing_rate, url_missing_rate) VALUES (?, ?, ?, ?, ?, ?, ?)",
             [
-                (run_id, d.dataset, d.records, d.errors, d.warnings, d.missing_rate)
+                (
+                    run_id,
+                    d.dataset,
+                    d.records,
+                    d.errors,
+                    d.warnings,
+                    d.missing_rate,
+                    d.url_missing_rate,
+                )
                 for d in datasets
             ],
         )
@@ -125,6 +136,7 @@ def fail_interrupted(store: Store, *, now: datetime, except_run: str | None = No
 
 def list_runs(store: Store, *, limit: int = 100) -> list[RunRecord]:
     """The newest ``limit`` runs, oldest first (the order trend charts draw them in)."""
+    _add_missing_columns(store)
     rows = store.conn.execute(
         "SELECT run_id, started, finished, status, trigger, errors, warnings, records, report,"
         " message FROM runs ORDER BY started DESC, run_id DESC LIMIT ?",
@@ -135,7 +147,8 @@ def list_runs(store: Store, *, limit: int = 100) -> list[RunRecord]:
     if ids:
         marks = ",".join("?" * len(ids))
         for run_id, *rest in store.conn.execute(
-            "SELECT run_id, dataset, records, errors, warnings, missing_rate FROM run_datasets"
+            "SELECT run_id, dataset, records, errors, warnings, missing_rate, url_missing_rate"
+            " FROM run_datasets"
             f" WHERE run_id IN ({marks}) ORDER BY dataset",
             ids,
         ):
@@ -146,6 +159,7 @@ def list_runs(store: Store, *, limit: int = 100) -> list[RunRecord]:
                     errors=rest[2],
                     warnings=rest[3],
                     missing_rate=rest[4],
+                    url_missing_rate=rest[5],
                 )
             )
     return [_record(row, figures.get(row[0], [])) for row in reversed(rows)]
@@ -163,6 +177,14 @@ def last_run(store: Store, *, status: RunStatus | None = None) -> RunRecord | No
         params = (status,)
     row = store.conn.execute(sql + " ORDER BY started DESC, run_id DESC LIMIT 1", params).fetchone()
     return None if row is None else _record(row, [])
+
+
+def _add_missing_columns(store: Store) -> None:
+    """State files from before ``url_missing_rate`` existed get the column (idempotent)."""
+    columns = {row[1] for row in store.conn.execute("PRAGMA table_info(run_datasets)")}
+    if "url_missing_rate" not in columns:
+        with store.transaction() as conn:
+            conn.execute("ALTER TABLE run_datasets ADD COLUMN url_missing_rate REAL")
 
 
 def _record(row: tuple[object, ...], datasets: list[DatasetFigures]) -> RunRecord:
