@@ -267,3 +267,29 @@ def test_an_edited_suite_is_run_again(tmp_path: Path) -> None:
     suite["expectations"][0]["kwargs"]["mostly"] = 0.5
     (tmp_path / "generic.json").write_text(json.dumps(suite))
     assert run().stats["cached"] is False
+
+
+def test_mix665k_shapes_pass_the_mix_suite_without_errors() -> None:
+    def chat(first: str) -> list[dict[str, str]]:
+        return [{"from": "human", "value": first}, {"from": "gpt", "value": "Yes"}]
+
+    folders = [
+        "coco/train2017",
+        "gqa/images",
+        "ocr_vqa/images",
+        "textvqa/train_images",
+        "vg/VG_100K",
+    ]
+    records: list[dict[str, Any]] = [
+        {
+            "id": i if folder == "gqa/images" else f"{i:012d}",
+            "image": f"{folder}/{i}.jpg",
+            "conversations": chat("<image>\nIs it red?"),
+        }
+        for i, folder in enumerate(folders * 4)
+    ]
+    records.append({"id": "wgByO4Y_0", "model": "", "conversations": chat("Write a poem.")})
+    result = run_expectations(
+        record_table(records), "mix", suites_dir=SUITES, docs_dir=None, dataset="mix"
+    )
+    assert not [f.message for f in result.findings if f.severity == Severity.ERROR]
