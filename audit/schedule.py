@@ -192,7 +192,7 @@ class NightlyAudit:
             log.warning("scheduled audit skipped: %s", exc.message)
             self._record_skip(exc.message)
             return "skipped"
-        except _StopRequested:
+        except ShutdownRequested:
             log.warning("scheduled audit stopped by a shutdown signal; the last report stays")
             return "stopped"
         except Exception as exc:  # any failure: logged and notified, the scheduler keeps going
@@ -341,7 +341,7 @@ class NightlyAudit:
         self.stop()
 
 
-class _StopRequested(BaseException):
+class ShutdownRequested(BaseException):
     """Raised inside a running audit at a progress step once a stop was asked for.
 
     A BaseException so stage code that records ``Exception`` as a failed stage and carries on
@@ -364,7 +364,7 @@ class _StopAwareProgress(NoProgress):
 
     def _check(self) -> None:
         if self._stopping.is_set():
-            raise _StopRequested
+            raise ShutdownRequested
 
 
 def post_webhook(url: str, body: dict[str, Any], timeout: float) -> None:
