@@ -52,7 +52,7 @@ def license_files(
     """Verdicts for every record of ``paths`` under the declared use(s); forbidden records are errors.
 
     ``metadata`` joins source URLs into chat files (LCS source inference, opt-outs); ``source`` names
-    the policy source of a dataset the tool cannot identify; ``attribution_out`` (``.md`` or JSON
+    the policy source of records the tool cannot identify from their image path; ``attribution_out`` (``.md`` or JSON
     Lines) receives each record's obligations and credits. ``verdicts_out`` receives each record's
     verdict for the first declared use by file position (the expectations table; last file wins).
     ``vg_image_data`` (Visual Genome image_data.json) resolves VG and GQA images taken from COCO.

@@ -549,3 +549,26 @@ def test_vg_and_gqa_images_taken_from_coco_get_the_coco_licence(tmp_path: Path) 
     assert rows["3"]["licenses"][0] == "LicenseRef-VG-image-unresolved"
     without = license_files([chat], use="commercial", coco_annotations=coco)
     assert without.stats["by_license"].get("CC-BY-NC-2.0") is None
+
+
+def test_configured_source_names_only_what_the_records_do_not_say() -> None:
+    def prov(view: RecordView, kind: str, source: str) -> tuple[str, bool, tuple[str, ...]]:
+        components = {n: tuple(s.components) for n, s in POLICY.sources.items()}
+        p = derive(
+            view,
+            kind=kind,
+            hosts=POLICY.lcs.hosts,
+            lcs_fallback=POLICY.lcs.fallback,
+            source_components=components,
+            source=source,
+        )
+        return p.source, p.inferred, tuple(part.source for part in p.parts)
+
+    instruct = RecordView(0, "000000000009", "000000000009.jpg", instruction=INSTR)
+    assert prov(instruct, "instruct", "coco") == ("coco", False, ("coco", "coco", "gpt4_generated"))
+    own = RecordView(0, "x", "photos/x.png")
+    assert prov(own, "generic", "laion") == ("laion", False, ("laion", "laion"))
+    lcs = RecordView(0, "004539375", "00453/004539375.jpg", url="http://ec1.ostkcdn.com/a.jpg")
+    assert prov(lcs, "lcs-chat", "laion") == ("laion", False, ("laion", "blip_caption"))
+    sbu = lcs._replace(url="http://static.flickr.com/1/2.jpg")
+    assert prov(sbu, "lcs-chat", "laion") == ("sbu", True, ("sbu", "blip_caption"))

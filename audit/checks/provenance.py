@@ -73,15 +73,15 @@ _PREFIX_PARTS = {
     prefix: (Part(image_source, "image"), Part(annotation_source, "source_annotation"))
     for prefix, image_source, annotation_source in _PREFIXES
 }
-_LCS_PARTS: dict[tuple[str, bool], tuple[Part, ...]] = {}
+_LCS_PARTS: dict[tuple[str, bool, bool], tuple[Part, ...]] = {}
 
 
-def _lcs_parts(image_source: str, blip: bool) -> tuple[Part, ...]:
-    parts = _LCS_PARTS.get((image_source, blip))
+def _lcs_parts(image_source: str, blip: bool, inferred: bool) -> tuple[Part, ...]:
+    parts = _LCS_PARTS.get((image_source, blip, inferred))
     if parts is None:
-        image = (Part(image_source, "image", inferred=True),)
+        image = (Part(image_source, "image", inferred=inferred),)
         parts = (*image, Part("blip_caption", "synthetic_caption")) if blip else image
-        _LCS_PARTS[(image_source, blip)] = parts
+        _LCS_PARTS[(image_source, blip, inferred)] = parts
     return parts
 
 
@@ -94,25 +94,26 @@ def derive(
     source_components: Mapping[str, tuple[str, ...]] | None = None,
     source: str | None = None,
 ) -> Provenance:
-    """The record's parts. ``source`` (from config) wins for datasets of a kind the tool cannot read.
+    """The record's parts, from its image path first (the strongest evidence).
 
-    ``source_components`` lists each policy source's components; it is needed only with ``source``.
+    ``source`` (the dataset's configured source) names records the tool cannot identify, and
+    LCS-558K records whose URL host matches no rule; ``source_components`` lists each policy
+    source's components for that case.
     """
-    if source is not None:
-        components = (source_components or {}).get(source, ("image", "source_annotation"))
-        return _prov(view, source, tuple(Part(source, c) for c in components))
     image = view.image
     if not image:
-        if kind in ("mix", "generic") and not view.url:  # mix665k's text-only records
+        if kind in ("mix", "generic") and not view.url and source is None:  # mix665k text-only
             text = (Part("sharegpt", "user_text"), Part("sharegpt", "generated_text"))
             return _prov(view, "sharegpt", text)
-        return _prov(view, "unknown", (Part("unknown", "image"),))
+        return _configured(view, source, source_components, ("image",))
     if _GCC.search(image):
         return _prov(view, "cc3m", _CC3M_BLIP if view.blip_caption else _CC3M)
     if _LCS.match(image) or kind in ("lcs-chat", "lcs-metadata"):
-        image_source = _lcs_source(view.url, hosts, lcs_fallback)
+        image_source, inferred = _lcs_source(view.url, hosts, ""), True
+        if not image_source:
+            image_source, inferred = (source, False) if source else (lcs_fallback, True)
         blip = kind != "lcs-metadata" or view.blip_caption  # the chat answer is the BLIP caption
-        return _prov(view, image_source, _lcs_parts(image_source, blip))
+        return _prov(view, image_source, _lcs_parts(image_source, blip, inferred))
     for prefix, parts in _PREFIX_PARTS.items():
         if image.startswith(prefix):
             vg_id = _VG_NAME.search(image) if prefix in ("vg/", "gqa/") else None
@@ -124,7 +125,20 @@ def derive(
         guessed = kind == "generic" and not image.startswith("coco/")  # a bare 12-digit name
         coco = _coco_parts(view.instruction, kind, guessed)
         return _prov(view, "coco", coco, coco_image_id=coco_id)
-    return _prov(view, "unknown", (Part("unknown", "image"), Part("unknown", "source_annotation")))
+    return _configured(view, source, source_components, ("image", "source_annotation"))
+
+
+def _configured(
+    view: RecordView,
+    source: str | None,
+    source_components: Mapping[str, tuple[str, ...]] | None,
+    unknown: tuple[str, ...],
+) -> Provenance:
+    """A record the tool cannot identify: the configured source's components, else unknown."""
+    if source is None:
+        return _prov(view, "unknown", tuple(Part("unknown", c) for c in unknown))
+    components = (source_components or {}).get(source, unknown)
+    return _prov(view, source, tuple(Part(source, c) for c in components))
 
 
 def _coco_parts(instruction: str, kind: str, guessed: bool) -> tuple[Part, ...]:

@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="Visual Genome image_data.json: VG/GQA images from COCO get their COCO licence",
     )
     p.add_argument("--kind", choices=config_mod.KINDS, help="dataset kind (detected if omitted)")
-    p.add_argument("--source", help="policy source of every record (datasets of unknown origin)")
+    p.add_argument("--source", help="policy source for records the tool cannot identify")
     p.add_argument("--findings", metavar="OUT.jsonl", help="write findings as JSON Lines")
     p.add_argument(
         "--attribution", metavar="OUT", help="write obligations and credits (.md or JSON Lines)"
