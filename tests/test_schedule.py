@@ -31,10 +31,31 @@ THURSDAY = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 WAIT = 30.0  # upper bound for anything a test waits on; never an assertion about speed
 
 
+DATASET_TOML = '[[datasets]]\nname = "lcs"\nkind = "lcs-chat"\nchat = "lcs.json"\n'
+
+
+def write_dataset(folder: Path) -> dict[str, str]:
+    """A tiny clean LCS-558K-shaped chat file: the runner refuses a config without datasets."""
+    records = [
+        {
+            "id": f"00453937{i}",
+            "image": f"00453/00453937{i}.jpg",
+            "conversations": [
+                {"from": "human", "value": "What is this?\n<image>"},
+                {"from": "gpt", "value": f"a photo {i}"},
+            ],
+        }
+        for i in range(3)
+    ]
+    (folder / "lcs.json").write_text(json.dumps(records))
+    return {"name": "lcs", "kind": "lcs-chat", "chat": "lcs.json"}
+
+
 def make_config(tmp_path: Path, **schedule: Any) -> config_mod.Config:
     data = {
         "reports_dir": "reports",
         "state": "state/state.sqlite",
+        "datasets": [write_dataset(tmp_path)],
         "schedule": {"cron": "0 3 * * *", **schedule},
     }
     return config_mod.parse(data, tmp_path)
@@ -288,7 +309,8 @@ def test_schedule_once_runs_one_audit_and_reports_its_outcome(tmp_path: Path) ->
     from audit.cli import main
 
     config = tmp_path / "audit.toml"
-    config.write_text('state = "s/state.sqlite"\n[schedule]\ncron = "0 3 * * 0"\n')
+    write_dataset(tmp_path)
+    config.write_text(f'state = "s/state.sqlite"\n{DATASET_TOML}[schedule]\ncron = "0 3 * * 0"\n')
     assert main(["schedule", "--once", "--config", str(config)]) == 0
     with Store(tmp_path / "s" / "state.sqlite") as store:
         (run,) = history.list_runs(store)
