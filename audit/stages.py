@@ -137,6 +137,7 @@ def expectations(ctx: StageContext) -> StageResult:
         loaded.kind,
         suites_dir=gx.default_suites_dir(ctx.config.base_dir),
         docs_dir=ctx.work_dir / "data-docs",
+        cache_dir=ctx.path(ctx.config.state).parent / "expectations-cache",
         dataset=ds.name,
         file=str(ds.chat),
     )
