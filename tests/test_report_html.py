@@ -84,3 +84,18 @@ def test_missing_bars_scale_with_the_baselines() -> None:
 
 def test_index_without_runs_says_how_to_start() -> None:
     assert "llava-audit demo" in html.render_index([])
+
+
+def test_failed_and_skipped_stages_say_why() -> None:
+    report = _report()
+    ds = report.datasets[0]
+    ds.stages["urls"] = rpt.StageRun(
+        status="failed", result=StageResult(stage="urls"), note="state store is locked"
+    )
+    ds.stages["images"] = rpt.StageRun(
+        status="skipped", result=StageResult(stage="images"), note="no image roots configured"
+    )
+    report.totals = rpt.compute_totals(report.datasets)
+    page = html.render_run(report)
+    assert "state store is locked" in page and "no image roots configured" in page
+    assert report.totals.stages_failed == 1 and not report.passed
