@@ -214,6 +214,9 @@ def run_benchmark(args: argparse.Namespace) -> int:
         bench.figure(
             "(b) cores used, peak 0.5 s window", b.peak_cores, target=1.8, higher_is_better=True
         )
+        bench.figure(
+            "(b) CPU share outside the busiest process", b.spread, target=0.3, higher_is_better=True
+        )
         if injected:
             bench.figure(
                 "(b) injected defects caught", caught / injected, target=1.0, higher_is_better=True

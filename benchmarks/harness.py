@@ -47,6 +47,9 @@ class Measurement:
     peak_rss: int  # bytes, summed over the process tree at the sampled peak
     peak_cores: float  # highest CPU use over a sampling window, in cores
     exit_code: int | None = None
+    #: share of the tree's CPU done outside its busiest process: ~0 serial, ~0.5 even over two
+    #: processes; unlike ``cores`` it does not drop when other users load the machine
+    spread: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)  # what the child reported (last JSON line)
 
     @property
@@ -86,9 +89,9 @@ class TreeSampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         times = self.root.cpu_times()
-        self._cpu_seen: dict[int, float] = {
-            pid: times.user + times.system
-        }  # new children start at 0
+        # user+sys per pid at the last sample; children first seen later start from 0
+        self._cpu_seen: dict[int, float] = {pid: times.user + times.system}
+        self._cpu_base = dict(self._cpu_seen)
 
     def __enter__(self) -> TreeSampler:
         self._thread.start()
@@ -97,6 +100,12 @@ class TreeSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+    def spread(self) -> float:
+        """1 - (CPU of the busiest process / CPU of all sampled processes), from the last samples."""
+        used = {pid: cpu - self._cpu_base.get(pid, 0.0) for pid, cpu in self._cpu_seen.items()}
+        total = sum(used.values())
+        return 1 - max(used.values()) / total if total > 0 else 0.0
 
     def _tree(self) -> list[psutil.Process]:
         try:
@@ -166,7 +175,16 @@ def run_subprocess(
     extra = _last_json_line(stdout)
     if code not in (0, 1):
         extra["stderr_tail"] = stderr.strip().splitlines()[-3:]
-    return Measurement(name, wall, cpu, sampler.peak_rss, sampler.peak_cores, code, extra)
+    return Measurement(
+        name,
+        wall,
+        cpu,
+        sampler.peak_rss,
+        sampler.peak_cores,
+        code,
+        extra=extra,
+        spread=sampler.spread(),
+    )
 
 
 def time_callable(name: str, fn: Callable[[], Any]) -> Measurement:
@@ -178,7 +196,16 @@ def time_callable(name: str, fn: Callable[[], Any]) -> Measurement:
         wall = time.perf_counter() - started
     cpu = time.process_time() - cpu_before
     extra = value if isinstance(value, dict) else {}
-    return Measurement(name, wall, cpu, sampler.peak_rss, sampler.peak_cores, None, extra)
+    return Measurement(
+        name,
+        wall,
+        cpu,
+        sampler.peak_rss,
+        sampler.peak_cores,
+        None,
+        extra=extra,
+        spread=sampler.spread(),
+    )
 
 
 def warm_page_cache(paths: Sequence[Path]) -> None:
@@ -270,7 +297,17 @@ class Bench:
     def finish(self, results_dir: Path = RESULTS) -> Path:
         """Print the tables and write ``results/<name>.json``; returns the path written."""
         table = Table(title=f"{self.name}: measurements")
-        for column in ("what", "wall s", "cpu s", "cores avg", "cores peak", "peak RSS MB", "exit"):
+        columns = (
+            "what",
+            "wall s",
+            "cpu s",
+            "cores avg",
+            "cores peak",
+            "spread",
+            "peak RSS MB",
+            "exit",
+        )
+        for column in columns:
             table.add_column(column, justify="left" if column == "what" else "right")
         for m in self.measurements:
             table.add_row(
@@ -279,6 +316,7 @@ class Bench:
                 f"{m.cpu_s:.2f}",
                 f"{m.cores:.2f}",
                 f"{m.peak_cores:.2f}",
+                f"{m.spread:.2f}",
                 f"{m.peak_rss / MB:,.0f}",
                 "" if m.exit_code is None else str(m.exit_code),
             )
