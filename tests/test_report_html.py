@@ -98,4 +98,5 @@ def test_failed_and_skipped_stages_say_why() -> None:
     report.totals = rpt.compute_totals(report.datasets)
     page = html.render_run(report)
     assert "state store is locked" in page and "no image roots configured" in page
+    assert "incomplete: 1 stage failed" in page
     assert report.totals.stages_failed == 1 and not report.passed

@@ -31,6 +31,8 @@ def render_report(
     verdict = (
         Text("FAILED to run", style="bold red")
         if report.status != "succeeded"
+        else Text("incomplete (stages failed)", style="bold red")
+        if t.stages_failed
         else Text("errors found", style="bold red")
         if t.errors
         else Text("passed", style="bold green")
