@@ -122,13 +122,18 @@ def license_dataset(
     progress: Progress | None = None,
     store: Store | None = None,
     verdicts_out: dict[int, str] | None = None,
+    uses: Sequence[str] | None = None,
 ) -> StageResult:
-    """The runner's entry: the dataset's chat file (or metadata file alone) under the configured use."""
-    uses: list[str] = [config.use.purpose]
-    if config.use.redistribute_images:
-        uses.append("redistribute-images")
-    if config.use.redistribute_annotations:
-        uses.append("redistribute-annotations")
+    """The runner's entry: the dataset's chat file (or metadata file alone) under the configured use.
+
+    ``uses`` replaces the declared uses of `[use]` (the CLI's --use).
+    """
+    if uses is None:
+        uses = [config.use.purpose]
+        if config.use.redistribute_images:
+            uses.append("redistribute-images")
+        if config.use.redistribute_annotations:
+            uses.append("redistribute-annotations")
     chat = config.path(ds.chat) if ds.chat else None
     meta = config.path(ds.metadata) if ds.metadata else None
     paths = [chat] if chat else [meta] if meta else []

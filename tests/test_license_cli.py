@@ -125,3 +125,43 @@ def test_unreadable_inputs_are_exit_3(tmp_path: Path, capsys: pytest.CaptureFixt
     not_coco.write_text('{"licenses": "nope"}')
     assert _run(chat, "--coco-annotations", not_coco) == 3
     assert "not a COCO annotation file" in capsys.readouterr().err
+
+
+def _cc3m_dataset(tmp_path: Path) -> Path:
+    chat = tmp_path / "chat.json"
+    chat.write_text(
+        json.dumps(
+            [
+                {
+                    "id": "GCC_train_000000001",
+                    "image": "GCC_train_000000001.jpg",
+                    "conversations": [
+                        {"from": "human", "value": "Describe the image concisely.\n<image>"},
+                        {"from": "gpt", "value": "a dog ."},
+                    ],
+                }
+            ]
+        )
+    )
+    cfg = tmp_path / "audit.toml"
+    cfg.write_text('[[datasets]]\nname = "cc3m"\nchat = "chat.json"\n')
+    return cfg
+
+
+def test_without_files_every_configured_dataset_is_audited(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = _cc3m_dataset(tmp_path)
+    out = tmp_path / "f.jsonl"
+    assert _run("--config", cfg) == 0
+    assert _run("--config", cfg, "--use", "commercial", "--findings", out) == 1
+    assert "dataset cc3m" in capsys.readouterr().out
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["dataset"] for r in rows if r["code"] == "license.forbidden"] == ["cc3m"]
+
+
+def test_config_mode_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = _cc3m_dataset(tmp_path)
+    assert _run() == 2
+    assert _run("--config", cfg, "--coco-annotations", "x.json") == 2
+    assert "--coco-annotations apply to FILE arguments" in capsys.readouterr().err

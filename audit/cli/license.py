@@ -13,6 +13,7 @@ from rich.table import Table
 from audit import config as config_mod
 from audit import findings
 from audit.checks.license_totals import usable_count
+from audit.errors import UsageError
 from audit.models import StageResult
 
 ORDER = 40
@@ -30,7 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "obligations, conditional, unknown or forbidden (the most restrictive part decides). "
         "Exit 1 when a record is forbidden for the declared use.",
     )
-    p.add_argument("files", nargs="+", metavar="FILE", help="conversation or metadata JSON files")
+    p.add_argument(
+        "files",
+        nargs="*",
+        metavar="FILE",
+        help="conversation or metadata JSON files (none: every dataset of --config)",
+    )
     p.add_argument("--use", choices=_USES, help="declared use (default: [use] purpose, research)")
     p.add_argument(
         "--image-origin",
@@ -68,6 +74,8 @@ def _license(args: argparse.Namespace) -> int:
     if args.policy:
         settings = msgspec.structs.replace(settings, policy=args.policy)
     use = args.use or config.use.purpose
+    if not args.files:
+        return _configured_datasets(args, msgspec.structs.replace(config, license=settings))
     state = config.path(config.state)
     store = Store(state) if args.config and state.exists() else None
     try:
@@ -94,6 +102,53 @@ def _license(args: argparse.Namespace) -> int:
         Path(args.findings).write_bytes(findings.to_jsonl(result.findings))
     render(result, Console(highlight=False))
     return 1 if result.stats["forbidden"].get(use, 0) else 0
+
+
+_FILE_ONLY = ("coco_annotations", "metadata", "kind", "source", "attribution", "vg_image_data")
+
+
+def _configured_datasets(args: argparse.Namespace, config: config_mod.Config) -> int:
+    """Without FILE: every dataset of the config, each with its own files and provenance."""
+    from audit.licensing import license_dataset
+    from audit.output.progress import RichProgress
+    from audit.store import Store
+
+    if not args.config:
+        raise UsageError("give FILE arguments, or --config to audit every configured dataset")
+    misplaced = [f"--{a.replace('_', '-')}" for a in _FILE_ONLY if getattr(args, a)]
+    if misplaced:
+        raise UsageError(f"{', '.join(misplaced)} apply to FILE arguments; datasets use audit.toml")
+    if not config.datasets:
+        raise UsageError(f"{args.config}: no [[datasets]] configured")
+    state = config.path(config.state)
+    store = Store(state) if state.exists() else None
+    results: list[tuple[str, StageResult]] = []
+    try:
+        with RichProgress() as progress:
+            for ds in config.datasets:
+                uses = [args.use] if args.use else None
+                results.append(
+                    (
+                        ds.name,
+                        license_dataset(ds, config, progress=progress, store=store, uses=uses),
+                    )
+                )
+    finally:
+        if store is not None:
+            store.close()
+    if args.findings:
+        every = [f for _, r in results for f in r.findings]
+        Path(args.findings).write_bytes(findings.to_jsonl(every))
+    console = Console(highlight=False)
+    forbidden = 0
+    for name, result in results:
+        console.rule(f"dataset {name}")
+        if "skipped" in result.stats:
+            console.print(f"skipped: {result.stats['skipped']}")
+            continue
+        render(result, console)
+        forbidden += sum(result.stats["forbidden"].values())
+    return 1 if forbidden else 0
 
 
 def render(result: StageResult, console: Console) -> None:
