@@ -100,3 +100,19 @@ def test_failed_and_skipped_stages_say_why() -> None:
     assert "state store is locked" in page and "no image roots configured" in page
     assert "incomplete: 1 stage failed" in page
     assert report.totals.stages_failed == 1 and not report.passed
+
+
+def test_console_summary_fits_80_columns_and_keeps_markup_literal() -> None:
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from audit.output.report_console import render_report
+
+    report = _report(message="[bold red]not markup[/]")
+    console = Console(record=True, width=80, color_system=None)
+    render_report(report, console, published=Path("reports") / report.run_id)
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "[bold red]not" in text  # shown, not interpreted as rich markup
+    assert "errors found" in text and "reports/20261126T000000Z-0000/index.html" in text
