@@ -143,6 +143,7 @@ def _render(results: list[StageResult], found: list[Finding], console: Console) 
         )
     console.print(table)
     for result in results:
+        name = next(f.dataset for f in result.findings if f.code == "stats.images")
         summary = next(f.message for f in result.findings if f.code == "stats.images")
         if "not one image was found" in summary:
             console.print(summary.split("; ", 1)[-1].split("; ")[-1], markup=False)
@@ -152,7 +153,7 @@ def _render(results: list[StageResult], found: list[Finding], console: Console) 
                 f"{name} ({c['missing']:,} missing, {c['broken']:,} broken)"
                 for name, c in worst.items()
             ]
-            console.print("worst folders: " + ", ".join(parts[:5]), markup=False)
+            console.print(f"{name}, worst folders: " + ", ".join(parts[:5]), markup=False)
     by_code = Counter(f.code for f in found if f.severity != Severity.INFO)
     for code, count in by_code.most_common():
         entry = fnd.info(code)

@@ -318,12 +318,14 @@ def _worst_folders(
     """Where the problems are: mix665k's parts (ocr_vqa/images, vg/VG_100K_2) fail differently."""
     folders: dict[str, dict[str, int]] = {}
     for image, uses in Counter(ref.image for ref in refs).items():
+        status = status_of[image][0]
+        if status == "bad_path":
+            continue  # not a place on disk
         folder = "/".join(image.split("/")[:-1][:2]) or "." if "/" in image else "."
         counts = folders.get(folder)
         if counts is None:
             counts = folders[folder] = {"referenced": 0, "missing": 0, "broken": 0}
         counts["referenced"] += uses
-        status = status_of[image][0]
         if status in ("missing", "unreadable"):
             counts["missing"] += uses
         elif status not in ("ok", "format_mismatch"):
