@@ -168,6 +168,20 @@ MUTATIONS: list[tuple[str, str, Callable[[Record], Any], str, str]] = [
         "error",
     ),
     (
+        "eos in the question",
+        "instruct",
+        lambda r: _human(r).__setitem__("value", _human(r)["value"] + "</s>"),
+        "turn.eos_token",
+        "error",
+    ),
+    (
+        "role marker in the question",
+        "instruct",
+        lambda r: _human(r).__setitem__("value", "### " + _human(r)["value"]),
+        "turn.role_marker",
+        "warning",
+    ),
+    (
         "role marker",
         "instruct",
         lambda r: _gpt(r).__setitem__("value", "Sure. ASSISTANT: yes"),

@@ -59,9 +59,7 @@ def chat_stats(
             f"{n - n_image:,} text-only; turns per record {turn_counts.min()!s}..{turn_counts.max()!s}",
         )
     )
-    first = flags.filter((pl.col("pos") == 0) & pl.col("has_image") & (pl.col("n_img") == 1))[
-        "value"
-    ]
+    first = records.filter(pl.col("has_image") & (pl.col("first_n_img") == 1))["first"]
     start = int(first.str.starts_with(IMAGE).sum())
     end = int(first.str.ends_with(IMAGE).sum()) - int((first == IMAGE).sum())
     stats["image_token_position"] = {"start": start, "end": end, "other": first.len() - start - end}

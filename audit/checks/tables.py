@@ -162,8 +162,12 @@ def metadata_table_from_chunks(
             pl.Series("id", ids, dtype=pl.Utf8),
             pl.Series("id_is_int", id_is_int, dtype=pl.Boolean),
         ]
-        for name in ("image", "url", "caption", "blip_caption"):
-            columns.append(pl.Series(name, [getattr(r, name) for r in chunk], dtype=pl.Utf8))
+        columns += [
+            pl.Series("image", [r.image for r in chunk], dtype=pl.Utf8),
+            pl.Series("url", [r.url for r in chunk], dtype=pl.Utf8),
+            pl.Series("caption", [r.caption for r in chunk], dtype=pl.Utf8),
+            pl.Series("blip_caption", [r.blip_caption for r in chunk], dtype=pl.Utf8),
+        ]
         frames.append(pl.DataFrame(columns))
         del chunk
     if not frames:

@@ -23,7 +23,7 @@ ROLE_MARKERS = (" ASSISTANT: ", "USER: ", "###")
 
 
 def turn_flags(tables: ChatTables) -> pl.DataFrame:
-    """The turn frame plus has_image, n_img, size and ``bad`` (some turn rule may fail here).
+    """The turn frame plus has_image, size and ``bad`` (some turn rule may fail here).
 
     One combined mask keeps the scan over all turns cheap; which rule failed is worked out in
     Python for the flagged records only.
@@ -31,20 +31,27 @@ def turn_flags(tables: ChatTables) -> pl.DataFrame:
     turns = tables.turns
     value, role, pos = pl.col("value"), pl.col("from"), pl.col("pos")
     has_image = tables.records["has_image"].gather(turns["rec"]) if turns.height else None
-    n_img = pl.col("n_img")
     expected = pl.when(pos % 2 == 0).then(pl.lit("human")).otherwise(pl.lit("gpt"))
+    # One multi-pattern scan per value. The one legitimate <image> (turn 0 of an image record)
+    # matches too, so turn 0 of image records is judged from the records frame instead.
+    hit = value.str.contains_any([IMAGE, "</s>", *ROLE_MARKERS])
     return turns.with_columns(
         has_image=pl.Series("has_image", [], dtype=pl.Boolean) if has_image is None else has_image,
-        n_img=value.str.count_matches(IMAGE, literal=True).cast(pl.Int32),
         size=value.str.len_bytes(),
     ).with_columns(
         bad=(role != expected)
         | value.str.contains(r"^\s*$")
-        | value.str.contains_any(["</s>", *ROLE_MARKERS])
-        | pl.when(pl.col("has_image"))
-        .then(((pos == 0) & (n_img != 1)) | ((pos > 0) & (n_img > 0)))
-        .otherwise(n_img > 0),
+        | (hit & ~((pos == 0) & pl.col("has_image"))),
     )
+
+
+def _first_turn_suspects(records: pl.DataFrame) -> pl.Series:
+    """Rows of image records whose turn 0 lacks exactly one <image> or holds a marker/`</s>`."""
+    first = pl.col("first")
+    odd_first = pl.col("has_image") & (
+        (pl.col("first_n_img") != 1) | first.str.contains_any(["</s>", *ROLE_MARKERS])
+    ).fill_null(False)
+    return records.with_row_index("rec").filter(odd_first)["rec"]
 
 
 def turn_findings(tables: ChatTables, flags: pl.DataFrame, ref: FileRef) -> list[Finding]:
@@ -52,6 +59,7 @@ def turn_findings(tables: ChatTables, flags: pl.DataFrame, ref: FileRef) -> list
     records = tables.records
     out: list[Finding] = []
     odd = records.with_row_index("rec").filter(pl.col("n_turns") % 2 == 1)["rec"]
+    odd = pl.concat([odd, _first_turn_suspects(records)])
     suspects = (
         pl.concat([flags.filter("bad")["rec"].cast(pl.Int64), odd.cast(pl.Int64)]).unique().sort()
     )
@@ -134,7 +142,7 @@ def _order_problem(roles: list[str]) -> tuple[str, str] | None:
 def _image_tokens(
     record: dict[str, Any], turns: list[dict[str, Any]], finding: Any
 ) -> Iterable[Finding]:
-    where = [t["pos"] for t in turns for _ in range(t["n_img"])]
+    where = [t["pos"] for t in turns for _ in range(t["value"].count(IMAGE))]
     if not record["has_image"]:
         if where:
             yield finding(

@@ -230,37 +230,43 @@ def iter_array_chunks(
     unexpected raises :class:`NotStreamableError` and the whole-file path takes over.
     """
     with path.open("rb") as handle:
-        buffer = handle.read(chunk_bytes)
+        buffer = bytearray(handle.read(chunk_bytes))
         match = _INDENTED_ARRAY.match(buffer)
         if match is None:
             raise NotStreamableError("not an indented JSON array")
         separator = b"\n" + match.group(1) + b"{"
         first, at_end = True, len(buffer) < chunk_bytes
         while True:
-            cut = -1 if at_end else buffer.rfind(separator)
-            first_element = match.end() - len(separator) if first else 0
-            if not at_end and cut <= first_element:  # fewer than two record starts: read on
+            if at_end:
+                yield _decode_piece(decoder, buffer)
+                return
+            cut = buffer.rfind(separator)
+            if cut <= (match.end() - len(separator) if first else 0):  # < 2 record starts: read on
                 more = handle.read(chunk_bytes)
                 at_end = not more
                 buffer += more
                 continue
-            if at_end:
-                piece, buffer = buffer, b""
-            else:
-                piece, buffer = buffer[:cut].rstrip(), buffer[cut:]
-                if not piece.endswith(b","):
-                    raise NotStreamableError("unexpected text between records")
-                piece = piece[:-1] + b"]"
-            yield _decode_piece(decoder, piece if first else b"[" + piece)
-            if at_end:
-                return
+            comma = cut - 1
+            while comma > 0 and buffer[comma] in b" \t\r\n":
+                comma -= 1
+            if buffer[comma] != ord(","):
+                raise NotStreamableError("unexpected text between records")
+            buffer[comma] = ord("]")  # close this piece's array in place: no copy of the piece
+            with memoryview(buffer) as view:
+                records = _decode_piece(decoder, view[: comma + 1])
+            yield records
+            del records
+            buffer = buffer[cut:]
+            buffer[0] = ord("[")  # the separator's line break opens the next piece's array
             first = False
             more = handle.read(chunk_bytes)
             at_end = not more
             buffer += more
 
 
-def _decode_piece(decoder: msgspec.json.Decoder[Any], piece: bytes) -> list[Any]:
+def _decode_piece(
+    decoder: msgspec.json.Decoder[Any], piece: bytes | bytearray | memoryview
+) -> list[Any]:
     try:
         return decoder.decode(piece)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # ValidationError is a DecodeError
