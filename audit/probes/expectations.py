@@ -11,6 +11,7 @@ This is the only module that imports great_expectations, and only inside functio
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import logging
@@ -233,6 +234,9 @@ def _run_checkpoint(
         outcome = checkpoint.run(batch_parameters={"dataframe": table})
     except Exception as exc:  # anything GX throws here means the stage could not run at all
         raise ProbeError(f"expectations for {dataset}: {_first_line(exc)}") from None
+    finally:  # the kept context must not hold a big table until the next run
+        with contextlib.suppress(Exception):
+            context.data_sources.delete(f"source_{name}")
     return [r for run in outcome.run_results.values() for r in run.results]
 
 
