@@ -367,3 +367,16 @@ def test_a_store_that_cannot_be_written_is_one_clear_error(tmp_path: Path) -> No
         store.conn.execute("PRAGMA query_only = ON")  # as a full disk or read-only file would
         with pytest.raises(StoreError, match="cannot record image results"):
             probe_images(refs_for(["a.jpg"]), [root], store=store, workers=1)
+
+
+def test_a_huge_file_is_not_read_into_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import audit.probes.images as probe
+
+    monkeypatch.setattr(probe, "MAX_FILE_BYTES", 1000)
+    root = write_tree(tmp_path, {"big.jpg": make.noisy_jpeg(), "small.jpg": make.jpeg(8, 8)})
+    refs = refs_for(["big.jpg", "small.jpg"])
+    result = probe_images(refs, [root], level="decode", workers=1)
+    assert codes_by_image(result, refs) == {"big.jpg": "image.too_large"}
+    assert "not read" in next(f.message for f in result.findings if f.index == 0)

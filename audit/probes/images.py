@@ -37,6 +37,8 @@ from audit.store import Store
 from audit.store import images as cache
 
 DEFAULT_MAX_PIXELS = 178_956_970  # Pillow raises DecompressionBombError above this by default
+#: No training image comes near this (an 89M-pixel JPEG is ~50 MB); bigger is not read into memory.
+MAX_FILE_BYTES = 256 * 1024 * 1024
 _IN_PROCESS_BELOW = 64  # fewer images than this are not worth starting worker processes for
 _SAVE_EVERY = 2_000  # results per store transaction
 
@@ -168,6 +170,9 @@ def _outcomes(
             outcomes[key] = ("unreadable", None, None, None, loc.problem)
         elif loc.size == 0:
             outcomes[key] = ("empty", None, None, None, "0 bytes")
+        elif loc.size > MAX_FILE_BYTES:
+            detail = f"{loc.size:,} bytes, not read (limit {MAX_FILE_BYTES:,})"
+            outcomes[key] = ("too_large", None, None, None, detail)
         elif level == 0:
             outcomes[key] = ("ok", None, None, None, "")
         else:
