@@ -170,7 +170,7 @@ MUTATIONS: list[tuple[str, str, Callable[[Record], Any], str, str]] = [
     (
         "eos in the question",
         "instruct",
-        lambda r: _human(r).__setitem__("value", _human(r)["value"] + "</s>"),
+        lambda r: _human(r).__setitem__("value", "</s>" + _human(r)["value"]),
         "turn.eos_token",
         "error",
     ),
