@@ -37,7 +37,8 @@ ENTRIES: tuple[CodeInfo, ...] = (
         "Image is truncated",
         "The image header is fine but the data stops early (an interrupted download). "
         "Image.verify() does not notice; decoding the whole stream raises 'image file is "
-        "truncated' in the trainer. Only found at --level decode.",
+        "truncated' in the trainer. Found at --level decode (at header level only when the "
+        "header itself is cut).",
     ),
     CodeInfo(
         "image.unreadable",
@@ -52,7 +53,8 @@ ENTRIES: tuple[CodeInfo, ...] = (
         "Image exceeds the decompression-bomb limit",
         "Width times height is above the pixel limit (Pillow's default raises "
         "DecompressionBombError above 178,956,970 pixels), so the trainer crashes on it; a "
-        "deliberate bomb would also exhaust memory. The audit reads only its header.",
+        "deliberate bomb would also exhaust memory. The audit reads only its header. A file over "
+        "256 MiB is reported without being read at all.",
     ),
     CodeInfo(
         "image.format_mismatch",
