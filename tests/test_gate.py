@@ -189,6 +189,7 @@ def test_gate_command_on_a_saved_report_writes_junit_and_json(
     bad = rpt.publish(report(dataset(found=[finding("turn.role")])), tmp_path / "reports")
     assert main(["gate", "--report", str(good)]) == 0
     assert "GATE PASSED" in capsys.readouterr().out
+    assert main(["gate", "--report", str(good / rpt.REPORT_FILE)]) == 0
     args = ["gate", "--report", str(bad), "--junit", "g.xml", "--json", "g.json"]
     assert main(args) == 1
     out = capsys.readouterr().out
