@@ -79,9 +79,10 @@ def run_audit(
                 run_id,
                 finished=datetime.now(UTC),
                 status="failed",
-                message=f"{type(exc).__name__}: {exc}"[:500],
+                message=_why(exc),
             )
             if isinstance(exc, Exception):  # a stop request must not wait on rendering
+                rpt.remove_stale_staging(reports_dir)
                 with contextlib.suppress(OSError):  # keep the original error, not this one
                     publish_index(store, reports_dir)
             raise
@@ -98,6 +99,14 @@ def run_audit(
         )
         publish_index(store, reports_dir)
     return report
+
+
+def _why(exc: BaseException) -> str:
+    """One line for the run history: the user-facing message, or the exception's type and text."""
+    if isinstance(exc, AuditError):
+        return exc.message[:500]
+    text = str(exc)
+    return (f"{type(exc).__name__}: {text}" if text else type(exc).__name__)[:500]
 
 
 def audit_dataset(ctx: stages.StageContext) -> rpt.DatasetReport:

@@ -131,6 +131,7 @@ def test_a_run_that_cannot_publish_is_recorded_failed(
         run = history.last_run(store)
     assert run is not None and run.status == "failed" and "No space" in (run.message or "")
     assert rpt.published_runs(config.path(config.reports_dir)) == []
+    assert not any(config.path(config.reports_dir).glob(".staging-*"))
     assert "No space" in (config.path(config.reports_dir) / "index.html").read_text()
 
 
