@@ -311,8 +311,15 @@ def _normalise(url: str) -> str:
 
 
 def host_of(url: str) -> str:
-    """The per-host scheduling key: the URL's host and port, lower case."""
-    try:
-        return (urlsplit(url).netloc or "").lower().rpartition("@")[2]
-    except ValueError:
-        return ""
+    """The per-host scheduling key: the URL's host and port, lower case (str ops: 600K URLs)."""
+    rest = url.partition("://")[2]
+    for sep in "/?#":
+        rest = rest.partition(sep)[0]
+    return rest.rpartition("@")[2].lower()
+
+
+def domain_of(url: str) -> str:
+    """The host without port and ``www.``, for per-domain statistics."""
+    host = host_of(url)
+    host = host[: host.find("]") + 1] if host.startswith("[") else host.partition(":")[0]
+    return host.removeprefix("www.")

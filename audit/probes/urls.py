@@ -15,7 +15,6 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
-from urllib.parse import urlsplit
 
 from audit import findings
 from audit.config import Config, DatasetConfig, UrlConfig
@@ -23,7 +22,7 @@ from audit.errors import ConfigError
 from audit.findings import Finding
 from audit.loaders.urlsources import load_url_refs
 from audit.models import NoProgress, Progress, StageResult, UrlRef
-from audit.probes.http import AVAILABLE, NOT_PROBED, STATUSES, TRANSIENT
+from audit.probes.http import AVAILABLE, NOT_PROBED, STATUSES, TRANSIENT, domain_of
 from audit.probes.urlguard import AddressPolicy
 from audit.probes.urlpool import probe_parallel, probe_threaded
 from audit.store import Store
@@ -140,7 +139,7 @@ def _stats(
         counts[status] += 1
         if status in NOT_PROBED:
             continue
-        domain = _domain(ref.url)
+        domain = domain_of(ref.url)
         tally = per_domain.setdefault(domain, [0, 0])
         tally[0] += 1
         tally[1] += status not in AVAILABLE
@@ -181,13 +180,6 @@ def _summary(stats: dict[str, object], dataset: str, file: str) -> Finding:
         dataset=dataset,
         file=file,
     )
-
-
-def _domain(url: str) -> str:
-    try:
-        return (urlsplit(url).hostname or "").removeprefix("www.")
-    except ValueError:
-        return ""
 
 
 class UrlSource(NamedTuple):
