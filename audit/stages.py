@@ -3,16 +3,15 @@
 Each adapter maps the dataset's config onto one stage module's public call and passes along what
 earlier stages produced (e.g. URL probe results feed the licence stage's opt-out signals). A stage
 that does not apply to a dataset (no images configured, no URL source) raises :class:`StageSkipped`
-with the reason, which the report shows instead of a silent gap.
+with the reason, which the report shows instead of a silent gap. Stage modules are imported inside
+the adapters: `llava-audit --help` must not pay for pandas, polars and Great Expectations.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import msgspec
@@ -24,7 +23,7 @@ from audit.store import Store
 
 
 class StageSkipped(Exception):  # noqa: N818 - a control-flow signal, not an error
-    """The stage does not apply to this dataset (or is not available); ``reason`` says why."""
+    """The stage does not apply to this dataset; ``reason`` says why."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -48,29 +47,17 @@ class StageContext:
         return self.config.path(value)
 
 
-def _module(name: str) -> ModuleType:
-    """Import a stage module; a build without it reports the stage as skipped, not crashed."""
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name and name.startswith(exc.name):
-            raise StageSkipped(f"{name} is not available in this build") from None
-        raise
-
-
 def structure(ctx: StageContext) -> StageResult:
     """Chat and metadata files together, so the cross-file checks run too."""
     ds = ctx.dataset
     paths = [ctx.path(p) for p in (ds.chat, ds.metadata) if p]
     if not paths:
         raise StageSkipped("no conversation or metadata file configured")
-    check = _module("audit.structure")
+    from audit.structure import check_files
+
     # one kind for both files would mislabel the metadata file: detect each then
     kind = None if ds.kind == "auto" or len(paths) > 1 else ds.kind
-    result: StageResult = check.check_files(
-        paths, kind=kind, dataset=ds.name, progress=ctx.progress
-    )
-    return result
+    return check_files(paths, kind=kind, dataset=ds.name, progress=ctx.progress)
 
 
 def images(ctx: StageContext) -> StageResult:
@@ -79,40 +66,38 @@ def images(ctx: StageContext) -> StageResult:
         raise StageSkipped("no image roots configured")
     if not ds.chat:
         raise StageSkipped("no conversation file to take image paths from")
-    probe = _module("audit.probes.images")
-    result: StageResult = probe.probe_dataset(
-        ds, ctx.config, store=ctx.store, progress=ctx.progress
-    )
-    return result
+    from audit.probes.images import probe_dataset
+
+    return probe_dataset(ds, ctx.config, store=ctx.store, progress=ctx.progress)
 
 
 def urls(ctx: StageContext) -> StageResult:
     ds = ctx.dataset
     if not (ds.metadata or ds.url_tsv):
         raise StageSkipped("no metadata file or URL TSV configured")
-    probe = _module("audit.probes.urls")
-    result: StageResult = probe.urls_stage(ds, ctx.config, progress=ctx.progress, store=ctx.store)
-    return result
+    from audit.probes.urls import urls_stage
+
+    return urls_stage(ds, ctx.config, progress=ctx.progress, store=ctx.store)
 
 
 def license_(ctx: StageContext) -> StageResult:
     ds = ctx.dataset
     if not (ds.chat or ds.metadata):
         raise StageSkipped("no conversation or metadata file configured")
-    licensing = _module("audit.licensing")
+    from audit.licensing import license_dataset
+
     verdicts: dict[int, str] = ctx.shared.setdefault("license_verdicts", {})
-    result: StageResult = licensing.license_dataset(
+    return license_dataset(
         ds, ctx.config, progress=ctx.progress, store=ctx.store, verdicts_out=verdicts
     )
-    return result
 
 
 def takedown(ctx: StageContext) -> StageResult:
-    module = _module("audit.takedown")
-    result: StageResult = module.blocklist_findings(
+    from audit.takedown import blocklist_findings
+
+    return blocklist_findings(
         ctx.config, ctx.store, datasets=[ctx.dataset.name], progress=ctx.progress
     )
-    return result
 
 
 def expectations(ctx: StageContext) -> StageResult:
@@ -120,37 +105,38 @@ def expectations(ctx: StageContext) -> StageResult:
     ds = ctx.dataset
     if not ds.chat:
         raise StageSkipped("no conversation file configured")
-    table_mod = _module("audit.probes.record_table")
-    gx = _module("audit.probes.expectations")
+    from audit.probes.expectations import default_suites_dir, run_expectations
+    from audit.probes.record_table import record_table
+
     loaded = chat_file(ctx)
     records = _in_file_order(loaded)
     image = ctx.results.get("images")
     url = ctx.results.get("urls")
-    table = table_mod.record_table(
+    table = record_table(
         records,
         image_findings=image.findings if image else None,
         url_findings=_by_chat_index(url.findings, records) if url else None,
         license_verdicts=ctx.shared.get("license_verdicts") if "license" in ctx.results else None,
     )
-    result: StageResult = gx.run_expectations(
+    return run_expectations(
         table,
         loaded.kind,
-        suites_dir=gx.default_suites_dir(ctx.config.base_dir),
+        suites_dir=default_suites_dir(ctx.config.base_dir),
         docs_dir=ctx.work_dir / "data-docs",
         cache_dir=ctx.path(ctx.config.state).parent / "expectations-cache",
         dataset=ds.name,
         file=str(ds.chat),
     )
-    return result
 
 
 def chat_file(ctx: StageContext) -> Any:
     """The dataset's conversation file, loaded once per run and shared by the stages that need it."""
+    from audit.loaders.records import load_records
+
     if "chat" not in ctx.shared:
-        records = _module("audit.loaders.records")
         assert ctx.dataset.chat is not None
         kind = None if ctx.dataset.kind == "auto" else ctx.dataset.kind
-        ctx.shared["chat"] = records.load_records(
+        ctx.shared["chat"] = load_records(
             ctx.path(ctx.dataset.chat), kind, dataset=ctx.dataset.name
         )
         ctx.kind = ctx.shared["chat"].kind
