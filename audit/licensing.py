@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from audit.checks.provenance import derive
 from audit.config import Config, DatasetConfig, LicenseConfig
 from audit.errors import UsageError
 from audit.loaders.coco import load_coco_licences, load_vg_coco_ids
-from audit.loaders.records import load_records
+from audit.loaders.records import LoadedFile, load_records
 from audit.models import NoProgress, Progress, StageResult
 from audit.output.attribution import AttributionWriter
 from audit.policy import Policy, Verdict, coco_license_map, load_policy
@@ -51,9 +52,10 @@ def license_files(
 ) -> StageResult:
     """Verdicts for every record of ``paths`` under the declared use(s); forbidden records are errors.
 
-    ``metadata`` joins source URLs into chat files (LCS source inference, opt-outs); ``source`` names
-    the policy source of records the tool cannot identify from their image path; ``attribution_out`` (``.md`` or JSON
-    Lines) receives each record's obligations and credits. ``verdicts_out`` receives each record's
+    ``metadata`` joins source URLs into chat files (LCS source inference, opt-outs); ``source``
+    names the policy source of records the tool cannot identify from their image path;
+    ``attribution_out`` (``.md`` or JSON Lines) receives each record's obligations and credits;
+    ``store`` gives the URL probe's opt-out signals. ``verdicts_out`` receives each record's
     verdict for the first declared use by file position (the expectations table; last file wins).
     ``vg_image_data`` (Visual Genome image_data.json) resolves VG and GQA images taken from COCO.
     """
@@ -77,42 +79,63 @@ def license_files(
         coco_images=coco.images if coco else None,
         vg_coco_ids=load_vg_coco_ids(vg_image_data) if vg_image_data else None,
     )
-    components = {name: tuple(s.components) for name, s in policy.sources.items()}
     tallies: list[tuple[FileTally, str]] = []
     findings = []
     writer = AttributionWriter(attribution_out, uses[0]) if attribution_out else None
     with writer or nullcontext():
         for path in paths:
             loaded = load_records(Path(path), kind, dataset=dataset)
-            name = dataset or loaded.path.stem
-            views = list(record_views(loaded, urls))
-            opt_outs = opt_out_urls(store, (v.url for v in views if v.url))
-            evaluator = Evaluator(_with_opt_outs(base_ctx, opt_outs))
-            tally = FileTally(name, str(path), uses, coco_joined=coco is not None)
-            progress.start(f"licences {Path(path).name}", len(views))
-            for n, view in enumerate(views, 1):
-                prov = derive(
-                    view,
-                    kind=loaded.kind,
-                    hosts=policy.lcs.hosts,
-                    lcs_fallback=policy.lcs.fallback,
-                    source_components=components,
-                    source=source,
-                )
-                rec = evaluator.assess(prov)
-                tally.add(rec)
-                if verdicts_out is not None:
-                    verdicts_out[view.position] = rec.judgement.verdicts[uses[0]].verdict.value
-                if writer is not None:
-                    writer.add(name, str(path), rec)
-                if n % _BATCH == 0:
-                    progress.advance(_BATCH)
-            progress.advance(len(views) % _BATCH)
-            progress.finish()
+            tally = FileTally(
+                dataset or loaded.path.stem, str(path), uses, coco_joined=coco is not None
+            )
+            if store is not None:  # opt-out signals of this file's URLs, from the URL probe
+                opt_outs = opt_out_urls(store, (v.url for v in record_views(loaded, urls) if v.url))
+                ctx = replace(base_ctx, opt_outs=opt_outs)
+            else:
+                ctx = base_ctx
+            _license_file(loaded, urls, ctx, source, tally, writer, verdicts_out, progress)
             findings += tally.finish(policy.card_for(loaded.kind))
             tallies.append((tally, loaded.kind))
     stats = _stats(tallies, uses, image_origin, settings, coco is not None)
     return StageResult(stage="license", findings=findings, stats=stats)
+
+
+def _license_file(
+    loaded: LoadedFile,
+    urls: dict[str, str] | None,
+    ctx: LicenceContext,
+    source: str | None,
+    tally: FileTally,
+    writer: AttributionWriter | None,
+    verdicts_out: dict[int, str] | None,
+    progress: Progress,
+) -> None:
+    """Stream one file's records: provenance, verdicts, totals, attribution, per-record verdicts."""
+    policy = ctx.policy
+    evaluator = Evaluator(ctx)
+    components = {name: tuple(s.components) for name, s in policy.sources.items()}
+    declared = tally.uses[0]
+    progress.start(f"licences {loaded.path.name}", len(loaded.records))
+    n = 0
+    for n, view in enumerate(record_views(loaded, urls), 1):
+        prov = derive(
+            view,
+            kind=loaded.kind,
+            hosts=policy.lcs.hosts,
+            lcs_fallback=policy.lcs.fallback,
+            source_components=components,
+            source=source,
+        )
+        rec = evaluator.assess(prov)
+        tally.add(rec)
+        if verdicts_out is not None:
+            verdicts_out[view.position] = rec.judgement.verdicts[declared].verdict.value
+        if writer is not None:
+            writer.add(tally.dataset, tally.file, rec)
+        if n % _BATCH == 0:
+            progress.advance(_BATCH)
+    progress.advance(n % _BATCH)
+    progress.finish()
 
 
 def license_dataset(
@@ -166,14 +189,6 @@ def _uses(use: str | Sequence[str]) -> tuple[str, ...]:
     if bad or not uses:
         raise UsageError(f"unknown use {', '.join(bad) or '(none)'} (known: {', '.join(USES)})")
     return tuple(dict.fromkeys(uses))
-
-
-def _with_opt_outs(ctx: LicenceContext, opt_outs: frozenset[str]) -> LicenceContext:
-    if not opt_outs:
-        return ctx
-    from dataclasses import replace
-
-    return replace(ctx, opt_outs=opt_outs)
 
 
 def _stats(
