@@ -173,9 +173,6 @@ class FileTally:
     def _file_finding(self, code: str, message: str) -> Finding:
         return findings.make(code, message, dataset=self.dataset, file=self.file)
 
-    def usable(self, use: str) -> int:
-        return usable_count(self.verdicts[use])
-
     def summary(self) -> str:
         verdicts = self.verdicts
         declared = "; ".join(

@@ -22,7 +22,6 @@ USES: tuple[str, ...] = (
     "redistribute-images",
     "redistribute-annotations",
 )
-_EXAMPLES = 5
 #: sources whose images may be COCO images (VG and GQA through the VG image's coco_id)
 _COCO_IMAGES = frozenset({"coco", "vg", "gqa"})
 
