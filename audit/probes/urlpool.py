@@ -197,16 +197,20 @@ def probe_parallel(urls: Sequence[str], settings: UrlConfig, processes: int) -> 
         parts[zlib.crc32(host_of(url).encode()) % processes].append(url)
     per_process = msgspec.structs.replace(settings, workers=max(1, settings.workers // processes))
     context = get_context("spawn")
-    channel = context.Queue()
+    try:
+        channel = context.Queue()
+    except OSError:  # no POSIX semaphores here (some containers): threads still work
+        yield from probe_threaded(urls, settings)
+        return
     workers = [
         context.Process(target=_worker, args=(part, per_process, channel, os.getpid()), daemon=True)
         for part in parts
         if part
     ]
-    for process in workers:
-        process.start()
     decoder = msgspec.msgpack.Decoder(list[UrlProbe])
     try:
+        for process in workers:
+            process.start()
         running = len(workers)
         while running:
             try:
@@ -221,10 +225,11 @@ def probe_parallel(urls: Sequence[str], settings: UrlConfig, processes: int) -> 
             else:
                 yield from decoder.decode(message)
     finally:
-        for process in workers:
+        started = [p for p in workers if p.pid is not None]
+        for process in started:
             if process.is_alive():
                 process.terminate()
-        for process in workers:
+        for process in started:
             process.join(timeout=2.0)
 
 
