@@ -380,3 +380,14 @@ def test_a_huge_file_is_not_read_into_memory(
     result = probe_images(refs, [root], level="decode", workers=1)
     assert codes_by_image(result, refs) == {"big.jpg": "image.too_large"}
     assert "not read" in next(f.message for f in result.findings if f.index == 0)
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA])
+def test_rare_zip_methods_under_a_top_folder_are_read(tmp_path: Path, method: int) -> None:
+    path = tmp_path / "images.zip"
+    with zipfile.ZipFile(path, "w", method) as zf:
+        zf.writestr("images/a.jpg", make.jpeg())
+        zf.writestr("images/t.jpg", make.truncated_jpeg())
+    refs = refs_for(["a.jpg", "images/a.jpg", "t.jpg"])
+    result = probe_images(refs, [path], level="decode", workers=1)
+    assert codes_by_image(result, refs) == {"t.jpg": "image.truncated"}

@@ -119,11 +119,12 @@ class ZipRoot:
         return self._find(name) is not None
 
     def _find(self, name: str) -> tuple[str, _Member] | None:
+        """Members are keyed below the top folder; a record may name it or not."""
         member = self.members.get(name)
         if member is not None:
             return name, member
-        if self.top:
-            inner = self.top + name
+        if self.top and name.startswith(self.top):
+            inner = name[len(self.top) :]
             member = self.members.get(inner)
             if member is not None:
                 return inner, member
@@ -137,7 +138,7 @@ class ZipRoot:
         source: Source = (
             "zip",
             self.key,
-            member_name,
+            self.top + member_name,
             offset,
             csize,
             method,
@@ -240,7 +241,8 @@ def _parse_entries(cd: bytes, count: int) -> tuple[dict[str, _Member], str]:
         else:
             name = raw.decode("cp437")
         members[name] = (offset, csize, size, crc, method, flags)
-    return members, _single_top_folder(members)
+    top = _single_top_folder(members)
+    return _below_top(members, top), top
 
 
 def _zip64_extra(extra: bytes, size: int, csize: int, offset: int) -> tuple[int, int, int]:
@@ -267,6 +269,14 @@ def _single_top_folder(members: dict[str, _Member]) -> str:
     if top and all(name.startswith(top) for name in members):
         return top
     return ""
+
+
+def _below_top(members: dict[str, _Member], top: str) -> dict[str, _Member]:
+    """Key members by their path below the top folder: one dict lookup per record, not two."""
+    if not top:
+        return members
+    cut = len(top)
+    return {name[cut:]: member for name, member in members.items()}
 
 
 def read_source(source: Source) -> bytes:

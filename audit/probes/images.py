@@ -214,9 +214,9 @@ def _cache_hits(
         rows = cache.lookup(store, root, [loc.name for loc in locs])
         for loc in locs:
             row = rows.get(loc.name)
-            if row is None or row[0] != loc.signature or row[1] < level:
+            if row is None or row[1] != loc.signature or row[2] < level:
                 continue
-            _, _, status, fmt, width, height, detail = row
+            _, _, _, status, fmt, width, height, detail = row
             if (status == "too_large") != ((width or 0) * (height or 0) > max_pixels):
                 continue  # the pixel limit changed since: look again
             hits[(root, loc.name)] = (status, fmt, width, height, detail)

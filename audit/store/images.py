@@ -37,9 +37,9 @@ register_schema(
 _LOOKUP_CHUNK = 500  # names per IN (...) query: well under SQLite's variable limit
 _WHOLE_ROOT_ABOVE = 20_000  # past this many names one scan of the root beats chunked lookups
 
-#: A cached outcome: (signature, level, status, format, width, height, detail). A plain tuple since
-#: a nightly run reads 600K of them.
-Cached = tuple[str, int, str, str | None, int | None, int | None, str]
+#: A cached outcome: (name, signature, level, status, format, width, height, detail). A plain
+#: tuple, as SQLite returns it, since a nightly run reads 600K of them.
+Cached = tuple[str, str, int, str, str | None, int | None, int | None, str]
 
 
 class ImageResult(NamedTuple):
@@ -68,10 +68,9 @@ def lookup(store: Store, root: str, names: Sequence[str]) -> dict[str, Cached]:
 
 
 def _lookup(store: Store, root: str, names: Sequence[str]) -> dict[str, Cached]:
-    if len(names) > _WHOLE_ROOT_ABOVE:
-        wanted = set(names)
+    if len(names) > _WHOLE_ROOT_ABOVE:  # names not asked for are harmless extras
         rows = store.conn.execute(f"SELECT {_COLUMNS} FROM image_probe WHERE root = ?", (root,))
-        return {row[0]: row[1:] for row in rows if row[0] in wanted}
+        return {row[0]: row for row in rows}
     found: dict[str, Cached] = {}
     for start in range(0, len(names), _LOOKUP_CHUNK):
         chunk = names[start : start + _LOOKUP_CHUNK]
@@ -80,7 +79,7 @@ def _lookup(store: Store, root: str, names: Sequence[str]) -> dict[str, Cached]:
             f"SELECT {_COLUMNS} FROM image_probe WHERE root = ? AND name IN ({marks})",
             (root, *chunk),
         )
-        found.update((row[0], row[1:]) for row in rows)
+        found.update((row[0], row) for row in rows)
     return found
 
 
