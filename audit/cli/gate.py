@@ -14,7 +14,7 @@ from audit import config as config_mod
 from audit.errors import AuditError, ConfigError
 
 if TYPE_CHECKING:
-    from audit.gate import GateResult
+    from audit.gate import GateResult, RuleOutcome
     from audit.output.report import AuditReport
 
 ORDER = 70
@@ -120,7 +120,7 @@ def _summary(result: GateResult, console: Console) -> None:
         if result.passed
         else Text("GATE FAILED", style="bold red")
     )
-    verdict.append(f"  run {result.run_id}", style="dim")
+    verdict.append(f"  run {result.run_id or '(none)'}", style="dim")
     if result.baseline:
         verdict.append(f"  (new findings only, baseline {result.baseline})", style="dim")
     console.print(verdict)
@@ -128,7 +128,7 @@ def _summary(result: GateResult, console: Console) -> None:
     for column in ("dataset", "rule", "result"):
         table.add_column(column, no_wrap=True)
     table.add_column("reason", overflow="fold")
-    by_dataset: dict[str | None, list] = {}
+    by_dataset: dict[str | None, list[RuleOutcome]] = {}
     for rule in result.rules:
         by_dataset.setdefault(rule.dataset, []).append(rule)
     for dataset, rules in by_dataset.items():
