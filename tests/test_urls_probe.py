@@ -203,10 +203,10 @@ def test_per_host_limit_caps_concurrent_requests(server: HttpServer, store: Stor
 def test_politeness_delay_spaces_requests_to_one_host(server: HttpServer, store: Store) -> None:
     server.route("/a.jpg", Reply(200, IMAGE, JPEG))
     refs = [UrlRef(i, None, server.url(f"/a.jpg?n={i}")) for i in range(3)]
-    probe_urls(refs, settings(delay_seconds=0.2, workers=3), store=store)
+    probe_urls(refs, settings(delay_seconds=0.25, workers=3), store=store)
     times = server.times["/a.jpg"]
     assert len(times) == 3
-    assert all(b - a >= 0.18 for a, b in itertools.pairwise(times))
+    assert all(b - a >= 0.15 for a, b in itertools.pairwise(times))  # ms apart without it
 
 
 def test_a_url_shared_by_records_is_probed_once_and_reported_for_each(
