@@ -11,7 +11,7 @@ import gc
 import json
 import os
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -128,16 +128,16 @@ def check_files(
     outcomes: dict[int, _Outcome] = {}
     n_workers = min(workers or os.cpu_count() or 1, len(tasks))
     if n_workers <= 1:
-        for number, task in enumerate(tasks):
-            outcomes[number] = msgspec.msgpack.decode(run_task(task), type=_Outcome)
-            progress.advance(task.size)
+        from audit.structure_worker import set_progress_sink
+
+        set_progress_sink(progress.advance)
+        try:
+            for number, task in enumerate(tasks):
+                outcomes[number] = msgspec.msgpack.decode(run_task(task), type=_Outcome)
+        finally:
+            set_progress_sink(None)
     else:
-        with ProcessPoolExecutor(n_workers, mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(run_task, task): number for number, task in enumerate(tasks)}
-            for future in as_completed(futures):
-                number = futures[future]
-                outcomes[number] = msgspec.msgpack.decode(future.result(), type=_Outcome)
-                progress.advance(tasks[number].size)
+        outcomes = _in_pool(tasks, n_workers, progress)
     progress.finish()
     files: dict[str, Any] = {}
     order = {str(Path(p)): i for i, p in enumerate(paths)}
@@ -152,6 +152,37 @@ def check_files(
         "unreadable": unreadable,
     }
     return StageResult(stage="structure", findings=findings, stats=stats)
+
+
+def _in_pool(tasks: list[Task], n_workers: int, progress: Progress) -> dict[int, _Outcome]:
+    """Run the tasks in worker processes; their shared byte counter drives the progress bar."""
+    context = get_context("spawn")  # never fork a process that may hold polars' thread pool
+    counter = context.Value("q", 0)
+    outcomes: dict[int, _Outcome] = {}
+    shown = 0
+    with ProcessPoolExecutor(
+        n_workers, mp_context=context, initializer=_init_worker, initargs=(counter,)
+    ) as pool:
+        futures = {pool.submit(run_task, task): number for number, task in enumerate(tasks)}
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+            for future in done:
+                outcomes[futures[future]] = msgspec.msgpack.decode(future.result(), type=_Outcome)
+            current = counter.value
+            progress.advance(current - shown)
+            shown = current
+    return outcomes
+
+
+def _init_worker(counter: Any) -> None:
+    from audit.structure_worker import set_progress_sink
+
+    def add(n: int) -> None:
+        with counter.get_lock():
+            counter.value += n
+
+    set_progress_sink(add)
 
 
 def run_task(task: Task) -> bytes:

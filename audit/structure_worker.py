@@ -6,6 +6,7 @@ only plans, starts workers and merges their findings.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,38 @@ from audit.loaders.records import (
     open_stream,
 )
 
+ProgressSink = Callable[[int], None]
+_sink: ProgressSink | None = None
+_STEP = 8 << 20  # bytes reported per streamed chunk (the reader's chunk size)
+
+
+def set_progress_sink(sink: ProgressSink | None) -> None:
+    """Where this process reports bytes audited (a shared counter in a pool worker)."""
+    global _sink
+    _sink = sink
+
+
+class _FileProgress:
+    """Reports a file's bytes as its chunks are read, and exactly its size once it is done."""
+
+    def __init__(self, path: Path) -> None:
+        self.size = path.stat().st_size if path.exists() else 0
+        self.reported = 0
+
+    def add(self, n: int) -> None:
+        n = min(n, self.size - self.reported)
+        if n > 0 and _sink is not None:
+            _sink(n)
+        self.reported += max(n, 0)
+
+    def counted(self, chunks: Iterable[list[Any]]) -> Iterator[list[Any]]:
+        for chunk in chunks:
+            self.add(_STEP)
+            yield chunk
+
+    def done(self) -> None:
+        self.add(self.size - self.reported)
+
 
 def audit_task(
     files: tuple[tuple[str, str], ...], dataset: str | None, prompts: dict[str, frozenset[str]]
@@ -42,11 +75,13 @@ def audit_task(
     chat: tuple[pl.DataFrame, FileRef] | None = None
     for path_text, kind in files:
         path = Path(path_text)
+        progress = _FileProgress(path)
         try:
-            loaded = _load(path, kind, dataset)
+            loaded = _load(path, kind, dataset, progress)
         except UnreadableFileError as exc:
             findings.append(exc.finding)
             unreadable.append(exc.message)
+            progress.done()
             continue
         ref = FileRef(dataset or path.stem, str(path), loaded.kind)
         findings += _kind_severity(loaded.findings, ref.kind)
@@ -64,6 +99,7 @@ def audit_task(
                 )
                 findings += pair_findings
             file_stats[str(path)] = meta_stats
+            progress.done()
             continue
         tables = loaded.table
         del loaded
@@ -72,6 +108,7 @@ def audit_task(
         file_stats[str(path)] = chat_stats
         if len(files) > 1:
             chat = (crossfile.chat_side(tables), ref)
+        progress.done()
     return _first_per_record(findings), file_stats, unreadable
 
 
@@ -85,14 +122,16 @@ class _Tables:
     findings: list[Finding]
 
 
-def _load(path: Path, kind: str, dataset: str | None) -> _Tables:
+def _load(path: Path, kind: str, dataset: str | None, progress: _FileProgress) -> _Tables:
     """Streamed typed decode into frames; a file that needs it goes the careful whole-file way."""
     stream = open_stream(path, kind)
     try:
         if stream.is_metadata:
-            table: ChatTables | pl.DataFrame = metadata_table_from_chunks(stream, None)
+            table: ChatTables | pl.DataFrame = metadata_table_from_chunks(
+                progress.counted(stream), None
+            )
         else:
-            table = chat_tables_from_chunks(stream, None)
+            table = chat_tables_from_chunks(progress.counted(stream), None)
         return _Tables(stream.kind, table, stream.metadata_keys, [])
     except NotStreamableError:
         pass

@@ -51,3 +51,27 @@ def test_all_real_files_together_use_a_worker_pool(realdata: Path) -> None:
     result = check_files(paths, workers=2)
     assert [f for f in result.findings if f.severity is Severity.ERROR] == []
     assert result.stats["records"] == sum(n for _, _, n in REAL_FILES)
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.total: int | None = None
+        self.done = 0
+
+    def start(self, label: str, total: int | None) -> None:
+        self.total = total
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+
+    def finish(self) -> None:
+        pass
+
+
+def test_progress_counts_every_byte_in_process_and_in_the_pool(realdata: Path) -> None:
+    paths = [realdata / name for name, _, _ in REAL_FILES]
+    size = sum(p.stat().st_size for p in paths)
+    for workers in (1, 2):
+        progress = _Recorder()
+        check_files(paths, workers=workers, progress=progress)
+        assert progress.total == size and progress.done == size
