@@ -34,7 +34,15 @@ LINES = b"".join(json.dumps(r).encode() + b"\n" for r in json.loads(ARRAY))
 DEFECTS = [
     ("empty", b"", 3, "file.empty", "the file is empty", 0),
     ("whitespace", b" \n\n", 3, "file.empty", "only whitespace", 0),
-    ("truncated", ARRAY[:-40], 3, "file.invalid_json", "truncated JSON", 0),
+    ("truncated in record 0", ARRAY[:100], 3, "file.invalid_json", "truncated JSON", 0),
+    (
+        "truncated in record 1",
+        ARRAY[:-40],
+        1,
+        "file.invalid_json",
+        "complete records before line",
+        1,
+    ),
     ("bad token", BAD_TOKEN, 3, "file.invalid_json", f"line {BAD_LINE}, column", 0),
     (
         "top-level object",

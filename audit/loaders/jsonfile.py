@@ -146,6 +146,28 @@ def _repair_encoding(reader: _Reader, data: bytes, shift: int) -> bytes:
     return data.decode("utf-8", errors="replace").encode("utf-8")
 
 
+def _complete_prefix(data: bytes, attempts: int = 32) -> bytes | None:
+    """The array's complete records before a truncation (a cut download), closed with `]`.
+
+    Record boundaries are `},` followed by the next record; the last few candidates are tried
+    from the end until the prefix parses. None when no record is complete.
+    """
+    if data.lstrip()[:1] != b"[":
+        return None
+    end = len(data)
+    for _ in range(attempts):
+        end = data.rfind(b"},", 0, end)
+        if end < 0:
+            return None
+        candidate = data[: end + 1] + b"]"
+        try:
+            _RAW_LIST.decode(candidate)
+        except msgspec.DecodeError:
+            continue
+        return candidate
+    return None
+
+
 class _NotArrayError(Exception):
     """Internal: the file starts with something other than an array and more values follow."""
 
@@ -165,9 +187,17 @@ def _after_syntax_error(reader: _Reader, data: bytes, shift: int, message: str) 
         return data[:offset]
     if "truncated" in message:
         where = position(data, len(data), shift)
-        raise reader.fail(
-            "file.invalid_json", "truncated JSON: the file ends inside a value", where
+        complete = _complete_prefix(data)
+        if complete is None:
+            raise reader.fail(
+                "file.invalid_json", "truncated JSON: the file ends inside a value", where
+            )
+        reader.note(
+            "file.invalid_json",
+            f"{reader.file}:{where}: truncated JSON: the file ends inside a value; the complete "
+            f"records before {position(data, len(complete) - 1, shift)} were audited",
         )
+        return complete
     match = _MALFORMED.search(message)
     problem = match.group(1) if match else message
     offset = int(match.group(2)) if match else 0
