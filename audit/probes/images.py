@@ -90,14 +90,14 @@ def probe_images(
             status_of[image] = outcomes[(place.root, place.name)]
         else:
             status_of[image] = place
-    skip = set() if report_paths else {"bad_path"}
+    reported = set(STATUS_CODES) - (set() if report_paths else {"bad_path"})
     found = [
-        finding
+        _finding(ref, status_of[ref.image], dataset, file)
         for ref in refs
-        if status_of[ref.image][0] not in skip
-        and (finding := _finding(ref, status_of[ref.image], dataset, file)) is not None
+        if status_of[ref.image][0] in reported
     ]
-    stats = _stats(refs, status_of, outcomes, level, [r.key for r in opened])
+    uses = Counter(ref.image for ref in refs)
+    stats = _stats(uses, status_of, outcomes, level, [r.key for r in opened])
     stats.update(probed=probed, cached=cached, seconds=round(time.perf_counter() - started, 3))
     found.append(fnd.make("stats.images", _summary(stats), dataset=dataset, file=file))
     return StageResult(stage="images", findings=found, stats=stats)
@@ -271,11 +271,9 @@ def _quiet_worker() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _finding(ref: ImageRef, outcome: Outcome, dataset: str, file: str) -> Finding | None:
+def _finding(ref: ImageRef, outcome: Outcome, dataset: str, file: str) -> Finding:
     status, detail = outcome[0], outcome[4]
-    code = STATUS_CODES.get(status)
-    if code is None:
-        return None
+    code = STATUS_CODES[status]
     message = {
         "missing": f"{ref.image} is not in any image root",
         "empty": f"{ref.image} has 0 bytes",
@@ -287,23 +285,27 @@ def _finding(ref: ImageRef, outcome: Outcome, dataset: str, file: str) -> Findin
 
 
 def _stats(
-    refs: Sequence[ImageRef],
+    uses: Counter[str],
     status_of: dict[str, Outcome],
     outcomes: dict[tuple[str, str], Outcome],
     level: str,
     roots: list[str],
 ) -> dict[str, Any]:
-    by_record = Counter(status_of[ref.image][0] for ref in refs)
+    """Counts per record (an image named by 3 records counts 3 times), formats and sizes."""
+    by_record: Counter[str] = Counter()
+    for image, n in uses.items():
+        by_record[status_of[image][0]] += n
+    referenced = uses.total()
     missing = by_record["missing"] + by_record["unreadable"]
     broken = sum(n for s, n in by_record.items() if s not in ("ok", "format_mismatch"))
     sized = [(o[2], o[3]) for o in outcomes.values() if o[2] is not None and o[3] is not None]
     return {
         "level": level,
         "roots": roots,
-        "referenced": len(refs),
+        "referenced": referenced,
         "unique_images": len(status_of),
         "missing": missing,
-        "missing_rate": round(missing / len(refs), 6) if refs else None,
+        "missing_rate": round(missing / referenced, 6) if referenced else None,
         "broken": broken,
         "status": dict(sorted(by_record.items())),
         "formats": dict(Counter(o[1] for o in outcomes.values() if o[1]).most_common()),
@@ -313,16 +315,16 @@ def _stats(
         }
         if sized
         else {},
-        "worst_folders": _worst_folders(refs, status_of),
+        "worst_folders": _worst_folders(uses, status_of),
     }
 
 
 def _worst_folders(
-    refs: Sequence[ImageRef], status_of: dict[str, Outcome], top: int = 10
+    uses: Counter[str], status_of: dict[str, Outcome], top: int = 10
 ) -> dict[str, dict[str, int]]:
     """Where the problems are: mix665k's parts (ocr_vqa/images, vg/VG_100K_2) fail differently."""
     folders: dict[str, dict[str, int]] = {}
-    for image, uses in Counter(ref.image for ref in refs).items():
+    for image, n in uses.items():
         status = status_of[image][0]
         if status == "bad_path":
             continue  # not a place on disk
@@ -330,11 +332,11 @@ def _worst_folders(
         counts = folders.get(folder)
         if counts is None:
             counts = folders[folder] = {"referenced": 0, "missing": 0, "broken": 0}
-        counts["referenced"] += uses
+        counts["referenced"] += n
         if status in ("missing", "unreadable"):
-            counts["missing"] += uses
+            counts["missing"] += n
         elif status not in ("ok", "format_mismatch"):
-            counts["broken"] += uses
+            counts["broken"] += n
     worst = sorted(
         (item for item in folders.items() if item[1]["missing"] + item[1]["broken"]),
         key=lambda item: -(item[1]["missing"] + item[1]["broken"]),
