@@ -20,6 +20,7 @@ import msgspec
 
 from audit import __version__
 from audit.models import StageResult
+from audit.probes.record_table import FINGERPRINT, RECORD_COLUMNS
 
 if TYPE_CHECKING:
     import pandas
@@ -39,8 +40,16 @@ def cache_key(
     digest = hashlib.blake2b(digest_size=16)
     for part in (_FORMAT, __version__, _gx_version(), kind, dataset, file, *table.columns):
         digest.update(part.encode("utf-8") + b"\0")
-    digest.update(suite_bytes)
-    digest.update(pandas.util.hash_pandas_object(table, index=True).to_numpy().tobytes())
+    digest.update(suite_bytes + f"\0{len(table)}\0".encode())
+    # The fingerprint hashes each whole record, so the columns read from the record add nothing
+    # to the key and are the slow ones to hash (hundreds of thousands of distinct strings).
+    covered = RECORD_COLUMNS if FINGERPRINT in table.columns else ()
+    for name in table.columns:
+        if name == FINGERPRINT:
+            digest.update("\0".join(table[name].tolist()).encode("utf-8"))
+        elif name not in covered:
+            hashed = pandas.util.hash_pandas_object(table[name], index=False)
+            digest.update(hashed.to_numpy().tobytes())
     return digest.hexdigest()
 
 

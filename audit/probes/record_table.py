@@ -44,6 +44,9 @@ COLUMNS: dict[str, str] = {
     "license_verdict": "the licence verdict for the declared use (null: licence stage not run)",
 }
 
+FINGERPRINT = "fingerprint"
+#: The columns computed from the record alone (the fingerprint covers them all).
+RECORD_COLUMNS = frozenset(list(COLUMNS)[:8])
 _ENCODER = msgspec.json.Encoder(order="sorted")
 #: URL findings (all warnings: the local copy may still train) that mean the URL did answer.
 _URL_REACHABLE = frozenset({"url.opt_out"})
