@@ -16,7 +16,7 @@ from audit.loaders.urlsources import load_url_refs
 from audit.models import UrlRef
 from audit.probes.urls import probe_urls
 from audit.store import Store
-from audit.store.urls import UrlProbe, latest_status, lookup, record
+from audit.store.urls import UrlProbe, latest_status, lookup, merge, record
 
 DAY = 86400.0
 
@@ -174,9 +174,12 @@ def test_unreadable_sources_are_input_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not found"):
         load_url_refs(tmp_path / "nope.json")
     bad = tmp_path / "bad.json"
-    bad.write_text('[{"url": "http://a/1.jpg"},')
-    with pytest.raises(InputError, match=r"bad\.json"):
+    bad.write_text("[nonsense")
+    with pytest.raises(InputError, match=r"bad\.json:line 1, column \d+"):
         load_url_refs(bad)
+    cut = tmp_path / "cut.json"  # a truncated download: the complete records are still probed
+    cut.write_text('[{"url": "http://a/1.jpg"}, {"url": "http://a/')
+    assert [r.url for r in load_url_refs(cut)] == ["http://a/1.jpg"]
 
 
 def test_transient_failures_are_reprobed_sooner(server: HttpServer, tmp_path: Path) -> None:
@@ -201,3 +204,16 @@ def test_metadata_url_key_is_discovered_like_the_structure_stage(tmp_path: Path)
     path = tmp_path / "blip_laion_cc_sbu_558k_meta.json"
     path.write_text(json.dumps([{"id": "004539375", "image_url": "http://a/1.jpg"}]))
     assert [(r.record_id, r.url) for r in load_url_refs(path)] == [("004539375", "http://a/1.jpg")]
+
+
+def test_the_latest_probe_wins_before_and_after_the_log_is_merged(tmp_path: Path) -> None:
+    url = "http://a.example/1.jpg"
+    with Store(tmp_path / "s.sqlite") as store:
+        record(store, [UrlProbe(url, "server_error", 503, "HTTP 503", None, 1.0)])
+        merge(store)
+        record(store, [UrlProbe(url, "timeout", None, "slow", None, 2.0)])
+        record(store, [UrlProbe(url, "ok", 200, "jpeg", None, 3.0)])  # a killed run's last batch
+        assert latest_status(store, [url]) == {url: "ok"}
+        merge(store)
+        assert latest_status(store, [url]) == {url: "ok"}
+        assert store.conn.execute("SELECT COUNT(*) FROM url_probe_log").fetchone() == (0,)

@@ -110,7 +110,8 @@ def _recorded_urls(state: Path) -> list[str]:
         return []
     try:
         with sqlite3.connect(state, timeout=5) as conn:
-            return [row[0] for row in conn.execute("SELECT url FROM url_probe")]
+            query = "SELECT url FROM url_probe UNION SELECT url FROM url_probe_log"
+            return [row[0] for row in conn.execute(query)]
     except sqlite3.OperationalError:  # table not created yet
         return []
 

@@ -26,7 +26,7 @@ from audit.probes.http import AVAILABLE, NOT_PROBED, STATUSES, TRANSIENT, domain
 from audit.probes.urlguard import AddressPolicy
 from audit.probes.urlpool import probe_parallel, probe_threaded
 from audit.store import Store
-from audit.store.urls import UrlProbe, lookup, record
+from audit.store.urls import UrlProbe, lookup, merge, record
 
 #: What LLaVA documents (Data.md: "~15% images of the original CC-3M dataset are no longer
 #: accessible") and what img2dataset users measured in 2024 (~70% success on CC-3M).
@@ -68,6 +68,8 @@ def probe_urls(
     now = time.time() if now is None else now
     progress = progress or NoProgress()
     unique = list(dict.fromkeys(ref.url for ref in refs))
+    if store is not None:
+        merge(store)  # what a killed run left in the log
     cached = lookup(store, unique) if store is not None else {}
     cutoff = now - settings.ttl_days * 86400.0
     transient_cutoff = now - min(settings.transient_ttl_days, settings.ttl_days) * 86400.0
@@ -90,6 +92,7 @@ def probe_urls(
     finally:
         if store is not None:
             record(store, batch)
+            merge(store)
         progress.finish()
     seconds = time.perf_counter() - started
     found = [_finding(ref, results[ref.url], dataset, file) for ref in refs]

@@ -1,8 +1,11 @@
 """Cache of remote URL probes, with the probe time, so a nightly run re-probes only what is stale.
 
-One row per URL holds the latest result. A probe run commits its results in batches, so a run
-killed part-way keeps everything up to its last batch and the next run starts from there. Other
-stages read results through :func:`latest_status` (the licence stage reads ``opt_out``).
+One row per URL holds the latest result. A probe run appends its results to a log in batches (a
+run killed part-way keeps everything up to its last batch) and :func:`merge` moves the log into the
+table sorted by URL at the start and end of each run: appending costs a few pages per batch where
+inserting 600K random URL keys straight into the table rewrote ~500 pages per batch (30 s against
+1.7 s for 300K results). Reads see both. Other stages read results through :func:`latest_status`
+(the licence stage reads ``opt_out``).
 
 Status classes: ok, opt_out, gone, forbidden, http_error, server_error, timeout, dns, tls,
 connection, not_image, truncated, placeholder, redirects, invalid, refused.
@@ -27,8 +30,17 @@ register_schema(
         final_url TEXT,
         probed_at REAL NOT NULL
     ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS url_probe_log (
+        url TEXT NOT NULL,
+        status TEXT NOT NULL,
+        http_status INTEGER,
+        detail TEXT NOT NULL DEFAULT '',
+        final_url TEXT,
+        probed_at REAL NOT NULL
+    );
     """,
 )
+_COLUMNS = "url, status, http_status, detail, final_url, probed_at"
 
 _LOOKUP_CHUNK = 500  # URLs per IN (...) query: well under SQLite's variable limit
 
@@ -45,32 +57,43 @@ class UrlProbe(msgspec.Struct, frozen=True, array_like=True):
 
 
 def lookup(store: Store, urls: Sequence[str]) -> dict[str, UrlProbe]:
-    """The cached probe of each of ``urls`` that has one (fresh or not: callers apply the TTL)."""
+    """The latest probe of each of ``urls`` that has one (fresh or not: callers apply the TTL)."""
     found: dict[str, UrlProbe] = {}
     for start in range(0, len(urls), _LOOKUP_CHUNK):
         chunk = urls[start : start + _LOOKUP_CHUNK]
         marks = ",".join("?" * len(chunk))
-        rows = store.conn.execute(
-            "SELECT url, status, http_status, detail, final_url, probed_at "
-            f"FROM url_probe WHERE url IN ({marks})",
-            chunk,
-        )
+        rows = store.conn.execute(f"SELECT {_COLUMNS} FROM url_probe WHERE url IN ({marks})", chunk)
         for row in rows:
             found[row[0]] = UrlProbe(*row)
+    if store.conn.execute("SELECT 1 FROM url_probe_log LIMIT 1").fetchone():
+        wanted = set(urls)
+        for row in store.conn.execute(f"SELECT {_COLUMNS} FROM url_probe_log ORDER BY rowid"):
+            if row[0] in wanted:
+                found[row[0]] = UrlProbe(*row)  # later log rows are later probes
     return found
 
 
 def record(store: Store, probes: Iterable[UrlProbe]) -> int:
-    """Write one batch of probes atomically (the resume point after a kill); returns the count."""
+    """Append one batch of probes atomically (the resume point after a kill); returns the count."""
     rows = [(p.url, p.status, p.http_status, p.detail, p.final_url, p.probed_at) for p in probes]
     if rows:
         with store.transaction() as conn:
             conn.executemany(
-                "INSERT OR REPLACE INTO url_probe "
-                "(url, status, http_status, detail, final_url, probed_at) VALUES (?, ?, ?, ?, ?, ?)",
-                rows,
+                f"INSERT INTO url_probe_log ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", rows
             )
     return len(rows)
+
+
+def merge(store: Store) -> None:
+    """Move the log into the table in URL order (the latest probe of a URL wins), atomically."""
+    if not store.conn.execute("SELECT 1 FROM url_probe_log LIMIT 1").fetchone():
+        return
+    with store.transaction() as conn:
+        conn.execute(
+            f"INSERT OR REPLACE INTO url_probe ({_COLUMNS}) "
+            f"SELECT {_COLUMNS} FROM url_probe_log ORDER BY url, rowid"
+        )
+        conn.execute("DELETE FROM url_probe_log")
 
 
 def latest_status(store: Store, urls: Iterable[str]) -> dict[str, str]:
