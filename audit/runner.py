@@ -21,10 +21,13 @@ from audit.config import Config
 from audit.errors import AuditError, ConfigError
 from audit.models import NoProgress, Progress, StageResult
 from audit.output import report as rpt
-from audit.output.html import render_index, render_run
+from audit.output.html import EXAMPLES_PER_CODE, render_index, render_run
 from audit.runlock import RunLock, lock_path_for
 from audit.store import Store
 from audit.store import runs as history
+
+#: Characters of a record shown beside an example finding.
+EXCERPT_CHARS = 240
 
 
 def run_audit(
@@ -127,6 +130,7 @@ def audit_dataset(ctx: stages.StageContext) -> rpt.DatasetReport:
         run.seconds = round(time.perf_counter() - begin, 3)
         out.stages[name] = run
     out.kind = ctx.kind or ds.kind
+    out.examples_file, out.examples = record_examples(ctx, out)
     out.records = stages.record_count(ctx)
     out.missing_rate = stages.missing_rate(ctx.results, "images")
     out.url_missing_rate = stages.missing_rate(ctx.results, "urls")
@@ -139,15 +143,11 @@ def relative_files(result: StageResult, base_dir: str) -> StageResult:
     Stages differ (absolute or as configured); one spelling keeps reports portable and baseline
     keys stable when the data moves.
     """
-    base = Path(base_dir).resolve()
     cache: dict[str, str] = {}
 
     def rel(file: str) -> str:
         if file not in cache:
-            p = Path(file)
-            cache[file] = (
-                str(p.relative_to(base)) if p.is_absolute() and p.is_relative_to(base) else file
-            )
+            cache[file] = relative_name(file, base_dir)
         return cache[file]
 
     result.findings = [
@@ -155,6 +155,40 @@ def relative_files(result: StageResult, base_dir: str) -> StageResult:
         for f in result.findings
     ]
     return result
+
+
+def relative_name(file: str | Path, base_dir: str) -> str:
+    """``file`` relative to ``base_dir`` when it lies inside it, else unchanged."""
+    p, base = Path(file), Path(base_dir).resolve()
+    return str(p.relative_to(base)) if p.is_absolute() and p.is_relative_to(base) else str(file)
+
+
+def record_examples(
+    ctx: stages.StageContext, ds: rpt.DatasetReport
+) -> tuple[str | None, dict[int, str]]:
+    """Short JSON excerpts of the records the report shows as examples (the first of each code).
+
+    Only from the conversation file the stages already loaded; the page stays bounded because
+    both the number of examples per code and each excerpt's length are capped.
+    """
+    loaded = ctx.shared.get("chat")
+    if loaded is None or ctx.dataset.chat is None:
+        return None, {}
+    file = relative_name(ctx.path(ctx.dataset.chat), ctx.config.base_dir)
+    wanted: set[int] = set()
+    per_code: dict[str, int] = {}
+    for f in ds.findings():
+        if f.file == file and f.index is not None and per_code.get(f.code, 0) < EXAMPLES_PER_CODE:
+            per_code[f.code] = per_code.get(f.code, 0) + 1
+            wanted.add(f.index)
+    examples = {}
+    for position, record in loaded.items():
+        if position in wanted:
+            fields = msgspec.to_builtins(record)
+            first = {k: fields.pop(k) for k in ("id", "image") if k in fields}
+            text = msgspec.json.encode({**first, **fields}).decode("utf-8", "replace")
+            examples[position] = text if len(text) <= EXCERPT_CHARS else text[:EXCERPT_CHARS] + "…"
+    return file, examples
 
 
 def summarize(config: Config, config_file: str | None) -> rpt.ConfigSummary:

@@ -77,6 +77,9 @@ def test_run_publishes_report_index_and_history(tmp_path: Path) -> None:
     assert [(f.code, f.index) for f in structure.findings if f.severity == "error"] == [
         ("turn.role", 1)
     ]
+    assert '"from":"Human"' in ds.examples[1]  # the record behind the example, for the page
+    assert ds.examples[1].startswith('{"id":"004539375","image"')
+    assert ds.examples_file == "chat.json"
     assert ds.stages["expectations"].status == "ok"
     assert report.data_docs == "data-docs/index.html"
     assert (tmp_path / "reports" / report.run_id / "data-docs" / "index.html").is_file()

@@ -203,6 +203,11 @@ def _duration(start: datetime, end: datetime | None) -> str:
 
 def render_run(report: rpt.AuditReport) -> str:
     """The run's page (``reports/<run-id>/index.html``)."""
+    excerpts = {
+        (ds.name, ds.examples_file, index): text
+        for ds in report.datasets
+        for index, text in ds.examples.items()
+    }
     severity_by_dataset = {ds.name: _severity_counts(ds.findings()) for ds in report.datasets}
     return _ENV.get_template("run.html.j2").render(
         r=report,
@@ -219,6 +224,7 @@ def render_run(report: rpt.AuditReport) -> str:
         duration=_duration(report.started, report.finished),
         short=_short,
         examples_cap=EXAMPLES_PER_CODE,
+        excerpts=excerpts,
     )
 
 

@@ -54,11 +54,15 @@ class DatasetReport(msgspec.Struct, kw_only=True):
     name: str
     kind: str
     records: int | None = None
-    missing_rate: float | None = None  # local images missing / images referenced (images stage)
-    url_missing_rate: float | None = (
-        None  # source URLs gone, dead or placeholder / URLs (urls stage)
-    )
+    #: Local images missing / images referenced (images stage).
+    missing_rate: float | None = None
+    #: Source URLs gone, dead or redirecting to a placeholder / URLs probed (urls stage).
+    url_missing_rate: float | None = None
     stages: dict[str, StageRun] = msgspec.field(default_factory=dict)
+    #: The records behind the first example findings of each code: index -> JSON excerpt, all
+    #: from ``examples_file`` (the conversation file, named as the findings name it).
+    examples: dict[int, str] = msgspec.field(default_factory=dict)
+    examples_file: str | None = None
 
     def findings(self) -> Iterator[Finding]:
         for stage in ordered_stages(self.stages):
