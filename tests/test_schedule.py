@@ -286,9 +286,11 @@ def test_sigterm_stops_the_scheduler_process_cleanly(tmp_path: Path) -> None:
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     lines: list[str] = []
+    watchdog = threading.Timer(WAIT, proc.kill)  # a hung scheduler ends the read loop below
+    watchdog.start()
     try:
         assert proc.stderr is not None
-        for line in proc.stderr:  # bounded by the test timeout; the line comes within seconds
+        for line in proc.stderr:
             lines.append(line)
             if "scheduler started" in line:
                 break
@@ -297,6 +299,7 @@ def test_sigterm_stops_the_scheduler_process_cleanly(tmp_path: Path) -> None:
         assert proc.wait(WAIT) == 0
         lines += proc.stderr.readlines()
     finally:
+        watchdog.cancel()
         if proc.poll() is None:
             proc.kill()
             proc.wait(WAIT)
