@@ -25,6 +25,8 @@ RELEASE_COUNTS = {
     "instruct": 157_712,
 }
 _HASH_MOD = 1_000_000_007
+# mix665k records per top image folder in the release (spec §1.4)
+MIX_RELEASE = {"coco": 364_100, "gqa": 72_140, "ocr_vqa": 80_000, "textvqa": 21_953, "vg": 86_417}
 
 
 def _top(series: pl.Series, limit: int = 20) -> dict[str, int]:
@@ -56,7 +58,8 @@ def chat_stats(
         ref.finding(
             "stats.summary",
             f"{n:,} records, {flags.height:,} turns, {n_image:,} with an image, "
-            f"{n - n_image:,} text-only; turns per record {turn_counts.min()!s}..{turn_counts.max()!s}",
+            f"{n - n_image:,} text-only"
+            + (f"; turns per record {turn_counts.min()!s}..{turn_counts.max()!s}" if n else ""),
         )
     )
     first = records.filter(pl.col("has_image") & (pl.col("first_n_img") == 1))["first"]
@@ -76,6 +79,20 @@ def chat_stats(
     out += dup_findings
     if ref.kind == "mix":
         stats["mix"] = _mix(records)
+        grouped: dict[str, int] = {}
+        for prefix, count in stats["mix"]["prefixes"].items():
+            top = prefix.split("/")[0]
+            grouped[top] = grouped.get(top, 0) + count
+        folders = ", ".join(
+            f"{top} {n:,} (release {MIX_RELEASE[top]:,})" for top, n in grouped.items()
+        )
+        out.append(
+            ref.finding(
+                "stats.summary",
+                f"image folders: {folders}; text-only {stats['mix']['text_only']:,} (release 40,688); "
+                f"integer ids {stats['mix']['int_ids']:,}",
+            )
+        )
     out += record_count(ref, n)
     return out, stats
 
