@@ -391,3 +391,22 @@ def test_rare_zip_methods_under_a_top_folder_are_read(tmp_path: Path, method: in
     refs = refs_for(["a.jpg", "images/a.jpg", "t.jpg"])
     result = probe_images(refs, [path], level="decode", workers=1)
     assert codes_by_image(result, refs) == {"t.jpg": "image.truncated"}
+
+
+class InterruptAfterFirstBatch(RecordingProgress):
+    def advance(self, n: int = 1) -> None:
+        super().advance(n)
+        if str(self.tasks[-1][0]).startswith("images"):
+            raise KeyboardInterrupt
+
+
+def test_an_interrupted_run_keeps_what_it_checked(tmp_path: Path) -> None:
+    files = {f"{i}.jpg": make.jpeg(8, 8, seed=i) for i in range(300)}
+    root = write_zip(tmp_path / "images.zip", files)
+    refs = refs_for(list(files))
+    with Store(tmp_path / "s.sqlite") as store:
+        with pytest.raises(KeyboardInterrupt):
+            probe_images(refs, [root], store=store, workers=1, progress=InterruptAfterFirstBatch())
+        resumed = probe_images(refs, [root], store=store, workers=1)
+    assert resumed.stats["cached"] == 256  # the first batch survived the interrupt
+    assert resumed.stats["probed"] == 300 - 256

@@ -185,19 +185,22 @@ def _outcomes(
         todo = [loc for loc in todo if (loc.root, loc.name) not in hits]
     todo.sort(key=_read_order)
     progress.start(f"images ({cached:,} cached)", len(todo))
+    rows: list[cache.ImageResult] = []
     try:
         for batch, results in _run(todo, level, max_pixels, workers):
-            rows = []
             for loc, outcome in zip(batch, results, strict=True):
                 outcomes[(loc.root, loc.name)] = outcome
-                if outcome[0] not in _NOT_CACHED and loc.signature:
+                if store is not None and outcome[0] not in _NOT_CACHED and loc.signature:
                     rows.append(
                         cache.ImageResult(loc.root, loc.name, loc.signature, level, *outcome)
                     )
-            if store is not None and rows:
+            if store is not None and len(rows) >= _SAVE_EVERY:
                 cache.save(store, rows)
+                rows = []
             progress.advance(len(batch))
     finally:
+        if store is not None and rows:  # also when interrupted: keep what was checked
+            cache.save(store, rows)
         progress.finish()
     return outcomes, len(todo), cached
 
