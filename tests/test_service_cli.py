@@ -118,3 +118,19 @@ def test_demo_finds_every_planted_defect_and_publishes(tmp_path: Path) -> None:
     assert "&lt;script&gt;alert(&#39;xss&#39;)&lt;/script&gt;" in page
     assert "<script>" not in page
     assert (published / "data-docs" / "index.html").is_file()
+
+
+def test_every_commented_setting_in_the_starter_config_is_valid(tmp_path: Path) -> None:
+    """Uncommenting any example line must not turn into an unknown-key error at 2 a.m."""
+    import re
+
+    from audit.cli.service import starter_config
+
+    line = re.compile(r'^# (\[\[?[\w.]+\]\]?|[\w"./-]+ = .+)$')
+    text = "\n".join(
+        m.group(1) if (m := line.match(raw)) else raw for raw in starter_config().splitlines()
+    )
+    assert text.splitlines().count("[[datasets]]") == 2
+    (tmp_path / "audit.toml").write_text(text)
+    config = config_mod.load(tmp_path / "audit.toml")
+    assert config.license.vg_image_data and config.schedule.webhook and config.gate.baseline
