@@ -58,27 +58,46 @@ class ChatTables:
 _CHUNK = 65_536  # records turned into columns at a time; their Structs are freed right after
 
 
-def _ids(ids: list[Any]) -> tuple[list[str | None], list[bool]]:
-    return (
-        [i if i.__class__ is str else (None if i is None else str(i)) for i in ids],
-        [i.__class__ is int for i in ids],
-    )
+def _id_columns(ids: list[Any]) -> list[pl.Series]:
+    """`id` as text plus whether it was a JSON integer; all-string ids (the norm) in one step."""
+    try:
+        return [
+            pl.Series("id", ids, dtype=pl.Utf8),
+            pl.Series("id_is_int", [False], dtype=pl.Boolean).extend_constant(False, len(ids) - 1)
+            if ids
+            else pl.Series("id_is_int", [], dtype=pl.Boolean),
+        ]
+    except (TypeError, ValueError, OverflowError):
+        pass
+    text = [i if i.__class__ is str else (None if i is None else str(i)) for i in ids]
+    return [
+        pl.Series("id", text, dtype=pl.Utf8),
+        pl.Series("id_is_int", [i.__class__ is int for i in ids], dtype=pl.Boolean),
+    ]
+
+
+def _present(values: list[Any], name: str) -> pl.Series:
+    """Whether each optional key was in the record (msgspec leaves UNSET where it was absent)."""
+    absent = values.count(msgspec.UNSET)  # a C-speed identity scan
+    if absent in (0, len(values)):
+        return pl.Series(name, [absent == 0] * len(values), dtype=pl.Boolean)
+    return pl.Series(name, [v is not msgspec.UNSET for v in values], dtype=pl.Boolean)
 
 
 def _chat_chunk(records: list[Any]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    unset = msgspec.UNSET
-    ids, id_is_int = _ids([r.id for r in records])
     images = [r.image for r in records]
+    has_image = _present(images, "has_image")
+    if not has_image.all():
+        images = [x if x.__class__ is str else None for x in images]
     conversations = [r.conversations for r in records]
     turns = [t for c in conversations for t in c]
     frame = pl.DataFrame(
         [
-            pl.Series("id", ids, dtype=pl.Utf8),
-            pl.Series("id_is_int", id_is_int, dtype=pl.Boolean),
-            pl.Series("image", [x if x.__class__ is str else None for x in images], dtype=pl.Utf8),
-            pl.Series("has_image", [x is not unset for x in images], dtype=pl.Boolean),
+            *_id_columns([r.id for r in records]),
+            pl.Series("image", images, dtype=pl.Utf8),
+            has_image,
             pl.Series("n_turns", list(map(len, conversations)), dtype=pl.Int32),
-            pl.Series("has_model", [r.model is not unset for r in records], dtype=pl.Boolean),
+            _present([r.model for r in records], "has_model"),
         ]
     )
     turn_frame = pl.DataFrame(
@@ -157,11 +176,7 @@ def metadata_table_from_chunks(
     """:func:`metadata_table` over record lists arriving one chunk at a time."""
     frames = []
     for chunk in chunks:
-        ids, id_is_int = _ids([r.id for r in chunk])
-        columns = [
-            pl.Series("id", ids, dtype=pl.Utf8),
-            pl.Series("id_is_int", id_is_int, dtype=pl.Boolean),
-        ]
+        columns = _id_columns([r.id for r in chunk])
         columns += [
             pl.Series("image", [r.image for r in chunk], dtype=pl.Utf8),
             pl.Series("url", [r.url for r in chunk], dtype=pl.Utf8),
