@@ -110,15 +110,17 @@ def probe_dataset(
     store: Store | None,
     progress: Progress | None = None,
     report_paths: bool = False,
+    refs: Sequence[ImageRef] | None = None,
 ) -> StageResult:
     """The images stage of one configured dataset: its chat file's images under its roots.
 
-    In a full run the structure stage reports bad paths, so by default they are not repeated here.
+    In a full run the structure stage reports bad paths, so by default they are not repeated here;
+    ``refs`` saves re-reading the chat file when the caller has its records loaded already.
     """
     if not ds.chat or not ds.images:
         raise UsageError(f"dataset {ds.name!r} needs both `chat` and `images` for the image probe")
-    chat = config.path(ds.chat)
-    refs = image_refs(chat, None if ds.kind == "auto" else ds.kind)
+    if refs is None:
+        refs = image_refs(config.path(ds.chat), None if ds.kind == "auto" else ds.kind)
     return probe_images(
         refs,
         [config.path(root) for root in ds.images],
