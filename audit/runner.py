@@ -21,7 +21,7 @@ from audit.config import Config
 from audit.errors import AuditError, ConfigError
 from audit.models import NoProgress, Progress, StageResult
 from audit.output import report as rpt
-from audit.output.html import EXAMPLES_PER_CODE, render_index, render_run
+from audit.output.html import EXAMPLES_PER_CODE, render_index, render_run_safely
 from audit.runlock import RunLock, lock_path_for
 from audit.store import Store
 from audit.store import runs as history
@@ -71,7 +71,7 @@ def run_audit(
             report.finished = datetime.now(UTC)
             report.status = "succeeded"
             try:
-                rpt.publish(report, reports_dir, render_page=render_run)
+                rpt.publish(report, reports_dir, render_page=render_run_safely)
             except OSError as exc:
                 raise AuditError(
                     f"{reports_dir}: cannot publish the report: {exc.strerror or exc}"

@@ -116,3 +116,15 @@ def test_console_summary_fits_80_columns_and_keeps_markup_literal() -> None:
     assert max(len(line) for line in text.splitlines()) <= 80
     assert "[bold red]not" in text  # shown, not interpreted as rich markup
     assert "errors found" in text and "reports/20261126T000000Z-0000/index.html" in text
+
+
+def test_odd_stage_statistics_never_cost_the_published_page() -> None:
+    report = _report()
+    images = StageResult(stage="images", stats={"referenced": None, "missing": "n/a"})
+    report.datasets[0].stages["images"] = rpt.StageRun(status="ok", result=images)
+    page = html.render_run_safely(report)
+    assert "page incomplete" not in page  # tolerated by the full page
+    report.datasets[0].stages["license"].result.stats["verdicts"] = {"commercial": 7}
+    page = html.render_run_safely(report)
+    assert "page incomplete" in page and "report.json" in page
+    assert "turn.role" in page

@@ -39,6 +39,18 @@ _ENV = jinja2.Environment(
 )
 
 
+def _num(value: object) -> str:
+    """Counts with thousands separators; a missing or odd statistic shows as itself, never fails."""
+    if isinstance(value, bool) or value is None:
+        return "-" if value is None else str(value)
+    if isinstance(value, int | float):
+        return f"{value:,}"
+    return str(value)
+
+
+_ENV.filters["num"] = _num
+
+
 @dataclass(frozen=True)
 class CodeGroup:
     """Findings of one code: the catalogue's words and a capped list of examples."""
@@ -226,6 +238,20 @@ def render_run(report: rpt.AuditReport) -> str:
         examples_cap=EXAMPLES_PER_CODE,
         excerpts=excerpts,
     )
+
+
+def render_run_safely(report: rpt.AuditReport) -> str:
+    """The run's page, or a plain page with the totals if rendering fails.
+
+    A stage whose statistics have an unexpected shape must not cost the night's published report:
+    the data is in report.json either way, and the page says what went wrong.
+    """
+    try:
+        return render_run(report)
+    except Exception as exc:
+        return _ENV.get_template("fallback.html.j2").render(
+            r=report, error=f"{type(exc).__name__}: {exc}", version=__version__
+        )
 
 
 def _severity_counts(findings: Iterable[Finding]) -> dict[str, int]:
