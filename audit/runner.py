@@ -86,7 +86,7 @@ def run_audit(
             )
             if isinstance(exc, Exception):  # a stop request must not wait on rendering
                 rpt.remove_stale_staging(reports_dir)
-                with contextlib.suppress(OSError):  # keep the original error, not this one
+                with contextlib.suppress(AuditError):  # keep the original error, not this one
                     publish_index(store, reports_dir)
             raise
         history.finish_run(
@@ -221,4 +221,10 @@ def figures(ds: rpt.DatasetReport) -> history.DatasetFigures:
 def publish_index(store: Store, reports_dir: Path) -> None:
     """Rewrite ``reports/index.html`` from the run history (atomic swap)."""
     page = render_index(history.list_runs(store, limit=200))
-    rpt.write_atomic(reports_dir / rpt.PAGE_FILE, page.encode("utf-8"))
+    try:
+        rpt.write_atomic(reports_dir / rpt.PAGE_FILE, page.encode("utf-8"))
+    except OSError as exc:
+        raise AuditError(
+            f"{reports_dir}: the run is published but the run index could not be updated: "
+            f"{exc.strerror or exc}"
+        ) from None
