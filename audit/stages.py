@@ -66,9 +66,15 @@ def images(ctx: StageContext) -> StageResult:
         raise StageSkipped("no image roots configured")
     if not ds.chat:
         raise StageSkipped("no conversation file to take image paths from")
+    from audit.models import ImageRef
     from audit.probes.images import probe_dataset
 
-    return probe_dataset(ds, ctx.config, store=ctx.store, progress=ctx.progress)
+    refs = [  # from the shared load, so the chat file is parsed once for images and expectations
+        ImageRef(index=i, record_id=None if r.id is None else str(r.id), image=r.image)
+        for i, r in chat_file(ctx).items()
+        if isinstance(r.image, str) and r.image
+    ]
+    return probe_dataset(ds, ctx.config, store=ctx.store, progress=ctx.progress, refs=refs)
 
 
 def urls(ctx: StageContext) -> StageResult:
