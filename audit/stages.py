@@ -18,7 +18,7 @@ import msgspec
 
 from audit.config import Config, DatasetConfig
 from audit.findings import Finding
-from audit.models import Progress, StageResult
+from audit.models import ImageRef, Progress, StageResult
 from audit.store import Store
 
 
@@ -66,7 +66,6 @@ def images(ctx: StageContext) -> StageResult:
         raise StageSkipped("no image roots configured")
     if not ds.chat:
         raise StageSkipped("no conversation file to take image paths from")
-    from audit.models import ImageRef
     from audit.probes.images import probe_dataset
 
     refs = [  # from the shared load, so the chat file is parsed once for images and expectations
