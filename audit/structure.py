@@ -176,6 +176,9 @@ def _in_pool(tasks: list[Task], n_workers: int, progress: Progress) -> dict[int,
 
 
 def _init_worker(counter: Any) -> None:
+    # polars' jemalloc keeps freed pages for 10 s by default; a file's transient frames would then
+    # still count against the memory budget while the next file loads. Set before polars loads.
+    os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:200,muzzy_decay_ms:0")
     from audit.structure_worker import set_progress_sink
 
     def add(n: int) -> None:

@@ -3,6 +3,9 @@
 The two files are released side by side and must describe the same records: the same ids, the same
 image file names, and for CC-3M the gpt answer is the raw CC-3M caption of the metadata. A record
 present in only one file loses its provenance (no source URL for the licence audit).
+
+The comparison joins on ids and compares 64-bit hashes of images and captions, so no copy of the
+text columns is made; the few differing rows fetch their text for the message.
 """
 
 from __future__ import annotations
@@ -15,81 +18,101 @@ from audit.findings import Finding
 
 def chat_side(tables: ChatTables) -> pl.DataFrame:
     """What the comparison needs from the chat file: idx, id, image, answer (turn 1)."""
-    turns = tables.turns
-    answers = turns.filter(pl.col("pos") == 1).select("rec", answer="value")
-    frame = tables.records.select("idx", "id", "image").with_row_index("rec")
-    frame = frame.with_columns(pl.col("rec").cast(pl.Int32))
-    return frame.join(answers, on="rec", how="left").drop("rec")
+    records = tables.records
+    answers = pl.Series("answer", [None] * records.height, dtype=pl.Utf8)
+    if tables.turns.height:
+        row = (records["start"] + 1).clip(upper_bound=tables.turns.height - 1)
+        answers = pl.select(
+            pl.when(records["n_turns"] > 1)
+            .then(tables.turns["value"].gather(row))
+            .otherwise(None)
+            .alias("answer")
+        ).to_series()
+    return records.select("idx", "id", "image").with_columns(answers)
+
+
+def _first_per_id(frame: pl.DataFrame, text: str) -> pl.DataFrame:
+    """Row, idx, id and hashes of image and ``text``, for the first record of each id."""
+    return (
+        frame.with_row_index("row")
+        .filter(pl.col("id").is_not_null() & pl.col("id").is_first_distinct())
+        .select(
+            "row",
+            "idx",
+            "id",
+            h_image=pl.col("image").hash(),
+            has_image=pl.col("image").is_not_null(),
+            h_text=pl.col(text).hash(),
+            has_text=pl.col(text).is_not_null(),
+        )
+    )
 
 
 def compare(
     chat: pl.DataFrame, chat_ref: FileRef, meta: pl.DataFrame, meta_ref: FileRef
 ) -> tuple[list[Finding], dict[str, int]]:
     """Findings for both files; ``chat`` from :func:`chat_side`, ``meta`` the metadata table."""
-    chat_ids = chat.filter(pl.col("id").is_not_null()).unique(
-        "id", keep="first", maintain_order=True
-    )
-    meta_ids = meta.filter(pl.col("id").is_not_null()).unique(
-        "id", keep="first", maintain_order=True
-    )
+    left = _first_per_id(chat, "answer")
+    right = _first_per_id(meta, "caption")
     out: list[Finding] = []
-    only_chat = chat_ids.join(meta_ids, on="id", how="anti")
+    only_chat = left.filter(~pl.col("id").is_in(right["id"].implode()))
     for idx, rid in only_chat.select("idx", "id").iter_rows():
         out.append(
             chat_ref.finding(
                 "xfile.missing_metadata", f"id {rid!r} is not in {meta_ref.file}", idx, rid
             )
         )
-    only_meta = meta_ids.join(chat_ids, on="id", how="anti")
+    only_meta = right.filter(~pl.col("id").is_in(left["id"].implode()))
     for idx, rid in only_meta.select("idx", "id").iter_rows():
         out.append(
             meta_ref.finding(
                 "xfile.missing_chat", f"id {rid!r} is not in {chat_ref.file}", idx, rid
             )
         )
-    both = chat_ids.join(
-        meta_ids.select("id", "image", "caption", meta_idx="idx"), on="id", suffix="_meta"
-    )
+    both = left.join(right, on="id", suffix="_meta")
     images = both.filter(
-        pl.col("image").is_not_null()
-        & pl.col("image_meta").is_not_null()
-        & (pl.col("image") != pl.col("image_meta"))
+        pl.col("has_image")
+        & pl.col("has_image_meta")
+        & (pl.col("h_image") != pl.col("h_image_meta"))
     )
-    for idx, rid, image, other, meta_idx in images.select(
-        "idx", "id", "image", "image_meta", "meta_idx"
+    for row, row_meta, idx, rid, meta_idx in images.select(
+        "row", "row_meta", "idx", "id", "idx_meta"
     ).iter_rows():
-        out.append(
-            chat_ref.finding(
-                "xfile.image_mismatch",
-                f"image {image!r} here, {other!r} in metadata record {meta_idx}",
-                idx,
-                rid,
-            )
-        )
-    captions = 0
-    if chat_ref.kind == "cc3m-chat":
-        differ = both.filter(
-            pl.col("caption").is_not_null()
-            & pl.col("answer").is_not_null()
-            & (pl.col("caption") != pl.col("answer"))
-        )
-        captions = differ.height
-        for idx, rid, answer, caption in differ.select(
-            "idx", "id", "answer", "caption"
-        ).iter_rows():
+        image, other = chat["image"][row], meta["image"][row_meta]
+        if image != other:  # a hash collision would compare equal here
             out.append(
                 chat_ref.finding(
-                    "xfile.caption_mismatch",
-                    f"gpt answer {answer[:50]!r} differs from the metadata caption {caption[:50]!r}",
+                    "xfile.image_mismatch",
+                    f"image {image!r} here, {other!r} in metadata record {meta_idx}",
                     idx,
                     rid,
                 )
             )
+    captions = 0
+    if chat_ref.kind == "cc3m-chat":
+        differ = both.filter(
+            pl.col("has_text")
+            & pl.col("has_text_meta")
+            & (pl.col("h_text") != pl.col("h_text_meta"))
+        )
+        for row, row_meta, idx, rid in differ.select("row", "row_meta", "idx", "id").iter_rows():
+            answer, caption = chat["answer"][row], meta["caption"][row_meta]
+            if answer != caption:
+                captions += 1
+                out.append(
+                    chat_ref.finding(
+                        "xfile.caption_mismatch",
+                        f"gpt answer {answer[:50]!r} differs from the metadata caption "
+                        f"{caption[:50]!r}",
+                        idx,
+                        rid,
+                    )
+                )
     stats = {
         "matched": both.height,
         "only_in_chat": only_chat.height,
         "only_in_metadata": only_meta.height,
-        "image_mismatches": images.height,
+        "image_mismatches": sum(f.code == "xfile.image_mismatch" for f in out),
         "caption_mismatches": captions,
     }
     return out, stats
