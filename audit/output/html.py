@@ -235,7 +235,6 @@ def render_run(report: rpt.AuditReport) -> str:
         severity_by_dataset=severity_by_dataset,
         duration=_duration(report.started, report.finished),
         short=_short,
-        examples_cap=EXAMPLES_PER_CODE,
         excerpts=excerpts,
     )
 

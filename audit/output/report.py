@@ -220,14 +220,14 @@ def staging_dir(reports_dir: str | Path, run_id: str) -> Path:
     return path
 
 
-def remove_stale_staging(reports_dir: str | Path, keep: str | None = None) -> int:
+def remove_stale_staging(reports_dir: str | Path) -> int:
     """Delete staging folders left by killed runs (call while holding the run lock)."""
     root = Path(reports_dir)
     removed = 0
     if not root.is_dir():
         return 0
     for p in root.iterdir():
-        if p.name.startswith(_STAGING_PREFIX) and p.name != f"{_STAGING_PREFIX}{keep}":
+        if p.name.startswith(_STAGING_PREFIX):
             shutil.rmtree(p, ignore_errors=True)
             removed += 1
     return removed
