@@ -48,10 +48,13 @@ def run(*argv: str | Path) -> int:
     return main([str(a) for a in argv])
 
 
-def test_clean_images_exit_0(data: Path) -> None:
+def test_clean_images_exit_0(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
     images_zip(data / "images.zip", 5)
     state = data / "state.sqlite"
     assert run("images", data / "chat.json", "--root", data / "images.zip", "--state", state) == 0
+    out = capsys.readouterr().out
+    assert "formats JPEG 5; size median 64x48" in out
+    assert "No image problems found." in out
 
 
 def test_broken_images_exit_1_with_one_finding_per_record(data: Path) -> None:

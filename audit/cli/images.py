@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import msgspec
 from rich import box
@@ -147,11 +148,14 @@ def _render(results: list[StageResult], found: list[Finding], console: Console) 
         summary = next(f.message for f in result.findings if f.code == "stats.images")
         if "not one image was found" in summary:
             console.print(summary.split("; ", 1)[-1].split("; ")[-1], markup=False)
+        shape = _shape(result.stats)
+        if shape:
+            console.print(f"{name}: {shape}", markup=False)
         worst = result.stats.get("worst_folders", {})
         if len(worst) > 1:
             parts = [
-                f"{name} ({c['missing']:,} missing, {c['broken']:,} broken)"
-                for name, c in worst.items()
+                f"{folder} ({c['missing']:,} missing, {c['broken']:,} broken)"
+                for folder, c in worst.items()
             ]
             console.print(f"{name}, worst folders: " + ", ".join(parts[:5]), markup=False)
     by_code = Counter(f.code for f in found if f.severity != Severity.INFO)
@@ -163,3 +167,16 @@ def _render(results: list[StageResult], found: list[Finding], console: Console) 
             console.print(f"  {where}: {f.message}", markup=False)
     if not by_code:
         console.print("No image problems found.")
+
+
+def _shape(stats: dict[str, Any]) -> str:
+    """Formats and image sizes in one line (known from header and decode levels)."""
+    formats = ", ".join(f"{fmt} {n:,}" for fmt, n in stats.get("formats", {}).items())
+    dims = stats.get("dimensions") or {}
+    if not formats or not dims:
+        return ""
+    w, h = dims["width"], dims["height"]
+    return (
+        f"formats {formats}; size median {w['median']:g}x{h['median']:g} "
+        f"(width {w['min']:,}-{w['max']:,}, height {h['min']:,}-{h['max']:,})"
+    )
