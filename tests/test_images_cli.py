@@ -54,7 +54,7 @@ def test_clean_images_exit_0(data: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert run("images", data / "chat.json", "--root", data / "images.zip", "--state", state) == 0
     out = capsys.readouterr().out
     assert "formats JPEG 5; size median 64x48" in out
-    assert "No image problems found." in out
+    assert "0 errors, 0 warnings" in out
 
 
 def test_broken_images_exit_1_with_one_finding_per_record(data: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +117,8 @@ def _datasets(config: config_mod.Config, names: list[str]) -> list[config_mod.Da
 
 
 def _render(results: list[StageResult], found: list[Finding], console: Console) -> None:
+    from audit.output.console import render_findings
+
     levels = sorted({r.stats["level"] for r in results})
     table = Table(
         title=f"Local images (level {', '.join(levels)})",
@@ -158,15 +159,7 @@ def _render(results: list[StageResult], found: list[Finding], console: Console) 
                 for folder, c in worst.items()
             ]
             console.print(f"{name}, worst folders: " + ", ".join(parts[:5]), markup=False)
-    by_code = Counter(f.code for f in found if f.severity != Severity.INFO)
-    for code, count in by_code.most_common():
-        entry = fnd.info(code)
-        console.print(f"[bold]{code}[/] ({entry.severity.value}, {count:,}): {entry.title}")
-        for f in [f for f in found if f.code == code][:_EXAMPLES]:
-            where = f"{f.file}[{f.index}]" if f.index is not None else f.file
-            console.print(f"  {where}: {f.message}", markup=False)
-    if not by_code:
-        console.print("No image problems found.")
+    render_findings(console, found, title="Image findings", examples=_EXAMPLES, show_info=False)
 
 
 def _shape(stats: dict[str, Any]) -> str:
