@@ -68,6 +68,16 @@ def known_prompts() -> dict[str, frozenset[str]]:
     }
 
 
+def _kind_of(path: Path, forced: str | None) -> str:
+    """The detected kind, or the forced one; a forced chat kind does not turn the dataset's own
+    metadata file (given alongside) into a chat file, and vice versa."""
+    detected = detect_kind(path)
+    if forced is None:
+        return detected
+    counterpart = {**PAIRS, **{chat: meta for meta, chat in PAIRS.items()}}
+    return detected if counterpart.get(forced) == detected else forced
+
+
 def plan(
     paths: Sequence[Path], kind: str | None, dataset: str | None
 ) -> tuple[list[Task], list[Finding]]:
@@ -80,7 +90,7 @@ def plan(
                 raise InputError(
                     str(path), "no such file" if not path.exists() else "not a regular file"
                 )
-            kinds[path] = kind or detect_kind(path)
+            kinds[path] = _kind_of(path, kind)
         except InputError as exc:
             problems.append(
                 fnd.make(

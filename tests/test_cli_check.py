@@ -83,3 +83,16 @@ def test_help_lists_check(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["check", "--help"])
     assert "--findings" in capsys.readouterr().out
+
+
+def test_forced_kind_keeps_the_metadata_file_a_metadata_file(
+    realdata: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    chat = json.loads((realdata / "cc3m_chat_samples.json").read_text(encoding="utf-8"))
+    meta = [{"id": r["id"], "image": r["image"], "url": "http://e.invalid/1.jpg"} for r in chat]
+    (tmp_path / "chat.json").write_text(json.dumps(chat), encoding="utf-8")
+    (tmp_path / "metadata.json").write_text(json.dumps(meta), encoding="utf-8")
+    paths = [str(tmp_path / "chat.json"), str(tmp_path / "metadata.json")]
+    assert main(["check", *paths, "--kind", "cc3m-chat", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["files"][paths[1]]["crossfile"]["matched"] == 5
