@@ -50,9 +50,13 @@ def run_audit(
         run_id = rpt.new_run_id(started)
         history.fail_interrupted(store, now=started)
         rpt.remove_stale_staging(reports_dir)
+        last = history.last_run(store, status="succeeded")
         history.start_run(store, run_id, started, trigger=trigger)
         report = rpt.AuditReport(
-            run_id=run_id, started=started, config=summarize(config, config_file)
+            run_id=run_id,
+            started=started,
+            config=summarize(config, config_file),
+            previous=rpt.read_previous(reports_dir / last.report) if last and last.report else None,
         )
         try:
             work_dir = rpt.staging_dir(reports_dir, run_id)

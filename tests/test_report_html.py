@@ -128,3 +128,17 @@ def test_odd_stage_statistics_never_cost_the_published_page() -> None:
     page = html.render_run_safely(report)
     assert "page incomplete" in page and "report.json" in page
     assert "turn.role" in page
+
+
+def test_change_since_the_previous_run_is_shown() -> None:
+    report = _report(n_findings=5)
+    report.previous = rpt.PreviousRun(
+        run_id="20261125T000000Z-0000",
+        started=datetime(2026, 11, 25, tzinfo=UTC),
+        totals=rpt.Totals(errors=2, warnings=0, by_code={"image.missing": 4}),
+    )
+    page = html.render_run(report)
+    assert "+3 since last run" in page  # 5 errors now, 2 before
+    assert "new since last run" in page  # turn.role was not there
+    assert "No longer found: <code>image.missing</code> (4)" in page
+    assert 'href="../20261125T000000Z-0000/index.html"' in page

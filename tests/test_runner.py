@@ -94,6 +94,14 @@ def test_run_publishes_report_index_and_history(tmp_path: Path) -> None:
         (run,) = history.list_runs(store)
     assert (run.run_id, run.status, run.records) == (report.run_id, "succeeded", 3)
     assert run.errors == report.totals.errors
+    assert report.previous is None
+    second = run_audit(config)
+    assert second.previous is not None and second.previous.run_id == report.run_id
+    assert second.previous.totals.by_code == report.totals.by_code
+    assert (
+        "no change since last run"
+        in (tmp_path / "reports" / second.run_id / "index.html").read_text()
+    )
     assert run.datasets[0].dataset == "lcs"
 
 

@@ -236,6 +236,8 @@ def render_run(report: rpt.AuditReport) -> str:
         duration=_duration(report.started, report.finished),
         short=_short,
         excerpts=excerpts,
+        delta=_delta,
+        fixed=_fixed_codes(report),
     )
 
 
@@ -251,6 +253,20 @@ def render_run_safely(report: rpt.AuditReport) -> str:
         return _ENV.get_template("fallback.html.j2").render(
             r=report, error=f"{type(exc).__name__}: {exc}", version=__version__
         )
+
+
+def _delta(now: int, before: int) -> str:
+    """A change in a count, signed, for the 'since the previous run' lines."""
+    diff = now - before
+    return "no change" if diff == 0 else f"{diff:+,}"
+
+
+def _fixed_codes(report: rpt.AuditReport) -> list[tuple[str, int]]:
+    """Codes the previous run reported that this one no longer does."""
+    if report.previous is None:
+        return []
+    before = report.previous.totals.by_code
+    return sorted((c, n) for c, n in before.items() if c not in report.totals.by_code)
 
 
 def _severity_counts(findings: Iterable[Finding]) -> dict[str, int]:

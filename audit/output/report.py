@@ -99,6 +99,15 @@ class ConfigSummary(msgspec.Struct, kw_only=True):
     allow_private_urls: bool = False
 
 
+class PreviousRun(msgspec.Struct, kw_only=True):
+    """The last succeeded run before this one: the nightly report shows the change since then."""
+
+    run_id: str
+    started: datetime
+    totals: Totals
+    missing_rates: dict[str, float | None] = msgspec.field(default_factory=dict)
+
+
 class AuditReport(msgspec.Struct, kw_only=True):
     """One audit run: when, with what settings, per dataset the stage results, and totals."""
 
@@ -111,6 +120,7 @@ class AuditReport(msgspec.Struct, kw_only=True):
     datasets: list[DatasetReport] = msgspec.field(default_factory=list)
     totals: Totals = msgspec.field(default_factory=Totals)
     data_docs: str | None = None  # path of the Data Docs index, relative to the run folder
+    previous: PreviousRun | None = None
     version: int = 1
 
     def findings(self) -> Iterator[Finding]:
@@ -199,6 +209,20 @@ def from_files(report_json: bytes, findings_jsonl: bytes) -> AuditReport:
     if pos != len(findings):
         raise ValueError(f"{FINDINGS_FILE} has {len(findings)} findings, report.json counts {pos}")
     return report
+
+
+def read_previous(run_dir: str | Path) -> PreviousRun | None:
+    """What a later run compares against, from ``report.json`` alone (findings are not read)."""
+    try:
+        report = _DECODER.decode((Path(run_dir) / REPORT_FILE).read_bytes())
+    except (OSError, msgspec.DecodeError):
+        return None  # pruned or damaged: the new report simply shows no change
+    return PreviousRun(
+        run_id=report.run_id,
+        started=report.started,
+        totals=report.totals,
+        missing_rates={ds.name: ds.missing_rate for ds in report.datasets},
+    )
 
 
 def read_report(run_dir: str | Path) -> AuditReport:

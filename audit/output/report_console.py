@@ -41,6 +41,13 @@ def render_report(
     if t.stages_failed or t.stages_skipped:
         line.append(f"; stages failed {t.stages_failed}, skipped {t.stages_skipped}")
     console.print(line)
+    if report.previous is not None:
+        before = report.previous.totals
+        console.print(
+            f"since the previous run {report.previous.run_id}: "
+            f"errors {t.errors - before.errors:+,}, warnings {t.warnings - before.warnings:+,}",
+            highlight=False,
+        )
     if published is not None:
         console.print(Text.assemble("report: ", (str(published / rpt.PAGE_FILE), "bold")))
 
