@@ -58,10 +58,11 @@ def _check(args: argparse.Namespace) -> int:
     unreadable: list[str] = result.stats["unreadable"]
     errors = sum(f.severity is Severity.ERROR for f in result.findings)
     exit_code = 3 if unreadable else (1 if errors else 0)
+    audited = sum(f.get("records", 0) for f in result.stats["files"].values())
     if args.json:
         summary = {
             "exit_code": exit_code,
-            "records": result.stats["records"],
+            "records": audited,
             **summarise(result.findings),
             "unreadable": unreadable,
             "files": result.stats["files"],
@@ -70,7 +71,7 @@ def _check(args: argparse.Namespace) -> int:
     else:
         console = Console(highlight=False)
         render_findings(console, result.findings, title="Structure findings")
-        console.print(f"{result.stats['records']:,} records in {len(args.paths)} file(s) checked")
+        console.print(f"{audited:,} records in {len(args.paths)} file(s) checked")
     for message in unreadable:
         err.print(f"[bold red]llava-audit:[/] {message}", markup=True, highlight=False)
     return exit_code
