@@ -71,9 +71,13 @@ def render_findings(
             )
         console.print(table)
     if show_info:
+        current = None
         for finding in findings:
             if finding.severity is Severity.INFO and finding.index is None:
-                console.print(Text.assemble((f"{finding.file}: ", "dim"), finding.message))
+                if finding.file != current:
+                    current = finding.file
+                    console.print(Text(finding.file, style="bold"))
+                console.print(Text("  " + finding.message))
     counts = summarise(findings)["by_severity"]
     line = Text.assemble(
         (
