@@ -173,3 +173,20 @@ def test_stream_refuses_what_needs_the_careful_path(tmp_path: Path) -> None:
     compact.write_text(json.dumps(CHAT), encoding="utf-8")
     with pytest.raises(NotStreamableError):
         list(open_stream(compact))
+
+
+def test_known_release_is_recognised_by_size_and_sha256(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+
+    from audit.loaders import records
+
+    path = _write(tmp_path, "llava_instruct_150k.json", CHAT)
+    data = path.read_bytes()
+    monkeypatch.setattr(
+        records, "KNOWN_RELEASES", {len(data): ("release.json", hashlib.sha256(data).hexdigest())}
+    )
+    assert records.known_release(path) == "release.json"
+    path.write_bytes(data.replace(b"olive", b"olivE"))  # same size, other bytes
+    assert records.known_release(path) is None

@@ -450,3 +450,14 @@ def test_chat_against_metadata(
     assert _pair(realdata, tmp_path, chat, meta) == set()
     mutate(chat, meta)
     assert _pair(realdata, tmp_path, chat, meta) == expected
+
+
+def test_record_count_against_the_release() -> None:
+    """Rule 4: a subset is information, a near miss of the release count a warning."""
+    from audit.checks.stats import record_count
+    from audit.checks.tables import FileRef
+
+    ref = FileRef("d", "f.json", "cc3m-chat")
+    assert record_count(ref, 595_375) == []
+    assert [f.severity.value for f in record_count(ref, 2_000)] == ["info"]
+    assert [f.severity.value for f in record_count(ref, 595_000)] == ["warning"]
