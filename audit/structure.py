@@ -1,8 +1,9 @@
 """The structure stage: every rule of spec §5 on conversation and metadata files, file by file.
 
-Files (a chat file and its metadata travel together, for the cross-file checks) are audited in a
-process pool so both cores work; each worker returns only findings and stats, encoded with msgpack,
-and frees a file's bytes and records as soon as its frames are built, to keep memory flat.
+Each file is audited by one worker of a process pool so both cores work (a chat file and its
+metadata file meet through a handoff file for the cross-file checks); each worker returns only
+findings and stats, encoded with msgpack, and streams its file into columns chunk by chunk so the
+file's bytes and its Python objects are never all in memory at once.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import tempfile
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
@@ -32,15 +34,30 @@ WARN_UNKNOWN_PROMPT = frozenset({"cc3m-chat", "lcs-chat"})  # rules 14, 15
 
 
 @dataclass(frozen=True)
-class Task:
-    """One unit of work for a worker: a file, or a chat file with its metadata file."""
+class Handoff:
+    """Where a chat file's worker leaves the columns its metadata file's worker compares with.
 
-    files: tuple[tuple[str, str], ...]  # (path, kind), chat first
+    The planner queues every chat file before its metadata file and workers take tasks in queue
+    order, so a metadata file only ever waits for a chat file that is being audited or done.
+    """
+
+    path: str  # Arrow IPC file in the run's temporary folder
+    role: str  # "chat" or "metadata"
+    chat: tuple[str, str]  # the pair's chat file (path, kind): file and kind of its findings
+
+
+@dataclass(frozen=True)
+class Task:
+    """One file for one worker; files of a chat + metadata pair carry their handoff."""
+
+    path: str
+    kind: str
     dataset: str | None
+    handoff: Handoff | None = None
 
     @property
     def size(self) -> int:
-        return sum(_size(Path(p)) for p, _ in self.files)
+        return _size(Path(self.path))
 
 
 class _Outcome(msgspec.Struct):
@@ -79,9 +96,10 @@ def _kind_of(path: Path, forced: str | None) -> str:
 
 
 def plan(
-    paths: Sequence[Path], kind: str | None, dataset: str | None
+    paths: Sequence[Path], kind: str | None, dataset: str | None, handoff_dir: Path | None = None
 ) -> tuple[list[Task], list[Finding]]:
-    """Detect kinds and pair each metadata file with the chat file of its dataset."""
+    """Detect kinds and pair each metadata file with the chat file of its dataset (cross-file
+    checks need ``handoff_dir``, a temporary folder where the pair's workers meet)."""
     kinds: dict[Path, str] = {}
     problems: list[Finding] = []
     for path in paths:
@@ -97,20 +115,38 @@ def plan(
                     "file.unreadable", exc.message, dataset=dataset or path.stem, file=str(path)
                 )
             )
-    paired: set[Path] = set()
-    tasks: list[Task] = []
+    return _pair(kinds, dataset, handoff_dir), problems
+
+
+def _pair(kinds: dict[Path, str], dataset: str | None, handoff_dir: Path | None) -> list[Task]:
+    """One task per file, largest first, each chat file queued before its metadata partner."""
+    partner: dict[Path, Path] = {}
     for meta, meta_kind in kinds.items():
         if meta_kind not in PAIRS:
             continue
-        chats = [p for p, k in kinds.items() if k == PAIRS[meta_kind] and p not in paired]
+        chats = [p for p, k in kinds.items() if k == PAIRS[meta_kind] and p not in partner]
         chat = next(
             (c for c in chats if c.parent == meta.parent), chats[0] if len(chats) == 1 else None
         )
-        if chat is not None:
-            paired.update((chat, meta))
-            tasks.append(Task(((str(chat), kinds[chat]), (str(meta), meta_kind)), dataset))
-    tasks += [Task(((str(p), k),), dataset) for p, k in kinds.items() if p not in paired]
-    return tasks, problems
+        if chat is not None and handoff_dir is not None:
+            partner[chat], partner[meta] = meta, chat
+    tasks: dict[Path, Task] = {}
+    for path, kind in kinds.items():
+        handoff = None
+        if path in partner:
+            chat = path if kind not in PAIRS else partner[path]
+            role = "chat" if chat == path else "metadata"
+            file = (handoff_dir or Path()) / f"pair-{list(kinds).index(chat)}.arrow"
+            handoff = Handoff(str(file), role, (str(chat), kinds[chat]))
+        tasks[path] = Task(str(path), kind, dataset, handoff)
+    ordered: list[Task] = []
+    for path in sorted(tasks, key=lambda p: -tasks[p].size):
+        if path in partner and tasks[path].handoff.role == "metadata":  # type: ignore[union-attr]
+            continue  # queued right after its chat file
+        ordered.append(tasks[path])
+        if path in partner:
+            ordered.append(tasks[partner[path]])
+    return ordered
 
 
 def check_files(
@@ -131,9 +167,27 @@ def check_files(
             str(paths[0]) if paths else "-", f"unknown kind {kind!r} (known: {', '.join(KINDS)})"
         )
     progress = progress or NoProgress()
-    tasks, findings = plan([Path(p) for p in paths], kind, dataset)
+    with tempfile.TemporaryDirectory(prefix="llava-audit-") as handoff_dir:
+        tasks, findings = plan([Path(p) for p in paths], kind, dataset, Path(handoff_dir))
+        outcomes = _run(tasks, progress, workers)
     unreadable = [f.message for f in findings]
-    tasks.sort(key=lambda t: -t.size)
+    files: dict[str, Any] = {}
+    order = {str(Path(p)): i for i, p in enumerate(paths)}
+    for number in sorted(outcomes, key=lambda n: order.get(tasks[n].path, 0)):
+        outcome = outcomes[number]
+        findings += outcome.findings
+        files.update(outcome.stats)
+        unreadable += outcome.unreadable
+    stats = {
+        "records": sum(f.get("records", 0) for f in files.values() if "metadata_keys" not in f),
+        "files": files,
+        "unreadable": unreadable,
+    }
+    return StageResult(stage="structure", findings=findings, stats=stats)
+
+
+def _run(tasks: list[Task], progress: Progress, workers: int | None) -> dict[int, _Outcome]:
+    """Every task's outcome by its position in ``tasks``: in this process or in a pool."""
     progress.start("structure", sum(t.size for t in tasks) or None)
     outcomes: dict[int, _Outcome] = {}
     n_workers = min(workers or os.cpu_count() or 1, len(tasks))
@@ -149,19 +203,7 @@ def check_files(
     else:
         outcomes = _in_pool(tasks, n_workers, progress)
     progress.finish()
-    files: dict[str, Any] = {}
-    order = {str(Path(p)): i for i, p in enumerate(paths)}
-    for number in sorted(outcomes, key=lambda n: order.get(tasks[n].files[0][0], 0)):
-        outcome = outcomes[number]
-        findings += outcome.findings
-        files.update(outcome.stats)
-        unreadable += outcome.unreadable
-    stats = {
-        "records": sum(f.get("records", 0) for f in files.values() if "metadata_keys" not in f),
-        "files": files,
-        "unreadable": unreadable,
-    }
-    return StageResult(stage="structure", findings=findings, stats=stats)
+    return outcomes
 
 
 def _in_pool(tasks: list[Task], n_workers: int, progress: Progress) -> dict[int, _Outcome]:
@@ -199,13 +241,15 @@ def _init_worker(counter: Any) -> None:
 
 
 def run_task(task: Task) -> bytes:
-    """Worker entry: audit one file or one chat+metadata pair; findings and stats as msgpack."""
+    """Worker entry: audit one file (meeting its pair partner); findings and stats as msgpack."""
     from audit.structure_worker import audit_task  # heavy imports (polars, pandera) stay here
 
     gc_was_enabled = gc.isenabled()
     gc.disable()  # millions of acyclic Structs and lists: the cyclic GC would only rescan them
     try:
-        findings, stats, unreadable = audit_task(task.files, task.dataset, known_prompts())
+        findings, stats, unreadable = audit_task(
+            task.path, task.kind, task.dataset, known_prompts(), task.handoff
+        )
         return msgspec.msgpack.encode(_Outcome(collapse_info(findings), stats, unreadable))
     finally:
         if gc_was_enabled:

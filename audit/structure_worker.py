@@ -6,10 +6,11 @@ only plans, starts workers and merges their findings.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import polars as pl
@@ -31,6 +32,9 @@ from audit.loaders.records import (
     load_records,
     open_stream,
 )
+
+if TYPE_CHECKING:
+    from audit.structure import Handoff
 
 ProgressSink = Callable[[int], None]
 _sink: ProgressSink | None = None
@@ -65,51 +69,74 @@ class _FileProgress:
         self.add(self.size - self.reported)
 
 
+def publish(handoff: Handoff, side: pl.DataFrame | None) -> None:
+    """The chat file's columns for its metadata partner (None: the chat file was unreadable)."""
+    target = Path(handoff.path)
+    if side is None:
+        target.with_suffix(".none").touch()
+        return
+    partial = target.with_suffix(".partial")
+    side.write_ipc(partial)
+    partial.replace(target)  # the partner never sees a half-written file
+
+
+def receive(handoff: Handoff, timeout: float = 3600.0) -> pl.DataFrame | None:
+    """Wait for the chat file's columns; None when it was unreadable (or never came)."""
+    target = Path(handoff.path)
+    deadline = time.monotonic() + timeout
+    while not target.exists():
+        if target.with_suffix(".none").exists() or time.monotonic() > deadline:
+            return None
+        time.sleep(0.02)
+    return pl.read_ipc(target)
+
+
 def audit_task(
-    files: tuple[tuple[str, str], ...], dataset: str | None, prompts: dict[str, frozenset[str]]
+    path_text: str,
+    kind: str,
+    dataset: str | None,
+    prompts: dict[str, frozenset[str]],
+    handoff: Handoff | None = None,
 ) -> tuple[list[Finding], dict[str, Any], list[str]]:
-    """Audit ``files`` (path, kind); a chat file first, then its metadata file if paired."""
-    findings: list[Finding] = []
-    file_stats: dict[str, Any] = {}
-    unreadable: list[str] = []
-    chat: tuple[pl.DataFrame, FileRef] | None = None
-    for path_text, kind in files:
-        path = Path(path_text)
-        progress = _FileProgress(path)
+    """Audit one file; a chat or metadata file of a pair also meets its partner via ``handoff``."""
+    path = Path(path_text)
+    progress = _FileProgress(path)
+    try:
         try:
             loaded = _load(path, kind, dataset, progress)
         except UnreadableFileError as exc:
-            findings.append(exc.finding)
-            unreadable.append(exc.message)
-            progress.done()
-            continue
+            return [exc.finding], {}, [exc.message]
         ref = FileRef(dataset or path.stem, str(path), loaded.kind)
-        findings += _kind_severity(loaded.findings, ref.kind)
-        findings += _known_release(path, ref)
+        findings = _kind_severity(loaded.findings, ref.kind) + _known_release(path, ref)
         if isinstance(loaded.table, pl.DataFrame):
             frame, keys = loaded.table, loaded.metadata_keys
             del loaded
             findings += schema.validate(frame, schema.metadata_rules(ref.kind, keys), ref)
-            meta_findings, meta_stats = stats.metadata_stats(frame, ref, keys)
+            meta_findings, file_stats = stats.metadata_stats(frame, ref, keys)
             findings += meta_findings
-            meta_stats["metadata_keys"] = True
-            if chat is not None:
-                pair_findings, meta_stats["crossfile"] = crossfile.compare(
-                    chat[0], chat[1], frame, ref
-                )
-                findings += pair_findings
-            file_stats[str(path)] = meta_stats
-            progress.done()
-            continue
-        tables = loaded.table
-        del loaded
-        found, chat_stats = _chat_rules(tables, ref, prompts)
-        findings += found
-        file_stats[str(path)] = chat_stats
-        if len(files) > 1:
-            chat = (crossfile.chat_side(tables), ref)
+            file_stats["metadata_keys"] = True
+            if handoff is not None and handoff.role == "metadata":
+                side = receive(handoff)
+                if side is not None:
+                    chat_path, chat_kind = handoff.chat
+                    chat_ref = FileRef(dataset or Path(chat_path).stem, chat_path, chat_kind)
+                    pair_findings, file_stats["crossfile"] = crossfile.compare(
+                        side, chat_ref, frame, ref
+                    )
+                    findings += pair_findings
+        else:
+            tables = loaded.table
+            del loaded
+            found, file_stats = _chat_rules(tables, ref, prompts)
+            findings += found
+            if handoff is not None and handoff.role == "chat":
+                publish(handoff, crossfile.chat_side(tables))
+                handoff = None
+        return _first_per_record(findings), {str(path): file_stats}, []
+    finally:
         progress.done()
-    return _first_per_record(findings), file_stats, unreadable
+        if handoff is not None and handoff.role == "chat":  # never leave the partner waiting
+            publish(handoff, None)
 
 
 @dataclass
