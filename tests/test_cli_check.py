@@ -96,3 +96,19 @@ def test_forced_kind_keeps_the_metadata_file_a_metadata_file(
     assert main(["check", *paths, "--kind", "cc3m-chat", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["files"][paths[1]]["crossfile"]["matched"] == 5
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_unreadable_chat_file_does_not_hold_up_its_metadata(
+    realdata: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], workers: str
+) -> None:
+    chat = json.loads((realdata / "cc3m_chat_samples.json").read_text(encoding="utf-8"))
+    meta = [{"id": r["id"], "image": r["image"], "url": "http://e.invalid/1.jpg"} for r in chat]
+    (tmp_path / "chat.json").write_bytes(b"")
+    (tmp_path / "metadata.json").write_text(json.dumps(meta), encoding="utf-8")
+    paths = [str(tmp_path / "chat.json"), str(tmp_path / "metadata.json")]
+    assert main(["check", *paths, "--json", "--workers", workers]) == 3
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["by_code"]["file.empty"] == 1
+    assert "crossfile" not in summary["files"][paths[1]]
+    assert summary["records"] == 5
