@@ -11,9 +11,11 @@ from __future__ import annotations
 import gc
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -191,7 +193,7 @@ def _run(tasks: list[Task], progress: Progress, workers: int | None) -> dict[int
     progress.start("structure", sum(t.size for t in tasks) or None)
     outcomes: dict[int, _Outcome] = {}
     n_workers = min(workers or os.cpu_count() or 1, len(tasks))
-    if n_workers <= 1:
+    if n_workers <= 1 or not _can_spawn():
         from audit.structure_worker import set_progress_sink
 
         set_progress_sink(progress.advance)
@@ -201,9 +203,22 @@ def _run(tasks: list[Task], progress: Progress, workers: int | None) -> dict[int
         finally:
             set_progress_sink(None)
     else:
-        outcomes = _in_pool(tasks, n_workers, progress)
+        try:
+            outcomes = _in_pool(tasks, n_workers, progress)
+        except BrokenProcessPool:  # e.g. a __main__ that spawned workers cannot re-import
+            for task in tasks:  # start the pairs' handoffs afresh
+                if task.handoff is not None:
+                    for leftover in Path(task.handoff.path).parent.glob("pair-*"):
+                        leftover.unlink(missing_ok=True)
+            return _run(tasks, progress, 1)
     progress.finish()
     return outcomes
+
+
+def _can_spawn() -> bool:
+    """Spawned workers re-import ``__main__`` by path; a script read from stdin has none."""
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    return main_file is None or Path(main_file).exists()
 
 
 def _in_pool(tasks: list[Task], n_workers: int, progress: Progress) -> dict[int, _Outcome]:
