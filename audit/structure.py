@@ -28,11 +28,10 @@ import msgspec
 from audit import findings as fnd
 from audit.errors import InputError
 from audit.findings import Finding, Severity
-from audit.loaders.records import KINDS, METADATA_KINDS, detect_kind
+from audit.loaders.records import KINDS, detect_kind
 from audit.models import NoProgress, Progress, StageResult
 
 PAIRS = {"cc3m-metadata": "cc3m-chat", "lcs-metadata": "lcs-chat"}
-WARN_UNKNOWN_PROMPT = frozenset({"cc3m-chat", "lcs-chat"})  # rules 14, 15
 
 
 @dataclass(frozen=True)
@@ -296,7 +295,6 @@ def collapse_info(findings: list[Finding]) -> list[Finding]:
 
 
 __all__ = [
-    "METADATA_KINDS",
     "Task",
     "check_files",
     "collapse_info",

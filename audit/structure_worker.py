@@ -36,6 +36,7 @@ from audit.loaders.records import (
 if TYPE_CHECKING:
     from audit.structure import Handoff
 
+WARN_UNKNOWN_PROMPT = frozenset({"cc3m-chat", "lcs-chat"})  # rules 14, 15: known prompt pools
 ProgressSink = Callable[[int], None]
 _sink: ProgressSink | None = None
 _STEP = 8 << 20  # bytes reported per streamed chunk (the reader's chunk size)
@@ -201,7 +202,7 @@ def _chat_rules(
     flags = turns.turn_flags(tables)
     findings += turns.turn_findings(tables, flags, ref)
     stat_findings, chat_stats = stats.chat_stats(
-        tables, flags, ref, prompts.get(ref.kind), ref.kind in ("cc3m-chat", "lcs-chat")
+        tables, flags, ref, prompts.get(ref.kind), ref.kind in WARN_UNKNOWN_PROMPT
     )
     return findings + stat_findings, chat_stats
 

@@ -31,7 +31,7 @@ from audit.loaders.jsonfile import (
     iter_array_chunks,
     parse_container,
 )
-from audit.loaders.salvage import MakeFinding, excerpt, salvage_chat, salvage_metadata
+from audit.loaders.salvage import MakeFinding, salvage_chat, salvage_metadata
 from audit.models import ChatRecord, ImageRef, MetadataRecord, UrlRef
 
 __all__ = [
@@ -334,11 +334,6 @@ def url_refs(path: Path, kind: str | None = None) -> list[UrlRef]:
         for i, r in loaded.items()
         if isinstance(r.url, str) and r.url
     ]
-
-
-def describe(record: Any) -> str:
-    """A short excerpt of a record for console examples."""
-    return excerpt(msgspec.to_builtins(record), 80)
 
 
 def raw_records(path: Path) -> tuple[str, list[bytes]]:
