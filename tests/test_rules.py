@@ -426,6 +426,21 @@ CROSS_FILE: list[
         {("metadata.json", "metadata.field", TARGET)},
     ),
     (
+        "url empty",
+        lambda c, m: m[TARGET].update(url=""),
+        {("metadata.json", "metadata.field", TARGET)},
+    ),
+    (
+        "metadata image empty",
+        lambda c, m: m[TARGET].update(image=""),
+        {("metadata.json", "image.path", TARGET)},
+    ),
+    (
+        "metadata id pattern",
+        lambda c, m: m.append({**m[0], "id": "GCC_12", "image": "GCC_12.jpg"}),
+        {("metadata.json", "id.pattern", 5), ("metadata.json", "xfile.missing_chat", 5)},
+    ),
+    (
         "metadata id is an index",  # ids no longer match: each side reports its unmatched record
         lambda c, m: m[TARGET].update(id=5),
         {

@@ -41,7 +41,7 @@ def _first_per_id(frame: pl.DataFrame, text: str) -> pl.DataFrame:
             "idx",
             "id",
             h_image=pl.col("image").hash(),
-            has_image=pl.col("image").is_not_null(),
+            has_image=pl.col("image").is_not_null() & (pl.col("image") != ""),
             h_text=pl.col(text).hash(),
             has_text=pl.col(text).is_not_null(),
         )

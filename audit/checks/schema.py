@@ -194,7 +194,8 @@ def metadata_rules(kind: str, keys: dict[str, str]) -> list[Rule]:
         Rule(
             f"{field}_present",
             "metadata.field",
-            pl.col(field).is_not_null() & (pl.col(field) != "").fill_null(True),
+            # an empty image is image.path's business; an empty id or url is missing here
+            pl.col(field).is_not_null() & ((pl.col(field) != "") | (field == "image")),
             _field_message(key),
         )
         for field, key in keys.items()
