@@ -11,9 +11,9 @@ from rich.console import Console
 
 from audit import findings as fnd
 from audit.findings import Severity
+from audit.loaders.records import KINDS
 
 ORDER = 10
-KINDS = ("instruct", "cc3m-chat", "cc3m-metadata", "lcs-chat", "lcs-metadata", "mix", "generic")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
