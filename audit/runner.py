@@ -18,7 +18,7 @@ import msgspec
 
 from audit import stages
 from audit.config import Config
-from audit.errors import AuditError, ConfigError
+from audit.errors import AuditError, ConfigError, InputError
 from audit.models import NoProgress, Progress, StageResult
 from audit.output import report as rpt
 from audit.output.html import EXAMPLES_PER_CODE, render_index, render_run_safely
@@ -28,6 +28,8 @@ from audit.store import runs as history
 
 #: Characters of a record shown beside an example finding.
 EXCERPT_CHARS = 240
+#: The note on a stage whose stored result was reused (the page shows it on hover).
+REUSED = "reused: inputs, settings and code unchanged since it last ran"
 
 
 def run_audit(
@@ -124,7 +126,8 @@ def audit_dataset(ctx: stages.StageContext) -> rpt.DatasetReport:
         begin = time.perf_counter()
         try:
             result = relative_files(stages.STAGE_FUNCTIONS[name](ctx), ctx.config.base_dir)
-            run = rpt.StageRun(status="ok", result=result)
+            reused = name in ctx.shared.get("cached", ())
+            run = rpt.StageRun(status="ok", result=result, note=REUSED if reused else "")
             ctx.results[name] = result
         except stages.StageSkipped as skip:
             run = rpt.StageRun(status="skipped", result=StageResult(stage=name), note=skip.reason)
@@ -172,11 +175,11 @@ def record_examples(
 ) -> tuple[str | None, dict[int, str]]:
     """Short JSON excerpts of the records the report shows as examples (the first of each code).
 
-    Only from the conversation file the stages already loaded; the page stays bounded because
-    both the number of examples per code and each excerpt's length are capped.
+    From the conversation file the stages loaded (read here when every stage was reused from the
+    cache); the page stays bounded because both the number of examples per code and each
+    excerpt's length are capped.
     """
-    loaded = ctx.shared.get("chat")
-    if loaded is None or ctx.dataset.chat is None:
+    if ctx.dataset.chat is None:
         return None, {}
     file = relative_name(ctx.path(ctx.dataset.chat), ctx.config.base_dir)
     wanted: set[int] = set()
@@ -185,6 +188,12 @@ def record_examples(
         if f.file == file and f.index is not None and per_code.get(f.code, 0) < EXAMPLES_PER_CODE:
             per_code[f.code] = per_code.get(f.code, 0) + 1
             wanted.add(f.index)
+    if not wanted:
+        return file, {}
+    try:  # when every stage was reused from the cache, the file is first read here
+        loaded = stages.chat_file(ctx)
+    except InputError:  # the structure stage reports an unreadable file
+        return None, {}
     examples = {}
     for position, record in loaded.items():
         if position in wanted:

@@ -5,6 +5,10 @@ earlier stages produced (e.g. URL probe results feed the licence stage's opt-out
 that does not apply to a dataset (no images configured, no URL source) raises :class:`StageSkipped`
 with the reason, which the report shows instead of a silent gap. Stage modules are imported inside
 the adapters: `llava-audit --help` must not pay for pandas, polars and Great Expectations.
+
+The deterministic stages (structure, licence, takedown, expectations) go through :func:`cached`:
+with every input unchanged since the last run their stored result is reused (audit.store.stagecache),
+so a nightly re-run pays only for the probes' cache look-ups, and never imports pandas or GX.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import msgspec
 from audit.config import Config, DatasetConfig
 from audit.findings import Finding
 from audit.models import ImageRef, Progress, StageResult
-from audit.store import Store
+from audit.store import Store, stagecache
 
 
 class StageSkipped(Exception):  # noqa: N818 - a control-flow signal, not an error
@@ -53,11 +57,16 @@ def structure(ctx: StageContext) -> StageResult:
     paths = [ctx.path(p) for p in (ds.chat, ds.metadata) if p]
     if not paths:
         raise StageSkipped("no conversation or metadata file configured")
-    from audit.structure import check_files
 
-    # one kind for both files would mislabel the metadata file: detect each then
-    kind = None if ds.kind == "auto" or len(paths) > 1 else ds.kind
-    return check_files(paths, kind=kind, dataset=ds.name, progress=ctx.progress)
+    def compute() -> StageResult:
+        from audit.structure import check_files
+
+        # one kind for both files would mislabel the metadata file: detect each then
+        kind = None if ds.kind == "auto" or len(paths) > 1 else ds.kind
+        return check_files(paths, kind=kind, dataset=ds.name, progress=ctx.progress)
+
+    key = stagecache.make_key("structure", ds.name, files=paths, settings=[ds])
+    return cached(ctx, "structure", key, compute)
 
 
 def images(ctx: StageContext) -> StageResult:
@@ -89,19 +98,74 @@ def license_(ctx: StageContext) -> StageResult:
     ds = ctx.dataset
     if not (ds.chat or ds.metadata):
         raise StageSkipped("no conversation or metadata file configured")
-    from audit.licensing import license_dataset
-
     verdicts: dict[int, str] = ctx.shared.setdefault("license_verdicts", {})
-    return license_dataset(
-        ds, ctx.config, progress=ctx.progress, store=ctx.store, verdicts_out=verdicts
+
+    def compute() -> StageResult:
+        from audit.licensing import license_dataset
+
+        return license_dataset(
+            ds, ctx.config, progress=ctx.progress, store=ctx.store, verdicts_out=verdicts
+        )
+
+    return cached(ctx, "license", _license_key(ctx), compute)
+
+
+def _license_key(ctx: StageContext) -> str | None:
+    """Files, policy and settings, plus the URL opt-outs the licence stage reads from the store.
+
+    The opt-outs are known from this run's URL findings; when the URL stage failed the store's
+    state is unknown, so nothing is reused.
+    """
+    ds, config = ctx.dataset, ctx.config
+    url = ctx.results.get("urls")
+    if ds.metadata and url is None:
+        return None
+    opt_outs = sorted(
+        (f.file, f.index, f.message)
+        for f in (url.findings if url else ())
+        if f.code == "url.opt_out"
+    )
+    files = [ds.chat, ds.metadata, ds.coco_annotations, config.license.policy]
+    files.append(config.license.vg_image_data)
+    return stagecache.make_key(
+        "license",
+        ds.name,
+        files=[ctx.path(p) for p in files if p],
+        settings=[ds, config.use, config.license],
+        extra=[stagecache.digest(opt_outs)],
     )
 
 
 def takedown(ctx: StageContext) -> StageResult:
-    from audit.takedown import blocklist_findings
+    def compute() -> StageResult:
+        from audit.takedown import blocklist_findings
 
-    return blocklist_findings(
-        ctx.config, ctx.store, datasets=[ctx.dataset.name], progress=ctx.progress
+        return blocklist_findings(
+            ctx.config, ctx.store, datasets=[ctx.dataset.name], progress=ctx.progress
+        )
+
+    return cached(ctx, "takedown", _takedown_key(ctx), compute)
+
+
+def _takedown_key(ctx: StageContext) -> str | None:
+    """The dataset's files and the ledger's position; never reused when image hashes are wanted.
+
+    Hash matching reads the image files themselves, which no file list here stands for.
+    """
+    ledger = ctx.store.conn.execute(
+        "SELECT (SELECT max(seq) FROM takedown_event), (SELECT max(seq) FROM takedown_request),"
+        " (SELECT count(*) FROM takedown_key), (SELECT count(*) FROM takedown_blocklist),"
+        " (SELECT count(*) FROM takedown_key WHERE kind IN ('sha256', 'md5'))"
+    ).fetchone()
+    if ledger[-1]:
+        return None
+    ds = ctx.dataset
+    return stagecache.make_key(
+        "takedown",
+        ds.name,
+        files=[ctx.path(p) for p in (ds.chat, ds.metadata) if p],
+        settings=[ds],
+        extra=list(ledger),
     )
 
 
@@ -110,28 +174,145 @@ def expectations(ctx: StageContext) -> StageResult:
     ds = ctx.dataset
     if not ds.chat:
         raise StageSkipped("no conversation file configured")
-    from audit.probes.expectations import default_suites_dir, run_expectations
-    from audit.probes.record_table import record_table
+    from audit.probes.expectations import default_suites_dir
 
-    loaded = chat_file(ctx)
-    records = _in_file_order(loaded)
-    image = ctx.results.get("images")
-    url = ctx.results.get("urls")
-    table = record_table(
-        records,
-        image_findings=image.findings if image else None,
-        url_findings=_by_chat_index(url.findings, records) if url else None,
-        license_verdicts=ctx.shared.get("license_verdicts") if "license" in ctx.results else None,
+    suites_dir = default_suites_dir(ctx.config.base_dir)
+    cache_dir = ctx.path(ctx.config.state).parent / "expectations-cache"
+    docs_dir = ctx.work_dir / "data-docs"
+
+    def compute() -> StageResult:
+        from audit.probes.expectations import run_expectations
+        from audit.probes.record_table import record_table
+
+        loaded = chat_file(ctx)
+        records = _in_file_order(loaded)
+        image, url = ctx.results.get("images"), ctx.results.get("urls")
+        table = record_table(
+            records,
+            image_findings=image.findings if image else None,
+            url_findings=_by_chat_index(url.findings, records) if url else None,
+            license_verdicts=ctx.shared.get("license_verdicts")
+            if "license" in ctx.results
+            else None,
+        )
+        return run_expectations(
+            table,
+            loaded.kind,
+            suites_dir=suites_dir,
+            docs_dir=docs_dir,
+            cache_dir=cache_dir,
+            dataset=ds.name,
+            file=str(ds.chat),
+        )
+
+    verdicts = ctx.shared.get("license_verdicts") if "license" in ctx.results else None
+    key = stagecache.make_key(
+        "expectations",
+        ds.name,
+        files=[ctx.path(ds.chat)],
+        settings=[ds],
+        extra=[
+            _gx_version(),
+            stagecache.folder_state(suites_dir),
+            stagecache.digest([_probe_outcomes(ctx, "images"), _probe_outcomes(ctx, "urls")]),
+            stagecache.digest(verdicts),
+        ],
     )
-    return run_expectations(
-        table,
-        loaded.kind,
-        suites_dir=default_suites_dir(ctx.config.base_dir),
-        docs_dir=ctx.work_dir / "data-docs",
-        cache_dir=ctx.path(ctx.config.state).parent / "expectations-cache",
-        dataset=ds.name,
-        file=str(ds.chat),
+    return cached(
+        ctx, "expectations", key, compute, outside=_DataDocs(cache_dir, ds.name, docs_dir)
     )
+
+
+class _DataDocs:
+    """The expectations stage's Data Docs pages live in the expectations cache folder.
+
+    A reused result is valid only while that folder still holds the pages of the same result
+    (its key file unchanged); they are copied into this run's Data Docs folder.
+    """
+
+    def __init__(self, cache_dir: Path, dataset: str, docs_dir: Path) -> None:
+        from audit.probes.expectations import _gx_name
+
+        self.cache_dir, self.name, self.docs_dir = cache_dir, _gx_name(dataset), docs_dir
+
+    def state(self) -> str | None:
+        try:
+            return (self.cache_dir / self.name / "key").read_text(encoding="ascii")
+        except OSError:
+            return None
+
+    def restore(self, result: StageResult) -> bool:
+        from audit.probes import expectation_cache
+
+        result.stats["cached"] = True
+        if not result.stats.get("data_docs"):
+            return True
+        if not expectation_cache.restore_docs(self.cache_dir, self.name, self.docs_dir):
+            return False
+        result.stats["data_docs"] = str(self.docs_dir / "index.html")
+        return True
+
+
+def _probe_outcomes(ctx: StageContext, stage: str) -> list[tuple[Any, ...]] | None:
+    """What the table takes from a probe's findings (per-record codes); None when it did not run.
+
+    Messages are left out: summaries count probed versus cached URLs, which differ every run.
+    """
+    result = ctx.results.get(stage)
+    if result is None:
+        return None
+    return [
+        (f.index, f.record_id, f.code, f.severity) for f in result.findings if f.index is not None
+    ]
+
+
+def _still_valid(entry: stagecache.CachedStage, outside: _DataDocs | None) -> bool:
+    """Whatever the result relies on outside the store is still there (and restored)."""
+    if outside is None:
+        return True
+    return entry.extra == outside.state() and outside.restore(entry.result)
+
+
+def _gx_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("great_expectations")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def cached(
+    ctx: StageContext,
+    stage: str,
+    key: str | None,
+    compute: Callable[[], StageResult],
+    *,
+    outside: _DataDocs | None = None,
+) -> StageResult:
+    """The stored result of ``stage`` when its inputs' ``key`` matches, else ``compute()``, stored.
+
+    A reused result restores what the stage would have left for later stages (the detected kind,
+    the licence verdicts) and is noted in ``ctx.shared["cached"]`` for the report.
+    """
+    entry = stagecache.load(ctx.store, stage, ctx.dataset.name, key) if key else None
+    if entry is not None and _still_valid(entry, outside):
+        if entry.kind and ctx.kind is None:
+            ctx.kind = entry.kind
+        if entry.verdicts is not None:
+            ctx.shared.setdefault("license_verdicts", {}).update(entry.verdicts)
+        ctx.shared.setdefault("cached", set()).add(stage)
+        return entry.result
+    result = compute()
+    if key is not None:
+        entry = stagecache.CachedStage(
+            result=result,
+            kind=ctx.kind,
+            verdicts=ctx.shared.get("license_verdicts") if stage == "license" else None,
+            extra=outside.state() if outside is not None else None,
+        )
+        stagecache.save(ctx.store, stage, ctx.dataset.name, key, entry)
+    return result
 
 
 def chat_file(ctx: StageContext) -> Any:

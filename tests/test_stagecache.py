@@ -1,0 +1,276 @@
+"""Stage-result cache: a re-run on unchanged inputs reuses results; any change runs the stage again."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from audit import config as config_mod
+from audit import findings, runner, stages, takedown
+from audit.models import NoProgress, StageResult
+from audit.runner import run_audit
+from audit.store import Store, stagecache
+
+GOOD = {
+    "id": "004539375",
+    "image": "00453/004539375.jpg",
+    "conversations": [
+        {"from": "human", "value": "Render a clear and concise summary of the photo.\n<image>"},
+        {
+            "from": "gpt",
+            "value": "select luxury furniture 3 - inch gel memory foam mattress topper",
+        },
+    ],
+}
+
+
+def _records() -> list[Any]:
+    bad = json.loads(json.dumps(GOOD))
+    bad["id"] = "004539376"
+    bad["conversations"][0]["from"] = "Human"
+    return [GOOD, bad, {"id": "x", "image": 7, "conversations": "none"}]
+
+
+def _write_config(folder: Path, extra: str = "") -> config_mod.Config:
+    if not (folder / "chat.json").exists():
+        (folder / "chat.json").write_text(json.dumps(_records()), encoding="utf-8")
+    text = """
+        [[datasets]]
+        name = "lcs"
+        kind = "lcs-chat"
+        chat = "chat.json"
+        """
+    (folder / "audit.toml").write_text(textwrap.dedent(text) + extra, encoding="utf-8")
+    return config_mod.load(folder / "audit.toml")
+
+
+def _stage(config: config_mod.Config, store: Store, name: str, **results: StageResult) -> Any:
+    """Run one stage in a fresh context; returns (result, reused from the cache?)."""
+    ctx = stages.StageContext(
+        config=config,
+        dataset=config.datasets[0],
+        store=store,
+        progress=NoProgress(),
+        work_dir=Path(config.base_dir) / "work",
+        results=dict(results),
+    )
+    result = stages.STAGE_FUNCTIONS[name](ctx)
+    return result, name in ctx.shared.get("cached", set())
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Any:
+    with Store(tmp_path / "state.sqlite") as opened:
+        yield opened
+
+
+@pytest.mark.parametrize("name", ["structure", "license", "takedown"])
+def test_an_unchanged_input_reuses_the_result_with_identical_findings(
+    tmp_path: Path, store: Store, name: str
+) -> None:
+    config = _write_config(tmp_path)
+    first, reused_first = _stage(config, store, name)
+    second, reused_second = _stage(config, store, name)
+    assert (reused_first, reused_second) == (False, True)
+    assert second.findings == first.findings
+    assert second.stats == first.stats
+    if name == "structure":
+        assert {f.code for f in first.findings} >= {"turn.role"}
+
+
+def test_a_changed_input_file_misses(tmp_path: Path, store: Store) -> None:
+    config = _write_config(tmp_path)
+    chat = tmp_path / "chat.json"
+    _stage(config, store, "structure")
+    chat.write_text(json.dumps([GOOD]), encoding="utf-8")  # other content, other size
+    fixed, reused = _stage(config, store, "structure")
+    assert not reused
+    assert "turn.role" not in {f.code for f in fixed.findings}
+    assert _stage(config, store, "structure")[1]
+    before = chat.stat()
+    os.utime(chat, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000))  # same size, rewritten
+    assert not _stage(config, store, "structure")[1]
+
+
+@pytest.mark.parametrize(
+    ("stage", "setting"),
+    [
+        ("structure", "kind"),
+        ("license", "[use]\npurpose = 'commercial'\n"),
+        ("license", "[license]\nresearch_exception = true\n"),
+        ("license", "[use]\nredistribute_images = true\n"),
+    ],
+)
+def test_a_changed_setting_misses(tmp_path: Path, store: Store, stage: str, setting: str) -> None:
+    _stage(_write_config(tmp_path), store, stage)
+    if setting == "kind":
+        text = (tmp_path / "audit.toml").read_text(encoding="utf-8")
+        (tmp_path / "audit.toml").write_text(text.replace("lcs-chat", "generic"), "utf-8")
+        changed = config_mod.load(tmp_path / "audit.toml")
+    else:
+        changed = _write_config(tmp_path, setting)
+    assert not _stage(changed, store, stage)[1]
+    assert _stage(changed, store, stage)[1]
+
+
+def test_a_changed_policy_file_misses(tmp_path: Path, store: Store) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text("# our additions\n", encoding="utf-8")
+    config = _write_config(tmp_path, "[license]\npolicy = 'policy.toml'\n")
+    assert not _stage(config, store, "license")[1]
+    assert _stage(config, store, "license")[1]
+    policy.write_text("# our additions, revised\n", encoding="utf-8")
+    assert not _stage(config, store, "license")[1]
+
+
+def test_another_package_version_or_code_misses(
+    tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = _write_config(tmp_path)
+    _stage(config, store, "structure")
+    code = stagecache.code_state()
+    monkeypatch.setattr(stagecache, "__version__", "99.0")
+    assert stagecache.code_state.__wrapped__() != code  # the version is part of the code state
+    monkeypatch.setattr(stagecache, "code_state", lambda: "an edited checkout")
+    assert not _stage(config, store, "structure")[1]
+
+
+def test_a_new_takedown_request_misses_and_finds_the_record(tmp_path: Path, store: Store) -> None:
+    config = _write_config(tmp_path)
+    assert _stage(config, store, "takedown")[0].findings == []
+    assert _stage(config, store, "takedown")[1]
+    takedown.new_request(
+        config,
+        store,
+        ground="gdpr",
+        requester_contact="rights@example.org",
+        identifiers=[("record_id", "004539375")],
+        received=dt.date(2026, 11, 2),
+        datasets=["lcs"],
+    )
+    result, reused = _stage(config, store, "takedown")
+    assert not reused
+    assert [(f.code, f.index) for f in result.findings] == [("takedown.pending", 0)]
+
+
+def test_licence_reuse_restores_the_verdicts_and_follows_url_opt_outs(
+    tmp_path: Path, store: Store
+) -> None:
+    config = _write_config(tmp_path)
+    ctx_first = _context(config, store)
+    stages.license_(ctx_first)
+    ctx_second = _context(config, store)
+    stages.license_(ctx_second)
+    assert "license" in ctx_second.shared["cached"]
+    assert ctx_second.shared["license_verdicts"] == ctx_first.shared["license_verdicts"] != {}
+    # with a metadata file the licence reads URL opt-outs: a changed URL outcome misses
+    (tmp_path / "meta.json").write_text("[]", encoding="utf-8")
+    text = (tmp_path / "audit.toml").read_text(encoding="utf-8")
+    with_meta = text.replace('chat = "chat.json"', 'chat = "chat.json"\nmetadata = "meta.json"')
+    (tmp_path / "audit.toml").write_text(with_meta, encoding="utf-8")
+    config = config_mod.load(tmp_path / "audit.toml")
+    urls = StageResult(stage="urls")
+    assert _license_reused(config, store, None) is False  # URL stage failed: never reused
+    assert _license_reused(config, store, urls) is False
+    assert _license_reused(config, store, urls) is True
+    opted_out = findings.make(
+        "url.opt_out",
+        "http://example.org/a.jpg: X-Robots-Tag noai",
+        dataset="lcs",
+        file="meta.json",
+        index=0,
+        record_id="004539375",
+    )
+    assert _license_reused(config, store, StageResult(stage="urls", findings=[opted_out])) is False
+
+
+def _context(config: config_mod.Config, store: Store) -> stages.StageContext:
+    return stages.StageContext(
+        config=config,
+        dataset=config.datasets[0],
+        store=store,
+        progress=NoProgress(),
+        work_dir=Path(config.base_dir) / "work",
+    )
+
+
+def _license_reused(config: config_mod.Config, store: Store, urls: StageResult | None) -> bool:
+    results = {"urls": urls} if urls is not None else {}
+    return bool(_stage(config, store, "license", **results)[1])
+
+
+def test_expectations_reuse_needs_the_same_table_inputs_and_suites(
+    tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without GX: a stand-in validation counts the runs the cache did not answer."""
+    import audit.probes.expectations as expectations
+
+    calls: list[int] = []
+
+    def validate(table: Any, kind: str, **kwargs: Any) -> StageResult:
+        calls.append(len(table))
+        return StageResult(stage="expectations", stats={"data_docs": None, "cached": False})
+
+    monkeypatch.setattr(expectations, "run_expectations", validate)
+    config = _write_config(tmp_path)
+    missing = findings.make(
+        "image.missing",
+        "not found",
+        dataset="lcs",
+        file="chat.json",
+        index=0,
+        record_id="004539375",
+    )
+    images = StageResult(stage="images")
+    for _ in range(2):
+        result, _reused = _stage(config, store, "expectations", images=images)
+    assert calls == [3] and result.stats["cached"] is True
+    _stage(config, store, "expectations", images=StageResult(stage="images", findings=[missing]))
+    assert calls == [3, 3]
+    suites = tmp_path / "expectations"  # the user's own suites replace the shipped ones
+    suites.mkdir()
+    (suites / "generic.json").write_text('{"expectations": []}', encoding="utf-8")
+    _stage(config, store, "expectations", images=images)
+    assert len(calls) == 3
+
+
+def test_second_run_reuses_every_stage_with_identical_findings_and_no_pandas(
+    tmp_path: Path,
+) -> None:
+    """End to end with Great Expectations: the re-run imports neither pandas nor GX."""
+    config = _write_config(tmp_path)
+    first = run_audit(config)
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        from audit import config
+        from audit.runner import run_audit
+        report = run_audit(config.load({str(tmp_path / "audit.toml")!r}))
+        ds = report.datasets[0]
+        print(json.dumps({{
+            "heavy": sorted(m for m in ("pandas", "great_expectations") if m in sys.modules),
+            "notes": {{name: run.note for name, run in ds.stages.items()}},
+            "findings": [[f.file, f.index, f.code, f.message] for f in report.findings()],
+            "examples": ds.examples,
+            "data_docs": report.data_docs,
+        }}))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    second = json.loads(out.stdout.splitlines()[-1])
+    assert second["heavy"] == []
+    reused = {name for name, note in second["notes"].items() if note == runner.REUSED}
+    assert reused == {"structure", "license", "takedown", "expectations"}
+    assert second["findings"] == [[f.file, f.index, f.code, f.message] for f in first.findings()]
+    assert {int(k): v for k, v in second["examples"].items()} == first.datasets[0].examples != {}
+    assert second["data_docs"] == first.data_docs is not None
