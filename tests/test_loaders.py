@@ -169,10 +169,21 @@ def test_stream_refuses_what_needs_the_careful_path(tmp_path: Path) -> None:
     bad = _write(tmp_path, "chat.json", [*CHAT, {"id": "x", "conversations": [{"from": "gpt"}]}])
     with pytest.raises(NotStreamableError):
         list(open_stream(bad))
-    compact = tmp_path / "compact.json"
-    compact.write_text(json.dumps(CHAT), encoding="utf-8")
+    lines = tmp_path / "chat.jsonl"
+    lines.write_text(json.dumps(CHAT[0]) + "\n" + json.dumps(CHAT[0]) + "\n", encoding="utf-8")
     with pytest.raises(NotStreamableError):
-        list(open_stream(compact))
+        list(open_stream(lines, "cc3m-chat"))
+
+
+def test_compact_arrays_stream_too(realdata: Path, tmp_path: Path) -> None:
+    records = json.loads((realdata / "lcs558k_samples.json").read_text(encoding="utf-8"))
+    compact = tmp_path / "compact.json"
+    compact.write_text(json.dumps(records), encoding="utf-8")
+    stream = open_stream(compact)
+    decoder = msgspec.json.Decoder(list[stream.record_type])
+    chunks = list(iter_array_chunks(compact, decoder, chunk_bytes=1_000))
+    assert len(chunks) > 5
+    assert [r for chunk in chunks for r in chunk] == load_records(compact).records
 
 
 def test_known_release_is_recognised_by_size_and_sha256(

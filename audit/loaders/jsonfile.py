@@ -251,19 +251,24 @@ _INDENTED_ARRAY = re.compile(rb"\[\r?\n([ \t]+)\{")
 def iter_array_chunks(
     path: Path, decoder: msgspec.json.Decoder[Any], chunk_bytes: int = 8 << 20
 ) -> Iterator[list[Any]]:
-    """Typed records of an indented JSON array (``json.dump(..., indent=N)``, the layout of every
-    LLaVA release), decoded a few MB at a time so the file's bytes and all its Python objects are
-    never in memory together.
+    """Typed records of a JSON array, decoded a few MB at a time so the file's bytes and all its
+    Python objects are never in memory together.
 
-    Top-level elements are found by the line break plus the array's own indentation before ``{``:
-    strings cannot hold a raw line break and nested objects are indented deeper. Anything
+    In an indented array (``json.dump(..., indent=N)``, the layout of every LLaVA release)
+    top-level elements are found by the line break plus the array's own indentation before ``{``:
+    strings cannot hold a raw line break and nested objects are indented deeper; the file is read
+    a chunk at a time. A compact array is read whole and split by a raw tokenising pass. Anything
     unexpected raises :class:`NotStreamableError` and the whole-file path takes over.
     """
     with path.open("rb") as handle:
         buffer = bytearray(handle.read(chunk_bytes))
         match = _INDENTED_ARRAY.match(buffer)
         if match is None:
-            raise NotStreamableError("not an indented JSON array")
+            if buffer[:1] != b"[":  # BOM, JSON Lines, an object: the careful path says what
+                raise NotStreamableError("not a JSON array")
+            buffer += handle.read()
+            yield from _compact_chunks(buffer, decoder, chunk_bytes)
+            return
         separator = b"\n" + match.group(1) + b"{"
         first, at_end = True, len(buffer) < chunk_bytes
         while True:
@@ -292,6 +297,26 @@ def iter_array_chunks(
             more = handle.read(chunk_bytes)
             at_end = not more
             buffer += more
+
+
+def _compact_chunks(
+    data: bytearray, decoder: msgspec.json.Decoder[Any], chunk_bytes: int
+) -> Iterator[list[Any]]:
+    """A compact (single-line) array: elements located by a raw tokenising pass, then typed-decoded
+    a few MB at a time, so the Python objects of the whole file never exist at once."""
+    try:
+        elements = _RAW_LIST.decode(data)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise NotStreamableError(str(exc)) from None
+    begin, size = 0, 0
+    for end, element in enumerate(elements, start=1):
+        size += len(element)
+        if size >= chunk_bytes or end == len(elements):
+            yield _decode_piece(decoder, b"[" + b",".join(elements[begin:end]) + b"]")
+            elements[begin:end] = [None] * (end - begin)  # type: ignore[list-item]
+            begin, size = end, 0
+    if not elements:
+        yield []
 
 
 def _decode_piece(
