@@ -152,12 +152,8 @@ def _takedown_key(ctx: StageContext) -> str | None:
 
     Hash matching reads the image files themselves, which no file list here stands for.
     """
-    ledger = ctx.store.conn.execute(
-        "SELECT (SELECT max(seq) FROM takedown_event), (SELECT max(seq) FROM takedown_request),"
-        " (SELECT count(*) FROM takedown_key), (SELECT count(*) FROM takedown_blocklist),"
-        " (SELECT count(*) FROM takedown_key WHERE kind IN ('sha256', 'md5'))"
-    ).fetchone()
-    if ledger[-1]:
+    ledger = stagecache.ledger_state(ctx.store)
+    if ledger[-1]:  # content-hash keys
         return None
     ds = ctx.dataset
     return stagecache.make_key(

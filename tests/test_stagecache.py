@@ -98,6 +98,15 @@ def test_a_changed_input_file_misses(tmp_path: Path, store: Store) -> None:
     before = chat.stat()
     os.utime(chat, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000))  # same size, rewritten
     assert not _stage(config, store, "structure")[1]
+    # same size, and the old mtime given back after the edit (rsync -t, touch -d): still a miss
+    chat.write_text(json.dumps(_records()), encoding="utf-8")
+    assert "turn.role" in {f.code for f in _stage(config, store, "structure")[0].findings}
+    before = chat.stat()
+    chat.write_text(chat.read_text(encoding="utf-8").replace("Human", "human"), "utf-8")
+    os.utime(chat, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert chat.stat().st_size == before.st_size
+    fixed, reused = _stage(config, store, "structure")
+    assert not reused and "turn.role" not in {f.code for f in fixed.findings}
 
 
 @pytest.mark.parametrize(

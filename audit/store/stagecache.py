@@ -58,16 +58,20 @@ _ENCODER = msgspec.msgpack.Encoder()
 _DECODER = msgspec.msgpack.Decoder(CachedStage)
 
 
-def file_state(path: str | Path) -> tuple[str, int, int] | tuple[str, None, None]:
-    """What identifies a file's content cheaply: its path, size and modification time (ns)."""
+def file_state(path: str | Path) -> tuple[Any, ...]:
+    """What identifies a file's content cheaply: path, size, mtime (ns), inode and ctime (ns).
+
+    Inode and ctime catch what size and mtime alone miss: a same-size file replaced within the
+    clock's resolution, or rewritten and given its old mtime back (``touch -d``, ``rsync -t``).
+    """
     try:
         st = Path(path).stat()
     except OSError:
-        return (str(path), None, None)
-    return (str(path), st.st_size, st.st_mtime_ns)
+        return (str(path), None)
+    return (str(path), st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
-def folder_state(folder: str | Path) -> list[tuple[str, int, int] | tuple[str, None, None]]:
+def folder_state(folder: str | Path) -> list[tuple[Any, ...]]:
     """:func:`file_state` of every file directly in ``folder`` (e.g. expectation suites)."""
     try:
         names = sorted(e.path for e in os.scandir(folder) if e.is_file())
@@ -88,8 +92,8 @@ def code_state() -> str:
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
         for name in sorted(files):
-            path, size, mtime = file_state(Path(folder) / name)
-            digest.update(f"{os.path.relpath(path, root)}\0{size}\0{mtime}\0".encode())
+            state = file_state(Path(folder) / name)
+            digest.update(os.path.relpath(state[0], root).encode() + repr(state[1:]).encode())
     return digest.hexdigest()
 
 
@@ -112,6 +116,17 @@ def make_key(
         list(extra),
     ]
     return hashlib.blake2b(msgspec.json.encode(parts), digest_size=20).hexdigest()
+
+
+def ledger_state(store: Store) -> tuple[int | None, ...]:
+    """The takedown ledger's position (last request and event, key and blocklist counts) and how
+    many keys are content hashes (matching those reads image files, which no key here covers)."""
+    row = store.conn.execute(
+        "SELECT (SELECT max(seq) FROM takedown_event), (SELECT max(seq) FROM takedown_request),"
+        " (SELECT count(*) FROM takedown_key), (SELECT count(*) FROM takedown_blocklist),"
+        " (SELECT count(*) FROM takedown_key WHERE kind IN ('sha256', 'md5'))"
+    ).fetchone()
+    return tuple(row)
 
 
 def digest(value: Any) -> str:
