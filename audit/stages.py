@@ -125,8 +125,8 @@ def _license_key(ctx: StageContext) -> str | None:
         for f in (url.findings if url else ())
         if f.code == "url.opt_out"
     )
-    files = [ds.chat, ds.metadata, ds.coco_annotations, config.license.policy]
-    files.append(config.license.vg_image_data)
+    lic = config.license
+    files = (ds.chat, ds.metadata, ds.coco_annotations, lic.policy, lic.vg_image_data)
     return stagecache.make_key(
         "license",
         ds.name,

@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from audit import config as config_mod
@@ -283,3 +284,35 @@ def test_second_run_reuses_every_stage_with_identical_findings_and_no_pandas(
     assert second["findings"] == [[f.file, f.index, f.code, f.message] for f in first.findings()]
     assert {int(k): v for k, v in second["examples"].items()} == first.datasets[0].examples != {}
     assert second["data_docs"] == first.data_docs is not None
+
+
+def test_expectations_reuse_needs_the_data_docs_it_was_built_with(
+    tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pages come from the expectations cache folder: replaced or gone pages mean a miss."""
+    import audit.probes.expectations as expectations
+
+    calls: list[int] = []
+
+    def validate(table: Any, kind: str, **kwargs: Any) -> StageResult:
+        calls.append(len(table))
+        return StageResult(stage="expectations", stats={"data_docs": "x/index.html"})
+
+    monkeypatch.setattr(expectations, "run_expectations", validate)
+    config = _write_config(tmp_path)
+    entry = tmp_path / "expectations-cache" / "lcs"  # beside the state store
+    (entry / "docs").mkdir(parents=True)
+    (entry / "docs" / "index.html").write_text("<p>lcs</p>", encoding="utf-8")
+    (entry / "key").write_text("run-1", encoding="ascii")
+    config = msgspec.structs.replace(config, state=str(tmp_path / "state.sqlite"))
+    for _ in range(2):
+        result, reused = _stage(config, store, "expectations")
+    assert reused and len(calls) == 1
+    assert result.stats["data_docs"] == str(tmp_path / "work" / "data-docs" / "index.html")
+    assert (tmp_path / "work" / "data-docs" / "index.html").read_text("utf-8") == "<p>lcs</p>"
+    (entry / "key").write_text("run-2", encoding="ascii")  # another table's pages now
+    assert not _stage(config, store, "expectations")[1]
+    (entry / "docs" / "index.html").unlink()
+    (entry / "docs").rmdir()
+    assert not _stage(config, store, "expectations")[1]
+    assert len(calls) == 3
