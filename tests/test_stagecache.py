@@ -266,7 +266,7 @@ def test_second_run_reuses_every_stage_with_identical_findings_and_no_pandas(
         report = run_audit(config.load({str(tmp_path / "audit.toml")!r}))
         ds = report.datasets[0]
         print(json.dumps({{
-            "heavy": sorted(m for m in ("pandas", "great_expectations") if m in sys.modules),
+            "heavy": sorted(m for m in ("pandas", "pandera", "great_expectations") if m in sys.modules),
             "notes": {{name: run.note for name, run in ds.stages.items()}},
             "findings": [[f.file, f.index, f.code, f.message] for f in report.findings()],
             "examples": ds.examples,
