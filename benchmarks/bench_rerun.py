@@ -20,6 +20,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,6 @@ from benchmarks import generate
 from benchmarks.harness import ROOT, Bench
 
 LATENCY_SERVER = Path(__file__).resolve().parent / "latency_server.py"
-DEFAULT_FOLDER = generate.DEFAULT_OUT / "rerun"
 
 
 def jpeg_variants(count: int = 16) -> list[bytes]:
@@ -177,10 +177,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--latency", type=float, default=0.05, help="server answer latency, seconds"
     )
-    parser.add_argument(
-        "--folder", type=Path, default=DEFAULT_FOLDER, help="work folder (replaced)"
-    )
-    return run_benchmark(parser.parse_args(argv))
+    parser.add_argument("--folder", type=Path, help="work folder, replaced (default: a new one)")
+    parser.add_argument("--keep", action="store_true", help="keep the default work folder")
+    args = parser.parse_args(argv)
+    if args.folder is not None:
+        return run_benchmark(args)
+    # a private folder per invocation: two people benchmarking at once must not share a state store
+    generate.DEFAULT_OUT.mkdir(parents=True, exist_ok=True)
+    args.folder = Path(tempfile.mkdtemp(prefix="rerun-", dir=generate.DEFAULT_OUT))
+    try:
+        return run_benchmark(args)
+    finally:
+        if args.keep:
+            print(f"work folder kept: {args.folder}", file=sys.stderr)
+        else:
+            shutil.rmtree(args.folder, ignore_errors=True)
 
 
 if __name__ == "__main__":
