@@ -41,7 +41,7 @@ FILES = (
 
 class Turn(msgspec.Struct):
     from_: str = msgspec.field(name="from")
-    value: str
+    value: str | None  # None: generated data with --defects has null values (a salvage case)
 
 
 class Record(msgspec.Struct):

@@ -152,6 +152,9 @@ def _chat_defect(kind: str, rec: Chat, file: str) -> list[str]:
     if kind == "no_image_token":
         human[1] = (human[1] or "").replace("<image>\n", "").replace("\n<image>", "")
         return ["image_token.count"]
+    if kind == "null_value":
+        gpt[1] = None
+        return ["turn.keys"]
     if kind == "eos_token":
         gpt[1] = f"{gpt[1]} </s>"
         return ["turn.eos_token"]
@@ -168,7 +171,15 @@ def _chat_defect(kind: str, rec: Chat, file: str) -> list[str]:
     return ["turn.order"]
 
 
-CHAT_DEFECTS = ("role", "empty_value", "no_image_token", "eos_token", "image_pattern", "turn_count")
+CHAT_DEFECTS = (
+    "role",
+    "empty_value",
+    "no_image_token",
+    "eos_token",
+    "image_pattern",
+    "turn_count",
+    "null_value",  # not a string: the typed fast path fails and the loader must salvage the file
+)
 
 
 def _defect_plan(n_records: int, n_defects: int, kinds: tuple[str, ...]) -> dict[int, str]:
