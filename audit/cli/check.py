@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from audit import findings as fnd
+from audit.cli._common import check_workers, write_findings
 from audit.findings import Severity
 from audit.loaders.records import KINDS
 
@@ -37,13 +37,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from audit.errors import UsageError
     from audit.output.console import render_findings, summarise
     from audit.output.progress import RichProgress
     from audit.structure import check_files
 
-    if args.workers is not None and args.workers < 1:
-        raise UsageError("check: --workers must be at least 1")
+    check_workers("check", args.workers)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     with RichProgress(err) as progress:
         result = check_files(
@@ -53,8 +51,7 @@ def _check(args: argparse.Namespace) -> int:
             progress=progress,
             workers=args.workers,
         )
-    if args.findings:
-        Path(args.findings).write_bytes(fnd.to_jsonl(result.findings))
+    write_findings(args.findings, result.findings)
     unreadable: list[str] = result.stats["unreadable"]
     errors = sum(f.severity is Severity.ERROR for f in result.findings)
     exit_code = 3 if unreadable else (1 if errors else 0)

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from audit import config as config_mod
-from audit import findings as fnd
+from audit.cli._common import check_workers, optional_config, write_findings
 from audit.errors import UsageError
 from audit.findings import Finding, Severity
 from audit.models import StageResult
@@ -58,13 +58,12 @@ def _images(args: argparse.Namespace) -> int:
     from audit.probes.images import probe_dataset, probe_images
     from audit.store import Store
 
-    config = config_mod.load(args.config) if args.config else config_mod.Config()
+    config = optional_config(args.config)
     if args.files and not args.root:
         raise UsageError("images: give the image folder or zip with --root")
     if not args.files and not args.config:
         raise UsageError("images: give conversation FILEs and --root, or --config")
-    if args.workers is not None and args.workers < 1:
-        raise UsageError("images: --workers must be at least 1")
+    check_workers("images", args.workers)
     settings = config.images
     level = args.level or settings.level
     workers = args.workers or settings.workers
@@ -102,8 +101,7 @@ def _images(args: argparse.Namespace) -> int:
         if store is not None:
             store.close()
     found = [f for r in results for f in r.findings]
-    if args.findings:
-        Path(args.findings).write_bytes(fnd.to_jsonl(found))
+    write_findings(args.findings, found)
     _render(results, found, Console(highlight=False))
     return 1 if any(f.severity == Severity.ERROR for f in found) else 0
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -11,8 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from audit import config as config_mod
-from audit import findings
 from audit.checks.license_totals import usable_count
+from audit.cli._common import optional_config, write_findings
 from audit.errors import UsageError
 from audit.models import StageResult
 
@@ -67,7 +66,7 @@ def _license(args: argparse.Namespace) -> int:
     from audit.output.progress import RichProgress
     from audit.store import Store
 
-    config = config_mod.load(args.config) if args.config else config_mod.Config()
+    config = optional_config(args.config)
     settings = config.license
     if settings.policy:
         settings = msgspec.structs.replace(settings, policy=str(config.path(settings.policy)))
@@ -98,8 +97,7 @@ def _license(args: argparse.Namespace) -> int:
     finally:
         if store is not None:
             store.close()
-    if args.findings:
-        Path(args.findings).write_bytes(findings.to_jsonl(result.findings))
+    write_findings(args.findings, result.findings)
     render(result, Console(highlight=False))
     return 1 if result.stats["forbidden"].get(use, 0) else 0
 
@@ -136,9 +134,7 @@ def _configured_datasets(args: argparse.Namespace, config: config_mod.Config) ->
     finally:
         if store is not None:
             store.close()
-    if args.findings:
-        every = [f for _, r in results for f in r.findings]
-        Path(args.findings).write_bytes(findings.to_jsonl(every))
+    write_findings(args.findings, (f for _, r in results for f in r.findings))
     console = Console(highlight=False)
     forbidden = 0
     for name, result in results:

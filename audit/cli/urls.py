@@ -9,8 +9,8 @@ import msgspec
 from rich.console import Console
 from rich.markup import escape
 
-from audit import config as config_mod
 from audit import findings
+from audit.cli._common import optional_config, write_findings
 from audit.errors import UsageError
 from audit.models import StageResult
 
@@ -43,7 +43,7 @@ def _urls(args: argparse.Namespace) -> int:
     from audit.output.progress import RichProgress
     from audit.probes.urls import UrlSource, audit_urls, sources_for
 
-    config = config_mod.load(args.config) if args.config else config_mod.Config()
+    config = optional_config(args.config)
     settings = config.urls
     if args.allow_private:
         settings = msgspec.structs.replace(settings, allow_private=True)
@@ -60,8 +60,7 @@ def _urls(args: argparse.Namespace) -> int:
     state = args.state or config.path(config.state)
     with RichProgress() as progress:
         result = audit_urls(sources, settings, state, progress=progress)
-    if args.findings:
-        Path(args.findings).write_bytes(findings.to_jsonl(result.findings))
+    write_findings(args.findings, result.findings)
     _render(result, Console(highlight=False))
     errors = findings.count_by_severity(result.findings)[findings.Severity.ERROR]
     return 1 if errors else 0

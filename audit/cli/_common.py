@@ -1,0 +1,30 @@
+"""Argument handling the command modules share, so every command treats them the same way.
+
+Not a command itself (no ``register``): the CLI shell's discovery passes it over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from audit import config as config_mod
+from audit import findings as fnd
+from audit.errors import UsageError
+
+
+def optional_config(path: str | None) -> config_mod.Config:
+    """``--config`` when given, else the defaults (commands that also work on bare FILE args)."""
+    return config_mod.load(path) if path else config_mod.Config()
+
+
+def check_workers(command: str, workers: int | None) -> None:
+    """``--workers`` is optional, but when given it must allow at least one worker."""
+    if workers is not None and workers < 1:
+        raise UsageError(f"{command}: --workers must be at least 1")
+
+
+def write_findings(path: str | None, found: Iterable[fnd.Finding]) -> None:
+    """``--findings OUT.jsonl``: every finding as JSON Lines (the DESIGN.md findings contract)."""
+    if path:
+        Path(path).write_bytes(fnd.to_jsonl(found))
