@@ -12,6 +12,17 @@ import msgspec
 
 from audit.findings import Finding
 
+#: The image folders of LLaVA's instruction mix (mix665k): where a record's image path starts with
+#: one of them, the record is from the mix. Both the loader's kind detection and the checks use it.
+MIX_PREFIXES = (
+    "coco/train2017/",
+    "gqa/images/",
+    "ocr_vqa/images/",
+    "textvqa/train_images/",
+    "vg/VG_100K/",
+    "vg/VG_100K_2/",
+)
+
 
 class Turn(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """One conversation turn as LLaVA's trainer reads it."""

@@ -17,6 +17,7 @@ import polars as pl
 
 from audit.checks.tables import FileRef
 from audit.findings import Finding, Severity
+from audit.models import MIX_PREFIXES
 
 ID_PATTERNS = {
     "cc3m-chat": r"^GCC_train_\d{9}$",
@@ -25,14 +26,6 @@ ID_PATTERNS = {
     "lcs-metadata": r"^\d{9}$",
     "instruct": r"^\d{12}$",
 }
-MIX_PREFIXES = (
-    "coco/train2017/",
-    "gqa/images/",
-    "ocr_vqa/images/",
-    "textvqa/train_images/",
-    "vg/VG_100K/",
-    "vg/VG_100K_2/",
-)
 PRETRAINING_KINDS = frozenset({"cc3m-chat", "lcs-chat"})
 
 Message = Callable[[dict[str, Any]], str]

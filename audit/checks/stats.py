@@ -11,10 +11,10 @@ from typing import Any
 
 import polars as pl
 
-from audit.checks.schema import MIX_PREFIXES
 from audit.checks.tables import ChatTables, FileRef
 from audit.checks.turns import IMAGE
 from audit.findings import Finding, Severity
+from audit.models import MIX_PREFIXES
 
 RELEASE_COUNTS = {
     "cc3m-chat": 595_375,

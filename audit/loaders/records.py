@@ -22,6 +22,7 @@ from typing import Any
 import msgspec
 
 from audit import findings as fnd
+from audit.config import KINDS
 from audit.errors import InputError
 from audit.findings import Finding
 from audit.loaders.jsonfile import (
@@ -32,7 +33,7 @@ from audit.loaders.jsonfile import (
     parse_container,
 )
 from audit.loaders.salvage import MakeFinding, salvage_chat, salvage_metadata
-from audit.models import ChatRecord, ImageRef, MetadataRecord, UrlRef
+from audit.models import MIX_PREFIXES, ChatRecord, ImageRef, MetadataRecord, UrlRef
 
 __all__ = [
     "KINDS",
@@ -50,16 +51,7 @@ __all__ = [
     "url_refs",
 ]
 
-KINDS = ("instruct", "cc3m-chat", "cc3m-metadata", "lcs-chat", "lcs-metadata", "mix", "generic")
 METADATA_KINDS = frozenset({"cc3m-metadata", "lcs-metadata"})
-MIX_PREFIXES = (
-    "coco/train2017/",
-    "gqa/images/",
-    "ocr_vqa/images/",
-    "textvqa/train_images/",
-    "vg/VG_100K/",
-    "vg/VG_100K_2/",
-)
 # The file's own key names accepted for each standard metadata field, most likely first.
 METADATA_ALIASES: dict[str, tuple[str, ...]] = {
     "id": ("id", "index", "image_id", "key"),
