@@ -227,13 +227,15 @@ class _DataDocs:
     """
 
     def __init__(self, cache_dir: Path, dataset: str, docs_dir: Path) -> None:
-        from audit.probes.expectations import _gx_name
+        from audit.probes.expectations import gx_name
 
-        self.cache_dir, self.name, self.docs_dir = cache_dir, _gx_name(dataset), docs_dir
+        self.cache_dir, self.name, self.docs_dir = cache_dir, gx_name(dataset), docs_dir
 
     def state(self) -> str | None:
+        from audit.probes.expectation_cache import KEY_FILE
+
         try:
-            return (self.cache_dir / self.name / "key").read_text(encoding="ascii")
+            return (self.cache_dir / self.name / KEY_FILE).read_text(encoding="ascii")
         except OSError:
             return None
 

@@ -101,7 +101,7 @@ def run_expectations(
     suite_path, suite_json = load_suite(suites_dir, kind)
     if cache_dir is None:
         return _validate(table, kind, suite_path, suite_json, docs_dir, dataset, file)
-    cache, name = Path(cache_dir), _gx_name(dataset)
+    cache, name = Path(cache_dir), gx_name(dataset)
     suite_bytes = json.dumps(suite_json, sort_keys=True).encode("utf-8")
     key = expectation_cache.cache_key(table, suite_bytes, kind=kind, dataset=dataset, file=file)
     cached = expectation_cache.load(cache, name, key)
@@ -200,7 +200,7 @@ def _run_checkpoint(
     import great_expectations as gx
 
     context = _context(docs_dir)
-    name = _gx_name(dataset)
+    name = gx_name(dataset)
     try:
         suite = gx.ExpectationSuite(
             name=name,
@@ -240,7 +240,7 @@ def _run_checkpoint(
     return [r for run in outcome.run_results.values() for r in run.results]
 
 
-def _gx_name(dataset: str) -> str:
+def gx_name(dataset: str) -> str:
     """The dataset's name as GX uses it in suite names and Data Docs paths."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset).strip(".") or "dataset"
 
