@@ -19,8 +19,6 @@ from audit.errors import ConfigError
 from audit.findings import CATALOGUE, Finding, Severity
 from audit.output.report import AuditReport, DatasetReport
 
-#: Rules in the order they are shown; each is one JUnit test case per dataset.
-RULES: tuple[str, ...] = ("stages", "errors", "missing_rate", "license", "takedown")
 FORBIDDEN_CODE = "license.forbidden"
 TAKEDOWN_CODE = "takedown.present"
 _EXAMPLES = 10

@@ -13,7 +13,6 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from audit import findings as fnd
 from audit.findings import Finding, Severity
 
 SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
@@ -108,9 +107,3 @@ def _name(file: str) -> str:
 def _short(message: str, limit: int = 120) -> str:
     message = message.replace("\n", "\\n")
     return message if len(message) <= limit else message[: limit - 3] + "..."
-
-
-def code_title(code: str) -> str:
-    """The catalogue title of a code (for legends); the code itself when unknown."""
-    entry = fnd.CATALOGUE.get(code)
-    return entry.title if entry else code
