@@ -12,19 +12,26 @@ Reusable by any test that needs a remote end (URL probing, the demo, webhooks)::
 Unknown paths answer 404. Every request is counted per path (query string dropped) before its
 reply is chosen, so a test can assert that a URL was never requested. The server binds an
 ephemeral port; ``host`` may be another loopback address such as 127.0.0.2.
+
+For a handler class of a test's own (a webhook receiver) or a folder of files (published pages),
+``serving(handler)`` and ``serving_folder(root)`` run it the same way and yield the base URL.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from PIL import Image
 
@@ -47,6 +54,33 @@ class _QuietServer(ThreadingHTTPServer):
     def handle_error(self, request: object, client_address: object) -> None:
         if not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+
+@contextmanager
+def serving(handler: Callable[..., BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Any request handler on an ephemeral 127.0.0.1 port for the block; yields the base URL."""
+    server = _QuietServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+class _QuietFiles(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def serving_folder(root: str | Path) -> Any:
+    """The files under ``root`` as a static site (``with serving_folder(root) as base: ...``)."""
+    return serving(functools.partial(_QuietFiles, directory=str(root)))
 
 
 @dataclass(frozen=True)

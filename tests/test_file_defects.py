@@ -7,21 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
+from lcs_records import LCS_RECORD
 
 from audit.cli import main
 from audit.findings import from_jsonl
 
-GOOD = {
-    "id": "004539375",
-    "image": "00453/004539375.jpg",
-    "conversations": [
-        {"from": "human", "value": "Render a clear and concise summary of the photo.\n<image>"},
-        {
-            "from": "gpt",
-            "value": "select luxury furniture 3 - inch gel memory foam mattress topper",
-        },
-    ],
-}
+GOOD = LCS_RECORD
 ARRAY = json.dumps(
     [GOOD, GOOD | {"id": "004539376", "image": "00453/004539376.jpg"}], indent=2
 ).encode()

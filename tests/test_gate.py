@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from lcs_records import lcs_records
 
 from audit import findings
 from audit.cli import main
@@ -217,17 +218,7 @@ def test_gate_command_config_errors_exit_2(
 
 
 def test_gate_command_runs_the_audit_when_no_report_is_given(tmp_path: Path) -> None:
-    records = [
-        {
-            "id": f"00453937{i}",
-            "image": f"00453/00453937{i}.jpg",
-            "conversations": [
-                {"from": "human", "value": "What is this?\n<image>"},
-                {"from": "gpt", "value": f"a photo {i}"},
-            ],
-        }
-        for i in range(6)
-    ]
+    records = lcs_records(6)
     (tmp_path / "lcs.json").write_text(json.dumps(records))
     config = tmp_path / "audit.toml"
     config.write_text(

@@ -6,16 +6,14 @@ The pages are served from a local HTTP server as a user would see them with `lla
 
 from __future__ import annotations
 
-import functools
-import http.server
 import shutil
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from httpserver import serving_folder
 
 from audit import findings
 from audit.models import StageResult
@@ -138,17 +136,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     report = _report()
     rpt.publish(report, root, render_page=render_run)
     rpt.write_atomic(root / "index.html", render_index(_history(report)).encode())
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serving_folder(root) as base:
+        yield base
 
 
 def _open(browser: Any, url: str) -> tuple[Any, list[str], list[str]]:
@@ -202,15 +191,7 @@ def test_demo_report_in_the_browser(browser: Any, tmp_path_factory: pytest.TempP
     from audit.demodata import XSS_ID
 
     report, published = run_demo(tmp_path_factory.mktemp("demo"))
-    handler = functools.partial(
-        http.server.SimpleHTTPRequestHandler, directory=str(published.parent)
-    )
-    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
-    thread.start()
-    try:
-        base = f"http://127.0.0.1:{server.server_address[1]}"
+    with serving_folder(published.parent) as base:
         page, errors, dialogs = _open(browser, f"{base}/{report.run_id}/index.html")
         assert errors == [] and dialogs == []
         assert page.locator("script").count() == 0
@@ -220,7 +201,3 @@ def test_demo_report_in_the_browser(browser: Any, tmp_path_factory: pytest.TempP
         page.goto(f"{base}/index.html")
         assert page.get_by_text(report.run_id).is_visible()
         page.close()
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)

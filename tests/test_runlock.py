@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from lockholder import lock_held_elsewhere
 
 from audit.errors import AlreadyRunningError
 from audit.runlock import RunLock, lock_path_for
@@ -27,24 +26,10 @@ def test_second_lock_in_the_same_process_is_refused_and_freed_on_release(tmp_pat
 
 def test_lock_held_by_another_process_is_refused_until_it_exits(tmp_path: Path) -> None:
     path = tmp_path / "run.lock"
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys; from audit.runlock import RunLock; "
-            f"l = RunLock({str(path)!r}); l.acquire(); print('held', flush=True); sys.stdin.read()",
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        with pytest.raises(AlreadyRunningError, match=f"pid {holder.pid}"):
-            RunLock(path).acquire()
-    finally:
-        assert holder.stdin is not None
-        holder.stdin.close()
-        holder.wait(timeout=10)
+    with (
+        lock_held_elsewhere(path, wait=10) as holder,
+        pytest.raises(AlreadyRunningError, match=f"pid {holder.pid}"),
+    ):
+        RunLock(path).acquire()
     with RunLock(path) as lock:  # the kernel dropped the lock when the holder exited
         assert lock.held

@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from lcs_records import LCS_RECORD
 
 from audit import config as config_mod
 from audit import stages
@@ -20,17 +21,7 @@ from audit.runner import run_audit
 from audit.store import Store
 from audit.store import runs as history
 
-GOOD = {
-    "id": "004539375",
-    "image": "00453/004539375.jpg",
-    "conversations": [
-        {"from": "human", "value": "Render a clear and concise summary of the photo.\n<image>"},
-        {
-            "from": "gpt",
-            "value": "select luxury furniture 3 - inch gel memory foam mattress topper",
-        },
-    ],
-}
+GOOD = LCS_RECORD
 
 
 def _config(tmp_path: Path, records: list[object]) -> config_mod.Config:

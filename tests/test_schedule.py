@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from httpserver import serving
+from lcs_records import lcs_records
+from lockholder import lock_held_elsewhere
 
 from audit import config as config_mod
 from audit.errors import ConfigError
@@ -36,18 +39,7 @@ DATASET_TOML = '[[datasets]]\nname = "lcs"\nkind = "lcs-chat"\nchat = "lcs.json"
 
 def write_dataset(folder: Path) -> dict[str, str]:
     """A tiny clean LCS-558K-shaped chat file: the runner refuses a config without datasets."""
-    records = [
-        {
-            "id": f"00453937{i}",
-            "image": f"00453/00453937{i}.jpg",
-            "conversations": [
-                {"from": "human", "value": "What is this?\n<image>"},
-                {"from": "gpt", "value": f"a photo {i}"},
-            ],
-        }
-        for i in range(3)
-    ]
-    (folder / "lcs.json").write_text(json.dumps(records))
+    (folder / "lcs.json").write_text(json.dumps(lcs_records(3)))
     return {"name": "lcs", "kind": "lcs-chat", "chat": "lcs.json"}
 
 
@@ -193,12 +185,8 @@ def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
-    server.shutdown()
-    server.server_close()
+    with serving(Handler) as base:
+        yield f"{base}/hook", received
 
 
 def test_a_failed_run_posts_to_the_webhook(
@@ -228,24 +216,8 @@ def test_an_audit_running_in_another_process_makes_the_scheduled_run_skip(
     url, received = webhook
     config = make_config(tmp_path, webhook=url)
     lock = lock_path_for(config.path(config.state))
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys; from audit.runlock import RunLock; "
-            f"l = RunLock({str(lock)!r}); l.acquire(); print('held', flush=True); sys.stdin.read()",
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    with lock_held_elsewhere(lock, wait=WAIT) as holder:
         assert NightlyAudit(config).run_once() == "skipped"  # the real run_audit, refused
-    finally:
-        assert holder.stdin is not None
-        holder.stdin.close()
-        holder.wait(WAIT)
     with Store(config.path(config.state)) as store:
         (run,) = history.list_runs(store)
     assert run.status == "failed" and run.trigger == "schedule"

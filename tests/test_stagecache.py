@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from lcs_records import LCS_RECORD
 
 from audit import config as config_mod
 from audit import findings, runner, stages, takedown
@@ -20,17 +21,7 @@ from audit.models import NoProgress, StageResult
 from audit.runner import run_audit
 from audit.store import Store, stagecache
 
-GOOD = {
-    "id": "004539375",
-    "image": "00453/004539375.jpg",
-    "conversations": [
-        {"from": "human", "value": "Render a clear and concise summary of the photo.\n<image>"},
-        {
-            "from": "gpt",
-            "value": "select luxury furniture 3 - inch gel memory foam mattress topper",
-        },
-    ],
-}
+GOOD = LCS_RECORD
 
 
 def _records() -> list[Any]:
