@@ -77,7 +77,8 @@ def test_config_settings_flip_the_exit_code(mix: tuple[Path, Path], tmp_path: Pa
     assert _run(data, "--coco-annotations", coco, "--use", "research", "--config", cfg) == 1
 
 
-def test_declared_use_defaults_to_the_config_purpose(tmp_path: Path) -> None:
+def _cc3m_chat(tmp_path: Path) -> Path:
+    """A one-record CC-3M pretraining chat file."""
     chat = tmp_path / "chat.json"
     chat.write_text(
         json.dumps(
@@ -93,6 +94,11 @@ def test_declared_use_defaults_to_the_config_purpose(tmp_path: Path) -> None:
             ]
         )
     )
+    return chat
+
+
+def test_declared_use_defaults_to_the_config_purpose(tmp_path: Path) -> None:
+    chat = _cc3m_chat(tmp_path)
     cfg = tmp_path / "audit.toml"
     cfg.write_text('[use]\npurpose = "commercial"\n')
     assert _run(chat) == 0  # research: unknown is a warning, not an error
@@ -128,21 +134,7 @@ def test_unreadable_inputs_are_exit_3(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def _cc3m_dataset(tmp_path: Path) -> Path:
-    chat = tmp_path / "chat.json"
-    chat.write_text(
-        json.dumps(
-            [
-                {
-                    "id": "GCC_train_000000001",
-                    "image": "GCC_train_000000001.jpg",
-                    "conversations": [
-                        {"from": "human", "value": "Describe the image concisely.\n<image>"},
-                        {"from": "gpt", "value": "a dog ."},
-                    ],
-                }
-            ]
-        )
-    )
+    _cc3m_chat(tmp_path)
     cfg = tmp_path / "audit.toml"
     cfg.write_text('[[datasets]]\nname = "cc3m"\nchat = "chat.json"\n')
     return cfg

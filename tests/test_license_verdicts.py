@@ -234,6 +234,21 @@ def _write(path: Path, records: list[dict[str, object]]) -> Path:
     return path
 
 
+def _coco_file(
+    path: Path, licenses: dict[int, tuple[str, str]], images: dict[int, tuple[int, str]]
+) -> Path:
+    """A COCO annotation file with what the licence join reads: licence id -> (name, url),
+    image id -> (licence id, flickr url)."""
+    coco = {
+        "licenses": [{"id": i, "name": name, "url": url} for i, (name, url) in licenses.items()],
+        "images": [
+            {"id": i, "license": lic, "flickr_url": url} for i, (lic, url) in images.items()
+        ],
+    }
+    path.write_text(json.dumps(coco), encoding="utf-8")
+    return path
+
+
 def _lcs_meta(tmp_path: Path) -> Path:
     return _write(
         tmp_path / "blip_laion_cc_sbu_558k_meta.json",
@@ -321,23 +336,13 @@ def _coco_record(image_id: int) -> dict[str, object]:
 
 def test_attribution_export_jsonl_and_markdown(tmp_path: Path) -> None:
     chat = _write(tmp_path / "mix.json", [_coco_record(9), _coco_record(10), _coco_record(11)])
-    coco = tmp_path / "coco.json"
-    coco.write_text(
-        json.dumps(
-            {
-                "licenses": [
-                    {
-                        "id": 4,
-                        "name": "Attribution License",
-                        "url": "http://creativecommons.org/licenses/by/2.0/",
-                    }
-                ],
-                "images": [
-                    {"id": 9, "license": 4, "flickr_url": "http://farm1.staticflickr.com/9.jpg"},
-                    {"id": 10, "license": 4, "flickr_url": "http://farm1.staticflickr.com/10.jpg"},
-                ],
-            }
-        )
+    coco = _coco_file(
+        tmp_path / "coco.json",
+        {4: ("Attribution License", "http://creativecommons.org/licenses/by/2.0/")},
+        {
+            9: (4, "http://farm1.staticflickr.com/9.jpg"),
+            10: (4, "http://farm1.staticflickr.com/10.jpg"),
+        },
     )
     out = tmp_path / "attribution.jsonl"
     license_files([chat], use="research", attribution_out=out, coco_annotations=coco)
@@ -430,20 +435,15 @@ def test_share_alike_conflict_when_image_and_annotations_are_redistributed_toget
             },
         ],
     )
-    coco = tmp_path / "coco.json"
-    coco.write_text(
-        json.dumps(
-            {
-                "licenses": [
-                    {
-                        "id": 1,
-                        "name": "Attribution-NonCommercial-ShareAlike License",
-                        "url": "http://creativecommons.org/licenses/by-nc-sa/2.0/",
-                    }
-                ],
-                "images": [{"id": 9, "license": 1, "flickr_url": "http://f/9.jpg"}],
-            }
-        )
+    coco = _coco_file(
+        tmp_path / "coco.json",
+        {
+            1: (
+                "Attribution-NonCommercial-ShareAlike License",
+                "http://creativecommons.org/licenses/by-nc-sa/2.0/",
+            )
+        },
+        {9: (1, "http://f/9.jpg")},
     )
     both = ["redistribute-images", "redistribute-annotations"]
     result = license_files([chat], use=both, coco_annotations=coco, settings=settings)
@@ -513,28 +513,16 @@ def test_vg_and_gqa_images_taken_from_coco_get_the_coco_licence(tmp_path: Path) 
             ]
         )
     )
-    coco = tmp_path / "coco.json"
-    coco.write_text(
-        json.dumps(
-            {
-                "licenses": [
-                    {
-                        "id": 2,
-                        "name": "Attribution-NonCommercial License",
-                        "url": "http://creativecommons.org/licenses/by-nc/2.0/",
-                    },
-                    {
-                        "id": 4,
-                        "name": "Attribution License",
-                        "url": "http://creativecommons.org/licenses/by/2.0/",
-                    },
-                ],
-                "images": [
-                    {"id": 9, "license": 2, "flickr_url": "http://f/9.jpg"},
-                    {"id": 10, "license": 4, "flickr_url": "http://f/10.jpg"},
-                ],
-            }
-        )
+    coco = _coco_file(
+        tmp_path / "coco.json",
+        {
+            2: (
+                "Attribution-NonCommercial License",
+                "http://creativecommons.org/licenses/by-nc/2.0/",
+            ),
+            4: ("Attribution License", "http://creativecommons.org/licenses/by/2.0/"),
+        },
+        {9: (2, "http://f/9.jpg"), 10: (4, "http://f/10.jpg")},
     )
     out = tmp_path / "a.jsonl"
     license_files(
