@@ -15,6 +15,9 @@ from typing import Any
 
 from PIL import Image
 
+from audit import config as config_mod
+from audit.store import Store
+
 TARGET = "00453/004539375.jpg"  # lcs558k_samples.json record 0
 TARGET_URL = "http://ec1.ostkcdn.com/images/products/8111140/P15459545.jpg"  # SOURCES.md
 
@@ -87,3 +90,9 @@ def build(tmp_path: Path, realdata: Path, *, with_images: bool = True) -> World:
     return World(
         config, data / "a_chat.json", data / "b_chat.json", data / "b_meta.json", images, affected
     )
+
+
+def open_world(world: World) -> tuple[config_mod.Config, Store]:
+    """The world's loaded config and its state store (the takedown ledger lives there)."""
+    cfg = config_mod.load(world.config)
+    return cfg, Store(cfg.path(cfg.state))

@@ -10,9 +10,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from takedown_world import TARGET, TARGET_URL, World, build, dump
+from takedown_world import TARGET, TARGET_URL, build, dump, open_world
 
-from audit import config as config_mod
 from audit import takedown
 from audit.checks.takedown import BlockKey
 from audit.config import Config
@@ -21,11 +20,6 @@ from audit.store import Store
 from audit.store.ledger import Ledger
 
 pytestmark = pytest.mark.realdata
-
-
-def _open(world: World) -> tuple[Config, Store]:
-    cfg = config_mod.load(world.config)
-    return cfg, Store(cfg.path(cfg.state))
 
 
 def _digest(*paths: Path) -> list[str]:
@@ -48,7 +42,7 @@ def test_one_image_in_two_datasets_is_found_removed_listed_and_kept_out(
     tmp_path: Path, realdata: Path
 ) -> None:
     world = build(tmp_path, realdata)
-    cfg, store = _open(world)
+    cfg, store = open_world(world)
     originals = _digest(world.a_chat, world.b_chat, world.b_meta)
     rid = _new(cfg, store, ("image", TARGET))
 
@@ -112,7 +106,7 @@ def test_one_image_in_two_datasets_is_found_removed_listed_and_kept_out(
 
 def test_a_url_request_finds_the_image_through_the_metadata(tmp_path: Path, realdata: Path) -> None:
     world = build(tmp_path, realdata, with_images=False)
-    cfg, store = _open(world)
+    cfg, store = open_world(world)
     rid = _new(cfg, store, ("url", TARGET_URL))
     located = takedown.match(cfg, store, rid)
     assert sorted((m.dataset, m.file, m.index) for m in located.matches) == sorted(
@@ -125,7 +119,7 @@ def test_a_crash_after_match_loses_nothing_and_apply_resumes(
     tmp_path: Path, realdata: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     world = build(tmp_path, realdata, with_images=False)
-    cfg, store = _open(world)
+    cfg, store = open_world(world)
     rid = _new(cfg, store, ("image", TARGET))
     takedown.match(cfg, store, rid)
     calls = []
@@ -143,7 +137,7 @@ def test_a_crash_after_match_loses_nothing_and_apply_resumes(
     store.close()
     monkeypatch.undo()
 
-    cfg, store = _open(world)  # a fresh process
+    cfg, store = open_world(world)  # a fresh process
     ledger = Ledger(store)
     state = ledger.state(rid)
     assert state["located"] is not None and state["removed"] is None
@@ -156,7 +150,7 @@ def test_a_crash_after_match_loses_nothing_and_apply_resumes(
 
 def test_a_pending_request_warns_and_an_applied_one_fails(tmp_path: Path, realdata: Path) -> None:
     world = build(tmp_path, realdata, with_images=False)
-    cfg, store = _open(world)
+    cfg, store = open_world(world)
     assert takedown.blocklist_findings(cfg, store).stats["blocklist_keys"] == 0
     rid = _new(cfg, store, ("record_id", "002239345"), ground="copyright")
     pending = takedown.blocklist_findings(cfg, store).findings
@@ -182,7 +176,7 @@ def test_bad_requests_are_refused_before_anything_is_written(
     tmp_path: Path, realdata: Path, ids: list[tuple[str, str]], datasets: list[str], message: str
 ) -> None:
     world = build(tmp_path, realdata, with_images=False)
-    cfg, store = _open(world)
+    cfg, store = open_world(world)
     with pytest.raises(TakedownError, match=message):
         takedown.new_request(
             cfg, store, ground="gdpr", requester_contact="a@b", identifiers=ids, datasets=datasets
@@ -194,7 +188,7 @@ def test_verify_before_apply_and_unknown_ids_are_clear_errors(
     tmp_path: Path, realdata: Path
 ) -> None:
     world = build(tmp_path, realdata, with_images=False)
-    cfg, store = _open(world)
+    cfg, store = open_world(world)
     with pytest.raises(TakedownError, match="unknown takedown request 'TD-0042'"):
         takedown.match(cfg, store, "TD-0042")
     rid = _new(cfg, store, ("image", TARGET))
@@ -206,7 +200,7 @@ def test_a_crash_between_removed_and_blocklisted_is_visible_and_resumable(
     tmp_path: Path, realdata: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     world = build(tmp_path, realdata, with_images=False)
-    cfg, store = _open(world)
+    cfg, store = open_world(world)
     rid = _new(cfg, store, ("image", TARGET))
     real_record = Ledger.record
 
@@ -237,7 +231,7 @@ def test_a_rejected_request_stops_warning_and_cannot_be_applied(
     tmp_path: Path, realdata: Path
 ) -> None:
     world = build(tmp_path, realdata, with_images=False)
-    cfg, store = _open(world)
+    cfg, store = open_world(world)
     rid = _new(cfg, store, ("record_id", "002239345"), ground="gdpr")
     assert takedown.blocklist_findings(cfg, store).findings  # pending warning
     with pytest.raises(TakedownError, match="say why"):
@@ -253,7 +247,7 @@ def test_a_rejected_request_stops_warning_and_cannot_be_applied(
 
 def test_an_applied_request_cannot_be_rejected(tmp_path: Path, realdata: Path) -> None:
     world = build(tmp_path, realdata, with_images=False)
-    cfg, store = _open(world)
+    cfg, store = open_world(world)
     rid = _new(cfg, store, ("record_id", "002239345"))
     takedown.apply(cfg, store, rid)
     with pytest.raises(TakedownError, match="already applied"):
