@@ -44,16 +44,23 @@ def _write_config(folder: Path, extra: str = "") -> config_mod.Config:
     return config_mod.load(folder / "audit.toml")
 
 
-def _stage(config: config_mod.Config, store: Store, name: str, **results: StageResult) -> Any:
-    """Run one stage in a fresh context; returns (result, reused from the cache?)."""
-    ctx = stages.StageContext(
+def _context(
+    config: config_mod.Config, store: Store, results: dict[str, StageResult] | None = None
+) -> stages.StageContext:
+    """A fresh stage context for the config's first dataset, given earlier stages' results."""
+    return stages.StageContext(
         config=config,
         dataset=config.datasets[0],
         store=store,
         progress=NoProgress(),
         work_dir=Path(config.base_dir) / "work",
-        results=dict(results),
+        results=dict(results or {}),
     )
+
+
+def _stage(config: config_mod.Config, store: Store, name: str, **results: StageResult) -> Any:
+    """Run one stage in a fresh context; returns (result, reused from the cache?)."""
+    ctx = _context(config, store, results)
     result = stages.STAGE_FUNCTIONS[name](ctx)
     return result, name in ctx.shared.get("cached", set())
 
@@ -193,34 +200,30 @@ def test_licence_reuse_restores_the_verdicts_and_follows_url_opt_outs(
     assert _license_reused(config, store, StageResult(stage="urls", findings=[opted_out])) is False
 
 
-def _context(config: config_mod.Config, store: Store) -> stages.StageContext:
-    return stages.StageContext(
-        config=config,
-        dataset=config.datasets[0],
-        store=store,
-        progress=NoProgress(),
-        work_dir=Path(config.base_dir) / "work",
-    )
-
-
 def _license_reused(config: config_mod.Config, store: Store, urls: StageResult | None) -> bool:
     results = {"urls": urls} if urls is not None else {}
     return bool(_stage(config, store, "license", **results)[1])
 
 
-def test_expectations_reuse_needs_the_same_table_inputs_and_suites(
-    tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Without GX: a stand-in validation counts the runs the cache did not answer."""
+def _stand_in_validation(monkeypatch: pytest.MonkeyPatch, stats: dict[str, Any]) -> list[int]:
+    """Replace the GX validation with one returning ``stats``; returns the table sizes it saw."""
     import audit.probes.expectations as expectations
 
     calls: list[int] = []
 
     def validate(table: Any, kind: str, **kwargs: Any) -> StageResult:
         calls.append(len(table))
-        return StageResult(stage="expectations", stats={"data_docs": None, "cached": False})
+        return StageResult(stage="expectations", stats=dict(stats))
 
     monkeypatch.setattr(expectations, "run_expectations", validate)
+    return calls
+
+
+def test_expectations_reuse_needs_the_same_table_inputs_and_suites(
+    tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without GX: a stand-in validation counts the runs the cache did not answer."""
+    calls = _stand_in_validation(monkeypatch, {"data_docs": None, "cached": False})
     config = _write_config(tmp_path)
     missing = findings.make(
         "image.missing",
@@ -281,15 +284,7 @@ def test_expectations_reuse_needs_the_data_docs_it_was_built_with(
     tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The pages come from the expectations cache folder: replaced or gone pages mean a miss."""
-    import audit.probes.expectations as expectations
-
-    calls: list[int] = []
-
-    def validate(table: Any, kind: str, **kwargs: Any) -> StageResult:
-        calls.append(len(table))
-        return StageResult(stage="expectations", stats={"data_docs": "x/index.html"})
-
-    monkeypatch.setattr(expectations, "run_expectations", validate)
+    calls = _stand_in_validation(monkeypatch, {"data_docs": "x/index.html"})
     config = _write_config(tmp_path)
     entry = tmp_path / "expectations-cache" / "lcs"  # beside the state store
     (entry / "docs").mkdir(parents=True)
