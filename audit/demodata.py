@@ -114,7 +114,7 @@ def build(root: Path, url_base: str, *, seed: int = 7) -> dict[str, dict[str, An
     return {
         "lcs": _lcs(root / "LLaVA-Pretrain", url_base, rng),
         "cc3m": _cc3m(root / "LLaVA-CC3M-Pretrain-595K", url_base, rng),
-        "instruct": _instruct(root / "LLaVA-Instruct-150K", rng),
+        "instruct": _instruct(root / "LLaVA-Instruct-150K", url_base, rng),
     }
 
 
@@ -207,7 +207,7 @@ def _cc3m(folder: Path, url_base: str, rng: random.Random) -> dict[str, Any]:
     }
 
 
-def _instruct(folder: Path, rng: random.Random) -> dict[str, Any]:
+def _instruct(folder: Path, url_base: str, rng: random.Random) -> dict[str, Any]:
     questions = (
         ("What is the main object in the image?", "The main object is {c}."),
         ("Where could this photo have been taken?", "It looks like a public place: {c}."),
@@ -234,7 +234,7 @@ def _instruct(folder: Path, rng: random.Random) -> dict[str, Any]:
             (images / f"{rid}.jpg").write_bytes(jpeg(rng, (120, 90)))
     records[5] = json.loads(json.dumps(records[1]))
     _write_json(folder / "llava_instruct_150k.json", records, indent=2)
-    _write_json(folder / "coco" / "captions_train2017.json", _coco(records), indent=None)
+    _write_json(folder / "coco" / "captions_train2017.json", _coco(records, url_base), indent=None)
     return {
         "kind": "instruct",
         "chat": f"{folder.name}/llava_instruct_150k.json",
@@ -244,8 +244,8 @@ def _instruct(folder: Path, rng: random.Random) -> dict[str, Any]:
     }
 
 
-def _coco(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """A COCO annotation file's licence block and per-image licence ids for the records' images."""
+def _coco(records: list[dict[str, Any]], url_base: str) -> dict[str, Any]:
+    """A COCO annotation file: licence block, per-image licence ids and Flickr source URLs."""
     licences = [
         (1, "Attribution-NonCommercial-ShareAlike License", "by-nc-sa"),
         (4, "Attribution License", "by"),
@@ -258,7 +258,12 @@ def _coco(records: list[dict[str, Any]]) -> dict[str, Any]:
             for n, name, slug in licences
         ],
         "images": [
-            {"id": image_id, "license": licences[i % 3][0], "file_name": f"{image_id:012d}.jpg"}
+            {
+                "id": image_id,
+                "license": licences[i % 3][0],
+                "file_name": f"{image_id:012d}.jpg",
+                "flickr_url": _url(url_base, i + 2, f"flickr{image_id}.jpg"),
+            }
             for i, image_id in enumerate(ids)
         ],
         "annotations": [],

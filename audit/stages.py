@@ -87,8 +87,8 @@ def images(ctx: StageContext) -> StageResult:
 
 def urls(ctx: StageContext) -> StageResult:
     ds = ctx.dataset
-    if not (ds.metadata or ds.url_tsv):
-        raise StageSkipped("no metadata file or URL TSV configured")
+    if not (ds.metadata or ds.url_tsv or (ds.chat and ds.coco_annotations)):
+        raise StageSkipped("no metadata file, URL TSV or COCO annotation file configured")
     from audit.probes.urls import urls_stage
 
     return urls_stage(ds, ctx.config, progress=ctx.progress, store=ctx.store)

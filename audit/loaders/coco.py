@@ -1,6 +1,6 @@
 """COCO annotation files (`captions_*.json`, `instances_*.json`): the licence block and image licences.
 
-Only `licenses` and `images[].{id, license, flickr_url}` are decoded; msgspec skips the (large)
+Only `licenses` and `images[].{id, license, flickr_url, coco_url}` are decoded; msgspec skips the (large)
 `annotations` array without building objects, so even instances_train2017.json loads in seconds.
 """
 
@@ -24,6 +24,7 @@ class _Image(msgspec.Struct, gc=False):
     id: int
     license: int | None = None
     flickr_url: str | None = None
+    coco_url: str | None = None
     file_name: str | None = None
 
 
@@ -45,6 +46,36 @@ class CocoLicences:
 def load_coco_licences(path: str | Path) -> CocoLicences:
     """Read a COCO annotation file; an unreadable or non-COCO file is an InputError naming the spot."""
     p = Path(path)
+    data = _read(p)
+    images: dict[int, tuple[int, str]] = {}
+    without = 0
+    for image in data.images:
+        if image.license is None:
+            without += 1
+            continue
+        images[image.id] = (image.license, image.flickr_url or "")
+    return CocoLicences(
+        path=p,
+        licenses={lic.id: (lic.name, lic.url) for lic in data.licenses},
+        images=images,
+        without_license=without,
+    )
+
+
+def load_coco_urls(path: str | Path) -> dict[int, str]:
+    """COCO image id -> its source URL: the Flickr original (the rights holder's copy), else COCO's.
+
+    This is how LLaVA-Instruct and mix665k's COCO records get a source URL to probe: their image
+    names are COCO ids, and only the annotation file knows where each image came from.
+    """
+    return {
+        image.id: url
+        for image in _read(Path(path)).images
+        if (url := image.flickr_url or image.coco_url)
+    }
+
+
+def _read(p: Path) -> _CocoFile:
     try:
         raw = p.read_bytes()
     except FileNotFoundError:
@@ -59,19 +90,7 @@ def load_coco_licences(path: str | Path) -> CocoLicences:
         raise InputError(str(p), f"invalid JSON: {exc}") from None
     if not data.licenses and not data.images:
         raise InputError(str(p), "not a COCO annotation file: no `licenses` and no `images`")
-    images: dict[int, tuple[int, str]] = {}
-    without = 0
-    for image in data.images:
-        if image.license is None:
-            without += 1
-            continue
-        images[image.id] = (image.license, image.flickr_url or "")
-    return CocoLicences(
-        path=p,
-        licenses={lic.id: (lic.name, lic.url) for lic in data.licenses},
-        images=images,
-        without_license=without,
-    )
+    return data
 
 
 class _VgImage(msgspec.Struct, gc=False):

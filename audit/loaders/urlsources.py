@@ -4,11 +4,13 @@ Metadata files (CC-3M ``metadata.json``, LCS ``..._meta.json``) are arrays of ob
 key: read by the structure stage's loader (``audit.loaders.records``), so URL keys are discovered
 the same way. A column named in the config is decoded alone, one typed msgspec pass. The CC-3M TSV is ``caption<TAB>url`` with no header
 (the record index is the 0-based line number); a TSV whose first line names the column is read as
-a table with a header.
+a table with a header. COCO-based conversation files (LLaVA-Instruct, mix665k's COCO part) have no
+URL of their own: their image names are COCO ids, joined to the annotation file's Flickr URLs.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ import msgspec
 
 from audit.errors import InputError, UsageError
 from audit.loaders import records
+from audit.loaders.coco import load_coco_urls
 from audit.models import UrlRef
 
 
@@ -109,3 +112,22 @@ def _tsv_refs(path: Path, data: bytes, column: str) -> list[UrlRef]:
 
 def _text(value: Any) -> str | None:
     return None if value is None or isinstance(value, dict | list) else str(value)
+
+
+_COCO_ID = re.compile(r"(?:^|/)(?:COCO_(?:train|val)2014_)?(\d{1,12})\.jpg$")
+
+
+def coco_url_refs(chat: str | Path, annotations: str | Path) -> list[UrlRef]:
+    """Each chat record's image source URL from a COCO annotation file, in record order.
+
+    Records whose image is not a COCO file name, or whose id the annotation file does not list,
+    have no URL to probe and are left out (the licence stage reports unresolved COCO images).
+    """
+    urls = load_coco_urls(annotations)
+    refs = []
+    for ref in records.image_refs(Path(chat)):
+        match = _COCO_ID.search(ref.image)
+        url = urls.get(int(match.group(1))) if match else None
+        if url:
+            refs.append(UrlRef(ref.index, ref.record_id, url, ref.image))
+    return refs

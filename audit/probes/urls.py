@@ -20,7 +20,7 @@ from audit import findings
 from audit.config import Config, DatasetConfig, UrlConfig
 from audit.errors import ConfigError
 from audit.findings import Finding
-from audit.loaders.urlsources import load_url_refs
+from audit.loaders.urlsources import coco_url_refs, load_url_refs
 from audit.models import NoProgress, Progress, StageResult, UrlRef
 from audit.probes.http import AVAILABLE, NOT_PROBED, STATUSES, TRANSIENT, domain_of
 from audit.probes.urlguard import AddressPolicy
@@ -191,12 +191,20 @@ class UrlSource(NamedTuple):
     dataset: str
     path: str
     column: str = "url"
+    coco_annotations: str | None = None  # set: `path` is a chat file joined to COCO's image URLs
 
 
 def sources_for(config: Config, ds: DatasetConfig) -> list[UrlSource]:
-    """The URL files of a configured dataset: its CC-3M TSV and its metadata file, if any."""
+    """The URL files of a configured dataset: its CC-3M TSV and its metadata file, if any.
+
+    A dataset with neither but with a COCO annotation file (LLaVA-Instruct, mix665k) is probed
+    through the COCO join: each record's image id gives its Flickr source URL.
+    """
     paths = [p for p in (ds.url_tsv, ds.metadata) if p]
-    return [UrlSource(ds.name, str(config.path(p)), ds.url_column) for p in paths]
+    if paths or not (ds.chat and ds.coco_annotations):
+        return [UrlSource(ds.name, str(config.path(p)), ds.url_column) for p in paths]
+    chat, annotations = config.path(ds.chat), config.path(ds.coco_annotations)
+    return [UrlSource(ds.name, str(chat), "url", str(annotations))]
 
 
 def audit_urls(
@@ -211,7 +219,9 @@ def audit_urls(
         store = state if isinstance(state, Store) else stack.enter_context(Store(state))
         results = [
             probe_urls(
-                load_url_refs(src.path, src.column),
+                coco_url_refs(src.path, src.coco_annotations)
+                if src.coco_annotations
+                else load_url_refs(src.path, src.column),
                 settings,
                 store=store,
                 dataset=src.dataset,
@@ -233,7 +243,9 @@ def urls_stage(
     """The runner's entry: probe a configured dataset's URL files (skipped when it has none)."""
     sources = sources_for(config, ds)
     if not sources:
-        return StageResult(stage="urls", stats={"urls": 0, "note": "no url_tsv or metadata"})
+        return StageResult(
+            stage="urls", stats={"urls": 0, "note": "no url_tsv, metadata or coco_annotations"}
+        )
     state = store if store is not None else config.path(config.state)
     return audit_urls(sources, config.urls, state, progress=progress)
 
