@@ -49,6 +49,7 @@ def license_files(
     policy: Policy | None = None,
     verdicts_out: dict[int, str] | None = None,
     vg_image_data: str | Path | None = None,
+    preloaded: LoadedFile | None = None,
 ) -> StageResult:
     """Verdicts for every record of ``paths`` under the declared use(s); forbidden records are errors.
 
@@ -58,6 +59,7 @@ def license_files(
     ``store`` gives the URL probe's opt-out signals. ``verdicts_out`` receives each record's
     verdict for the first declared use by file position (the expectations table; last file wins).
     ``vg_image_data`` (Visual Genome image_data.json) resolves VG and GQA images taken from COCO.
+    ``preloaded`` is one of ``paths`` already loaded (the run's shared load), so it is not read twice.
     """
     settings = settings or LicenseConfig()
     uses = _uses(use)
@@ -84,7 +86,10 @@ def license_files(
     writer = AttributionWriter(attribution_out, uses[0]) if attribution_out else None
     with writer or nullcontext():
         for path in paths:
-            loaded = load_records(Path(path), kind, dataset=dataset)
+            if preloaded is not None and preloaded.path == Path(path):
+                loaded = preloaded
+            else:
+                loaded = load_records(Path(path), kind, dataset=dataset)
             tally = FileTally(
                 dataset or loaded.path.stem, str(path), uses, coco_joined=coco is not None
             )
@@ -146,10 +151,12 @@ def license_dataset(
     store: Store | None = None,
     verdicts_out: dict[int, str] | None = None,
     uses: Sequence[str] | None = None,
+    chat_loaded: LoadedFile | None = None,
 ) -> StageResult:
     """The runner's entry: the dataset's chat file (or metadata file alone) under the configured use.
 
-    ``uses`` replaces the declared uses of `[use]` (the CLI's --use).
+    ``uses`` replaces the declared uses of `[use]` (the CLI's --use); ``chat_loaded`` is the chat
+    file as the run already loaded it for other stages.
     """
     if uses is None:
         uses = [config.use.purpose]
@@ -180,6 +187,7 @@ def license_dataset(
         source=ds.source,
         verdicts_out=verdicts_out,
         vg_image_data=config.path(settings.vg_image_data) if settings.vg_image_data else None,
+        preloaded=chat_loaded,
     )
 
 

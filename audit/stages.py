@@ -104,7 +104,12 @@ def license_(ctx: StageContext) -> StageResult:
         from audit.licensing import license_dataset
 
         return license_dataset(
-            ds, ctx.config, progress=ctx.progress, store=ctx.store, verdicts_out=verdicts
+            ds,
+            ctx.config,
+            progress=ctx.progress,
+            store=ctx.store,
+            verdicts_out=verdicts,
+            chat_loaded=chat_file(ctx) if ds.chat else None,  # the load images and expectations use
         )
 
     return cached(ctx, "license", _license_key(ctx), compute)
@@ -175,6 +180,7 @@ def expectations(ctx: StageContext) -> StageResult:
     suites_dir = default_suites_dir(ctx.config.base_dir)
     cache_dir = ctx.path(ctx.config.state).parent / "expectations-cache"
     docs_dir = ctx.work_dir / "data-docs"
+    verdicts = ctx.shared.get("license_verdicts") if "license" in ctx.results else None
 
     def compute() -> StageResult:
         from audit.probes.expectations import run_expectations
@@ -187,9 +193,7 @@ def expectations(ctx: StageContext) -> StageResult:
             records,
             image_findings=image.findings if image else None,
             url_findings=_by_chat_index(url.findings, records) if url else None,
-            license_verdicts=ctx.shared.get("license_verdicts")
-            if "license" in ctx.results
-            else None,
+            license_verdicts=verdicts,
         )
         return run_expectations(
             table,
@@ -201,7 +205,6 @@ def expectations(ctx: StageContext) -> StageResult:
             file=str(ds.chat),
         )
 
-    verdicts = ctx.shared.get("license_verdicts") if "license" in ctx.results else None
     key = stagecache.make_key(
         "expectations",
         ds.name,

@@ -111,6 +111,35 @@ def test_a_failing_stage_is_recorded_and_the_rest_still_runs(
     assert report.totals.stages_failed == 1 and not report.passed
 
 
+def test_the_conversation_file_is_read_once_for_images_and_licences(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_gx: None
+) -> None:
+    """A mix665k file is over a gigabyte: the stages share one load of it."""
+    from audit import licensing
+    from audit.loaders import records as loader
+
+    (tmp_path / "chat.json").write_text(json.dumps([GOOD]), encoding="utf-8")
+    (tmp_path / "images").mkdir()
+    (tmp_path / "audit.toml").write_text(
+        '[[datasets]]\nname = "lcs"\nkind = "lcs-chat"\nchat = "chat.json"\nimages = ["images"]\n',
+        encoding="utf-8",
+    )
+    reads: list[str] = []
+    real_load = loader.load_records
+
+    def counting(path: Path, *args: object, **kwargs: object) -> object:
+        reads.append(Path(path).name)
+        return real_load(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loader, "load_records", counting)
+    monkeypatch.setattr(licensing, "load_records", counting)
+    report = run_audit(config_mod.load(tmp_path / "audit.toml"))
+    runs = report.datasets[0].stages
+    assert runs["images"].status == runs["license"].status == "ok"
+    assert runs["images"].result.stats["missing"] == 1  # the record's image really was looked up
+    assert reads == ["chat.json"]
+
+
 def test_two_audits_never_run_at_once(tmp_path: Path, no_gx: None) -> None:
     config = _config(tmp_path, [GOOD])
     with RunLock(lock_path_for(config.path(config.state))), pytest.raises(AlreadyRunningError):
