@@ -175,6 +175,7 @@ def expectations(ctx: StageContext) -> StageResult:
     ds = ctx.dataset
     if not ds.chat:
         raise StageSkipped("no conversation file configured")
+    from audit.probes.expectation_cache import gx_version
     from audit.probes.expectations import default_suites_dir
 
     suites_dir = default_suites_dir(ctx.config.base_dir)
@@ -211,7 +212,7 @@ def expectations(ctx: StageContext) -> StageResult:
         files=[ctx.path(ds.chat)],
         settings=[ds],
         extra=[
-            _gx_version(),
+            gx_version(),
             stagecache.folder_state(suites_dir),
             stagecache.digest([_probe_outcomes(ctx, "images"), _probe_outcomes(ctx, "urls")]),
             stagecache.digest(verdicts),
@@ -272,15 +273,6 @@ def _still_valid(entry: stagecache.CachedStage, outside: _DataDocs | None) -> bo
     if outside is None:
         return True
     return entry.extra == outside.state() and outside.restore(entry.result)
-
-
-def _gx_version() -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version("great_expectations")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def cached(

@@ -38,7 +38,7 @@ def cache_key(
     import pandas
 
     digest = hashlib.blake2b(digest_size=16)
-    for part in (_FORMAT, __version__, _gx_version(), kind, dataset, file, *table.columns):
+    for part in (_FORMAT, __version__, gx_version(), kind, dataset, file, *table.columns):
         digest.update(part.encode("utf-8") + b"\0")
     digest.update(suite_bytes + f"\0{len(table)}\0".encode())
     # The fingerprint hashes each whole record, so the columns read from the record add nothing
@@ -112,7 +112,8 @@ def _copy_pages(docs_dir: Path, target: Path, name: str) -> None:
         shutil.copytree(validations, target / "validations" / name)
 
 
-def _gx_version() -> str:
+def gx_version() -> str:
+    """The installed Great Expectations version (read from its metadata: no GX import)."""
     try:
         return metadata.version("great_expectations")
     except metadata.PackageNotFoundError:
