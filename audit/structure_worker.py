@@ -25,6 +25,7 @@ from audit.checks.tables import (
     metadata_table_from_chunks,
 )
 from audit.findings import Finding, Severity
+from audit.loaders.jsonfile import CHUNK_BYTES
 from audit.loaders.records import (
     NotStreamableError,
     UnreadableFileError,
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 WARN_UNKNOWN_PROMPT = frozenset({"cc3m-chat", "lcs-chat"})  # rules 14, 15: known prompt pools
 ProgressSink = Callable[[int], None]
 _sink: ProgressSink | None = None
-_STEP = 8 << 20  # bytes reported per streamed chunk (the reader's chunk size)
+_STEP = CHUNK_BYTES  # bytes reported per streamed chunk
 
 
 def set_progress_sink(sink: ProgressSink | None) -> None:
@@ -151,16 +152,17 @@ class _Tables:
 
 
 def _load(path: Path, kind: str, dataset: str | None, progress: _FileProgress) -> _Tables:
-    """Streamed typed decode into frames; a file that needs it goes the careful whole-file way."""
-    stream = open_stream(path, kind)
+    """Streamed typed decode into frames (a chunk with a bad record is decoded record by record);
+    a file that needs it (BOM, JSON Lines, syntax or encoding errors) goes the whole-file way."""
+    stream = open_stream(path, kind, dataset=dataset)
     try:
         if stream.is_metadata:
             table: ChatTables | pl.DataFrame = metadata_table_from_chunks(
-                progress.counted(stream), None
+                progress.counted(stream), stream.positions
             )
         else:
-            table = chat_tables_from_chunks(progress.counted(stream), None)
-        return _Tables(stream.kind, table, stream.metadata_keys, [])
+            table = chat_tables_from_chunks(progress.counted(stream), stream.positions)
+        return _Tables(stream.kind, table, stream.metadata_keys, stream.findings)
     except NotStreamableError:
         pass
     loaded = load_records(path, kind, dataset=dataset)

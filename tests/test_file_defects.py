@@ -9,8 +9,12 @@ from pathlib import Path
 import pytest
 from lcs_records import LCS_RECORD
 
+from audit import structure_worker
 from audit.cli import main
 from audit.findings import from_jsonl
+from audit.loaders import records
+from audit.loaders.jsonfile import NotStreamableError
+from audit.structure import check_files
 
 GOOD = LCS_RECORD
 ARRAY = json.dumps(
@@ -121,3 +125,77 @@ def test_unknown_kind_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFix
     with pytest.raises(SystemExit) as exc:
         main(["check", str(path), "--kind", "laion"])
     assert exc.value.code == 2
+
+
+def _pair_with_bad_records(folder: Path) -> list[Path]:
+    """A CC-3M chat + metadata pair, 60 records each, with defects in a middle chunk of each."""
+    chat = [
+        {
+            "id": f"GCC_train_{i:09d}",
+            "image": f"GCC_train_{i:09d}.jpg",
+            "conversations": [
+                {
+                    "from": "human",
+                    "value": "Provide a brief description of the given image.\n<image>",
+                },
+                {"from": "gpt", "value": f"a photo of thing number {i} ."},
+            ],
+        }
+        for i in range(60)
+    ]
+    meta = [
+        {
+            "id": r["id"],
+            "image": r["image"],
+            "caption": r["conversations"][1]["value"],
+            "url": f"http://x/{i}.jpg",
+        }
+        for i, r in enumerate(chat)
+    ]
+    chat[30]["conversations"][1]["value"] = None  # dropped: turn.keys
+    chat[31]["conversations"][0]["lang"] = "en"  # kept: turn.extra_key
+    chat[32]["conversations"][0]["from"] = "gpt"  # a rule on the columns, after the drop
+    meta[33]["url"] = 5  # dropped: metadata.field
+    meta[34]["caption"] = "not the chat's caption"  # a cross-file rule, after the drop
+    paths = [folder / "chat.json", folder / "metadata.json"]
+    for path, data in zip(paths, (chat, meta), strict=True):
+        path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    return paths
+
+
+def test_chunk_fallback_reports_what_the_whole_file_fallback_did(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Streamed in small chunks, a bad record takes only its chunk off the typed path, and the
+    audit (findings, indexes, stats, cross-file checks) equals the whole-file fallback's."""
+    paths = _pair_with_bad_records(tmp_path)
+    streams: list[records.RecordStream] = []
+
+    def small_chunks(path: Path, kind: str, *, dataset: str | None) -> records.RecordStream:
+        streams.append(records.open_stream(path, kind, dataset=dataset, chunk_bytes=1_500))
+        return streams[-1]
+
+    monkeypatch.setattr(structure_worker, "open_stream", small_chunks)
+    streamed = check_files(paths, workers=1)
+    assert len(streams) == 2
+    for stream in streams:
+        assert stream.stats["chunks"] >= 5 and 1 <= stream.stats["untyped_chunks"] <= 2
+
+    def never_streams(*args: object, **kwargs: object) -> None:
+        raise NotStreamableError("forced")
+
+    monkeypatch.setattr(records, "iter_array_chunks", never_streams)
+    whole_file = check_files(paths, workers=1)
+    assert streamed.findings == whole_file.findings
+    assert streamed.stats == whole_file.stats
+    assert [
+        (Path(f.file).name, f.index, f.code) for f in streamed.findings if f.index is not None
+    ] == [
+        ("chat.json", 30, "turn.keys"),
+        ("chat.json", 31, "turn.extra_key"),
+        ("chat.json", 32, "turn.order"),
+        ("metadata.json", 33, "metadata.field"),
+        ("chat.json", 33, "xfile.missing_metadata"),
+        ("metadata.json", 30, "xfile.missing_chat"),
+        ("chat.json", 34, "xfile.caption_mismatch"),
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from audit.loaders.jsonfile import iter_array_chunks
 from audit.loaders.records import (
     NotStreamableError,
+    RecordStream,
     UnreadableFileError,
     detect_kind,
     image_refs,
@@ -165,14 +167,113 @@ def test_streamed_chunks_match_the_whole_file_decode(realdata: Path) -> None:
     assert streamed == load_records(path).records
 
 
+def _cc3m_chat(n: int) -> list[Any]:
+    return [
+        {
+            "id": f"GCC_train_{i:09d}",
+            "image": f"GCC_train_{i:09d}.jpg",
+            "conversations": [
+                {
+                    "from": "human",
+                    "value": "Provide a brief description of the given image.\n<image>",
+                },
+                {"from": "gpt", "value": f"a photo of thing number {i} ."},
+            ],
+        }
+        for i in range(n)
+    ]
+
+
+def _streamed(path: Path, chunk_bytes: int = 2_000) -> tuple[RecordStream, list[Any]]:
+    stream = open_stream(path, chunk_bytes=chunk_bytes)
+    return stream, [r for chunk in stream for r in chunk]
+
+
+def test_a_bad_record_takes_only_its_chunk_off_the_fast_path(tmp_path: Path) -> None:
+    """A null value in the middle chunk: the same findings at the same index as the whole-file
+    fallback, the record left out of the positions, and every other chunk typed-decoded."""
+    records = _cc3m_chat(40)
+    records[20]["conversations"][1]["value"] = None
+    path = _write(tmp_path, "chat.json", records)
+    stream, streamed = _streamed(path)
+    whole = load_records(path)
+    assert [(f.code, f.index, f.record_id) for f in stream.findings] == [
+        ("turn.keys", 20, "GCC_train_000000020")
+    ]
+    assert stream.findings == whole.findings
+    assert streamed == whole.records and len(streamed) == 39
+    assert stream.positions() == whole.index == [*range(20), *range(21, 40)]
+    assert stream.stats["chunks"] >= 5 and stream.stats["untyped_chunks"] == 1
+    assert stream.stats["elements"] == 40
+
+
+@pytest.mark.parametrize("compact", [False, True], ids=["indented", "compact"])
+def test_bad_records_in_several_chunks_match_the_whole_file_fallback(
+    tmp_path: Path, compact: bool
+) -> None:
+    records = _cc3m_chat(60)
+    records[0]["conversations"][0]["lang"] = "en"  # kept, with a warning
+    records[21] = "not a record"  # dropped
+    records[22]["id"] = 1.5  # kept, id dropped
+    records[23]["conversations"] = None  # dropped
+    records[59]["conversations"][1]["value"] = 7  # dropped
+    path = tmp_path / "chat.json"
+    path.write_text(json.dumps(records, indent=None if compact else 2), encoding="utf-8")
+    stream, streamed = _streamed(path, 1_500)
+    whole = load_records(path, "cc3m-chat")
+    assert [(f.code, f.index) for f in stream.findings] == [
+        ("turn.extra_key", 0),
+        ("record.not_object", 21),
+        ("record.id_type", 22),
+        ("record.conversations", 23),
+        ("turn.keys", 59),
+    ]
+    assert stream.findings == whole.findings
+    assert streamed == whole.records
+    assert stream.positions() == whole.index
+    assert 3 <= stream.stats["untyped_chunks"] < stream.stats["chunks"]
+
+
+def test_metadata_chunk_with_a_bad_field_matches_the_whole_file_fallback(tmp_path: Path) -> None:
+    meta = [
+        {"id": f"GCC_train_{i:09d}", "url": f"http://x/{i}.jpg", "caption": "a photo ."}
+        for i in range(50)
+    ]
+    meta[30]["url"] = ["http://x/30.jpg"]
+    path = _write(tmp_path, "metadata.json", meta)
+    stream, streamed = _streamed(path, 1_000)
+    whole = load_records(path)
+    assert [(f.code, f.index) for f in stream.findings] == [("metadata.field", 30)]
+    assert stream.findings == whole.findings and streamed == whole.records
+    assert stream.positions() == whole.index
+    assert stream.stats["untyped_chunks"] == 1 < stream.stats["chunks"]
+
+
 def test_stream_refuses_what_needs_the_careful_path(tmp_path: Path) -> None:
-    bad = _write(tmp_path, "chat.json", [*CHAT, {"id": "x", "conversations": [{"from": "gpt"}]}])
-    with pytest.raises(NotStreamableError):
-        list(open_stream(bad))
     lines = tmp_path / "chat.jsonl"
     lines.write_text(json.dumps(CHAT[0]) + "\n" + json.dumps(CHAT[0]) + "\n", encoding="utf-8")
+    data = json.dumps(_cc3m_chat(30), indent=2).encode()
+    truncated = tmp_path / "truncated.json"
+    truncated.write_bytes(data[:-100])
+    bad_then_cut = tmp_path / "bad_then_cut.json"
+    bad_then_cut.write_bytes(data.replace(b'"gpt"', b"null", 1)[:-100])
+    for path in (lines, truncated, bad_then_cut):
+        with pytest.raises(NotStreamableError):
+            list(open_stream(path, "cc3m-chat", chunk_bytes=2_000))
+
+
+def test_bad_utf8_anywhere_sends_a_file_with_a_bad_record_the_careful_way(tmp_path: Path) -> None:
+    """The typed decode skips keys it does not know; the careful path would still repair and
+    report bad UTF-8 in them, so a stream that meets a bad record checks the whole file first."""
+    meta = [{"id": f"GCC_train_{i:09d}", "url": "http://x", "note": "n"} for i in range(40)]
+    meta[2]["url"] = 3
+    data = json.dumps(meta, indent=2).encode()
+    cut = data.rindex(b'"n"')
+    path = tmp_path / "metadata.json"
+    path.write_bytes(data[:cut] + b'"\xe9"' + data[cut + 3 :])
     with pytest.raises(NotStreamableError):
-        list(open_stream(lines, "cc3m-chat"))
+        list(open_stream(path, chunk_bytes=1_000))
+    assert [f.code for f in load_records(path).findings] == ["file.encoding", "metadata.field"]
 
 
 def test_compact_arrays_stream_too(realdata: Path, tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ Structs (building frames from dicts is ~50x slower, see field-anchors §2.3).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +56,9 @@ class ChatTables:
 
 
 _CHUNK = 65_536  # records turned into columns at a time; their Structs are freed right after
+# Each record's position in the file (None: the i-th record is element i). A callable is asked
+# once every chunk has arrived: a streamed file knows which elements it dropped only by then.
+Positions = Sequence[int] | Callable[[], Sequence[int] | None] | None
 
 
 def _id_columns(ids: list[Any]) -> list[pl.Series]:
@@ -126,9 +129,7 @@ def chat_tables(records: list[Any], positions: Sequence[int] | None) -> ChatTabl
     return chat_tables_from_chunks(consume(records), positions)
 
 
-def chat_tables_from_chunks(
-    chunks: Iterable[list[Any]], positions: Sequence[int] | None
-) -> ChatTables:
+def chat_tables_from_chunks(chunks: Iterable[list[Any]], positions: Positions) -> ChatTables:
     """:func:`chat_tables` over record lists arriving one chunk at a time (a streamed file)."""
     frames: list[pl.DataFrame] = []
     turn_frames: list[pl.DataFrame] = []
@@ -141,7 +142,7 @@ def chat_tables_from_chunks(
         frames, turn_frames = [_chat_chunk([])[0]], [_chat_chunk([])[1]]
     frame = pl.concat(frames, rechunk=True)
     turn_frame = pl.concat(turn_frames, rechunk=True)
-    idx = pl.int_range(0, frame.height, eager=True) if positions is None else pl.Series(positions)
+    idx = _index(frame.height, positions)
     frame = frame.with_columns(
         idx=idx.cast(pl.Int64), start=pl.col("n_turns").cum_sum() - pl.col("n_turns")
     )
@@ -162,6 +163,12 @@ def chat_tables_from_chunks(
     return ChatTables(records=frame, turns=turn_frame)
 
 
+def _index(height: int, positions: Positions) -> pl.Series:
+    if callable(positions):
+        positions = positions()
+    return pl.int_range(0, height, eager=True) if positions is None else pl.Series(positions)
+
+
 def metadata_table(records: list[Any], positions: Sequence[int] | None) -> pl.DataFrame:
     """One row per metadata record: idx, id, id_is_int, image, url, caption, blip_caption.
 
@@ -170,9 +177,7 @@ def metadata_table(records: list[Any], positions: Sequence[int] | None) -> pl.Da
     return metadata_table_from_chunks(consume(records), positions)
 
 
-def metadata_table_from_chunks(
-    chunks: Iterable[list[Any]], positions: Sequence[int] | None
-) -> pl.DataFrame:
+def metadata_table_from_chunks(chunks: Iterable[list[Any]], positions: Positions) -> pl.DataFrame:
     """:func:`metadata_table` over record lists arriving one chunk at a time."""
     frames = []
     for chunk in chunks:
@@ -189,5 +194,5 @@ def metadata_table_from_chunks(
         schema = {"id": pl.Utf8, "id_is_int": pl.Boolean, "image": pl.Utf8, "url": pl.Utf8}
         frames = [pl.DataFrame(schema=schema | {"caption": pl.Utf8, "blip_caption": pl.Utf8})]
     frame = pl.concat(frames, rechunk=True)
-    idx = pl.int_range(0, frame.height, eager=True) if positions is None else pl.Series(positions)
+    idx = _index(frame.height, positions)
     return frame.with_columns(idx=idx.cast(pl.Int64))

@@ -8,6 +8,7 @@ finding; only when no record can be read at all does :class:`UnreadableFileError
 The fast path is one typed msgspec decode of the whole array (no Python dicts, no GC pressure).
 When it fails on a record (wrong type, extra turn key), the file is re-read as ``list[Raw]``
 (tokenised, not materialised) and decoded record by record, so one bad record costs one finding.
+The streamed path (:func:`iter_array_chunks`) does the same for just the piece holding the record.
 """
 
 from __future__ import annotations
@@ -241,16 +242,29 @@ def _json_lines(reader: _Reader, data: bytes, shift: int) -> Container | None:
 
 
 class NotStreamableError(Exception):
-    """The streamed fast path does not apply (not an indented array, or a record needs the careful
-    path); the caller re-reads the file with :func:`parse_container`."""
+    """The streamed fast path does not apply (not an indented array, a syntax or encoding problem);
+    the caller re-reads the file with :func:`parse_container`, which says what is wrong."""
 
 
+@dataclass
+class UntypedPiece:
+    """A piece of the array in which some record failed the typed decode: its elements, for the
+    caller to decode one by one. Only this piece leaves the fast path, not the whole file."""
+
+    elements: list[msgspec.Raw]
+
+
+CHUNK_BYTES = 8 << 20  # bytes read and typed-decoded at a time by the streamed path
 _INDENTED_ARRAY = re.compile(rb"\[\r?\n([ \t]+)\{")
 
 
 def iter_array_chunks(
-    path: Path, decoder: msgspec.json.Decoder[Any], chunk_bytes: int = 8 << 20
-) -> Iterator[list[Any]]:
+    path: Path,
+    decoder: msgspec.json.Decoder[Any],
+    chunk_bytes: int = CHUNK_BYTES,
+    *,
+    split_mismatches: bool = False,
+) -> Iterator[list[Any] | UntypedPiece]:
     """Typed records of a JSON array, decoded a few MB at a time so the file's bytes and all its
     Python objects are never in memory together.
 
@@ -258,8 +272,12 @@ def iter_array_chunks(
     top-level elements are found by the line break plus the array's own indentation before ``{``:
     strings cannot hold a raw line break and nested objects are indented deeper; the file is read
     a chunk at a time. A compact array is read whole and split by a raw tokenising pass. Anything
-    unexpected raises :class:`NotStreamableError` and the whole-file path takes over.
+    unexpected raises :class:`NotStreamableError` and the whole-file path takes over, as does a
+    record that fails the typed decode unless ``split_mismatches``: then its piece comes back as an
+    :class:`UntypedPiece` (once the whole file is known to be valid UTF-8, which the careful path
+    would otherwise repair and report) and every other piece stays typed.
     """
+    pieces = _PieceDecoder(path, decoder, split_mismatches)
     with path.open("rb") as handle:
         buffer = bytearray(handle.read(chunk_bytes))
         match = _INDENTED_ARRAY.match(buffer)
@@ -267,13 +285,13 @@ def iter_array_chunks(
             if buffer[:1] != b"[":  # BOM, JSON Lines, an object: the careful path says what
                 raise NotStreamableError("not a JSON array")
             buffer += handle.read()
-            yield from _compact_chunks(buffer, decoder, chunk_bytes)
+            yield from _compact_chunks(buffer, pieces, chunk_bytes)
             return
         separator = b"\n" + match.group(1) + b"{"
         first, at_end = True, len(buffer) < chunk_bytes
         while True:
             if at_end:
-                yield _decode_piece(decoder, buffer)
+                yield pieces.decode(buffer)
                 return
             cut = buffer.rfind(separator)
             if cut <= (match.end() - len(separator) if first else 0):  # < 2 record starts: read on
@@ -288,7 +306,7 @@ def iter_array_chunks(
                 raise NotStreamableError("unexpected text between records")
             buffer[comma] = ord("]")  # close this piece's array in place: no copy of the piece
             with memoryview(buffer) as view:
-                records = _decode_piece(decoder, view[: comma + 1])
+                records = pieces.decode(view[: comma + 1])
             yield records
             del records
             buffer = buffer[cut:]
@@ -300,8 +318,8 @@ def iter_array_chunks(
 
 
 def _compact_chunks(
-    data: bytearray, decoder: msgspec.json.Decoder[Any], chunk_bytes: int
-) -> Iterator[list[Any]]:
+    data: bytearray, pieces: _PieceDecoder, chunk_bytes: int
+) -> Iterator[list[Any] | UntypedPiece]:
     """A compact (single-line) array: elements located by a raw tokenising pass, then typed-decoded
     a few MB at a time, so the Python objects of the whole file never exist at once."""
     try:
@@ -312,17 +330,50 @@ def _compact_chunks(
     for end, element in enumerate(elements, start=1):
         size += len(element)
         if size >= chunk_bytes or end == len(elements):
-            yield _decode_piece(decoder, b"[" + b",".join(elements[begin:end]) + b"]")
+            yield pieces.decode(b"[" + b",".join(elements[begin:end]) + b"]")
             elements[begin:end] = [None] * (end - begin)  # type: ignore[list-item]
             begin, size = end, 0
     if not elements:
         yield []
 
 
-def _decode_piece(
-    decoder: msgspec.json.Decoder[Any], piece: bytes | bytearray | memoryview
-) -> list[Any]:
+class _PieceDecoder:
+    """Typed decode of one piece (a JSON array of some of the file's records)."""
+
+    def __init__(
+        self, path: Path, decoder: msgspec.json.Decoder[Any], split_mismatches: bool
+    ) -> None:
+        self.path = path
+        self.decoder = decoder
+        self.split_mismatches = split_mismatches
+        self.utf8_checked = False
+
+    def decode(self, piece: bytes | bytearray | memoryview) -> list[Any] | UntypedPiece:
+        try:
+            return self.decoder.decode(piece)
+        except msgspec.ValidationError as exc:
+            if not (self.split_mismatches and " - at `$[" in str(exc)):
+                raise NotStreamableError(str(exc)) from None
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            raise NotStreamableError(str(exc)) from None
+        if not self.utf8_checked:
+            if not _file_is_utf8(self.path):
+                raise NotStreamableError("invalid UTF-8")
+            self.utf8_checked = True
+        try:  # a copy: the elements must not pin the reader's buffer, which it reuses
+            return UntypedPiece(_RAW_LIST.decode(bytes(piece)))
+        except msgspec.DecodeError as exc:  # a syntax error after the mismatched record
+            raise NotStreamableError(str(exc)) from None
+
+
+def _file_is_utf8(path: Path, block: int = 1 << 20) -> bool:
+    """Whether the whole file is valid UTF-8, read a block at a time (memory stays flat)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
     try:
-        return decoder.decode(piece)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # ValidationError is a DecodeError
-        raise NotStreamableError(str(exc)) from None
+        with path.open("rb") as handle:
+            while data := handle.read(block):
+                decoder.decode(data)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True

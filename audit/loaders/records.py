@@ -10,7 +10,6 @@ position in the file when unusable elements were left out (each one has a findin
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import re
 from collections import Counter
@@ -21,18 +20,19 @@ from typing import Any
 
 import msgspec
 
-from audit import findings as fnd
 from audit.config import KINDS
 from audit.errors import InputError
 from audit.findings import Finding
 from audit.loaders.jsonfile import (
+    CHUNK_BYTES,
     Container,
     NotStreamableError,
     UnreadableFileError,
+    UntypedPiece,
     iter_array_chunks,
     parse_container,
 )
-from audit.loaders.salvage import MakeFinding, salvage_chat, salvage_metadata
+from audit.loaders.salvage import ElementDecoder
 from audit.models import MIX_PREFIXES, ChatRecord, ImageRef, MetadataRecord, UrlRef
 
 __all__ = [
@@ -199,8 +199,11 @@ def _metadata_type(keys: dict[str, str]) -> type[MetadataRecord]:
 class RecordStream:
     """A file's typed records in chunks, for audits that turn them into columns as they arrive.
 
-    Iterating raises :class:`NotStreamableError` when the file needs :func:`load_records` instead
-    (not an indented array, or some record fails typed decoding); nothing is reported then.
+    A chunk in which some record fails the typed decode is decoded record by record, with the same
+    findings and salvage as :func:`load_records`; every other chunk stays on the typed fast path.
+    Once iteration ends, ``findings`` and :meth:`positions` describe the whole file. Iterating
+    raises :class:`NotStreamableError` when the file needs :func:`load_records` instead (not an
+    array, a syntax or encoding problem); nothing is reported then.
     """
 
     path: Path
@@ -208,10 +211,48 @@ class RecordStream:
     is_metadata: bool
     metadata_keys: dict[str, str]
     record_type: type[Any]
+    dataset: str
+    chunk_bytes: int = CHUNK_BYTES
+    findings: list[Finding] = field(default_factory=list, init=False)
+    stats: dict[str, int] = field(default_factory=dict, init=False)  # elements, chunks, untyped
+    _kept: list[int] | None = field(default=None, init=False, repr=False)
 
     def __iter__(self) -> Iterator[list[Any]]:
+        self.findings, self._kept = [], None
+        self.stats = {"elements": 0, "chunks": 0, "untyped_chunks": 0}
         decoder = msgspec.json.Decoder(list[self.record_type])  # type: ignore[name-defined]
-        return iter_array_chunks(self.path, decoder)
+        keys = self.metadata_keys if self.is_metadata else None
+        one_by_one = ElementDecoder(
+            self.record_type, keys, self.findings, str(self.path), self.dataset
+        )
+        chunks = iter_array_chunks(self.path, decoder, self.chunk_bytes, split_mismatches=True)
+        for piece in chunks:
+            first = self.stats["elements"]
+            kept: list[int] | None = None
+            if isinstance(piece, UntypedPiece):
+                count = len(piece.elements)
+                records, kept = one_by_one.decode(piece.elements, first)
+                piece.elements = []  # the raw piece goes before its records are used
+                self.stats["untyped_chunks"] += 1
+            else:
+                records, count = piece, len(piece)
+            self._track(first, count, kept)
+            self.stats["elements"] += count
+            self.stats["chunks"] += 1
+            yield records
+            del piece, records
+
+    def _track(self, first: int, count: int, kept: list[int] | None) -> None:
+        """Positions are listed only once some element was not a record (until then, record i
+        is element i), so a clean file never holds a list of them."""
+        if self._kept is None and kept is not None and len(kept) < count:
+            self._kept = list(range(first))
+        if self._kept is not None:
+            self._kept.extend(range(first, first + count) if kept is None else kept)
+
+    def positions(self) -> list[int] | None:
+        """The file position of each streamed record; None when every element was a record."""
+        return self._kept
 
 
 def _record_type(kind: str, head: bytes) -> tuple[bool, dict[str, str], type[Any]]:
@@ -220,11 +261,20 @@ def _record_type(kind: str, head: bytes) -> tuple[bool, dict[str, str], type[Any
     return is_metadata, keys, _metadata_type(keys) if is_metadata else StrictChatRecord
 
 
-def open_stream(path: Path, kind: str | None = None) -> RecordStream:
-    """The streamed fast path of :func:`load_records` (same kinds, same record types)."""
+def open_stream(
+    path: Path,
+    kind: str | None = None,
+    *,
+    dataset: str | None = None,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> RecordStream:
+    """The streamed fast path of :func:`load_records` (same kinds, record types and findings)."""
     path = Path(path)
     kind = kind or detect_kind(path)
-    return RecordStream(path, kind, *_record_type(kind, _head(path)))
+    is_metadata, keys, record_type = _record_type(kind, _head(path))
+    return RecordStream(
+        path, kind, is_metadata, keys, record_type, dataset or path.stem, chunk_bytes
+    )
 
 
 def load_records(path: Path, kind: str | None = None, *, dataset: str | None = None) -> LoadedFile:
@@ -255,55 +305,11 @@ def _decode_one_by_one(
 ) -> None:
     """The fallback: each element decoded alone so one bad record is one finding."""
     elements = container.elements or []
-    lines = container.element_lines
-    single = msgspec.json.Decoder(record_type)
-    file = str(loaded.path)
-    loaded.index = []
+    keys = loaded.metadata_keys if loaded.is_metadata else None
+    decoder = ElementDecoder(record_type, keys, loaded.findings, str(loaded.path), dataset)
+    loaded.records, kept = decoder.decode(elements, 0, container.element_lines)
     loaded.total = len(elements)
-    gc_was_enabled = gc.isenabled()
-    gc.disable()  # generic decoding builds many dicts; the cyclic GC only slows that down
-    try:
-        for position, element in enumerate(elements):
-            try:
-                loaded.records.append(single.decode(element))
-                loaded.index.append(position)
-                continue
-            except msgspec.ValidationError:
-                pass
-            except msgspec.DecodeError as exc:
-                where = f"line {lines[position]}" if lines else f"record {position}"
-                message = f"{file}:{where}: invalid JSON: {exc}"
-                loaded.findings.append(
-                    fnd.make(
-                        "record.invalid_json", message, dataset=dataset, file=file, index=position
-                    )
-                )
-                continue
-            make = _finding_maker(dataset, file, position)
-            obj = msgspec.json.decode(element)
-            record: Any
-            if loaded.is_metadata:
-                record, found = salvage_metadata(obj, loaded.metadata_keys, make)
-            else:
-                record, found = salvage_chat(obj, make)
-            loaded.findings.extend(found)
-            if record is not None:
-                loaded.records.append(record)
-                loaded.index.append(position)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-    if len(loaded.index) == loaded.total:
-        loaded.index = None
-
-
-def _finding_maker(dataset: str, file: str, position: int) -> MakeFinding:
-    def make(code: str, message: str, record_id: Any) -> Finding:
-        return fnd.make(
-            code, message, dataset=dataset, file=file, index=position, record_id=record_id
-        )
-
-    return make
+    loaded.index = None if len(kept) == loaded.total else kept
 
 
 def image_refs(path: Path, kind: str | None = None) -> list[ImageRef]:

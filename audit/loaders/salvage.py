@@ -4,13 +4,19 @@ The typed fast path only tells us *that* a record is off (and where, as a JSON p
 record is decoded generically and compared with the shape LLaVA's trainer needs, so the finding
 names the rule (turn without `value`, image given as a list, ...) rather than a decoder message.
 A record whose only defects are warnings (extra turn keys) is rebuilt and audited like the rest.
+:class:`ElementDecoder` runs this element by element, for a whole file (``load_records``) or for
+the one streamed chunk that failed the typed decode (``RecordStream``), so both report alike.
 """
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
+
+from audit import findings as fnd
 from audit.findings import Finding
 from audit.models import ChatRecord, MetadataRecord, Turn
 
@@ -27,6 +33,87 @@ def excerpt(value: Any, limit: int = 60) -> str:
 def _type_name(value: Any) -> str:
     names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
     return names.get(type(value), "number")
+
+
+class ElementDecoder:
+    """Decodes elements one at a time: a record, or findings (and maybe a salvaged record).
+
+    Shared by :func:`load_records` and :class:`RecordStream`, so both report a bad record alike.
+    """
+
+    def __init__(
+        self,
+        record_type: type[Any],
+        metadata_keys: dict[str, str] | None,  # None: conversation records
+        findings: list[Finding],
+        file: str,
+        dataset: str,
+    ) -> None:
+        self.single = msgspec.json.Decoder(record_type)
+        self.metadata_keys = metadata_keys
+        self.findings = findings
+        self.file = file
+        self.dataset = dataset
+
+    def decode(
+        self, elements: list[Any], first: int, lines: list[int] | None = None
+    ) -> tuple[list[Any], list[int]]:
+        """The records among ``elements`` (the first at file position ``first``), with their
+        positions."""
+        records: list[Any] = []
+        kept: list[int] = []
+        findings = self.findings
+        gc_was_enabled = gc.isenabled()
+        gc.disable()  # generic decoding builds many dicts; the cyclic GC only slows that down
+        try:
+            for position, element in enumerate(elements, start=first):
+                try:
+                    records.append(self.single.decode(element))
+                    kept.append(position)
+                    continue
+                except msgspec.ValidationError:
+                    pass
+                except msgspec.DecodeError as exc:
+                    where = f"line {lines[position]}" if lines else f"record {position}"
+                    message = f"{self.file}:{where}: invalid JSON: {exc}"
+                    findings.append(
+                        fnd.make(
+                            "record.invalid_json",
+                            message,
+                            dataset=self.dataset,
+                            file=self.file,
+                            index=position,
+                        )
+                    )
+                    continue
+                record = self._salvage(element, position)
+                if record is not None:
+                    records.append(record)
+                    kept.append(position)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+        return records, kept
+
+    def _salvage(self, element: Any, position: int) -> Any:
+        make = _finding_maker(self.dataset, self.file, position)
+        obj = msgspec.json.decode(element)
+        record: Any
+        if self.metadata_keys is not None:
+            record, found = salvage_metadata(obj, self.metadata_keys, make)
+        else:
+            record, found = salvage_chat(obj, make)
+        self.findings.extend(found)
+        return record
+
+
+def _finding_maker(dataset: str, file: str, position: int) -> MakeFinding:
+    def make(code: str, message: str, record_id: Any) -> Finding:
+        return fnd.make(
+            code, message, dataset=dataset, file=file, index=position, record_id=record_id
+        )
+
+    return make
 
 
 def salvage_chat(obj: Any, make: MakeFinding) -> tuple[ChatRecord | None, list[Finding]]:
