@@ -13,8 +13,9 @@ Unknown paths answer 404. Every request is counted per path (query string droppe
 reply is chosen, so a test can assert that a URL was never requested. The server binds an
 ephemeral port; ``host`` may be another loopback address such as 127.0.0.2.
 
-For a handler class of a test's own (a webhook receiver) or a folder of files (published pages),
-``serving(handler)`` and ``serving_folder(root)`` run it the same way and yield the base URL.
+For a handler class of a test's own (a webhook receiver), a folder of files (published pages) or a
+server the code under test built, ``serving(handler)``, ``serving_folder(root)`` and
+``running(server)`` run it the same way and yield the base URL.
 """
 
 from __future__ import annotations
@@ -57,20 +58,26 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 @contextmanager
-def serving(handler: Callable[..., BaseHTTPRequestHandler]) -> Iterator[str]:
-    """Any request handler on an ephemeral 127.0.0.1 port for the block; yields the base URL."""
-    server = _QuietServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
+def running(server: ThreadingHTTPServer) -> Iterator[str]:
+    """An already bound server answering in a thread for the block; yields its base URL."""
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
     )
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        host, port = server.server_address[:2]
+        yield f"http://{host!s}:{port}"
     finally:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+def serving(handler: Callable[..., BaseHTTPRequestHandler]) -> Any:
+    """Any request handler on an ephemeral 127.0.0.1 port (``with serving(h) as base: ...``)."""
+    server = _QuietServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    return running(server)
 
 
 class _QuietFiles(SimpleHTTPRequestHandler):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 import urllib.request
 from pathlib import Path
 
 import pytest
+from httpserver import running
 
 from audit import config as config_mod
 from audit import demodata
@@ -58,17 +58,12 @@ def test_serve_refuses_a_missing_folder(tmp_path: Path) -> None:
 def test_serve_answers_on_localhost_only(tmp_path: Path) -> None:
     (tmp_path / "index.html").write_text("<p>runs</p>")
     server = report_server(tmp_path, 0)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
-    thread.start()
-    try:
-        host, port = server.server_address[:2]
-        assert host == "127.0.0.1"
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=5) as resp:
-            assert resp.read() == b"<p>runs</p>"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    assert server.server_address[0] == "127.0.0.1"
+    with (
+        running(server) as base,
+        urllib.request.urlopen(f"{base}/index.html", timeout=5) as resp,
+    ):
+        assert resp.read() == b"<p>runs</p>"
 
 
 #: The code each planted defect must produce (dataset, index) -> code.
