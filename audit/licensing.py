@@ -25,7 +25,7 @@ from audit.loaders.coco import load_coco_licences, load_vg_coco_ids
 from audit.loaders.records import LoadedFile, load_records
 from audit.models import NoProgress, Progress, StageResult
 from audit.output.attribution import AttributionWriter
-from audit.policy import Policy, Verdict, coco_license_map, load_policy
+from audit.policy import Verdict, coco_license_map, load_policy
 from audit.provenance import metadata_urls, opt_out_urls, record_views
 from audit.store import Store
 
@@ -46,7 +46,6 @@ def license_files(
     metadata: str | Path | None = None,
     source: str | None = None,
     attribution_out: str | Path | None = None,
-    policy: Policy | None = None,
     verdicts_out: dict[int, str] | None = None,
     vg_image_data: str | Path | None = None,
     preloaded: LoadedFile | None = None,
@@ -63,7 +62,7 @@ def license_files(
     """
     settings = settings or LicenseConfig()
     uses = _uses(use)
-    policy = policy or load_policy(settings.policy)
+    policy = load_policy(settings.policy)
     if image_origin not in policy.image_origins:
         known = ", ".join(policy.image_origins)
         raise UsageError(f"unknown image origin {image_origin!r} (known: {known})")

@@ -48,9 +48,9 @@ def _view(index: int, record: Any, urls: dict[str, str] | None) -> RecordView:
     )
 
 
-def metadata_urls(path: str | Path, kind: str | None = None) -> dict[str, str]:
+def metadata_urls(path: str | Path) -> dict[str, str]:
     """Source URL by record id and by image name, from a metadata file (the join for chat files)."""
-    loaded = load_records(Path(path), kind)
+    loaded = load_records(Path(path))
     urls: dict[str, str] = {}
     for _, record in loaded.items():
         url = getattr(record, "url", None)

@@ -259,14 +259,13 @@ class NightlyAudit:
 
     # ---- the scheduler ------------------------------------------------------------------------
 
-    def catch_up_due(self, now: datetime | None = None) -> datetime | None:
+    def catch_up_due(self) -> datetime | None:
         """The missed fire time to catch up on start, or None (from the run history)."""
         if not self.settings.catch_up:
             return None
-        now = now or datetime.now(UTC)
         with Store(self.config.path(self.config.state)) as store:
             last = history.last_run(store, status="succeeded")
-        return missed_fire_time(self.trigger, last.started if last else None, now)
+        return missed_fire_time(self.trigger, last.started if last else None, datetime.now(UTC))
 
     def serve(self, *, handle_signals: bool = True) -> int:
         """Run until SIGTERM/SIGINT (or :meth:`stop`); returns the exit code (0 on a clean stop)."""
