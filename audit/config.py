@@ -106,6 +106,9 @@ class LicenseConfig(_Section, frozen=True):
     training_is_derivative: Literal["unsettled", "yes", "no"] = "unsettled"
     # a statutory research exception (EU DSM Art. 3, §60d UrhG, fair use) covers unlicensed images
     research_exception: bool = False
+    # LLaVA's images.zip notice ("for better reproducing our work in research community") read as
+    # permission to use its otherwise unlicensed images for that research; false: they stay unknown
+    images_zip_permits_research: bool = True
     openai_terms_bind: bool = True
     internal_training_is_commercial: bool = True
     # redistributed images are resized or re-encoded (ND forbids redistributing changed copies)

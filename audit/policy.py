@@ -117,8 +117,16 @@ class Source(_Strict, frozen=True):
 
 
 class ImageOrigin(_Strict, frozen=True):
+    """Where the image bytes came from: restrictions it adds, and a permission it may give.
+
+    ``license`` replaces the image licence of a source that grants none (those in ``replaces``):
+    the distributor's own permission is then all the user has, e.g. LLaVA's research-only zip.
+    """
+
     restrictions: list[str]
     evidence: list[Evidence]
+    license: str | None = None
+    replaces: list[str] = msgspec.field(default_factory=list)
 
 
 class Signals(_Strict, frozen=True):
@@ -307,6 +315,9 @@ def validate(policy: Policy) -> list[str]:
         problems += _evidence_problems(f"cards.{name}", card.evidence)
     for name, origin in policy.image_origins.items():
         problems += _restriction_problems(policy, f"image_origins.{name}", origin.restrictions)
+        for lic in filter(None, [origin.license, *origin.replaces]):
+            if lic not in policy.licenses:
+                problems.append(f"image_origins.{name}: unknown licence {lic!r}")
     for required in ("source", "llava-images-zip"):
         if required not in policy.image_origins:
             problems.append(f"image_origins: missing {required!r}")

@@ -186,18 +186,24 @@ def test_images_zip_is_research_only_whatever_the_image_licence(realdata: Path) 
 
 def test_cc3m_images_zip_forbidden_for_commercial_and_redistribution_allowed_for_research() -> None:
     view = RecordView(0, "GCC_train_002582585", "GCC_train_002582585.jpg")
-    settings = LicenseConfig(research_exception=True)
-    rec = _assess(view, "cc3m-chat", settings, image_origin="llava-images-zip")
+    rec = _assess(view, "cc3m-chat", image_origin="llava-images-zip")
     assert _verdicts(rec) == (AO, F, F, A)
-    restrictions = rec.parts[0].restrictions
-    assert restrictions == ("LicenseRef-LLaVA-images-research-reproduction-only",)
-    # without the research exception the unlicensed image itself is unknown, never allowed
-    assert (
-        _assess(view, "cc3m-chat", image_origin="llava-images-zip")
-        .verdicts["research"]
-        .verdict.value
-        == U
-    )
+    image = rec.parts[0]
+    assert image.license == "LicenseRef-LLaVA-images-zip-research-permission"
+    assert image.restrictions == ("LicenseRef-LLaVA-images-research-reproduction-only",)
+    assert any("reproduce LLaVA research" in o for o in rec.verdicts["research"].obligations)
+    # the same image fetched from its source URL has no permission at all: unknown, never allowed
+    from_source = _assess(view, "cc3m-chat")
+    assert from_source.parts[0].license == "LicenseRef-All-Rights-Reserved"
+    assert from_source.verdicts["research"].verdict.value == U
+
+
+def test_reading_the_images_zip_notice_as_no_permission_is_a_setting() -> None:
+    view = RecordView(0, "GCC_train_002582585", "GCC_train_002582585.jpg")
+    strict = LicenseConfig(images_zip_permits_research=False)
+    rec = _assess(view, "cc3m-chat", strict, image_origin="llava-images-zip")
+    assert _verdicts(rec) == (U, F, F, A)
+    assert "images_zip_permits_research" in " ".join(rec.verdicts["research"].reasons)
 
 
 # ---- most restrictive wins; obligations are the union ----------------------------------------------

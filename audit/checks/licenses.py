@@ -129,6 +129,7 @@ class Evaluator:
             known = ", ".join(ctx.policy.image_origins)
             raise ValueError(f"unknown image origin {ctx.image_origin!r} (policy knows: {known})")
         self._origin_restrictions = tuple(origin.restrictions)
+        self._origin = origin
         self._coco_joined = ctx.coco_images is not None and ctx.coco_licenses is not None
 
     def assess(self, prov: Provenance) -> RecordLicence:
@@ -179,6 +180,8 @@ class Evaluator:
         restrictions = list(comp.restrictions) if comp else []
         if part.component == "image":
             restrictions += self._origin_restrictions
+            if self._origin.license and license_id in self._origin.replaces:
+                license_id = self._origin.license  # the distributor's permission is all there is
             if opt_out:
                 restrictions.append(policy.signals.opt_out)
             if part.source in _COCO_IMAGES and coco_license is not None and coco_license >= 0:
