@@ -66,3 +66,12 @@ def test_a_dataset_without_metadata_is_probed_through_its_coco_annotations(tmp_p
     assert instruct.path == str(tmp_path / "chat.json")
     (cc3m,) = sources_for(config, config.dataset("cc3m"))  # its own metadata URLs win
     assert cc3m.path == str(tmp_path / "m.json") and cc3m.coco_annotations is None
+
+
+def test_a_file_that_is_neither_json_nor_a_tsv_is_an_input_error(tmp_path: Path) -> None:
+    """A wrong file must not pass as "0 URLs, nothing missing"."""
+    from audit.cli import main
+
+    wrong = tmp_path / "notes.txt"
+    wrong.write_text("garbage\nmore garbage\n")
+    assert main(["urls", str(wrong), "--state", str(tmp_path / "s.sqlite")]) == 3

@@ -103,6 +103,10 @@ def _tsv_refs(path: Path, data: bytes, column: str) -> list[UrlRef]:
             for number, line in enumerate(lines[1:], start=1)
             if len(fields := line.rstrip("\r").split("\t")) > position and fields[position]
         ]
+    if not any("\t" in line for line in lines):
+        raise InputError(
+            str(path), "not a URL list: neither a JSON metadata array nor caption<TAB>url lines"
+        )
     return [
         UrlRef(number, None, url)
         for number, line in enumerate(lines)
