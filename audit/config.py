@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -151,6 +151,9 @@ class Config(_Section, frozen=True):
     gate: GateConfig = GateConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     reports_dir: str = "reports"
+    #: Published run folders kept in ``reports_dir`` (the newest; 0 keeps all). The run history,
+    #: and so the index's trend charts, keeps every run.
+    keep_runs: Annotated[int, msgspec.Meta(ge=0)] = 30
     state: str = ".llava-audit/state.sqlite"
     base_dir: str = "."
 

@@ -10,6 +10,8 @@ report (status ``failed``) and the rest of the audit still runs.
 from __future__ import annotations
 
 import contextlib
+import logging
+import sqlite3
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +27,8 @@ from audit.output.html import EXAMPLES_PER_CODE, render_index, render_run_safely
 from audit.runlock import RunLock, lock_path_for
 from audit.store import Store
 from audit.store import runs as history
+
+log = logging.getLogger("audit.runner")
 
 #: Characters of a record shown beside an example finding.
 EXCERPT_CHARS = 240
@@ -106,8 +110,31 @@ def run_audit(
             report=run_id,
             datasets=[figures(ds) for ds in report.datasets],
         )
+        pruned = choose_pruned(store, config, reports_dir, just_published=run_id)
         publish_index(store, reports_dir)
+        rpt.remove_runs(reports_dir, pruned)
     return report
+
+
+def choose_pruned(
+    store: Store, config: Config, reports_dir: Path, *, just_published: str
+) -> list[str]:
+    """The run folders retention deletes, already unlinked in the history (the index comes next).
+
+    Never the run just published, the one the index calls latest or the ``[gate] baseline`` run;
+    a problem here is logged and the folders are kept: retention must never fail a run that
+    succeeded.
+    """
+    try:
+        latest = history.last_run(store, status="succeeded")
+        protect = {just_published, *baseline_run(config, reports_dir)}
+        protect |= {latest.report} if latest and latest.report else set()
+        doomed = rpt.prunable_runs(reports_dir, config.keep_runs, protect=protect)
+        history.mark_pruned(store, doomed)
+    except (OSError, sqlite3.Error) as exc:
+        log.warning("retention skipped: %s", exc)
+        return []
+    return doomed
 
 
 def _why(exc: BaseException) -> str:
@@ -229,6 +256,14 @@ def figures(ds: rpt.DatasetReport) -> history.DatasetFigures:
         missing_rate=ds.missing_rate,
         url_missing_rate=ds.url_missing_rate,
     )
+
+
+def baseline_run(config: Config, reports_dir: Path) -> list[str]:
+    """The run folder ``[gate] baseline`` points into, if any: retention must not delete it."""
+    if not config.gate.baseline:
+        return []
+    path, root = config.path(config.gate.baseline).resolve(), reports_dir.resolve()
+    return [path.relative_to(root).parts[0]] if path.is_relative_to(root) and path != root else []
 
 
 def publish_index(store: Store, reports_dir: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from audit import findings
@@ -126,3 +127,74 @@ def test_run_ids_sort_by_time() -> None:
     a = rpt.new_run_id(datetime(2026, 1, 2, tzinfo=UTC))
     b = rpt.new_run_id(datetime(2026, 1, 10, tzinfo=UTC))
     assert a < b and "/" not in a
+
+
+def _publish_days(root: Path, days: range) -> list[str]:
+    ids = [f"202611{day:02d}T023000Z-00{day:02d}" for day in days]
+    for day, run_id in zip(days, ids, strict=True):
+        started = datetime(2026, 11, day, 2, 30, tzinfo=UTC)
+        rpt.publish(msgspec.structs.replace(sample_report(run_id), started=started), root)
+    return ids
+
+
+def test_retention_deletes_only_the_oldest_runs_beyond_the_limit(tmp_path: Path) -> None:
+    ids = _publish_days(tmp_path, range(1, 7))
+    doomed = rpt.prunable_runs(tmp_path, 4, protect={ids[-1]})
+    assert doomed == ids[:2]  # oldest first
+    assert rpt.remove_runs(tmp_path, doomed) == ids[:2]
+    assert rpt.published_runs(tmp_path) == sorted(ids[2:], reverse=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(ids[2:])
+    assert rpt.prunable_runs(tmp_path, 4, protect=set()) == []  # already at the limit
+
+
+def test_retention_never_touches_what_llava_audit_did_not_publish(tmp_path: Path) -> None:
+    ids = _publish_days(tmp_path, range(1, 4))
+    (tmp_path / "README.md").write_text("ours")
+    (tmp_path / "00-notes").mkdir()  # sorts before every run id: would be "oldest"
+    (tmp_path / "00-notes" / "report.json").write_text('{"run_id": "someone-else"}')
+    (tmp_path / "00-broken").mkdir()
+    (tmp_path / "00-broken" / "report.json").write_text("not json")
+    (tmp_path / "00-link").symlink_to(tmp_path / ids[0])
+    (tmp_path / ".staging-x").mkdir()  # a run still being written
+    doomed = rpt.prunable_runs(tmp_path, 1, protect=set())
+    assert doomed == ids[:2]
+    rpt.remove_runs(tmp_path, doomed)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [".staging-x", "00-broken", "00-link", "00-notes", "README.md", ids[2]]
+    )
+    assert (tmp_path / "00-notes" / "report.json").is_file()
+
+
+def test_retention_zero_keeps_every_run_and_protected_runs_stay(tmp_path: Path) -> None:
+    ids = _publish_days(tmp_path, range(1, 5))
+    assert rpt.prunable_runs(tmp_path, 0, protect=set()) == []
+    assert rpt.prunable_runs(tmp_path, 1, protect={ids[0]}) == ids[1:3]
+
+
+def test_a_failed_delete_is_logged_and_retried_next_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    ids = _publish_days(tmp_path, range(1, 4))
+    assert rpt.remove_runs(tmp_path, ["20261101T000000Z-gone", ids[0]]) == [ids[0]]
+    assert "could not prune" in caplog.text  # a missing folder is reported, not raised
+    leftover = tmp_path / f".pruning-{ids[1]}"
+    (tmp_path / ids[1]).rename(leftover)  # as if a delete had been interrupted
+    real_rmtree = rpt.shutil.rmtree
+    monkeypatch.setattr(rpt.shutil, "rmtree", lambda *a, **k: None)
+    rpt.remove_runs(tmp_path, [])
+    assert leftover.is_dir() and "could not delete" in caplog.text
+    monkeypatch.setattr(rpt.shutil, "rmtree", real_rmtree)
+    rpt.remove_runs(tmp_path, [])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [ids[2]]
+
+
+def test_retention_orders_runs_of_the_same_second_by_start_time(tmp_path: Path) -> None:
+    """Run ids share a second-granular prefix; the random suffix must not decide which goes."""
+    second = datetime(2026, 11, 26, 2, 30, 0, tzinfo=UTC)
+    earlier = msgspec.structs.replace(sample_report("20261126T023000Z-ffff"), started=second)
+    later = msgspec.structs.replace(
+        sample_report("20261126T023000Z-0000"), started=second.replace(microsecond=500)
+    )
+    rpt.publish(earlier, tmp_path)
+    rpt.publish(later, tmp_path)
+    assert rpt.prunable_runs(tmp_path, 1, protect=set()) == [earlier.run_id]

@@ -228,3 +228,76 @@ def test_a_kill_anywhere_keeps_previous_report_and_never_marks_success(
     index = (reports / "index.html").read_text()
     assert "interrupted" in index
     assert f'href="{killed.run_id}/index.html"' not in index  # no link to an unconfirmed run
+
+
+def _index_links(reports: Path) -> set[str]:
+    import re
+
+    page = (reports / "index.html").read_text()
+    return set(re.findall(r'href="([^"#:]+)/index\.html"', page))
+
+
+def test_retention_keeps_the_newest_runs_and_the_index_only_links_to_them(
+    tmp_path: Path, no_gx: None
+) -> None:
+    import msgspec
+
+    config = msgspec.structs.replace(_config(tmp_path, [GOOD, _bad_role()]), keep_runs=2)
+    reports = tmp_path / "reports"
+    (reports).mkdir()
+    (reports / "README.md").write_text("what this folder is")
+    ids = [run_audit(config).run_id for _ in range(4)]
+    assert sorted(rpt.published_runs(reports)) == sorted(ids[2:])  # exactly the newest two
+    assert (reports / "README.md").read_text() == "what this folder is"
+    assert sorted(p.name for p in reports.iterdir()) == sorted(
+        ["README.md", "index.html", *ids[2:]]
+    )
+    assert _index_links(reports) == set(ids[2:])  # no dead links
+    assert all(run_id in (reports / "index.html").read_text() for run_id in ids)  # still listed
+    with Store(config.path(config.state)) as store:
+        runs = history.list_runs(store)
+    assert [r.run_id for r in runs] == ids and all(r.status == "succeeded" for r in runs)
+    assert [r.report for r in runs] == [None, None, *ids[2:]]
+    assert all(r.datasets for r in runs)  # the trend charts keep every run's figures
+    assert runs[0].message == history.PRUNED_NOTE
+
+
+def test_keep_runs_zero_keeps_every_run(tmp_path: Path, no_gx: None) -> None:
+    import msgspec
+
+    config = msgspec.structs.replace(_config(tmp_path, [GOOD]), keep_runs=0)
+    ids = [run_audit(config).run_id for _ in range(3)]
+    assert sorted(rpt.published_runs(tmp_path / "reports")) == sorted(ids)
+    assert _index_links(tmp_path / "reports") == set(ids)
+
+
+def test_retention_trouble_never_fails_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_gx: None
+) -> None:
+    import sqlite3
+
+    import msgspec
+
+    config = msgspec.structs.replace(_config(tmp_path, [GOOD]), keep_runs=1)
+    first = run_audit(config).run_id
+
+    def locked(*_: object) -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(history, "mark_pruned", locked)
+    second = run_audit(config)
+    assert second.status == "succeeded"
+    assert sorted(rpt.published_runs(tmp_path / "reports")) == sorted([first, second.run_id])
+    assert _index_links(tmp_path / "reports") == {second.run_id, first}
+
+
+def test_retention_keeps_the_gate_baseline_run(tmp_path: Path, no_gx: None) -> None:
+    import msgspec
+
+    config = _config(tmp_path, [GOOD])
+    first = run_audit(config).run_id
+    gate = msgspec.structs.replace(config.gate, baseline=f"reports/{first}/findings.jsonl")
+    config = msgspec.structs.replace(config, keep_runs=1, gate=gate)
+    ids = [run_audit(config).run_id for _ in range(2)]
+    assert sorted(rpt.published_runs(tmp_path / "reports")) == sorted([first, ids[-1]])
+    assert _index_links(tmp_path / "reports") == {first, ids[-1]}

@@ -67,3 +67,33 @@ def test_state_files_from_before_url_rates_are_upgraded(tmp_path: Path) -> None:
         runs.finish_run(store, "r", finished=T0, status="succeeded", datasets=[figures])
         (run,) = runs.list_runs(store)
     assert run.datasets[0].url_missing_rate == 0.3
+
+
+def test_pruned_runs_lose_their_link_but_keep_their_figures(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.sqlite") as store:
+        for day in range(3):
+            run_id = f"r{day}"
+            runs.start_run(store, run_id, T0 + timedelta(days=day))
+            runs.finish_run(
+                store,
+                run_id,
+                finished=T0 + timedelta(days=day, minutes=5),
+                status="succeeded",
+                errors=day,
+                report=run_id,
+                datasets=[
+                    runs.DatasetFigures(
+                        dataset="cc3m", records=1, errors=day, warnings=0, missing_rate=0.1
+                    )
+                ],
+            )
+        runs.mark_pruned(store, ["r0", "r1"])
+        runs.mark_pruned(store, [])
+        history = runs.list_runs(store)
+    assert [(r.report, r.message) for r in history] == [
+        (None, runs.PRUNED_NOTE),
+        (None, runs.PRUNED_NOTE),
+        ("r2", None),
+    ]
+    assert [r.errors for r in history] == [0, 1, 2]
+    assert all(r.status == "succeeded" and r.datasets for r in history)

@@ -7,11 +7,13 @@ to ``findings.jsonl`` (the DESIGN.md contract) and :func:`read_report` joins the
 
 Publishing writes a run into a hidden staging folder beside ``reports/<run-id>/``, fsyncs it and
 renames it into place, then swaps ``reports/index.html`` by rename: a run killed at any point
-leaves the previously published reports exactly as they were.
+leaves the previously published reports exactly as they were. Retention (``keep_runs``) deletes
+the oldest run folders afterwards, and only folders whose ``report.json`` names the folder's run.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from collections import Counter
@@ -36,6 +38,9 @@ FINDINGS_FILE = "findings.jsonl"
 PAGE_FILE = "index.html"
 DATA_DOCS_DIR = "data-docs"
 _STAGING_PREFIX = ".staging-"
+_PRUNING_PREFIX = ".pruning-"
+
+log = logging.getLogger("audit.report")
 
 
 class StageRun(msgspec.Struct, kw_only=True):
@@ -334,3 +339,69 @@ def published_runs(reports_dir: str | Path) -> list[str]:
         if p.is_dir() and not p.name.startswith(".") and (p / REPORT_FILE).is_file()
     ]
     return sorted(runs, reverse=True)
+
+
+# ---- retention ---------------------------------------------------------------------------------
+
+
+class _RunStamp(msgspec.Struct):
+    run_id: str
+    started: datetime
+
+
+def prunable_runs(reports_dir: str | Path, keep: int, *, protect: set[str]) -> list[str]:
+    """Run folders beyond the newest ``keep`` (0 keeps all), oldest first; never one in ``protect``.
+
+    Only real folders whose ``report.json`` names that folder's run count: anything else a user
+    put beside the runs (a README, a symlink, a copied folder) is neither counted nor deleted.
+    Ordered by start time, which the run id's second-granular prefix cannot always tell apart.
+    """
+    if keep <= 0:
+        return []
+    root = Path(reports_dir)
+    stamped = [(s.started, s.run_id) for r in published_runs(root) if (s := _stamp(root / r))]
+    newest_first = [run_id for _, run_id in sorted(stamped, reverse=True)]
+    return [r for r in reversed(newest_first[keep:]) if r not in protect]
+
+
+def _stamp(path: Path) -> _RunStamp | None:
+    """The run a folder holds, or None when it is not a run folder this tool published."""
+    if path.is_symlink():
+        return None
+    try:
+        found = msgspec.json.decode((path / REPORT_FILE).read_bytes(), type=_RunStamp)
+    except (OSError, msgspec.DecodeError):
+        return None
+    return found if found.run_id == path.name else None
+
+
+def remove_runs(reports_dir: str | Path, run_ids: list[str]) -> list[str]:
+    """Delete run folders, returning those gone; a failure is logged, never raised.
+
+    Each folder is first renamed out of the run namespace, so a half-finished delete is never
+    mistaken for a run and is swept by the next call.
+    """
+    root = Path(reports_dir)
+    leftovers = [p for p in _children(root) if p.name.startswith(_PRUNING_PREFIX)]
+    removed = []
+    for run_id in run_ids:
+        doomed = root / f"{_PRUNING_PREFIX}{run_id}"
+        try:
+            (root / run_id).rename(doomed)
+        except OSError as exc:
+            log.warning("could not prune report %s: %s", run_id, exc.strerror or exc)
+            continue
+        removed.append(run_id)
+        leftovers.append(doomed)
+    for path in leftovers:
+        shutil.rmtree(path, ignore_errors=True)
+        if path.exists():
+            log.warning("could not delete %s completely; retried after the next run", path)
+    return removed
+
+
+def _children(root: Path) -> list[Path]:
+    try:
+        return list(root.iterdir())
+    except OSError:
+        return []

@@ -134,6 +134,25 @@ def fail_interrupted(store: Store, *, now: datetime, except_run: str | None = No
         return cur.rowcount
 
 
+#: The note the run index shows for a run whose report folder retention deleted.
+PRUNED_NOTE = "report deleted by retention (keep_runs)"
+
+
+def mark_pruned(store: Store, run_ids: list[str]) -> None:
+    """Forget the report folders retention is about to delete; the figures stay for the trends.
+
+    Called before the folders go, so the index never links to a missing report.
+    """
+    if not run_ids:
+        return
+    marks = ",".join("?" * len(run_ids))
+    with store.transaction() as conn:
+        conn.execute(
+            f"UPDATE runs SET report = NULL, message = COALESCE(message, ?) WHERE run_id IN ({marks})",
+            (PRUNED_NOTE, *run_ids),
+        )
+
+
 def list_runs(store: Store, *, limit: int = 100) -> list[RunRecord]:
     """The newest ``limit`` runs, oldest first (the order trend charts draw them in)."""
     _add_missing_columns(store)
