@@ -55,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _images(args: argparse.Namespace) -> int:
     from audit.output.progress import RichProgress
-    from audit.probes.images import probe_dataset, probe_images
+    from audit.probes.images import gc_paused, probe_dataset, probe_images
     from audit.store import Store
 
     config = optional_config(args.config)
@@ -76,10 +76,9 @@ def _images(args: argparse.Namespace) -> int:
                 from audit.loaders.records import image_refs
 
                 for file in args.files:
-                    refs = image_refs(Path(file), args.kind)
-                    results.append(
-                        probe_images(
-                            refs,
+                    with gc_paused():  # refs are built and freed inside: nothing left to walk
+                        result = probe_images(
+                            image_refs(Path(file), args.kind),
                             args.root,
                             level=level,
                             store=store,
@@ -89,7 +88,7 @@ def _images(args: argparse.Namespace) -> int:
                             progress=progress,
                             max_pixels=settings.max_pixels,
                         )
-                    )
+                    results.append(result)
             else:
                 for ds in _datasets(config, args.dataset):
                     overrides = msgspec.structs.replace(settings, level=level, workers=workers)

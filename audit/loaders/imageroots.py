@@ -131,10 +131,14 @@ class ZipRoot:
         return None
 
     def locate(self, name: str) -> Location | None:
-        found = self._find(name)
-        if found is None:
-            return None
-        member_name, (offset, csize, size, crc, method, flags) = found
+        member = self.members.get(name)  # _find inlined: called once per distinct image
+        member_name = name
+        if member is None:
+            found = self._find(name)
+            if found is None:
+                return None
+            member_name, member = found
+        offset, csize, size, crc, method, flags = member
         source: Source = (
             "zip",
             self.key,
@@ -171,7 +175,7 @@ def open_roots(paths: Sequence[str | Path]) -> list[Root]:
 
 def locate(roots: Sequence[Root], image: str) -> Location | None:
     """The first root that has the record's image, as LLaVA users list roots in priority order."""
-    name = normalize(image)
+    name = image if _PLAIN.fullmatch(image) and not image.isspace() else normalize(image)
     for root in roots:
         found = root.locate(name)
         if found is not None:

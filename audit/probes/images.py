@@ -9,6 +9,7 @@ only what changed; each finished batch is committed, so a killed run resumes whe
 
 from __future__ import annotations
 
+import gc
 import math
 import multiprocessing
 import posixpath
@@ -17,9 +18,10 @@ import statistics
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,7 @@ from audit import findings as fnd
 from audit.config import Config, DatasetConfig
 from audit.errors import ProbeError, UsageError
 from audit.findings import Finding
-from audit.loaders.imageroots import Location, UnsafePathError, locate, open_roots
+from audit.loaders.imageroots import Location, Root, UnsafePathError, locate, open_roots
 from audit.loaders.records import image_refs
 from audit.models import ImageRef, NoProgress, Progress, StageResult
 from audit.probes.imagedecode import LEVELS, Outcome, probe_batch
@@ -77,30 +79,58 @@ def probe_images(
     if level not in LEVELS:
         raise UsageError(f"unknown image check level {level!r} (choose from {', '.join(LEVELS)})")
     started = time.perf_counter()
-    progress = progress or NoProgress()
-    opened = open_roots(roots)
-    places = _locate_all(refs, opened, progress)
-    unique = {(loc.root, loc.name): loc for loc in places.values() if isinstance(loc, Location)}
-    outcomes, probed, cached = _outcomes(
-        unique, LEVELS.index(level), store, workers, progress, max_pixels
-    )
+    with gc_paused():  # its end comes after _check's objects are freed: nothing left to walk
+        found, stats = _check(
+            refs,
+            open_roots(roots),
+            level,
+            store,
+            workers,
+            progress or NoProgress(),
+            max_pixels,
+            reported=set(STATUS_CODES) - (set() if report_paths else {"bad_path"}),
+            dataset=dataset,
+            file=file,
+        )
+    stats["seconds"] = round(time.perf_counter() - started, 3)
+    found.append(fnd.make("stats.images", _summary(stats), dataset=dataset, file=file))
+    return StageResult(stage="images", findings=found, stats=stats)
+
+
+def _check(
+    refs: Sequence[ImageRef],
+    opened: list[Root],
+    level: str,
+    store: Store | None,
+    workers: int,
+    progress: Progress,
+    max_pixels: int,
+    *,
+    reported: set[str],
+    dataset: str,
+    file: str,
+) -> tuple[list[Finding], dict[str, Any]]:
+    """Findings for problem records and the stage's stats (without its timing)."""
+    uses = Counter(ref.image for ref in refs)  # also the distinct images, in first-seen order
+    places = _locate_all(uses, opened, progress)
+    unique = {(p.root, p.name): p for p in places.values() if isinstance(p, Location)}
+    depth = LEVELS.index(level)
+    outcomes, todo, cached = _known_outcomes(unique, depth, store, max_pixels)
+    _probe(todo, outcomes, depth, store, workers, progress, max_pixels, cached)
     status_of: dict[str, Outcome] = {}
     for image, place in places.items():
         if isinstance(place, Location):
             status_of[image] = outcomes[(place.root, place.name)]
         else:
             status_of[image] = place
-    reported = set(STATUS_CODES) - (set() if report_paths else {"bad_path"})
     found = [
         _finding(ref, status_of[ref.image], dataset, file)
         for ref in refs
         if status_of[ref.image][0] in reported
     ]
-    uses = Counter(ref.image for ref in refs)
     stats = _stats(uses, status_of, outcomes, level, [r.key for r in opened])
-    stats.update(probed=probed, cached=cached, seconds=round(time.perf_counter() - started, 3))
-    found.append(fnd.make("stats.images", _summary(stats), dataset=dataset, file=file))
-    return StageResult(stage="images", findings=found, stats=stats)
+    stats.update(probed=len(todo), cached=cached)
+    return found, stats
 
 
 def probe_dataset(
@@ -120,7 +150,8 @@ def probe_dataset(
     if not ds.chat or not ds.images:
         raise UsageError(f"dataset {ds.name!r} needs both `chat` and `images` for the image probe")
     if refs is None:
-        refs = image_refs(config.path(ds.chat), None if ds.kind == "auto" else ds.kind)
+        with gc_paused():
+            refs = image_refs(config.path(ds.chat), None if ds.kind == "auto" else ds.kind)
     return probe_images(
         refs,
         [config.path(root) for root in ds.images],
@@ -136,35 +167,55 @@ def probe_dataset(
 
 
 def _locate_all(
-    refs: Sequence[ImageRef], roots: Sequence[Any], progress: Progress
+    images: Collection[str], roots: Sequence[Any], progress: Progress
 ) -> dict[str, Location | Outcome]:
     """Each distinct image string -> where it is, or the outcome when it is nowhere (or unsafe)."""
     places: dict[str, Location | Outcome] = {}
-    progress.start("locating images", len(refs))
-    for done, ref in enumerate(refs, 1):
+    missing: Outcome = ("missing", None, None, None, "")
+    progress.start("locating images", len(images))
+    for done, image in enumerate(images, 1):
         if done % 10_000 == 0:
             progress.advance(10_000)  # a folder root costs a stat per image: seconds at 600K
-        if ref.image in places:
-            continue
         try:
-            loc = locate(roots, ref.image)
+            places[image] = locate(roots, image) or missing
         except UnsafePathError as exc:
-            places[ref.image] = ("bad_path", None, None, None, str(exc))
-            continue
-        places[ref.image] = loc if loc is not None else ("missing", None, None, None, "")
+            places[image] = ("bad_path", None, None, None, str(exc))
     progress.finish()
     return places
 
 
-def _outcomes(
-    unique: dict[tuple[str, str], Location],
-    level: int,
-    store: Store | None,
-    workers: int,
-    progress: Progress,
-    max_pixels: int,
-) -> tuple[dict[tuple[str, str], Outcome], int, int]:
-    """Outcome per located image: from its size alone, the cache, or a probe (returns counts too)."""
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC while building many small acyclic objects (records, locations, rows).
+
+    Otherwise each burst of allocations sets off full collections that walk every loaded record
+    again: a fifth of a cached run. Never held while probing: forked workers inherit the switch.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@contextmanager
+def _gc_running() -> Iterator[None]:
+    """Probing decodes with Pillow here or in forked workers (which inherit the switch): collect."""
+    paused = not gc.isenabled()
+    gc.enable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.disable()
+
+
+def _known_outcomes(
+    unique: dict[tuple[str, str], Location], level: int, store: Store | None, max_pixels: int
+) -> tuple[dict[tuple[str, str], Outcome], list[Location], int]:
+    """Outcomes known from size alone or a still-valid cache entry; the rest is left to probe."""
     outcomes: dict[tuple[str, str], Outcome] = {}
     todo: list[Location] = []
     for key, loc in unique.items():
@@ -181,51 +232,73 @@ def _outcomes(
             todo.append(loc)
     cached = 0
     if store is not None and todo:
-        hits = _cache_hits(store, todo, level, max_pixels)
-        cached = len(hits)
-        outcomes.update(hits)
-        todo = [loc for loc in todo if (loc.root, loc.name) not in hits]
+        before = len(todo)
+        todo = _use_cache(store, todo, level, max_pixels, outcomes)
+        cached = before - len(todo)
+    return outcomes, todo, cached
+
+
+def _probe(
+    todo: list[Location],
+    outcomes: dict[tuple[str, str], Outcome],
+    level: int,
+    store: Store | None,
+    workers: int,
+    progress: Progress,
+    max_pixels: int,
+    cached: int,
+) -> None:
+    """Probe what is left into ``outcomes``, committing results to the cache as batches finish."""
     todo.sort(key=_read_order)
     progress.start(f"images ({cached:,} cached)", len(todo))
     rows: list[cache.ImageResult] = []
-    try:
-        for batch, results in _run(todo, level, max_pixels, workers):
-            for loc, outcome in zip(batch, results, strict=True):
-                outcomes[(loc.root, loc.name)] = outcome
-                if store is not None and outcome[0] not in _NOT_CACHED and loc.signature:
-                    rows.append(
-                        cache.ImageResult(loc.root, loc.name, loc.signature, level, *outcome)
-                    )
-            if store is not None and len(rows) >= _SAVE_EVERY:
+    with _gc_running() if todo else nullcontext():
+        try:
+            for batch, results in _run(todo, level, max_pixels, workers):
+                for loc, outcome in zip(batch, results, strict=True):
+                    outcomes[(loc.root, loc.name)] = outcome
+                    if store is not None and outcome[0] not in _NOT_CACHED and loc.signature:
+                        rows.append(
+                            cache.ImageResult(loc.root, loc.name, loc.signature, level, *outcome)
+                        )
+                if store is not None and len(rows) >= _SAVE_EVERY:
+                    cache.save(store, rows)
+                    rows = []
+                progress.advance(len(batch))
+        finally:
+            if store is not None and rows:  # also when interrupted: keep what was checked
                 cache.save(store, rows)
-                rows = []
-            progress.advance(len(batch))
-    finally:
-        if store is not None and rows:  # also when interrupted: keep what was checked
-            cache.save(store, rows)
-        progress.finish()
-    return outcomes, len(todo), cached
+            progress.finish()
 
 
-def _cache_hits(
-    store: Store, todo: list[Location], level: int, max_pixels: int
-) -> dict[tuple[str, str], Outcome]:
-    """Cached outcomes still valid: same signature, at least as deep, same verdict on the limit."""
+def _use_cache(
+    store: Store,
+    todo: list[Location],
+    level: int,
+    max_pixels: int,
+    outcomes: dict[tuple[str, str], Outcome],
+) -> list[Location]:
+    """Fill ``outcomes`` from still-valid cached results; return the images left to probe.
+
+    Valid means: same signature, at least as deep, and the same verdict on the pixel limit.
+    """
     by_root: dict[str, list[Location]] = {}
     for loc in todo:
         by_root.setdefault(loc.root, []).append(loc)
-    hits: dict[tuple[str, str], Outcome] = {}
+    left: list[Location] = []
     for root, locs in by_root.items():
         rows = cache.lookup(store, root, [loc.name for loc in locs])
         for loc in locs:
             row = rows.get(loc.name)
             if row is None or row[1] != loc.signature or row[2] < level:
+                left.append(loc)
                 continue
-            _, _, _, status, fmt, width, height, detail = row
+            status, width, height = row[3], row[5], row[6]
             if (status == "too_large") != ((width or 0) * (height or 0) > max_pixels):
-                continue  # the pixel limit changed since: look again
-            hits[(root, loc.name)] = (status, fmt, width, height, detail)
-    return hits
+                left.append(loc)  # the pixel limit changed since: look again
+                continue
+            outcomes[(root, loc.name)] = row[3:]
+    return left
 
 
 def _read_order(loc: Location) -> tuple[str, int, str]:
@@ -303,6 +376,7 @@ def _stats(
     referenced = uses.total()
     missing = by_record["missing"] + by_record["unreadable"]
     broken = sum(n for s, n in by_record.items() if s not in ("ok", "format_mismatch"))
+    bad_paths = by_record["bad_path"]
     sized = [(o[2], o[3]) for o in outcomes.values() if o[2] is not None and o[3] is not None]
     return {
         "level": level,
@@ -320,7 +394,7 @@ def _stats(
         }
         if sized
         else {},
-        "worst_folders": _worst_folders(uses, status_of),
+        "worst_folders": _worst_folders(uses, status_of) if missing or broken > bad_paths else {},
     }
 
 

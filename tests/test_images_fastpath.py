@@ -1,0 +1,68 @@
+"""The cached run's shortcuts: GC paused only around bookkeeping, the clean-name fast path."""
+
+from __future__ import annotations
+
+import gc
+import zipfile
+from pathlib import Path
+
+import imagefactory as make
+import pytest
+
+from audit.errors import InputError, UsageError
+from audit.loaders.imageroots import UnsafePathError, locate, normalize, open_roots
+from audit.models import ImageRef
+from audit.probes import images as probe
+from audit.store import Store
+
+
+def test_gc_runs_while_probing_and_is_back_on_afterwards(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    zip_path = tmp_path / "images.zip"
+    with zipfile.ZipFile(zip_path, "w") as zf:
+        zf.writestr("a.jpg", make.jpeg(seed=1))
+        zf.writestr("b.jpg", make.truncated_jpeg())
+    seen: list[bool] = []
+    real = probe.probe_batch
+
+    def spy(*args: object) -> object:
+        seen.append(gc.isenabled())  # Pillow's garbage and forked workers need the collector
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(probe, "probe_batch", spy)
+    refs = [ImageRef(index=i, record_id=None, image=n) for i, n in enumerate(["a.jpg", "b.jpg"])]
+    with Store(tmp_path / "state.sqlite") as store:
+        first = probe.probe_images(refs, [zip_path], level="decode", store=store, workers=1)
+        second = probe.probe_images(refs, [zip_path], level="decode", store=store, workers=1)
+    assert seen == [True]  # one batch, probed with GC on; the cached run probes nothing
+    assert gc.isenabled()
+    assert [f.code for f in second.findings] == [f.code for f in first.findings]
+    assert "image.truncated" in [f.code for f in second.findings]
+
+
+def test_gc_is_back_on_when_a_run_fails(tmp_path: Path) -> None:
+    with pytest.raises(UsageError):
+        probe.probe_images([], [tmp_path], level="deep")
+    with pytest.raises(InputError):
+        probe.probe_images([], [tmp_path / "nowhere"], level="decode")
+    assert gc.isenabled()
+
+
+@pytest.mark.parametrize(
+    "image", ["a.jpg", " a.jpg", "x/y.jpg", "./a.jpg", "x//y.jpg", "x/./y.jpg", "x/../a.jpg"]
+)
+def test_locate_finds_what_normalize_names(tmp_path: Path, image: str) -> None:
+    (tmp_path / "x").mkdir()
+    for name in ("a.jpg", " a.jpg", "x/y.jpg"):
+        (tmp_path / name).write_bytes(b"1")
+    found = locate(open_roots([tmp_path]), image)
+    assert found is not None and found.name == normalize(image)
+
+
+@pytest.mark.parametrize("image", ["", "   ", "\t", "/etc/passwd", "../a.jpg", "C:/a.jpg", "a/.."])
+def test_locate_refuses_what_normalize_refuses(tmp_path: Path, image: str) -> None:
+    with pytest.raises(UnsafePathError):
+        normalize(image)
+    with pytest.raises(UnsafePathError):
+        locate(open_roots([tmp_path]), image)
