@@ -41,6 +41,7 @@ _UTF8_FLAG = 0x800
 _PLAIN = re.compile(r"(?!\.\.?(?:/|$))[^/\\:]+(?:/(?!\.\.?(?:/|$))[^/\\:]+)*")
 _DRIVE = re.compile(r"[A-Za-z]:[/\\]")
 _ENCRYPTED_FLAG = 0x1
+_ENCRYPTED = "zip member is encrypted"
 
 
 class UnsafePathError(ValueError):
@@ -139,9 +140,10 @@ class ZipRoot:
                 return None
             member_name, member = found
         offset, csize, size, crc, method, flags = member
+        key = self.key
         source: Source = (
             "zip",
-            self.key,
+            key,
             self.top + member_name,
             offset,
             csize,
@@ -150,8 +152,9 @@ class ZipRoot:
             crc,
             self.stamp,
         )
-        problem = "zip member is encrypted" if flags & _ENCRYPTED_FLAG else ""
-        return Location(self.key, member_name, size, f"{size}:{crc:08x}", source, problem)
+        if flags & _ENCRYPTED_FLAG:
+            return Location(key, member_name, size, f"{size}:{crc:08x}", source, _ENCRYPTED)
+        return Location(key, member_name, size, f"{size}:{crc:08x}", source)
 
 
 Root = DirRoot | ZipRoot

@@ -282,9 +282,11 @@ def _use_cache(
 
     Valid means: same signature, at least as deep, and the same verdict on the pixel limit.
     """
-    by_root: dict[str, list[Location]] = {}
-    for loc in todo:
-        by_root.setdefault(loc.root, []).append(loc)
+    by_root: dict[str, list[Location]] = {todo[0].root: todo}
+    if any(loc.root != todo[0].root for loc in todo):  # usually one root: no regrouping
+        by_root = {}
+        for loc in todo:
+            by_root.setdefault(loc.root, []).append(loc)
     left: list[Location] = []
     for root, locs in by_root.items():
         rows = cache.lookup(store, root, [loc.name for loc in locs])
