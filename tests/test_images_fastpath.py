@@ -66,3 +66,41 @@ def test_locate_refuses_what_normalize_refuses(tmp_path: Path, image: str) -> No
         normalize(image)
     with pytest.raises(UnsafePathError):
         locate(open_roots([tmp_path]), image)
+
+
+def test_a_changed_pixel_limit_probes_the_cached_image_again(tmp_path: Path) -> None:
+    zip_path = tmp_path / "images.zip"
+    with zipfile.ZipFile(zip_path, "w") as zf:
+        zf.writestr("a.jpg", make.jpeg(seed=1))
+    refs = [ImageRef(index=0, record_id=None, image="a.jpg")]
+    with Store(tmp_path / "state.sqlite") as store:
+        runs = [
+            probe.probe_images(refs, [zip_path], level="header", store=store, max_pixels=limit)
+            for limit in (probe.DEFAULT_MAX_PIXELS, probe.DEFAULT_MAX_PIXELS, 1_000, 1_000, 10**9)
+        ]
+    assert [(r.stats["probed"], r.stats["cached"]) for r in runs] == [
+        (1, 0),
+        (0, 1),
+        (1, 0),
+        (0, 1),
+        (1, 0),
+    ]
+    assert [r.stats["status"] for r in runs] == [{"ok": 1}] * 2 + [{"too_large": 1}] * 2 + [
+        {"ok": 1}
+    ]
+
+
+def test_two_spellings_of_one_member_are_probed_once_and_share_the_verdict(tmp_path: Path) -> None:
+    zip_path = tmp_path / "images.zip"
+    with zipfile.ZipFile(zip_path, "w") as zf:
+        zf.writestr("images/t.jpg", make.truncated_jpeg())
+        zf.writestr("images/ok.jpg", make.jpeg(seed=2))
+    names = ["t.jpg", "images/t.jpg", "./t.jpg", "ok.jpg", "t.jpg"]
+    refs = [ImageRef(index=i, record_id=None, image=n) for i, n in enumerate(names)]
+    with Store(tmp_path / "state.sqlite") as store:
+        runs = [probe.probe_images(refs, [zip_path], level="decode", store=store) for _ in "ab"]
+    for run in runs:
+        truncated = [f.index for f in run.findings if f.code == "image.truncated"]
+        assert truncated == [0, 1, 2, 4]
+        assert run.stats["status"] == {"ok": 1, "truncated": 4}
+    assert [(r.stats["probed"], r.stats["cached"]) for r in runs] == [(2, 0), (0, 2)]

@@ -56,6 +56,7 @@ STATUS_CODES: dict[str, str] = {
     "format_mismatch": "image.format_mismatch",
 }
 _NOT_CACHED = frozenset({"unreadable"})  # may be a passing I/O or permission problem
+_NO_ROWS: dict[str, Any] = {}
 
 
 def probe_images(
@@ -113,16 +114,46 @@ def _check(
     """Findings for problem records and the stage's stats (without its timing)."""
     uses = Counter(ref.image for ref in refs)  # also the distinct images, in first-seen order
     places = _locate_all(uses, opened, progress)
-    unique = {(p.root, p.name): p for p in places.values() if isinstance(p, Location)}
     depth = LEVELS.index(level)
-    outcomes, todo, cached = _known_outcomes(unique, depth, store, max_pixels)
-    _probe(todo, outcomes, depth, store, workers, progress, max_pixels, cached)
-    status_of: dict[str, Outcome] = {}
-    for image, place in places.items():
-        if isinstance(place, Location):
-            status_of[image] = outcomes[(place.root, place.name)]
-        else:
+    located = [p for p in places.values() if isinstance(p, Location)]
+    rows_of = _cached_rows(store, located) if store is not None and depth else {}
+    outcomes: dict[tuple[str, str], Outcome] = {}  # per distinct root and name
+    status_of: dict[str, Outcome] = {}  # per distinct image string
+    todo: list[Location] = []
+    queued: set[tuple[str, str]] = set()  # in todo (two image strings can name one place)
+    waiting: dict[str, tuple[str, str]] = {}  # image -> its queued place
+    cached = 0
+    for image, place in places.items():  # one pass: a cache hit is settled here
+        if not isinstance(place, Location):
             status_of[image] = place
+            continue
+        key = (place.root, place.name)
+        outcome = outcomes.get(key)
+        if outcome is None and key not in queued:
+            if place.problem or place.size == 0 or place.size > MAX_FILE_BYTES or not depth:
+                outcome = _by_size(place)
+            else:
+                row = rows_of.get(place.root, _NO_ROWS).get(place.name)
+                if (  # still valid: same signature, as deep, same verdict on the pixel limit
+                    row is not None
+                    and row[1] == place.signature
+                    and row[2] >= depth
+                    and (row[3] == "too_large") == ((row[5] or 0) * (row[6] or 0) > max_pixels)
+                ):
+                    outcome = row[3:]
+                    cached += 1
+                else:
+                    queued.add(key)
+                    todo.append(place)
+            if outcome is not None:
+                outcomes[key] = outcome
+        if outcome is None:
+            waiting[image] = key
+        else:
+            status_of[image] = outcome
+    _probe(todo, outcomes, depth, store, workers, progress, max_pixels, cached)
+    for image, key in waiting.items():
+        status_of[image] = outcomes[key]
     found = [
         _finding(ref, status_of[ref.image], dataset, file)
         for ref in refs
@@ -212,30 +243,28 @@ def _gc_running() -> Iterator[None]:
             gc.disable()
 
 
-def _known_outcomes(
-    unique: dict[tuple[str, str], Location], level: int, store: Store | None, max_pixels: int
-) -> tuple[dict[tuple[str, str], Outcome], list[Location], int]:
-    """Outcomes known from size alone or a still-valid cache entry; the rest is left to probe."""
-    outcomes: dict[tuple[str, str], Outcome] = {}
-    todo: list[Location] = []
-    for key, loc in unique.items():
-        if loc.problem:
-            outcomes[key] = ("unreadable", None, None, None, loc.problem)
-        elif loc.size == 0:
-            outcomes[key] = ("empty", None, None, None, "0 bytes")
-        elif loc.size > MAX_FILE_BYTES:
-            detail = f"{loc.size:,} bytes, not read (limit {MAX_FILE_BYTES:,})"
-            outcomes[key] = ("too_large", None, None, None, detail)
-        elif level == 0:
-            outcomes[key] = ("ok", None, None, None, "")
-        else:
-            todo.append(loc)
-    cached = 0
-    if store is not None and todo:
-        before = len(todo)
-        todo = _use_cache(store, todo, level, max_pixels, outcomes)
-        cached = before - len(todo)
-    return outcomes, todo, cached
+def _by_size(loc: Location) -> Outcome:
+    """The outcome when no bytes need reading: unreadable, empty, too big, or only `exists` asked."""
+    if loc.problem:
+        return ("unreadable", None, None, None, loc.problem)
+    if loc.size == 0:
+        return ("empty", None, None, None, "0 bytes")
+    if loc.size > MAX_FILE_BYTES:
+        detail = f"{loc.size:,} bytes, not read (limit {MAX_FILE_BYTES:,})"
+        return ("too_large", None, None, None, detail)
+    return ("ok", None, None, None, "")  # level `exists`: being there is the whole check
+
+
+def _cached_rows(store: Store, located: list[Location]) -> dict[str, dict[str, cache.Cached]]:
+    """Cached results per root for the located images (one query per root for big runs)."""
+    roots = {loc.root for loc in located}
+    if len(roots) == 1:  # the usual case: no regrouping
+        names = {roots.pop(): [loc.name for loc in located]}
+    else:
+        names = {}
+        for loc in located:
+            names.setdefault(loc.root, []).append(loc.name)
+    return {root: cache.lookup(store, root, wanted) for root, wanted in names.items()}
 
 
 def _probe(
@@ -269,38 +298,6 @@ def _probe(
             if store is not None and rows:  # also when interrupted: keep what was checked
                 cache.save(store, rows)
             progress.finish()
-
-
-def _use_cache(
-    store: Store,
-    todo: list[Location],
-    level: int,
-    max_pixels: int,
-    outcomes: dict[tuple[str, str], Outcome],
-) -> list[Location]:
-    """Fill ``outcomes`` from still-valid cached results; return the images left to probe.
-
-    Valid means: same signature, at least as deep, and the same verdict on the pixel limit.
-    """
-    by_root: dict[str, list[Location]] = {todo[0].root: todo}
-    if any(loc.root != todo[0].root for loc in todo):  # usually one root: no regrouping
-        by_root = {}
-        for loc in todo:
-            by_root.setdefault(loc.root, []).append(loc)
-    left: list[Location] = []
-    for root, locs in by_root.items():
-        rows = cache.lookup(store, root, [loc.name for loc in locs])
-        for loc in locs:
-            row = rows.get(loc.name)
-            if row is None or row[1] != loc.signature or row[2] < level:
-                left.append(loc)
-                continue
-            status, width, height = row[3], row[5], row[6]
-            if (status == "too_large") != ((width or 0) * (height or 0) > max_pixels):
-                left.append(loc)  # the pixel limit changed since: look again
-                continue
-            outcomes[(root, loc.name)] = row[3:]
-    return left
 
 
 def _read_order(loc: Location) -> tuple[str, int, str]:
