@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import gc
 import zipfile
+from functools import partial
 from pathlib import Path
 
 import imagefactory as make
 import pytest
 
 from audit.errors import InputError, UsageError
-from audit.loaders.imageroots import UnsafePathError, locate, normalize, open_roots
+from audit.loaders.imageroots import UnsafePathError, locate, locator, normalize, open_roots
 from audit.models import ImageRef
 from audit.probes import images as probe
 from audit.store import Store
@@ -56,16 +57,19 @@ def test_locate_finds_what_normalize_names(tmp_path: Path, image: str) -> None:
     (tmp_path / "x").mkdir()
     for name in ("a.jpg", " a.jpg", "x/y.jpg"):
         (tmp_path / name).write_bytes(b"1")
-    found = locate(open_roots([tmp_path]), image)
-    assert found is not None and found.name == normalize(image)
+    roots = open_roots([tmp_path])
+    for found in (locate(roots, image), locator(roots)(image), locator(roots * 2)(image)):
+        assert found is not None and found.name == normalize(image)
 
 
 @pytest.mark.parametrize("image", ["", "   ", "\t", "/etc/passwd", "../a.jpg", "C:/a.jpg", "a/.."])
 def test_locate_refuses_what_normalize_refuses(tmp_path: Path, image: str) -> None:
     with pytest.raises(UnsafePathError):
         normalize(image)
-    with pytest.raises(UnsafePathError):
-        locate(open_roots([tmp_path]), image)
+    roots = open_roots([tmp_path])
+    for find in (partial(locate, roots), locator(roots), locator(roots * 2)):
+        with pytest.raises(UnsafePathError):
+            find(image)
 
 
 def test_a_changed_pixel_limit_probes_the_cached_image_again(tmp_path: Path) -> None:

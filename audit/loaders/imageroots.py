@@ -18,8 +18,9 @@ import stat
 import struct
 import zipfile
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
@@ -184,6 +185,18 @@ def locate(roots: Sequence[Root], image: str) -> Location | None:
         if found is not None:
             return found
     return None
+
+
+def locator(roots: Sequence[Root]) -> Callable[[str], Location | None]:
+    """:func:`locate` bound to ``roots``; with one root (the usual case) a call level shorter."""
+    if len(roots) != 1:
+        return partial(locate, roots)
+    find, plain = roots[0].locate, _PLAIN.fullmatch
+
+    def locate_in_root(image: str) -> Location | None:
+        return find(image if plain(image) and not image.isspace() else normalize(image))
+
+    return locate_in_root
 
 
 def _zip_index(path: Path) -> tuple[dict[str, _Member], str, str]:

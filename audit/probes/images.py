@@ -31,7 +31,7 @@ from audit import findings as fnd
 from audit.config import Config, DatasetConfig
 from audit.errors import ProbeError, UsageError
 from audit.findings import Finding
-from audit.loaders.imageroots import Location, Root, UnsafePathError, locate, open_roots
+from audit.loaders.imageroots import Location, Root, UnsafePathError, locator, open_roots
 from audit.loaders.records import image_refs
 from audit.models import ImageRef, NoProgress, Progress, StageResult
 from audit.probes.imagedecode import LEVELS, Outcome, probe_batch
@@ -203,12 +203,13 @@ def _locate_all(
     """Each distinct image string -> where it is, or the outcome when it is nowhere (or unsafe)."""
     places: dict[str, Location | Outcome] = {}
     missing: Outcome = ("missing", None, None, None, "")
+    locate = locator(roots)
     progress.start("locating images", len(images))
     for done, image in enumerate(images, 1):
         if done % 10_000 == 0:
             progress.advance(10_000)  # a folder root costs a stat per image: seconds at 600K
         try:
-            places[image] = locate(roots, image) or missing
+            places[image] = locate(image) or missing
         except UnsafePathError as exc:
             places[image] = ("bad_path", None, None, None, str(exc))
     progress.finish()
