@@ -12,6 +12,7 @@ from pathlib import Path
 import msgspec
 
 from audit.errors import InputError
+from audit.loaders import read_input
 
 
 class _License(msgspec.Struct, gc=False):
@@ -76,12 +77,7 @@ def load_coco_urls(path: str | Path) -> dict[int, str]:
 
 
 def _read(p: Path) -> _CocoFile:
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise InputError(str(p), "COCO annotation file not found") from None
-    except OSError as exc:
-        raise InputError(str(p), f"cannot read COCO annotation file: {exc.strerror}") from None
+    raw = read_input(p, "COCO annotation file")
     try:
         data = msgspec.json.decode(raw, type=_CocoFile)
     except msgspec.ValidationError as exc:
@@ -106,10 +102,7 @@ def load_vg_coco_ids(path: str | Path) -> dict[int, int]:
     carries the COCO image's licence, so the licence stage resolves it through the COCO join.
     """
     p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except OSError as exc:
-        raise InputError(str(p), f"cannot read Visual Genome image data: {exc.strerror}") from None
+    raw = read_input(p, "Visual Genome image data")
     try:
         images = msgspec.json.decode(raw, type=list[_VgImage])
     except msgspec.ValidationError as exc:

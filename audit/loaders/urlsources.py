@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 
 from audit.errors import InputError, UsageError
-from audit.loaders import records
+from audit.loaders import read_input, records
 from audit.loaders.coco import load_coco_urls
 from audit.models import UrlRef
 
@@ -25,12 +25,7 @@ from audit.models import UrlRef
 def load_url_refs(path: str | Path, column: str = "url") -> list[UrlRef]:
     """Every record's source URL in file order; records without a string URL are left out."""
     p = Path(path)
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise InputError(str(p), "file not found") from None
-    except OSError as exc:
-        raise InputError(str(p), f"cannot read: {exc.strerror}") from None
+    data = read_input(p, "URL list")
     head = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
     if head in (b"[", b"{") and p.suffix.lower() != ".tsv":  # a caption may start with "["
         if column == "url":
