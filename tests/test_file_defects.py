@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from cc3m_records import cc3m_records
 from lcs_records import LCS_RECORD
 
 from audit import structure_worker
@@ -129,20 +130,7 @@ def test_unknown_kind_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFix
 
 def _pair_with_bad_records(folder: Path) -> list[Path]:
     """A CC-3M chat + metadata pair, 60 records each, with defects in a middle chunk of each."""
-    chat = [
-        {
-            "id": f"GCC_train_{i:09d}",
-            "image": f"GCC_train_{i:09d}.jpg",
-            "conversations": [
-                {
-                    "from": "human",
-                    "value": "Provide a brief description of the given image.\n<image>",
-                },
-                {"from": "gpt", "value": f"a photo of thing number {i} ."},
-            ],
-        }
-        for i in range(60)
-    ]
+    chat = cc3m_records(60)
     meta = [
         {
             "id": r["id"],

@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from cc3m_records import cc3m_records
 
 from audit.loaders.jsonfile import iter_array_chunks
 from audit.loaders.records import (
@@ -167,23 +168,6 @@ def test_streamed_chunks_match_the_whole_file_decode(realdata: Path) -> None:
     assert streamed == load_records(path).records
 
 
-def _cc3m_chat(n: int) -> list[Any]:
-    return [
-        {
-            "id": f"GCC_train_{i:09d}",
-            "image": f"GCC_train_{i:09d}.jpg",
-            "conversations": [
-                {
-                    "from": "human",
-                    "value": "Provide a brief description of the given image.\n<image>",
-                },
-                {"from": "gpt", "value": f"a photo of thing number {i} ."},
-            ],
-        }
-        for i in range(n)
-    ]
-
-
 def _streamed(path: Path, chunk_bytes: int = 2_000) -> tuple[RecordStream, list[Any]]:
     stream = open_stream(path, chunk_bytes=chunk_bytes)
     return stream, [r for chunk in stream for r in chunk]
@@ -192,7 +176,7 @@ def _streamed(path: Path, chunk_bytes: int = 2_000) -> tuple[RecordStream, list[
 def test_a_bad_record_takes_only_its_chunk_off_the_fast_path(tmp_path: Path) -> None:
     """A null value in the middle chunk: the same findings at the same index as the whole-file
     fallback, the record left out of the positions, and every other chunk typed-decoded."""
-    records = _cc3m_chat(40)
+    records = cc3m_records(40)
     records[20]["conversations"][1]["value"] = None
     path = _write(tmp_path, "chat.json", records)
     stream, streamed = _streamed(path)
@@ -211,7 +195,7 @@ def test_a_bad_record_takes_only_its_chunk_off_the_fast_path(tmp_path: Path) -> 
 def test_bad_records_in_several_chunks_match_the_whole_file_fallback(
     tmp_path: Path, compact: bool
 ) -> None:
-    records = _cc3m_chat(60)
+    records = cc3m_records(60)
     records[0]["conversations"][0]["lang"] = "en"  # kept, with a warning
     records[21] = "not a record"  # dropped
     records[22]["id"] = 1.5  # kept, id dropped
@@ -252,7 +236,7 @@ def test_metadata_chunk_with_a_bad_field_matches_the_whole_file_fallback(tmp_pat
 def test_stream_refuses_what_needs_the_careful_path(tmp_path: Path) -> None:
     lines = tmp_path / "chat.jsonl"
     lines.write_text(json.dumps(CHAT[0]) + "\n" + json.dumps(CHAT[0]) + "\n", encoding="utf-8")
-    data = json.dumps(_cc3m_chat(30), indent=2).encode()
+    data = json.dumps(cc3m_records(30), indent=2).encode()
     truncated = tmp_path / "truncated.json"
     truncated.write_bytes(data[:-100])
     bad_then_cut = tmp_path / "bad_then_cut.json"
