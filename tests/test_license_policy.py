@@ -10,7 +10,7 @@ import pytest
 from audit import config
 from audit.config import LicenseConfig
 from audit.errors import ConfigError
-from audit.policy import (
+from audit.licensing.policy import (
     COLUMNS,
     Verdict,
     coco_license_map,

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from audit.checks.licenses import USES, Evaluator, LicenceContext, RecordLicence
-from audit.checks.provenance import RecordView, derive
 from audit.config import LicenseConfig
 from audit.licensing import license_files
+from audit.licensing.policy import coco_license_map, load_policy
+from audit.licensing.provenance import RecordView, derive
+from audit.licensing.verdicts import USES, Evaluator, LicenceContext, RecordLicence
 from audit.loaders.coco import load_coco_licences
-from audit.policy import coco_license_map, load_policy
 
 F, U, C, AO, A = "forbidden", "unknown", "conditional", "allowed_with_obligations", "allowed"
 POLICY = load_policy()

@@ -10,9 +10,9 @@ from rich.console import Console
 from rich.table import Table
 
 from audit import config as config_mod
-from audit.checks.license_totals import usable_count
 from audit.cli._common import optional_config, write_findings
 from audit.errors import UsageError
+from audit.licensing import usable_count
 from audit.models import StageResult
 
 ORDER = 40

@@ -18,7 +18,7 @@ from typing import IO, Any
 
 import msgspec
 
-from audit.checks.licenses import Judgement, RecordLicence
+from audit.licensing.verdicts import Judgement, RecordLicence
 
 _ENCODER = msgspec.json.Encoder()
 _EXAMPLE_IDS = 20

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from audit.checks.provenance import RecordView
+from audit.licensing.provenance import RecordView
 from audit.loaders.records import LoadedFile, load_records
 from audit.models import ChatRecord, MetadataRecord
 from audit.store import Store

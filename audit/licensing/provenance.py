@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
-from audit.policy import HostRule
+from audit.licensing.policy import HostRule
 
 
 class RecordView(NamedTuple):

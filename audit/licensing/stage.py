@@ -16,17 +16,17 @@ from typing import Any
 
 import msgspec
 
-from audit.checks.license_totals import FileTally, usable_count
-from audit.checks.licenses import USES, Evaluator, LicenceContext
-from audit.checks.provenance import derive
 from audit.config import Config, DatasetConfig, LicenseConfig
 from audit.errors import UsageError
+from audit.licensing.attribution import AttributionWriter
+from audit.licensing.inputs import metadata_urls, opt_out_urls, record_views
+from audit.licensing.policy import Verdict, coco_license_map, load_policy
+from audit.licensing.provenance import derive
+from audit.licensing.totals import FileTally, usable_count
+from audit.licensing.verdicts import USES, Evaluator, LicenceContext
 from audit.loaders.coco import load_coco_licences, load_vg_coco_ids
 from audit.loaders.records import LoadedFile, load_records
 from audit.models import NoProgress, Progress, StageResult
-from audit.output.attribution import AttributionWriter
-from audit.policy import Verdict, coco_license_map, load_policy
-from audit.provenance import metadata_urls, opt_out_urls, record_views
 from audit.store import Store
 
 _BATCH = 10_000

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from audit import findings
-from audit.checks.licenses import USES, Judgement, RecordLicence, UseVerdict
-from audit.checks.provenance import Provenance
 from audit.findings import Finding
-from audit.policy import Card, Verdict
+from audit.licensing.policy import Card, Verdict
+from audit.licensing.provenance import Provenance
+from audit.licensing.verdicts import USES, Judgement, RecordLicence, UseVerdict
 
 _EXAMPLES = 5
 

@@ -12,9 +12,9 @@ from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from audit.checks.provenance import Part, Provenance
 from audit.config import LicenseConfig
-from audit.policy import Column, Policy, Verdict, evaluate
+from audit.licensing.policy import Column, Policy, Verdict, evaluate
+from audit.licensing.provenance import Part, Provenance
 
 USES: tuple[str, ...] = (
     "research",
