@@ -1,6 +1,7 @@
-"""Provenance inputs that need I/O: records as views, metadata URLs, COCO join, URL-probe opt-outs.
+"""The licence stage's inputs that need I/O: records as views, metadata URLs, the COCO and Visual
+Genome joins, URL-probe opt-outs.
 
-The derivation itself is pure (`audit.checks.provenance`); this module only gathers what it needs
+Provenance and verdicts are pure (`provenance`, `verdicts`); this module only gathers what they need
 from files and the state store, so the licence stage has one place that touches the outside.
 """
 
@@ -10,12 +11,43 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from audit.config import LicenseConfig
+from audit.licensing.policy import Policy, coco_license_map
 from audit.licensing.provenance import RecordView
+from audit.licensing.verdicts import LicenceContext
+from audit.loaders.coco import load_coco_licences, load_vg_coco_ids
 from audit.loaders.records import LoadedFile, load_records
 from audit.models import ChatRecord, MetadataRecord
 from audit.store import Store
 
 _OPT_OUT_STATUS = "opt_out"
+
+
+def licence_inputs(
+    policy: Policy,
+    settings: LicenseConfig,
+    image_origin: str,
+    *,
+    coco_annotations: str | Path | None,
+    metadata: str | Path | None,
+    vg_image_data: str | Path | None,
+) -> tuple[LicenceContext, dict[str, str] | None]:
+    """The evaluator's context (COCO per-image licences, VG-to-COCO ids) and the metadata URL join.
+
+    Files are read in this order, so the first unreadable one is the error: COCO, metadata, VG.
+    """
+    coco = load_coco_licences(coco_annotations) if coco_annotations else None
+    urls = metadata_urls(metadata) if metadata else None
+    ctx = LicenceContext(
+        policy=policy,
+        settings=settings,
+        image_origin=image_origin,
+        coco_licenses=coco_license_map(policy, coco.licenses) if coco else None,
+        coco_license_names=coco.licenses if coco else {},
+        coco_images=coco.images if coco else None,
+        vg_coco_ids=load_vg_coco_ids(vg_image_data) if vg_image_data else None,
+    )
+    return ctx, urls
 
 
 def record_views(loaded: LoadedFile, urls: dict[str, str] | None = None) -> Iterator[RecordView]:

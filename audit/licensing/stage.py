@@ -7,24 +7,21 @@ stays flat however many records carry obligations; the attribution export is wri
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import msgspec
 
 from audit.config import Config, DatasetConfig, LicenseConfig
 from audit.errors import UsageError
 from audit.licensing.attribution import AttributionWriter
-from audit.licensing.inputs import metadata_urls, opt_out_urls, record_views
-from audit.licensing.policy import Verdict, coco_license_map, load_policy
+from audit.licensing.inputs import licence_inputs, opt_out_urls, record_views
+from audit.licensing.policy import load_policy
 from audit.licensing.provenance import derive
-from audit.licensing.totals import FileTally, usable_count
+from audit.licensing.totals import FileTally, dataset_stats
 from audit.licensing.verdicts import USES, Evaluator, LicenceContext
-from audit.loaders.coco import load_coco_licences, load_vg_coco_ids
 from audit.loaders.records import LoadedFile, load_records
 from audit.models import NoProgress, Progress, StageResult
 from audit.store import Store
@@ -69,17 +66,15 @@ def license_files(
     if source is not None and source not in policy.sources:
         raise UsageError(f"unknown source {source!r} (policy sources: {', '.join(policy.sources)})")
     progress = progress or NoProgress()
-    coco = load_coco_licences(coco_annotations) if coco_annotations else None
-    urls = metadata_urls(metadata) if metadata else None
-    base_ctx = LicenceContext(
-        policy=policy,
-        settings=settings,
-        image_origin=image_origin,
-        coco_licenses=coco_license_map(policy, coco.licenses) if coco else None,
-        coco_license_names=coco.licenses if coco else {},
-        coco_images=coco.images if coco else None,
-        vg_coco_ids=load_vg_coco_ids(vg_image_data) if vg_image_data else None,
+    base_ctx, urls = licence_inputs(
+        policy,
+        settings,
+        image_origin,
+        coco_annotations=coco_annotations,
+        metadata=metadata,
+        vg_image_data=vg_image_data,
     )
+    coco_joined = base_ctx.coco_images is not None
     tallies: list[tuple[FileTally, str]] = []
     findings = []
     writer = AttributionWriter(attribution_out, uses[0]) if attribution_out else None
@@ -89,9 +84,7 @@ def license_files(
                 loaded = preloaded
             else:
                 loaded = load_records(Path(path), kind, dataset=dataset)
-            tally = FileTally(
-                dataset or loaded.path.stem, str(path), uses, coco_joined=coco is not None
-            )
+            tally = FileTally(dataset or loaded.path.stem, str(path), uses, coco_joined=coco_joined)
             if store is not None:  # opt-out signals of this file's URLs, from the URL probe
                 opt_outs = opt_out_urls(store, (v.url for v in record_views(loaded, urls) if v.url))
                 ctx = replace(base_ctx, opt_outs=opt_outs)
@@ -100,7 +93,7 @@ def license_files(
             _license_file(loaded, urls, ctx, source, tally, writer, verdicts_out, progress)
             findings += tally.finish(policy.card_for(loaded.kind))
             tallies.append((tally, loaded.kind))
-    stats = _stats(tallies, uses, image_origin, settings, coco is not None)
+    stats = dataset_stats(tallies, uses, image_origin, settings, coco_joined)
     return StageResult(stage="license", findings=findings, stats=stats)
 
 
@@ -196,51 +189,3 @@ def _uses(use: str | Sequence[str]) -> tuple[str, ...]:
     if bad or not uses:
         raise UsageError(f"unknown use {', '.join(bad) or '(none)'} (known: {', '.join(USES)})")
     return tuple(dict.fromkeys(uses))
-
-
-def _stats(
-    tallies: list[tuple[FileTally, str]],
-    uses: tuple[str, ...],
-    image_origin: str,
-    settings: LicenseConfig,
-    coco_joined: bool,
-) -> dict[str, Any]:
-    """Dataset totals: per verdict and use, per source, per licence, and records usable per use."""
-    verdicts = {u: Counter[str]() for u in USES}
-    by_source: dict[str, dict[str, Counter[str]]] = {}
-    by_license: dict[str, dict[str, Counter[str]]] = {}
-    scalars: Counter[str] = Counter()
-    files = []
-    for tally, kind in tallies:
-        file_stats = tally.stats()
-        for u in USES:
-            verdicts[u].update(file_stats["verdicts"][u])
-        for name, into in (("by_source", by_source), ("by_license", by_license)):
-            for key, per_use in file_stats[name].items():
-                target = into.setdefault(key, {u: Counter() for u in USES})
-                for u in USES:
-                    target[u].update(per_use[u])
-        for key in ("records", "inferred", "opt_out", "coco_records", "coco_unresolved"):
-            scalars[key] += file_stats[key]
-        files.append({"file": tally.file, "dataset": tally.dataset, "kind": kind, **file_stats})
-    usable = {u: usable_count(verdicts[u]) for u in USES}
-    worst = {u: next((v.value for v in Verdict if verdicts[u].get(v.value)), None) for u in USES}
-    forbidden = {u: verdicts[u].get("forbidden", 0) for u in uses}
-    return {
-        "uses": list(uses),
-        "use": uses[0],
-        "image_origin": image_origin,
-        "settings": msgspec.to_builtins(settings),
-        "coco_joined": coco_joined,
-        **{key: scalars[key] for key in ("records", "inferred", "opt_out")},
-        "coco_records": scalars["coco_records"],
-        "coco_unresolved": scalars["coco_unresolved"],
-        "verdicts": {u: dict(c) for u, c in verdicts.items()},
-        "usable": usable,
-        "dataset_verdict": worst,
-        "usable_lines": [f"{usable[u]:,} records usable for {u}" for u in USES],
-        "forbidden": forbidden,
-        "by_source": {k: {u: dict(c) for u, c in v.items()} for k, v in by_source.items()},
-        "by_license": {k: {u: dict(c) for u, c in v.items()} for k, v in by_license.items()},
-        "files": files,
-    }

@@ -1,4 +1,4 @@
-"""Per-file licence totals and findings (spec/licensing.md §8.4 "dataset-level verdict"). Pure.
+"""Per-file and per-dataset licence totals and findings (spec/licensing.md §8.4). Pure.
 
 Records are counted per (source, judgement); per-use, per-source and per-licence totals are expanded
 from those few counts at the end, so adding a record costs one counter update. Records forbidden for
@@ -12,7 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from audit import findings
+from audit.config import LicenseConfig
 from audit.findings import Finding
 from audit.licensing.policy import Card, Verdict
 from audit.licensing.provenance import Provenance
@@ -199,6 +202,55 @@ class FileTally:
             "coco_records": self.coco_records,
             "coco_unresolved": len(self.coco_unresolved),
         }
+
+
+def dataset_stats(
+    tallies: list[tuple[FileTally, str]],
+    uses: tuple[str, ...],
+    image_origin: str,
+    settings: LicenseConfig,
+    coco_joined: bool,
+) -> dict[str, Any]:
+    """Dataset totals over its files' tallies: per verdict and use, per source, per licence, and
+    records usable per use (the licence stage's stats, as the report and the CLI show them)."""
+    verdicts = {u: Counter[str]() for u in USES}
+    by_source: dict[str, dict[str, Counter[str]]] = {}
+    by_license: dict[str, dict[str, Counter[str]]] = {}
+    scalars: Counter[str] = Counter()
+    files = []
+    for tally, kind in tallies:
+        file_stats = tally.stats()
+        for u in USES:
+            verdicts[u].update(file_stats["verdicts"][u])
+        for name, into in (("by_source", by_source), ("by_license", by_license)):
+            for key, per_use in file_stats[name].items():
+                target = into.setdefault(key, {u: Counter() for u in USES})
+                for u in USES:
+                    target[u].update(per_use[u])
+        for key in ("records", "inferred", "opt_out", "coco_records", "coco_unresolved"):
+            scalars[key] += file_stats[key]
+        files.append({"file": tally.file, "dataset": tally.dataset, "kind": kind, **file_stats})
+    usable = {u: usable_count(verdicts[u]) for u in USES}
+    worst = {u: next((v.value for v in Verdict if verdicts[u].get(v.value)), None) for u in USES}
+    forbidden = {u: verdicts[u].get("forbidden", 0) for u in uses}
+    return {
+        "uses": list(uses),
+        "use": uses[0],
+        "image_origin": image_origin,
+        "settings": msgspec.to_builtins(settings),
+        "coco_joined": coco_joined,
+        **{key: scalars[key] for key in ("records", "inferred", "opt_out")},
+        "coco_records": scalars["coco_records"],
+        "coco_unresolved": scalars["coco_unresolved"],
+        "verdicts": {u: dict(c) for u, c in verdicts.items()},
+        "usable": usable,
+        "dataset_verdict": worst,
+        "usable_lines": [f"{usable[u]:,} records usable for {u}" for u in USES],
+        "forbidden": forbidden,
+        "by_source": {k: {u: dict(c) for u, c in v.items()} for k, v in by_source.items()},
+        "by_license": {k: {u: dict(c) for u, c in v.items()} for k, v in by_license.items()},
+        "files": files,
+    }
 
 
 def usable_count(counts: Mapping[str, int]) -> int:
