@@ -1,15 +1,20 @@
 """Mutation tests: a real LLaVA record broken in exactly one way yields exactly that finding code,
-at that record's index, with the spec's severity; the untouched neighbours yield nothing."""
+at that record's index, with the spec's severity; the untouched neighbours yield nothing.
+
+The records are the real excerpts in tests/data, so these tests run without ../shared.
+"""
 
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import realsamples
 
 from audit.structure import check_files
 
@@ -17,13 +22,13 @@ Record = dict[str, Any]
 TARGET = 2  # the mutated record's index; records 0, 1, 3, 4 stay real and clean
 
 
-def _records(realdata: Path, kind: str) -> list[Record]:
+def _records(kind: str) -> list[Record]:
+    """Five real records of ``kind`` (fresh copies: tests mutate them)."""
     if kind == "lcs-chat":
-        raw = realdata / "raw" / "haotian-liu_LLaVA_pr1902__blip_laion_cc_sbu_2k.json"
-        return json.loads(raw.read_text(encoding="utf-8"))[:5]
+        return realsamples.load(realsamples.LCS_CHAT)[:5]
     if kind == "cc3m-chat":
-        return json.loads((realdata / "cc3m_chat_samples.json").read_text(encoding="utf-8"))
-    base = json.loads((realdata / "instruct_samples.json").read_text(encoding="utf-8"))[0]
+        return realsamples.load(realsamples.CC3M_CHAT)
+    base = realsamples.load(realsamples.INSTRUCT)[0]
     records = []
     for number in range(5):  # the one real instruct record under five real-shaped ids
         record = copy.deepcopy(base)
@@ -36,10 +41,16 @@ def _records(realdata: Path, kind: str) -> list[Record]:
     return records
 
 
-def audit(tmp_path: Path, records: list[Any], kind: str) -> set[tuple[str, int | None, str]]:
+def _array(records: list[Any]) -> str:
+    return json.dumps(records, indent=2)  # the releases' layout
+
+
+def audit(
+    tmp_path: Path, records: list[Any], kind: str, write: Callable[[list[Any]], str] = _array
+) -> set[tuple[str, int | None, str]]:
     """(code, index, severity) of every finding except the per-file statistics."""
     path = tmp_path / f"{kind}.json"
-    path.write_text(json.dumps(records, indent=2), encoding="utf-8")  # the releases' layout
+    path.write_text(write(records), encoding="utf-8")
     result = check_files([path], kind=kind, workers=1)
     return {
         (f.code, f.index, f.severity.value)
@@ -316,33 +327,66 @@ MUTATIONS: list[tuple[str, str, Callable[[Record], Any], str, str]] = [
     ids=[m[0] for m in MUTATIONS],
 )
 def test_each_rule_catches_its_mutation(
-    realdata: Path,
     tmp_path: Path,
     kind: str,
     mutate: Callable[[Record], Any],
     code: str,
     severity: str,
 ) -> None:
-    records = _records(realdata, kind)
+    records = _records(kind)
     assert audit(tmp_path, records, kind) == set(), "the unmutated records must be clean"
     mutate(records[TARGET])
     assert audit(tmp_path, records, kind) == {(code, TARGET, severity)}
 
 
-def test_record_not_an_object(realdata: Path, tmp_path: Path) -> None:
-    records: list[Any] = _records(realdata, "lcs-chat")
+def _not_an_object(records: list[Any]) -> str:
     records[TARGET] = 42
-    assert audit(tmp_path, records, "lcs-chat") == {("record.not_object", TARGET, "error")}
+    return _array(records)
 
 
-def test_exact_duplicate_is_a_warning_on_the_later_copy(realdata: Path, tmp_path: Path) -> None:
-    records = _records(realdata, "cc3m-chat")
+def _exact_duplicate(records: list[Any]) -> str:
     records[3] = copy.deepcopy(records[1])
-    assert audit(tmp_path, records, "cc3m-chat") == {("record.duplicate", 3, "warning")}
+    return _array(records)
 
 
-def test_repeated_ids_are_counted_not_reported(realdata: Path, tmp_path: Path) -> None:
-    records = _records(realdata, "instruct")
+def _json_lines_with_a_cut_line(records: list[Any]) -> str:
+    lines = [json.dumps(r) for r in records]
+    lines[TARGET] = lines[TARGET][: len(lines[TARGET]) // 2]  # a record cut mid-line
+    return "\n".join(lines) + "\n"
+
+
+WHOLE_FILE: list[tuple[str, str, Callable[[list[Any]], str], set[tuple[str, int | None, str]]]] = [
+    # (name, kind, write the file from the real records, expected findings)
+    ("record not an object", "lcs-chat", _not_an_object, {("record.not_object", TARGET, "error")}),
+    (
+        "exact duplicate: a warning on the later copy",
+        "cc3m-chat",
+        _exact_duplicate,
+        {("record.duplicate", 3, "warning")},
+    ),
+    (
+        "json lines with a cut line",
+        "lcs-chat",
+        _json_lines_with_a_cut_line,
+        {("file.jsonl", None, "error"), ("record.invalid_json", TARGET, "error")},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "write", "expected"), [w[1:] for w in WHOLE_FILE], ids=[w[0] for w in WHOLE_FILE]
+)
+def test_each_file_rule_catches_its_mutation(
+    tmp_path: Path,
+    kind: str,
+    write: Callable[[list[Any]], str],
+    expected: set[tuple[str, int | None, str]],
+) -> None:
+    assert audit(tmp_path, _records(kind), kind, write) == expected
+
+
+def test_repeated_ids_are_counted_not_reported(tmp_path: Path) -> None:
+    records = _records("instruct")
     records[3]["conversations"][1]["value"] = "Another answer about the same image."
     records[3]["id"], records[3]["image"] = records[1]["id"], records[1]["image"]
     path = tmp_path / "instruct.json"
@@ -352,8 +396,8 @@ def test_repeated_ids_are_counted_not_reported(realdata: Path, tmp_path: Path) -
     assert result.stats["files"][str(path)]["duplicates"]["repeated_ids"] == 1
 
 
-def test_one_bad_record_does_not_hide_the_others(realdata: Path, tmp_path: Path) -> None:
-    records: list[Any] = _records(realdata, "lcs-chat")
+def test_one_bad_record_does_not_hide_the_others(tmp_path: Path) -> None:
+    records: list[Any] = _records("lcs-chat")
     records[1] = "not a record"
     records[3]["conversations"][0]["from"] = "user"
     assert audit(tmp_path, records, "lcs-chat") == {
@@ -363,7 +407,7 @@ def test_one_bad_record_does_not_hide_the_others(realdata: Path, tmp_path: Path)
 
 
 def _pair(
-    realdata: Path, tmp_path: Path, chat: list[Record], meta: list[Record]
+    tmp_path: Path, chat: list[Record], meta: list[Record]
 ) -> set[tuple[str, str, int | None]]:
     """(file name, code, index) of the non-statistics findings of a chat + metadata pair."""
     folder = tmp_path / "cc3m"
@@ -455,16 +499,15 @@ CROSS_FILE: list[
     ("mutate", "expected"), [c[1:] for c in CROSS_FILE], ids=[c[0] for c in CROSS_FILE]
 )
 def test_chat_against_metadata(
-    realdata: Path,
     tmp_path: Path,
     mutate: Callable[[list[Record], list[Record]], Any],
     expected: set[tuple[str, str, int]],
 ) -> None:
-    chat = _records(realdata, "cc3m-chat")
+    chat = _records("cc3m-chat")
     meta = _metadata(chat)
-    assert _pair(realdata, tmp_path, chat, meta) == set()
+    assert _pair(tmp_path, chat, meta) == set()
     mutate(chat, meta)
-    assert _pair(realdata, tmp_path, chat, meta) == expected
+    assert _pair(tmp_path, chat, meta) == expected
 
 
 def test_record_count_against_the_release() -> None:
@@ -476,3 +519,29 @@ def test_record_count_against_the_release() -> None:
     assert record_count(ref, 595_375) == []
     assert [f.severity.value for f in record_count(ref, 2_000)] == ["info"]
     assert [f.severity.value for f in record_count(ref, 595_000)] == ["warning"]
+
+
+# ---- the mutation tests themselves: complete, and never skipped --------------------------------
+
+
+def test_every_record_rule_in_the_catalogue_has_a_mutation_case() -> None:
+    """A new record rule must come with its mutation case. File-format defects (``file.*``) are
+    broken in test_file_defects.py; ``stats.*`` are statistics, not rules."""
+    from audit.catalogue import structure
+
+    covered = (
+        {m[3] for m in MUTATIONS}
+        | {code for w in WHOLE_FILE for code, _, _ in w[3]}
+        | {code for c in CROSS_FILE for _, code, _ in c[2]}
+    )
+    rules = {e.code for e in structure.ENTRIES if not e.code.startswith(("file.", "stats."))}
+    assert rules - covered == set()
+
+
+def test_the_mutation_tests_run_without_the_shared_folder() -> None:
+    """No test here takes the ``realdata`` fixture (which skips without ../shared), and every kind's
+    real records come from tests/data, enough of them to break one and keep its neighbours."""
+    tests = [f for name, f in globals().items() if name.startswith("test_") and callable(f)]
+    assert [f.__name__ for f in tests if "realdata" in inspect.signature(f).parameters] == []
+    for kind in {m[1] for m in MUTATIONS} | {w[1] for w in WHOLE_FILE}:
+        assert len(_records(kind)) == 5 > TARGET, kind
