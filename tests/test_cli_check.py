@@ -6,22 +6,24 @@ import json
 from pathlib import Path
 
 import pytest
+import realsamples
 
 from audit.cli import main
 
 FIELDS = {"dataset", "file", "index", "record_id", "code", "severity", "message"}
 
 
-def _lcs(realdata: Path) -> list[dict[str, object]]:
-    raw = realdata / "raw" / "SeHwanJoo_LLaVA__blip_laion_cc_sbu_558k_head10.json"
-    return json.loads(raw.read_text(encoding="utf-8"))
+def _lcs() -> list[dict[str, object]]:
+    """Ten real LCS-558K records (tests/data), so these tests run without ../shared."""
+    records: list[dict[str, object]] = realsamples.load(realsamples.LCS_CHAT)[:10]
+    return records
 
 
 def test_clean_real_file_exits_0_and_writes_the_findings_contract(
-    realdata: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "findings.jsonl"
-    path = realdata / "cc3m_chat_samples.json"
+    path = realsamples.CC3M_CHAT
     assert main(["check", str(path), "--findings", str(out)]) == 0
     lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert lines and all(set(line) == FIELDS for line in lines)
@@ -30,9 +32,9 @@ def test_clean_real_file_exits_0_and_writes_the_findings_contract(
 
 
 def test_errors_exit_1_and_the_console_shows_code_index_and_id(
-    realdata: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    records = _lcs(realdata)
+    records = _lcs()
     records[7]["conversations"][1]["from"] = "assistant"  # type: ignore[index]
     path = tmp_path / "blip_laion_cc_sbu_558k.json"
     path.write_text(json.dumps(records), encoding="utf-8")
@@ -47,9 +49,9 @@ def test_errors_exit_1_and_the_console_shows_code_index_and_id(
 
 
 def test_json_summary_is_machine_readable(
-    realdata: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    records = _lcs(realdata)
+    records = _lcs()
     records[2]["image"] = ""
     path = tmp_path / "data.json"
     path.write_text(json.dumps(records), encoding="utf-8")
@@ -62,10 +64,8 @@ def test_json_summary_is_machine_readable(
     assert summary["files"][str(path)]["image_records"] == 10
 
 
-def test_chat_and_metadata_are_paired(
-    realdata: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    chat = json.loads((realdata / "cc3m_chat_samples.json").read_text(encoding="utf-8"))
+def test_chat_and_metadata_are_paired(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    chat = json.loads((realsamples.CC3M_CHAT).read_text(encoding="utf-8"))
     meta = [
         {"id": r["id"], "image": r["image"], "url": "http://e.invalid/1.jpg", "caption": "other"}
         for r in chat
@@ -86,9 +86,9 @@ def test_help_lists_check(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_forced_kind_keeps_the_metadata_file_a_metadata_file(
-    realdata: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    chat = json.loads((realdata / "cc3m_chat_samples.json").read_text(encoding="utf-8"))
+    chat = json.loads((realsamples.CC3M_CHAT).read_text(encoding="utf-8"))
     meta = [{"id": r["id"], "image": r["image"], "url": "http://e.invalid/1.jpg"} for r in chat]
     (tmp_path / "chat.json").write_text(json.dumps(chat), encoding="utf-8")
     (tmp_path / "metadata.json").write_text(json.dumps(meta), encoding="utf-8")
@@ -100,9 +100,9 @@ def test_forced_kind_keeps_the_metadata_file_a_metadata_file(
 
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_unreadable_chat_file_does_not_hold_up_its_metadata(
-    realdata: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], workers: str
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], workers: str
 ) -> None:
-    chat = json.loads((realdata / "cc3m_chat_samples.json").read_text(encoding="utf-8"))
+    chat = json.loads((realsamples.CC3M_CHAT).read_text(encoding="utf-8"))
     meta = [{"id": r["id"], "image": r["image"], "url": "http://e.invalid/1.jpg"} for r in chat]
     (tmp_path / "chat.json").write_bytes(b"")
     (tmp_path / "metadata.json").write_text(json.dumps(meta), encoding="utf-8")
