@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.client
+import socket
 import urllib.request
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from audit.cli import main
 from audit.cli.service import report_server
 from audit.demo import run_demo
 from audit.output import report as rpt
+from audit.output.server import ReportServer
 
 
 def test_init_writes_a_config_that_run_accepts(
@@ -64,6 +67,105 @@ def test_serve_answers_on_localhost_only(tmp_path: Path) -> None:
         urllib.request.urlopen(f"{base}/index.html", timeout=5) as resp,
     ):
         assert resp.read() == b"<p>runs</p>"
+
+
+def _get(port: int, path: str, host: str | None = None) -> tuple[int, bytes]:
+    """One raw request (no client-side path cleaning), with the Host header given or the usual."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.putrequest("GET", path, skip_host=True)
+        conn.putheader("Host", host if host is not None else f"127.0.0.1:{port}")
+        conn.endheaders()
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def test_serve_never_leaves_the_reports_folder_and_lists_no_folder(tmp_path: Path) -> None:
+    root, outside = tmp_path / "reports", tmp_path / "outside"
+    (root / "run1").mkdir(parents=True)
+    (root / "run1" / "index.html").write_text("<p>run 1</p>")
+    (root / "run1" / "run.log").write_text("stage structure: ok")
+    (root / "bare").mkdir()
+    (root / "bare" / "report.json").write_text("{}")
+    (root / ".staging-20261126T010000Z-0001").mkdir()
+    (root / ".staging-20261126T010000Z-0001" / "index.html").write_text("half written")
+    outside.mkdir()
+    (outside / "index.html").write_text("<p>not a report</p>")
+    (outside / "secret.txt").write_text("secret")
+    (root / "passwd").symlink_to("/etc/passwd")
+    (root / "elsewhere").symlink_to(outside)
+    (root / "run1" / "up.txt").symlink_to(outside / "secret.txt")
+    server = report_server(root, 0)
+    with running(server):
+        port = server.server_address[1]
+        assert _get(port, "/run1/index.html") == (200, b"<p>run 1</p>")
+        assert _get(port, "/run1/") == (200, b"<p>run 1</p>")
+        assert _get(port, "/run1")[0] == 301  # to /run1/, so the page's relative links work
+        assert _get(port, "/run1/run.log")[0] == 200
+        for path in (
+            "/passwd",
+            "/elsewhere/",
+            "/elsewhere/index.html",
+            "/elsewhere/secret.txt",
+            "/run1/up.txt",
+            "/../outside/secret.txt",
+            "/%2e%2e/outside/secret.txt",
+            "/run1/%00",
+            "/bare/",  # a folder without index.html: no listing
+            "/bare",
+            "/",
+            "/.staging-20261126T010000Z-0001/index.html",
+        ):
+            status, body = _get(port, path)
+            assert status == 404, path
+            assert b"secret" not in body and b"root:" not in body and b"report.json" not in body
+
+
+def test_serve_answers_only_requests_for_localhost(tmp_path: Path) -> None:
+    """DNS rebinding: a page on evil.example resolving to 127.0.0.1 must not read the reports."""
+    (tmp_path / "index.html").write_text("<p>runs</p>")
+    server = report_server(tmp_path, 0)
+    with running(server):
+        port = server.server_address[1]
+        assert _get(port, "/index.html", host=f"localhost:{port}")[0] == 200
+        assert _get(port, "/index.html", host=f"127.0.0.1:{port}")[0] == 200
+        for host in (f"evil.example:{port}", "evil.example", f"127.0.0.1:{port + 1}", ""):
+            status, body = _get(port, "/index.html", host=host)
+            assert status in (403, 421), host
+            assert b"runs" not in body
+
+
+def test_an_idle_client_is_dropped_and_blocks_nobody(tmp_path: Path) -> None:
+    (tmp_path / "index.html").write_text("<p>runs</p>")
+    server = ReportServer(tmp_path, 0, idle_timeout=0.5)
+    with running(server) as base, socket.create_connection(server.server_address[:2]) as idle:
+        with urllib.request.urlopen(f"{base}/index.html", timeout=5) as resp:
+            assert resp.read() == b"<p>runs</p>"  # answered while the idle client holds on
+        idle.settimeout(20)
+        assert idle.recv(1) == b""  # the server hung up on it
+
+
+@pytest.mark.parametrize("port", ["99999", "-1", "abc", "65536", ""])
+def test_a_bad_port_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], port: str
+) -> None:
+    assert main(["serve", "--dir", str(tmp_path), "--port", port]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--port" in err and "Traceback" not in err
+
+
+def test_a_port_in_use_is_one_line_and_exit_3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--dir", str(tmp_path), "--port", str(port)]) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"127.0.0.1:{port}" in err
 
 
 #: The code each planted defect must produce (dataset, index) -> code.

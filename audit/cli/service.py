@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
-import http.server
 from importlib import resources
 from pathlib import Path
 
 from rich.console import Console
 
 from audit import config as config_mod
-from audit.errors import UsageError
+from audit.errors import AuditError, UsageError
 from audit.output import report as rpt
+from audit.output.server import ReportServer
 
 ORDER = 60
 
@@ -30,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("serve", help="serve the published reports on localhost")
     p.add_argument("--dir", default="reports", help="reports folder (reports)")
-    p.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (8000; 0 picks one)")
+    p.add_argument("--port", default="8000", help="port on 127.0.0.1 (8000; 0 picks one)")
     p.set_defaults(handler=_serve)
 
     p = sub.add_parser(
@@ -77,35 +76,34 @@ def _run(args: argparse.Namespace) -> int:
     return _exit_code(report)
 
 
-def report_server(root: Path, port: int) -> http.server.ThreadingHTTPServer:
-    """A static file server for ``root`` bound to 127.0.0.1 only (reports are not for the LAN)."""
+def report_server(root: Path, port: int) -> ReportServer:
+    """The report viewer for ``root`` bound to 127.0.0.1 only (reports are not for the LAN)."""
     if not root.is_dir():
         raise UsageError(f"{root}: no reports folder (run `llava-audit run` or `demo` first)")
-    handler = functools.partial(_QuietHandler, directory=str(root))
     try:
-        return http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+        return ReportServer(root, port)
     except OSError as exc:
-        raise UsageError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
+        raise AuditError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
+
+
+def parse_port(text: str) -> int:
+    """``--port``: 0 (pick a free one) to 65535; anything else is a usage error, not a crash."""
+    port = int(text) if text.isascii() and text.isdigit() else -1
+    if not 0 <= port <= 65535:
+        raise UsageError(f"serve: --port must be a number from 0 to 65535, not {text!r}")
+    return port
 
 
 def _serve(args: argparse.Namespace) -> int:
     root = Path(args.dir)
-    server = report_server(root, args.port)
+    server = report_server(root, parse_port(args.port))
     with server:
-        port = server.server_address[1]
         Console(highlight=False).print(
-            f"serving {root} at http://127.0.0.1:{port}/ (Ctrl-C to stop)"
+            f"serving {root} at http://127.0.0.1:{server.port}/ (Ctrl-C to stop)"
         )
         with contextlib.suppress(KeyboardInterrupt):
             server.serve_forever()
     return 0
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    """Static files only; one log line per request is noise for a local report viewer."""
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
 
 
 def _demo(args: argparse.Namespace) -> int:
