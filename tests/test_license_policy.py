@@ -6,6 +6,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import realsamples
 
 from audit import config
 from audit.config import LicenseConfig
@@ -134,11 +135,8 @@ def test_verdict_order_is_most_restrictive_first() -> None:
 # ---- COCO licence block join --------------------------------------------------------------------
 
 
-@pytest.mark.realdata
-def test_real_coco_licence_block_maps_to_spdx(realdata: Path) -> None:
-    import json
-
-    block = json.loads((realdata / "coco_licenses.json").read_text())["licenses"]
+def test_real_coco_licence_block_maps_to_spdx() -> None:
+    block = realsamples.load(realsamples.COCO)["licenses"]  # the full real block (tests/data)
     mapping = coco_license_map(load_policy(), {b["id"]: (b["name"], b["url"]) for b in block})
     assert mapping == {
         1: "CC-BY-NC-SA-2.0",

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+import realsamples
 
 from audit.config import LicenseConfig
 from audit.licensing import license_files
@@ -125,8 +126,9 @@ def test_a_bare_coco_name_in_a_generic_file_is_only_a_guess() -> None:
 # ---- COCO per-image licences from the real annotation file (acceptance) ----------------------------
 
 
-def _coco_ctx(realdata: Path) -> dict[str, object]:
-    coco = load_coco_licences(realdata / "coco_licenses.json")
+def _coco_ctx(annotations: Path = realsamples.COCO) -> dict[str, object]:
+    """Licence context from a real COCO annotation file (default: the excerpt in tests/data)."""
+    coco = load_coco_licences(annotations)
     return {
         "coco_licenses": coco_license_map(POLICY, coco.licenses),
         "coco_license_names": coco.licenses,
@@ -137,7 +139,7 @@ def _coco_ctx(realdata: Path) -> dict[str, object]:
 @pytest.mark.realdata
 def test_real_coco_images_join_to_their_licence(realdata: Path) -> None:
     images = json.loads((realdata / "coco_licenses.json").read_text())["images"]
-    ctx = _coco_ctx(realdata)
+    ctx = _coco_ctx(realdata / "coco_licenses.json")
     modified = LicenseConfig(images_modified=True)
     seen = set()
     for img in images:
@@ -158,10 +160,9 @@ def test_real_coco_images_join_to_their_licence(realdata: Path) -> None:
     assert seen == {1, 2, 3, 4, 5, 6}
 
 
-@pytest.mark.realdata
-def test_coco_image_missing_from_the_annotation_file_stays_unresolved(realdata: Path) -> None:
+def test_coco_image_missing_from_the_annotation_file_stays_unresolved() -> None:
     view = RecordView(0, "000000442786", "000000442786.jpg", instruction=INSTR)
-    rec = _assess(view, "instruct", **_coco_ctx(realdata))
+    rec = _assess(view, "instruct", **_coco_ctx())
     assert rec.coco_unresolved
     assert rec.parts[0].license == "LicenseRef-COCO-image-unresolved"
     assert not rec.verdicts["commercial"].verdict.usable
@@ -170,10 +171,10 @@ def test_coco_image_missing_from_the_annotation_file_stays_unresolved(realdata: 
 # ---- LLaVA images.zip: research reproduction only (acceptance) -------------------------------------
 
 
-def test_images_zip_is_research_only_whatever_the_image_licence(realdata: Path) -> None:
+def test_images_zip_is_research_only_whatever_the_image_licence() -> None:
     """A CC BY 2.0 COCO image is fine for everything, until its bytes come from images.zip."""
     view = RecordView(0, "000000159269", "coco/train2017/000000493652.jpg", instruction=INSTR)
-    ctx = _coco_ctx(realdata)
+    ctx = _coco_ctx()
     ctx["coco_images"] = {493652: (4, "http://farm4.staticflickr.com/x.jpg")}
     from_source = _assess(view, "mix", **ctx)
     from_zip = _assess(view, "mix", image_origin="llava-images-zip", **ctx)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import realsamples
+
 from audit import config as config_mod
 from audit.loaders.urlsources import coco_url_refs
 from audit.probes.urls import sources_for
@@ -26,10 +28,8 @@ def _chat(path: Path, images: list[str]) -> Path:
     return path
 
 
-def test_each_record_gets_the_flickr_url_of_its_real_coco_image(
-    realdata: Path, tmp_path: Path
-) -> None:
-    coco = realdata / "coco_licenses.json"
+def test_each_record_gets_the_flickr_url_of_its_real_coco_image(tmp_path: Path) -> None:
+    coco = realsamples.COCO
     entries = json.loads(coco.read_text())["images"][:3]
     images = [e["file_name"] for e in entries] + ["not-coco.png", "coco/train2017/000000000001.jpg"]
     refs = coco_url_refs(_chat(tmp_path / "chat.json", images), coco)
