@@ -12,7 +12,11 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from audit.errors import ConfigError
+from audit.errors import ConfigError, InputError
+from audit.loaders import MB, MissingInputError, read_input
+
+#: audit.toml itself is refused above this size: its own [limits] cannot raise it.
+CONFIG_MAX_BYTES = 16 * MB
 
 Kind = Literal[
     "instruct", "cc3m-chat", "cc3m-metadata", "lcs-chat", "lcs-metadata", "mix", "generic"
@@ -117,6 +121,23 @@ class LicenseConfig(_Section, frozen=True):
     vg_image_data: str | None = None
 
 
+class LimitsConfig(_Section, frozen=True):
+    """Size caps (MB) of the inputs read whole into memory: a clear refusal instead of running out
+    of memory on a wrong path. Far above the real files (mix665k ~1 GB, COCO instances_train2017
+    ~450 MB, CC-3M metadata ~200 MB)."""
+
+    #: Conversation and metadata JSON/JSONL files and URL TSVs.
+    dataset_mb: Annotated[int, msgspec.Meta(ge=1)] = 8192
+    #: COCO annotation files and Visual Genome image_data.json.
+    annotations_mb: Annotated[int, msgspec.Meta(ge=1)] = 4096
+    #: A licence policy TOML.
+    policy_mb: Annotated[int, msgspec.Meta(ge=1)] = 16
+
+    def bytes(self, setting: str) -> int:
+        """The cap of one setting in bytes."""
+        return int(getattr(self, setting)) * MB
+
+
 class GateConfig(_Section, frozen=True):
     """CI gate thresholds (DESIGN.md use case 2)."""
 
@@ -150,6 +171,7 @@ class Config(_Section, frozen=True):
     license: LicenseConfig = LicenseConfig()
     gate: GateConfig = GateConfig()
     schedule: ScheduleConfig = ScheduleConfig()
+    limits: LimitsConfig = LimitsConfig()
     reports_dir: str = "reports"
     #: Published run folders kept in ``reports_dir`` (the newest; 0 keeps all). The run history,
     #: and so the index's trend charts, keeps every run.
@@ -191,13 +213,11 @@ def load(path: str | Path) -> Config:
     """Read and validate `audit.toml`; every problem is a :class:`ConfigError` naming the file."""
     p = Path(path)
     try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{p}: config file not found (create one with `llava-audit init`)"
-        ) from None
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read config: {exc.strerror}") from None
+        raw = read_input(p, "config file", CONFIG_MAX_BYTES)
+    except MissingInputError as exc:
+        raise ConfigError(f"{exc.message} (create one with `llava-audit init`)") from None
+    except InputError as exc:  # a config problem (exit 2), whatever is wrong with the path
+        raise ConfigError(exc.message) from None
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
