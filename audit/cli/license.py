@@ -12,12 +12,11 @@ from rich.table import Table
 from audit import config as config_mod
 from audit.cli._common import optional_config, write_findings
 from audit.errors import UsageError
-from audit.licensing import usable_count
+from audit.licensing import USES, Verdict, usable_count
 from audit.models import StageResult
 
 ORDER = 40
-_USES = ("research", "commercial", "redistribute-images", "redistribute-annotations")
-_VERDICTS = ("forbidden", "unknown", "conditional", "allowed_with_obligations", "allowed")
+_VERDICTS = tuple(v.value for v in Verdict)  # most restrictive first
 _STYLE = {"forbidden": "red", "unknown": "yellow", "conditional": "yellow", "allowed": "green"}
 
 
@@ -36,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="conversation or metadata JSON files (none: every dataset of --config)",
     )
-    p.add_argument("--use", choices=_USES, help="declared use (default: [use] purpose, research)")
+    p.add_argument("--use", choices=USES, help="declared use (default: [use] purpose, research)")
     p.add_argument(
         "--image-origin",
         choices=("source", "llava-images-zip"),
@@ -153,15 +152,15 @@ def render(result: StageResult, console: Console) -> None:
     use = stats["use"]
     per_use = Table(title=f"Licence verdicts ({stats['records']:,} records)", title_justify="left")
     per_use.add_column("verdict", no_wrap=True)
-    for u in _USES:
+    for u in USES:
         header = u.replace("redistribute-", "redist. ").replace("annotations", "annot.")
         per_use.add_column(f"[bold]{header} *[/]" if u == use else header, justify="right")
     for verdict in _VERDICTS:
         per_use.add_row(
             verdict.replace("_", " "),
-            *(_cell(stats["verdicts"][u].get(verdict, 0), verdict) for u in _USES),
+            *(_cell(stats["verdicts"][u].get(verdict, 0), verdict) for u in USES),
         )
-    per_use.add_row("[bold]usable[/]", *(f"[bold]{stats['usable'][u]:,}[/]" for u in _USES))
+    per_use.add_row("[bold]usable[/]", *(f"[bold]{stats['usable'][u]:,}[/]" for u in USES))
     console.print(per_use)
     console.print(f"* declared use: {use}")
     console.print(_breakdown(f"Per source, for {use}", "source", stats["by_source"], use))
