@@ -23,6 +23,7 @@ from audit.config import Config
 from audit.errors import AuditError, ConfigError, InputError
 from audit.models import NoProgress, Progress, StageResult
 from audit.output import report as rpt
+from audit.output import reportsdir
 from audit.output.html import EXAMPLES_PER_CODE, render_index, render_run_safely
 from audit.runlock import RunLock, lock_path_for
 from audit.store import Store
@@ -50,7 +51,7 @@ def run_audit(
     if not config.datasets:
         raise ConfigError("no datasets configured: add a [[datasets]] table to audit.toml")
     state = config.path(config.state)
-    reports_dir = config.path(config.reports_dir)
+    reports_dir = reportsdir.prepare(config)
     with RunLock(lock_path_for(state)), Store(state) as store:
         started = datetime.now(UTC)
         run_id = rpt.new_run_id(started)
@@ -112,7 +113,7 @@ def run_audit(
         )
         pruned = choose_pruned(store, config, reports_dir, just_published=run_id)
         publish_index(store, reports_dir)
-        rpt.remove_runs(reports_dir, pruned)
+        reportsdir.remove_runs(reports_dir, pruned)
     return report
 
 
@@ -129,7 +130,7 @@ def choose_pruned(
         latest = history.last_run(store, status="succeeded")
         protect = {just_published, *baseline_run(config, reports_dir)}
         protect |= {latest.report} if latest and latest.report else set()
-        doomed = rpt.prunable_runs(reports_dir, config.keep_runs, protect=protect)
+        doomed = reportsdir.prunable_runs(reports_dir, config.keep_runs, protect=protect)
         history.mark_pruned(store, doomed)
     except (OSError, sqlite3.Error) as exc:
         log.warning("retention skipped: %s", exc)
@@ -267,7 +268,8 @@ def baseline_run(config: Config, reports_dir: Path) -> list[str]:
 
 
 def publish_index(store: Store, reports_dir: Path) -> None:
-    """Rewrite ``reports/index.html`` from the run history (atomic swap)."""
+    """Rewrite ``reports/index.html`` from the run history (atomic swap), never a user's file."""
+    reportsdir.check_index_is_ours(reports_dir)
     page = render_index(history.list_runs(store, limit=200))
     try:
         rpt.write_atomic(reports_dir / rpt.PAGE_FILE, page.encode("utf-8"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from audit import findings
 from audit.models import StageResult
 from audit.output import report as rpt
+from audit.output import reportsdir
 
 
 def _finding(code: str, index: int, dataset: str = "cc3m") -> findings.Finding:
@@ -123,6 +125,35 @@ def test_write_atomic_replaces_whole_file(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["index.html"]
 
 
+def _full_disk(path: Path, data: bytes) -> None:
+    """A writer that gets half the bytes out, then fails like a full disk."""
+    path.write_bytes(data[: len(data) // 2])
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_disk_leaves_no_temp_file_and_the_earlier_report_intact(tmp_path: Path) -> None:
+    first = rpt.publish(sample_report("20261125T010000Z-0001"), tmp_path)
+    rpt.write_atomic(tmp_path / "index.html", b"<p>runs</p>")
+    before = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+
+    with pytest.raises(OSError, match="No space"):
+        rpt.publish(sample_report("20261126T010000Z-0002"), tmp_path, write=_full_disk)
+    with pytest.raises(OSError, match="No space"):
+        rpt.write_atomic(tmp_path / "index.html", b"<p>more runs</p>", write=_full_disk)
+
+    after = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert after == before  # no *.tmp, no staging folder, nothing earlier touched
+    assert sorted(p.name for p in tmp_path.iterdir()) == [first.name, "index.html"]
+
+
+def test_the_stale_staging_sweep_spares_folders_it_did_not_make(tmp_path: Path) -> None:
+    (tmp_path / ".staging-notes").mkdir()
+    (tmp_path / ".staging-notes" / "keep.txt").write_text("mine")
+    rpt.staging_dir(tmp_path, "20261126T010000Z-0002")
+    assert rpt.remove_stale_staging(tmp_path) == 1
+    assert (tmp_path / ".staging-notes" / "keep.txt").read_text() == "mine"
+
+
 def test_run_ids_sort_by_time() -> None:
     a = rpt.new_run_id(datetime(2026, 1, 2, tzinfo=UTC))
     b = rpt.new_run_id(datetime(2026, 1, 10, tzinfo=UTC))
@@ -139,12 +170,12 @@ def _publish_days(root: Path, days: range) -> list[str]:
 
 def test_retention_deletes_only_the_oldest_runs_beyond_the_limit(tmp_path: Path) -> None:
     ids = _publish_days(tmp_path, range(1, 7))
-    doomed = rpt.prunable_runs(tmp_path, 4, protect={ids[-1]})
+    doomed = reportsdir.prunable_runs(tmp_path, 4, protect={ids[-1]})
     assert doomed == ids[:2]  # oldest first
-    assert rpt.remove_runs(tmp_path, doomed) == ids[:2]
+    assert reportsdir.remove_runs(tmp_path, doomed) == ids[:2]
     assert rpt.published_runs(tmp_path) == sorted(ids[2:], reverse=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(ids[2:])
-    assert rpt.prunable_runs(tmp_path, 4, protect=set()) == []  # already at the limit
+    assert reportsdir.prunable_runs(tmp_path, 4, protect=set()) == []  # already at the limit
 
 
 def test_retention_never_touches_what_llava_audit_did_not_publish(tmp_path: Path) -> None:
@@ -156,9 +187,9 @@ def test_retention_never_touches_what_llava_audit_did_not_publish(tmp_path: Path
     (tmp_path / "00-broken" / "report.json").write_text("not json")
     (tmp_path / "00-link").symlink_to(tmp_path / ids[0])
     (tmp_path / ".staging-x").mkdir()  # a run still being written
-    doomed = rpt.prunable_runs(tmp_path, 1, protect=set())
+    doomed = reportsdir.prunable_runs(tmp_path, 1, protect=set())
     assert doomed == ids[:2]
-    rpt.remove_runs(tmp_path, doomed)
+    reportsdir.remove_runs(tmp_path, doomed)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [".staging-x", "00-broken", "00-link", "00-notes", "README.md", ids[2]]
     )
@@ -167,24 +198,24 @@ def test_retention_never_touches_what_llava_audit_did_not_publish(tmp_path: Path
 
 def test_retention_zero_keeps_every_run_and_protected_runs_stay(tmp_path: Path) -> None:
     ids = _publish_days(tmp_path, range(1, 5))
-    assert rpt.prunable_runs(tmp_path, 0, protect=set()) == []
-    assert rpt.prunable_runs(tmp_path, 1, protect={ids[0]}) == ids[1:3]
+    assert reportsdir.prunable_runs(tmp_path, 0, protect=set()) == []
+    assert reportsdir.prunable_runs(tmp_path, 1, protect={ids[0]}) == ids[1:3]
 
 
 def test_a_failed_delete_is_logged_and_retried_next_time(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     ids = _publish_days(tmp_path, range(1, 4))
-    assert rpt.remove_runs(tmp_path, ["20261101T000000Z-gone", ids[0]]) == [ids[0]]
+    assert reportsdir.remove_runs(tmp_path, ["20261101T000000Z-gone", ids[0]]) == [ids[0]]
     assert "could not prune" in caplog.text  # a missing folder is reported, not raised
     leftover = tmp_path / f".pruning-{ids[1]}"
     (tmp_path / ids[1]).rename(leftover)  # as if a delete had been interrupted
-    real_rmtree = rpt.shutil.rmtree
-    monkeypatch.setattr(rpt.shutil, "rmtree", lambda *a, **k: None)
-    rpt.remove_runs(tmp_path, [])
+    real_rmtree = reportsdir.shutil.rmtree
+    monkeypatch.setattr(reportsdir.shutil, "rmtree", lambda *a, **k: None)
+    reportsdir.remove_runs(tmp_path, [])
     assert leftover.is_dir() and "could not delete" in caplog.text
-    monkeypatch.setattr(rpt.shutil, "rmtree", real_rmtree)
-    rpt.remove_runs(tmp_path, [])
+    monkeypatch.setattr(reportsdir.shutil, "rmtree", real_rmtree)
+    reportsdir.remove_runs(tmp_path, [])
     assert sorted(p.name for p in tmp_path.iterdir()) == [ids[2]]
 
 
@@ -197,4 +228,4 @@ def test_retention_orders_runs_of_the_same_second_by_start_time(tmp_path: Path) 
     )
     rpt.publish(earlier, tmp_path)
     rpt.publish(later, tmp_path)
-    assert rpt.prunable_runs(tmp_path, 1, protect=set()) == [earlier.run_id]
+    assert reportsdir.prunable_runs(tmp_path, 1, protect=set()) == [earlier.run_id]

@@ -7,14 +7,16 @@ to ``findings.jsonl`` (the DESIGN.md contract) and :func:`read_report` joins the
 
 Publishing writes a run into a hidden staging folder beside ``reports/<run-id>/``, fsyncs it and
 renames it into place, then swaps ``reports/index.html`` by rename: a run killed at any point
-leaves the previously published reports exactly as they were. Retention (``keep_runs``) deletes
-the oldest run folders afterwards, and only folders whose ``report.json`` names the folder's run.
+leaves the previously published reports exactly as they were, and a write that fails (a full
+disk) leaves no staging folder or temp file behind. What else the tool may touch in the reports
+folder (pre-flight checks, retention) is in :mod:`audit.output.reportsdir`.
 """
 
 from __future__ import annotations
 
-import logging
+import contextlib
 import os
+import re
 import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -24,6 +26,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from audit.errors import AuditError
 from audit.findings import Finding, Severity, from_jsonl, to_jsonl
 from audit.models import StageResult
 
@@ -38,9 +41,7 @@ FINDINGS_FILE = "findings.jsonl"
 PAGE_FILE = "index.html"
 DATA_DOCS_DIR = "data-docs"
 _STAGING_PREFIX = ".staging-"
-_PRUNING_PREFIX = ".pruning-"
-
-log = logging.getLogger("audit.report")
+_STAGING_NAME = re.compile(r"\.staging-\d{8}T\d{6}Z-[0-9a-f]{4}")
 
 
 class StageRun(msgspec.Struct, kw_only=True):
@@ -245,59 +246,27 @@ def staging_dir(reports_dir: str | Path, run_id: str) -> Path:
     Beside the final folder so the publishing rename stays on one file system.
     """
     path = Path(reports_dir) / f"{_STAGING_PREFIX}{run_id}"
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AuditError(
+            f"{path.parent}: cannot write reports there: {exc.strerror or exc}"
+        ) from None
     return path
 
 
 def remove_stale_staging(reports_dir: str | Path) -> int:
-    """Delete staging folders left by killed runs (call while holding the run lock)."""
-    root = Path(reports_dir)
-    removed = 0
-    if not root.is_dir():
-        return 0
-    for p in root.iterdir():
-        if p.name.startswith(_STAGING_PREFIX):
-            shutil.rmtree(p, ignore_errors=True)
-            removed += 1
-    return removed
+    """Delete staging folders left by killed runs (call while holding the run lock).
 
-
-def publish(
-    report: AuditReport,
-    reports_dir: str | Path,
-    *,
-    render_page: Callable[[AuditReport], str] | None = None,
-    before_rename: Callable[[Path], None] | None = None,
-) -> Path:
-    """Write the run into its staging folder, fsync everything, rename it to ``<run-id>/``.
-
-    ``render_page`` makes the run's HTML page; ``before_rename`` is a hook for tests (simulate a
-    kill) and for adding files. Returns the published folder. The run's previous reports and
-    ``index.html`` are never modified in place.
+    Only names a run of this tool gives its staging folder: a user's ``.staging-notes`` stays.
     """
-    root = Path(reports_dir)
-    stage = staging_dir(root, report.run_id)
-    report_json, findings_jsonl = to_files(report)
-    write_file(stage / FINDINGS_FILE, findings_jsonl)
-    write_file(stage / REPORT_FILE, report_json)
-    if render_page is not None:
-        write_file(stage / PAGE_FILE, render_page(report).encode("utf-8"))
-    if before_rename is not None:
-        before_rename(stage)
-    _fsync_tree(stage)
-    final = root / report.run_id
-    stage.rename(final)  # fails rather than overwrite: run ids are never reused
-    _fsync_dir(root)
-    return final
-
-
-def write_atomic(path: str | Path, data: bytes) -> None:
-    """Replace ``path`` by rename, so readers see the old or the new file, never a mix."""
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    write_file(tmp, data)
-    tmp.replace(target)
-    _fsync_dir(target.parent)
+    try:
+        found = [p for p in Path(reports_dir).iterdir() if _STAGING_NAME.fullmatch(p.name)]
+    except OSError:
+        return 0
+    for p in found:
+        shutil.rmtree(p, ignore_errors=True)
+    return len(found)
 
 
 def write_file(path: Path, data: bytes) -> None:
@@ -307,6 +276,61 @@ def write_file(path: Path, data: bytes) -> None:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
+
+
+#: How a file's bytes reach the disk; tests pass one that fails like a full disk.
+Writer = Callable[[Path, bytes], None]
+
+
+def publish(
+    report: AuditReport,
+    reports_dir: str | Path,
+    *,
+    render_page: Callable[[AuditReport], str] | None = None,
+    before_rename: Callable[[Path], None] | None = None,
+    write: Writer = write_file,
+) -> Path:
+    """Write the run into its staging folder, fsync everything, rename it to ``<run-id>/``.
+
+    ``render_page`` makes the run's HTML page; ``before_rename`` is a hook for tests (simulate a
+    kill) and for adding files. Returns the published folder. The run's previous reports and
+    ``index.html`` are never modified in place; when a write fails the staging folder is removed.
+    """
+    root = Path(reports_dir)
+    stage = staging_dir(root, report.run_id)
+    try:
+        report_json, findings_jsonl = to_files(report)
+        write(stage / FINDINGS_FILE, findings_jsonl)
+        write(stage / REPORT_FILE, report_json)
+        if render_page is not None:
+            write(stage / PAGE_FILE, render_page(report).encode("utf-8"))
+        if before_rename is not None:
+            before_rename(stage)
+        _fsync_tree(stage)
+        final = root / report.run_id
+        stage.rename(final)  # fails rather than overwrite: run ids are never reused
+    except Exception:  # a kill (BaseException) leaves it to the next run's sweep, as documented
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    _fsync_dir(root)
+    return final
+
+
+def write_atomic(path: str | Path, data: bytes, *, write: Writer = write_file) -> None:
+    """Replace ``path`` by rename, so readers see the old or the new file, never a mix.
+
+    A failed write (a full disk) removes its temp file and leaves ``path`` as it was.
+    """
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp, data)
+        tmp.replace(target)
+    except Exception:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(target.parent)
 
 
 def _fsync_tree(root: Path) -> None:
@@ -339,69 +363,3 @@ def published_runs(reports_dir: str | Path) -> list[str]:
         if p.is_dir() and not p.name.startswith(".") and (p / REPORT_FILE).is_file()
     ]
     return sorted(runs, reverse=True)
-
-
-# ---- retention ---------------------------------------------------------------------------------
-
-
-class _RunStamp(msgspec.Struct):
-    run_id: str
-    started: datetime
-
-
-def prunable_runs(reports_dir: str | Path, keep: int, *, protect: set[str]) -> list[str]:
-    """Run folders beyond the newest ``keep`` (0 keeps all), oldest first; never one in ``protect``.
-
-    Only real folders whose ``report.json`` names that folder's run count: anything else a user
-    put beside the runs (a README, a symlink, a copied folder) is neither counted nor deleted.
-    Ordered by start time, which the run id's second-granular prefix cannot always tell apart.
-    """
-    if keep <= 0:
-        return []
-    root = Path(reports_dir)
-    stamped = [(s.started, s.run_id) for r in published_runs(root) if (s := _stamp(root / r))]
-    newest_first = [run_id for _, run_id in sorted(stamped, reverse=True)]
-    return [r for r in reversed(newest_first[keep:]) if r not in protect]
-
-
-def _stamp(path: Path) -> _RunStamp | None:
-    """The run a folder holds, or None when it is not a run folder this tool published."""
-    if path.is_symlink():
-        return None
-    try:
-        found = msgspec.json.decode((path / REPORT_FILE).read_bytes(), type=_RunStamp)
-    except (OSError, msgspec.DecodeError):
-        return None
-    return found if found.run_id == path.name else None
-
-
-def remove_runs(reports_dir: str | Path, run_ids: list[str]) -> list[str]:
-    """Delete run folders, returning those gone; a failure is logged, never raised.
-
-    Each folder is first renamed out of the run namespace, so a half-finished delete is never
-    mistaken for a run and is swept by the next call.
-    """
-    root = Path(reports_dir)
-    leftovers = [p for p in _children(root) if p.name.startswith(_PRUNING_PREFIX)]
-    removed = []
-    for run_id in run_ids:
-        doomed = root / f"{_PRUNING_PREFIX}{run_id}"
-        try:
-            (root / run_id).rename(doomed)
-        except OSError as exc:
-            log.warning("could not prune report %s: %s", run_id, exc.strerror or exc)
-            continue
-        removed.append(run_id)
-        leftovers.append(doomed)
-    for path in leftovers:
-        shutil.rmtree(path, ignore_errors=True)
-        if path.exists():
-            log.warning("could not delete %s completely; retried after the next run", path)
-    return removed
-
-
-def _children(root: Path) -> list[Path]:
-    try:
-        return list(root.iterdir())
-    except OSError:
-        return []
