@@ -94,6 +94,43 @@ class UrlConfig(_Section, frozen=True):
     transient_ttl_days: float = 1.0
 
 
+#: Valid ranges of the numeric [urls] keys: (lowest, lowest allowed itself, highest). A zero
+#: timeout fails every URL, a huge retry count overflows the backoff, a huge max_bytes or worker
+#: count exhausts memory; each is a one-line config error instead.
+_URL_RANGES: dict[str, tuple[float, bool, float]] = {
+    "workers": (1, True, 4096),
+    "per_host": (1, True, 1024),
+    "delay_seconds": (0, True, 3600),
+    "timeout_seconds": (0, False, 3600),
+    "max_seconds_per_url": (0, False, 86400),
+    "retries": (0, True, 20),
+    "backoff_seconds": (0, True, 3600),
+    "max_retry_after_seconds": (0, True, 86400),
+    "max_redirects": (0, True, 100),
+    "max_bytes": (16, True, 64 * 2**20),  # 16: the longest image signature sniffed is 12 bytes
+    "ttl_days": (0, True, 36500),
+    "batch_size": (1, True, 1_000_000),
+    "processes": (0, True, 1024),
+    "process_threshold": (0, True, 10**12),
+    "host_failure_limit": (0, True, 10**9),
+    "transient_ttl_days": (0, True, 36500),
+}
+
+
+def url_settings_problem(urls: UrlConfig) -> str | None:
+    """The first [urls] value out of its range, as one line naming the range; None if all fit."""
+    for key, (low, low_ok, high) in _URL_RANGES.items():
+        value = getattr(urls, key)
+        inside = low <= value if low_ok else low < value
+        if inside and value <= high:
+            continue  # NaN fails every comparison, so it is reported too
+        lowest = f">= {low:.0f}" if low_ok else f"> {low:.0f}"
+        return f"[urls] {key} must be {lowest} and <= {high:.0f} (got {value!r})"
+    if any(not ch.isprintable() for ch in urls.user_agent):
+        return "[urls] user_agent must not contain control characters (it is an HTTP header)"
+    return None
+
+
 class ImageConfig(_Section, frozen=True):
     """Local image probing: how deep to look, and with how many processes."""
 
@@ -200,6 +237,9 @@ def parse(data: dict[str, object], base_dir: Path, source: str = "audit.toml") -
         config = msgspec.convert({**data, "base_dir": str(base_dir)}, Config)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"{source}: {exc}") from None
+    problem = url_settings_problem(config.urls)
+    if problem:
+        raise ConfigError(f"{source}: {problem}")
     names = [d.name for d in config.datasets]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:

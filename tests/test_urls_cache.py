@@ -14,6 +14,7 @@ from audit.config import UrlConfig
 from audit.errors import InputError, UsageError
 from audit.loaders.urlsources import load_url_refs
 from audit.models import UrlRef
+from audit.probes.http import settings_fingerprint
 from audit.probes.urls import probe_urls
 from audit.store import Store
 from audit.store.urls import UrlProbe, latest_status, lookup, merge, record
@@ -52,9 +53,10 @@ def test_fresh_results_are_not_reprobed_until_the_ttl_expires(
 
 def test_only_stale_urls_are_reprobed(server: HttpServer, tmp_path: Path) -> None:
     old, new = server.url("/ok.jpg"), server.url("/gone.jpg")
+    made_under = settings_fingerprint(loopback())
     with Store(tmp_path / "s.sqlite") as store:
-        record(store, [UrlProbe(old, "ok", 200, "jpeg", None, time.time() - 40 * DAY)])
-        record(store, [UrlProbe(new, "gone", 404, "HTTP 404", None, time.time() - 1 * DAY)])
+        record(store, [UrlProbe(old, "ok", 200, "jpeg", None, time.time() - 40 * DAY)], made_under)
+        record(store, [UrlProbe(new, "gone", 404, "HTTP 404", None, time.time() - DAY)], made_under)
         result = probe_urls([UrlRef(0, None, old), UrlRef(1, None, new)], loopback(), store=store)
     assert result.stats["probed"] == 1
     assert dict(server.hits) == {"/ok.jpg": 1}
@@ -102,10 +104,11 @@ def test_stats_give_missing_rate_status_counts_and_worst_domains(tmp_path: Path)
         ("http://www.b.example/1.jpg", "gone"),
         ("http://www.b.example/2.jpg", "dns"),
         ("http://c.example/1.jpg", "opt_out"),
-        ("http://10.0.0.1/x.jpg", "refused"),
     ]
     with Store(tmp_path / "s.sqlite") as store:
-        record(store, [UrlProbe(u, s, None, s, None, now) for u, s in rows])
+        made_under = settings_fingerprint(UrlConfig())
+        record(store, [UrlProbe(u, s, None, s, None, now) for u, s in rows], made_under)
+        rows.append(("http://10.0.0.1/x.jpg", "refused"))  # refused by this run's guard
         refs = [UrlRef(i, None, u) for i, (u, _) in enumerate(rows)]
         stats = probe_urls(refs, UrlConfig(), store=store).stats
     assert stats["status_counts"] == {"ok": 1, "opt_out": 1, "gone": 2, "dns": 1, "refused": 1}
@@ -185,11 +188,13 @@ def test_unreadable_sources_are_input_errors(tmp_path: Path) -> None:
 def test_transient_failures_are_reprobed_sooner(server: HttpServer, tmp_path: Path) -> None:
     flaky, gone = server.url("/ok.jpg"), server.url("/gone.jpg")
     two_days_ago = time.time() - 2 * DAY
+    settings = loopback(transient_ttl_days=1.0, ttl_days=30.0)
+    made_under = settings_fingerprint(settings)
     with Store(tmp_path / "s.sqlite") as store:
-        record(store, [UrlProbe(flaky, "timeout", None, "timed out", None, two_days_ago)])
-        record(store, [UrlProbe(gone, "gone", 404, "HTTP 404", None, two_days_ago)])
+        record(store, [UrlProbe(flaky, "timeout", None, "slow", None, two_days_ago)], made_under)
+        record(store, [UrlProbe(gone, "gone", 404, "HTTP 404", None, two_days_ago)], made_under)
         refs = [UrlRef(0, None, flaky), UrlRef(1, None, gone)]
-        probe_urls(refs, loopback(transient_ttl_days=1.0, ttl_days=30.0), store=store)
+        probe_urls(refs, settings, store=store)
         assert latest_status(store, [flaky, gone]) == {flaky: "ok", gone: "gone"}
     assert dict(server.hits) == {"/ok.jpg": 1}
 
@@ -216,4 +221,4 @@ def test_the_latest_probe_wins_before_and_after_the_log_is_merged(tmp_path: Path
         assert latest_status(store, [url]) == {url: "ok"}
         merge(store)
         assert latest_status(store, [url]) == {url: "ok"}
-        assert store.conn.execute("SELECT COUNT(*) FROM url_probe_log").fetchone() == (0,)
+        assert store.conn.execute("SELECT COUNT(*) FROM url_result_log").fetchone() == (0,)

@@ -110,7 +110,7 @@ def _recorded_urls(state: Path) -> list[str]:
         return []
     try:
         with sqlite3.connect(state, timeout=5) as conn:
-            query = "SELECT url FROM url_probe UNION SELECT url FROM url_probe_log"
+            query = "SELECT url FROM url_result UNION SELECT url FROM url_result_log"
             return [row[0] for row in conn.execute(query)]
     except sqlite3.OperationalError:  # table not created yet
         return []

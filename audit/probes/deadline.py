@@ -42,6 +42,22 @@ class Deadlines:
                 self._watched.pop(ident, None)
                 self._expired.discard(ident)
 
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Time spent waiting for our own politeness limit is not the server's: this thread's
+        deadline moves on by the wait, and the previous hop's socket (back in the pool, maybe in
+        another thread's hands by now) is no longer watched for it."""
+        ident = threading.get_ident()
+        with self._lock:
+            self._watched.pop(ident, None)
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            deadline = getattr(self._local, "deadline", None)
+            if deadline is not None:
+                self._local.deadline = deadline + (time.monotonic() - started)
+
     def attach(self, sock: socket.socket | None) -> None:
         """Called by a connection once its request is sent: watch this socket for this thread."""
         deadline = getattr(self._local, "deadline", None)

@@ -13,18 +13,30 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import hashlib
+import http.client
+import ipaddress
+import os
 import re
+import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 from urllib.parse import urljoin, urlsplit
 
+import msgspec
 import requests
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 from audit.config import UrlConfig
 from audit.probes.deadline import Deadlines
-from audit.probes.urlguard import AddressPolicy, DnsFailure, RefusedAddress, guarded_session
+from audit.probes.urlguard import (
+    AddressPolicy,
+    DnsFailure,
+    InFlight,
+    RefusedAddress,
+    guarded_session,
+    server_address,
+)
 from audit.store.urls import UrlProbe
 
 #: Status classes, in the order reports list them. ``ok`` and ``opt_out`` are images that exist.
@@ -48,6 +60,11 @@ STATUSES = (
 )
 AVAILABLE = frozenset({"ok", "opt_out"})
 NOT_PROBED = frozenset({"refused"})
+#: Outcomes that are no fact about the URL (the guard refused it under this run's settings and
+#: nothing was sent): never cached, decided again by each run.
+UNCACHED = frozenset({"refused"})
+#: Bumped when the classification of answers changes, so cached results are re-probed.
+_CLASSIFIER_VERSION = 1
 #: Failures that often heal by themselves: re-probed after ``transient_ttl_days``.
 TRANSIENT = frozenset({"timeout", "connection", "server_error", "http_error"})
 
@@ -85,9 +102,12 @@ class Outcome(NamedTuple):
 class Prober:
     """Probes URLs with one pooled, guarded session (thread-safe: requests' pools are)."""
 
-    def __init__(self, settings: UrlConfig, *, pools: int = 256) -> None:
+    def __init__(
+        self, settings: UrlConfig, *, pools: int = 256, policy: AddressPolicy | None = None
+    ) -> None:
         self.settings = settings
-        self.policy = AddressPolicy(settings.allow_private, settings.allow_networks)
+        self.policy = policy or AddressPolicy(settings.allow_private, settings.allow_networks)
+        self.in_flight = InFlight(settings.per_host)
         self.deadlines = Deadlines(settings.max_seconds_per_url)
         self.session = guarded_session(
             self.policy,
@@ -143,34 +163,50 @@ class Prober:
                 return Outcome("invalid", detail=f"not an http(s) URL: {current[:200]}")
             if self.policy.literal_refused(parts.hostname):
                 return Outcome("refused", detail=f"non-public address {parts.hostname}")
-            try:
-                response = self._get(current)
-            except Exception as exc:  # every failure is a class, never a crash
-                return _failure(exc)
-            if response.status_code in _REDIRECTS:
+            with self._slot(current):
+                try:
+                    response = self._get(current)
+                except Exception as exc:  # every failure is a class, never a crash
+                    return _failure(exc)
+                if response.status_code not in _REDIRECTS:
+                    try:
+                        return self._classify(response, current if current != url else None)
+                    finally:
+                        response.close()
                 location = response.headers.get("Location")
                 _drain(response, 4096)
-                if not location:
-                    return Outcome("http_error", response.status_code, "redirect without Location")
-                current = urljoin(current, location)
-                if _normalise(current) in self.placeholder_urls:
-                    return Outcome(
-                        "placeholder",
-                        response.status_code,
-                        "redirects to a known 'photo unavailable' image",
-                        current,
-                    )
-                if current in seen:
-                    return Outcome("redirects", response.status_code, "redirect loop", current)
-                seen.add(current)
-                continue
-            try:
-                return self._classify(response, current if current != url else None)
-            finally:
-                response.close()
+            if not location:
+                return Outcome("http_error", response.status_code, "redirect without Location")
+            current = urljoin(current, location)
+            if _normalise(current) in self.placeholder_urls:
+                return Outcome(
+                    "placeholder",
+                    response.status_code,
+                    "redirects to a known 'photo unavailable' image",
+                    current,
+                )
+            if current in seen:
+                return Outcome("redirects", response.status_code, "redirect loop", current)
+            seen.add(current)
         return Outcome(
             "redirects", None, f"more than {self.settings.max_redirects} redirects", current
         )
+
+    @contextlib.contextmanager
+    def _slot(self, url: str) -> Iterator[None]:
+        """Hold one of the ``per_host`` request slots of the server ``url`` connects to, for this
+        hop's request and body (waiting for our own limit does not count against its deadline)."""
+        server = server_address(self.policy, url)
+        if server is None:  # refused or unresolvable: the guard fails it without connecting
+            yield
+            return
+        if not self.in_flight.try_enter(server):
+            with self.deadlines.paused():
+                self.in_flight.enter(server)
+        try:
+            yield
+        finally:
+            self.in_flight.leave(server)
 
     def _get(self, url: str) -> requests.Response:
         """A streamed GET through the session's pooled adapter, skipping ``Session.request``.
@@ -211,7 +247,7 @@ class Prober:
         except ReadTimeoutError:
             return Outcome("timeout", code, "body read timed out", final)
         except (ProtocolError, requests.RequestException, OSError) as exc:
-            return Outcome("truncated", code, f"transfer broke off: {_short(exc)}", final)
+            return Outcome("truncated", code, f"transfer broke off ({_broken(exc)})", final)
         if not body:
             return Outcome("not_image", code, "empty body", final)
         if (
@@ -284,24 +320,90 @@ def _retry_after(response: requests.Response) -> float | None:
 
 
 def _failure(exc: Exception) -> Outcome:
-    if isinstance(exc, RefusedAddress):
-        return Outcome("refused", detail=str(exc))
-    if isinstance(exc, DnsFailure):
-        return Outcome("dns", detail=_short(exc))
+    """The outcome of a request that raised, told by the exception's type (and errno), never by
+    its text: library messages carry internals like ``HTTPConnectionPool(...) Max retries``."""
+    if isinstance(exc, RefusedAddress | DnsFailure):  # ours: their text is written for users
+        return Outcome("refused" if isinstance(exc, RefusedAddress) else "dns", detail=str(exc))
     if isinstance(exc, requests.exceptions.SSLError):
-        return Outcome("tls", detail=_short(exc))
+        return Outcome("tls", detail=_tls(exc))
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return Outcome("timeout", detail="connect timed out", retry=True)
     if isinstance(exc, requests.exceptions.Timeout):
         return Outcome("timeout", detail="no answer within the timeout")
-    if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.URLRequired):
-        return Outcome("invalid", detail=_short(exc))
-    return Outcome("connection", detail=_short(exc), retry=True)
+    if isinstance(
+        exc,
+        requests.exceptions.InvalidURL
+        | requests.exceptions.URLRequired
+        | requests.exceptions.InvalidSchema
+        | requests.exceptions.MissingSchema,
+    ):
+        return Outcome("invalid", detail="not a valid http(s) URL")
+    return Outcome("connection", detail=_broken(exc), retry=True)
 
 
-def _short(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception it wraps (causes, contexts, wrapped arguments and reasons)."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        current = todo.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        wrapped = (current.__cause__, current.__context__, getattr(current, "reason", None))
+        todo.extend(e for e in (*wrapped, *current.args) if isinstance(e, BaseException))
+
+
+#: What went wrong on the wire, by exception type, most specific first.
+_WIRE: tuple[tuple[type[BaseException], str], ...] = (
+    (http.client.RemoteDisconnected, "the server closed the connection without answering"),
+    (http.client.IncompleteRead, "fewer bytes than announced"),
+    (ConnectionRefusedError, "connection refused"),
+    (ConnectionResetError, "connection reset by the server"),
+    (ConnectionAbortedError, "connection aborted"),
+    (http.client.HTTPException, "not a valid HTTP answer"),
+)
+
+
+def _broken(exc: BaseException) -> str:
+    causes = list(_chain(exc))
+    for kind, text in _WIRE:
+        if any(isinstance(e, kind) for e in causes):
+            return text
+    for e in causes:
+        if isinstance(e, OSError) and e.errno:
+            return f"connection failed: {os.strerror(e.errno).lower()}"
+    return "connection failed"
+
+
+def _tls(exc: BaseException) -> str:
+    for e in _chain(exc):
+        if isinstance(e, ssl.SSLCertVerificationError):
+            return f"certificate not trusted ({e.verify_message or 'verification failed'})"
+        if isinstance(e, ssl.SSLError):
+            return f"TLS handshake failed ({e.reason or type(e).__name__})"
+    return "TLS handshake failed"
+
+
+def settings_fingerprint(settings: UrlConfig) -> str:
+    """A short key of the settings that decide a URL's outcome: a cached result made under other
+    ones (another byte cap, timeout, redirect cap, allowed networks, placeholder or opt-out list)
+    is not reused. Politeness settings (workers, per_host, delay, user agent) are left out."""
+    networks = sorted({str(ipaddress.ip_network(n, strict=False)) for n in settings.allow_networks})
+    key = (
+        _CLASSIFIER_VERSION,
+        settings.max_bytes,
+        settings.timeout_seconds,
+        settings.max_seconds_per_url,
+        settings.max_redirects,
+        settings.allow_private,
+        networks,
+        sorted({_normalise(u) for u in settings.placeholder_urls}),
+        sorted({h.lower() for h in settings.placeholder_sha256}),
+        sorted({d.lower() for d in settings.opt_out_directives}),
+    )
+    return hashlib.sha256(msgspec.json.encode(key)).hexdigest()[:16]
 
 
 def _normalise(url: str) -> str:

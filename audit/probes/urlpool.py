@@ -2,9 +2,15 @@
 
 A 50 ms round trip means 2,000 URLs/s needs ~100+ requests in flight, and requests spends most of
 a millisecond of CPU per request, so one process tops out near one core. Large runs therefore fan
-out to one process per core, each with its own thread pool and connection pools; URLs are split by
-host so each host's limit is enforced by exactly one scheduler. Results stream back in small
-msgpack chunks. A worker process whose parent dies (a killed run) stops taking work at once.
+out to one process per core, each with its own thread pool and connection pools.
+
+Politeness is per server, not per spelling of its name: each URL's host is resolved once up front
+(the SSRF guard's resolution, which connections then use) and URLs are queued by that address, so
+``localhost``, ``127.1`` and ``2130706433`` share one server's ``per_host`` slots; redirect hops
+take a slot of the server they go to (:class:`audit.probes.urlguard.InFlight`). Worker processes
+get URLs split by address, plus the parent's resolutions, so one server's limit is enforced by
+exactly one process. Results stream back in small msgpack chunks. A worker process whose parent
+dies (a killed run) stops taking work at once.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import time
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from multiprocessing import get_context
 
 import msgspec
@@ -28,6 +35,7 @@ import msgspec
 from audit.config import UrlConfig
 from audit.errors import ProbeError
 from audit.probes.http import Prober, host_of
+from audit.probes.urlguard import AddressPolicy, server_address
 from audit.store.urls import UrlProbe
 
 _CHUNK = 64  # results per message from a worker process
@@ -36,15 +44,22 @@ _PR_SET_PDEATHSIG = 1
 
 
 class HostScheduler:
-    """Hands out URLs so that no host has more than ``per_host`` in flight or starts within
-    ``delay`` of its previous request; a host told to back off is paused for everyone."""
+    """Hands out URLs so that no server (``key`` of a URL: its address, by default its host) has
+    more than ``per_host`` in flight or starts within ``delay`` of its previous request; a server
+    told to back off is paused for everyone."""
 
-    def __init__(self, urls: Sequence[str], per_host: int, delay: float) -> None:
+    def __init__(
+        self,
+        urls: Sequence[str],
+        per_host: int,
+        delay: float,
+        key: Callable[[str], str] = host_of,
+    ) -> None:
         self.per_host = max(1, per_host)
         self.delay = delay
         self.pending: dict[str, deque[str]] = {}
         for url in urls:
-            self.pending.setdefault(host_of(url), deque()).append(url)
+            self.pending.setdefault(key(url), deque()).append(url)
         self.remaining = len(urls)
         self.in_flight = dict.fromkeys(self.pending, 0)
         self.not_before = dict.fromkeys(self.pending, 0.0)
@@ -135,12 +150,28 @@ class HostHealth:
             self.failures[host] = 0
 
 
+def servers(urls: Sequence[str], policy: AddressPolicy, threads: int) -> Callable[[str], str]:
+    """Each URL's server key: the address its connection will use, resolved once per host in
+    ``threads`` threads (the policy caches it); the host itself when the URL fails unconnected."""
+    first = {host_of(url): url for url in urls}  # any URL of a host stands for it
+    with ThreadPoolExecutor(max(1, min(threads, len(first)))) as pool:
+        found = pool.map(lambda url: server_address(policy, url), first.values())
+        keys = {host: address or host for host, address in zip(first, found, strict=True)}
+    return lambda url: keys[host_of(url)]
+
+
 def probe_threaded(
-    urls: Sequence[str], settings: UrlConfig, *, alive: Callable[[], bool] | None = None
+    urls: Sequence[str],
+    settings: UrlConfig,
+    *,
+    alive: Callable[[], bool] | None = None,
+    policy: AddressPolicy | None = None,
 ) -> Iterator[UrlProbe]:
     """Probe ``urls`` with ``settings.workers`` threads in this process, yielding as they finish."""
-    scheduler = HostScheduler(urls, settings.per_host, settings.delay_seconds)
-    prober = Prober(settings, pools=max(64, 2 * settings.workers))
+    policy = policy or AddressPolicy(settings.allow_private, settings.allow_networks)
+    key = servers(urls, policy, settings.workers)
+    scheduler = HostScheduler(urls, settings.per_host, settings.delay_seconds, key)
+    prober = Prober(settings, pools=max(64, 2 * settings.workers), policy=policy)
     results: queue.SimpleQueue[UrlProbe | None] = queue.SimpleQueue()
     stopping = threading.Event()
     health = HostHealth(settings.host_failure_limit)
@@ -159,10 +190,9 @@ def probe_threaded(
 
                 try:
                     result = health.down(host, url) or prober.probe(url, backoff)
-                except Exception as exc:  # one bad URL never stops the run
-                    result = UrlProbe(
-                        url, "invalid", None, f"probe failed: {exc}", None, time.time()
-                    )
+                except Exception as exc:  # one bad URL never stops the run (a bug: type only)
+                    detail = f"probe failed ({type(exc).__name__})"
+                    result = UrlProbe(url, "invalid", None, detail, None, time.time())
                 finally:
                     scheduler.done(host)
                 health.saw(host, result)
@@ -191,19 +221,24 @@ def probe_threaded(
 
 
 def probe_parallel(urls: Sequence[str], settings: UrlConfig, processes: int) -> Iterator[UrlProbe]:
-    """Probe ``urls`` in ``processes`` worker processes (URLs split by host), yielding results."""
+    """Probe ``urls`` in ``processes`` worker processes (split by server address), yielding results."""
+    policy = AddressPolicy(settings.allow_private, settings.allow_networks)
+    key = servers(urls, policy, settings.workers)
     parts: list[list[str]] = [[] for _ in range(processes)]
     for url in urls:
-        parts[zlib.crc32(host_of(url).encode()) % processes].append(url)
+        parts[zlib.crc32(key(url).encode()) % processes].append(url)
+    known = policy.known()
     per_process = msgspec.structs.replace(settings, workers=max(1, settings.workers // processes))
     context = get_context("spawn")
     try:
         channel = context.Queue()
     except OSError:  # no POSIX semaphores here (some containers): threads still work
-        yield from probe_threaded(urls, settings)
+        yield from probe_threaded(urls, settings, policy=policy)
         return
     workers = [
-        context.Process(target=_worker, args=(part, per_process, channel, os.getpid()), daemon=True)
+        context.Process(
+            target=_worker, args=(part, per_process, channel, os.getpid(), known), daemon=True
+        )
         for part in parts
         if part
     ]
@@ -233,8 +268,15 @@ def probe_parallel(urls: Sequence[str], settings: UrlConfig, processes: int) -> 
             process.join(timeout=2.0)
 
 
-def _worker(urls: list[str], settings: UrlConfig, channel: object, parent: int) -> None:
-    """Worker process body: probe in threads, ship results in chunks, stop if orphaned."""
+def _worker(
+    urls: list[str],
+    settings: UrlConfig,
+    channel: object,
+    parent: int,
+    known: dict[tuple[str, int], list[tuple[int, str]] | str],
+) -> None:
+    """Worker process body: probe in threads (connecting to the addresses the parent resolved),
+    ship results in chunks, stop if orphaned."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
     _die_with_parent()
     encoder = msgspec.msgpack.Encoder()
@@ -242,7 +284,9 @@ def _worker(urls: list[str], settings: UrlConfig, channel: object, parent: int) 
     chunk: list[UrlProbe] = []
     sent = time.monotonic()
     with contextlib.suppress(BrokenPipeError):
-        for probe in probe_threaded(urls, settings, alive=lambda: os.getppid() == parent):
+        policy = AddressPolicy(settings.allow_private, settings.allow_networks, known)
+        alive = lambda: os.getppid() == parent  # noqa: E731
+        for probe in probe_threaded(urls, settings, alive=alive, policy=policy):
             chunk.append(probe)
             if len(chunk) >= _CHUNK or time.monotonic() - sent > _CHUNK_SECONDS:
                 put(encoder.encode(chunk))

@@ -3,7 +3,9 @@
 Each unique URL is probed at most once per run and only when its cached result is older than the
 TTL, so a nightly run over an unchanged file re-probes nothing. Results are committed every
 ``batch_size`` probes: a killed run loses at most one batch and the next run resumes from there.
-Findings cover every record, cached or not, so each night's report is complete.
+Findings cover every record, cached or not, so each night's report is complete. A cached result
+counts only under the settings that decided it, and a refusal by the SSRF guard is never cached:
+it says what this run's settings allow, not what the URL serves.
 """
 
 from __future__ import annotations
@@ -17,12 +19,20 @@ from pathlib import Path
 from typing import NamedTuple
 
 from audit import findings
-from audit.config import Config, DatasetConfig, UrlConfig
+from audit.config import Config, DatasetConfig, UrlConfig, url_settings_problem
 from audit.errors import ConfigError
 from audit.findings import Finding
 from audit.loaders.urlsources import coco_url_refs, load_url_refs
 from audit.models import NoProgress, Progress, StageResult, UrlRef
-from audit.probes.http import AVAILABLE, NOT_PROBED, STATUSES, TRANSIENT, domain_of
+from audit.probes.http import (
+    AVAILABLE,
+    NOT_PROBED,
+    STATUSES,
+    TRANSIENT,
+    UNCACHED,
+    domain_of,
+    settings_fingerprint,
+)
 from audit.probes.urlguard import AddressPolicy
 from audit.probes.urlpool import probe_parallel, probe_threaded
 from audit.store import Store
@@ -68,9 +78,11 @@ def probe_urls(
     now = time.time() if now is None else now
     progress = progress or NoProgress()
     unique = list(dict.fromkeys(ref.url for ref in refs))
+    _check(settings)
+    fingerprint = settings_fingerprint(settings)
     if store is not None:
         merge(store)  # what a killed run left in the log
-    cached = lookup(store, unique) if store is not None else {}
+    cached = lookup(store, unique, fingerprint) if store is not None else {}
     cutoff = now - settings.ttl_days * 86400.0
     transient_cutoff = now - min(settings.transient_ttl_days, settings.ttl_days) * 86400.0
     results = {
@@ -84,14 +96,15 @@ def probe_urls(
     try:
         for probe in _engine(todo, settings):
             results[probe.url] = probe
-            batch.append(probe)
+            if probe.status not in UNCACHED:
+                batch.append(probe)
             progress.advance()
             if store is not None and len(batch) >= settings.batch_size:
-                record(store, batch)
+                record(store, batch, fingerprint)
                 batch = []
     finally:
         if store is not None:
-            record(store, batch)
+            record(store, batch, fingerprint)
             merge(store)
         progress.finish()
     seconds = time.perf_counter() - started
@@ -102,12 +115,19 @@ def probe_urls(
     return StageResult(stage="urls", findings=result_findings, stats=stats)
 
 
-def _engine(urls: list[str], settings: UrlConfig) -> Iterator[UrlProbe]:
-    """Threads in this process for small runs, one process per core for large ones."""
+def _check(settings: UrlConfig) -> None:
+    """Settings given by a library caller get the checks ``audit.toml`` gets."""
+    problem = url_settings_problem(settings)
+    if problem:
+        raise ConfigError(problem)
     try:
         AddressPolicy(settings.allow_private, settings.allow_networks)
     except ValueError as exc:
         raise ConfigError(f"urls.allow_networks: {exc}") from None
+
+
+def _engine(urls: list[str], settings: UrlConfig) -> Iterator[UrlProbe]:
+    """Threads in this process for small runs, one process per core for large ones."""
     if not urls:
         return iter(())
     processes = settings.processes or os.cpu_count() or 1
