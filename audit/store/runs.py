@@ -8,12 +8,13 @@ the next run).
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime
 from typing import Literal
 
 import msgspec
 
-from audit.store import Store, register_schema
+from audit.store import Store, register_migration, register_schema
 
 RunStatus = Literal["running", "succeeded", "failed"]
 
@@ -97,7 +98,6 @@ def finish_run(
     datasets: list[DatasetFigures] | tuple[DatasetFigures, ...] = (),
 ) -> None:
     """Close a run with its outcome and figures, in one transaction."""
-    _add_missing_columns(store)
     with store.transaction() as conn:
         conn.execute(
             "UPDATE runs SET finished = ?, status = ?, errors = ?, warnings = ?, records = ?,"
@@ -155,7 +155,6 @@ def mark_pruned(store: Store, run_ids: list[str]) -> None:
 
 def list_runs(store: Store, *, limit: int = 100) -> list[RunRecord]:
     """The newest ``limit`` runs, oldest first (the order trend charts draw them in)."""
-    _add_missing_columns(store)
     rows = store.conn.execute(
         "SELECT run_id, started, finished, status, trigger, errors, warnings, records, report,"
         " message FROM runs ORDER BY started DESC, run_id DESC LIMIT ?",
@@ -198,12 +197,14 @@ def last_run(store: Store, *, status: RunStatus | None = None) -> RunRecord | No
     return None if row is None else _record(row, [])
 
 
-def _add_missing_columns(store: Store) -> None:
-    """State files from before ``url_missing_rate`` existed get the column (idempotent)."""
-    columns = {row[1] for row in store.conn.execute("PRAGMA table_info(run_datasets)")}
+def _add_url_missing_rate(conn: sqlite3.Connection) -> None:
+    """Schema 1: state files from before ``url_missing_rate`` existed get the column."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(run_datasets)")}
     if "url_missing_rate" not in columns:
-        with store.transaction() as conn:
-            conn.execute("ALTER TABLE run_datasets ADD COLUMN url_missing_rate REAL")
+        conn.execute("ALTER TABLE run_datasets ADD COLUMN url_missing_rate REAL")
+
+
+register_migration(1, _add_url_missing_rate)
 
 
 def _record(row: tuple[object, ...], datasets: list[DatasetFigures]) -> RunRecord:
