@@ -92,6 +92,29 @@ ENTRIES: tuple[CodeInfo, ...] = (
         "In a JSON Lines file, this line does not parse as JSON; the other lines were audited.",
     ),
     CodeInfo(
+        "record.too_deep",
+        E,
+        "Record nested too deeply",
+        "The record nests arrays or objects about 1,000 levels deep. Python's json.load (LLaVA's "
+        "trainer) raises RecursionError on the whole file; the other records were audited.",
+    ),
+    CodeInfo(
+        "record.non_finite",
+        W,
+        "NaN or infinite number",
+        "The record holds NaN, Infinity, -Infinity or a number beyond the float range (1e400). "
+        "json.load reads them as floats, but they are not JSON: strict parsers (msgspec, Arrow, "
+        "other languages) reject the file. The record was still audited.",
+    ),
+    CodeInfo(
+        "record.lone_surrogate",
+        E,
+        "Lone UTF-16 surrogate in a string",
+        'A string holds an unpaired surrogate escape such as "\\ud800". json.load accepts it, but '
+        "the text cannot be encoded as UTF-8: the tokenizer (or opening an image path) raises "
+        "UnicodeEncodeError when training reaches the record. Audited with U+FFFD in its place.",
+    ),
+    CodeInfo(
         "record.conversations",
         E,
         "Missing or malformed conversations",

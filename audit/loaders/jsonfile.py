@@ -25,10 +25,9 @@ import msgspec
 from audit import findings as fnd
 from audit.errors import InputError
 from audit.findings import Finding
+from audit.loaders import jsonscan
 
 _BOM = b"\xef\xbb\xbf"
-_TRAILING = re.compile(r"trailing characters \(byte (\d+)\)")
-_MALFORMED = re.compile(r"JSON is malformed: (.*) \(byte (\d+)\)")
 _RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
 
 
@@ -98,30 +97,27 @@ def parse_container(path: Path, dataset: str, decoder: msgspec.json.Decoder[Any]
     return container
 
 
+_FAILED = (msgspec.MsgspecError, UnicodeDecodeError, RecursionError)  # what a decode may raise
+
+
 def _parse(reader: _Reader, data: bytes, shift: int) -> Container:
-    for _attempt in range(4):  # each failed attempt repairs one thing (encoding, trailing data)
-        try:
-            return _decode(reader, data, shift)
-        except UnicodeDecodeError:
-            data = _repair_encoding(reader, data, shift)
-        except msgspec.DecodeError as exc:
-            try:
-                data = _after_syntax_error(reader, data, shift, str(exc))
-            except _NotArrayError as not_array:
-                return _not_an_array(reader, data, shift, str(not_array))
-    raise reader.fail("file.invalid_json", "invalid JSON")  # pragma: no cover - defensive
-
-
-def _decode(reader: _Reader, data: bytes, shift: int) -> Container:
-    """Typed decode; on a record-level mismatch, the raw elements for one-by-one decoding."""
+    """The typed fast path; when it fails, the bytes themselves say why (never the message of
+    the decoder's exception, which changes between versions)."""
     try:
         return Container(typed=reader.decoder.decode(data))
-    except msgspec.ValidationError as exc:
-        if " - at `$[" not in str(exc):
-            return _not_an_array(reader, data, shift, str(exc).rsplit("got ", 1)[-1].strip("`"))
-    if _first_bad_utf8(data) is not None:
-        raise UnicodeDecodeError("utf-8", b"", 0, 1, "invalid UTF-8")
-    return Container(elements=_RAW_LIST.decode(data))
+    except _FAILED:
+        pass
+    bad = _first_bad_utf8(data)
+    if bad is not None:
+        data = _repair_encoding(reader, data, bad, shift)
+        try:
+            return Container(typed=reader.decoder.decode(data))
+        except _FAILED:
+            pass
+    start = jsonscan.leading_space(data)
+    if data[start : start + 1] != b"[":
+        return _not_an_array(reader, data, shift, start)
+    return Container(elements=_array_elements(reader, data, shift))
 
 
 def _first_bad_utf8(data: bytes) -> int | None:
@@ -136,9 +132,8 @@ def _first_bad_utf8(data: bytes) -> int | None:
     return None
 
 
-def _repair_encoding(reader: _Reader, data: bytes, shift: int) -> bytes:
+def _repair_encoding(reader: _Reader, data: bytes, offset: int, shift: int) -> bytes:
     """Name the first invalid byte, then audit a copy with replacement characters."""
-    offset = _first_bad_utf8(data) or 0
     reader.note(
         "file.encoding",
         f"{reader.file}:{position(data, offset, shift)}: invalid UTF-8 byte "
@@ -147,75 +142,52 @@ def _repair_encoding(reader: _Reader, data: bytes, shift: int) -> bytes:
     return data.decode("utf-8", errors="replace").encode("utf-8")
 
 
-def _complete_prefix(data: bytes, attempts: int = 32) -> bytes | None:
-    """The array's complete records before a truncation (a cut download), closed with `]`.
-
-    Record boundaries are `},` followed by the next record; the last few candidates are tried
-    from the end until the prefix parses. None when no record is complete.
-    """
-    if data.lstrip()[:1] != b"[":
-        return None
-    end = len(data)
-    for _ in range(attempts):
-        end = data.rfind(b"},", 0, end)
-        if end < 0:
-            return None
-        candidate = data[: end + 1] + b"]"
-        try:
-            _RAW_LIST.decode(candidate)
-        except msgspec.DecodeError:
-            continue
-        return candidate
-    return None
-
-
-class _NotArrayError(Exception):
-    """Internal: the file starts with something other than an array and more values follow."""
-
-
-def _after_syntax_error(reader: _Reader, data: bytes, shift: int, message: str) -> bytes:
-    """Trailing data is cut (the array before it is still audited); anything else is fatal,
-    except JSON Lines, which ``_not_an_array`` handles when the first value is an object."""
-    if (match := _TRAILING.search(message)) is not None:
-        offset = max(0, int(match.group(1)) - 1)  # msgspec reports the byte after the offender
-        if data.lstrip()[:1] != b"[":
-            raise _NotArrayError("value followed by more values")
-        reader.note(
-            "file.trailing_data",
-            f"{reader.file}:{position(data, offset, shift)}: data after the end of the JSON "
-            "array; the array before it was audited",
-        )
-        return data[:offset]
-    if "truncated" in message:
+def _array_elements(reader: _Reader, data: bytes, shift: int) -> list[Any]:
+    """The array's elements for one-by-one decoding: msgspec's tokeniser when it accepts the
+    array, else ``json.load``'s reading, which also says where trailing data or a break is."""
+    try:
+        return _RAW_LIST.decode(data)
+    except _FAILED:
+        pass
+    try:
+        split = jsonscan.split_array(data)
+    except jsonscan.JsonSyntaxError as exc:
+        if not exc.truncated:
+            where = position(data, exc.offset, shift)
+            raise reader.fail("file.invalid_json", f"invalid JSON: {exc.problem}", where) from None
         where = position(data, len(data), shift)
-        complete = _complete_prefix(data)
-        if complete is None:
-            raise reader.fail(
-                "file.invalid_json", "truncated JSON: the file ends inside a value", where
-            )
+        problem = "truncated JSON: the file ends inside a value"
+        if not exc.elements:
+            raise reader.fail("file.invalid_json", problem, where) from None
         reader.note(
             "file.invalid_json",
-            f"{reader.file}:{where}: truncated JSON: the file ends inside a value; the complete "
-            f"records before {position(data, len(complete) - 1, shift)} were audited",
+            f"{reader.file}:{where}: {problem}; the complete records before "
+            f"{position(data, exc.complete_end, shift)} were audited",
         )
-        return complete
-    match = _MALFORMED.search(message)
-    problem = match.group(1) if match else message
-    offset = int(match.group(2)) if match else 0
-    raise reader.fail(
-        "file.invalid_json", f"invalid JSON: {problem}", position(data, offset, shift)
-    )
+        return exc.elements
+    if split.trailing is not None:
+        reader.note(
+            "file.trailing_data",
+            f"{reader.file}:{position(data, split.trailing, shift)}: data after the end of the "
+            "JSON array; the array before it was audited",
+        )
+    return split.elements
 
 
-def _not_an_array(reader: _Reader, data: bytes, shift: int, got: str) -> Container:
-    if data.lstrip()[:1] == b"{":
+def _not_an_array(reader: _Reader, data: bytes, shift: int, start: int) -> Container:
+    """JSON Lines when the file is one object per line; otherwise what the top level is."""
+    if data[start : start + 1] == b"{":
         lines = _json_lines(reader, data, shift)
         if lines is not None:
             return lines
+    got = jsonscan.top_level_type(data, start)
+    where = position(data, start, shift)
+    if got is None:
+        raise reader.fail("file.invalid_json", "invalid JSON: no JSON value at the start", where)
     raise reader.fail(
         "file.not_array",
         f"the top-level value is {'an' if got[:1] in 'aeiou' else 'a'} {got}, not an array of records",
-        position(data, len(data) - len(data.lstrip()), shift),
+        where,
     )
 
 
@@ -230,9 +202,11 @@ def _json_lines(reader: _Reader, data: bytes, shift: int) -> Container | None:
     if len(elements) < 2:
         return None
     try:
-        msgspec.json.decode(elements[0])
-    except msgspec.DecodeError:
+        jsonscan.loads(elements[0])
+    except jsonscan.JsonSyntaxError:
         return None
+    except jsonscan.TooDeepError:
+        pass  # one value, too deep to read: its record says so
     reader.note(
         "file.jsonl",
         f"{reader.file}:{position(data, 0, shift)}: JSON Lines ({len(elements):,} lines) where "
@@ -322,16 +296,13 @@ def _compact_chunks(
 ) -> Iterator[list[Any] | UntypedPiece]:
     """A compact (single-line) array: elements located by a raw tokenising pass, then typed-decoded
     a few MB at a time, so the Python objects of the whole file never exist at once."""
-    try:
-        elements = _RAW_LIST.decode(data)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise NotStreamableError(str(exc)) from None
+    elements = _elements(data)
     begin, size = 0, 0
     for end, element in enumerate(elements, start=1):
         size += len(element)
         if size >= chunk_bytes or end == len(elements):
             yield pieces.decode(b"[" + b",".join(elements[begin:end]) + b"]")
-            elements[begin:end] = [None] * (end - begin)  # type: ignore[list-item]
+            elements[begin:end] = [None] * (end - begin)
             begin, size = end, 0
     if not elements:
         yield []
@@ -351,19 +322,31 @@ class _PieceDecoder:
     def decode(self, piece: bytes | bytearray | memoryview) -> list[Any] | UntypedPiece:
         try:
             return self.decoder.decode(piece)
-        except msgspec.ValidationError as exc:
-            if not (self.split_mismatches and " - at `$[" in str(exc)):
-                raise NotStreamableError(str(exc)) from None
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-            raise NotStreamableError(str(exc)) from None
+        except _FAILED:  # a record of the wrong shape, or one only json.load reads (NaN, ...)
+            if not self.split_mismatches:
+                raise NotStreamableError("a record fails the typed decode") from None
         if not self.utf8_checked:
             if not _file_is_utf8(self.path):
                 raise NotStreamableError("invalid UTF-8")
             self.utf8_checked = True
-        try:  # a copy: the elements must not pin the reader's buffer, which it reuses
-            return UntypedPiece(_RAW_LIST.decode(bytes(piece)))
-        except msgspec.DecodeError as exc:  # a syntax error after the mismatched record
-            raise NotStreamableError(str(exc)) from None
+        # a copy: the elements must not pin the reader's buffer, which it reuses
+        return UntypedPiece(_elements(bytes(piece)))
+
+
+def _elements(piece: bytes | bytearray) -> list[Any]:
+    """A piece's elements, when the piece is a well-formed array as ``json.load`` reads it;
+    anything else is for the careful whole-file path to report."""
+    try:
+        return _RAW_LIST.decode(piece)
+    except _FAILED:
+        pass
+    try:
+        split = jsonscan.split_array(bytes(piece))
+    except (jsonscan.JsonSyntaxError, UnicodeDecodeError):
+        raise NotStreamableError("not a well-formed JSON array") from None
+    if split.trailing is not None:
+        raise NotStreamableError("data after the array")
+    return list(split.elements)
 
 
 def _file_is_utf8(path: Path, block: int = 1 << 20) -> bool:

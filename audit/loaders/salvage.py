@@ -18,6 +18,7 @@ import msgspec
 
 from audit import findings as fnd
 from audit.findings import Finding
+from audit.loaders import jsonscan
 from audit.models import ChatRecord, MetadataRecord, Turn
 
 CHAT_KEYS = frozenset({"id", "image", "conversations", "model"})
@@ -62,7 +63,6 @@ class ElementDecoder:
         positions."""
         records: list[Any] = []
         kept: list[int] = []
-        findings = self.findings
         gc_was_enabled = gc.isenabled()
         gc.disable()  # generic decoding builds many dicts; the cyclic GC only slows that down
         try:
@@ -71,22 +71,10 @@ class ElementDecoder:
                     records.append(self.single.decode(element))
                     kept.append(position)
                     continue
-                except msgspec.ValidationError:
-                    pass
-                except msgspec.DecodeError as exc:
-                    where = f"line {lines[position]}" if lines else f"record {position}"
-                    message = f"{self.file}:{where}: invalid JSON: {exc}"
-                    findings.append(
-                        fnd.make(
-                            "record.invalid_json",
-                            message,
-                            dataset=self.dataset,
-                            file=self.file,
-                            index=position,
-                        )
-                    )
-                    continue
-                record = self._salvage(element, position)
+                except (msgspec.MsgspecError, UnicodeDecodeError, RecursionError):
+                    pass  # the generic decode below says what is wrong with it
+                where = f"line {lines[position]}" if lines else f"record {position}"
+                record = self._salvage(element, position, where)
                 if record is not None:
                     records.append(record)
                     kept.append(position)
@@ -95,9 +83,11 @@ class ElementDecoder:
                 gc.enable()
         return records, kept
 
-    def _salvage(self, element: Any, position: int) -> Any:
+    def _salvage(self, element: Any, position: int, where: str) -> Any:
         make = _finding_maker(self.dataset, self.file, position)
-        obj = msgspec.json.decode(element)
+        obj = self._generic(element, where, make)
+        if obj is _ABSENT:
+            return None
         record: Any
         if self.metadata_keys is not None:
             record, found = salvage_metadata(obj, self.metadata_keys, make)
@@ -105,6 +95,59 @@ class ElementDecoder:
             record, found = salvage_chat(obj, make)
         self.findings.extend(found)
         return record
+
+    def _generic(self, element: Any, where: str, make: MakeFinding) -> Any:
+        """The element as plain Python values, as ``json.load`` reads it (NaN, Infinity, 1e400,
+        lone surrogates reported and kept, surrogates replaced); ``_ABSENT`` when unreadable."""
+        try:
+            return msgspec.json.decode(element)
+        except RecursionError:
+            text = bytes(element).decode("utf-8", errors="replace")
+            self.findings.append(_too_deep(jsonscan.nesting_depth(text), make))
+            return _ABSENT
+        except (msgspec.MsgspecError, UnicodeDecodeError):
+            pass  # not strict JSON: read it the way LLaVA's trainer does
+        try:
+            obj, odd = jsonscan.clean_oddities(jsonscan.loads(bytes(element)))
+        except jsonscan.TooDeepError as exc:
+            self.findings.append(_too_deep(exc.depth, make))
+            return _ABSENT
+        except jsonscan.JsonSyntaxError as exc:
+            message = f"{self.file}:{where}: invalid JSON: {exc.problem}"
+            self.findings.append(make("record.invalid_json", message, None))
+            return _ABSENT
+        self.findings.extend(_oddity_findings(odd, _usable_id(obj), make))
+        return obj
+
+
+def _too_deep(depth: int, make: MakeFinding) -> Finding:
+    return make(
+        "record.too_deep",
+        f"nested {depth:,} levels deep; json.load raises RecursionError at about 1,000",
+        None,
+    )
+
+
+def _oddity_findings(odd: jsonscan.Oddities, record_id: Any, make: MakeFinding) -> list[Finding]:
+    """One warning per kind of value only ``json.load`` accepts: the first place and a count."""
+    out = []
+    if odd.non_finite:
+        path, value = odd.non_finite[0]
+        more = f" (and {len(odd.non_finite) - 1:,} more)" if len(odd.non_finite) > 1 else ""
+        out.append(make("record.non_finite", f"`{path}` is {value}{more}", record_id))
+    if odd.surrogates:
+        more = f" (and {len(odd.surrogates) - 1:,} more)" if len(odd.surrogates) > 1 else ""
+        message = f"`{odd.surrogates[0]}` holds a lone UTF-16 surrogate{more}"
+        out.append(make("record.lone_surrogate", message, record_id))
+    return out
+
+
+def _usable_id(obj: Any) -> Any:
+    """The record's id when it is one (a string or an integer), for findings made before salvage."""
+    record_id = obj.get("id") if isinstance(obj, dict) else None
+    return (
+        record_id if isinstance(record_id, str | int) and not isinstance(record_id, bool) else None
+    )
 
 
 def _finding_maker(dataset: str, file: str, position: int) -> MakeFinding:
