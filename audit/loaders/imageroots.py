@@ -1,16 +1,17 @@
 """Image roots: the folders and zip files that hold a dataset's images, read in place.
 
 LLaVA ships images both ways: folders under ``--image_folder`` (mix665k's ``playground/data``) and
-``images.zip`` (595K CC-3M images, 558K LCS images). ``zipfile.ZipFile`` builds a ZipInfo object per
-member, about 4 s for 595K names on this machine; the audit needs membership in under 2 s, so
-:class:`ZipRoot` parses the central directory itself and keeps only what reading a member needs.
-Members are read by offset into memory and never extracted, so a hostile member name cannot write
-anywhere. Record paths that escape the root (``..``, absolute) are refused, as LLaVA's trainer would
-otherwise read outside ``--image_folder``.
+``images.zip`` (595K CC-3M images, 558K LCS images), indexed from its central directory
+(:mod:`audit.loaders.zipindex`). Members are read by offset into memory and never extracted, so a
+hostile member name cannot write anywhere. Record paths that escape the root (``..``, absolute) are
+refused, as LLaVA's trainer would otherwise read outside ``--image_folder``; so are symlinks that
+lead out of a folder root, and entries that are not regular files (a FIFO would block a reader, a
+device never ends) are never opened.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import re
@@ -22,35 +23,58 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import BinaryIO
 
 from audit.errors import InputError
+from audit.loaders.zipindex import Member, ZipFormatError, read_index
 
 #: How a worker reads an image: ("file", path) or ("zip", zip path, member name, header offset,
 #: compressed size, method, size, crc, zip size:mtime). Plain tuples: they pickle cheaply.
 Source = tuple[object, ...]
 
-_EOCD = struct.Struct("<4sHHHHIIH")
-_EOCD64_LOCATOR = struct.Struct("<4sIQI")
-_EOCD64 = struct.Struct("<4sQHHIIQQQQ")
-#: Central directory entry, only the fields a reader needs (x = skipped bytes): signature, flags,
-#: method, crc, compressed size, size, name/extra/comment lengths, local header offset.
-_CENTRAL = struct.Struct("<4s4xHH4xIIIHHH8xI")
 _LOCAL = struct.Struct("<4sHHHHHIIIHH")
-_UTF8_FLAG = 0x800
-#: Relative paths with no empty, "." or ".." segment and no drive letter: already normalized.
-_PLAIN = re.compile(r"(?!\.\.?(?:/|$))[^/\\:]+(?:/(?!\.\.?(?:/|$))[^/\\:]+)*")
+#: Relative paths with no empty, "." or ".." segment, no drive letter, no NUL: already normalized.
+_PLAIN = re.compile(r"(?!\.\.?(?:/|$))[^/\\:\x00]+(?:/(?!\.\.?(?:/|$))[^/\\:\x00]+)*")
 _DRIVE = re.compile(r"[A-Za-z]:[/\\]")
 _ENCRYPTED_FLAG = 0x1
 _ENCRYPTED = "zip member is encrypted"
+#: Opening an image never follows a last-moment symlink and never waits on a FIFO's writer.
+_OPEN_FLAGS = (
+    os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+)
+_OUT_BY_LINK = "is a symlink that leads outside the image root; not opened"
+_OUT_BY_FOLDER = "has a folder on its path that leads outside the image root; not opened"
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
 
 
 class UnsafePathError(ValueError):
     """A record's image path is empty, absolute or climbs out of the root."""
 
 
+class UnfollowablePathError(UnsafePathError):
+    """A path only the file system shows to be unsafe: a NUL byte, or a symlink out of the root.
+
+    The structure check reads only the text of the path, so it cannot report these; the image probe
+    always does.
+    """
+
+
 class DamagedMemberError(OSError):
     """A zip member's bytes are damaged (CRC, inflate or header failure): the image is corrupt."""
+
+
+#: Every reason :func:`read_source` gives for a damaged member: fixed wording, never file content.
+DAMAGE_REASONS = (
+    "zip member's local header is missing (damaged zip)",
+    "zip member runs past the end of the file (truncated zip)",
+    "zip member does not inflate (damaged zip)",
+    "zip member cannot be decompressed (damaged zip or unsupported method)",
+    "zip member fails its CRC check (damaged zip)",
+)
 
 
 @dataclass(slots=True)  # not frozen: a frozen __init__ is 2x slower and 600K are built per run
@@ -69,6 +93,8 @@ def normalize(image: str) -> str:
     """The relative path LLaVA's trainer would open, or :class:`UnsafePathError` if it escapes the root."""
     if not image.strip():
         raise UnsafePathError("empty image path")
+    if "\x00" in image:
+        raise UnfollowablePathError("contains a NUL byte (no file system path can)")
     if _PLAIN.fullmatch(image):  # the common case, decided without normpath
         return image
     if image.startswith(("/", "\\")) or _DRIVE.match(image):
@@ -80,30 +106,55 @@ def normalize(image: str) -> str:
 
 
 class DirRoot:
-    """A folder of images: membership is one ``stat`` per lookup (263K/s, no index needed)."""
+    """A folder of images: membership is one ``lstat`` per lookup (263K/s, no index needed).
+
+    Whether a folder on the way leads out of the root (a symlink to elsewhere) is decided once per
+    folder; a symlinked file is resolved and checked. What leads out is never stat'ed or opened.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.key = str(path)
+        real = os.path.realpath(self.key)
+        self._real = real
+        self._prefix = real if real.endswith(os.sep) else real + os.sep
+        self._folders: dict[str, bool] = {"": True}  # folder below the root -> stays inside
+
+    def _inside(self, resolved: str) -> bool:
+        return resolved == self._real or resolved.startswith(self._prefix)
 
     def locate(self, name: str) -> Location | None:
+        folder = name.rpartition("/")[0]
+        inside = self._folders.get(folder)
+        if inside is None:
+            joined = os.path.join(self.key, folder)  # noqa: PTH118
+            inside = self._folders[folder] = self._inside(os.path.realpath(joined))
+        if not inside:
+            raise UnfollowablePathError(_OUT_BY_FOLDER)
         full = os.path.join(self.key, name)  # noqa: PTH118 - str paths: 2x faster than Path here
         try:
-            st = os.stat(full)  # noqa: PTH116
+            st = os.lstat(full)
+            if stat.S_ISLNK(st.st_mode):
+                full = os.path.realpath(full)
+                if not self._inside(full):
+                    raise UnfollowablePathError(_OUT_BY_LINK)
+                st = os.stat(full)  # noqa: PTH116
         except (FileNotFoundError, NotADirectoryError):
             return None
-        except OSError as exc:  # e.g. a folder on the way without permission
-            return Location(self.key, name, -1, "", ("file", full), exc.strerror or str(exc))
-        if not stat.S_ISREG(st.st_mode):
+        except OSError as exc:  # e.g. a folder on the way without permission, a symlink loop
+            return Location(self.key, name, -1, "", ("file", full), exc.strerror or "cannot stat")
+        if stat.S_ISREG(st.st_mode):
+            return Location(
+                self.key, name, st.st_size, f"{st.st_size}:{st.st_mtime_ns}", ("file", full)
+            )
+        if stat.S_ISDIR(st.st_mode):
             return None
-        return Location(
-            self.key, name, st.st_size, f"{st.st_size}:{st.st_mtime_ns}", ("file", full)
-        )
+        problem = f"{_kind(st.st_mode)}, not a regular file; not opened"
+        return Location(self.key, name, -1, "", ("file", full), problem)
 
 
-#: One zip member: (local header offset, compressed size, size, crc, method, flags). A plain tuple
-#: because 595K of them are built per index; a dataclass or NamedTuple costs 2x the time.
-_Member = tuple[int, int, int, int, int, int]
+def _kind(mode: int) -> str:
+    return next((kind for test, kind in _KINDS if test(mode)), "not a regular file")
 
 
 class ZipRoot:
@@ -120,7 +171,7 @@ class ZipRoot:
     def __contains__(self, name: str) -> bool:
         return self._find(name) is not None
 
-    def _find(self, name: str) -> tuple[str, _Member] | None:
+    def _find(self, name: str) -> tuple[str, Member] | None:
         """Members are keyed below the top folder; a record may name it or not."""
         member = self.members.get(name)
         if member is not None:
@@ -159,7 +210,7 @@ class ZipRoot:
 
 
 Root = DirRoot | ZipRoot
-_ZIP_CACHE: dict[tuple[str, int, int], tuple[dict[str, _Member], str]] = {}
+_ZIP_CACHE: dict[tuple[str, int, int], tuple[dict[str, Member], str]] = {}
 _OPEN_ZIPS: dict[str, tuple[object, int]] = {}  # zip path -> (size and mtime stamp, open fd)
 
 
@@ -168,12 +219,20 @@ def open_roots(paths: Sequence[str | Path]) -> list[Root]:
     roots: list[Root] = []
     for p in paths:
         path = Path(p).expanduser()
-        if path.is_dir():
+        try:
+            mode = path.stat().st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            raise InputError(
+                str(path), "image root not found (expected a folder or a zip file)"
+            ) from None
+        except OSError as exc:
+            raise InputError(str(path), f"cannot read image root: {exc.strerror}") from None
+        if stat.S_ISDIR(mode):
             roots.append(DirRoot(path))
-        elif path.is_file():
+        elif stat.S_ISREG(mode):
             roots.append(ZipRoot(path))
         else:
-            raise InputError(str(path), "image root not found (expected a folder or a zip file)")
+            raise InputError(str(path), f"image root is {_kind(mode)}, not a folder or a zip file")
     return roots
 
 
@@ -199,104 +258,26 @@ def locator(roots: Sequence[Root]) -> Callable[[str], Location | None]:
     return locate_in_root
 
 
-def _zip_index(path: Path) -> tuple[dict[str, _Member], str, str]:
+def _zip_index(path: Path) -> tuple[dict[str, Member], str, str]:
     """Member table of a zip, memoised per path, size and mtime (a rewritten zip is re-read)."""
     try:
-        st = path.stat()
-        key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as exc:
+        raise InputError(str(path), f"cannot read zip: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):  # swapped since open_roots looked
+            raise InputError(str(path), f"image root is {_kind(st.st_mode)}, not a zip file")
+        key = (os.path.realpath(path), st.st_size, st.st_mtime_ns)
         if key not in _ZIP_CACHE:
-            with path.open("rb") as fh:
-                _ZIP_CACHE[key] = _read_central_directory(fh, st.st_size)
+            _ZIP_CACHE[key] = read_index(partial(os.pread, fd), st.st_size)
         return (*_ZIP_CACHE[key], f"{st.st_size}:{st.st_mtime_ns}")
     except OSError as exc:
-        raise InputError(str(path), f"cannot read zip: {exc.strerror or exc}") from None
-    except (ValueError, struct.error) as exc:
+        raise InputError(str(path), f"cannot read zip: {exc.strerror}") from None
+    except ZipFormatError as exc:
         raise InputError(str(path), f"not a readable zip file: {exc}") from None
-
-
-def _read_central_directory(fh: BinaryIO, file_size: int) -> tuple[dict[str, _Member], str]:
-    tail_len = min(file_size, 65_535 + _EOCD.size + _EOCD64_LOCATOR.size)
-    fh.seek(file_size - tail_len)
-    tail = fh.read(tail_len)
-    pos = tail.rfind(b"PK\x05\x06")
-    if pos < 0:
-        raise ValueError("no end-of-central-directory record")
-    _, _, _, _, count, cd_size, cd_offset, _ = _EOCD.unpack_from(tail, pos)
-    locator = pos - _EOCD64_LOCATOR.size
-    if locator >= 0 and tail[locator : locator + 4] == b"PK\x06\x07":
-        _, _, eocd64_offset, _ = _EOCD64_LOCATOR.unpack_from(tail, locator)
-        fh.seek(eocd64_offset)
-        record = fh.read(_EOCD64.size)
-        if record[:4] != b"PK\x06\x06":
-            raise ValueError("bad zip64 end-of-central-directory record")
-        *_, count, cd_size, cd_offset = _EOCD64.unpack(record)
-    fh.seek(cd_offset)
-    cd = fh.read(cd_size)
-    if len(cd) != cd_size:
-        raise ValueError("central directory runs past the end of the file")
-    return _parse_entries(cd, count)
-
-
-def _parse_entries(cd: bytes, count: int) -> tuple[dict[str, _Member], str]:
-    members: dict[str, _Member] = {}
-    unpack = _CENTRAL.unpack_from
-    pos = 0
-    end = len(cd)
-    for _ in range(count):
-        if pos + 46 > end:
-            raise ValueError("central directory is truncated")
-        sig, flags, method, crc, csize, size, nlen, elen, clen, offset = unpack(cd, pos)
-        if sig != b"PK\x01\x02":
-            raise ValueError(f"bad central directory entry at byte {pos}")
-        raw = cd[pos + 46 : pos + 46 + nlen]
-        if 0xFFFFFFFF in (csize, size, offset):
-            size, csize, offset = _zip64_extra(
-                cd[pos + 46 + nlen : pos + 46 + nlen + elen], size, csize, offset
-            )
-        pos += 46 + nlen + elen + clen
-        if raw.endswith(b"/"):
-            continue
-        if flags & _UTF8_FLAG or raw.isascii():  # ASCII: skip the slow pure-Python cp437 codec
-            name = raw.decode("utf-8", "replace")
-        else:
-            name = raw.decode("cp437")
-        members[name] = (offset, csize, size, crc, method, flags)
-    top = _single_top_folder(members)
-    return _below_top(members, top), top
-
-
-def _zip64_extra(extra: bytes, size: int, csize: int, offset: int) -> tuple[int, int, int]:
-    pos = 0
-    while pos + 4 <= len(extra):
-        tag, length = struct.unpack_from("<HH", extra, pos)
-        if tag == 1:
-            values = iter(struct.unpack_from(f"<{length // 8}Q", extra, pos + 4))
-            if size == 0xFFFFFFFF:
-                size = next(values)
-            if csize == 0xFFFFFFFF:
-                csize = next(values)
-            if offset == 0xFFFFFFFF:
-                offset = next(values)
-            break
-        pos += 4 + length
-    return size, csize, offset
-
-
-def _single_top_folder(members: dict[str, _Member]) -> str:
-    """``images/`` when every member sits under that one folder (a common way images.zip is made)."""
-    first = next(iter(members), "")
-    top = first.split("/", 1)[0] + "/" if "/" in first else ""
-    if top and all(name.startswith(top) for name in members):
-        return top
-    return ""
-
-
-def _below_top(members: dict[str, _Member], top: str) -> dict[str, _Member]:
-    """Key members by their path below the top folder: one dict lookup per record, not two."""
-    if not top:
-        return members
-    cut = len(top)
-    return {name[cut:]: member for name, member in members.items()}
+    finally:
+        os.close(fd)
 
 
 def read_source(source: Source) -> bytes:
@@ -304,33 +285,32 @@ def read_source(source: Source) -> bytes:
 
     Raises ``OSError`` when the bytes cannot be had; the message says why (CRC, method, encryption).
     """
-    kind = source[0]
-    if kind == "file":
-        return Path(str(source[1])).read_bytes()
+    if source[0] == "file":
+        return _read_file(str(source[1]))
     _, zip_path, name, offset, csize, method, size, crc, stamp = source
     assert isinstance(zip_path, str) and isinstance(offset, int) and isinstance(csize, int)
     assert isinstance(size, int) and isinstance(crc, int)
     fd = _zip_fd(zip_path, stamp)
     header = os.pread(fd, _LOCAL.size, offset)
     if len(header) < _LOCAL.size or header[:4] != b"PK\x03\x04":
-        raise DamagedMemberError("zip member's local header is missing (damaged zip)")
+        raise DamagedMemberError(DAMAGE_REASONS[0])
     nlen, elen = _LOCAL.unpack(header)[9:]
     data = os.pread(fd, csize, offset + _LOCAL.size + nlen + elen)
     if len(data) != csize:
-        raise DamagedMemberError("zip member runs past the end of the file (truncated zip)")
+        raise DamagedMemberError(DAMAGE_REASONS[1])
     if method == zipfile.ZIP_DEFLATED:
         try:
             data = zlib.decompressobj(-15).decompress(data, size + 1)
-        except zlib.error as exc:
-            raise DamagedMemberError(f"zip member does not inflate: {exc}") from None
+        except zlib.error:
+            raise DamagedMemberError(DAMAGE_REASONS[2]) from None
     elif method != zipfile.ZIP_STORED:
         try:  # rare methods (bzip2, lzma): the slow, general path
             with zipfile.ZipFile(zip_path) as zf:
                 data = zf.read(str(name))
-        except (zipfile.BadZipFile, NotImplementedError, EOFError) as exc:
-            raise DamagedMemberError(f"zip member cannot be read: {exc}") from None
+        except (zipfile.BadZipFile, NotImplementedError, EOFError, ValueError):
+            raise DamagedMemberError(DAMAGE_REASONS[3]) from None
     if len(data) != size or zlib.crc32(data) != crc:
-        raise DamagedMemberError("zip member fails its CRC check (damaged zip)")
+        raise DamagedMemberError(DAMAGE_REASONS[4])
     return data
 
 
@@ -341,6 +321,16 @@ def _zip_fd(zip_path: str, stamp: object) -> int:
         return held[1]
     if held is not None:
         os.close(held[1])
-    fd = os.open(zip_path, os.O_RDONLY)
+    fd = os.open(zip_path, _OPEN_FLAGS)
     _OPEN_ZIPS[zip_path] = (stamp, fd)
     return fd
+
+
+def _read_file(path: str) -> bytes:
+    """A regular file's bytes; anything else (swapped in since it was located) is never read."""
+    fd = os.open(path, _OPEN_FLAGS)
+    with os.fdopen(fd, "rb") as fh:  # closes fd
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, f"{_kind(st.st_mode)}, not a regular file")
+        return fh.read(st.st_size)

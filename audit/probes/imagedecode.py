@@ -5,6 +5,9 @@ trains fine), decodes the first frame fully (a truncated file raises), and refus
 Pillow's pixel limit. ``Image.verify()`` misses truncated JPEGs, so the deep level decodes the whole
 stream; for JPEG it uses draft mode (DCT scaling), which still entropy-decodes every byte and so
 catches truncation, at about 2.4x the speed of a full-size decode.
+
+Details are fixed wording chosen here, never a decoder's message: those can quote the file's bytes,
+and no byte of an image may reach a finding or a report.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Sequence
 
 from PIL import Image, UnidentifiedImageError
 
-from audit.loaders.imageroots import DamagedMemberError, Source, read_source
+from audit.loaders.imageroots import DAMAGE_REASONS, DamagedMemberError, Source, read_source
 
 LEVELS: tuple[str, ...] = ("exists", "header", "decode")
 
@@ -34,6 +37,17 @@ EXTENSION_FORMATS: dict[str, frozenset[str]] = {
 #: (status, format, width, height, detail): small and picklable, so results cross processes cheaply.
 Outcome = tuple[str, str | None, int | None, int | None, str]
 
+NOT_AN_IMAGE = "not an image (no image format recognised)"
+DOES_NOT_DECODE = "the image data does not decode"
+ENDS_EARLY = "the image data ends early"
+BOMB = "Pillow refuses it as a decompression bomb"
+#: Every detail a corrupt or truncated outcome may carry; anything else (a result cached by an
+#: older version, which quoted bytes) is shown as the status's first wording.
+WORDING: dict[str, tuple[str, ...]] = {
+    "corrupt": (DOES_NOT_DECODE, NOT_AN_IMAGE, *DAMAGE_REASONS),
+    "truncated": (ENDS_EARLY,),
+}
+
 
 def probe_batch(level: int, max_pixels: int, items: Sequence[tuple[Source, str]]) -> list[Outcome]:
     """Probe ``(source, extension)`` items at ``level`` (index into :data:`LEVELS`); never raises."""
@@ -46,9 +60,9 @@ def probe_one(source: Source, ext: str, level: int, max_pixels: int) -> Outcome:
     try:
         data = read_source(source)
     except DamagedMemberError as exc:
-        return ("corrupt", None, None, None, str(exc))
+        return ("corrupt", None, None, None, str(exc))  # fixed wording: DAMAGE_REASONS
     except OSError as exc:
-        return ("unreadable", None, None, None, exc.strerror or str(exc))
+        return ("unreadable", None, None, None, exc.strerror or "cannot be read")
     if not data:
         return ("empty", None, None, None, "0 bytes")
     fmt: str | None = None
@@ -64,16 +78,17 @@ def probe_one(source: Source, ext: str, level: int, max_pixels: int) -> Outcome:
                     im.draft("RGB", (1, 1))  # smallest DCT scale: every byte still decoded
                 im.load()
     except UnidentifiedImageError:
-        return ("corrupt", None, None, None, f"not an image (starts with {data[:16]!r})")
+        return ("corrupt", None, None, None, NOT_AN_IMAGE)
     except Image.DecompressionBombError:
-        return ("too_large", fmt, width, height, "Pillow refuses it as a decompression bomb")
+        return ("too_large", fmt, width, height, BOMB)
     except EOFError:
-        return ("truncated", fmt, width, height, "data ends early")
-    except OSError as exc:
-        status = "truncated" if "truncated" in str(exc).lower() else "corrupt"
-        return (status, fmt, width, height, str(exc))
-    except Exception as exc:  # any decoder failure is a finding about the file, never a crash
-        return ("corrupt", fmt, width, height, f"{type(exc).__name__}: {exc}")
+        return ("truncated", fmt, width, height, ENDS_EARLY)
+    except OSError as exc:  # Pillow's only sign of truncation is its message; never shown
+        if "truncated" in str(exc).lower():
+            return ("truncated", fmt, width, height, ENDS_EARLY)
+        return ("corrupt", fmt, width, height, DOES_NOT_DECODE)
+    except Exception:  # any decoder failure is a finding about the file, never a crash
+        return ("corrupt", fmt, width, height, DOES_NOT_DECODE)
     expected = EXTENSION_FORMATS.get(ext)
     if expected and fmt not in expected:
         return ("format_mismatch", fmt, width, height, f"content is {fmt}, extension is {ext}")

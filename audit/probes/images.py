@@ -14,7 +14,6 @@ import math
 import multiprocessing
 import posixpath
 import signal
-import statistics
 import sys
 import time
 from collections import Counter
@@ -31,10 +30,18 @@ from audit import findings as fnd
 from audit.config import Config, DatasetConfig
 from audit.errors import ProbeError, UsageError
 from audit.findings import Finding
-from audit.loaders.imageroots import Location, Root, UnsafePathError, locator, open_roots
+from audit.loaders.imageroots import (
+    Location,
+    Root,
+    UnfollowablePathError,
+    UnsafePathError,
+    locator,
+    open_roots,
+)
 from audit.loaders.records import image_refs
 from audit.models import ImageRef, NoProgress, Progress, StageResult
-from audit.probes.imagedecode import LEVELS, Outcome, probe_batch
+from audit.probes.imagedecode import LEVELS, WORDING, Outcome, probe_batch
+from audit.probes.imagestats import image_stats, summary
 from audit.store import Store
 from audit.store import images as cache
 
@@ -44,9 +51,12 @@ MAX_FILE_BYTES = 256 * 1024 * 1024
 _IN_PROCESS_BELOW = 64  # fewer images than this are not worth starting worker processes for
 _SAVE_EVERY = 2_000  # results per store transaction
 
-#: Status -> finding code; "ok" has none. Bad paths reuse the structure stage's code.
+#: Status -> finding code; "ok" has none. Bad paths reuse the structure stage's code: "bad_path"
+#: is what the structure stage sees in the text too, "unsafe_path" only the file system shows (a
+#: NUL byte, a symlink out of the root), so a full run reports it here.
 STATUS_CODES: dict[str, str] = {
     "bad_path": "image.path",
+    "unsafe_path": "image.path",
     "missing": "image.missing",
     "empty": "image.empty",
     "unreadable": "image.unreadable",
@@ -94,7 +104,7 @@ def probe_images(
             file=file,
         )
     stats["seconds"] = round(time.perf_counter() - started, 3)
-    found.append(fnd.make("stats.images", _summary(stats), dataset=dataset, file=file))
+    found.append(fnd.make("stats.images", summary(stats), dataset=dataset, file=file))
     return StageResult(stage="images", findings=found, stats=stats)
 
 
@@ -159,7 +169,7 @@ def _check(
         for ref in refs
         if status_of[ref.image][0] in reported
     ]
-    stats = _stats(uses, status_of, outcomes, level, [r.key for r in opened])
+    stats = image_stats(uses, status_of, outcomes, level, [r.key for r in opened])
     stats.update(probed=len(todo), cached=cached)
     return found, stats
 
@@ -210,6 +220,8 @@ def _locate_all(
             progress.advance(10_000)  # a folder root costs a stat per image: seconds at 600K
         try:
             places[image] = locate(image) or missing
+        except UnfollowablePathError as exc:
+            places[image] = ("unsafe_path", None, None, None, str(exc))
         except UnsafePathError as exc:
             places[image] = ("bad_path", None, None, None, str(exc))
     progress.finish()
@@ -352,94 +364,15 @@ def _quiet_worker() -> None:
 def _finding(ref: ImageRef, outcome: Outcome, dataset: str, file: str) -> Finding:
     status, detail = outcome[0], outcome[4]
     code = STATUS_CODES[status]
+    wording = WORDING.get(status)
+    if wording and detail not in wording:  # cached by an older version: it may quote file bytes
+        detail = wording[0]
     message = {
         "missing": f"{ref.image} is not in any image root",
         "empty": f"{ref.image} has 0 bytes",
         "format_mismatch": f"{ref.image}: {detail} (PIL sniffs the content, so it still trains)",
+        "unsafe_path": f"image {ref.image!r} {detail}",
     }.get(status, f"{ref.image}: {detail}")
     return fnd.make(
         code, message, dataset=dataset, file=file, index=ref.index, record_id=ref.record_id
-    )
-
-
-def _stats(
-    uses: Counter[str],
-    status_of: dict[str, Outcome],
-    outcomes: dict[tuple[str, str], Outcome],
-    level: str,
-    roots: list[str],
-) -> dict[str, Any]:
-    """Counts per record (an image named by 3 records counts 3 times), formats and sizes."""
-    by_record: Counter[str] = Counter()
-    for image, n in uses.items():
-        by_record[status_of[image][0]] += n
-    referenced = uses.total()
-    missing = by_record["missing"] + by_record["unreadable"]
-    broken = sum(n for s, n in by_record.items() if s not in ("ok", "format_mismatch"))
-    bad_paths = by_record["bad_path"]
-    sized = [(o[2], o[3]) for o in outcomes.values() if o[2] is not None and o[3] is not None]
-    return {
-        "level": level,
-        "roots": roots,
-        "referenced": referenced,
-        "unique_images": len(status_of),
-        "missing": missing,
-        "missing_rate": round(missing / referenced, 6) if referenced else None,
-        "broken": broken,
-        "status": dict(sorted(by_record.items())),
-        "formats": dict(Counter(o[1] for o in outcomes.values() if o[1]).most_common()),
-        "dimensions": {
-            "width": _spread([w for w, _ in sized]),
-            "height": _spread([h for _, h in sized]),
-        }
-        if sized
-        else {},
-        "worst_folders": _worst_folders(uses, status_of) if missing or broken > bad_paths else {},
-    }
-
-
-def _worst_folders(
-    uses: Counter[str], status_of: dict[str, Outcome], top: int = 10
-) -> dict[str, dict[str, int]]:
-    """Where the problems are: mix665k's parts (ocr_vqa/images, vg/VG_100K_2) fail differently."""
-    folders: dict[str, dict[str, int]] = {}
-    for image, n in uses.items():
-        status = status_of[image][0]
-        if status == "bad_path":
-            continue  # not a place on disk
-        folder = "/".join(image.split("/")[:-1][:2]) or "." if "/" in image else "."
-        counts = folders.get(folder)
-        if counts is None:
-            counts = folders[folder] = {"referenced": 0, "missing": 0, "broken": 0}
-        counts["referenced"] += n
-        if status in ("missing", "unreadable"):
-            counts["missing"] += n
-        elif status not in ("ok", "format_mismatch"):
-            counts["broken"] += n
-    worst = sorted(
-        (item for item in folders.items() if item[1]["missing"] + item[1]["broken"]),
-        key=lambda item: -(item[1]["missing"] + item[1]["broken"]),
-    )
-    return dict(worst[:top])
-
-
-def _spread(values: list[int]) -> dict[str, float]:
-    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
-
-
-def _summary(stats: dict[str, Any]) -> str:
-    status = stats["status"]
-    parts = [f"{status.get('ok', 0):,} ok"] + [
-        f"{n:,} {s.replace('_', ' ')}" for s, n in status.items() if s != "ok"
-    ]
-    rate = stats["missing_rate"]
-    rate_text = f"; missing rate {rate:.1%}" if rate is not None else ""
-    if stats["referenced"] and status.get("missing") == stats["referenced"]:
-        rate_text += (
-            "; not one image was found: are the roots the folders the image paths are relative "
-            "to (LLaVA's --image_folder)?"
-        )
-    return (
-        f"{stats['referenced']:,} records with an image ({stats['unique_images']:,} distinct, "
-        f"level {stats['level']}): {', '.join(parts)}{rate_text}"
     )

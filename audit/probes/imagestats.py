@@ -1,0 +1,92 @@
+"""The image stage's statistics: counts per status and folder, formats, sizes, a one-line summary."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from typing import Any
+
+from audit.probes.imagedecode import Outcome
+
+
+def image_stats(
+    uses: Counter[str],
+    status_of: dict[str, Outcome],
+    outcomes: dict[tuple[str, str], Outcome],
+    level: str,
+    roots: list[str],
+) -> dict[str, Any]:
+    """Counts per record (an image named by 3 records counts 3 times), formats and sizes."""
+    by_record: Counter[str] = Counter()
+    for image, n in uses.items():
+        by_record[status_of[image][0]] += n
+    referenced = uses.total()
+    missing = by_record["missing"] + by_record["unreadable"]
+    broken = sum(n for s, n in by_record.items() if s not in ("ok", "format_mismatch"))
+    bad_paths = by_record["bad_path"]
+    sized = [(o[2], o[3]) for o in outcomes.values() if o[2] is not None and o[3] is not None]
+    return {
+        "level": level,
+        "roots": roots,
+        "referenced": referenced,
+        "unique_images": len(status_of),
+        "missing": missing,
+        "missing_rate": round(missing / referenced, 6) if referenced else None,
+        "broken": broken,
+        "status": dict(sorted(by_record.items())),
+        "formats": dict(Counter(o[1] for o in outcomes.values() if o[1]).most_common()),
+        "dimensions": {
+            "width": _spread([w for w, _ in sized]),
+            "height": _spread([h for _, h in sized]),
+        }
+        if sized
+        else {},
+        "worst_folders": _worst_folders(uses, status_of) if missing or broken > bad_paths else {},
+    }
+
+
+def _worst_folders(
+    uses: Counter[str], status_of: dict[str, Outcome], top: int = 10
+) -> dict[str, dict[str, int]]:
+    """Where the problems are: mix665k's parts (ocr_vqa/images, vg/VG_100K_2) fail differently."""
+    folders: dict[str, dict[str, int]] = {}
+    for image, n in uses.items():
+        status = status_of[image][0]
+        if status == "bad_path":
+            continue  # not a place on disk
+        folder = "/".join(image.split("/")[:-1][:2]) or "." if "/" in image else "."
+        counts = folders.get(folder)
+        if counts is None:
+            counts = folders[folder] = {"referenced": 0, "missing": 0, "broken": 0}
+        counts["referenced"] += n
+        if status in ("missing", "unreadable"):
+            counts["missing"] += n
+        elif status not in ("ok", "format_mismatch"):
+            counts["broken"] += n
+    worst = sorted(
+        (item for item in folders.items() if item[1]["missing"] + item[1]["broken"]),
+        key=lambda item: -(item[1]["missing"] + item[1]["broken"]),
+    )
+    return dict(worst[:top])
+
+
+def _spread(values: list[int]) -> dict[str, float]:
+    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
+
+
+def summary(stats: dict[str, Any]) -> str:
+    status = stats["status"]
+    parts = [f"{status.get('ok', 0):,} ok"] + [
+        f"{n:,} {s.replace('_', ' ')}" for s, n in status.items() if s != "ok"
+    ]
+    rate = stats["missing_rate"]
+    rate_text = f"; missing rate {rate:.1%}" if rate is not None else ""
+    if stats["referenced"] and status.get("missing") == stats["referenced"]:
+        rate_text += (
+            "; not one image was found: are the roots the folders the image paths are relative "
+            "to (LLaVA's --image_folder)?"
+        )
+    return (
+        f"{stats['referenced']:,} records with an image ({stats['unique_images']:,} distinct, "
+        f"level {stats['level']}): {', '.join(parts)}{rate_text}"
+    )
