@@ -216,6 +216,18 @@ def test_a_state_path_that_is_not_a_file_is_one_line(
         Store(path)
 
 
+def test_a_state_path_with_a_nul_byte_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _world(tmp_path)
+    config = (tmp_path / "audit.toml").read_text().replace("state.sqlite", "st\\u0000ate.sqlite")
+    (tmp_path / "audit.toml").write_text(config)
+    monkeypatch.chdir(tmp_path)
+    assert main(COMMANDS["takedown list"]) == 3
+    err = capsys.readouterr().err.strip()
+    assert "NUL byte" in err and len(err.splitlines()) == 1
+
+
 def test_a_missing_table_in_a_current_store_is_damage_not_a_fresh_start(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite"
     _real_store(path)

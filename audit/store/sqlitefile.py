@@ -94,6 +94,8 @@ def _sqlite_errors(path: Path, fmt: FileFormat, doing: str) -> Iterator[None]:
 
 def _regular_file_size(path: Path, fmt: FileFormat) -> int | None:
     """The file's size, None when nothing is there; anything but a non-empty file is refused."""
+    if "\0" in str(path):
+        raise StoreError(f"{str(path)!r}: a path with a NUL byte cannot name the {fmt.label}")
     try:
         st = path.stat()
     except FileNotFoundError:
