@@ -1,4 +1,5 @@
-"""Arbitrary JSON (and arbitrary bytes) never make the structural audit raise."""
+"""Arbitrary JSON (and arbitrary bytes) never make the structural audit raise, including what only
+``json.load`` reads (NaN, Infinity, lone surrogates) and nesting past Python's recursion limit."""
 
 from __future__ import annotations
 
@@ -11,8 +12,14 @@ from hypothesis import strategies as st
 
 from audit.structure import check_files
 
+SURROGATES = st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF)
 SCALARS = (
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()  # NaN and +-Infinity: json.dumps writes them as json.load reads them
+    | st.text(max_size=12)
+    | st.text(st.characters() | SURROGATES, max_size=6)  # written as "\udXXX" escapes
 )
 KEYS = st.sampled_from(["id", "image", "conversations", "from", "value", "model", "url", "x"])
 JSON = st.recursive(
@@ -48,6 +55,24 @@ def test_arbitrary_json_never_raises(value: object, kind: str | None) -> None:
 @given(records=st.lists(JSON, max_size=6), kind=KINDS)
 def test_arbitrary_arrays_of_records_never_raise(records: list[object], kind: str | None) -> None:
     _audit(json.dumps(records).encode(), kind)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    records=st.lists(JSON, min_size=1, max_size=4),
+    at=st.integers(0, 3),
+    depth=st.integers(990, 3_000),
+    opener=st.sampled_from(["[", '{"x": ']),
+    kind=KINDS,
+)
+def test_records_nested_past_the_recursion_limit_never_raise(
+    records: list[object], at: int, depth: int, opener: str, kind: str | None
+) -> None:
+    closer = "]" if opener == "[" else "}"
+    deep = opener * depth + "1" + closer * depth
+    texts = [json.dumps(r) for r in records]
+    texts.insert(min(at, len(texts)), deep)
+    _audit(("[" + ", ".join(texts) + "]").encode(), kind)
 
 
 @settings(max_examples=40, deadline=None)
