@@ -52,6 +52,18 @@ def _ipv6_loopback() -> bool:
         ("fe80::1", False),
         ("fc00::1", False),
         ("::ffff:127.0.0.1", False),  # IPv4-mapped loopback
+        ("::127.0.0.1", False),  # IPv4-compatible (deprecated, still routed by some stacks)
+        ("::10.0.0.1", False),
+        ("::ffff:0:127.0.0.1", False),  # SIIT IPv4-translated
+        ("64:ff9b::7f00:1", False),  # NAT64 well-known prefix: the gateway delivers to 127.0.0.1
+        ("64:ff9b::a9fe:a9fe", False),  # NAT64 to the cloud metadata service
+        ("64:ff9b:1::808:808", False),  # NAT64 local-use prefix: never public
+        ("2002:7f00:1::", False),  # 6to4 of 127.0.0.1
+        ("2002:c0a8:101::1", False),  # 6to4 of 192.168.1.1
+        ("2001:0:4136:e378:8000:63bf:80ff:fffe", False),  # Teredo, client 127.0.0.1
+        ("::ffff:8.8.8.8", True),  # embedded public addresses stay allowed
+        ("64:ff9b::808:808", True),
+        ("2002:808:808::1", True),
     ],
 )
 def test_only_public_unicast_addresses_are_allowed(address: str, allowed: bool) -> None:
@@ -114,3 +126,28 @@ def test_a_malformed_allowed_network_is_a_config_error() -> None:
         probe_urls(
             [UrlRef(0, None, "http://example.com/")], UrlConfig(allow_networks=["10.0.0/33"])
         )
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "[::127.0.0.1]",
+        "[::ffff:127.0.0.1]",
+        "[64:ff9b::7f00:1]",
+        "[2002:7f00:1::]",
+        "[::ffff:7f00:1]",
+    ],
+)
+def test_ipv6_literals_carrying_a_private_ipv4_are_refused_without_a_request(
+    server: HttpServer, host: str
+) -> None:
+    refs = [UrlRef(0, None, f"http://{host}:{server.port}/a.jpg")]
+    result = probe_urls(refs, UrlConfig(timeout_seconds=0.5, retries=0))
+    assert result.stats["status_counts"] == {"refused": 1}
+    assert sum(server.hits.values()) == 0
+
+
+def test_embedded_ipv4_in_an_allowed_network_is_allowed() -> None:
+    policy = AddressPolicy(allow_networks=["127.0.0.1/32"])
+    assert policy.allowed(ipaddress.ip_address("::ffff:127.0.0.1"))
+    assert not policy.allowed(ipaddress.ip_address("::ffff:127.0.0.2"))

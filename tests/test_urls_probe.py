@@ -183,13 +183,23 @@ def test_tls_dns_and_refused_connections(
         UrlRef(2, None, f"http://127.0.0.1:{closed_port}/a.jpg"),
         UrlRef(3, None, "ftp://example.com/a.jpg"),
     ]
-    probe_urls(refs, settings(retries=1), store=store)
+    result = probe_urls(refs, settings(retries=1), store=store)
     assert latest_status(store, [r.url for r in refs]) == {
         refs[0].url: "tls",
         refs[1].url: "dns",
         refs[2].url: "connection",
         refs[3].url: "invalid",
     }
+    # what the user reads: our words, never a library's internals (pool reprs, "Max retries")
+    details = [f.message.partition(": ")[2] for f in result.findings if f.index is not None]
+    assert details[1:] == [
+        "cannot resolve images.example.invalid: no such host",
+        "connection refused (after 2 attempts)",
+        "not an http(s) URL: ftp://example.com/a.jpg",
+    ]
+    assert details[0].startswith("TLS handshake failed (")
+    for text in details:
+        assert not any(word in text for word in ("Pool", "Max retries", "_HTTP", "Errno", "<"))
 
 
 def test_per_host_limit_caps_concurrent_requests(server: HttpServer, store: Store) -> None:
