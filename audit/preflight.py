@@ -9,7 +9,7 @@ which ``[limits]`` cap applies to each.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
 from audit.config import Config, DatasetConfig
@@ -23,6 +23,7 @@ _DATASET_FILES = (
     ("url_tsv", "URL list", "dataset_mb"),
     ("coco_annotations", "COCO annotation file", "annotations_mb"),
 )
+DATASET_KEYS = tuple(key for key, _, _ in _DATASET_FILES)
 
 
 def file_input(config: Config, path: str | Path, what: str, setting: str) -> Input:
@@ -30,12 +31,15 @@ def file_input(config: Config, path: str | Path, what: str, setting: str) -> Inp
     return Input(path, what, config.limits.bytes(setting), setting)
 
 
-def dataset_inputs(config: Config, ds: DatasetConfig) -> list[Input]:
-    """The files one configured dataset names (image roots are checked by :func:`check_roots`)."""
+def dataset_inputs(
+    config: Config, ds: DatasetConfig, keys: Iterable[str] = DATASET_KEYS
+) -> list[Input]:
+    """The files of one configured dataset named by ``keys`` (image roots: :func:`check`)."""
+    wanted = set(keys)
     return [
         file_input(config, config.path(value), f"{what} of dataset {ds.name!r}", setting)
         for key, what, setting in _DATASET_FILES
-        if (value := getattr(ds, key))
+        if key in wanted and (value := getattr(ds, key))
     ]
 
 
@@ -51,26 +55,17 @@ def license_inputs(config: Config) -> list[Input]:
     return inputs
 
 
-def configured_inputs(
-    config: Config, datasets: Sequence[DatasetConfig] | None = None
-) -> list[Input]:
-    """Every file the full audit reads for ``datasets`` (default: all configured)."""
-    chosen = config.datasets if datasets is None else datasets
-    return [i for ds in chosen for i in dataset_inputs(config, ds)] + license_inputs(config)
-
-
-def check_config_inputs(config: Config, datasets: Sequence[DatasetConfig] | None = None) -> None:
+def check_config_inputs(config: Config) -> None:
     """Refuse a run whose configured files or image roots are not all usable, naming each bad one."""
-    chosen = config.datasets if datasets is None else datasets
     check(
-        configured_inputs(config, chosen),
-        roots=[config.path(r) for ds in chosen for r in ds.images],
+        [i for ds in config.datasets for i in dataset_inputs(config, ds)] + license_inputs(config),
+        roots=[config.path(r) for ds in config.datasets for r in ds.images],
     )
 
 
-def check(inputs: Iterable[Input], roots: Iterable[Path] = ()) -> None:
+def check(inputs: Iterable[Input], roots: Iterable[str | Path] = ()) -> None:
     """Refuse bad inputs and image roots: one error naming every problem (exit 3)."""
-    refuse(input_problems(inputs) + [p for root in roots if (p := _root_problem(root))])
+    refuse(input_problems(inputs) + [p for root in roots if (p := _root_problem(Path(root)))])
 
 
 def _root_problem(root: Path) -> InputError | None:

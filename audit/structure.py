@@ -28,6 +28,7 @@ import msgspec
 from audit import findings as fnd
 from audit.errors import InputError
 from audit.findings import Finding, Severity
+from audit.loaders import regular_file
 from audit.loaders.records import KINDS, detect_kind
 from audit.models import NoProgress, Progress, StageResult
 
@@ -97,7 +98,11 @@ def _kind_of(path: Path, forced: str | None) -> str:
 
 
 def plan(
-    paths: Sequence[Path], kind: str | None, dataset: str | None, handoff_dir: Path | None = None
+    paths: Sequence[Path],
+    kind: str | None,
+    dataset: str | None,
+    handoff_dir: Path | None = None,
+    max_bytes: int | None = None,
 ) -> tuple[list[Task], list[Finding]]:
     """Detect kinds and pair each metadata file with the chat file of its dataset (cross-file
     checks need ``handoff_dir``, a temporary folder where the pair's workers meet)."""
@@ -105,10 +110,7 @@ def plan(
     problems: list[Finding] = []
     for path in paths:
         try:
-            if not path.is_file():
-                raise InputError(
-                    str(path), "no such file" if not path.exists() else "not a regular file"
-                )
+            regular_file(path, "file", max_bytes, "dataset_mb")
             kinds[path] = _kind_of(path, kind)
         except InputError as exc:
             problems.append(
@@ -157,11 +159,13 @@ def check_files(
     dataset: str | None = None,
     progress: Progress | None = None,
     workers: int | None = None,
+    max_bytes: int | None = None,
 ) -> StageResult:
     """Audit the files' structure; chat and metadata files given together are cross-checked.
 
-    A file that cannot be audited at all gives a file-level finding and is listed in
-    ``stats["unreadable"]`` (the CLI exits 3 for it); it never raises for bad input.
+    A file that cannot be audited at all (missing, not a regular file, over ``max_bytes``) gives a
+    file-level finding and is listed in ``stats["unreadable"]`` (the CLI exits 3 for it); it never
+    raises for bad input.
     """
     if kind is not None and kind not in KINDS:
         raise InputError(
@@ -169,7 +173,9 @@ def check_files(
         )
     progress = progress or NoProgress()
     with tempfile.TemporaryDirectory(prefix="llava-audit-") as handoff_dir:
-        tasks, findings = plan([Path(p) for p in paths], kind, dataset, Path(handoff_dir))
+        tasks, findings = plan(
+            [Path(p) for p in paths], kind, dataset, Path(handoff_dir), max_bytes
+        )
         outcomes = _run(tasks, progress, workers)
     unreadable = [f.message for f in findings]
     files: dict[str, Any] = {}

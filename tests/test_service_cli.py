@@ -31,12 +31,12 @@ def test_init_writes_a_config_that_run_accepts(
     assert main(["init"]) == 2  # never overwrites silently
     assert "already exists" in capsys.readouterr().err
 
-    code = main(["run", "--config", "audit.toml"])
-    out = capsys.readouterr()
-    assert code in (1, 3)  # the starter's dataset files do not exist here: found, not crashed
-    assert "Traceback" not in out.out + out.err
-    (run_id,) = rpt.published_runs(tmp_path / "reports")
-    assert f"reports/{run_id}/index.html" in out.out.replace("\n", "")
+    # the starter's dataset files do not exist here: refused before any work, each one named
+    assert main(["run", "--config", "audit.toml"]) == 3
+    err = capsys.readouterr().err
+    assert "chat.json: conversation file of dataset 'cc3m' not found" in err.replace("\n", "")
+    assert "metadata.json: metadata file of dataset 'cc3m' not found" in err.replace("\n", "")
+    assert rpt.published_runs(tmp_path / "reports") == []
 
 
 def test_run_without_config_is_a_config_error(

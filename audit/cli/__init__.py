@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from rich.console import Console
+from rich.markup import escape
 
 from audit import __version__
 from audit.errors import AuditError
@@ -62,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args))
     except AuditError as exc:
-        err.print(f"[bold red]llava-audit:[/] {exc.message}", markup=True)
+        err.print(f"[bold red]llava-audit:[/] {escape(exc.message)}", markup=True)
         return exc.exit_code
     except KeyboardInterrupt:
         err.print("llava-audit: interrupted")

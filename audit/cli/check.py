@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
-from audit.cli._common import check_workers, write_findings
+from audit.cli._common import check_workers, optional_config, write_findings
 from audit.findings import Severity
 from audit.loaders.records import KINDS
 
@@ -33,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--findings", metavar="OUT.jsonl", help="write every finding as JSON Lines")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary instead")
     p.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    p.add_argument(
+        "--config", metavar="audit.toml", help="take the [limits] file size caps from it"
+    )
     p.set_defaults(handler=_check)
 
 
@@ -42,6 +46,7 @@ def _check(args: argparse.Namespace) -> int:
     from audit.structure import check_files
 
     check_workers("check", args.workers)
+    max_bytes = optional_config(args.config).limits.bytes("dataset_mb")
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     with RichProgress(err) as progress:
         result = check_files(
@@ -50,6 +55,7 @@ def _check(args: argparse.Namespace) -> int:
             dataset=args.dataset,
             progress=progress,
             workers=args.workers,
+            max_bytes=max_bytes,
         )
     write_findings(args.findings, result.findings)
     unreadable: list[str] = result.stats["unreadable"]
@@ -70,5 +76,5 @@ def _check(args: argparse.Namespace) -> int:
         render_findings(console, result.findings, title="Structure findings")
         console.print(f"{audited:,} records in {len(args.paths)} file(s) checked")
     for message in unreadable:
-        err.print(f"[bold red]llava-audit:[/] {message}", markup=True, highlight=False)
+        err.print(f"[bold red]llava-audit:[/] {escape(message)}", markup=True, highlight=False)
     return exit_code

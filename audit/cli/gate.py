@@ -11,7 +11,10 @@ from rich.table import Table
 from rich.text import Text
 
 from audit import config as config_mod
+from audit import preflight
 from audit.errors import AuditError, ConfigError
+from audit.loaders import Input
+from audit.output.report import FINDINGS_FILE, REPORT_FILE
 
 if TYPE_CHECKING:
     from audit.gate import GateResult, RuleOutcome
@@ -51,6 +54,9 @@ def _gate(args: argparse.Namespace) -> int:
 
     config = _config(args)
     check_config(config.gate)
+    preflight.check(
+        _run_files(config, args.report, "report") + _run_files(config, args.baseline, "baseline")
+    )
     baseline_path = args.baseline or (
         str(config.path(config.gate.baseline)) if config.gate.baseline else None
     )
@@ -83,6 +89,27 @@ def _config(args: argparse.Namespace) -> config_mod.Config:
     if args.report and args.config == "audit.toml" and not Path(args.config).exists():
         return config_mod.Config()
     return config_mod.load(args.config)
+
+
+def _run_files(config: config_mod.Config, run: str | None, what: str) -> list[Input]:
+    """The files a published run (folder, report.json or findings JSONL) is read from.
+
+    Only those that exist: a missing one is the reader's config error, as before.
+    """
+    if not run:
+        return []
+    p = Path(run)
+    if p.is_dir():
+        files = [p / REPORT_FILE, p / FINDINGS_FILE]
+    elif p.name.endswith(".jsonl"):
+        files = [p]
+    else:
+        files = [p, p.parent / FINDINGS_FILE]
+    return [
+        preflight.file_input(config, f, f"{what} file", "dataset_mb")
+        for f in files
+        if f.is_symlink() or f.exists()
+    ]
 
 
 def _report(args: argparse.Namespace, config: config_mod.Config) -> AuditReport:

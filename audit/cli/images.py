@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from audit import config as config_mod
+from audit import preflight
 from audit.cli._common import check_workers, optional_config, write_findings
 from audit.errors import UsageError
 from audit.findings import Finding, Severity
@@ -64,6 +65,12 @@ def _images(args: argparse.Namespace) -> int:
     if not args.files and not args.config:
         raise UsageError("images: give conversation FILEs and --root, or --config")
     check_workers("images", args.workers)
+    chosen = [] if args.files else _datasets(config, args.dataset)
+    preflight.check(
+        [preflight.file_input(config, f, "conversation file", "dataset_mb") for f in args.files]
+        + [i for ds in chosen for i in preflight.dataset_inputs(config, ds, ("chat",))],
+        roots=args.root + [config.path(r) for ds in chosen for r in ds.images],
+    )
     settings = config.images
     level = args.level or settings.level
     workers = args.workers or settings.workers
@@ -90,7 +97,7 @@ def _images(args: argparse.Namespace) -> int:
                         )
                     results.append(result)
             else:
-                for ds in _datasets(config, args.dataset):
+                for ds in chosen:
                     overrides = msgspec.structs.replace(settings, level=level, workers=workers)
                     cfg = msgspec.structs.replace(config, images=overrides)
                     results.append(

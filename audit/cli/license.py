@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -10,9 +11,11 @@ from rich.console import Console
 from rich.table import Table
 
 from audit import config as config_mod
+from audit import preflight
 from audit.cli._common import optional_config, write_findings
 from audit.errors import UsageError
 from audit.licensing import USES, Verdict, usable_count
+from audit.loaders import Input
 from audit.models import StageResult
 
 ORDER = 40
@@ -72,8 +75,23 @@ def _license(args: argparse.Namespace) -> int:
     if args.policy:
         settings = msgspec.structs.replace(settings, policy=args.policy)
     use = args.use or config.use.purpose
+    vg_image_data = args.vg_image_data or (
+        config.path(settings.vg_image_data) if settings.vg_image_data else None
+    )
     if not args.files:
         return _configured_datasets(args, msgspec.structs.replace(config, license=settings))
+    preflight.check(
+        _inputs(
+            config,
+            [(f, "conversation file", "dataset_mb") for f in args.files]
+            + [
+                (args.metadata, "metadata file", "dataset_mb"),
+                (args.coco_annotations, "COCO annotation file", "annotations_mb"),
+                (vg_image_data, "Visual Genome image data", "annotations_mb"),
+                (settings.policy, "licence policy", "policy_mb"),
+            ],
+        )
+    )
     state = config.path(config.state)
     store = Store(state) if args.config and state.exists() else None
     try:
@@ -90,8 +108,7 @@ def _license(args: argparse.Namespace) -> int:
                 metadata=args.metadata,
                 source=args.source,
                 attribution_out=args.attribution,
-                vg_image_data=args.vg_image_data
-                or (config.path(settings.vg_image_data) if settings.vg_image_data else None),
+                vg_image_data=vg_image_data,
             )
     finally:
         if store is not None:
@@ -99,6 +116,13 @@ def _license(args: argparse.Namespace) -> int:
     write_findings(args.findings, result.findings)
     render(result, Console(highlight=False))
     return 1 if result.stats["forbidden"].get(use, 0) else 0
+
+
+def _inputs(
+    config: config_mod.Config, named: list[tuple[str | Path | None, str, str]]
+) -> list[Input]:
+    """The given ``(path, what, [limits] key)`` as inputs for the pre-flight check."""
+    return [preflight.file_input(config, p, what, cap) for p, what, cap in named if p]
 
 
 _FILE_ONLY = ("coco_annotations", "metadata", "kind", "source", "attribution", "vg_image_data")
@@ -117,6 +141,19 @@ def _configured_datasets(args: argparse.Namespace, config: config_mod.Config) ->
         raise UsageError(f"{', '.join(misplaced)} apply to FILE arguments; datasets use audit.toml")
     if not config.datasets:
         raise UsageError(f"{args.config}: no [[datasets]] configured")
+    lic = config.license
+    vg_image_data = config.path(lic.vg_image_data) if lic.vg_image_data else None
+    keys = ("chat", "metadata", "coco_annotations")
+    preflight.check(
+        [i for ds in config.datasets for i in preflight.dataset_inputs(config, ds, keys)]
+        + _inputs(
+            config,
+            [
+                (lic.policy, "licence policy", "policy_mb"),
+                (vg_image_data, "Visual Genome image data", "annotations_mb"),
+            ],
+        )
+    )
     state = config.path(config.state)
     store = Store(state) if state.exists() else None
     results: list[tuple[str, StageResult]] = []

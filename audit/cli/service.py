@@ -11,6 +11,7 @@ from rich.console import Console
 
 from audit import config as config_mod
 from audit.errors import AuditError, UsageError
+from audit.loaders import regular_file
 from audit.output import report as rpt
 from audit.output.server import ReportServer
 
@@ -46,8 +47,11 @@ def starter_config() -> str:
 
 def _init(args: argparse.Namespace) -> int:
     path = Path(args.path)
-    if path.exists() and not args.force:
-        raise UsageError(f"{path}: already exists (use --force to overwrite)")
+    if path.exists():
+        # --force replaces a file, never a FIFO, a device or a folder (renaming over /dev/zero)
+        regular_file(path, "init target")
+        if not args.force:
+            raise UsageError(f"{path}: already exists (use --force to overwrite)")
     rpt.write_atomic(path, starter_config().encode("utf-8"))
     Console(highlight=False).print(
         f"wrote {path}: edit the [[datasets]] entries, then `llava-audit run --config {path}`"

@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from audit import config as config_mod
+from audit import preflight
 from audit.store.ledger import GROUNDS, STEPS, Ledger
 
 ORDER = 50
@@ -90,10 +91,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 @contextmanager
-def _opened(args: argparse.Namespace) -> Iterator[tuple[config_mod.Config, Any]]:
+def _opened(
+    args: argparse.Namespace, *, reads_datasets: bool = False
+) -> Iterator[tuple[config_mod.Config, Any]]:
+    """The config and the state store; with ``reads_datasets`` the configured files are checked
+    first (a FIFO among them would hang the search), before the store is opened."""
     from audit.store import Store
 
     config = config_mod.load(args.config)
+    if reads_datasets:
+        preflight.check(
+            [
+                i
+                for ds in config.datasets
+                for i in preflight.dataset_inputs(config, ds, ("chat", "metadata"))
+            ],
+            roots=[config.path(r) for ds in config.datasets for r in ds.images],
+        )
     with Store(config.path(config.state)) as store:
         yield config, store
 
@@ -186,7 +200,7 @@ def _match(args: argparse.Namespace) -> int:
     from audit.output.progress import RichProgress
     from audit.takedown import match
 
-    with _opened(args) as (config, store), RichProgress() as progress:
+    with _opened(args, reads_datasets=True) as (config, store), RichProgress() as progress:
         located = match(config, store, args.request_id, progress=progress)
     mine = [m for m in located.matches if m.request_id == args.request_id]
     table = Table(title=f"{len(mine)} affected record(s) for {args.request_id}")
@@ -214,7 +228,7 @@ def _apply(args: argparse.Namespace) -> int:
     from audit.output.progress import RichProgress
     from audit.takedown import apply
 
-    with _opened(args) as (config, store), RichProgress() as progress:
+    with _opened(args, reads_datasets=True) as (config, store), RichProgress() as progress:
         applied = apply(config, store, args.request_id, progress=progress)
     out = _console()
     for f in applied.files:
@@ -250,7 +264,7 @@ def _verify(args: argparse.Namespace) -> int:
     from audit.output.progress import RichProgress
     from audit.takedown import verify
 
-    with _opened(args) as (config, store), RichProgress() as progress:
+    with _opened(args, reads_datasets=True) as (config, store), RichProgress() as progress:
         result = verify(config, store, args.request_id, progress=progress)
     out = _console()
     for row in result.cleaned:

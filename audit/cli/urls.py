@@ -9,7 +9,7 @@ import msgspec
 from rich.console import Console
 from rich.markup import escape
 
-from audit import findings
+from audit import findings, preflight
 from audit.cli._common import optional_config, write_findings
 from audit.errors import UsageError
 from audit.models import StageResult
@@ -57,6 +57,16 @@ def _urls(args: argparse.Namespace) -> int:
             sources = [s._replace(column=args.column) for s in sources]
         if not sources:
             raise UsageError(f"{args.config}: no dataset has url_tsv or metadata")
+    preflight.check(
+        [preflight.file_input(config, s.path, "URL list", "dataset_mb") for s in sources]
+        + [
+            preflight.file_input(
+                config, s.coco_annotations, "COCO annotation file", "annotations_mb"
+            )
+            for s in sources
+            if s.coco_annotations
+        ]
+    )
     state = args.state or config.path(config.state)
     with RichProgress() as progress:
         result = audit_urls(sources, settings, state, progress=progress)
