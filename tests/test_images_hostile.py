@@ -96,6 +96,16 @@ def test_symlinks_that_stay_inside_the_root_are_followed(tmp_path: Path) -> None
         assert codes(result, refs) == {"alias/t.jpg": "image.truncated"}
 
 
+def test_the_folder_a_link_leads_to_can_be_a_root_of_its_own(tmp_path: Path, outside: Path) -> None:
+    """playground/data/coco -> /datasets/coco: list /datasets as a root too."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "sub").symlink_to(outside / "sub")
+    refs = refs_for(["sub/a.jpg", "sub/none.jpg"])
+    result = probe_images(refs, [root, outside], workers=1)
+    assert codes(result, refs) == {"sub/none.jpg": "image.path"}  # in no root: still refused
+
+
 def test_a_full_run_still_reports_symlink_escapes_and_nul_bytes(
     tmp_path: Path, outside: Path
 ) -> None:

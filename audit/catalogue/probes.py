@@ -44,8 +44,9 @@ ENTRIES: tuple[CodeInfo, ...] = (
         "image.unreadable",
         E,
         "Image cannot be read",
-        "The file exists but cannot be read (permissions, I/O error, an encrypted zip member). "
-        "The trainer would fail on it the same way.",
+        "The file exists but cannot be read (permissions, I/O error, an encrypted zip member), or "
+        "is a FIFO, socket or device instead of a file (never opened: it could block or never "
+        "end). The trainer would fail on it the same way.",
     ),
     CodeInfo(
         "image.too_large",

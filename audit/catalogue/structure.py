@@ -250,7 +250,9 @@ ENTRIES: tuple[CodeInfo, ...] = (
         E,
         "Bad image path",
         "`image` must be a non-empty relative path string (no leading `/`, no `..`). A list, an empty "
-        "string or an absolute path crashes or escapes --image_folder.",
+        "string or an absolute path crashes or escapes --image_folder. The image probe also reports "
+        "a path with a NUL byte, and a symlink (the file or a folder on its path) that leads out of "
+        "a folder root: it is never opened, so nothing outside the root reaches the report.",
     ),
     CodeInfo(
         "image.path_pattern",

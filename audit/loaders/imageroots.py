@@ -237,12 +237,23 @@ def open_roots(paths: Sequence[str | Path]) -> list[Root]:
 
 
 def locate(roots: Sequence[Root], image: str) -> Location | None:
-    """The first root that has the record's image, as LLaVA users list roots in priority order."""
+    """The first root that has the record's image, as LLaVA users list roots in priority order.
+
+    A root where the path leads out through a symlink is passed over, so the folder the link
+    points to can be listed as a root of its own; only when no root has the image is that an error.
+    """
     name = image if _PLAIN.fullmatch(image) and not image.isspace() else normalize(image)
+    refused: UnfollowablePathError | None = None
     for root in roots:
-        found = root.locate(name)
+        try:
+            found = root.locate(name)
+        except UnfollowablePathError as exc:
+            refused = refused or exc
+            continue
         if found is not None:
             return found
+    if refused is not None:
+        raise refused
     return None
 
 
