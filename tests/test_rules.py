@@ -355,6 +355,30 @@ def _json_lines_with_a_cut_line(records: list[Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _raw(records: list[Any]) -> tuple[str, str, str]:
+    """The file text, and the target record's id and answer as they appear in it (once each):
+    json.dumps cannot write NaN keys, lone surrogates or 1,200 levels, so those are text edits."""
+    text = _array(records)
+    rid, answer = json.dumps(records[TARGET]["id"]), json.dumps(_gpt(records[TARGET])["value"])
+    assert text.count(rid) == text.count(answer) == 1
+    return text, rid, answer
+
+
+def _nan_in_an_extra_key(records: list[Any]) -> str:
+    text, rid, _ = _raw(records)
+    return text.replace(f'"id": {rid}', f'"model": NaN, "id": {rid}')
+
+
+def _lone_surrogate_in_the_answer(records: list[Any]) -> str:
+    text, _, answer = _raw(records)
+    return text.replace(answer, answer[:-1] + '\\ud800"')
+
+
+def _answer_nested_1200_deep(records: list[Any]) -> str:
+    text, _, answer = _raw(records)
+    return text.replace(f'"value": {answer}', '"value": ' + "[" * 1200 + "]" * 1200)
+
+
 WHOLE_FILE: list[tuple[str, str, Callable[[list[Any]], str], set[tuple[str, int | None, str]]]] = [
     # (name, kind, write the file from the real records, expected findings)
     ("record not an object", "lcs-chat", _not_an_object, {("record.not_object", TARGET, "error")}),
@@ -369,6 +393,19 @@ WHOLE_FILE: list[tuple[str, str, Callable[[list[Any]], str], set[tuple[str, int 
         "lcs-chat",
         _json_lines_with_a_cut_line,
         {("file.jsonl", None, "error"), ("record.invalid_json", TARGET, "error")},
+    ),
+    ("NaN", "lcs-chat", _nan_in_an_extra_key, {("record.non_finite", TARGET, "warning")}),
+    (
+        "lone surrogate",
+        "cc3m-chat",
+        _lone_surrogate_in_the_answer,
+        {("record.lone_surrogate", TARGET, "error")},
+    ),
+    (
+        "1,200 levels deep",
+        "lcs-chat",
+        _answer_nested_1200_deep,
+        {("record.too_deep", TARGET, "error")},
     ),
 ]
 
