@@ -13,11 +13,8 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import hashlib
-import http.client
 import ipaddress
-import os
 import re
-import ssl
 import time
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
@@ -29,14 +26,8 @@ from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 from audit.config import UrlConfig
 from audit.probes.deadline import Deadlines
-from audit.probes.urlguard import (
-    AddressPolicy,
-    DnsFailure,
-    InFlight,
-    RefusedAddress,
-    guarded_session,
-    server_address,
-)
+from audit.probes.urlfailures import broken, failure
+from audit.probes.urlguard import AddressPolicy, InFlight, guarded_session, server_address
 from audit.store.urls import UrlProbe
 
 #: Status classes, in the order reports list them. ``ok`` and ``opt_out`` are images that exist.
@@ -167,7 +158,8 @@ class Prober:
                 try:
                     response = self._get(current)
                 except Exception as exc:  # every failure is a class, never a crash
-                    return _failure(exc)
+                    status, detail, retry = failure(exc)
+                    return Outcome(status, detail=detail, retry=retry)
                 if response.status_code not in _REDIRECTS:
                     try:
                         return self._classify(response, current if current != url else None)
@@ -247,7 +239,7 @@ class Prober:
         except ReadTimeoutError:
             return Outcome("timeout", code, "body read timed out", final)
         except (ProtocolError, requests.RequestException, OSError) as exc:
-            return Outcome("truncated", code, f"transfer broke off ({_broken(exc)})", final)
+            return Outcome("truncated", code, f"transfer broke off ({broken(exc)})", final)
         if not body:
             return Outcome("not_image", code, "empty body", final)
         if (
@@ -317,73 +309,6 @@ def _retry_after(response: requests.Response) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
-
-
-def _failure(exc: Exception) -> Outcome:
-    """The outcome of a request that raised, told by the exception's type (and errno), never by
-    its text: library messages carry internals like ``HTTPConnectionPool(...) Max retries``."""
-    if isinstance(exc, RefusedAddress | DnsFailure):  # ours: their text is written for users
-        return Outcome("refused" if isinstance(exc, RefusedAddress) else "dns", detail=str(exc))
-    if isinstance(exc, requests.exceptions.SSLError):
-        return Outcome("tls", detail=_tls(exc))
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return Outcome("timeout", detail="connect timed out", retry=True)
-    if isinstance(exc, requests.exceptions.Timeout):
-        return Outcome("timeout", detail="no answer within the timeout")
-    if isinstance(
-        exc,
-        requests.exceptions.InvalidURL
-        | requests.exceptions.URLRequired
-        | requests.exceptions.InvalidSchema
-        | requests.exceptions.MissingSchema,
-    ):
-        return Outcome("invalid", detail="not a valid http(s) URL")
-    return Outcome("connection", detail=_broken(exc), retry=True)
-
-
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    """``exc`` and every exception it wraps (causes, contexts, wrapped arguments and reasons)."""
-    seen: set[int] = set()
-    todo = [exc]
-    while todo:
-        current = todo.pop(0)
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        wrapped = (current.__cause__, current.__context__, getattr(current, "reason", None))
-        todo.extend(e for e in (*wrapped, *current.args) if isinstance(e, BaseException))
-
-
-#: What went wrong on the wire, by exception type, most specific first.
-_WIRE: tuple[tuple[type[BaseException], str], ...] = (
-    (http.client.RemoteDisconnected, "the server closed the connection without answering"),
-    (http.client.IncompleteRead, "fewer bytes than announced"),
-    (ConnectionRefusedError, "connection refused"),
-    (ConnectionResetError, "connection reset by the server"),
-    (ConnectionAbortedError, "connection aborted"),
-    (http.client.HTTPException, "not a valid HTTP answer"),
-)
-
-
-def _broken(exc: BaseException) -> str:
-    causes = list(_chain(exc))
-    for kind, text in _WIRE:
-        if any(isinstance(e, kind) for e in causes):
-            return text
-    for e in causes:
-        if isinstance(e, OSError) and e.errno:
-            return f"connection failed: {os.strerror(e.errno).lower()}"
-    return "connection failed"
-
-
-def _tls(exc: BaseException) -> str:
-    for e in _chain(exc):
-        if isinstance(e, ssl.SSLCertVerificationError):
-            return f"certificate not trusted ({e.verify_message or 'verification failed'})"
-        if isinstance(e, ssl.SSLError):
-            return f"TLS handshake failed ({e.reason or type(e).__name__})"
-    return "TLS handshake failed"
 
 
 def settings_fingerprint(settings: UrlConfig) -> str:
