@@ -4,7 +4,8 @@ Shared by `llava-audit run`, the scheduler and the gate. The run lock makes two 
 (also across processes); the run history records the run as running before any work and as
 succeeded only after the report is published, so a kill at any point never leaves a half-written
 report published or a run marked succeeded. One stage failing on one dataset is recorded in the
-report (status ``failed``) and the rest of the audit still runs.
+report (status ``failed``), its traceback in the run's ``run.log`` (:mod:`audit.runlog`), and the
+rest of the audit still runs.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import contextlib
 import logging
 import sqlite3
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
 
-from audit import preflight, stages
+from audit import runlog, stages
 from audit.config import Config
 from audit.errors import AuditError, ConfigError, InputError
 from audit.models import NoProgress, Progress, StageResult
@@ -43,19 +45,19 @@ def run_audit(
     progress: Progress | None = None,
     trigger: str = "manual",
     config_file: str | None = None,
+    stage_functions: Mapping[str, stages.StageFunction] | None = None,
 ) -> rpt.AuditReport:
     """Audit every dataset, publish ``reports/<run-id>/`` and the index, record the run.
 
-    Raises :class:`audit.errors.AlreadyRunningError` when another audit holds the lock, and an
-    input error naming every configured file that is missing, not a regular file (a FIFO would
-    hang the run while it holds the lock) or over its ``[limits]`` cap, before any work.
+    ``stage_functions`` replaces :data:`audit.stages.STAGE_FUNCTIONS` (tests inject a stage).
+
+    Raises :class:`audit.errors.AlreadyRunningError` when another audit holds the lock.
     """
     if not config.datasets:
         raise ConfigError("no datasets configured: add a [[datasets]] table to audit.toml")
-    preflight.check_config_inputs(config)
     state = config.path(config.state)
     reports_dir = reportsdir.prepare(config)
-    with RunLock(lock_path_for(state)), Store(state) as store:
+    with RunLock(lock_path_for(state)), Store(state) as store, contextlib.ExitStack() as logs:
         started = datetime.now(UTC)
         run_id = rpt.new_run_id(started)
         history.fail_interrupted(store, now=started)
@@ -70,6 +72,9 @@ def run_audit(
         )
         try:
             work_dir = rpt.staging_dir(reports_dir, run_id)
+            logs.enter_context(runlog.run_log(work_dir / runlog.LOG_FILE))
+            report.log = runlog.LOG_FILE
+            log.info("run %s (%s): %d datasets", run_id, trigger, len(config.datasets))
             for ds in config.datasets:
                 ctx = stages.StageContext(
                     config=config,
@@ -78,10 +83,10 @@ def run_audit(
                     progress=progress or NoProgress(),
                     work_dir=work_dir,
                 )
-                report.datasets.append(audit_dataset(ctx))
+                report.datasets.append(audit_dataset(ctx, stage_functions))
             docs = work_dir / rpt.DATA_DOCS_DIR / "index.html"
             report.data_docs = f"{rpt.DATA_DOCS_DIR}/index.html" if docs.is_file() else None
-            report.totals = rpt.compute_totals(report.datasets)
+            report.totals = totals = rpt.compute_totals(report.datasets)
             report.finished = datetime.now(UTC)
             report.status = "succeeded"
             try:
@@ -90,6 +95,7 @@ def run_audit(
                 raise AuditError(
                     f"{reports_dir}: cannot publish the report: {exc.strerror or exc}"
                 ) from None
+            log.info("published: %d errors, %d warnings", totals.errors, totals.warnings)
         except BaseException as exc:
             history.finish_run(
                 store,
@@ -149,14 +155,22 @@ def _why(exc: BaseException) -> str:
     return (f"{type(exc).__name__}: {text}" if text else type(exc).__name__)[:500]
 
 
-def audit_dataset(ctx: stages.StageContext) -> rpt.DatasetReport:
-    """Run every stage on one dataset; a stage that cannot run is recorded, never fatal."""
+def audit_dataset(
+    ctx: stages.StageContext, functions: Mapping[str, stages.StageFunction] | None = None
+) -> rpt.DatasetReport:
+    """Run every stage on one dataset; a stage that cannot run is recorded, never fatal.
+
+    Each stage's start, end and timing go to the run log, and so does the traceback of a stage
+    that crashed (an error that is not an :class:`AuditError`); the report keeps one line.
+    """
     ds = ctx.dataset
+    functions = functions or stages.STAGE_FUNCTIONS
     out = rpt.DatasetReport(name=ds.name, kind=ds.kind)
     for name in rpt.STAGES:
+        log.info("%s/%s: started", ds.name, name)
         begin = time.perf_counter()
         try:
-            result = relative_files(stages.STAGE_FUNCTIONS[name](ctx), ctx.config.base_dir)
+            result = relative_files(functions[name](ctx), ctx.config.base_dir)
             reused = name in ctx.shared.get("cached", ())
             run = rpt.StageRun(status="ok", result=result, note=REUSED if reused else "")
             ctx.results[name] = result
@@ -165,8 +179,14 @@ def audit_dataset(ctx: stages.StageContext) -> rpt.DatasetReport:
         except Exception as exc:  # one stage's failure must not lose the rest of the audit
             note = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
             run = rpt.StageRun(status="failed", result=StageResult(stage=name), note=note[:500])
+            if isinstance(exc, AuditError):
+                log.warning("%s/%s: could not run: %s", ds.name, name, note)
+            else:
+                log.error("%s/%s: crashed: %s", ds.name, name, note, exc_info=exc)
         run.seconds = round(time.perf_counter() - begin, 3)
         out.stages[name] = run
+        why = f" ({run.note})" if run.note else ""
+        log.info("%s/%s: %s in %.3f s%s", ds.name, name, run.status, run.seconds, why)
     out.kind = ctx.kind or ds.kind
     out.examples_file, out.examples = record_examples(ctx, out)
     out.records = stages.record_count(ctx)

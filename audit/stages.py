@@ -344,7 +344,10 @@ def _by_chat_index(found: list[Finding], records: list[Any]) -> list[Finding]:
     ]
 
 
-STAGE_FUNCTIONS: dict[str, Callable[[StageContext], StageResult]] = {
+#: What the runner calls per stage; a stage signals "does not apply" with :class:`StageSkipped`.
+StageFunction = Callable[[StageContext], StageResult]
+
+STAGE_FUNCTIONS: dict[str, StageFunction] = {
     "structure": structure,
     "images": images,
     "urls": urls,

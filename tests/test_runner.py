@@ -96,19 +96,50 @@ def test_run_publishes_report_index_and_history(tmp_path: Path) -> None:
     assert run.datasets[0].dataset == "lcs"
 
 
-def test_a_failing_stage_is_recorded_and_the_rest_still_runs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_gx: None
-) -> None:
-    def broken(ctx: stages.StageContext) -> object:
-        raise RuntimeError("probe exploded")
+def _exploding(ctx: stages.StageContext) -> object:
+    raise RuntimeError("probe exploded")
 
-    monkeypatch.setitem(stages.STAGE_FUNCTIONS, "license", broken)
-    report = run_audit(_config(tmp_path, [GOOD]))
+
+def _skipped(ctx: stages.StageContext) -> object:
+    raise stages.StageSkipped("skipped by the test")
+
+
+def test_a_crashing_stage_is_recorded_with_its_traceback_and_the_rest_still_runs(
+    tmp_path: Path,
+) -> None:
+    functions = {**stages.STAGE_FUNCTIONS, "license": _exploding, "expectations": _skipped}
+    report = run_audit(_config(tmp_path, [GOOD]), stage_functions=functions)
     ds = report.datasets[0]
     assert ds.stages["license"].status == "failed"
     assert "probe exploded" in ds.stages["license"].note
     assert ds.stages["takedown"].status == "ok"  # later stages ran
     assert report.totals.stages_failed == 1 and not report.passed
+    published = tmp_path / "reports" / report.run_id
+    log = (published / "run.log").read_text()
+    assert "Traceback (most recent call last)" in log
+    assert "in _exploding" in log and "RuntimeError: probe exploded" in log
+    assert "lcs/structure: ok in" in log and "lcs/takedown: ok in" in log  # every stage, timed
+    assert "lcs/expectations: skipped in" in log
+    page = (published / "index.html").read_text()
+    assert page.count('href="run.log"') == 1  # from the failed stage, the only one
+
+
+def test_a_crashing_stage_shows_its_traceback_on_stderr_only_with_debug(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from audit.cli import main
+
+    _config(tmp_path, [GOOD])
+    monkeypatch.setitem(stages.STAGE_FUNCTIONS, "license", _exploding)
+    monkeypatch.setitem(stages.STAGE_FUNCTIONS, "expectations", _skipped)
+    assert main(["run", "--config", str(tmp_path / "audit.toml")]) == 3
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert main(["run", "--config", str(tmp_path / "audit.toml"), "--debug"]) == 3
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "RuntimeError: probe exploded" in err
+    assert main(["gate", "--config", str(tmp_path / "audit.toml"), "--debug"]) == 3
+    assert "RuntimeError: probe exploded" in capsys.readouterr().err
 
 
 def test_the_conversation_file_is_read_once_for_images_and_licences(

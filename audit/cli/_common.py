@@ -5,6 +5,7 @@ Not a command itself (no ``register``): the CLI shell's discovery passes it over
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -16,6 +17,16 @@ from audit.errors import UsageError
 def optional_config(path: str | None) -> config_mod.Config:
     """``--config`` when given, else the defaults (commands that also work on bare FILE args)."""
     return config_mod.load(path) if path else config_mod.Config()
+
+
+def add_debug(parser: argparse.ArgumentParser) -> None:
+    """``--debug`` for the commands that run the audit (run, gate, demo)."""
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="print warnings and the traceback of a stage that crashed to stderr (they are "
+        "always kept in reports/<run-id>/run.log)",
+    )
 
 
 def check_workers(command: str, workers: int | None) -> None:

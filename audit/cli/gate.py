@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from audit import config as config_mod
+from audit.cli._common import add_debug
 from audit import preflight
 from audit.errors import AuditError, ConfigError
 from audit.loaders import Input
@@ -45,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--junit", metavar="OUT.xml", help="write JUnit XML (a test case per rule)")
     p.add_argument("--json", metavar="OUT.json", help="write the gate result as JSON")
+    add_debug(p)
     p.set_defaults(handler=_gate)
 
 
@@ -123,6 +125,7 @@ def _report(args: argparse.Namespace, config: config_mod.Config) -> AuditReport:
         except (OSError, ValueError) as exc:
             raise ConfigError(f"{args.report}: cannot read the report: {exc}") from None
     from audit.output.progress import RichProgress
+    from audit.runlog import debug_to_stderr
     from audit.runner import run_audit
 
     if not config.datasets:
@@ -131,7 +134,7 @@ def _report(args: argparse.Namespace, config: config_mod.Config) -> AuditReport:
         )
 
     try:
-        with RichProgress() as progress:
+        with debug_to_stderr(args.debug), RichProgress() as progress:
             return run_audit(config, progress=progress, trigger="gate", config_file=args.config)
     except AuditError:
         raise

@@ -10,10 +10,12 @@ from pathlib import Path
 from rich.console import Console
 
 from audit import config as config_mod
+from audit.cli._common import add_debug
 from audit.errors import AuditError, UsageError
 from audit.loaders import regular_file
 from audit.output import report as rpt
 from audit.output.server import ReportServer
+from audit.runlog import debug_to_stderr
 
 ORDER = 60
 
@@ -26,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("run", help="audit every configured dataset and publish the report")
     p.add_argument("--config", default="audit.toml", help="config file (audit.toml)")
+    add_debug(p)
     p.set_defaults(handler=_run)
 
     p = sub.add_parser("serve", help="serve the published reports on localhost")
@@ -37,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "demo", help="build a small dataset with known defects and run the full audit on it"
     )
     p.add_argument("--dir", default="demo", help="folder to build it in (demo)")
+    add_debug(p)
     p.set_defaults(handler=_demo)
 
 
@@ -73,7 +77,7 @@ def _run(args: argparse.Namespace) -> int:
 
     config = config_mod.load(args.config)
     console = Console(highlight=False)
-    with RichProgress() as progress:
+    with debug_to_stderr(args.debug), RichProgress() as progress:
         report = run_audit(config, progress=progress, config_file=str(args.config))
     published = config.path(config.reports_dir) / report.run_id
     render_report(report, console, published=published)
@@ -116,7 +120,7 @@ def _demo(args: argparse.Namespace) -> int:
     from audit.output.report_console import render_report
 
     console = Console(highlight=False)
-    with RichProgress() as progress:
+    with debug_to_stderr(args.debug), RichProgress() as progress:
         report, published = run_demo(Path(args.dir), progress=progress, console=console)
     render_report(report, console, published=published)
     console.print(

@@ -126,6 +126,7 @@ class AuditReport(msgspec.Struct, kw_only=True):
     datasets: list[DatasetReport] = msgspec.field(default_factory=list)
     totals: Totals = msgspec.field(default_factory=Totals)
     data_docs: str | None = None  # path of the Data Docs index, relative to the run folder
+    log: str | None = None  # the run's log (stage timings, warnings, tracebacks), ditto
     previous: PreviousRun | None = None
     version: int = 1
 
