@@ -332,7 +332,9 @@ def test_a_new_store_is_versioned_and_an_older_version_migrates_in_one_transacti
     next_version = SCHEMA_VERSION + 1
     monkeypatch.setattr(store_mod, "SCHEMA_VERSION", next_version)
     monkeypatch.setitem(store_mod.MIGRATIONS, next_version, [half_done])
-    with pytest.raises(StoreError, match=f"cannot upgrade from schema {SCHEMA_VERSION}"):
+    with pytest.raises(
+        StoreError, match=f"cannot upgrade it from schema {SCHEMA_VERSION}: disk full"
+    ):
         Store(path)
     assert _pragmas(path) == (APPLICATION_ID, SCHEMA_VERSION)
     with sqlite3.connect(path) as conn:

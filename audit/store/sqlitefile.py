@@ -60,7 +60,7 @@ def open_file(path: Path, fmt: FileFormat) -> sqlite3.Connection:
     except sqlite3.Error as exc:
         raise StoreError(f"{path}: cannot open the {fmt.label}: {exc}") from None
     try:
-        with _sqlite_errors(path, fmt, "cannot open"):
+        with _sqlite_errors(path, fmt, f"cannot open the {fmt.label}"):
             version = _identify(conn, path, fmt)
             problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
             if problems != ["ok"]:
@@ -69,7 +69,7 @@ def open_file(path: Path, fmt: FileFormat) -> sqlite3.Connection:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
         if version < fmt.version:
-            with _sqlite_errors(path, fmt, f"cannot upgrade from schema {version}"):
+            with _sqlite_errors(path, fmt, f"cannot upgrade it from schema {version}"):
                 _migrate(conn, fmt)
     except BaseException:
         conn.close()
@@ -89,7 +89,7 @@ def _sqlite_errors(path: Path, fmt: FileFormat, doing: str) -> Iterator[None]:
     except sqlite3.Error as exc:
         if getattr(exc, "sqlite_errorcode", 0) & 0xFF in _DAMAGED:
             raise _refusal(path, fmt, "is damaged (truncated or corrupt)") from None
-        raise StoreError(f"{path}: {doing} the {fmt.label}: {exc}") from None
+        raise StoreError(f"{path}: {doing}: {exc}") from None
 
 
 def _regular_file_size(path: Path, fmt: FileFormat) -> int | None:
