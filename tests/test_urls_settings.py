@@ -3,6 +3,7 @@ about a URL only under the settings that decided it (SSRF refusals are never cac
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,6 +47,25 @@ def test_a_refusal_is_not_cached_so_allowing_private_probes_next_run(
         allowed = probe_urls(refs, UrlConfig(allow_private=True), store=store)
     assert allowed.stats["status_counts"] == {"ok": 1}
     assert (allowed.stats["probed"], server.hits["/a.jpg"]) == (1, 1)
+
+
+def test_refusals_cached_by_an_older_version_are_dropped(
+    server: HttpServer, tmp_path: Path
+) -> None:
+    """A state file from before the fingerprint: its cached 'refused' is not reported again."""
+    url = server.url("/a.jpg")
+    with sqlite3.connect(tmp_path / "s.sqlite") as old:
+        columns = "url TEXT PRIMARY KEY, status TEXT, http_status INTEGER, detail TEXT, "
+        columns += "final_url TEXT, probed_at REAL"
+        old.execute(f"CREATE TABLE url_probe ({columns})")
+        old.execute(f"CREATE TABLE url_probe_log ({columns.replace(' PRIMARY KEY', '')})")
+        row = (url, "refused", None, "non-public address", None, time.time())
+        old.execute("INSERT INTO url_probe VALUES (?, ?, ?, ?, ?, ?)", row)
+    old.close()
+    with Store(tmp_path / "s.sqlite") as store:
+        result = probe_urls([UrlRef(0, None, url)], UrlConfig(allow_private=True), store=store)
+    assert result.stats["status_counts"] == {"ok": 1}
+    assert server.hits["/a.jpg"] == 1
 
 
 def test_a_result_allowed_by_one_run_is_not_reported_by_a_stricter_one(

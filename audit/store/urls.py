@@ -18,17 +18,16 @@ connection, not_image, truncated, placeholder, redirects, invalid, refused.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Sequence
 
 import msgspec
 
-from audit.store import Store, register_schema
+from audit.store import Store, register_migration, register_schema
 
 register_schema(
     "urls",
     """
-    DROP TABLE IF EXISTS url_probe;
-    DROP TABLE IF EXISTS url_probe_log;
     CREATE TABLE IF NOT EXISTS url_result (
         url TEXT PRIMARY KEY,
         status TEXT NOT NULL,
@@ -49,6 +48,16 @@ register_schema(
     );
     """,
 )
+
+
+def _drop_unfingerprinted(conn: sqlite3.Connection) -> None:
+    """Schema 1: results cached without the settings that decided them are not reused."""
+    conn.execute("DROP TABLE IF EXISTS url_probe")
+    conn.execute("DROP TABLE IF EXISTS url_probe_log")
+
+
+register_migration(1, _drop_unfingerprinted)
+
 _COLUMNS = "url, status, http_status, detail, final_url, probed_at"
 _ALL = f"{_COLUMNS}, settings"
 
