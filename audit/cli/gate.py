@@ -11,8 +11,8 @@ from rich.table import Table
 from rich.text import Text
 
 from audit import config as config_mod
-from audit.cli._common import add_debug
 from audit import preflight
+from audit.cli._common import add_debug
 from audit.errors import AuditError, ConfigError
 from audit.loaders import Input
 from audit.output.report import FINDINGS_FILE, REPORT_FILE
