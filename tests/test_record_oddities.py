@@ -138,3 +138,10 @@ def test_verdicts_do_not_depend_on_decoder_messages(
     scrambled = check_files([path], workers=1)
     assert scrambled.findings == expected.findings
     assert scrambled.stats == expected.stats
+
+
+def test_odd_key_names_keep_messages_on_one_line(tmp_path: Path) -> None:
+    path = _chat_file(tmp_path, (ID, f'"a\\nb": 1, "\\ud800": 2, {ID}'), compact=False)
+    loaded = records.load_records(path, "cc3m-chat")
+    [extra] = [f for f in loaded.findings if f.code == "record.extra_key"]
+    assert extra.index == BAD and extra.message == 'extra keys "a\\nb", "\\ufffd"'

@@ -11,6 +11,7 @@ the one streamed chunk that failed the typed decode (``RecordStream``), so both 
 from __future__ import annotations
 
 import gc
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +30,11 @@ def excerpt(value: Any, limit: int = 60) -> str:
     """A short, single-line rendering of a value for messages."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _names(keys: list[str]) -> str:
+    """Key names for a one-line message: plain names as they are, any other JSON-escaped."""
+    return ", ".join(key if key.isidentifier() else json.dumps(key) for key in keys)
 
 
 def _type_name(value: Any) -> str:
@@ -184,7 +190,7 @@ def salvage_chat(obj: Any, make: MakeFinding) -> tuple[ChatRecord | None, list[F
         model = _ABSENT  # an odd `model` value does not matter to the trainer
     extra = sorted(set(obj) - CHAT_KEYS)
     if extra:
-        out.append(make("record.extra_key", f"extra keys {', '.join(extra)}", record_id))
+        out.append(make("record.extra_key", f"extra keys {_names(extra)}", record_id))
     conversations = obj.get("conversations", _ABSENT)
     turns: list[Turn] = []
     if not isinstance(conversations, list):
@@ -226,7 +232,7 @@ def _salvage_turn(
     extra = sorted(set(turn) - {"from", "value"})
     if extra:
         out.append(
-            make("turn.extra_key", f"turn {position}: extra keys {', '.join(extra)}", record_id)
+            make("turn.extra_key", f"turn {position}: extra keys {_names(extra)}", record_id)
         )
     if bad:
         return None, out
