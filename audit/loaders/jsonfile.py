@@ -8,7 +8,11 @@ finding; only when no record can be read at all does :class:`UnreadableFileError
 The fast path is one typed msgspec decode of the whole array (no Python dicts, no GC pressure).
 When it fails on a record (wrong type, extra turn key), the file is re-read as ``list[Raw]``
 (tokenised, not materialised) and decoded record by record, so one bad record costs one finding.
-The streamed path (:func:`iter_array_chunks`) does the same for just the piece holding the record.
+When msgspec cannot even tokenise it (syntax, truncation, trailing data, or a record only
+``json.load`` reads: NaN, 1e400, lone surrogates, deep nesting), :mod:`.jsonscan` reads the array
+as ``json.load`` does and tells what is wrong from the bytes: no verdict here depends on the text
+of a decoder's exception, which changes between msgspec versions. The streamed path
+(:func:`iter_array_chunks`) does the same for just the piece holding the record.
 """
 
 from __future__ import annotations
@@ -247,9 +251,10 @@ def iter_array_chunks(
     strings cannot hold a raw line break and nested objects are indented deeper; the file is read
     a chunk at a time. A compact array is read whole and split by a raw tokenising pass. Anything
     unexpected raises :class:`NotStreamableError` and the whole-file path takes over, as does a
-    record that fails the typed decode unless ``split_mismatches``: then its piece comes back as an
-    :class:`UntypedPiece` (once the whole file is known to be valid UTF-8, which the careful path
-    would otherwise repair and report) and every other piece stays typed.
+    record that fails the typed decode (or that only ``json.load`` reads) unless
+    ``split_mismatches``: then its piece comes back as an :class:`UntypedPiece` (once the whole
+    file is known to be valid UTF-8, which the careful path would otherwise repair and report) and
+    every other piece stays typed.
     """
     pieces = _PieceDecoder(path, decoder, split_mismatches)
     with path.open("rb") as handle:
