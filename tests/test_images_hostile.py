@@ -106,6 +106,18 @@ def test_the_folder_a_link_leads_to_can_be_a_root_of_its_own(tmp_path: Path, out
     assert codes(result, refs) == {"sub/none.jpg": "image.path"}  # in no root: still refused
 
 
+def test_a_zip_root_may_be_a_symlink(tmp_path: Path) -> None:
+    zip_path = tmp_path / "store" / "images.zip"
+    zip_path.parent.mkdir()
+    with zipfile.ZipFile(zip_path, "w") as zf:
+        zf.writestr("a.jpg", make.jpeg())
+        zf.writestr("t.jpg", make.truncated_jpeg())
+    (tmp_path / "images.zip").symlink_to(zip_path)
+    refs = refs_for(["a.jpg", "t.jpg"])
+    result = probe_images(refs, [tmp_path / "images.zip"], level="decode", workers=1)
+    assert codes(result, refs) == {"t.jpg": "image.truncated"}
+
+
 def test_a_full_run_still_reports_symlink_escapes_and_nul_bytes(
     tmp_path: Path, outside: Path
 ) -> None:

@@ -37,10 +37,10 @@ _PLAIN = re.compile(r"(?!\.\.?(?:/|$))[^/\\:\x00]+(?:/(?!\.\.?(?:/|$))[^/\\:\x00
 _DRIVE = re.compile(r"[A-Za-z]:[/\\]")
 _ENCRYPTED_FLAG = 0x1
 _ENCRYPTED = "zip member is encrypted"
-#: Opening an image never follows a last-moment symlink and never waits on a FIFO's writer.
-_OPEN_FLAGS = (
-    os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-)
+#: Opening a zip root (which may be a symlink the user gave) never waits on a FIFO's writer; opening
+#: an image file (already resolved inside its root) also never follows a last-moment symlink.
+_ZIP_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+_OPEN_FLAGS = _ZIP_FLAGS | getattr(os, "O_NOFOLLOW", 0)
 _OUT_BY_LINK = "is a symlink that leads outside the image root; not opened"
 _OUT_BY_FOLDER = "has a folder on its path that leads outside the image root; not opened"
 _KINDS = (
@@ -272,7 +272,7 @@ def locator(roots: Sequence[Root]) -> Callable[[str], Location | None]:
 def _zip_index(path: Path) -> tuple[dict[str, Member], str, str]:
     """Member table of a zip, memoised per path, size and mtime (a rewritten zip is re-read)."""
     try:
-        fd = os.open(path, _OPEN_FLAGS)
+        fd = os.open(path, _ZIP_FLAGS)
     except OSError as exc:
         raise InputError(str(path), f"cannot read zip: {exc.strerror}") from None
     try:
@@ -332,7 +332,7 @@ def _zip_fd(zip_path: str, stamp: object) -> int:
         return held[1]
     if held is not None:
         os.close(held[1])
-    fd = os.open(zip_path, _OPEN_FLAGS)
+    fd = os.open(zip_path, _ZIP_FLAGS)
     _OPEN_ZIPS[zip_path] = (stamp, fd)
     return fd
 
