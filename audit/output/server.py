@@ -47,7 +47,7 @@ class _ReportHandler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        self.connection.settimeout(self.server.idle_timeout)  # reads and writes alike
+        self.request.settimeout(self.server.idle_timeout)  # reads and writes alike
 
     def do_GET(self) -> None:
         self._answer(body=True)
