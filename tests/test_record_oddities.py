@@ -15,7 +15,7 @@ from test_file_defects import DEFECTS
 
 from audit.cli import main
 from audit.findings import from_jsonl
-from audit.loaders import jsonfile, records
+from audit.loaders import jsonfile, records, salvage
 from audit.structure import check_files
 
 N, BAD = 3_000, 2_500
@@ -145,3 +145,19 @@ def test_odd_key_names_keep_messages_on_one_line(tmp_path: Path) -> None:
     loaded = records.load_records(path, "cc3m-chat")
     [extra] = [f for f in loaded.findings if f.code == "record.extra_key"]
     assert extra.index == BAD and extra.message == 'extra keys "a\\nb", "\\ufffd"'
+
+
+def test_a_record_too_deep_to_render_is_too_deep_not_a_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A value msgspec just manages to decode can still be too deep for repr() in a message."""
+    image = f'"image": "GCC_train_{BAD:09d}.jpg"'
+    path = _chat_file(tmp_path, (image, '"image": [[["deep"]]]'), compact=False)
+
+    def too_deep(value: object, limit: int = 60) -> str:
+        raise RecursionError
+
+    monkeypatch.setattr(salvage, "excerpt", too_deep)
+    loaded = records.load_records(path, "cc3m-chat")
+    assert [(f.code, f.index) for f in loaded.findings] == [("record.too_deep", BAD)]
+    assert len(loaded.records) == N - 1

@@ -95,10 +95,15 @@ class ElementDecoder:
         if obj is _ABSENT:
             return None
         record: Any
-        if self.metadata_keys is not None:
-            record, found = salvage_metadata(obj, self.metadata_keys, make)
-        else:
-            record, found = salvage_chat(obj, make)
+        try:
+            if self.metadata_keys is not None:
+                record, found = salvage_metadata(obj, self.metadata_keys, make)
+            else:
+                record, found = salvage_chat(obj, make)
+        except RecursionError:  # a value just shallow enough to decode, too deep to render
+            text = bytes(element).decode("utf-8", errors="replace")
+            self.findings.append(_too_deep(jsonscan.nesting_depth(text), make))
+            return None
         self.findings.extend(found)
         return record
 
