@@ -70,8 +70,9 @@ def _gate(args: argparse.Namespace) -> int:
         raise
     result = evaluate(report, config.gate, baseline=baseline, baseline_name=baseline_path)
     _publish(args, result)
-    if any(not r.passed and r.rule in ("run", "stages") for r in result.rules):
-        return 3
+    cannot_vouch = [r for r in result.rules if not r.passed and r.rule in ("run", "stages")]
+    if cannot_vouch:  # exit 3 with the one error line every failure to run has
+        raise AuditError("; ".join(f"{r.dataset or 'run'}: {r.reason}" for r in cannot_vouch))
     return 0 if result.passed else 1
 
 

@@ -64,9 +64,19 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _exit_code(report: rpt.AuditReport) -> int:
-    """3 when a stage could not run on some dataset, else 1 when errors were found, else 0."""
-    if report.totals.stages_failed:
-        return 3
+    """3 when a stage could not run on some dataset, else 1 when errors were found, else 0.
+
+    A stage that could not run (an empty or undecodable input) also gets the one error line on
+    stderr every failure to run has, after the report: CI logs show why without the report.
+    """
+    failed = [
+        f"{ds.name}/{name}: {run.note or 'failed'}"
+        for ds in report.datasets
+        for name, run in ds.stages.items()
+        if run.status == "failed"
+    ]
+    if failed:
+        raise AuditError(f"{len(failed)} stage(s) could not run: " + "; ".join(failed))
     return 1 if report.totals.errors else 0
 
 

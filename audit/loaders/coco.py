@@ -78,6 +78,8 @@ def load_coco_urls(path: str | Path) -> dict[int, str]:
 
 def _read(p: Path) -> _CocoFile:
     raw = read_input(p, "COCO annotation file")
+    if not raw.strip():
+        raise InputError(str(p), "COCO annotation file is empty")
     try:
         data = msgspec.json.decode(raw, type=_CocoFile)
     except msgspec.ValidationError as exc:
@@ -103,6 +105,8 @@ def load_vg_coco_ids(path: str | Path) -> dict[int, int]:
     """
     p = Path(path)
     raw = read_input(p, "Visual Genome image data")
+    if not raw.strip():
+        raise InputError(str(p), "Visual Genome image data is empty")
     try:
         images = msgspec.json.decode(raw, type=list[_VgImage])
     except msgspec.ValidationError as exc:
