@@ -182,10 +182,11 @@ def probe_threaded(
                 if alive is not None and not alive():
                     scheduler.stop()
                     break
-                host, url = job
+                server, url = job
+                host = host_of(url)  # a dead site behind a shared address is given up on alone
 
-                def backoff(seconds: float, host: str = host) -> None:
-                    scheduler.pause(host, seconds)
+                def backoff(seconds: float, server: str = server) -> None:
+                    scheduler.pause(server, seconds)  # the whole server is asked to back off
                     stopping.wait(seconds)
 
                 try:
@@ -194,7 +195,7 @@ def probe_threaded(
                     detail = f"probe failed ({type(exc).__name__})"
                     result = UrlProbe(url, "invalid", None, detail, None, time.time())
                 finally:
-                    scheduler.done(host)
+                    scheduler.done(server)
                 health.saw(host, result)
                 results.put(result)
         finally:
