@@ -20,7 +20,7 @@ from pathlib import Path
 
 import msgspec
 
-from audit import runlog, stages
+from audit import preflight, runlog, stages
 from audit.config import Config
 from audit.errors import AuditError, ConfigError, InputError
 from audit.models import NoProgress, Progress, StageResult
@@ -51,10 +51,13 @@ def run_audit(
 
     ``stage_functions`` replaces :data:`audit.stages.STAGE_FUNCTIONS` (tests inject a stage).
 
-    Raises :class:`audit.errors.AlreadyRunningError` when another audit holds the lock.
+    Raises :class:`audit.errors.AlreadyRunningError` when another audit holds the lock, and an
+    input error naming every configured file that is missing, not a regular file (a FIFO would
+    hang the run while it holds the lock) or over its ``[limits]`` cap, before any work.
     """
     if not config.datasets:
         raise ConfigError("no datasets configured: add a [[datasets]] table to audit.toml")
+    preflight.check_config_inputs(config)
     state = config.path(config.state)
     reports_dir = reportsdir.prepare(config)
     with RunLock(lock_path_for(state)), Store(state) as store, contextlib.ExitStack() as logs:
