@@ -44,6 +44,8 @@ class RunLock:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except ValueError:  # a NUL byte in the configured path
+            raise StoreError(f"{self.path!r}: cannot open the run lock: NUL byte in path") from None
         except OSError as exc:
             raise StoreError(f"{self.path}: cannot open the run lock: {exc.strerror}") from None
         try:

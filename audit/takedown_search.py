@@ -18,7 +18,7 @@ import msgspec
 from audit.checks.takedown import Candidate
 from audit.config import Config
 from audit.errors import InputError, TakedownError
-from audit.loaders import imageroots
+from audit.loaders import imageroots, jsonscan
 from audit.loaders.jsonfile import parse_container
 from audit.loaders.records import METADATA_ALIASES, raw_records
 from audit.models import Progress
@@ -104,6 +104,11 @@ def _keys_of(raw: bytes) -> Any:
         return _ONE_KEYS.decode(raw)
     except (msgspec.ValidationError, msgspec.DecodeError):
         return None
+    except RecursionError:  # nested too deep to decode: its top-level keys still identify it
+        try:
+            return _ONE_KEYS.decode(jsonscan.shallow(raw))
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            return None
 
 
 def _candidate(source: DatasetFile, index: int, keys: Any) -> Candidate:

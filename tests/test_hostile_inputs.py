@@ -198,3 +198,34 @@ def test_error_line_is_printed_as_text_not_markup(
     odd.mkdir()
     assert main(["urls", str(odd)]) == 3
     assert "[bold]chat[red].json: URL list is a directory" in capsys.readouterr().err
+
+
+# ---- records too deep for any recursive decoder ---------------------------------------------
+
+
+def test_takedown_match_finds_a_record_nested_too_deep_to_decode(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deep = {"id": "GCC_train_000000009", "url": "https://example.org/9.jpg"}
+    text = json.dumps([RECORD, deep])[:-2] + ', "z": ' + "[" * 5000 + "]" * 5000 + "}]"
+    (tmp_path / "meta.json").write_text(text)
+    cfg = tmp_path / "audit.toml"
+    cfg.write_text(
+        'state = "st/state.sqlite"\nreports_dir = "rep"\n'
+        '[[datasets]]\nname = "d"\nkind = "cc3m-metadata"\nmetadata = "meta.json"\n'
+    )
+    args = ["--config", str(cfg)]
+    assert main(["takedown", "new", "--ground", "copyright", "--contact", "a@b.c",
+                 "--record-id", "GCC_train_000000009", *args]) == 0  # fmt: skip
+    request = next(w for w in capsys.readouterr().out.split() if w.startswith("TD-"))
+    assert main(["takedown", "match", request, *args]) == 0
+    out = capsys.readouterr()
+    assert "Traceback" not in out.err
+    assert out.out.startswith("1 affected record(s)")
+
+
+def test_shallow_keeps_top_level_scalars_and_blanks_nested_values() -> None:
+    from audit.loaders.jsonscan import shallow
+
+    raw = b'{"id": "a\\"[", "n": 1, "z": [[{"q": "]"}]], "url": "u"}'
+    assert json.loads(shallow(raw)) == {"id": 'a"[', "n": 1, "z": 0, "url": "u"}

@@ -33,3 +33,10 @@ def test_lock_held_by_another_process_is_refused_until_it_exits(tmp_path: Path) 
         RunLock(path).acquire()
     with RunLock(path) as lock:  # the kernel dropped the lock when the holder exited
         assert lock.held
+
+
+def test_a_nul_byte_in_the_lock_path_is_a_store_error_not_a_traceback(tmp_path: Path) -> None:
+    from audit.errors import StoreError
+
+    with pytest.raises(StoreError, match="NUL byte"):
+        RunLock(tmp_path / "st\x00ate.lock").acquire()

@@ -93,6 +93,43 @@ def nesting_depth(text: str) -> int:
     return _scan(text, _skip(text, 0))[1]
 
 
+def shallow(raw: bytes) -> bytes:
+    """An object's JSON with every nested container replaced by ``0``, by a flat scan.
+
+    What a record too deep for any recursive decoder still tells: its top-level scalar keys (id,
+    image, url), so a takedown can still find it.
+    """
+    out = bytearray()
+    depth, in_string, escaped = 0, False, False
+    for byte in raw:
+        if in_string:
+            if depth <= 1:
+                out.append(byte)
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # closing quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+            if depth <= 1:
+                out.append(byte)
+        elif byte in b"[{":
+            depth += 1
+            if depth == 2:
+                out += b"0"
+            elif depth < 2:
+                out.append(byte)
+        elif byte in b"]}":
+            if depth <= 1:
+                out.append(byte)
+            depth -= 1
+        elif depth <= 1:
+            out.append(byte)
+    return bytes(out)
+
+
 def _skip(text: str, position: int) -> int:
     """The first non-whitespace index at or after ``position``."""
     match = _WS.match(text, position)
