@@ -11,10 +11,11 @@ from collections.abc import Iterable
 
 import msgspec
 
-from audit.catalogue import CATALOGUE, CodeInfo, Severity
+from audit.catalogue import CATALOGUE, Code, CodeInfo, Severity
 
 __all__ = [
     "CATALOGUE",
+    "Code",
     "CodeInfo",
     "Finding",
     "Severity",
@@ -53,7 +54,11 @@ def make(
     record_id: str | int | None = None,
     severity: Severity | None = None,
 ) -> Finding:
-    """Build a finding with the catalogue's severity unless a rule overrides it (per-kind rules)."""
+    """Build a finding with the catalogue's severity unless a rule overrides it (per-kind rules).
+
+    A code outside the catalogue raises ValueError: a finding no report could explain is a bug.
+    """
+    code = Code(code)  # also catches a bare string slipped past the type checker
     entry = CATALOGUE[code]
     return Finding(
         dataset=dataset,

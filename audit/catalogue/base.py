@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from audit.catalogue.codes import Code
+
 
 class Severity(enum.StrEnum):
     """How bad a finding is for training (DESIGN.md "Findings")."""
@@ -22,7 +24,7 @@ class Severity(enum.StrEnum):
 class CodeInfo:
     """Catalogue entry: what a code means, shown beside findings in reports."""
 
-    code: str
+    code: Code
     severity: Severity
     title: str
     explanation: str

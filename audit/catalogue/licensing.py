@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from audit.catalogue.base import CodeInfo, Severity
+from audit.catalogue.codes import Code
 
 E, W, INFO = Severity.ERROR, Severity.WARNING, Severity.INFO
 
 ENTRIES: tuple[CodeInfo, ...] = (
     # ---- licences (issue 4) -----------------------------------------------------------------------
     CodeInfo(
-        "license.forbidden",
+        Code.LICENSE_FORBIDDEN,
         E,
         "Forbidden for the declared use",
         "At least one part of the record (image, source annotation, generated text) is under a "
@@ -19,7 +20,7 @@ ENTRIES: tuple[CodeInfo, ...] = (
         "or obtain the rights.",
     ),
     CodeInfo(
-        "license.unknown",
+        Code.LICENSE_UNKNOWN,
         W,
         "No known licence for the declared use",
         "No licence is known for a part of these records (all rights reserved web images, sources "
@@ -28,7 +29,7 @@ ENTRIES: tuple[CodeInfo, ...] = (
         "the rights holder's permission.",
     ),
     CodeInfo(
-        "license.conditional",
+        Code.LICENSE_CONDITIONAL,
         W,
         "Allowed only under a condition",
         "These records are allowed only if an open condition holds: training on no-derivatives "
@@ -37,7 +38,7 @@ ENTRIES: tuple[CodeInfo, ...] = (
         "answer in the [license] settings of audit.toml.",
     ),
     CodeInfo(
-        "license.opt_out",
+        Code.LICENSE_OPT_OUT,
         W,
         "Source URL opted out of AI training",
         "The URL probe saw an X-Robots-Tag noai/noimageai header on the record's source URL: the "
@@ -45,7 +46,7 @@ ENTRIES: tuple[CodeInfo, ...] = (
         "honour it; only a research exception without opt-out (Art. 3) can still apply.",
     ),
     CodeInfo(
-        "license.coco_unresolved",
+        Code.LICENSE_COCO_UNRESOLVED,
         W,
         "COCO per-image licence unresolved",
         "Records use COCO images but their per-image Flickr licence (COCO licence ids 1-8, 69 % "
@@ -53,7 +54,7 @@ ENTRIES: tuple[CodeInfo, ...] = (
         "the image id is not in it. Their verdicts stay unknown or conditional until joined.",
     ),
     CodeInfo(
-        "license.share_alike_conflict",
+        Code.LICENSE_SHARE_ALIKE_CONFLICT,
         E,
         "Share-alike licences that cannot be combined",
         "The record's image and annotations are redistributed together, and two of its parts are "
@@ -62,7 +63,7 @@ ENTRIES: tuple[CodeInfo, ...] = (
         "satisfies both (spec/licensing.md §8.4); redistribute them separately or drop the record.",
     ),
     CodeInfo(
-        "license.card_scope",
+        Code.LICENSE_CARD_SCOPE,
         INFO,
         "Dataset card licence vs the records",
         "The dataset card declares one licence for the whole dataset, but it covers only part of "
@@ -70,7 +71,7 @@ ENTRIES: tuple[CodeInfo, ...] = (
         "verdicts come from each record's parts; this compares them with the card's claim.",
     ),
     CodeInfo(
-        "license.summary",
+        Code.LICENSE_SUMMARY,
         INFO,
         "Licence verdict totals",
         "Per file: records per verdict for the declared use, and how many records are usable for "
@@ -78,7 +79,7 @@ ENTRIES: tuple[CodeInfo, ...] = (
     ),
     # ---- takedown (issue 4) -----------------------------------------------------------------------
     CodeInfo(
-        "takedown.present",
+        Code.TAKEDOWN_PRESENT,
         E,
         "Taken-down item is back",
         "The record carries a record id, image path, URL or image hash that a takedown request put "
@@ -87,7 +88,7 @@ ENTRIES: tuple[CodeInfo, ...] = (
         "back from.",
     ),
     CodeInfo(
-        "takedown.pending",
+        Code.TAKEDOWN_PENDING,
         W,
         "Named in an open takedown request",
         "The record matches an identifier of a takedown request that has been recorded but not yet "

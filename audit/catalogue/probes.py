@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from audit.catalogue.base import CodeInfo, Severity
+from audit.catalogue.codes import Code
 
 E, W, INFO = Severity.ERROR, Severity.WARNING, Severity.INFO
 
 ENTRIES: tuple[CodeInfo, ...] = (
     # ---- images and URLs (issue 3) ----------------------------------------------------------------
     CodeInfo(
-        "image.missing",
+        Code.IMAGE_MISSING,
         E,
         "Image file missing",
         "No image root has the file the record names. LLaVA's trainer opens it without a "
@@ -18,21 +19,21 @@ ENTRIES: tuple[CodeInfo, ...] = (
         "a downstream zip).",
     ),
     CodeInfo(
-        "image.empty",
+        Code.IMAGE_EMPTY,
         E,
         "Image file is empty",
         "The image file (or zip member) has zero bytes, as about 170 files in VG_100K_2 do. "
         "PIL cannot identify it and the trainer crashes with UnidentifiedImageError.",
     ),
     CodeInfo(
-        "image.corrupt",
+        Code.IMAGE_CORRUPT,
         E,
         "Image cannot be decoded",
         "The bytes are not an image PIL can open or decode (an HTML error page saved as .jpg, "
         "a damaged header or a zip member that fails its CRC). The trainer crashes on it.",
     ),
     CodeInfo(
-        "image.truncated",
+        Code.IMAGE_TRUNCATED,
         E,
         "Image is truncated",
         "The image header is fine but the data stops early (an interrupted download). "
@@ -41,7 +42,7 @@ ENTRIES: tuple[CodeInfo, ...] = (
         "header itself is cut).",
     ),
     CodeInfo(
-        "image.unreadable",
+        Code.IMAGE_UNREADABLE,
         E,
         "Image cannot be read",
         "The file exists but cannot be read (permissions, I/O error, an encrypted zip member), or "
@@ -49,7 +50,7 @@ ENTRIES: tuple[CodeInfo, ...] = (
         "end). The trainer would fail on it the same way.",
     ),
     CodeInfo(
-        "image.too_large",
+        Code.IMAGE_TOO_LARGE,
         E,
         "Image exceeds the decompression-bomb limit",
         "Width times height is above the pixel limit (Pillow's default raises "
@@ -58,7 +59,7 @@ ENTRIES: tuple[CodeInfo, ...] = (
         "256 MiB is reported without being read at all.",
     ),
     CodeInfo(
-        "image.format_mismatch",
+        Code.IMAGE_FORMAT_MISMATCH,
         W,
         "Image format differs from the file extension",
         "The content is another format than the extension says (OCR-VQA's GIFs saved as .jpg). "
@@ -66,14 +67,14 @@ ENTRIES: tuple[CodeInfo, ...] = (
         "(jpeginfo, some loaders and CDNs) mis-handle the file.",
     ),
     CodeInfo(
-        "stats.images",
+        Code.STATS_IMAGES,
         INFO,
         "Local image statistics",
         "Per file: records with an image, how many were missing, broken or fine, the missing "
         "rate, formats and the spread of image sizes.",
     ),
     CodeInfo(
-        "url.dead",
+        Code.URL_DEAD,
         W,
         "Source URL is gone",
         "The image's source URL answers 404 Not Found or 410 Gone. The image cannot be fetched "
@@ -82,56 +83,56 @@ ENTRIES: tuple[CodeInfo, ...] = (
         "on the rate, not the single record.",
     ),
     CodeInfo(
-        "url.forbidden",
+        Code.URL_FORBIDDEN,
         W,
         "Source URL refuses access",
         "The server answers 401, 403 or 451. Mostly persistent (hot-link protection, removed "
         "content); retrying with a browser User-Agent recovered only about 3% on CC12M.",
     ),
     CodeInfo(
-        "url.http_error",
+        Code.URL_HTTP_ERROR,
         W,
         "Source URL answers with another HTTP error",
         "A 4xx other than 401/403/404/410/451 (including 429 Too Many Requests still answered after "
         "every retry, or a Retry-After longer than the configured cap), or an unexpected 1xx/3xx.",
     ),
     CodeInfo(
-        "url.server_error",
+        Code.URL_SERVER_ERROR,
         W,
         "Source server error",
         "The server answered 5xx on every attempt (retried with exponential backoff, honouring "
         "Retry-After). Often transient: the next nightly run re-probes it after the TTL.",
     ),
     CodeInfo(
-        "url.timeout",
+        Code.URL_TIMEOUT,
         W,
         "Source URL timed out",
         "No connection or no answer within the configured timeout. Connect timeouts are retried; a "
         "server that accepts but never answers is not, to keep a nightly run bounded.",
     ),
     CodeInfo(
-        "url.dns",
+        Code.URL_DNS,
         W,
         "Source host does not resolve",
         "The URL's host name has no DNS address (NXDOMAIN): the domain has expired or moved. "
         "Permanent in practice; about 6% of CC12M URLs by 2026.",
     ),
     CodeInfo(
-        "url.tls",
+        Code.URL_TLS,
         W,
         "TLS failure",
         "The HTTPS handshake failed (expired or mismatched certificate, obsolete protocol). The "
         "image may exist but cannot be fetched securely.",
     ),
     CodeInfo(
-        "url.connection",
+        Code.URL_CONNECTION,
         W,
         "Connection failed",
         "The connection was refused or reset on every attempt: the host is up but nothing serves "
         "the URL's port, or the server drops clients.",
     ),
     CodeInfo(
-        "url.not_image",
+        Code.URL_NOT_IMAGE,
         W,
         "Source URL does not return an image",
         "The server answers 2xx but the first bytes are not an image format PIL reads (an HTML "
@@ -139,14 +140,14 @@ ENTRIES: tuple[CodeInfo, ...] = (
         "Content-Type is only quoted: PIL sniffs content too.",
     ),
     CodeInfo(
-        "url.truncated",
+        Code.URL_TRUNCATED,
         W,
         "Source image is truncated",
         "The whole image was read but it stops before its end marker (JPEG EOI, PNG IEND), or the "
         "transfer broke off before Content-Length. A re-download gives a damaged image.",
     ),
     CodeInfo(
-        "url.placeholder",
+        Code.URL_PLACEHOLDER,
         W,
         "Source URL serves a placeholder",
         "The URL redirects to a known 'photo unavailable' image (Flickr, Imgur removed) or serves "
@@ -154,7 +155,7 @@ ENTRIES: tuple[CodeInfo, ...] = (
         "original photo. The lists are configurable (urls.placeholder_urls, placeholder_sha256).",
     ),
     CodeInfo(
-        "url.opt_out",
+        Code.URL_OPT_OUT,
         W,
         "Source opts out of AI use",
         "The image answers with an X-Robots-Tag directive noai or noimageai (for all agents or for "
@@ -162,20 +163,20 @@ ENTRIES: tuple[CodeInfo, ...] = (
         "decides what the opt-out means for the declared use.",
     ),
     CodeInfo(
-        "url.redirects",
+        Code.URL_REDIRECTS,
         W,
         "Too many redirects",
         "The URL redirects in a loop or through more hops than urls.max_redirects; no image was "
         "reached.",
     ),
     CodeInfo(
-        "url.invalid",
+        Code.URL_INVALID,
         W,
         "Malformed source URL",
         "The value is not an http(s) URL with a host, so it cannot be probed or re-downloaded.",
     ),
     CodeInfo(
-        "url.refused",
+        Code.URL_REFUSED,
         W,
         "URL points to a private address (not probed)",
         "The host is, or resolves to, a loopback, private, link-local or other non-public address "
@@ -183,7 +184,7 @@ ENTRIES: tuple[CodeInfo, ...] = (
         "with urls.allow_private or urls.allow_networks for an intranet mirror.",
     ),
     CodeInfo(
-        "url.stats",
+        Code.URL_STATS,
         INFO,
         "Source URL statistics",
         "Per file: URLs, how many were probed now or taken from the cache, counts per status "

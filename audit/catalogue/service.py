@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from audit.catalogue.base import CodeInfo, Severity
+from audit.catalogue.codes import Code
 
 E, W, INFO = Severity.ERROR, Severity.WARNING, Severity.INFO
 
 ENTRIES: tuple[CodeInfo, ...] = (
     # ---- expectations and service (issue 5) -------------------------------------------------------
     CodeInfo(
-        "expectation.failed",
+        Code.EXPECTATION_FAILED,
         E,
         "Expectation suite rule failed",
         "A rule of the dataset kind's suite in `expectations/` failed on the per-record table (row "
@@ -18,7 +19,7 @@ ENTRIES: tuple[CodeInfo, ...] = (
         "the column, how many rows broke it and example record indexes. Edit the suite to change it.",
     ),
     CodeInfo(
-        "expectation.invalid",
+        Code.EXPECTATION_INVALID,
         E,
         "Expectation could not be evaluated",
         "Great Expectations could not evaluate a rule of the suite, usually because it names a column "
