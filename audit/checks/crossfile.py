@@ -13,7 +13,7 @@ from __future__ import annotations
 import polars as pl
 
 from audit.checks.tables import ChatTables, FileRef
-from audit.findings import Finding
+from audit.findings import Code, Finding
 
 
 def chat_side(tables: ChatTables) -> pl.DataFrame:
@@ -59,14 +59,14 @@ def compare(
     for idx, rid in only_chat.select("idx", "id").iter_rows():
         out.append(
             chat_ref.finding(
-                "xfile.missing_metadata", f"id {rid!r} is not in {meta_ref.file}", idx, rid
+                Code.XFILE_MISSING_METADATA, f"id {rid!r} is not in {meta_ref.file}", idx, rid
             )
         )
     only_meta = right.filter(~pl.col("id").is_in(left["id"].implode()))
     for idx, rid in only_meta.select("idx", "id").iter_rows():
         out.append(
             meta_ref.finding(
-                "xfile.missing_chat", f"id {rid!r} is not in {chat_ref.file}", idx, rid
+                Code.XFILE_MISSING_CHAT, f"id {rid!r} is not in {chat_ref.file}", idx, rid
             )
         )
     both = left.join(right, on="id", suffix="_meta")
@@ -82,7 +82,7 @@ def compare(
         if image != other:  # a hash collision would compare equal here
             out.append(
                 chat_ref.finding(
-                    "xfile.image_mismatch",
+                    Code.XFILE_IMAGE_MISMATCH,
                     f"image {image!r} here, {other!r} in metadata record {meta_idx}",
                     idx,
                     rid,
@@ -101,7 +101,7 @@ def compare(
                 captions += 1
                 out.append(
                     chat_ref.finding(
-                        "xfile.caption_mismatch",
+                        Code.XFILE_CAPTION_MISMATCH,
                         f"gpt answer {answer[:50]!r} differs from the metadata caption "
                         f"{caption[:50]!r}",
                         idx,
@@ -112,7 +112,7 @@ def compare(
         "matched": both.height,
         "only_in_chat": only_chat.height,
         "only_in_metadata": only_meta.height,
-        "image_mismatches": sum(f.code == "xfile.image_mismatch" for f in out),
+        "image_mismatches": sum(f.code == Code.XFILE_IMAGE_MISMATCH for f in out),
         "caption_mismatches": captions,
     }
     return out, stats

@@ -16,7 +16,7 @@ from typing import Any
 import polars as pl
 
 from audit.checks.tables import FileRef
-from audit.findings import Finding, Severity
+from audit.findings import Code, Finding, Severity
 from audit.models import MIX_PREFIXES
 
 ID_PATTERNS = {
@@ -36,7 +36,7 @@ class Rule:
     """One named column rule: a polars expression that is True for good rows."""
 
     name: str  # the pandera check name; unique within a schema
-    code: str
+    code: Code
     ok: pl.Expr
     message: Message
     severity: Severity | None = None  # None: the catalogue's severity
@@ -88,27 +88,27 @@ def chat_rules(kind: str) -> list[Rule]:
     rules = [
         Rule(
             "conversations_nonempty",
-            "record.conversations",
+            Code.RECORD_CONVERSATIONS,
             pl.col("n_turns") > 0,
             lambda r: "conversations is an empty list",
         ),
         Rule(
             "id_is_string",
-            "record.id_type",
+            Code.RECORD_ID_TYPE,
             pl.col("id").is_not_null() & ~pl.col("id_is_int"),
             lambda r: (
                 "id is missing" if r["id"] is None else f"id {r['id']} is a number, not a string"
             ),
             Severity.WARNING if is_mix else Severity.ERROR,
         ),
-        Rule("image_path", "image.path", _image_path_ok(pl.col("has_image")), _image_problem),
+        Rule("image_path", Code.IMAGE_PATH, _image_path_ok(pl.col("has_image")), _image_problem),
     ]
     rules += _pattern_rules(kind)
     if kind in PRETRAINING_KINDS:
         rules.append(
             Rule(
                 "two_turns",
-                "turn.count",
+                Code.TURN_COUNT,
                 (pl.col("n_turns") == 2) | (pl.col("n_turns") == 0),
                 lambda r: f"{r['n_turns']} turns; pretraining records need exactly 2",
             )
@@ -125,7 +125,7 @@ def _pattern_rules(kind: str) -> list[Rule]:
         rules.append(
             Rule(
                 "id_pattern",
-                "id.pattern",
+                Code.ID_PATTERN,
                 pl.col("id").str.contains(pattern).fill_null(True) | pl.col("id_is_int"),
                 _id_message(pattern),
             )
@@ -135,7 +135,7 @@ def _pattern_rules(kind: str) -> list[Rule]:
         rules.append(
             Rule(
                 "image_from_id",
-                "image.path_pattern",
+                Code.IMAGE_PATH_PATTERN,
                 (pl.col("image") == expected).fill_null(True)
                 | pl.col("id_is_int")
                 | (pl.col("image") == ""),
@@ -151,21 +151,21 @@ def _mix_rules() -> list[Rule]:
     return [
         Rule(
             "mix_prefix",
-            "mix.prefix",
+            Code.MIX_PREFIX,
             (image.is_null() | pl.any_horizontal(*(image.str.starts_with(p) for p in MIX_PREFIXES)))
             | (image == ""),
             lambda r: f"image {r['image']!r} is not under a mix665k image folder",
         ),
         Rule(
             "mix_coco_id",
-            "id.pattern",
+            Code.ID_PATTERN,
             ~coco | pl.col("id").str.contains(r"^\d{12}$").fill_null(False),
             lambda r: f"COCO record id {r['id']!r} is not 12 digits",
             Severity.WARNING,
         ),
         Rule(
             "mix_coco_image",
-            "image.path_pattern",
+            Code.IMAGE_PATH_PATTERN,
             ~coco | (image == "coco/train2017/" + pl.col("id") + ".jpg").fill_null(False),
             lambda r: (
                 f"image {r['image']!r} is not coco/train2017/ + id + '.jpg' for id {r['id']!r}"
@@ -174,7 +174,7 @@ def _mix_rules() -> list[Rule]:
         ),
         Rule(
             "mix_model_key",
-            "mix.model_key",
+            Code.MIX_MODEL_KEY,
             pl.col("has_image") | pl.col("has_model"),
             lambda r: "text-only record without the `model` key of ShareGPT records",
         ),
@@ -186,7 +186,7 @@ def metadata_rules(kind: str, keys: dict[str, str]) -> list[Rule]:
     rules = [
         Rule(
             f"{field}_present",
-            "metadata.field",
+            Code.METADATA_FIELD,
             # an empty image is image.path's business; an empty id or url is missing here
             pl.col(field).is_not_null() & ((pl.col(field) != "") | (field == "image")),
             _field_message(key),
@@ -198,7 +198,7 @@ def metadata_rules(kind: str, keys: dict[str, str]) -> list[Rule]:
         rules.append(
             Rule(
                 "image_path",
-                "image.path",
+                Code.IMAGE_PATH,
                 _image_path_ok(pl.col("image").is_not_null()),
                 _image_problem,
             )

@@ -13,7 +13,7 @@ import polars as pl
 
 from audit.checks.tables import ChatTables, FileRef
 from audit.checks.turns import IMAGE
-from audit.findings import Finding, Severity
+from audit.findings import Code, Finding, Severity
 from audit.models import MIX_PREFIXES
 
 RELEASE_COUNTS = {
@@ -56,7 +56,7 @@ def chat_stats(
     }
     out.append(
         ref.finding(
-            "stats.summary",
+            Code.STATS_SUMMARY,
             f"{n:,} records, {flags.height:,} turns, {n_image:,} with an image, "
             f"{n - n_image:,} text-only"
             + (f"; turns per record {turn_counts.min()!s}..{turn_counts.max()!s}" if n else ""),
@@ -68,7 +68,7 @@ def chat_stats(
     stats["image_token_position"] = {"start": start, "end": end, "other": first.len() - start - end}
     out.append(
         ref.finding(
-            "stats.image_token_position",
+            Code.STATS_IMAGE_TOKEN_POSITION,
             f"<image> at the start in {start:,} records, at the end in {end:,}, "
             f"elsewhere in {first.len() - start - end:,}",
         )
@@ -88,7 +88,7 @@ def chat_stats(
         )
         out.append(
             ref.finding(
-                "stats.summary",
+                Code.STATS_SUMMARY,
                 f"image folders: {folders}; text-only {stats['mix']['text_only']:,} (release 40,688); "
                 f"integer ids {stats['mix']['int_ids']:,}",
             )
@@ -117,7 +117,7 @@ def _prompts(
         if warn:
             out += [
                 ref.finding(
-                    "prompt.unknown",
+                    Code.PROMPT_UNKNOWN,
                     f"instruction {p[:70]!r} is not a known {ref.kind} prompt",
                     i,
                     rid,
@@ -127,7 +127,7 @@ def _prompts(
         message = f"{stats['known']:,} records use a known prompt, {stats['unknown']:,} another one"
     else:
         message = f"{len(stats['top'])} most common instructions counted"
-    out.append(ref.finding("stats.prompts", message))
+    out.append(ref.finding(Code.STATS_PROMPTS, message))
     return out, stats
 
 
@@ -168,7 +168,7 @@ def _duplicates(
         if identity in seen:
             out.append(
                 ref.finding(
-                    "record.duplicate",
+                    Code.RECORD_DUPLICATE,
                     f"exact copy of record {seen[identity]}",
                     row["idx"],
                     row["id"],
@@ -179,7 +179,7 @@ def _duplicates(
     stats["exact_duplicates"] = len(out)
     out.append(
         ref.finding(
-            "stats.duplicates",
+            Code.STATS_DUPLICATES,
             f"{stats['repeated_ids']:,} repeated ids, {stats['repeated_images']:,} records with a "
             f"repeated image, {len(out):,} exact duplicate records",
         )
@@ -205,7 +205,7 @@ def record_count(ref: FileRef, n: int) -> list[Finding]:
     near = abs(n - expected) <= expected // 10
     return [
         ref.finding(
-            "file.record_count",
+            Code.FILE_RECORD_COUNT,
             f"{n:,} records; the {ref.kind} release has {expected:,}",
             severity=Severity.WARNING if near else Severity.INFO,
         )
@@ -229,11 +229,11 @@ def metadata_stats(
     blip = f", {blip_missing:,} without a BLIP caption" if "blip_caption" in keys else ""
     out = [
         ref.finding(
-            "stats.summary",
+            Code.STATS_SUMMARY,
             f"{n:,} metadata records with fields {', '.join(f'{k}={v}' for k, v in keys.items())}"
             f"{blip}; {stats['repeated_ids']:,} repeated ids, {stats['repeated_urls']:,} repeated URLs",
         )
     ]
     if missing and n:
-        out.append(ref.finding("metadata.field", f"the file has no {', '.join(missing)} field"))
+        out.append(ref.finding(Code.METADATA_FIELD, f"the file has no {', '.join(missing)} field"))
     return out + record_count(ref, n), stats

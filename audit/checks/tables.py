@@ -15,7 +15,7 @@ import msgspec
 import polars as pl
 
 from audit import findings as fnd
-from audit.findings import Finding, Severity
+from audit.findings import Code, Finding, Severity
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class FileRef:
 
     def finding(
         self,
-        code: str,
+        code: Code,
         message: str,
         index: int | None = None,
         record_id: Any = None,

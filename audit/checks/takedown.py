@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import msgspec
 
 from audit import findings
-from audit.findings import Finding
+from audit.findings import Code, Finding
 
 KeyKind = Literal["record_id", "image", "url", "sha256", "md5"]
 KEY_KINDS: tuple[str, ...] = KeyKind.__args__  # type: ignore[attr-defined]
@@ -270,7 +270,7 @@ def present_findings(
     out = []
     for m in matches:
         is_applied = True if applied is None else applied.get(m.request_id, True)
-        code = "takedown.present" if is_applied else "takedown.pending"
+        code = Code.TAKEDOWN_PRESENT if is_applied else Code.TAKEDOWN_PENDING
         verb = "was taken down" if is_applied else "is named in an open takedown request"
         out.append(
             findings.make(

@@ -13,7 +13,7 @@ from typing import Any
 import polars as pl
 
 from audit.checks.tables import ChatTables, FileRef
-from audit.findings import Finding
+from audit.findings import Code, Finding
 
 IMAGE = "<image>"
 IMAGE_TOKENS = 576  # LLaVA-1.5 (CLIP-336): image features inserted per <image>
@@ -95,7 +95,7 @@ def _record_turns(
     index, record_id = record["idx"], record["id"]
     _describe_turns(turns)
 
-    def finding(code: str, message: str) -> Finding:
+    def finding(code: Code, message: str) -> Finding:
         return ref.finding(code, message, index, record_id)
 
     roles = [t["from"] for t in turns]
@@ -103,17 +103,17 @@ def _record_turns(
     if unknown:
         pos, role = unknown[0]
         more = f" (and {len(unknown) - 1} more turns)" if len(unknown) > 1 else ""
-        yield finding("turn.role", f"turn {pos}: from {role!r} is not 'human' or 'gpt'{more}")
+        yield finding(Code.TURN_ROLE, f"turn {pos}: from {role!r} is not 'human' or 'gpt'{more}")
     else:
         order = _order_problem(roles)
         if order is not None:
             yield finding(*order)
     for flag, code, what in (
-        ("empty", "turn.empty_value", "is empty or whitespace"),
-        ("eos", "turn.eos_token", "contains '</s>'"),
+        ("empty", Code.TURN_EMPTY_VALUE, "is empty or whitespace"),
+        ("eos", Code.TURN_EOS_TOKEN, "contains '</s>'"),
         (
             "marker",
-            "turn.role_marker",
+            Code.TURN_ROLE_MARKER,
             "contains a role marker (' ASSISTANT: ', 'USER: ' or '###')",
         ),
     ):
@@ -124,7 +124,7 @@ def _record_turns(
     yield from _image_tokens(record, turns, finding)
 
 
-def _order_problem(roles: list[str]) -> tuple[str, str] | None:
+def _order_problem(roles: list[str]) -> tuple[Code, str] | None:
     """turn.order (error), turn.leading_gpt (warning, the trainer drops that turn) or None."""
 
     def alternates(seq: list[str]) -> bool:
@@ -133,14 +133,17 @@ def _order_problem(roles: list[str]) -> tuple[str, str] | None:
     if roles and alternates(roles) and len(roles) % 2 == 0:
         return None
     if len(roles) > 2 and roles[0] == "gpt" and alternates(roles[1:]) and len(roles[1:]) % 2 == 0:
-        return "turn.leading_gpt", "turn 0 is from gpt; the trainer drops it and trains on the rest"
+        return (
+            Code.TURN_LEADING_GPT,
+            "turn 0 is from gpt; the trainer drops it and trains on the rest",
+        )
     if not roles:
         return None
     if alternates(roles):
-        return "turn.order", f"{len(roles)} turns: the last turn is from human, with no answer"
+        return Code.TURN_ORDER, f"{len(roles)} turns: the last turn is from human, with no answer"
     first = next(i for i, role in enumerate(roles) if role != ("human" if i % 2 == 0 else "gpt"))
     return (
-        "turn.order",
+        Code.TURN_ORDER,
         f"turn {first} is from {roles[first]}; roles must alternate human, gpt, ...",
     )
 
@@ -152,18 +155,19 @@ def _image_tokens(
     if not record["has_image"]:
         if where:
             yield finding(
-                "image_token.text_only", f"<image> in turn {where[0]} of a record without `image`"
+                Code.IMAGE_TOKEN_TEXT_ONLY,
+                f"<image> in turn {where[0]} of a record without `image`",
             )
         return
     if len(where) != 1:
         places = f" (turns {', '.join(map(str, where))})" if where else ""
         yield finding(
-            "image_token.count",
+            Code.IMAGE_TOKEN_COUNT,
             f"{len(where)} <image> tokens{places}; an image record needs exactly 1",
         )
     elif where[0] != _first_human(turns):
         yield finding(
-            "image_token.position", f"<image> is in turn {where[0]}, not in the first human turn"
+            Code.IMAGE_TOKEN_POSITION, f"<image> is in turn {where[0]}, not in the first human turn"
         )
 
 
@@ -187,7 +191,7 @@ def _placement(tables: ChatTables, ref: FileRef) -> Iterable[Finding]:
     )
     for index, record_id, text in odd.select("idx", "id", "first").iter_rows():
         yield ref.finding(
-            "image_token.placement",
+            Code.IMAGE_TOKEN_PLACEMENT,
             f"<image> is inside the text of turn 0: {text[:60]!r}",
             index,
             record_id,
@@ -209,7 +213,7 @@ def _too_long(tables: ChatTables, flags: pl.DataFrame, ref: FileRef) -> Iterable
         .iter_rows(named=True)
     ):
         yield ref.finding(
-            "turn.too_long",
+            Code.TURN_TOO_LONG,
             f"about {row['tokens']:,} tokens with the image (limit {MAX_TOKENS}); the end is cut",
             row["idx"],
             row["id"],
