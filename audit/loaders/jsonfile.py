@@ -28,7 +28,7 @@ import msgspec
 
 from audit import findings as fnd
 from audit.errors import InputError
-from audit.findings import Finding
+from audit.findings import Code, Finding
 from audit.loaders import jsonscan
 
 _BOM = b"\xef\xbb\xbf"
@@ -72,10 +72,10 @@ class _Reader:
         self.decoder = decoder
         self.findings: list[Finding] = []
 
-    def note(self, code: str, message: str) -> None:
+    def note(self, code: Code, message: str) -> None:
         self.findings.append(fnd.make(code, message, dataset=self.dataset, file=self.file))
 
-    def fail(self, code: str, problem: str, where: str | None = None) -> UnreadableFileError:
+    def fail(self, code: Code, problem: str, where: str | None = None) -> UnreadableFileError:
         message = f"{self.file}:{where}: {problem}" if where else f"{self.file}: {problem}"
         finding = fnd.make(code, message, dataset=self.dataset, file=self.file)
         return UnreadableFileError(finding, problem, where)
@@ -87,15 +87,15 @@ def parse_container(path: Path, dataset: str, decoder: msgspec.json.Decoder[Any]
     try:
         data = path.read_bytes()
     except IsADirectoryError:
-        raise reader.fail("file.unreadable", "is a directory, not a file") from None
+        raise reader.fail(Code.FILE_UNREADABLE, "is a directory, not a file") from None
     except OSError as exc:
-        raise reader.fail("file.unreadable", f"cannot read: {exc.strerror or exc}") from None
+        raise reader.fail(Code.FILE_UNREADABLE, f"cannot read: {exc.strerror or exc}") from None
     shift = 0
     if data.startswith(_BOM):
-        reader.note("file.bom", f"{reader.file}:byte 0: UTF-8 byte-order mark (EF BB BF)")
+        reader.note(Code.FILE_BOM, f"{reader.file}:byte 0: UTF-8 byte-order mark (EF BB BF)")
         data, shift = data[len(_BOM) :], len(_BOM)
     if not data or data.isspace():
-        raise reader.fail("file.empty", "the file is empty" if not data else "only whitespace")
+        raise reader.fail(Code.FILE_EMPTY, "the file is empty" if not data else "only whitespace")
     container = _parse(reader, data, shift)
     container.findings[:0] = reader.findings
     return container
@@ -139,7 +139,7 @@ def _first_bad_utf8(data: bytes) -> int | None:
 def _repair_encoding(reader: _Reader, data: bytes, offset: int, shift: int) -> bytes:
     """Name the first invalid byte, then audit a copy with replacement characters."""
     reader.note(
-        "file.encoding",
+        Code.FILE_ENCODING,
         f"{reader.file}:{position(data, offset, shift)}: invalid UTF-8 byte "
         f"0x{data[offset]:02x}; audited with the bad bytes replaced",
     )
@@ -158,20 +158,22 @@ def _array_elements(reader: _Reader, data: bytes, shift: int) -> list[Any]:
     except jsonscan.JsonSyntaxError as exc:
         if not exc.truncated:
             where = position(data, exc.offset, shift)
-            raise reader.fail("file.invalid_json", f"invalid JSON: {exc.problem}", where) from None
+            raise reader.fail(
+                Code.FILE_INVALID_JSON, f"invalid JSON: {exc.problem}", where
+            ) from None
         where = position(data, len(data), shift)
         problem = "truncated JSON: the file ends inside a value"
         if not exc.elements:
-            raise reader.fail("file.invalid_json", problem, where) from None
+            raise reader.fail(Code.FILE_INVALID_JSON, problem, where) from None
         reader.note(
-            "file.invalid_json",
+            Code.FILE_INVALID_JSON,
             f"{reader.file}:{where}: {problem}; the complete records before "
             f"{position(data, exc.complete_end, shift)} were audited",
         )
         return exc.elements
     if split.trailing is not None:
         reader.note(
-            "file.trailing_data",
+            Code.FILE_TRAILING_DATA,
             f"{reader.file}:{position(data, split.trailing, shift)}: data after the end of the "
             "JSON array; the array before it was audited",
         )
@@ -187,9 +189,9 @@ def _not_an_array(reader: _Reader, data: bytes, shift: int, start: int) -> Conta
     got = jsonscan.top_level_type(data, start)
     where = position(data, start, shift)
     if got is None:
-        raise reader.fail("file.invalid_json", "invalid JSON: no JSON value at the start", where)
+        raise reader.fail(Code.FILE_INVALID_JSON, "invalid JSON: no JSON value at the start", where)
     raise reader.fail(
-        "file.not_array",
+        Code.FILE_NOT_ARRAY,
         f"the top-level value is {'an' if got[:1] in 'aeiou' else 'a'} {got}, not an array of records",
         where,
     )
@@ -212,7 +214,7 @@ def _json_lines(reader: _Reader, data: bytes, shift: int) -> Container | None:
     except jsonscan.TooDeepError:
         pass  # one value, too deep to read: its record says so
     reader.note(
-        "file.jsonl",
+        Code.FILE_JSONL,
         f"{reader.file}:{position(data, 0, shift)}: JSON Lines ({len(elements):,} lines) where "
         "LLaVA expects one JSON array; each line was audited as a record",
     )

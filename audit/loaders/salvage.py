@@ -18,12 +18,12 @@ from typing import Any
 import msgspec
 
 from audit import findings as fnd
-from audit.findings import Finding
+from audit.findings import Code, Finding
 from audit.loaders import jsonscan
 from audit.models import ChatRecord, MetadataRecord, Turn
 
 CHAT_KEYS = frozenset({"id", "image", "conversations", "model"})
-MakeFinding = Callable[[str, str, Any], Finding]
+MakeFinding = Callable[[Code, str, Any], Finding]
 
 
 def excerpt(value: Any, limit: int = 60) -> str:
@@ -125,7 +125,7 @@ class ElementDecoder:
             return _ABSENT
         except jsonscan.JsonSyntaxError as exc:
             message = f"{self.file}:{where}: invalid JSON: {exc.problem}"
-            self.findings.append(make("record.invalid_json", message, None))
+            self.findings.append(make(Code.RECORD_INVALID_JSON, message, None))
             return _ABSENT
         self.findings.extend(_oddity_findings(odd, _usable_id(obj), make))
         return obj
@@ -133,7 +133,7 @@ class ElementDecoder:
 
 def _too_deep(depth: int, make: MakeFinding) -> Finding:
     return make(
-        "record.too_deep",
+        Code.RECORD_TOO_DEEP,
         f"nested {depth:,} levels deep; json.load raises RecursionError at about 1,000",
         None,
     )
@@ -145,11 +145,11 @@ def _oddity_findings(odd: jsonscan.Oddities, record_id: Any, make: MakeFinding) 
     if odd.non_finite:
         path, value = odd.non_finite[0]
         more = f" (and {len(odd.non_finite) - 1:,} more)" if len(odd.non_finite) > 1 else ""
-        out.append(make("record.non_finite", f"`{path}` is {value}{more}", record_id))
+        out.append(make(Code.RECORD_NON_FINITE, f"`{path}` is {value}{more}", record_id))
     if odd.surrogates:
         more = f" (and {len(odd.surrogates) - 1:,} more)" if len(odd.surrogates) > 1 else ""
         message = f"`{odd.surrogates[0]}` holds a lone UTF-16 surrogate{more}"
-        out.append(make("record.lone_surrogate", message, record_id))
+        out.append(make(Code.RECORD_LONE_SURROGATE, message, record_id))
     return out
 
 
@@ -162,7 +162,7 @@ def _usable_id(obj: Any) -> Any:
 
 
 def _finding_maker(dataset: str, file: str, position: int) -> MakeFinding:
-    def make(code: str, message: str, record_id: Any) -> Finding:
+    def make(code: Code, message: str, record_id: Any) -> Finding:
         return fnd.make(
             code, message, dataset=dataset, file=file, index=position, record_id=record_id
         )
@@ -174,7 +174,7 @@ def salvage_chat(obj: Any, make: MakeFinding) -> tuple[ChatRecord | None, list[F
     """Findings for a generically decoded chat record, and the record if it can still be audited."""
     if not isinstance(obj, dict):
         return None, [
-            make("record.not_object", f"element is a {_type_name(obj)}, not an object", None)
+            make(Code.RECORD_NOT_OBJECT, f"element is a {_type_name(obj)}, not an object", None)
         ]
     record_id = obj.get("id")
     out: list[Finding] = []
@@ -182,12 +182,12 @@ def salvage_chat(obj: Any, make: MakeFinding) -> tuple[ChatRecord | None, list[F
     if record_id is not None and (
         isinstance(record_id, bool) or not isinstance(record_id, str | int)
     ):
-        out.append(make("record.id_type", f"id is a {_type_name(record_id)}", None))
+        out.append(make(Code.RECORD_ID_TYPE, f"id is a {_type_name(record_id)}", None))
         record_id = None
     image = obj.get("image", _ABSENT)
     if image is not _ABSENT and image is not None and not isinstance(image, str):
         out.append(
-            make("image.path", f"image is a {_type_name(image)}: {excerpt(image)}", record_id)
+            make(Code.IMAGE_PATH, f"image is a {_type_name(image)}: {excerpt(image)}", record_id)
         )
         usable = False
     model = obj.get("model", _ABSENT)
@@ -195,12 +195,12 @@ def salvage_chat(obj: Any, make: MakeFinding) -> tuple[ChatRecord | None, list[F
         model = _ABSENT  # an odd `model` value does not matter to the trainer
     extra = sorted(set(obj) - CHAT_KEYS)
     if extra:
-        out.append(make("record.extra_key", f"extra keys {_names(extra)}", record_id))
+        out.append(make(Code.RECORD_EXTRA_KEY, f"extra keys {_names(extra)}", record_id))
     conversations = obj.get("conversations", _ABSENT)
     turns: list[Turn] = []
     if not isinstance(conversations, list):
         what = "missing" if conversations is _ABSENT else f"a {_type_name(conversations)}"
-        out.append(make("record.conversations", f"conversations is {what}", record_id))
+        out.append(make(Code.RECORD_CONVERSATIONS, f"conversations is {what}", record_id))
         usable = False
     else:
         for position, turn in enumerate(conversations):
@@ -225,7 +225,7 @@ def _salvage_turn(
 ) -> tuple[Turn | None, list[Finding]]:
     if not isinstance(turn, dict):
         message = f"turn {position} is a {_type_name(turn)}: {excerpt(turn)}"
-        return None, [make("turn.not_object", message, record_id)]
+        return None, [make(Code.TURN_NOT_OBJECT, message, record_id)]
     bad = [
         f"`{key}` is {'missing' if key not in turn else 'a ' + _type_name(turn[key])}"
         for key in ("from", "value")
@@ -233,11 +233,11 @@ def _salvage_turn(
     ]
     out = []
     if bad:
-        out.append(make("turn.keys", f"turn {position}: {', '.join(bad)}", record_id))
+        out.append(make(Code.TURN_KEYS, f"turn {position}: {', '.join(bad)}", record_id))
     extra = sorted(set(turn) - {"from", "value"})
     if extra:
         out.append(
-            make("turn.extra_key", f"turn {position}: extra keys {_names(extra)}", record_id)
+            make(Code.TURN_EXTRA_KEY, f"turn {position}: extra keys {_names(extra)}", record_id)
         )
     if bad:
         return None, out
@@ -250,7 +250,7 @@ def salvage_metadata(
     """A metadata record under the file's own key names; fields of the wrong type are reported."""
     if not isinstance(obj, dict):
         return None, [
-            make("record.not_object", f"element is a {_type_name(obj)}, not an object", None)
+            make(Code.RECORD_NOT_OBJECT, f"element is a {_type_name(obj)}, not an object", None)
         ]
     values: dict[str, Any] = {}
     bad: list[str] = []
@@ -263,7 +263,7 @@ def salvage_metadata(
             bad.append(f"`{key}` is a {_type_name(value)}")
     record_id = values.get("id")
     if bad:
-        return None, [make("metadata.field", ", ".join(bad), record_id)]
+        return None, [make(Code.METADATA_FIELD, ", ".join(bad), record_id)]
     return MetadataRecord(**values), []
 
 
