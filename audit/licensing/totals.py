@@ -16,12 +16,16 @@ import msgspec
 
 from audit import findings
 from audit.config import LicenseConfig
-from audit.findings import Finding
+from audit.findings import Code, Finding
 from audit.licensing.policy import Card, Verdict
 from audit.licensing.provenance import Provenance
 from audit.licensing.verdicts import USES, Judgement, RecordLicence, UseVerdict
 
 _EXAMPLES = 5
+_GROUP_CODES: dict[str, Code] = {  # the grouped warnings, per verdict
+    Verdict.UNKNOWN: Code.LICENSE_UNKNOWN,
+    Verdict.CONDITIONAL: Code.LICENSE_CONDITIONAL,
+}
 
 
 @dataclass
@@ -58,7 +62,7 @@ class FileTally:
         if rec.opt_out:
             self.opt_out += 1
             self._finding(
-                "license.opt_out",
+                Code.LICENSE_OPT_OUT,
                 f"source URL {prov.url} carries a TDM opt-out (X-Robots-Tag noai/noimageai)",
                 prov,
             )
@@ -73,17 +77,17 @@ class FileTally:
                     group = self._groups[(use, uv)] = []
                 group.append(label)
         if forbidden:
-            self._finding("license.forbidden", " | ".join(forbidden), prov)
+            self._finding(Code.LICENSE_FORBIDDEN, " | ".join(forbidden), prov)
         conflict = rec.judgement.share_alike_conflict
         if conflict and self._redistributes_both:
             self._finding(
-                "license.share_alike_conflict",
+                Code.LICENSE_SHARE_ALIKE_CONFLICT,
                 f"image and annotations redistributed together under share-alike licences with "
                 f"different elements: {', '.join(conflict)}",
                 prov,
             )
 
-    def _finding(self, code: str, message: str, prov: Provenance) -> None:
+    def _finding(self, code: Code, message: str, prov: Provenance) -> None:
         self.findings.append(
             findings.make(
                 code,
@@ -125,7 +129,7 @@ class FileTally:
         """Per-record findings, grouped warnings, the card cross-check and the summary line."""
         out = list(self.findings)
         if card is not None and self.records:
-            out.append(self._file_finding("license.card_scope", self._card_message(card)))
+            out.append(self._file_finding(Code.LICENSE_CARD_SCOPE, self._card_message(card)))
         merged: dict[tuple[str, str, tuple[str, ...]], list[str]] = {}
         for (use, uv), group in self._groups.items():  # equal reasons from different judgements
             merged.setdefault((use, uv.verdict.value, uv.reasons), []).extend(group)
@@ -133,7 +137,7 @@ class FileTally:
             what = "no known licence" if verdict == "unknown" else "only conditionally allowed"
             out.append(
                 self._file_finding(
-                    f"license.{verdict}",
+                    _GROUP_CODES[verdict],
                     f"{len(labels):,} records {what} for {use}: {'; '.join(reasons)} "
                     f"(e.g. {_examples(labels)})",
                 )
@@ -141,7 +145,7 @@ class FileTally:
         if self.coco_records and not self.coco_joined:
             out.append(
                 self._file_finding(
-                    "license.coco_unresolved",
+                    Code.LICENSE_COCO_UNRESOLVED,
                     f"{self.coco_records:,} records use COCO images but no COCO annotation file "
                     "was given (--coco-annotations), so their per-image licences are unresolved",
                 )
@@ -149,12 +153,12 @@ class FileTally:
         elif self.coco_unresolved:
             out.append(
                 self._file_finding(
-                    "license.coco_unresolved",
+                    Code.LICENSE_COCO_UNRESOLVED,
                     f"{len(self.coco_unresolved):,} COCO images are not in the COCO annotation "
                     f"file (e.g. {_examples(self.coco_unresolved)})",
                 )
             )
-        out.append(self._file_finding("license.summary", self.summary()))
+        out.append(self._file_finding(Code.LICENSE_SUMMARY, self.summary()))
         return out
 
     def _card_message(self, card: Card) -> str:
@@ -173,7 +177,7 @@ class FileTally:
             "sources, OpenAI terms) that do not allow commercial training under it"
         )
 
-    def _file_finding(self, code: str, message: str) -> Finding:
+    def _file_finding(self, code: Code, message: str) -> Finding:
         return findings.make(code, message, dataset=self.dataset, file=self.file)
 
     def summary(self) -> str:
