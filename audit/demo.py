@@ -22,8 +22,9 @@ from rich.console import Console
 
 from audit import config as config_mod
 from audit import demodata
+from audit.atomic import write_atomic
 from audit.models import Progress
-from audit.output import report as rpt
+from audit.output import model as rpt
 
 #: Path of the placeholder image the server redirects dead photos to (a Flickr-like behaviour).
 PLACEHOLDER = "/photo_unavailable.png"
@@ -123,7 +124,7 @@ def write_config(folder: Path, datasets: dict[str, dict[str, Any]], url_base: st
         "",
     ]
     path = folder / "audit.toml"
-    rpt.write_atomic(path, "\n".join(lines).encode("utf-8"))
+    write_atomic(path, "\n".join(lines).encode("utf-8"))
     return path
 
 

@@ -17,7 +17,7 @@ import msgspec
 from audit.config import GateConfig
 from audit.errors import ConfigError
 from audit.findings import CATALOGUE, Finding, Severity
-from audit.output.report import AuditReport, DatasetReport
+from audit.output.model import AuditReport, DatasetReport
 
 FORBIDDEN_CODE = "license.forbidden"
 TAKEDOWN_CODE = "takedown.present"

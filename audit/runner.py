@@ -21,12 +21,14 @@ from pathlib import Path
 import msgspec
 
 from audit import preflight, runlog, stages
+from audit.atomic import write_atomic
 from audit.config import Config
 from audit.errors import AuditError, ConfigError, InputError
 from audit.models import NoProgress, Progress, StageResult
-from audit.output import report as rpt
+from audit.output import model as rpt
+from audit.output import publish as pub
 from audit.output import reportsdir
-from audit.output.html import EXAMPLES_PER_CODE, render_index, render_run_safely
+from audit.output.render.html import EXAMPLES_PER_CODE, render_index, render_run_safely
 from audit.runlock import RunLock, lock_path_for
 from audit.store import Store
 from audit.store import runs as history
@@ -64,7 +66,7 @@ def run_audit(
         started = datetime.now(UTC)
         run_id = rpt.new_run_id(started)
         history.fail_interrupted(store, now=started)
-        rpt.remove_stale_staging(reports_dir)
+        pub.remove_stale_staging(reports_dir)
         last = history.last_run(store, status="succeeded")
         history.start_run(store, run_id, started, trigger=trigger)
         report = rpt.AuditReport(
@@ -74,7 +76,7 @@ def run_audit(
             previous=rpt.read_previous(reports_dir / last.report) if last and last.report else None,
         )
         try:
-            work_dir = rpt.staging_dir(reports_dir, run_id)
+            work_dir = pub.staging_dir(reports_dir, run_id)
             logs.enter_context(runlog.run_log(work_dir / runlog.LOG_FILE))
             report.log = runlog.LOG_FILE
             log.info("run %s (%s): %d datasets", run_id, trigger, len(config.datasets))
@@ -93,7 +95,7 @@ def run_audit(
             report.finished = datetime.now(UTC)
             report.status = "succeeded"
             try:
-                rpt.publish(report, reports_dir, render_page=render_run_safely)
+                pub.publish(report, reports_dir, render_page=render_run_safely)
             except OSError as exc:
                 raise AuditError(
                     f"{reports_dir}: cannot publish the report: {exc.strerror or exc}"
@@ -108,7 +110,7 @@ def run_audit(
                 message=_why(exc),
             )
             if isinstance(exc, Exception):  # a stop request must not wait on rendering
-                rpt.remove_stale_staging(reports_dir)
+                pub.remove_stale_staging(reports_dir)
                 with contextlib.suppress(AuditError):  # keep the original error, not this one
                     publish_index(store, reports_dir)
             raise
@@ -298,7 +300,7 @@ def publish_index(store: Store, reports_dir: Path) -> None:
     reportsdir.check_index_is_ours(reports_dir)
     page = render_index(history.list_runs(store, limit=200))
     try:
-        rpt.write_atomic(reports_dir / rpt.PAGE_FILE, page.encode("utf-8"))
+        write_atomic(reports_dir / rpt.PAGE_FILE, page.encode("utf-8"))
     except OSError as exc:
         raise AuditError(
             f"{reports_dir}: the run is published but the run index could not be updated: "

@@ -39,7 +39,7 @@ from apscheduler.triggers.cron import CronTrigger
 from audit.config import Config, ScheduleConfig
 from audit.errors import AlreadyRunningError, ConfigError
 from audit.models import NoProgress, Progress
-from audit.output.report import AuditReport, new_run_id
+from audit.output.model import AuditReport, new_run_id
 from audit.store import Store
 from audit.store import runs as history
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import msgspec
 
+from audit.atomic import write_atomic
 from audit.checks.takedown import (
     BlockKey,
     Blocklist,
@@ -28,9 +29,8 @@ from audit.checks.takedown import (
 from audit.config import Config
 from audit.errors import InputError, TakedownError
 from audit.models import NoProgress, Progress, StageResult
-from audit.output.checklist import build as build_checklist
-from audit.output.checklist import render as render_checklist
-from audit.output.report import write_atomic
+from audit.output.render.checklist import build as build_checklist
+from audit.output.render.checklist import render as render_checklist
 from audit.store import Store
 from audit.store.ledger import Event, Ledger, Request
 from audit.takedown_search import DatasetFile, LoadedFile, dataset_files, hash_images, load_file

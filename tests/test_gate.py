@@ -17,9 +17,10 @@ from audit.errors import ConfigError
 from audit.findings import Finding
 from audit.gate import GateResult, evaluate, new_findings
 from audit.models import StageResult
-from audit.output import report as rpt
+from audit.output import model as rpt
+from audit.output import publish as pub
 from audit.output.baseline import load_baseline
-from audit.output.junit import to_json, to_junit_xml
+from audit.output.render.junit import to_json, to_junit_xml
 
 
 def finding(code: str, index: int | None = 0, record_id: str | None = "r0", **kw: str) -> Finding:
@@ -168,7 +169,7 @@ def test_json_result_round_trips_the_verdict() -> None:
 
 def test_baseline_reads_a_run_folder_its_report_json_or_findings_jsonl(tmp_path: Path) -> None:
     rep = report(dataset(found=[finding("turn.role"), finding("turn.order", 2, "r2")]))
-    published = rpt.publish(rep, tmp_path / "reports")
+    published = pub.publish(rep, tmp_path / "reports")
     jsonl = tmp_path / "f.jsonl"
     jsonl.write_bytes(findings.to_jsonl(rep.findings()))
     for source in (published, published / rpt.REPORT_FILE, jsonl):
@@ -186,8 +187,8 @@ def test_gate_command_on_a_saved_report_writes_junit_and_json(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    good = rpt.publish(report(dataset()), tmp_path / "reports")
-    bad = rpt.publish(report(dataset(found=[finding("turn.role")])), tmp_path / "reports")
+    good = pub.publish(report(dataset()), tmp_path / "reports")
+    bad = pub.publish(report(dataset(found=[finding("turn.role")])), tmp_path / "reports")
     assert main(["gate", "--report", str(good)]) == 0
     assert "GATE PASSED" in capsys.readouterr().out
     assert main(["gate", "--report", str(good / rpt.REPORT_FILE)]) == 0
@@ -198,7 +199,7 @@ def test_gate_command_on_a_saved_report_writes_junit_and_json(
     assert ET.parse(tmp_path / "g.xml").getroot().get("failures") == "1"
     assert json.loads((tmp_path / "g.json").read_text())["passed"] is False
     assert main([*args[:3], "--baseline", str(bad)]) == 0, "nothing new since the baseline"
-    failed_stage = rpt.publish(report(dataset(failed_stage="urls")), tmp_path / "reports")
+    failed_stage = pub.publish(report(dataset(failed_stage="urls")), tmp_path / "reports")
     assert main(["gate", "--report", str(failed_stage)]) == 3
 
 
@@ -230,7 +231,7 @@ def test_gate_command_runs_the_audit_when_no_report_is_given(tmp_path: Path) -> 
     result = json.loads(out.read_text())
     assert result["passed"] is True
     assert {r["dataset"] for r in result["rules"]} == {None, "lcs"}
-    (run,) = rpt.published_runs(tmp_path / "reports")
+    (run,) = pub.published_runs(tmp_path / "reports")
     assert result["run_id"] == run, "the gate's own audit run was published"
     records[2]["conversations"][0]["from"] = "Human"
     (tmp_path / "lcs.json").write_text(json.dumps(records))

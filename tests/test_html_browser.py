@@ -16,9 +16,11 @@ import pytest
 from httpserver import serving_folder
 
 from audit import findings
+from audit.atomic import write_atomic
 from audit.models import StageResult
-from audit.output import report as rpt
-from audit.output.html import render_index, render_run
+from audit.output import model as rpt
+from audit.output import publish as pub
+from audit.output.render.html import render_index, render_run
 from audit.store.runs import DatasetFigures, RunRecord
 
 pytestmark = pytest.mark.browser
@@ -134,8 +136,8 @@ def _history(report: rpt.AuditReport) -> list[RunRecord]:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("reports")
     report = _report()
-    rpt.publish(report, root, render_page=render_run)
-    rpt.write_atomic(root / "index.html", render_index(_history(report)).encode())
+    pub.publish(report, root, render_page=render_run)
+    write_atomic(root / "index.html", render_index(_history(report)).encode())
     with serving_folder(root) as base:
         yield base
 

@@ -10,8 +10,10 @@ import msgspec
 import pytest
 
 from audit import findings
+from audit.atomic import write_atomic
 from audit.models import StageResult
-from audit.output import report as rpt
+from audit.output import model as rpt
+from audit.output import publish as pub
 from audit.output import reportsdir
 
 
@@ -88,17 +90,17 @@ def test_mismatched_findings_file_is_detected() -> None:
 
 def test_publish_then_read_back(tmp_path: Path) -> None:
     report = sample_report()
-    out = rpt.publish(report, tmp_path, render_page=lambda r: f"<p>{r.run_id}</p>")
+    out = pub.publish(report, tmp_path, render_page=lambda r: f"<p>{r.run_id}</p>")
     assert out == tmp_path / report.run_id
     assert rpt.read_report(out) == report
     assert (out / "index.html").read_text() == f"<p>{report.run_id}</p>"
-    assert rpt.published_runs(tmp_path) == [report.run_id]
+    assert pub.published_runs(tmp_path) == [report.run_id]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".staging")]
 
 
 def test_kill_mid_publish_leaves_previous_report_intact(tmp_path: Path) -> None:
     first = sample_report("20261125T010000Z-0001")
-    published = rpt.publish(first, tmp_path)
+    published = pub.publish(first, tmp_path)
     before = {p.name: p.read_bytes() for p in published.iterdir()}
 
     class Killed(BaseException):
@@ -109,18 +111,18 @@ def test_kill_mid_publish_leaves_previous_report_intact(tmp_path: Path) -> None:
 
     second = sample_report("20261126T010000Z-0002")
     with pytest.raises(Killed):
-        rpt.publish(second, tmp_path, before_rename=die)
-    assert rpt.published_runs(tmp_path) == [first.run_id]
+        pub.publish(second, tmp_path, before_rename=die)
+    assert pub.published_runs(tmp_path) == [first.run_id]
     assert {p.name: p.read_bytes() for p in published.iterdir()} == before
     assert not (tmp_path / second.run_id).exists()
-    assert rpt.remove_stale_staging(tmp_path) == 1
+    assert pub.remove_stale_staging(tmp_path) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == [first.run_id]
 
 
 def test_write_atomic_replaces_whole_file(tmp_path: Path) -> None:
     target = tmp_path / "index.html"
-    rpt.write_atomic(target, b"old")
-    rpt.write_atomic(target, b"new")
+    write_atomic(target, b"old")
+    write_atomic(target, b"new")
     assert target.read_bytes() == b"new"
     assert [p.name for p in tmp_path.iterdir()] == ["index.html"]
 
@@ -132,14 +134,14 @@ def _full_disk(path: Path, data: bytes) -> None:
 
 
 def test_a_full_disk_leaves_no_temp_file_and_the_earlier_report_intact(tmp_path: Path) -> None:
-    first = rpt.publish(sample_report("20261125T010000Z-0001"), tmp_path)
-    rpt.write_atomic(tmp_path / "index.html", b"<p>runs</p>")
+    first = pub.publish(sample_report("20261125T010000Z-0001"), tmp_path)
+    write_atomic(tmp_path / "index.html", b"<p>runs</p>")
     before = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
 
     with pytest.raises(OSError, match="No space"):
-        rpt.publish(sample_report("20261126T010000Z-0002"), tmp_path, write=_full_disk)
+        pub.publish(sample_report("20261126T010000Z-0002"), tmp_path, write=_full_disk)
     with pytest.raises(OSError, match="No space"):
-        rpt.write_atomic(tmp_path / "index.html", b"<p>more runs</p>", write=_full_disk)
+        write_atomic(tmp_path / "index.html", b"<p>more runs</p>", write=_full_disk)
 
     after = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     assert after == before  # no *.tmp, no staging folder, nothing earlier touched
@@ -149,8 +151,8 @@ def test_a_full_disk_leaves_no_temp_file_and_the_earlier_report_intact(tmp_path:
 def test_the_stale_staging_sweep_spares_folders_it_did_not_make(tmp_path: Path) -> None:
     (tmp_path / ".staging-notes").mkdir()
     (tmp_path / ".staging-notes" / "keep.txt").write_text("mine")
-    rpt.staging_dir(tmp_path, "20261126T010000Z-0002")
-    assert rpt.remove_stale_staging(tmp_path) == 1
+    pub.staging_dir(tmp_path, "20261126T010000Z-0002")
+    assert pub.remove_stale_staging(tmp_path) == 1
     assert (tmp_path / ".staging-notes" / "keep.txt").read_text() == "mine"
 
 
@@ -164,7 +166,7 @@ def _publish_days(root: Path, days: range) -> list[str]:
     ids = [f"202611{day:02d}T023000Z-00{day:02d}" for day in days]
     for day, run_id in zip(days, ids, strict=True):
         started = datetime(2026, 11, day, 2, 30, tzinfo=UTC)
-        rpt.publish(msgspec.structs.replace(sample_report(run_id), started=started), root)
+        pub.publish(msgspec.structs.replace(sample_report(run_id), started=started), root)
     return ids
 
 
@@ -173,7 +175,7 @@ def test_retention_deletes_only_the_oldest_runs_beyond_the_limit(tmp_path: Path)
     doomed = reportsdir.prunable_runs(tmp_path, 4, protect={ids[-1]})
     assert doomed == ids[:2]  # oldest first
     assert reportsdir.remove_runs(tmp_path, doomed) == ids[:2]
-    assert rpt.published_runs(tmp_path) == sorted(ids[2:], reverse=True)
+    assert pub.published_runs(tmp_path) == sorted(ids[2:], reverse=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(ids[2:])
     assert reportsdir.prunable_runs(tmp_path, 4, protect=set()) == []  # already at the limit
 
@@ -226,6 +228,6 @@ def test_retention_orders_runs_of_the_same_second_by_start_time(tmp_path: Path) 
     later = msgspec.structs.replace(
         sample_report("20261126T023000Z-0000"), started=second.replace(microsecond=500)
     )
-    rpt.publish(earlier, tmp_path)
-    rpt.publish(later, tmp_path)
+    pub.publish(earlier, tmp_path)
+    pub.publish(later, tmp_path)
     assert reportsdir.prunable_runs(tmp_path, 1, protect=set()) == [earlier.run_id]

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 from audit import findings
 from audit.models import StageResult
-from audit.output import html
-from audit.output import report as rpt
+from audit.output import model as rpt
+from audit.output.render import html
 
 XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
@@ -107,7 +107,7 @@ def test_console_summary_fits_80_columns_and_keeps_markup_literal() -> None:
 
     from rich.console import Console
 
-    from audit.output.report_console import render_report
+    from audit.output.render.report_console import render_report
 
     report = _report(message="[bold red]not markup[/]")
     console = Console(record=True, width=80, color_system=None)

@@ -12,7 +12,7 @@ from lcs_records import LCS_RECORD
 from audit import config as config_mod
 from audit.cli import main
 from audit.errors import AuditError
-from audit.output import report as rpt
+from audit.output import publish as pub
 from audit.output import reportsdir
 from audit.runner import run_audit
 
@@ -108,7 +108,7 @@ def test_a_foreign_index_html_is_never_overwritten(
     code, err = _run(_write_config(tmp_path), capsys)
     assert code == 3 and "not written by llava-audit" in _one_line(err)
     assert (reports / "index.html").read_text() == "<h1>my team's landing page</h1>"
-    assert rpt.published_runs(reports) == []
+    assert pub.published_runs(reports) == []
 
 
 def test_a_symlinked_index_html_is_never_replaced(tmp_path: Path) -> None:

@@ -15,7 +15,8 @@ from lcs_records import LCS_RECORD
 from audit import config as config_mod
 from audit import stages
 from audit.errors import AlreadyRunningError, AuditError
-from audit.output import report as rpt
+from audit.output import model as rpt
+from audit.output import publish as pub
 from audit.runlock import RunLock, lock_path_for
 from audit.runner import run_audit
 from audit.store import Store
@@ -175,7 +176,7 @@ def test_two_audits_never_run_at_once(tmp_path: Path, no_gx: None) -> None:
     config = _config(tmp_path, [GOOD])
     with RunLock(lock_path_for(config.path(config.state))), pytest.raises(AlreadyRunningError):
         run_audit(config)
-    assert rpt.published_runs(config.path(config.reports_dir)) == []
+    assert pub.published_runs(config.path(config.reports_dir)) == []
 
 
 def test_a_run_that_cannot_publish_is_recorded_failed(
@@ -192,7 +193,7 @@ def test_a_run_that_cannot_publish_is_recorded_failed(
     with Store(config.path(config.state)) as store:
         run = history.last_run(store)
     assert run is not None and run.status == "failed" and "No space" in (run.message or "")
-    assert rpt.published_runs(config.path(config.reports_dir)) == []
+    assert pub.published_runs(config.path(config.reports_dir)) == []
     assert not any(config.path(config.reports_dir).glob(".staging-*"))
     assert "No space" in (config.path(config.reports_dir) / "index.html").read_text()
 
@@ -211,8 +212,8 @@ where = sys.argv[2]
 if where == "stage":
     stages.STAGE_FUNCTIONS["license"] = die
 elif where == "publish":
-    real = runner.rpt.publish
-    runner.rpt.publish = lambda report, root, **kw: real(report, root, before_rename=die, **kw)
+    real = runner.pub.publish
+    runner.pub.publish = lambda report, root, **kw: real(report, root, before_rename=die, **kw)
 else:  # after the rename, before the history says succeeded
     real_finish = runner.history.finish_run
     def finish(store, run_id, **kw):
@@ -249,7 +250,7 @@ def test_a_kill_anywhere_keeps_previous_report_and_never_marks_success(
     if where == "history":  # published whole, but never marked succeeded
         assert rpt.read_report(reports / killed.run_id).run_id == killed.run_id
     else:
-        assert rpt.published_runs(reports) == [first.run_id]
+        assert pub.published_runs(reports) == [first.run_id]
 
     third = run_audit(config)  # the next run cleans up and marks the killed one failed
     with Store(config.path(config.state)) as store:
@@ -278,7 +279,7 @@ def test_retention_keeps_the_newest_runs_and_the_index_only_links_to_them(
     (reports).mkdir()
     (reports / "README.md").write_text("what this folder is")
     ids = [run_audit(config).run_id for _ in range(4)]
-    assert sorted(rpt.published_runs(reports)) == sorted(ids[2:])  # exactly the newest two
+    assert sorted(pub.published_runs(reports)) == sorted(ids[2:])  # exactly the newest two
     assert (reports / "README.md").read_text() == "what this folder is"
     assert sorted(p.name for p in reports.iterdir()) == sorted(
         ["README.md", "index.html", *ids[2:]]
@@ -298,7 +299,7 @@ def test_keep_runs_zero_keeps_every_run(tmp_path: Path, no_gx: None) -> None:
 
     config = msgspec.structs.replace(_config(tmp_path, [GOOD]), keep_runs=0)
     ids = [run_audit(config).run_id for _ in range(3)]
-    assert sorted(rpt.published_runs(tmp_path / "reports")) == sorted(ids)
+    assert sorted(pub.published_runs(tmp_path / "reports")) == sorted(ids)
     assert _index_links(tmp_path / "reports") == set(ids)
 
 
@@ -318,7 +319,7 @@ def test_retention_trouble_never_fails_the_run(
     monkeypatch.setattr(history, "mark_pruned", locked)
     second = run_audit(config)
     assert second.status == "succeeded"
-    assert sorted(rpt.published_runs(tmp_path / "reports")) == sorted([first, second.run_id])
+    assert sorted(pub.published_runs(tmp_path / "reports")) == sorted([first, second.run_id])
     assert _index_links(tmp_path / "reports") == {second.run_id, first}
 
 
@@ -330,5 +331,5 @@ def test_retention_keeps_the_gate_baseline_run(tmp_path: Path, no_gx: None) -> N
     gate = msgspec.structs.replace(config.gate, baseline=f"reports/{first}/findings.jsonl")
     config = msgspec.structs.replace(config, keep_runs=1, gate=gate)
     ids = [run_audit(config).run_id for _ in range(2)]
-    assert sorted(rpt.published_runs(tmp_path / "reports")) == sorted([first, ids[-1]])
+    assert sorted(pub.published_runs(tmp_path / "reports")) == sorted([first, ids[-1]])
     assert _index_links(tmp_path / "reports") == {first, ids[-1]}

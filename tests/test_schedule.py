@@ -24,7 +24,7 @@ from lockholder import lock_held_elsewhere
 from audit import config as config_mod
 from audit.errors import ConfigError
 from audit.models import Progress
-from audit.output.report import AuditReport, new_run_id
+from audit.output.model import AuditReport, new_run_id
 from audit.runlock import lock_path_for
 from audit.schedule import NightlyAudit, cron_trigger, crontab_weekdays, missed_fire_time
 from audit.store import Store

@@ -15,7 +15,7 @@ from audit import demodata
 from audit.cli import main
 from audit.cli.service import report_server
 from audit.demo import run_demo
-from audit.output import report as rpt
+from audit.output import publish as pub
 from audit.output.server import ReportServer
 
 
@@ -36,7 +36,7 @@ def test_init_writes_a_config_that_run_accepts(
     err = capsys.readouterr().err
     assert "chat.json: conversation file of dataset 'cc3m' not found" in err.replace("\n", "")
     assert "metadata.json: metadata file of dataset 'cc3m' not found" in err.replace("\n", "")
-    assert rpt.published_runs(tmp_path / "reports") == []
+    assert pub.published_runs(tmp_path / "reports") == []
 
 
 def test_run_without_config_is_a_config_error(

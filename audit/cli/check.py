@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+import msgspec
 from rich.console import Console
 from rich.markup import escape
 
@@ -41,8 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from audit.output.console import render_findings, summarise
-    from audit.output.progress import RichProgress
+    from audit.output.render.console import render_findings, summarise
+    from audit.output.render.progress import RichProgress
     from audit.structure import check_files
 
     check_workers("check", args.workers)
@@ -58,17 +59,17 @@ def _check(args: argparse.Namespace) -> int:
             max_bytes=max_bytes,
         )
     write_findings(args.findings, result.findings)
-    unreadable: list[str] = result.stats["unreadable"]
+    unreadable = result.unreadable
     errors = sum(f.severity is Severity.ERROR for f in result.findings)
     exit_code = 3 if unreadable else (1 if errors else 0)
-    audited = sum(f.get("records", 0) for f in result.stats["files"].values())
+    audited = sum(f.records for f in result.files.values())
     if args.json:
         summary = {
             "exit_code": exit_code,
             "records": audited,
             **summarise(result.findings),
             "unreadable": unreadable,
-            "files": result.stats["files"],
+            "files": msgspec.to_builtins(result.files),
         }
         sys.stdout.write(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     else:

@@ -15,11 +15,11 @@ from audit import preflight
 from audit.cli._common import add_debug
 from audit.errors import AuditError, ConfigError
 from audit.loaders import Input
-from audit.output.report import FINDINGS_FILE, REPORT_FILE
+from audit.output.model import FINDINGS_FILE, REPORT_FILE
 
 if TYPE_CHECKING:
     from audit.gate import GateResult, RuleOutcome
-    from audit.output.report import AuditReport
+    from audit.output.model import AuditReport
 
 ORDER = 70
 _SHOWN_EXAMPLES = 3
@@ -77,8 +77,8 @@ def _gate(args: argparse.Namespace) -> int:
 
 
 def _publish(args: argparse.Namespace, result: GateResult) -> None:
-    from audit.output.junit import to_json, to_junit_xml
-    from audit.output.report import write_atomic
+    from audit.atomic import write_atomic
+    from audit.output.render.junit import to_json, to_junit_xml
 
     if args.junit:
         write_atomic(args.junit, to_junit_xml(result))
@@ -116,7 +116,7 @@ def _run_files(config: config_mod.Config, run: str | None, what: str) -> list[In
 
 
 def _report(args: argparse.Namespace, config: config_mod.Config) -> AuditReport:
-    from audit.output.report import read_report
+    from audit.output.model import read_report
 
     if args.report:
         folder = Path(args.report)
@@ -125,7 +125,7 @@ def _report(args: argparse.Namespace, config: config_mod.Config) -> AuditReport:
             return read_report(folder)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"{args.report}: cannot read the report: {exc}") from None
-    from audit.output.progress import RichProgress
+    from audit.output.render.progress import RichProgress
     from audit.runlog import debug_to_stderr
     from audit.runner import run_audit
 

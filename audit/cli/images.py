@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
-
 import msgspec
 from rich import box
 from rich.console import Console
@@ -16,7 +14,7 @@ from audit import preflight
 from audit.cli._common import check_workers, optional_config, write_findings
 from audit.errors import UsageError
 from audit.findings import Finding, Severity
-from audit.models import StageResult
+from audit.results import ImagesResult
 
 ORDER = 20
 _EXAMPLES = 3  # records shown per finding code
@@ -55,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _images(args: argparse.Namespace) -> int:
-    from audit.output.progress import RichProgress
+    from audit.output.render.progress import RichProgress
     from audit.probes.images import gc_paused, probe_dataset, probe_images
     from audit.store import Store
 
@@ -76,7 +74,7 @@ def _images(args: argparse.Namespace) -> int:
     workers = args.workers or settings.workers
     state = Path(args.state) if args.state else config.path(config.state)
     store = None if args.no_cache else Store(state)
-    results: list[StageResult] = []
+    results: list[ImagesResult] = []
     try:
         with RichProgress() as progress:
             if args.files:
@@ -120,10 +118,11 @@ def _datasets(config: config_mod.Config, names: list[str]) -> list[config_mod.Da
     return usable
 
 
-def _render(results: list[StageResult], found: list[Finding], console: Console) -> None:
-    from audit.output.console import render_findings
+def _render(results: list[ImagesResult], found: list[Finding], console: Console) -> None:
+    from audit.output.render.console import render_findings
+    from audit.probes.imagestats import NONE_FOUND_HINT
 
-    levels = sorted({r.stats["level"] for r in results})
+    levels = sorted({r.level for r in results})
     table = Table(
         title=f"Local images (level {', '.join(levels)})",
         title_justify="left",
@@ -133,47 +132,44 @@ def _render(results: list[StageResult], found: list[Finding], console: Console) 
     columns = ("dataset", "records", "ok", "missing", "broken", "missing %", "probed")
     for column in (*columns, "cached"):
         table.add_column(column, justify="left" if column == "dataset" else "right")
-    for result in results:
-        name = next(f.dataset for f in result.findings if f.code == "stats.images")
-        s = result.stats
-        rate = s["missing_rate"]
+    for r in results:
+        rate = r.missing_rate
         table.add_row(
-            name,
-            f"{s['referenced']:,}",
-            f"{s['status'].get('ok', 0):,}",
-            f"{s['missing']:,}",
-            f"{s['broken'] - s['missing']:,}",
+            r.dataset,
+            f"{r.referenced:,}",
+            f"{r.status.get('ok', 0):,}",
+            f"{r.missing:,}",
+            f"{r.broken - r.missing:,}",
             "-" if rate is None else f"{rate:.2%}",
-            f"{s['probed']:,}",
-            f"{s['cached']:,}",
+            f"{r.probed:,}",
+            f"{r.cached:,}",
         )
     console.print(table)
     for result in results:
-        name = next(f.dataset for f in result.findings if f.code == "stats.images")
-        summary = next(f.message for f in result.findings if f.code == "stats.images")
-        if "not one image was found" in summary:
-            console.print(summary.split("; ", 1)[-1].split("; ")[-1], markup=False)
-        shape = _shape(result.stats)
+        name = result.dataset
+        if result.none_found:
+            console.print(NONE_FOUND_HINT, markup=False)
+        shape = _shape(result)
         if shape:
             console.print(f"{name}: {shape}", markup=False)
-        worst = result.stats.get("worst_folders", {})
+        worst = result.worst_folders
         if len(worst) > 1:
             parts = [
-                f"{folder} ({c['missing']:,} missing, {c['broken']:,} broken)"
+                f"{folder} ({c.missing:,} missing, {c.broken:,} broken)"
                 for folder, c in worst.items()
             ]
             console.print(f"{name}, worst folders: " + ", ".join(parts[:5]), markup=False)
     render_findings(console, found, title="Image findings", examples=_EXAMPLES, show_info=False)
 
 
-def _shape(stats: dict[str, Any]) -> str:
+def _shape(result: ImagesResult) -> str:
     """Formats and image sizes in one line (known from header and decode levels)."""
-    formats = ", ".join(f"{fmt} {n:,}" for fmt, n in stats.get("formats", {}).items())
-    dims = stats.get("dimensions") or {}
-    if not formats or not dims:
+    formats = ", ".join(f"{fmt} {n:,}" for fmt, n in result.formats.items())
+    dims = result.dimensions
+    if not formats or dims is None:
         return ""
-    w, h = dims["width"], dims["height"]
+    w, h = dims.width, dims.height
     return (
-        f"formats {formats}; size median {w['median']:g}x{h['median']:g} "
-        f"(width {w['min']:,}-{w['max']:,}, height {h['min']:,}-{h['max']:,})"
+        f"formats {formats}; size median {w.median:g}x{h.median:g} "
+        f"(width {w.min:,}-{w.max:,}, height {h.min:,}-{h.max:,})"
     )

@@ -65,7 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _license(args: argparse.Namespace) -> int:
     from audit.licensing import license_files
-    from audit.output.progress import RichProgress
+    from audit.output.render.progress import RichProgress
     from audit.store import Store
 
     config = optional_config(args.config)
@@ -131,7 +131,7 @@ _FILE_ONLY = ("coco_annotations", "metadata", "kind", "source", "attribution", "
 def _configured_datasets(args: argparse.Namespace, config: config_mod.Config) -> int:
     """Without FILE: every dataset of the config, each with its own files and provenance."""
     from audit.licensing import license_dataset
-    from audit.output.progress import RichProgress
+    from audit.output.render.progress import RichProgress
     from audit.store import Store
 
     if not args.config:

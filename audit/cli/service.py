@@ -10,10 +10,11 @@ from pathlib import Path
 from rich.console import Console
 
 from audit import config as config_mod
+from audit.atomic import write_atomic
 from audit.cli._common import add_debug
 from audit.errors import AuditError, UsageError
 from audit.loaders import regular_file
-from audit.output import report as rpt
+from audit.output import model as rpt
 from audit.output.server import ReportServer
 from audit.runlog import debug_to_stderr
 
@@ -56,7 +57,7 @@ def _init(args: argparse.Namespace) -> int:
         regular_file(path, "init target")
         if not args.force:
             raise UsageError(f"{path}: already exists (use --force to overwrite)")
-    rpt.write_atomic(path, starter_config().encode("utf-8"))
+    write_atomic(path, starter_config().encode("utf-8"))
     Console(highlight=False).print(
         f"wrote {path}: edit the [[datasets]] entries, then `llava-audit run --config {path}`"
     )
@@ -81,8 +82,8 @@ def _exit_code(report: rpt.AuditReport) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from audit.output.progress import RichProgress
-    from audit.output.report_console import render_report
+    from audit.output.render.progress import RichProgress
+    from audit.output.render.report_console import render_report
     from audit.runner import run_audit
 
     config = config_mod.load(args.config)
@@ -126,8 +127,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from audit.demo import run_demo
-    from audit.output.progress import RichProgress
-    from audit.output.report_console import render_report
+    from audit.output.render.progress import RichProgress
+    from audit.output.render.report_console import render_report
 
     console = Console(highlight=False)
     with debug_to_stderr(args.debug), RichProgress() as progress:

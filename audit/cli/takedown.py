@@ -197,7 +197,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _match(args: argparse.Namespace) -> int:
-    from audit.output.progress import RichProgress
+    from audit.output.render.progress import RichProgress
     from audit.takedown import match
 
     with _opened(args, reads_datasets=True) as (config, store), RichProgress() as progress:
@@ -225,7 +225,7 @@ def _match(args: argparse.Namespace) -> int:
 
 
 def _apply(args: argparse.Namespace) -> int:
-    from audit.output.progress import RichProgress
+    from audit.output.render.progress import RichProgress
     from audit.takedown import apply
 
     with _opened(args, reads_datasets=True) as (config, store), RichProgress() as progress:
@@ -248,7 +248,7 @@ def _apply(args: argparse.Namespace) -> int:
 
 
 def _checklist(args: argparse.Namespace) -> int:
-    from audit.output.report import write_atomic
+    from audit.atomic import write_atomic
     from audit.takedown import checklist
 
     with _opened(args) as (_, store):
@@ -261,7 +261,7 @@ def _checklist(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from audit.output.progress import RichProgress
+    from audit.output.render.progress import RichProgress
     from audit.takedown import verify
 
     with _opened(args, reads_datasets=True) as (config, store), RichProgress() as progress:

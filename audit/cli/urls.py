@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _urls(args: argparse.Namespace) -> int:
-    from audit.output.progress import RichProgress
+    from audit.output.render.progress import RichProgress
     from audit.probes.urls import UrlSource, audit_urls, sources_for
 
     config = optional_config(args.config)

@@ -12,7 +12,7 @@ import msgspec
 
 from audit.errors import ConfigError
 from audit.findings import Finding, from_jsonl
-from audit.output.report import FINDINGS_FILE, from_files, read_report
+from audit.output.model import FINDINGS_FILE, from_files, read_report
 
 
 def load_baseline(path: str | Path) -> list[Finding]:

@@ -1,32 +1,24 @@
-"""The audit report as data: what one run found, saved as JSON and published atomically.
+"""The audit report as data: what one run found, and its JSON round-trip.
 
 Everything downstream (console, HTML, gate, trends) reads an :class:`AuditReport`, never the stages
 directly, so a report re-read from disk renders and gates exactly like the one just computed.
 ``report.json`` holds everything but the findings (kept bounded for big datasets); the findings go
 to ``findings.jsonl`` (the DESIGN.md contract) and :func:`read_report` joins the two back together.
 
-Publishing writes a run into a hidden staging folder beside ``reports/<run-id>/``, fsyncs it and
-renames it into place, then swaps ``reports/index.html`` by rename: a run killed at any point
-leaves the previously published reports exactly as they were, and a write that fails (a full
-disk) leaves no staging folder or temp file behind. What else the tool may touch in the reports
-folder (pre-flight checks, retention) is in :mod:`audit.output.reportsdir`.
+Publishing a run folder is :mod:`audit.output.publish`; rendering is :mod:`audit.output.render`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import re
-import shutil
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
 
-from audit.errors import AuditError
 from audit.findings import Finding, Severity, from_jsonl, to_jsonl
 from audit.models import StageResult
 
@@ -40,8 +32,6 @@ REPORT_FILE = "report.json"
 FINDINGS_FILE = "findings.jsonl"
 PAGE_FILE = "index.html"
 DATA_DOCS_DIR = "data-docs"
-_STAGING_PREFIX = ".staging-"
-_STAGING_NAME = re.compile(r"\.staging-\d{8}T\d{6}Z-[0-9a-f]{4}")
 
 
 class StageRun(msgspec.Struct, kw_only=True):
@@ -236,131 +226,3 @@ def read_report(run_dir: str | Path) -> AuditReport:
     """Load a published run folder back into an :class:`AuditReport`."""
     d = Path(run_dir)
     return from_files((d / REPORT_FILE).read_bytes(), (d / FINDINGS_FILE).read_bytes())
-
-
-# ---- atomic publish ----------------------------------------------------------------------------
-
-
-def staging_dir(reports_dir: str | Path, run_id: str) -> Path:
-    """Where a run writes before it is published (Data Docs go in ``<staging>/data-docs``).
-
-    Beside the final folder so the publishing rename stays on one file system.
-    """
-    path = Path(reports_dir) / f"{_STAGING_PREFIX}{run_id}"
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise AuditError(
-            f"{path.parent}: cannot write reports there: {exc.strerror or exc}"
-        ) from None
-    return path
-
-
-def remove_stale_staging(reports_dir: str | Path) -> int:
-    """Delete staging folders left by killed runs (call while holding the run lock).
-
-    Only names a run of this tool gives its staging folder: a user's ``.staging-notes`` stays.
-    """
-    try:
-        found = [p for p in Path(reports_dir).iterdir() if _STAGING_NAME.fullmatch(p.name)]
-    except OSError:
-        return 0
-    for p in found:
-        shutil.rmtree(p, ignore_errors=True)
-    return len(found)
-
-
-def write_file(path: Path, data: bytes) -> None:
-    """Write and fsync one file (its bytes are on disk before any rename that publishes it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-#: How a file's bytes reach the disk; tests pass one that fails like a full disk.
-Writer = Callable[[Path, bytes], None]
-
-
-def publish(
-    report: AuditReport,
-    reports_dir: str | Path,
-    *,
-    render_page: Callable[[AuditReport], str] | None = None,
-    before_rename: Callable[[Path], None] | None = None,
-    write: Writer = write_file,
-) -> Path:
-    """Write the run into its staging folder, fsync everything, rename it to ``<run-id>/``.
-
-    ``render_page`` makes the run's HTML page; ``before_rename`` is a hook for tests (simulate a
-    kill) and for adding files. Returns the published folder. The run's previous reports and
-    ``index.html`` are never modified in place; when a write fails the staging folder is removed.
-    """
-    root = Path(reports_dir)
-    stage = staging_dir(root, report.run_id)
-    try:
-        report_json, findings_jsonl = to_files(report)
-        write(stage / FINDINGS_FILE, findings_jsonl)
-        write(stage / REPORT_FILE, report_json)
-        if render_page is not None:
-            write(stage / PAGE_FILE, render_page(report).encode("utf-8"))
-        if before_rename is not None:
-            before_rename(stage)
-        _fsync_tree(stage)
-        final = root / report.run_id
-        stage.rename(final)  # fails rather than overwrite: run ids are never reused
-    except Exception:  # a kill (BaseException) leaves it to the next run's sweep, as documented
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
-    _fsync_dir(root)
-    return final
-
-
-def write_atomic(path: str | Path, data: bytes, *, write: Writer = write_file) -> None:
-    """Replace ``path`` by rename, so readers see the old or the new file, never a mix.
-
-    A failed write (a full disk) removes its temp file and leaves ``path`` as it was.
-    """
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp, data)
-        tmp.replace(target)
-    except Exception:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(target.parent)
-
-
-def _fsync_tree(root: Path) -> None:
-    for dirpath, _dirs, files in os.walk(root):
-        for name in files:
-            fd = os.open(Path(dirpath) / name, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        _fsync_dir(Path(dirpath))
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def published_runs(reports_dir: str | Path) -> list[str]:
-    """Run ids with a complete published folder, newest first."""
-    root = Path(reports_dir)
-    if not root.is_dir():
-        return []
-    runs = [
-        p.name
-        for p in root.iterdir()
-        if p.is_dir() and not p.name.startswith(".") and (p / REPORT_FILE).is_file()
-    ]
-    return sorted(runs, reverse=True)

@@ -23,7 +23,8 @@ import msgspec
 
 from audit.config import Config
 from audit.errors import AuditError, ConfigError
-from audit.output.report import PAGE_FILE, REPORT_FILE, published_runs
+from audit.output.model import PAGE_FILE, REPORT_FILE
+from audit.output.publish import published_runs
 
 #: What every page this tool renders carries (templates/_base.html.j2), in its first lines.
 OWNER_MARK = b'<meta name="generator" content="llava-audit'

@@ -172,7 +172,7 @@ def _markdown_escape(value: Any) -> Any:
     return _MD_SPECIAL.sub(r"\\\1", text)
 
 
-_LOADER = jinja2.PackageLoader("audit.output", "templates")
+_LOADER = jinja2.PackageLoader("audit.output.render", "templates")
 _HTML = jinja2.Environment(loader=_LOADER, autoescape=True, undefined=jinja2.StrictUndefined)
 _MARKDOWN = jinja2.Environment(
     loader=_LOADER,

@@ -18,7 +18,7 @@ import jinja2
 
 from audit import __version__
 from audit.findings import CATALOGUE, Finding, Severity
-from audit.output import report as rpt
+from audit.output import model as rpt
 from audit.store.runs import RunRecord
 
 #: Examples shown per finding code: the page stays small for a dataset with 100K findings.
@@ -31,7 +31,7 @@ CC3M_BASELINE = 0.15
 CC3M_2024 = 0.30
 
 _ENV = jinja2.Environment(
-    loader=jinja2.PackageLoader("audit.output", "templates"),
+    loader=jinja2.PackageLoader("audit.output.render", "templates"),
     autoescape=True,
     undefined=jinja2.StrictUndefined,
     trim_blocks=True,

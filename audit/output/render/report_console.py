@@ -12,9 +12,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from audit.output import report as rpt
-from audit.output.console import render_findings
-from audit.output.html import CC3M_BASELINE
+from audit.output import model as rpt
+from audit.output.render.console import render_findings
+from audit.output.render.html import CC3M_BASELINE
 
 _STATUS_STYLE = {"ok": "green", "skipped": "dim", "failed": "bold red"}
 
