@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from audit import findings
 from audit.errors import ConfigError, ProbeError
-from audit.findings import Finding, Severity
+from audit.findings import Code, Finding, Severity
 from audit.models import StageResult
 from audit.probes import expectation_cache
 
@@ -139,12 +139,12 @@ def _validate(
         if rule["invalid"]:
             message = f"{_label(rule)} could not be evaluated: {rule['invalid']}"
             produced.append(
-                findings.make("expectation.invalid", message, dataset=dataset, file=file)
+                findings.make(Code.EXPECTATION_INVALID, message, dataset=dataset, file=file)
             )
             continue
         produced.append(
             findings.make(
-                "expectation.failed",
+                Code.EXPECTATION_FAILED,
                 _failure_message(rule, ids),
                 dataset=dataset,
                 file=file,

@@ -29,7 +29,7 @@ from PIL import Image
 from audit import findings as fnd
 from audit.config import Config, DatasetConfig
 from audit.errors import ProbeError, UsageError
-from audit.findings import Finding
+from audit.findings import Code, Finding
 from audit.loaders.imageroots import (
     Location,
     Root,
@@ -54,16 +54,16 @@ _SAVE_EVERY = 2_000  # results per store transaction
 #: Status -> finding code; "ok" has none. Bad paths reuse the structure stage's code: "bad_path"
 #: is what the structure stage sees in the text too, "unsafe_path" only the file system shows (a
 #: NUL byte, a symlink out of the root), so a full run reports it here.
-STATUS_CODES: dict[str, str] = {
-    "bad_path": "image.path",
-    "unsafe_path": "image.path",
-    "missing": "image.missing",
-    "empty": "image.empty",
-    "unreadable": "image.unreadable",
-    "corrupt": "image.corrupt",
-    "truncated": "image.truncated",
-    "too_large": "image.too_large",
-    "format_mismatch": "image.format_mismatch",
+STATUS_CODES: dict[str, Code] = {
+    "bad_path": Code.IMAGE_PATH,
+    "unsafe_path": Code.IMAGE_PATH,
+    "missing": Code.IMAGE_MISSING,
+    "empty": Code.IMAGE_EMPTY,
+    "unreadable": Code.IMAGE_UNREADABLE,
+    "corrupt": Code.IMAGE_CORRUPT,
+    "truncated": Code.IMAGE_TRUNCATED,
+    "too_large": Code.IMAGE_TOO_LARGE,
+    "format_mismatch": Code.IMAGE_FORMAT_MISMATCH,
 }
 _NOT_CACHED = frozenset({"unreadable"})  # may be a passing I/O or permission problem
 _NO_ROWS: dict[str, Any] = {}
@@ -104,7 +104,7 @@ def probe_images(
             file=file,
         )
     stats["seconds"] = round(time.perf_counter() - started, 3)
-    found.append(fnd.make("stats.images", summary(stats), dataset=dataset, file=file))
+    found.append(fnd.make(Code.STATS_IMAGES, summary(stats), dataset=dataset, file=file))
     return StageResult(stage="images", findings=found, stats=stats)
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from audit.findings import Finding, Severity
+from audit.findings import Code, Finding, Severity
 from audit.models import ChatRecord
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ FINGERPRINT = "fingerprint"
 RECORD_COLUMNS = frozenset(list(COLUMNS)[:8])
 _ENCODER = msgspec.json.Encoder(order="sorted")
 #: URL findings (all warnings: the local copy may still train) that mean the URL did answer.
-_URL_REACHABLE = frozenset({"url.opt_out"})
+_URL_REACHABLE = frozenset({Code.URL_OPT_OUT})
 
 
 def record_table(

@@ -21,7 +21,7 @@ from typing import NamedTuple
 from audit import findings
 from audit.config import Config, DatasetConfig, UrlConfig, url_settings_problem
 from audit.errors import ConfigError
-from audit.findings import Finding
+from audit.findings import Code, Finding
 from audit.loaders.urlsources import coco_url_refs, load_url_refs
 from audit.models import NoProgress, Progress, StageResult, UrlRef
 from audit.probes.http import (
@@ -45,21 +45,21 @@ CC3M_2024_MISSING_RATE = 0.30
 _WORST_DOMAINS = 10
 
 _CODES = {
-    "gone": "url.dead",
-    "forbidden": "url.forbidden",
-    "http_error": "url.http_error",
-    "server_error": "url.server_error",
-    "timeout": "url.timeout",
-    "dns": "url.dns",
-    "tls": "url.tls",
-    "connection": "url.connection",
-    "not_image": "url.not_image",
-    "truncated": "url.truncated",
-    "placeholder": "url.placeholder",
-    "opt_out": "url.opt_out",
-    "redirects": "url.redirects",
-    "invalid": "url.invalid",
-    "refused": "url.refused",
+    "gone": Code.URL_DEAD,
+    "forbidden": Code.URL_FORBIDDEN,
+    "http_error": Code.URL_HTTP_ERROR,
+    "server_error": Code.URL_SERVER_ERROR,
+    "timeout": Code.URL_TIMEOUT,
+    "dns": Code.URL_DNS,
+    "tls": Code.URL_TLS,
+    "connection": Code.URL_CONNECTION,
+    "not_image": Code.URL_NOT_IMAGE,
+    "truncated": Code.URL_TRUNCATED,
+    "placeholder": Code.URL_PLACEHOLDER,
+    "opt_out": Code.URL_OPT_OUT,
+    "redirects": Code.URL_REDIRECTS,
+    "invalid": Code.URL_INVALID,
+    "refused": Code.URL_REFUSED,
 }
 
 
@@ -197,7 +197,7 @@ def _summary(stats: dict[str, object], dataset: str, file: str) -> Finding:
     shown = "n/a" if rate is None else f"{rate:.1%}"
     counts = ", ".join(f"{s} {n}" for s, n in stats["status_counts"].items())  # type: ignore[attr-defined]
     return findings.make(
-        "url.stats",
+        Code.URL_STATS,
         f"{stats['urls']} URLs ({stats['probed']} probed, {stats['cached']} cached); missing "
         f"{shown} vs ~15% documented by LLaVA for CC-3M; {counts or 'none'}",
         dataset=dataset,
