@@ -8,6 +8,7 @@ item that reappears is never grandfathered by a baseline: the takedown rule alwa
 
 from __future__ import annotations
 
+import difflib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import PurePath
@@ -16,11 +17,11 @@ import msgspec
 
 from audit.config import GateConfig
 from audit.errors import ConfigError
-from audit.findings import CATALOGUE, Finding, Severity
+from audit.findings import CATALOGUE, Code, Finding, Severity
 from audit.output.model import AuditReport, DatasetReport
 
-FORBIDDEN_CODE = "license.forbidden"
-TAKEDOWN_CODE = "takedown.present"
+FORBIDDEN_CODE = Code.LICENSE_FORBIDDEN
+TAKEDOWN_CODE = Code.TAKEDOWN_PRESENT
 _EXAMPLES = 10
 
 
@@ -54,11 +55,18 @@ def check_config(config: GateConfig) -> None:
     unknown = sorted(code for code in config.max_errors_per_code if code not in CATALOGUE)
     if unknown:
         raise ConfigError(
-            f"[gate] max_errors_per_code: unknown finding code(s) {', '.join(unknown)} "
-            f"(codes are listed in the report and in audit/catalogue/)"
+            f"[gate] max_errors_per_code: unknown finding code(s) "
+            f"{', '.join(_with_close_matches(code) for code in unknown)} "
+            f"(codes are listed in the report and in audit/catalogue/codes.py)"
         )
     if not 0.0 <= config.max_missing_rate <= 1.0:
         raise ConfigError("[gate] max_missing_rate must be between 0 and 1 (0.2 = 20%)")
+
+
+def _with_close_matches(code: str) -> str:
+    """``url.optout`` -> ``url.optout (did you mean url.opt_out?)``, so a typo is a one-line fix."""
+    close = difflib.get_close_matches(code, CATALOGUE, n=3)
+    return f"{code} (did you mean {' or '.join(close)}?)" if close else code
 
 
 def evaluate(

@@ -212,7 +212,7 @@ def test_gate_command_config_errors_exit_2(
     assert main(["gate", "--config", str(bad)]) == 2
     bad.write_text('[gate]\nmax_errors_per_code = {"turn.roles" = 3}\n')
     assert main(["gate", "--config", str(bad)]) == 2
-    assert "turn.roles" in capsys.readouterr().err
+    assert "turn.roles (did you mean turn.role or" in capsys.readouterr().err
     bad.write_text("[gate]\nmax_missing_rate = 20\n")
     assert main(["gate", "--config", str(bad)]) == 2
     assert main(["gate", "--report", str(tmp_path / "no-such-run")]) == 2
