@@ -27,7 +27,7 @@ import msgspec
 
 from audit import findings as fnd
 from audit.errors import InputError
-from audit.findings import Finding, Severity
+from audit.findings import Code, Finding, Severity
 from audit.loaders import regular_file
 from audit.loaders.records import KINDS, detect_kind
 from audit.models import NoProgress, Progress, StageResult
@@ -115,7 +115,7 @@ def plan(
         except InputError as exc:
             problems.append(
                 fnd.make(
-                    "file.unreadable", exc.message, dataset=dataset or path.stem, file=str(path)
+                    Code.FILE_UNREADABLE, exc.message, dataset=dataset or path.stem, file=str(path)
                 )
             )
     return _pair(kinds, dataset, handoff_dir), problems

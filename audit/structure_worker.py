@@ -24,7 +24,7 @@ from audit.checks.tables import (
     metadata_table,
     metadata_table_from_chunks,
 )
-from audit.findings import Finding, Severity
+from audit.findings import Code, Finding, Severity
 from audit.loaders.jsonfile import CHUNK_BYTES
 from audit.loaders.records import (
     NotStreamableError,
@@ -177,7 +177,7 @@ def _kind_severity(found: list[Finding], kind: str) -> list[Finding]:
     """Rule 13: a non-string id is a warning in mix665k (int ids are normal there), else an error."""
     severity = Severity.WARNING if kind == "mix" else Severity.ERROR
     return [
-        msgspec.structs.replace(f, severity=severity) if f.code == "record.id_type" else f
+        msgspec.structs.replace(f, severity=severity) if f.code == Code.RECORD_ID_TYPE else f
         for f in found
     ]
 
@@ -215,5 +215,5 @@ def _known_release(path: Path, ref: FileRef) -> list[Finding]:
     return (
         []
         if name is None
-        else [ref.finding("file.known_release", f"byte-identical to the published {name}")]
+        else [ref.finding(Code.FILE_KNOWN_RELEASE, f"byte-identical to the published {name}")]
     )

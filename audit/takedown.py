@@ -28,6 +28,7 @@ from audit.checks.takedown import (
 )
 from audit.config import Config
 from audit.errors import InputError, TakedownError
+from audit.findings import Code
 from audit.models import NoProgress, Progress, StageResult
 from audit.output.render.checklist import build as build_checklist
 from audit.output.render.checklist import render as render_checklist
@@ -395,6 +396,6 @@ def blocklist_findings(
     matches = _search(config, store, loaded, blocklist, progress or NoProgress())
     found = present_findings(matches, {rid: rid in applied for _, rid in blocklist.entries()})
     stats["records"] = sum(len(f.candidates) for f in loaded)
-    stats["present"] = sum(f.code == "takedown.present" for f in found)
+    stats["present"] = sum(f.code == Code.TAKEDOWN_PRESENT for f in found)
     stats["pending"] = len(found) - stats["present"]
     return StageResult(stage="takedown", findings=found, stats=stats)
