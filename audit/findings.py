@@ -45,7 +45,7 @@ def info(code: str) -> CodeInfo:
 
 
 def make(
-    code: str,
+    code: Code,
     message: str,
     *,
     dataset: str,
