@@ -63,6 +63,12 @@ class TakedownError(AuditError):
     exit_code = 2
 
 
+class OutputError(AuditError):
+    """An output file cannot be written where asked (a folder or a FIFO in its place, a full disk)."""
+
+    exit_code = 3
+
+
 class AlreadyRunningError(AuditError):
     """Another audit holds the run lock; two audits never run at once."""
 

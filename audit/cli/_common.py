@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterable
-from pathlib import Path
 
 from audit import config as config_mod
 from audit import findings as fnd
+from audit.atomic import write_output
 from audit.errors import UsageError
 
 
@@ -38,4 +38,4 @@ def check_workers(command: str, workers: int | None) -> None:
 def write_findings(path: str | None, found: Iterable[fnd.Finding]) -> None:
     """``--findings OUT.jsonl``: every finding as JSON Lines (the DESIGN.md findings contract)."""
     if path:
-        Path(path).write_bytes(fnd.to_jsonl(found))
+        write_output(path, fnd.to_jsonl(found), "findings")

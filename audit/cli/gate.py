@@ -77,13 +77,13 @@ def _gate(args: argparse.Namespace) -> int:
 
 
 def _publish(args: argparse.Namespace, result: GateResult) -> None:
-    from audit.atomic import write_atomic
+    from audit.atomic import write_output
     from audit.output.render.junit import to_json, to_junit_xml
 
     if args.junit:
-        write_atomic(args.junit, to_junit_xml(result))
+        write_output(args.junit, to_junit_xml(result), "JUnit report")
     if args.json:
-        write_atomic(args.json, to_json(result))
+        write_output(args.json, to_json(result), "gate result")
     _summary(result, Console(highlight=False))
 
 

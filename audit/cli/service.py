@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 
 from audit import config as config_mod
-from audit.atomic import write_atomic
+from audit.atomic import write_output
 from audit.cli._common import add_debug
 from audit.errors import AuditError, UsageError
 from audit.loaders import regular_file
@@ -57,7 +57,7 @@ def _init(args: argparse.Namespace) -> int:
         regular_file(path, "init target")
         if not args.force:
             raise UsageError(f"{path}: already exists (use --force to overwrite)")
-    write_atomic(path, starter_config().encode("utf-8"))
+    write_output(path, starter_config().encode("utf-8"), "starter config")
     Console(highlight=False).print(
         f"wrote {path}: edit the [[datasets]] entries, then `llava-audit run --config {path}`"
     )

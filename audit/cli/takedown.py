@@ -248,13 +248,13 @@ def _apply(args: argparse.Namespace) -> int:
 
 
 def _checklist(args: argparse.Namespace) -> int:
-    from audit.atomic import write_atomic
+    from audit.atomic import write_output
     from audit.takedown import checklist
 
     with _opened(args) as (_, store):
         text = checklist(store, args.request_id, args.format)
     if args.out:
-        write_atomic(args.out, text.encode("utf-8"))
+        write_output(args.out, text.encode("utf-8"), "checklist")
     else:
         sys.stdout.write(text)
     return 0
