@@ -52,7 +52,7 @@ def test_checks_are_pure() -> None:
 
 def test_foundation_does_not_import_upper_layers() -> None:
     upper = ("audit.checks", "audit.probes", "audit.output", "audit.cli", "audit.runner")
-    for name in ("config.py", "findings.py", "errors.py", "models.py"):
+    for name in ("config.py", "findings.py", "errors.py", "models.py", "results.py"):
         bad = sorted(n for n in _imports(PACKAGE / name) if n.startswith(upper))
         assert not bad, f"{name} imports {bad}"
 
@@ -60,9 +60,14 @@ def test_foundation_does_not_import_upper_layers() -> None:
 #: the licence modules that decide (no files, no store, no network); policy is their data model
 _LICENSING_CORE = ("policy", "provenance", "verdicts", "totals")
 #: what the core may import from the package: foundation modules and the core itself
-_CORE_MAY_IMPORT = {"audit", "audit.config", "audit.errors", "audit.findings", "audit.models"} | {
-    f"audit.licensing.{m}" for m in _LICENSING_CORE
-}
+_CORE_MAY_IMPORT = {
+    "audit",
+    "audit.config",
+    "audit.errors",
+    "audit.findings",
+    "audit.models",
+    "audit.results",
+} | {f"audit.licensing.{m}" for m in _LICENSING_CORE}
 
 
 def _core_may_import(name: str) -> bool:
@@ -166,3 +171,169 @@ def test_every_module_is_short_enough_to_read() -> None:
         if (n := len(p.read_text(encoding="utf-8").splitlines())) > 600
     }
     assert not long, f"split these modules: {long}"
+
+
+# ---- no import cycle anywhere in the package --------------------------------------------------
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_type_checking(node: ast.AST) -> bool:
+    """`if TYPE_CHECKING:` (or `typing.TYPE_CHECKING`)."""
+    if not isinstance(node, ast.If):
+        return False
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _import_statements(tree: ast.AST, type_checking: bool) -> list[ast.Import | ast.ImportFrom]:
+    """Every import statement: module level, inside functions and classes, and (unless
+    ``type_checking`` is off) under `if TYPE_CHECKING:`."""
+    found: list[ast.Import | ast.ImportFrom] = []
+    todo: list[ast.AST] = [tree]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            found.append(node)
+        children = list(ast.iter_child_nodes(node))
+        if not type_checking and _is_type_checking(node):
+            children = list(node.orelse)  # type: ignore[attr-defined]
+        todo.extend(children)
+    return found
+
+
+def import_graph(sources: dict[str, tuple[str, bool]]) -> dict[str, set[str]]:
+    """Module -> the package modules its code imports; ``sources``: name -> (text, is_package).
+
+    ``from a.b import c`` is an edge to ``a.b.c`` when that is a module, else to ``a.b``; relative
+    imports are resolved. Implicit imports of parent packages are left out: a package importing
+    its own submodules is no cycle unless a submodule names the package itself. A type-only
+    import (`if TYPE_CHECKING:`) is an edge too: two modules that need each other's types are
+    one tangle (issue 9 found structure.py and structure_worker.py so), except in a package's
+    ``__init__``, a facade whose names resolve lazily (PEP 562) and that nothing below imports
+    at run time.
+    """
+    graph: dict[str, set[str]] = {}
+    for name, (text, is_package) in sources.items():
+        package = name if is_package else name.rpartition(".")[0]
+        edges: set[str] = set()
+        for node in _import_statements(ast.parse(text), type_checking=not is_package):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            else:
+                base = node.module or ""
+                if node.level:
+                    anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                    base = ".".join([*anchor, *([base] if base else [])])
+                targets = [
+                    f"{base}.{a.name}" if f"{base}.{a.name}" in sources else base
+                    for a in node.names
+                ]
+            edges.update(t for t in targets if t in sources and t != name)
+        graph[name] = edges
+    return graph
+
+
+def _components(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, edges = work[-1]
+            nxt = next(edges, None)
+            if nxt is not None:
+                if nxt not in index:
+                    index[nxt] = low[nxt] = len(index)
+                    stack.append(nxt)
+                    on_stack.add(nxt)
+                    work.append((nxt, iter(sorted(graph[nxt]))))
+                elif nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                members = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    members.append(member)
+                    if member == node:
+                        break
+                if len(members) > 1:
+                    found.append(sorted(members))
+    return found
+
+
+def _cycle_through(graph: dict[str, set[str]], members: list[str]) -> list[str]:
+    """A shortest import path from the component's first module back to itself."""
+    start, inside = members[0], set(members)
+    paths = {start: [start]}
+    queue = [start]
+    while queue:
+        node = queue.pop(0)
+        for nxt in sorted(graph[node] & inside):
+            if nxt == start:
+                return [*paths[node], start]
+            if nxt not in paths:
+                paths[nxt] = [*paths[node], nxt]
+                queue.append(nxt)
+    raise AssertionError(f"no cycle through {start}")  # a component always has one
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One cycle (as its import path, first module repeated at the end) per tangled group."""
+    return [_cycle_through(graph, members) for members in _components(graph)]
+
+
+def _package_graph() -> dict[str, set[str]]:
+    sources = {
+        _module_name(p): (p.read_text(encoding="utf-8"), p.name == "__init__.py")
+        for p in PACKAGE.rglob("*.py")
+    }
+    return import_graph(sources)
+
+
+def test_no_import_cycle_in_the_package() -> None:
+    """A cycle makes import order matter and blocks splitting modules; function-level imports
+    count too: they only postpone the cycle to the first call."""
+    cycles = import_cycles(_package_graph())
+    assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_cycle_finder_sees_function_level_and_relative_imports() -> None:
+    """The detector itself: cycles closed by an import inside a function, through a relative
+    import, or by a type-only import are found with their paths; a package importing its own
+    submodules, or naming one only for type checkers in its ``__init__``, is not a cycle."""
+    type_only = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.{} import X\n"
+    sources = {
+        "pkg": ("from pkg import a\n" + type_only.format("d"), True),
+        "pkg.a": ("from . import b\n", False),
+        "pkg.b": ("def f():\n    from pkg.c import g\n", False),
+        "pkg.c": ("import pkg.a\n", False),
+        "pkg.d": (type_only.format("e"), False),
+        "pkg.e": ("from pkg.d import x\nfrom pkg import __version__\n", False),
+    }
+    graph = import_graph(sources)
+    assert graph["pkg"] == {"pkg.a"}
+    assert graph["pkg.a"] == {"pkg.b"}
+    assert import_cycles(graph) == [
+        ["pkg.a", "pkg.b", "pkg.c", "pkg.a"],
+        ["pkg.d", "pkg.e", "pkg.d"],
+    ]
