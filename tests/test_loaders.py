@@ -12,6 +12,7 @@ import pytest
 from cc3m_records import cc3m_records
 
 from audit.loaders.jsonfile import iter_array_chunks
+from audit.loaders.kindguess import KindGuess, guess_kind
 from audit.loaders.records import (
     NotStreamableError,
     RecordStream,
@@ -286,3 +287,51 @@ def test_known_release_is_recognised_by_size_and_sha256(
     assert records.known_release(path) == "release.json"
     path.write_bytes(data.replace(b"olive", b"olivE"))  # same size, other bytes
     assert records.known_release(path) is None
+
+
+def _instruct(n: int) -> list[dict[str, object]]:
+    return [
+        {"id": f"{i:012d}", "image": f"{i:012d}.jpg", "conversations": CHAT[0]["conversations"]}
+        for i in range(n)
+    ]
+
+
+def test_one_integer_id_does_not_make_an_instruct_file_mix(tmp_path: Path) -> None:
+    records = _instruct(8)
+    records[4]["id"] = 446822  # the demo's planted record.id_type
+    guess = guess_kind(_write(tmp_path, "llava_instruct_150k.json", records))
+    assert guess == KindGuess("instruct")
+
+
+def test_kind_is_read_from_records_spread_over_a_large_file(tmp_path: Path) -> None:
+    records = _instruct(6000)  # about 2 MB: sampled in windows, not read whole
+    for record in records[:300]:  # odd records at the start only
+        record["id"] = 7
+        record["image"] = "gqa/images/7.jpg"
+    path = _write(tmp_path, "renamed.json", records)
+    assert path.stat().st_size > 1 << 20
+    assert detect_kind(path) == "instruct"
+
+
+def test_split_records_are_a_guess_that_says_so(tmp_path: Path) -> None:
+    lcs = {"id": "004539375", "image": "00453/004539375.jpg", "conversations": []}
+    path = _write(tmp_path, "renamed.json", [*_instruct(5), *[lcs] * 5])
+    guess = guess_kind(path)
+    assert guess.note is not None and "disagree" in guess.note
+    assert "5 instruct" in guess.note and "5 lcs-chat" in guess.note
+    named = _write(tmp_path, "blip_laion_cc_sbu_558k.json", [*_instruct(5), *[lcs] * 5])
+    assert guess_kind(named).kind == "lcs-chat"  # the release name breaks the tie
+
+
+def test_records_win_over_a_misleading_name_and_the_guess_says_so(tmp_path: Path) -> None:
+    guess = guess_kind(_write(tmp_path, "blip_laion_cc_sbu_558k.json", _instruct(4)))
+    assert guess.kind == "instruct"
+    assert guess.note == "the file name suggests lcs-chat but the sampled records look instruct"
+
+
+def test_chat_and_metadata_names_count_only_in_the_cc3m_folder(tmp_path: Path) -> None:
+    release = tmp_path / "LLaVA-CC3M-Pretrain-595K"
+    release.mkdir()
+    assert detect_kind(_write(release, "chat.json", [])) == "cc3m-chat"
+    assert detect_kind(_write(release, "metadata.json", [])) == "cc3m-metadata"
+    assert guess_kind(_write(tmp_path, "chat.json", [])) == KindGuess("generic")

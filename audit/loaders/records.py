@@ -1,8 +1,8 @@
 """Conversation and metadata files: kind detection and loading into typed records.
 
 Kinds (DESIGN.md `check --kind`): instruct, cc3m-chat, cc3m-metadata, lcs-chat, lcs-metadata, mix,
-generic. The kind is read from the content (id and image shapes of the first records), with the
-file name only as a tie-breaker, because users rename files.
+generic. The kind is read from most of the records (image paths, ids, keys) with the release file
+name as support (audit.loaders.kindguess), because users rename files and one record can be odd.
 
 Records come back as msgspec Structs in file order. ``LoadedFile.index`` maps each record to its
 position in the file when unusable elements were left out (each one has a finding instead).
@@ -32,8 +32,9 @@ from audit.loaders.jsonfile import (
     iter_array_chunks,
     parse_container,
 )
+from audit.loaders.kindguess import guess_kind
 from audit.loaders.salvage import ElementDecoder
-from audit.models import MIX_PREFIXES, ChatRecord, ImageRef, MetadataRecord, UrlRef
+from audit.models import ChatRecord, ImageRef, MetadataRecord, UrlRef
 
 __all__ = [
     "KINDS",
@@ -73,14 +74,7 @@ KNOWN_RELEASES = {
     ),
 }
 _HEAD_BYTES = 1 << 16
-_ID = re.compile(rb'"id"\s*:\s*(?:"([^"\\]*)"|(-?\d+)\b)')
-_IMAGE = re.compile(rb'"image"\s*:\s*"([^"\\]*)"')
 _KEY = re.compile(rb'"([A-Za-z_][A-Za-z0-9_]*)"\s*:')
-_ID_SHAPES = (
-    ("cc3m", re.compile(r"GCC_train_\d{9}")),
-    ("lcs", re.compile(r"\d{9}")),
-    ("instruct", re.compile(r"\d{12}")),
-)
 
 
 class StrictChatRecord(ChatRecord, forbid_unknown_fields=True):
@@ -116,50 +110,9 @@ def _head(path: Path) -> bytes:
         raise InputError(str(path), f"cannot read: {exc.strerror or exc}") from None
 
 
-def _id_shape(value: str | int) -> str:
-    if isinstance(value, int):
-        return "int"
-    return next((name for name, rx in _ID_SHAPES if rx.fullmatch(value)), "other")
-
-
-def _by_name(name: str) -> str:
-    """The file-name tie-breaker for content that names no kind."""
-    name = name.lower()
-    if "blip_laion" in name or "558k" in name:
-        return "lcs-metadata" if "meta" in name else "lcs-chat"
-    if "mix665k" in name:
-        return "mix"
-    if any(k in name for k in ("instruct", "detail_23k", "conversation_58k", "complex_reasoning")):
-        return "instruct"
-    if name in ("chat.json", "cc3m_595k.json"):
-        return "cc3m-chat"
-    if name == "metadata.json":
-        return "cc3m-metadata"
-    return "generic"
-
-
 def detect_kind(path: Path) -> str:
-    """The dataset kind of a file, from the id/image shapes and keys of its first records."""
-    head = _head(path)
-    keys = {k.decode() for k in _KEY.findall(head)}
-    ids: list[str | int] = [
-        m.group(1).decode("utf-8", "replace") if m.group(1) is not None else int(m.group(2))
-        for m in _ID.finditer(head)
-    ]
-    images = [m.group(1).decode("utf-8", "replace") for m in _IMAGE.finditer(head)]
-    shapes = Counter(_id_shape(i) for i in ids[:64])
-    top = shapes.most_common(1)[0][0] if shapes else None
-    if "conversations" in keys:
-        if "model" in keys or "int" in shapes or any(i.startswith(MIX_PREFIXES) for i in images):
-            return "mix"
-        kind = {"cc3m": "cc3m-chat", "lcs": "lcs-chat", "instruct": "instruct"}.get(top or "")
-        return kind or ("generic" if ids else _by_name(path.name))
-    if keys & {"url", "caption", "blip_caption", "image_url"}:
-        kind = {"cc3m": "cc3m-metadata", "lcs": "lcs-metadata"}.get(top or "")
-        if kind is None and _by_name(path.name) in METADATA_KINDS:
-            kind = _by_name(path.name)
-        return kind or "generic"
-    return _by_name(path.name)
+    """The dataset kind of a file, from most of its records and its name (see kindguess)."""
+    return guess_kind(path).kind
 
 
 def _is_metadata(kind: str, head: bytes) -> bool:
@@ -168,7 +121,9 @@ def _is_metadata(kind: str, head: bytes) -> bool:
     if kind != "generic":
         return False
     keys = {k.decode() for k in _KEY.findall(head)}
-    return "conversations" not in keys and bool(keys & {"url", "caption", "blip_caption"})
+    return "conversations" not in keys and bool(
+        keys & {"url", "caption", "blip_caption", "image_url"}
+    )
 
 
 def discover_metadata_keys(head: bytes) -> dict[str, str]:
