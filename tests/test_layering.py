@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "audit"
@@ -52,9 +53,68 @@ def test_checks_are_pure() -> None:
 
 def test_foundation_does_not_import_upper_layers() -> None:
     upper = ("audit.checks", "audit.probes", "audit.output", "audit.cli", "audit.runner")
-    for name in ("config.py", "findings.py", "errors.py", "models.py", "results.py"):
+    for name in ("config.py", "findings.py", "errors.py", "models.py", "results.py", "atomic.py"):
         bad = sorted(n for n in _imports(PACKAGE / name) if n.startswith(upper))
         assert not bad, f"{name} imports {bad}"
+
+
+def test_output_keeps_the_model_rendering_publishing_and_serving_apart() -> None:
+    """The report model is data; renderers read it, publishing writes it, the server serves files."""
+    output = PACKAGE / "output"
+    model = _imports(output / "model.py")
+    assert not sorted(n for n in model if n.startswith(("audit.output", "jinja2", "rich")))
+    for path in (output / "render").glob("*.py"):
+        bad = sorted(n for n in _imports(path) if n.startswith(_OUTPUT_WRITERS + _OUTPUT_SERVER))
+        assert not bad, f"output/render/{path.name} imports {bad}"
+    for name in ("publish.py", "reportsdir.py", "server.py"):
+        bad = sorted(n for n in _imports(output / name) if n.startswith("audit.output.render"))
+        assert not bad, f"output/{name} imports {bad}"  # the runner passes the page renderer in
+
+
+_OUTPUT_WRITERS = ("audit.output.publish", "audit.output.reportsdir")
+_OUTPUT_SERVER = ("audit.output.server",)
+
+#: modules that write files by hand, on purpose; every other output goes through audit/atomic.py
+_WRITES_FILES_ITSELF = {
+    "atomic.py",  # the utility
+    "demodata.py",  # the demo's generated input dataset, in a folder made for it
+    "probes/expectation_cache.py",  # a cache entry, published by renaming its folder
+    "output/reportsdir.py",  # the pre-flight probe that the reports folder is writable
+}
+#: own temp-file-and-rename writers from before audit/atomic.py; this set may only shrink
+_OWN_ATOMIC_WRITERS_TODAY = {"licensing/export.py"}
+_WRITE_CALLS = {"write_bytes", "write_text", "mkstemp", "NamedTemporaryFile"}
+_MODE = re.compile(r"[rwxabt+]+")
+
+
+def _writes_a_file(call: ast.Call) -> bool:
+    """``Path.write_bytes``, ``mkstemp``, or ``open``/``fdopen`` with a mode that (re)creates."""
+    name = getattr(call.func, "attr", getattr(call.func, "id", ""))
+    if name in _WRITE_CALLS:
+        return True
+    if name not in ("open", "fdopen"):
+        return False
+    modes = [*call.args, *(k.value for k in call.keywords if k.arg == "mode")]
+    return any(
+        isinstance(m, ast.Constant)
+        and isinstance(m.value, str)
+        and _MODE.fullmatch(m.value) is not None
+        and any(c in m.value for c in "wx")  # appending to a log is not replacing a file
+        for m in modes
+    )
+
+
+def test_output_files_are_written_through_audit_atomic() -> None:
+    """One way to replace a file: temp file, fsync, rename, no temp left, never over a FIFO."""
+    allowed = _WRITES_FILES_ITSELF | _OWN_ATOMIC_WRITERS_TODAY
+    for path in PACKAGE.rglob("*.py"):
+        module = str(path.relative_to(PACKAGE))
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and _writes_a_file(n)]
+        assert module in allowed or not calls, (
+            f"{module} line {calls[0].lineno if calls else 0} writes a file itself: "
+            "use audit.atomic (write_atomic, atomic_open, write_output)"
+        )
 
 
 #: the licence modules that decide (no files, no store, no network); policy is their data model
