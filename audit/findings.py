@@ -7,7 +7,9 @@ so add new codes rather than repurposing old ones.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
+from pathlib import Path
 
 import msgspec
 
@@ -60,6 +62,8 @@ def make(
     """
     code = Code(code)  # also catches a bare string slipped past the type checker
     entry = CATALOGUE[code]
+    if _CODE_LOG is not None and code not in _logged:
+        _log_code(_CODE_LOG, code)
     return Finding(
         dataset=dataset,
         file=file,
@@ -69,6 +73,19 @@ def make(
         severity=severity or entry.severity,
         message=message,
     )
+
+
+#: A folder given by the test suite: every process (test workers, their pools, CLI subprocesses)
+#: appends each code it makes to ``<pid>.codes``, so the suite can list catalogue codes no test
+#: produces (tests/conftest.py). Unset in normal use.
+_CODE_LOG = os.environ.get("LLAVA_AUDIT_CODE_LOG") or None
+_logged: set[Code] = set()
+
+
+def _log_code(folder: str, code: Code) -> None:
+    _logged.add(code)
+    with (Path(folder) / f"{os.getpid()}.codes").open("a", encoding="utf-8") as log:
+        log.write(f"{code}\n")
 
 
 _ENCODER = msgspec.json.Encoder()
