@@ -112,3 +112,89 @@ def test_unreadable_chat_file_does_not_hold_up_its_metadata(
     assert summary["by_code"]["file.empty"] == 1
     assert "crossfile" not in summary["files"][paths[1]]
     assert summary["records"] == 5
+
+
+def _instruct_records() -> list[dict[str, object]]:
+    """The demo's Instruct file in small: COCO-named records, one with an integer id."""
+    records: list[dict[str, object]] = [
+        {
+            "id": f"{442786 + i:012d}",
+            "image": f"{442786 + i:012d}.jpg",
+            "conversations": [
+                {"from": "human", "value": "What do you see happening in this image?\n<image>"},
+                {"from": "gpt", "value": "A plaza with people walking."},
+            ],
+        }
+        for i in range(8)
+    ]
+    records[4]["id"] = 442790
+    return records
+
+
+def test_one_odd_record_does_not_flip_the_kind_and_the_first_line_names_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "llava_instruct_150k.json"
+    path.write_text(json.dumps(_instruct_records()), encoding="utf-8")
+    main(["check", str(path)])
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "Kind: instruct (llava_instruct_150k.json, detected)"
+    assert "mix.prefix" not in out
+    main(["check", str(path), "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["files"][str(path)]["kind"] == "instruct"
+    assert "mix.prefix" not in summary["by_code"]
+
+
+def test_an_ambiguous_kind_is_said_and_names_the_kind_option(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    records = [*_instruct_records()[:5], *_lcs()[:5]]
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps(records), encoding="utf-8")
+    main(["check", str(path)])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("Kind: ")
+    assert "disagree" in lines[1] and "--kind" in lines[1]
+    main(["check", str(path), "--json"])
+    assert "disagree" in json.loads(capsys.readouterr().out)["files"][str(path)]["kind_note"]
+    main(["check", str(path), "--kind", "lcs-chat"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "Kind: lcs-chat (mine.json, from --kind)"
+    assert "--kind" not in lines[1]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "said"),
+    [
+        (
+            "x.jpg",
+            b"\xff\xd8\xff\xe0\x00\x10JFIF\x00",
+            "file is a JPEG image, not a LLaVA JSON file",
+        ),
+        ("x.json", b"\x89PNG\r\n\x1a\n\x00\x00", "file is a PNG image, not a LLaVA JSON file"),
+        ("images.zip", b"PK\x03\x04\x14\x00", "file is a zip archive, not a LLaVA JSON file"),
+        ("x.parquet", b"PAR1\x15\x04", "file is a Parquet file, not a LLaVA JSON file"),
+        ("folder", None, "file is a directory"),
+        ("missing.json", "absent", "file not found"),
+    ],
+)
+def test_what_is_not_a_llava_file_is_said_first_in_one_line(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    content: bytes | str | None,
+    said: str,
+) -> None:
+    path = tmp_path / name
+    if content is None:
+        path.mkdir()
+    elif isinstance(content, bytes):
+        path.write_bytes(content + b"\x00" * 600)
+    good = tmp_path / "blip_laion_cc_sbu_558k.json"
+    good.write_text(json.dumps(_lcs()), encoding="utf-8")
+    assert main(["check", str(good), str(path)]) == 3
+    captured = capsys.readouterr()
+    assert captured.out == ""  # nothing audited, nothing printed before the error
+    [line] = captured.err.splitlines()
+    assert line.startswith(f"llava-audit: {path}: {said}")

@@ -12,7 +12,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from audit.cli._common import check_workers, optional_config, write_findings
+from audit.errors import InputError
 from audit.findings import Severity
+from audit.loaders import refuse
 from audit.loaders.records import KINDS
 
 ORDER = 10
@@ -48,10 +50,16 @@ def _check(args: argparse.Namespace) -> int:
 
     check_workers("check", args.workers)
     max_bytes = optional_config(args.config).limits.bytes("dataset_mb")
+    paths = [Path(p) for p in args.paths]
+    refuse(_not_json(paths, max_bytes))
+    kinds = _kinds(paths, args.kind)
+    console = Console(highlight=False)
+    if not args.json:
+        _print_kinds(console, kinds, args.kind)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     with RichProgress(err) as progress:
         result = check_files(
-            [Path(p) for p in args.paths],
+            paths,
             kind=args.kind,
             dataset=args.dataset,
             progress=progress,
@@ -69,13 +77,71 @@ def _check(args: argparse.Namespace) -> int:
             "records": audited,
             **summarise(result.findings),
             "unreadable": unreadable,
-            "files": msgspec.to_builtins(result.files),
+            "files": _with_kinds(msgspec.to_builtins(result.files), kinds),
         }
         sys.stdout.write(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     else:
-        console = Console(highlight=False)
         render_findings(console, result.findings, title="Structure findings")
         console.print(f"{audited:,} records in {len(args.paths)} file(s) checked")
     for message in unreadable:
         err.print(f"[bold red]llava-audit:[/] {escape(message)}", markup=True, highlight=False)
     return exit_code
+
+
+def _not_json(paths: list[Path], max_bytes: int) -> list[InputError]:
+    """What each path is when it cannot be a LLaVA JSON file (missing, a folder, an image, a zip),
+    so those are said first, in one line, before any work."""
+    from audit.loaders.sniff import json_file
+
+    problems = []
+    for path in paths:
+        try:
+            json_file(path, "file", max_bytes, "dataset_mb")
+        except InputError as exc:
+            problems.append(exc)
+    return problems
+
+
+def _kinds(paths: list[Path], forced: str | None) -> dict[str, tuple[str, str | None]]:
+    """Each file's kind as the audit will use it, and why it is a guess when it is one."""
+    from audit.loaders.kindguess import guess_kind
+    from audit.structure import plan
+
+    planned = {task.path: task.kind for task in plan(paths, forced, None)[0]}
+    kinds: dict[str, tuple[str, str | None]] = {}
+    for path in map(str, paths):
+        kind = planned.get(path, "generic")
+        kinds[path] = (kind, None if kind == forced else guess_kind(Path(path)).note)
+    return kinds
+
+
+def _print_kinds(
+    console: Console, kinds: dict[str, tuple[str, str | None]], forced: str | None
+) -> None:
+    """The first line: every file's kind; then a line for each kind that is only a guess."""
+    parts = [
+        f"{kind} ({Path(path).name}, {'from --kind' if kind == forced else 'detected'})"
+        for path, (kind, _) in kinds.items()
+    ]
+    label = "Kind" if len(parts) == 1 else "Kinds"
+    console.print(f"{label}: {', '.join(parts)}", markup=False, soft_wrap=True)
+    for path, (kind, note) in kinds.items():
+        if note is not None:
+            console.print(
+                f"{Path(path).name}: {kind} is a guess: {note}; pass --kind to choose",
+                markup=False,
+                soft_wrap=True,
+                style="yellow",
+            )
+
+
+def _with_kinds(
+    files: dict[str, dict[str, object]], kinds: dict[str, tuple[str, str | None]]
+) -> dict[str, dict[str, object]]:
+    """``check --json``'s per-file statistics with each file's kind (and why it is a guess)."""
+    for path, (kind, note) in kinds.items():
+        entry = files.setdefault(path, {})
+        entry["kind"] = kind
+        if note is not None:
+            entry["kind_note"] = note
+    return files
