@@ -6,11 +6,9 @@ The conversation types are msgspec Structs so the loader's fast path decodes str
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
 import msgspec
-
-from audit.findings import Finding
 
 #: The image folders of LLaVA's instruction mix (mix665k): where a record's image path starts with
 #: one of them, the record is from the mix. Both the loader's kind detection and the checks use it.
@@ -69,18 +67,6 @@ class UrlRef(msgspec.Struct, frozen=True):
     record_id: str | None
     url: str
     image: str | None = None
-
-
-class StageResult(msgspec.Struct, kw_only=True):
-    """What every stage returns to the runner and the CLI: findings plus stage statistics.
-
-    ``stats`` is JSON-serialisable and stage-specific (counts, rates, timings); the report keeps it
-    per stage name so renderers can show it without knowing how it was computed.
-    """
-
-    stage: str
-    findings: list[Finding] = msgspec.field(default_factory=list)
-    stats: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class Progress(Protocol):

@@ -24,11 +24,12 @@ from audit import preflight, runlog, stages
 from audit.atomic import write_atomic
 from audit.config import Config
 from audit.errors import AuditError, ConfigError, InputError
-from audit.models import NoProgress, Progress, StageResult
+from audit.models import NoProgress, Progress
 from audit.output import model as rpt
 from audit.output import publish as pub
 from audit.output import reportsdir
 from audit.output.render.html import EXAMPLES_PER_CODE, render_index, render_run_safely
+from audit.results import AnyStageResult, LicenseResult
 from audit.runlock import RunLock, lock_path_for
 from audit.store import Store
 from audit.store import runs as history
@@ -176,14 +177,16 @@ def audit_dataset(
         begin = time.perf_counter()
         try:
             result = relative_files(functions[name](ctx), ctx.config.base_dir)
-            reused = name in ctx.shared.get("cached", ())
-            run = rpt.StageRun(status="ok", result=result, note=REUSED if reused else "")
-            ctx.results[name] = result
+            reused = name in ctx.reused
+            run = rpt.StageRun(
+                status="ok", result=for_report(result), note=REUSED if reused else ""
+            )
+            ctx.upstream.record(result)
         except stages.StageSkipped as skip:
-            run = rpt.StageRun(status="skipped", result=StageResult(stage=name), note=skip.reason)
+            run = rpt.StageRun(status="skipped", note=skip.reason)
         except Exception as exc:  # one stage's failure must not lose the rest of the audit
             note = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-            run = rpt.StageRun(status="failed", result=StageResult(stage=name), note=note[:500])
+            run = rpt.StageRun(status="failed", note=note[:500])
             if isinstance(exc, AuditError):
                 log.warning("%s/%s: could not run: %s", ds.name, name, note)
             else:
@@ -195,12 +198,20 @@ def audit_dataset(
     out.kind = ctx.kind or ds.kind
     out.examples_file, out.examples = record_examples(ctx, out)
     out.records = stages.record_count(ctx)
-    out.missing_rate = stages.missing_rate(ctx.results, "images")
-    out.url_missing_rate = stages.missing_rate(ctx.results, "urls")
+    out.missing_rate = stages.missing_rate(ctx.upstream.images)
+    out.url_missing_rate = stages.missing_rate(ctx.upstream.urls)
     return out
 
 
-def relative_files(result: StageResult, base_dir: str) -> StageResult:
+def for_report(result: AnyStageResult) -> AnyStageResult:
+    """The result as the report keeps it: the per-record licence verdicts are for later stages
+    only (a row per record would make report.json as big as the dataset)."""
+    if isinstance(result, LicenseResult):
+        return msgspec.structs.replace(result, record_verdicts={})
+    return result
+
+
+def relative_files(result: AnyStageResult, base_dir: str) -> AnyStageResult:
     """Findings name files relative to the config's folder, whichever stage made them.
 
     Stages differ (absolute or as configured); one spelling keeps reports portable and baseline
@@ -213,11 +224,11 @@ def relative_files(result: StageResult, base_dir: str) -> StageResult:
             cache[file] = relative_name(file, base_dir)
         return cache[file]
 
-    result.findings = [
+    found = [
         f if rel(f.file) == f.file else msgspec.structs.replace(f, file=rel(f.file))
         for f in result.findings
     ]
-    return result
+    return msgspec.structs.replace(result, findings=found)
 
 
 def relative_name(file: str | Path, base_dir: str) -> str:
@@ -247,7 +258,7 @@ def record_examples(
     if not wanted:
         return file, {}
     try:  # when every stage was reused from the cache, the file is first read here
-        loaded = stages.chat_file(ctx)
+        loaded = ctx.chat_file()
     except InputError:  # the structure stage reports an unreadable file
         return None, {}
     examples = {}

@@ -30,7 +30,8 @@ from audit.errors import InputError
 from audit.findings import Code, Finding, Severity
 from audit.loaders import regular_file
 from audit.loaders.records import KINDS, detect_kind
-from audit.models import NoProgress, Progress, StageResult
+from audit.models import NoProgress, Progress
+from audit.results import FileStats, StructureResult
 
 PAIRS = {"cc3m-metadata": "cc3m-chat", "lcs-metadata": "lcs-chat"}
 
@@ -160,11 +161,11 @@ def check_files(
     progress: Progress | None = None,
     workers: int | None = None,
     max_bytes: int | None = None,
-) -> StageResult:
+) -> StructureResult:
     """Audit the files' structure; chat and metadata files given together are cross-checked.
 
     A file that cannot be audited at all (missing, not a regular file, over ``max_bytes``) gives a
-    file-level finding and is listed in ``stats["unreadable"]`` (the CLI exits 3 for it); it never
+    file-level finding and is listed in ``unreadable`` (the CLI exits 3 for it); it never
     raises for bad input.
     """
     if kind is not None and kind not in KINDS:
@@ -178,19 +179,19 @@ def check_files(
         )
         outcomes = _run(tasks, progress, workers)
     unreadable = [f.message for f in findings]
-    files: dict[str, Any] = {}
+    files: dict[str, FileStats] = {}
     order = {str(Path(p)): i for i, p in enumerate(paths)}
     for number in sorted(outcomes, key=lambda n: order.get(tasks[n].path, 0)):
         outcome = outcomes[number]
         findings += outcome.findings
-        files.update(outcome.stats)
+        files.update(msgspec.convert(outcome.stats, dict[str, FileStats]))
         unreadable += outcome.unreadable
-    stats = {
-        "records": sum(f.get("records", 0) for f in files.values() if "metadata_keys" not in f),
-        "files": files,
-        "unreadable": unreadable,
-    }
-    return StageResult(stage="structure", findings=findings, stats=stats)
+    return StructureResult(
+        findings=findings,
+        records=sum(f.records for f in files.values() if not f.metadata_keys),
+        files=files,
+        unreadable=unreadable,
+    )
 
 
 def _run(tasks: list[Task], progress: Progress, workers: int | None) -> dict[int, _Outcome]:

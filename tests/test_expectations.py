@@ -79,7 +79,7 @@ def test_every_shipped_suite_loads_and_only_names_table_columns() -> None:
         path, suite = load_suite(SUITES, kind)
         assert path.name == f"{kind}.json"
         result = run_expectations(table, kind, suites_dir=SUITES, docs_dir=None, dataset=kind)
-        assert result.stats["evaluated"] == len(suite["expectations"])
+        assert result.evaluated == len(suite["expectations"])
         invalid = [f.message for f in result.findings if f.code == "expectation.invalid"]
         assert not invalid, f"{kind}: {invalid}"
 
@@ -99,7 +99,7 @@ def test_good_subset_passes_with_warnings_only(tmp_path: Path) -> None:
     ]
     assert any("observed 50" in f.message for f in result.findings)
     assert (docs / "index.html").is_file()
-    assert result.stats["data_docs"] == str(docs / "index.html")
+    assert result.data_docs == str(docs / "index.html")
     assert any((docs / "validations").rglob("*.html"))
 
 
@@ -120,7 +120,7 @@ def test_bad_table_fails_with_the_rule_column_count_and_example_rows(tmp_path: P
     avail = errors["expect_column_values_to_be_in_set on column 'image_available'"]
     assert "14 of 40 rows unexpected" in avail.message and "mostly=0.8" in avail.message
     assert "#0 (id 000000000): False" in avail.message
-    assert not result.stats["success"]
+    assert not result.success
 
 
 def test_suite_naming_a_column_the_table_lacks_is_reported_as_invalid(tmp_path: Path) -> None:
@@ -221,27 +221,27 @@ def test_unchanged_table_and_suite_reuse_the_last_result_and_its_data_docs(
         )
 
     first = run(record_table(records), "run1")
-    assert first.stats["cached"] is False
+    assert first.cached is False
 
     def no_gx(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("GX ran although nothing changed")
 
     monkeypatch.setattr(module, "_run_checkpoint", no_gx)
     second = run(record_table(records), "run2")
-    assert second.stats["cached"] is True and second.findings == first.findings
+    assert second.cached is True and second.findings == first.findings
     assert (tmp_path / "run2" / "index.html").is_file()
     assert list((tmp_path / "run2" / "validations" / "lcs").rglob("*.html"))
-    assert second.stats["data_docs"] == str(tmp_path / "run2" / "index.html")
+    assert second.data_docs == str(tmp_path / "run2" / "index.html")
     monkeypatch.undo()
 
     records[7] = lcs_record(7, id="worse")
     changed = run(record_table(records), "run3")
-    assert changed.stats["cached"] is False
+    assert changed.cached is False
     assert "2 of 30 rows unexpected" in next(
         f.message for f in changed.findings if "'id'" in f.message
     )
     unprobed = record_table(records, image_findings=[image_finding(3)])
-    assert run(unprobed, "run4").stats["cached"] is False, "a probe column changed"
+    assert run(unprobed, "run4").cached is False, "a probe column changed"
 
 
 def test_an_edited_suite_is_run_again(tmp_path: Path) -> None:
@@ -263,10 +263,10 @@ def test_an_edited_suite_is_run_again(tmp_path: Path) -> None:
             cache_dir=tmp_path / "c",
         )
 
-    assert [run().stats["cached"], run().stats["cached"]] == [False, True]
+    assert [run().cached, run().cached] == [False, True]
     suite["expectations"][0]["kwargs"]["mostly"] = 0.5
     (tmp_path / "generic.json").write_text(json.dumps(suite))
-    assert run().stats["cached"] is False
+    assert run().cached is False
 
 
 def test_mix665k_shapes_pass_the_mix_suite_without_errors() -> None:

@@ -16,11 +16,11 @@ from audit.config import GateConfig
 from audit.errors import ConfigError
 from audit.findings import Finding
 from audit.gate import GateResult, evaluate, new_findings
-from audit.models import StageResult
 from audit.output import model as rpt
 from audit.output import publish as pub
 from audit.output.baseline import load_baseline
 from audit.output.render.junit import to_json, to_junit_xml
+from audit.results import StructureResult
 
 
 def finding(code: str, index: int | None = 0, record_id: str | None = "r0", **kw: str) -> Finding:
@@ -40,12 +40,10 @@ def dataset(
     missing_rate: float | None = 0.0,
     failed_stage: str | None = None,
 ) -> rpt.DatasetReport:
-    stages = {"structure": rpt.StageRun(status="ok", result=StageResult(stage="structure"))}
-    stages["structure"].result.findings = list(found or [])
+    structure = StructureResult(findings=list(found or []))
+    stages = {"structure": rpt.StageRun(status="ok", result=structure)}
     if failed_stage:
-        stages[failed_stage] = rpt.StageRun(
-            status="failed", result=StageResult(stage=failed_stage), note="image root not found"
-        )
+        stages[failed_stage] = rpt.StageRun(status="failed", note="image root not found")
     return rpt.DatasetReport(
         name=name, kind="lcs-chat", records=10, missing_rate=missing_rate, stages=stages
     )

@@ -17,10 +17,10 @@ from httpserver import serving_folder
 
 from audit import findings
 from audit.atomic import write_atomic
-from audit.models import StageResult
 from audit.output import model as rpt
 from audit.output import publish as pub
 from audit.output.render.html import render_index, render_run
+from audit.results import FileStats, PromptStats, StructureResult
 from audit.store.runs import DatasetFigures, RunRecord
 
 pytestmark = pytest.mark.browser
@@ -68,10 +68,9 @@ def _report() -> rpt.AuditReport:
             "turn.empty_value", "turn 1 (gpt) is empty", dataset="lcs", file="a.json", index=5
         )
     )
-    structure = StageResult(
-        stage="structure",
-        findings=bad,
-        stats={"records": 24, "prompts": {XSS: 3, "What is this?": 9}},
+    prompts = PromptStats(top={XSS: 3, "What is this?": 9})
+    structure = StructureResult(
+        findings=bad, records=24, files={"a.json": FileStats(records=24, prompts=prompts)}
     )
     lcs = rpt.DatasetReport(
         name="lcs",
@@ -80,9 +79,7 @@ def _report() -> rpt.AuditReport:
         missing_rate=0.18,
         stages={
             "structure": rpt.StageRun(status="ok", result=structure, seconds=0.2),
-            "urls": rpt.StageRun(
-                status="skipped", result=StageResult(stage="urls"), note="no URL source configured"
-            ),
+            "urls": rpt.StageRun(status="skipped", note="no URL source configured"),
         },
     )
     cc3m = rpt.DatasetReport(
@@ -90,7 +87,7 @@ def _report() -> rpt.AuditReport:
         kind="cc3m-chat",
         records=20,
         missing_rate=0.1,
-        stages={"structure": rpt.StageRun(status="ok", result=StageResult(stage="structure"))},
+        stages={"structure": rpt.StageRun(status="ok", result=StructureResult())},
     )
     report = rpt.AuditReport(
         run_id="20261122T023000Z-00aa",

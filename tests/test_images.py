@@ -8,6 +8,7 @@ import zipfile
 from pathlib import Path
 
 import imagefactory as make
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -78,16 +79,16 @@ def test_each_defect_is_one_finding_on_its_record(tmp_path: Path, layout: str) -
     assert codes_by_image(result, refs) == EXPECTED_CODES
     one = next(f for f in result.findings if f.code == "image.truncated")
     assert (one.dataset, one.file, one.record_id, one.severity) == ("mix", "m.json", "r6", "error")
-    assert result.stats["referenced"] == 8
-    assert result.stats["missing"] == 1
-    assert result.stats["missing_rate"] == pytest.approx(1 / 8)
-    assert result.stats["worst_folders"] == {
+    assert result.referenced == 8
+    assert result.missing == 1
+    assert result.missing_rate == pytest.approx(1 / 8)
+    assert msgspec.to_builtins(result.worst_folders) == {
         "ocr_vqa/images": {"referenced": 2, "missing": 0, "broken": 1},
         "vg/VG_100K_2": {"referenced": 1, "missing": 0, "broken": 1},
         "vg/VG_100K": {"referenced": 1, "missing": 1, "broken": 0},
         "coco/train2017": {"referenced": 3, "missing": 0, "broken": 1},
     }
-    assert result.stats["status"] == {
+    assert result.status == {
         "corrupt": 1,
         "empty": 1,
         "format_mismatch": 1,
@@ -184,7 +185,7 @@ def test_zip64_archives_are_indexed_like_zipfile_does(
     refs = refs_for([*files, "00009/000000009.jpg"])
     result = probe_images(refs, [path], level="decode", workers=1)
     assert codes_by_image(result, refs) == {"00009/000000009.jpg": "image.missing"}
-    assert result.stats["status"] == {"ok": 5, "missing": 1}
+    assert result.status == {"ok": 5, "missing": 1}
 
 
 def test_a_missing_root_cannot_run(tmp_path: Path) -> None:
@@ -208,14 +209,15 @@ def test_the_process_pool_gives_the_same_answers(tmp_path: Path) -> None:
         "3.jpg": "image.truncated",
         "7.jpg": "image.format_mismatch",
     }
-    assert result.stats["probed"] == 90
+    assert result.probed == 90
 
 
 def test_dimensions_and_formats_are_statistics(tmp_path: Path) -> None:
     root = write_tree(tmp_path, {"a.jpg": make.jpeg(64, 48), "b.png": make.png(32, 32)})
     result = probe_images(refs_for(["a.jpg", "b.png", "a.jpg"]), [root], workers=1)
-    assert result.stats["formats"] == {"JPEG": 1, "PNG": 1}
-    assert result.stats["dimensions"]["width"] == {"min": 32, "median": 48, "max": 64}
+    assert result.formats == {"JPEG": 1, "PNG": 1}
+    assert result.dimensions is not None
+    assert msgspec.to_builtins(result.dimensions.width) == {"min": 32, "median": 48, "max": 64}
     (summary,) = [f for f in result.findings if f.code == "stats.images"]
     assert summary.severity == "info" and "3 records" in summary.message
 
@@ -233,9 +235,9 @@ def test_second_run_probes_nothing_and_a_touched_file_is_probed_again(tmp_path: 
         (root / "4.jpg").write_bytes(make.truncated_jpeg())
         os.utime(root / "4.jpg", ns=(1, 1))
         third = probe_images(refs, [root], level="decode", store=store, workers=1)
-    assert (first.stats["probed"], first.stats["cached"]) == (6, 0)
-    assert (again.stats["probed"], again.stats["cached"]) == (0, 6)
-    assert (third.stats["probed"], third.stats["cached"]) == (1, 5)
+    assert (first.probed, first.cached) == (6, 0)
+    assert (again.probed, again.cached) == (0, 6)
+    assert (third.probed, third.cached) == (1, 5)
     assert codes_by_image(third, refs) == {"4.jpg": "image.truncated"}
 
 
@@ -245,7 +247,7 @@ def test_cached_defects_are_still_reported(tmp_path: Path) -> None:
     with Store(tmp_path / "state.sqlite") as store:
         first = probe_images(refs, [root], level="decode", store=store, workers=1)
         second = probe_images(refs, [root], level="decode", store=store, workers=1)
-    assert second.stats["probed"] == 0
+    assert second.probed == 0
     assert codes_by_image(second, refs) == codes_by_image(first, refs)
 
 
@@ -257,10 +259,8 @@ def test_a_shallow_cache_never_stands_in_for_a_deeper_check(tmp_path: Path) -> N
         decode = probe_images(refs, [root], level="decode", store=store, workers=1)
         header_again = probe_images(refs, [root], level="header", store=store, workers=1)
     assert codes_by_image(header, refs) == {}
-    assert decode.stats["probed"] == 1 and codes_by_image(decode, refs) == {
-        "t.jpg": "image.truncated"
-    }
-    assert header_again.stats["probed"] == 0  # a deeper result answers a shallower question
+    assert decode.probed == 1 and codes_by_image(decode, refs) == {"t.jpg": "image.truncated"}
+    assert header_again.probed == 0  # a deeper result answers a shallower question
 
 
 def test_rewritten_zip_member_with_a_new_crc_is_probed_again(tmp_path: Path) -> None:
@@ -271,7 +271,7 @@ def test_rewritten_zip_member_with_a_new_crc_is_probed_again(tmp_path: Path) -> 
         probe_images(refs, [path], level="decode", store=store, workers=1)
         write_zip(path, {"a.jpg": make.jpeg(seed=1), "b.jpg": make.truncated_jpeg()})
         again = probe_images(refs, [path], level="decode", store=store, workers=1)
-    assert (again.stats["probed"], again.stats["cached"]) == (1, 1)
+    assert (again.probed, again.cached) == (1, 1)
     assert codes_by_image(again, refs) == {"b.jpg": "image.truncated"}
 
 
@@ -285,7 +285,7 @@ def test_encrypted_zip_member_is_unreadable_at_every_level(tmp_path: Path) -> No
     for level in ("exists", "decode"):
         result = probe_images(refs, [path], level=level, workers=1)
         assert codes_by_image(result, refs) == {"a.jpg": "image.unreadable"}
-        assert result.stats["missing"] == 1  # the report counts it as not available
+        assert result.missing == 1  # the report counts it as not available
 
 
 @given(st.text(alphabet="ab./\\:", max_size=12))
@@ -317,7 +317,7 @@ def test_real_lcs558k_records_against_a_zip_with_gaps(realdata: Path, tmp_path: 
         (69, refs[69].record_id, "image.missing"),
         (10, refs[10].record_id, "image.truncated"),
     }
-    assert result.stats["missing_rate"] == pytest.approx(3 / 70, abs=1e-6)
+    assert result.missing_rate == pytest.approx(3 / 70, abs=1e-6)
 
 
 def test_non_ascii_member_names_are_found(tmp_path: Path) -> None:
@@ -333,7 +333,7 @@ def test_a_full_run_leaves_bad_paths_to_the_structure_stage(tmp_path: Path) -> N
     refs = refs_for(["../a.jpg", "a.jpg"])
     quiet = probe_images(refs, [root], workers=1, report_paths=False)
     assert codes_by_image(quiet, refs) == {}
-    assert quiet.stats["status"] == {"bad_path": 1, "ok": 1}
+    assert quiet.status == {"bad_path": 1, "ok": 1}
 
 
 class RecordingProgress:
@@ -408,5 +408,5 @@ def test_an_interrupted_run_keeps_what_it_checked(tmp_path: Path) -> None:
         with pytest.raises(KeyboardInterrupt):
             probe_images(refs, [root], store=store, workers=1, progress=InterruptAfterFirstBatch())
         resumed = probe_images(refs, [root], store=store, workers=1)
-    assert resumed.stats["cached"] == 256  # the first batch survived the interrupt
-    assert resumed.stats["probed"] == 300 - 256
+    assert resumed.cached == 256  # the first batch survived the interrupt
+    assert resumed.probed == 300 - 256

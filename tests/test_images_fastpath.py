@@ -82,14 +82,14 @@ def test_a_changed_pixel_limit_probes_the_cached_image_again(tmp_path: Path) -> 
             probe.probe_images(refs, [zip_path], level="header", store=store, max_pixels=limit)
             for limit in (probe.DEFAULT_MAX_PIXELS, probe.DEFAULT_MAX_PIXELS, 1_000, 1_000, 10**9)
         ]
-    assert [(r.stats["probed"], r.stats["cached"]) for r in runs] == [
+    assert [(r.probed, r.cached) for r in runs] == [
         (1, 0),
         (0, 1),
         (1, 0),
         (0, 1),
         (1, 0),
     ]
-    assert [r.stats["status"] for r in runs] == [{"ok": 1}] * 2 + [{"too_large": 1}] * 2 + [
+    assert [r.status for r in runs] == [{"ok": 1}] * 2 + [{"too_large": 1}] * 2 + [
         {"ok": 1}
     ]
 
@@ -106,5 +106,5 @@ def test_two_spellings_of_one_member_are_probed_once_and_share_the_verdict(tmp_p
     for run in runs:
         truncated = [f.index for f in run.findings if f.code == "image.truncated"]
         assert truncated == [0, 1, 2, 4]
-        assert run.stats["status"] == {"ok": 1, "truncated": 4}
-    assert [(r.stats["probed"], r.stats["cached"]) for r in runs] == [(2, 0), (0, 2)]
+        assert run.status == {"ok": 1, "truncated": 4}
+    assert [(r.probed, r.cached) for r in runs] == [(2, 0), (0, 2)]

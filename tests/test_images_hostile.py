@@ -141,7 +141,7 @@ def test_a_nul_byte_in_an_image_path_is_one_finding_not_a_failed_stage(tmp_path:
     for where in (root, zip_path):
         result = probe_images(refs, [where], workers=1)
         assert codes(result, refs) == {"a\x00.jpg": "image.path", "sub/\x00/b.jpg": "image.path"}
-        assert result.stats["status"]["ok"] == 1
+        assert result.status["ok"] == 1
 
 
 def test_entries_that_are_not_regular_files_are_never_opened(
@@ -206,7 +206,7 @@ def test_a_cached_detail_quoting_file_bytes_is_not_repeated(tmp_path: Path) -> N
         conn.execute("UPDATE image_probe SET detail = ?", (f"not an image ({SECRET[:16]!r})",))
     with Store(state) as store:
         again = probe_images(refs, [root], store=store, workers=1)
-    assert again.stats["cached"] == 1
+    assert again.cached == 1
     (finding,) = [f for f in again.findings if f.code == "image.corrupt"]
     assert "root" not in finding.message
 
@@ -222,7 +222,7 @@ def test_a_rerun_over_hostile_entries_decodes_nothing(tmp_path: Path, outside: P
     with Store(tmp_path / "state.sqlite") as store:
         first = probe_images(refs, [root], level="decode", store=store, workers=1)
         second = probe_images(refs, [root], level="decode", store=store, workers=1)
-    assert (first.stats["probed"], second.stats["probed"], second.stats["cached"]) == (3, 0, 3)
+    assert (first.probed, second.probed, second.cached) == (3, 0, 3)
     assert codes(second, refs) == codes(first, refs)
 
 

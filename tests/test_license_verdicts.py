@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+import msgspec
 import pytest
 import realsamples
 
@@ -292,17 +293,19 @@ def test_license_files_totals_and_opt_out_from_the_url_store(tmp_path: Path) -> 
         )
         url_store.record(store, [probe])
         result = license_files([meta], use="commercial", store=store)
-    stats = result.stats
+    stats = msgspec.to_builtins(result)
     assert stats["records"] == 2 and stats["opt_out"] == 1 and stats["inferred"] == 2
-    assert stats["by_source"]["sbu"]["commercial"] == {F: 1}
-    assert stats["by_source"]["lcs_unresolved"]["commercial"] == {F: 1}
+    assert stats["by_source"]["sbu"]["commercial/train"] == {F: 1}
+    assert stats["by_source"]["lcs_unresolved"]["commercial/train"] == {F: 1}
     assert stats["usable"] == {
-        "research": 0,
-        "commercial": 0,
-        "redistribute-images": 0,
-        "redistribute-annotations": 2,
+        "research/train": 0,
+        "research/redistribute-annotations": 2,
+        "research/redistribute-images": 0,
+        "commercial/train": 0,
+        "commercial/redistribute-annotations": 2,
+        "commercial/redistribute-images": 0,
     }
-    assert "2 records usable for redistribute-annotations" in stats["usable_lines"]
+    assert "2 records usable for research redistribute-annotations" in stats["usable_lines"]
     codes = [f.code for f in result.findings]
     assert codes.count("license.forbidden") == 2 and codes.count("license.opt_out") == 1
     opt = next(f for f in result.findings if f.code == "license.opt_out")
@@ -325,8 +328,8 @@ def test_chat_file_joins_urls_from_its_metadata(tmp_path: Path) -> None:
         ],
     )
     result = license_files([chat], metadata=meta)
-    assert set(result.stats["by_source"]) == {"sbu"}
-    assert "BSD-3-Clause" in result.stats["by_license"]
+    assert set(result.by_source) == {"sbu"}
+    assert "BSD-3-Clause" in result.by_license
 
 
 def _coco_record(image_id: int) -> dict[str, object]:
@@ -392,13 +395,15 @@ def test_settings_flip_a_file_verdict(tmp_path: Path) -> None:
     exception = license_files(
         [chat], use="research", settings=LicenseConfig(research_exception=True)
     )
-    assert default.stats["usable"]["research"] == 0
+    assert default.usable["research/train"] == 0
     codes = ["license.card_scope", "license.unknown", "license.summary"]
     assert [f.code for f in default.findings] == codes
-    assert exception.stats["usable"]["research"] == 1
-    assert [f.code for f in exception.findings] == ["license.card_scope", "license.summary"]
-    assert default.stats["dataset_verdict"]["research"] == U
-    assert exception.stats["dataset_verdict"]["research"] == AO
+    # a research exception makes unlicensed images conditional, never allowed (issue 10)
+    assert exception.usable["research/train"] == 0
+    codes = ["license.card_scope", "license.conditional", "license.summary"]
+    assert [f.code for f in exception.findings] == codes
+    assert default.dataset_verdict["research/train"] == U
+    assert exception.dataset_verdict["research/train"] == C
     card = default.findings[0].message
     assert "LLaVA-CC3M-Pretrain-595K" in card and "`license: other`" in card
 
@@ -490,11 +495,11 @@ def test_runner_entry_uses_the_config(tmp_path: Path) -> None:
     verdicts: dict[int, str] = {}
     result = license_dataset(config.dataset("cc3m"), config, verdicts_out=verdicts)
     assert verdicts == {0: F}
-    assert result.stats["uses"] == ["commercial", "redistribute-images"]
-    assert result.stats["image_origin"] == "llava-images-zip"
+    assert result.uses == ["commercial/train", "commercial/redistribute-images"]
+    assert result.image_origin == "llava-images-zip"
     (forbidden,) = [f for f in result.findings if f.code == "license.forbidden"]
-    assert "forbidden for commercial" in forbidden.message
-    assert "forbidden for redistribute-images" in forbidden.message
+    assert "forbidden for commercial train" in forbidden.message
+    assert "forbidden for commercial redistribute-images" in forbidden.message
     assert forbidden.dataset == "cc3m"
 
 
@@ -531,19 +536,24 @@ def test_vg_and_gqa_images_taken_from_coco_get_the_coco_licence(tmp_path: Path) 
         },
         {9: (2, "http://f/9.jpg"), 10: (4, "http://f/10.jpg")},
     )
-    out = tmp_path / "a.jsonl"
+    got: list[VerdictRow] = []
     license_files(
-        [chat], use="commercial", coco_annotations=coco, vg_image_data=vg, attribution_out=out
+        [chat],
+        use=["commercial/train", "research/train"],
+        coco_annotations=coco,
+        vg_image_data=vg,
+        verdict_sink=got.append,
     )
-    rows = {r["record_id"]: r for r in map(json.loads, out.read_text().splitlines())}
-    assert rows["1"]["licenses"] == ["CC-BY-NC-2.0", "CC-BY-4.0"]
-    assert rows["1"]["verdicts"]["commercial"] == F
-    assert rows["1"]["verdicts"]["research"] == AO
-    assert any("COCO image 9 (VG image 1)" in a for a in rows["1"]["attribution"])
-    assert rows["2"]["licenses"] == ["CC-BY-2.0", "NOASSERTION"]  # GQA questions: no licence
-    assert rows["3"]["licenses"][0] == "LicenseRef-VG-image-unresolved"
+    rows = {(r.record_id, r.purpose): r for r in got}
+    assert rows["1", "commercial"].licenses == ["CC-BY-NC-2.0", "CC-BY-4.0"]
+    assert rows["1", "commercial"].verdict == F
+    assert rows["1", "research"].verdict == AO
+    image = rows["1", "commercial"].evidence[0]
+    assert (image.license, image.via) == ("CC-BY-NC-2.0", "COCO licence id 2")
+    assert rows["2", "commercial"].licenses == ["CC-BY-2.0", "NOASSERTION"]  # GQA: no licence
+    assert rows["3", "commercial"].licenses[0] == "LicenseRef-VG-image-unresolved"
     without = license_files([chat], use="commercial", coco_annotations=coco)
-    assert without.stats["by_license"].get("CC-BY-NC-2.0") is None
+    assert without.by_license.get("CC-BY-NC-2.0") is None
 
 
 def test_configured_source_names_only_what_the_records_do_not_say() -> None:

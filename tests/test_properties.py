@@ -45,7 +45,7 @@ def _audit(data: bytes, kind: str | None, *, readable: bool = False) -> None:
         for finding in result.findings:
             assert finding.code and finding.message and "\n" not in finding.message
         if readable:
-            assert result.stats["unreadable"] == []
+            assert result.unreadable == []
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from audit.findings import Severity
@@ -27,9 +28,9 @@ def test_real_records_have_no_errors_and_kind_is_detected(
     result = check_files([path], workers=1)  # kind detected from the content
     problems = [f for f in result.findings if f.severity is not Severity.INFO]
     assert problems == []
-    stats = result.stats["files"][str(path)]
+    stats = msgspec.to_builtins(result.files[str(path)])
     assert stats["records"] == records
-    assert result.stats["unreadable"] == []
+    assert result.unreadable == []
     assert any(f.code == "stats.summary" for f in result.findings)
     assert {f.file for f in result.findings} == {str(path)}
     assert result.findings[0].dataset == path.stem
@@ -39,7 +40,7 @@ def test_real_records_have_no_errors_and_kind_is_detected(
 def test_lcs_subset_statistics_match_the_spec(realdata: Path) -> None:
     """spec §1.0: 1,124 records put <image> first and 1,059 last; all 11 observed prompts known."""
     path = realdata / "raw" / "haotian-liu_LLaVA_pr1902__blip_laion_cc_sbu_2k.json"
-    stats = check_files([path], workers=1).stats["files"][str(path)]
+    stats = msgspec.to_builtins(check_files([path], workers=1).files[str(path)])
     assert stats["image_token_position"] == {"start": 1124, "end": 1059, "other": 0}
     assert stats["prompts"]["unknown"] == 0
     assert len(stats["prompts"]["top"]) == 11
@@ -50,7 +51,7 @@ def test_all_real_files_together_use_a_worker_pool(realdata: Path) -> None:
     paths = [realdata / name for name, _, _ in REAL_FILES]
     result = check_files(paths, workers=2)
     assert [f for f in result.findings if f.severity is Severity.ERROR] == []
-    assert result.stats["records"] == sum(n for _, _, n in REAL_FILES)
+    assert result.records == sum(n for _, _, n in REAL_FILES)
 
 
 class _Recorder:

@@ -28,7 +28,7 @@ CHAT_FILES = [
 def test_excerpts_are_clean_real_records_of_their_kind(path: Path, kind: str, records: int) -> None:
     result = check_files([path], workers=1)
     assert [f for f in result.findings if f.severity is not Severity.INFO] == []
-    assert result.stats["files"][str(path)]["records"] == records
+    assert result.files[str(path)].records == records
     assert detect_kind(path) == kind
 
 

@@ -11,10 +11,10 @@ import pytest
 
 from audit import findings
 from audit.atomic import write_atomic
-from audit.models import StageResult
 from audit.output import model as rpt
 from audit.output import publish as pub
 from audit.output import reportsdir
+from audit.results import ImagesResult, StructureResult
 
 
 def _finding(code: str, index: int, dataset: str = "cc3m") -> findings.Finding:
@@ -24,12 +24,10 @@ def _finding(code: str, index: int, dataset: str = "cc3m") -> findings.Finding:
 
 
 def sample_report(run_id: str = "20261126T010000Z-0001") -> rpt.AuditReport:
-    structure = StageResult(
-        stage="structure",
-        findings=[_finding("turn.role", 3), _finding("turn.empty_value", 5)],
-        stats={"records": 10},
+    structure = StructureResult(
+        findings=[_finding("turn.role", 3), _finding("turn.empty_value", 5)], records=10
     )
-    images = StageResult(stage="images", findings=[_finding("record.id_type", 1)], stats={"n": 1})
+    images = ImagesResult(findings=[_finding("record.id_type", 1)], referenced=1)
     ds = rpt.DatasetReport(
         name="cc3m",
         kind="cc3m-chat",
@@ -38,9 +36,7 @@ def sample_report(run_id: str = "20261126T010000Z-0001") -> rpt.AuditReport:
         stages={
             "structure": rpt.StageRun(status="ok", result=structure, seconds=0.5),
             "images": rpt.StageRun(status="ok", result=images),
-            "urls": rpt.StageRun(
-                status="skipped", result=StageResult(stage="urls"), note="not configured"
-            ),
+            "urls": rpt.StageRun(status="skipped", note="not configured"),
         },
     )
     other = rpt.DatasetReport(
@@ -50,7 +46,7 @@ def sample_report(run_id: str = "20261126T010000Z-0001") -> rpt.AuditReport:
         stages={
             "structure": rpt.StageRun(
                 status="ok",
-                result=StageResult(stage="structure", findings=[_finding("turn.order", 0, "lcs")]),
+                result=StructureResult(findings=[_finding("turn.order", 0, "lcs")]),
             )
         },
     )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import msgspec
+
 from audit import findings
-from audit.models import StageResult
 from audit.output import model as rpt
 from audit.output.render import html
+from audit.results import FileStats, ImagesResult, LicenseResult, StructureResult
 
 XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
@@ -17,14 +19,15 @@ def _report(n_findings: int = 3, message: str = "bad") -> rpt.AuditReport:
         findings.make("turn.role", message, dataset=XSS, file="chat.json", index=i, record_id=XSS)
         for i in range(n_findings)
     ]
-    licence = StageResult(
-        stage="license",
-        stats={
-            "uses": ["commercial"],
-            "verdicts": {"commercial": {"forbidden": 7, "allowed": 3}, "research": {"allowed": 10}},
-            "usable": {"commercial": 3, "research": 10},
+    licence = LicenseResult(
+        uses=["commercial/train"],
+        verdicts={
+            "commercial/train": {"forbidden": 7, "allowed": 3},
+            "research/train": {"allowed": 10},
         },
+        usable={"commercial/train": 3, "research/train": 10},
     )
+    structure = StructureResult(findings=found, files={XSS: FileStats(keys={XSS: XSS})})
     ds = rpt.DatasetReport(
         name=XSS,
         kind="generic",
@@ -32,9 +35,7 @@ def _report(n_findings: int = 3, message: str = "bad") -> rpt.AuditReport:
         missing_rate=0.3,
         url_missing_rate=None,
         stages={
-            "structure": rpt.StageRun(
-                status="ok", result=StageResult(stage="structure", findings=found, stats={XSS: XSS})
-            ),
+            "structure": rpt.StageRun(status="ok", result=structure),
             "license": rpt.StageRun(status="ok", result=licence),
         },
     )
@@ -89,12 +90,8 @@ def test_index_without_runs_says_how_to_start() -> None:
 def test_failed_and_skipped_stages_say_why() -> None:
     report = _report()
     ds = report.datasets[0]
-    ds.stages["urls"] = rpt.StageRun(
-        status="failed", result=StageResult(stage="urls"), note="state store is locked"
-    )
-    ds.stages["images"] = rpt.StageRun(
-        status="skipped", result=StageResult(stage="images"), note="no image roots configured"
-    )
+    ds.stages["urls"] = rpt.StageRun(status="failed", note="state store is locked")
+    ds.stages["images"] = rpt.StageRun(status="skipped", note="no image roots configured")
     report.totals = rpt.compute_totals(report.datasets)
     page = html.render_run(report)
     assert "state store is locked" in page and "no image roots configured" in page
@@ -120,11 +117,13 @@ def test_console_summary_fits_80_columns_and_keeps_markup_literal() -> None:
 
 def test_odd_stage_statistics_never_cost_the_published_page() -> None:
     report = _report()
-    images = StageResult(stage="images", stats={"referenced": None, "missing": "n/a"})
-    report.datasets[0].stages["images"] = rpt.StageRun(status="ok", result=images)
+    report.datasets[0].stages["images"] = rpt.StageRun(status="ok", result=ImagesResult())
     page = html.render_run_safely(report)
     assert "page incomplete" not in page  # tolerated by the full page
-    report.datasets[0].stages["license"].result.stats["verdicts"] = {"commercial": 7}
+    licence = report.datasets[0].stages["license"]
+    assert isinstance(licence.result, LicenseResult)
+    # replace() does not validate: a result of an unexpected shape, as a future bug might make
+    licence.result = msgspec.structs.replace(licence.result, verdicts={"commercial/train": 7})
     page = html.render_run_safely(report)
     assert "page incomplete" in page and "report.json" in page
     assert "turn.role" in page

@@ -430,7 +430,7 @@ def test_repeated_ids_are_counted_not_reported(tmp_path: Path) -> None:
     path.write_text(json.dumps(records), encoding="utf-8")
     result = check_files([path], kind="instruct", workers=1)
     assert not [f for f in result.findings if f.severity.value != "info"]
-    assert result.stats["files"][str(path)]["duplicates"]["repeated_ids"] == 1
+    assert result.files[str(path)].duplicates.repeated_ids == 1
 
 
 def test_one_bad_record_does_not_hide_the_others(tmp_path: Path) -> None:

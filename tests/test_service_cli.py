@@ -208,9 +208,9 @@ def test_demo_finds_every_planted_defect_and_publishes(tmp_path: Path) -> None:
     for ds in report.datasets:  # every stage populated for every demo dataset
         assert all(run.status == "ok" for run in ds.stages.values()), ds.name
     instruct_urls = by_name["instruct"].stage("urls")  # Flickr URLs from the COCO annotation file
-    assert instruct_urls is not None and instruct_urls.stats["referenced"] > 0
+    assert instruct_urls is not None and instruct_urls.totals.referenced > 0
     urls = by_name["lcs"].stage("urls")
-    assert urls is not None and urls.stats["status_counts"].get("gone")  # the local host answered
+    assert urls is not None and urls.totals.status_counts.get("gone")  # the local host answered
     assert {"url.dead", "url.placeholder", "url.opt_out", "url.not_image"} <= {
         f.code for f in urls.findings
     }

@@ -17,7 +17,8 @@ from lcs_records import LCS_RECORD
 
 from audit import config as config_mod
 from audit import findings, runner, stages, takedown
-from audit.models import NoProgress, StageResult
+from audit.models import NoProgress
+from audit.results import AnyStageResult, ExpectationsResult, ImagesResult, OptOut, UrlsResult
 from audit.runner import run_audit
 from audit.store import Store, stagecache
 
@@ -45,24 +46,27 @@ def _write_config(folder: Path, extra: str = "") -> config_mod.Config:
 
 
 def _context(
-    config: config_mod.Config, store: Store, results: dict[str, StageResult] | None = None
+    config: config_mod.Config, store: Store, results: dict[str, AnyStageResult] | None = None
 ) -> stages.StageContext:
     """A fresh stage context for the config's first dataset, given earlier stages' results."""
+    upstream = stages.Upstream()
+    for result in (results or {}).values():
+        upstream.record(result)
     return stages.StageContext(
         config=config,
         dataset=config.datasets[0],
         store=store,
         progress=NoProgress(),
         work_dir=Path(config.base_dir) / "work",
-        results=dict(results or {}),
+        upstream=upstream,
     )
 
 
-def _stage(config: config_mod.Config, store: Store, name: str, **results: StageResult) -> Any:
+def _stage(config: config_mod.Config, store: Store, name: str, **results: AnyStageResult) -> Any:
     """Run one stage in a fresh context; returns (result, reused from the cache?)."""
     ctx = _context(config, store, results)
     result = stages.STAGE_FUNCTIONS[name](ctx)
-    return result, name in ctx.shared.get("cached", set())
+    return result, name in ctx.reused
 
 
 @pytest.fixture
@@ -80,7 +84,7 @@ def test_an_unchanged_input_reuses_the_result_with_identical_findings(
     second, reused_second = _stage(config, store, name)
     assert (reused_first, reused_second) == (False, True)
     assert second.findings == first.findings
-    assert second.stats == first.stats
+    assert second == first
     if name == "structure":
         assert {f.code for f in first.findings} >= {"turn.role"}
 
@@ -174,18 +178,18 @@ def test_licence_reuse_restores_the_verdicts_and_follows_url_opt_outs(
 ) -> None:
     config = _write_config(tmp_path)
     ctx_first = _context(config, store)
-    stages.license_(ctx_first)
+    first = stages.license_(ctx_first)
     ctx_second = _context(config, store)
-    stages.license_(ctx_second)
-    assert "license" in ctx_second.shared["cached"]
-    assert ctx_second.shared["license_verdicts"] == ctx_first.shared["license_verdicts"] != {}
+    second = stages.license_(ctx_second)
+    assert "license" in ctx_second.reused
+    assert second.record_verdicts == first.record_verdicts != {}
     # with a metadata file the licence reads URL opt-outs: a changed URL outcome misses
     (tmp_path / "meta.json").write_text("[]", encoding="utf-8")
     text = (tmp_path / "audit.toml").read_text(encoding="utf-8")
     with_meta = text.replace('chat = "chat.json"', 'chat = "chat.json"\nmetadata = "meta.json"')
     (tmp_path / "audit.toml").write_text(with_meta, encoding="utf-8")
     config = config_mod.load(tmp_path / "audit.toml")
-    urls = StageResult(stage="urls")
+    urls = UrlsResult()
     assert _license_reused(config, store, None) is False  # URL stage failed: never reused
     assert _license_reused(config, store, urls) is False
     assert _license_reused(config, store, urls) is True
@@ -197,10 +201,12 @@ def test_licence_reuse_restores_the_verdicts_and_follows_url_opt_outs(
         index=0,
         record_id="004539375",
     )
-    assert _license_reused(config, store, StageResult(stage="urls", findings=[opted_out])) is False
+    opt_out = OptOut("meta.json", 0, "http://example.org/a.jpg")
+    changed = UrlsResult(findings=[opted_out], opt_outs=[opt_out])
+    assert _license_reused(config, store, changed) is False
 
 
-def _license_reused(config: config_mod.Config, store: Store, urls: StageResult | None) -> bool:
+def _license_reused(config: config_mod.Config, store: Store, urls: UrlsResult | None) -> bool:
     results = {"urls": urls} if urls is not None else {}
     return bool(_stage(config, store, "license", **results)[1])
 
@@ -211,9 +217,9 @@ def _stand_in_validation(monkeypatch: pytest.MonkeyPatch, stats: dict[str, Any])
 
     calls: list[int] = []
 
-    def validate(table: Any, kind: str, **kwargs: Any) -> StageResult:
+    def validate(table: Any, kind: str, **kwargs: Any) -> ExpectationsResult:
         calls.append(len(table))
-        return StageResult(stage="expectations", stats=dict(stats))
+        return msgspec.convert(stats, ExpectationsResult)
 
     monkeypatch.setattr(expectations, "run_expectations", validate)
     return calls
@@ -233,11 +239,11 @@ def test_expectations_reuse_needs_the_same_table_inputs_and_suites(
         index=0,
         record_id="004539375",
     )
-    images = StageResult(stage="images")
+    images = ImagesResult()
     for _ in range(2):
         result, _reused = _stage(config, store, "expectations", images=images)
-    assert calls == [3] and result.stats["cached"] is True
-    _stage(config, store, "expectations", images=StageResult(stage="images", findings=[missing]))
+    assert calls == [3] and result.cached is True
+    _stage(config, store, "expectations", images=ImagesResult(findings=[missing]))
     assert calls == [3, 3]
     suites = tmp_path / "expectations"  # the user's own suites replace the shipped ones
     suites.mkdir()
@@ -294,7 +300,7 @@ def test_expectations_reuse_needs_the_data_docs_it_was_built_with(
     for _ in range(2):
         result, reused = _stage(config, store, "expectations")
     assert reused and len(calls) == 1
-    assert result.stats["data_docs"] == str(tmp_path / "work" / "data-docs" / "index.html")
+    assert result.data_docs == str(tmp_path / "work" / "data-docs" / "index.html")
     assert (tmp_path / "work" / "data-docs" / "index.html").read_text("utf-8") == "<p>lcs</p>"
     (entry / "key").write_text("run-2", encoding="ascii")  # another table's pages now
     assert not _stage(config, store, "expectations")[1]

@@ -151,5 +151,5 @@ def test_an_unreadable_dataset_file_cannot_be_searched_exit_3(
     assert code == 3 and "b_chat.json" in err and "Traceback" not in err
     # The audit's blocklist check still covers the readable files and says which one it skipped.
     config = config_mod.load(world.config)
-    stats = blocklist_findings(config, Store(config.path(config.state))).stats
-    assert len(stats["unreadable"]) == 1 and "b_chat.json" in stats["unreadable"][0]
+    unreadable = blocklist_findings(config, Store(config.path(config.state))).unreadable
+    assert len(unreadable) == 1 and "b_chat.json" in unreadable[0]

@@ -87,7 +87,7 @@ def test_loopback_urls_are_refused_and_never_requested(server: HttpServer, tmp_p
         assert latest_status(store, urls) == {}  # a refusal is this run's rule, not a URL's fact
     assert sum(server.hits.values()) == 0
     assert {f.code for f in result.findings if f.index is not None} == {"url.refused"}
-    assert result.stats["missing_rate"] is None  # refused URLs are unknown, not missing
+    assert result.totals.missing_rate is None  # refused URLs are unknown, not missing
 
 
 def test_a_redirect_to_a_private_address_is_refused_before_connecting(
@@ -143,7 +143,7 @@ def test_ipv6_literals_carrying_a_private_ipv4_are_refused_without_a_request(
 ) -> None:
     refs = [UrlRef(0, None, f"http://{host}:{server.port}/a.jpg")]
     result = probe_urls(refs, UrlConfig(timeout_seconds=0.5, retries=0))
-    assert result.stats["status_counts"] == {"refused": 1}
+    assert result.totals.status_counts == {"refused": 1}
     assert sum(server.hits.values()) == 0
 
 

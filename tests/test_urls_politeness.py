@@ -41,7 +41,7 @@ def test_one_server_under_five_spellings_gets_per_host_at_once(
     refs = [UrlRef(i, None, u) for i, u in enumerate(urls)]
     with Store(tmp_path / "s.sqlite") as store:
         result = probe_urls(refs, settings(processes=processes, process_threshold=1), store=store)
-    assert result.stats["status_counts"] == {"ok": 20}
+    assert result.totals.status_counts == {"ok": 20}
     assert server.hits["/slow.jpg"] == 20
     assert server.max_active <= 2
 
@@ -63,6 +63,6 @@ def test_redirect_hops_count_against_the_server_they_go_to(
     finally:
         for front in fronts:
             front.__exit__(None, None, None)
-    assert result.stats["status_counts"] == {"ok": 12}
+    assert result.totals.status_counts == {"ok": 12}
     assert server.hits["/slow.jpg"] == 12
     assert server.max_active <= 2

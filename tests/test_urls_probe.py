@@ -268,7 +268,7 @@ def test_worker_processes_give_the_same_results(server: HttpServer, store: Store
             store=store,
         )
         assert server.hits["/a.jpg"] == other.hits["/a.jpg"] == 10
-    assert result.stats["status_counts"] == {"ok": 20, "gone": 1}
+    assert result.totals.status_counts == {"ok": 20, "gone": 1}
     assert len(lookup(store, urls)) == 21
 
 

@@ -42,11 +42,11 @@ def test_a_refusal_is_not_cached_so_allowing_private_probes_next_run(
     refs = [UrlRef(0, None, server.url("/a.jpg"))]
     with Store(tmp_path / "s.sqlite") as store:
         strict = probe_urls(refs, UrlConfig(), store=store)
-        assert strict.stats["status_counts"] == {"refused": 1}
+        assert strict.totals.status_counts == {"refused": 1}
         assert sum(server.hits.values()) == 0
         allowed = probe_urls(refs, UrlConfig(allow_private=True), store=store)
-    assert allowed.stats["status_counts"] == {"ok": 1}
-    assert (allowed.stats["probed"], server.hits["/a.jpg"]) == (1, 1)
+    assert allowed.totals.status_counts == {"ok": 1}
+    assert (allowed.totals.probed, server.hits["/a.jpg"]) == (1, 1)
 
 
 def test_refusals_cached_by_an_older_version_are_dropped(
@@ -64,7 +64,7 @@ def test_refusals_cached_by_an_older_version_are_dropped(
     old.close()
     with Store(tmp_path / "s.sqlite") as store:
         result = probe_urls([UrlRef(0, None, url)], UrlConfig(allow_private=True), store=store)
-    assert result.stats["status_counts"] == {"ok": 1}
+    assert result.totals.status_counts == {"ok": 1}
     assert server.hits["/a.jpg"] == 1
 
 
@@ -73,9 +73,9 @@ def test_a_result_allowed_by_one_run_is_not_reported_by_a_stricter_one(
 ) -> None:
     refs = [UrlRef(0, None, server.url("/a.jpg"))]
     with Store(tmp_path / "s.sqlite") as store:
-        assert probe_urls(refs, loopback(), store=store).stats["status_counts"] == {"ok": 1}
+        assert probe_urls(refs, loopback(), store=store).totals.status_counts == {"ok": 1}
         strict = probe_urls(refs, UrlConfig(), store=store)
-    assert strict.stats["status_counts"] == {"refused": 1}
+    assert strict.totals.status_counts == {"refused": 1}
     assert server.hits["/a.jpg"] == 1
 
 
@@ -97,9 +97,9 @@ def test_a_change_of_an_outcome_setting_reprobes(
     with Store(tmp_path / "s.sqlite") as store:
         probe_urls(refs, loopback(), store=store)
         again = probe_urls(refs, loopback(), store=store, now=time.time() + 60)
-        assert (again.stats["probed"], server.hits["/hop"]) == (0, 1)
+        assert (again.totals.probed, server.hits["/hop"]) == (0, 1)
         changed = probe_urls(refs, loopback(**change), store=store)
-    assert (changed.stats["probed"], server.hits["/hop"]) == (1, 2)
+    assert (changed.totals.probed, server.hits["/hop"]) == (1, 2)
 
 
 def test_politeness_settings_keep_the_cache(server: HttpServer, tmp_path: Path) -> None:
@@ -107,7 +107,7 @@ def test_politeness_settings_keep_the_cache(server: HttpServer, tmp_path: Path) 
     with Store(tmp_path / "s.sqlite") as store:
         probe_urls(refs, loopback(), store=store)
         again = probe_urls(refs, loopback(workers=3, per_host=1, user_agent="x"), store=store)
-    assert (again.stats["cached"], server.hits["/a.jpg"]) == (1, 1)
+    assert (again.totals.cached, server.hits["/a.jpg"]) == (1, 1)
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,8 @@ from rich.markup import escape
 from audit import findings, preflight
 from audit.cli._common import optional_config, write_findings
 from audit.errors import UsageError
-from audit.models import StageResult
+from audit.hints import dns_hint
+from audit.results import UrlsResult
 
 ORDER = 30
 
@@ -76,22 +77,23 @@ def _urls(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
-def _render(result: StageResult, console: Console) -> None:
+def _render(result: UrlsResult, console: Console) -> None:
     """One short block per file: counts, missing rate beside LLaVA's ~15%, statuses, domains."""
-    files = result.stats.get("files") or {result.stats.get("file", ""): result.stats}
-    for name, s in files.items():
-        rate = s.get("missing_rate")
+    for s in result.files or [result.totals]:
+        rate = s.missing_rate
         shown = "n/a" if rate is None else f"[bold]{rate:.1%}[/]"
         console.print(
-            f"[bold]{escape(name or 'urls')}[/]: {s.get('urls', 0):,} URLs "
-            f"({s.get('probed', 0):,} probed, {s.get('cached', 0):,} cached), missing {shown} "
+            f"[bold]{escape(s.file or 'urls')}[/]: {s.urls:,} URLs "
+            f"({s.probed:,} probed, {s.cached:,} cached), missing {shown} "
             "(LLaVA documents ~15% for CC-3M; ~30% by 2024)"
         )
-        counts = ", ".join(f"{k} {v:,}" for k, v in s.get("status_counts", {}).items())
+        counts = ", ".join(f"{k} {v:,}" for k, v in s.status_counts.items())
         console.print(f"  statuses: {counts or 'none'}")
-        worst = s.get("worst_domains") or []
-        if worst:
-            shown = ", ".join(f"{d['domain']} {d['missing']}/{d['urls']}" for d in worst[:5])
+        if s.worst_domains:
+            shown = ", ".join(f"{d.domain} {d.missing}/{d.urls}" for d in s.worst_domains[:5])
             console.print(f"  worst domains: {escape(shown)}")
-        if s.get("probed_per_second"):
-            console.print(f"  {s['probed_per_second']:,.0f} URLs/s")
+        if s.probed_per_second:
+            console.print(f"  {s.probed_per_second:,.0f} URLs/s")
+        hint = dns_hint(s.status_counts.get("dns", 0), s.referenced)
+        if hint:
+            console.print(f"  {hint}", markup=False, style="yellow")

@@ -19,8 +19,9 @@ from typing import Any, Literal
 
 import msgspec
 
+from audit.errors import AuditError
 from audit.findings import Finding, Severity, from_jsonl, to_jsonl
-from audit.models import StageResult
+from audit.results import AnyStageResult
 
 #: Stage names in the order the runner executes them (and renderers show them).
 STAGES: tuple[str, ...] = ("structure", "images", "urls", "license", "takedown", "expectations")
@@ -32,13 +33,19 @@ REPORT_FILE = "report.json"
 FINDINGS_FILE = "findings.jsonl"
 PAGE_FILE = "index.html"
 DATA_DOCS_DIR = "data-docs"
+#: report.json's layout; 2: typed stage results (a tagged union on "stage") instead of stats dicts.
+REPORT_VERSION = 2
+
+
+class ReportFormatError(AuditError):
+    """A ``report.json`` in another layout (written by an older llava-audit): one line, exit 3."""
 
 
 class StageRun(msgspec.Struct, kw_only=True):
-    """One stage on one dataset: its result, or why it did not run (skipped or failed)."""
+    """One stage on one dataset: its typed result, or why it did not run (skipped or failed)."""
 
     status: StageStatus
-    result: StageResult
+    result: AnyStageResult | None = None  # None when the stage was skipped or failed
     note: str = ""
     seconds: float = 0.0
     finding_count: int = 0  # on disk only: this stage's share of findings.jsonl, in report order
@@ -62,9 +69,11 @@ class DatasetReport(msgspec.Struct, kw_only=True):
 
     def findings(self) -> Iterator[Finding]:
         for stage in ordered_stages(self.stages):
-            yield from self.stages[stage].result.findings
+            result = self.stages[stage].result
+            if result is not None:
+                yield from result.findings
 
-    def stage(self, name: str) -> StageResult | None:
+    def stage(self, name: str) -> AnyStageResult | None:
         """The stage's result when it ran (status ok), else None."""
         run = self.stages.get(name)
         return run.result if run is not None and run.status == "ok" else None
@@ -118,7 +127,7 @@ class AuditReport(msgspec.Struct, kw_only=True):
     data_docs: str | None = None  # path of the Data Docs index, relative to the run folder
     log: str | None = None  # the run's log (stage timings, warnings, tracebacks), ditto
     previous: PreviousRun | None = None
-    version: int = 1
+    version: int = REPORT_VERSION
 
     def findings(self) -> Iterator[Finding]:
         """All findings, dataset by dataset in config order, stages in :data:`STAGES` order."""
@@ -182,6 +191,9 @@ def to_files(report: AuditReport) -> tuple[bytes, bytes]:
         stages = {}
         for name in ordered_stages(ds.stages):
             run = ds.stages[name]
+            if run.result is None:
+                stages[name] = run
+                continue
             findings.extend(run.result.findings)
             stripped = msgspec.structs.replace(run.result, findings=[])
             stages[name] = msgspec.structs.replace(
@@ -192,15 +204,32 @@ def to_files(report: AuditReport) -> tuple[bytes, bytes]:
     return msgspec.json.format(_ENCODER.encode(compact), indent=1), to_jsonl(findings)
 
 
-def from_files(report_json: bytes, findings_jsonl: bytes) -> AuditReport:
-    """Inverse of :func:`to_files`: re-attach the findings to their dataset and stage."""
+class _Layout(msgspec.Struct):
+    version: int = 1
+
+
+def from_files(
+    report_json: bytes, findings_jsonl: bytes, *, name: str = REPORT_FILE
+) -> AuditReport:
+    """Inverse of :func:`to_files`: re-attach the findings to their dataset and stage.
+
+    A report in another layout raises :class:`ReportFormatError` naming ``name``.
+    """
+    version = msgspec.json.decode(report_json, type=_Layout).version
+    if version != REPORT_VERSION:
+        raise ReportFormatError(
+            f"{name}: written in report format {version} (an older llava-audit); this version "
+            f"reads format {REPORT_VERSION}: run the audit again to gate on it or use it as a baseline"
+        )
     report = _DECODER.decode(report_json)
     findings = from_jsonl(findings_jsonl)
     pos = 0
     for ds in report.datasets:
-        for name in ordered_stages(ds.stages):
-            run = ds.stages[name]
-            run.result.findings = findings[pos : pos + run.finding_count]
+        for name_ in ordered_stages(ds.stages):
+            run = ds.stages[name_]
+            if run.result is not None:
+                own = findings[pos : pos + run.finding_count]
+                run.result = msgspec.structs.replace(run.result, findings=own)
             pos += run.finding_count
             run.finding_count = 0  # back to the in-memory form (see StageRun)
     if pos != len(findings):
@@ -208,10 +237,24 @@ def from_files(report_json: bytes, findings_jsonl: bytes) -> AuditReport:
     return report
 
 
+class _RatesOnly(msgspec.Struct):
+    name: str
+    missing_rate: float | None = None
+
+
+class _TrendOnly(msgspec.Struct):
+    """The part of any report layout (older ones too) the next run's trend needs."""
+
+    run_id: str
+    started: datetime
+    totals: Totals
+    datasets: list[_RatesOnly] = msgspec.field(default_factory=list)
+
+
 def read_previous(run_dir: str | Path) -> PreviousRun | None:
     """What a later run compares against, from ``report.json`` alone (findings are not read)."""
     try:
-        report = _DECODER.decode((Path(run_dir) / REPORT_FILE).read_bytes())
+        report = msgspec.json.decode((Path(run_dir) / REPORT_FILE).read_bytes(), type=_TrendOnly)
     except (OSError, msgspec.DecodeError):
         return None  # pruned or damaged: the new report simply shows no change
     return PreviousRun(
@@ -225,4 +268,5 @@ def read_previous(run_dir: str | Path) -> PreviousRun | None:
 def read_report(run_dir: str | Path) -> AuditReport:
     """Load a published run folder back into an :class:`AuditReport`."""
     d = Path(run_dir)
-    return from_files((d / REPORT_FILE).read_bytes(), (d / FINDINGS_FILE).read_bytes())
+    report_json, findings = (d / REPORT_FILE).read_bytes(), (d / FINDINGS_FILE).read_bytes()
+    return from_files(report_json, findings, name=str(d / REPORT_FILE))

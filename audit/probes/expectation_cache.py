@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from audit import __version__
-from audit.models import StageResult
 from audit.probes.record_table import FINGERPRINT, RECORD_COLUMNS
+from audit.results import ExpectationsResult
 
 if TYPE_CHECKING:
     import pandas
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 KEY_FILE = "key"
 RESULT_FILE = "result.json"
 DOCS = "docs"
-_FORMAT = "1"
+_FORMAT = "2"  # 2: typed ExpectationsResult
 
 
 def cache_key(
@@ -53,13 +53,13 @@ def cache_key(
     return digest.hexdigest()
 
 
-def load(cache_dir: Path, name: str, key: str) -> StageResult | None:
+def load(cache_dir: Path, name: str, key: str) -> ExpectationsResult | None:
     """The cached result for ``name`` if its key matches, else None (never raises)."""
     entry = cache_dir / name
     try:
         if (entry / KEY_FILE).read_text(encoding="ascii") != key:
             return None
-        return msgspec.json.decode((entry / RESULT_FILE).read_bytes(), type=StageResult)
+        return msgspec.json.decode((entry / RESULT_FILE).read_bytes(), type=ExpectationsResult)
     except (OSError, ValueError, msgspec.DecodeError):
         return None
 
@@ -79,7 +79,9 @@ def restore_docs(cache_dir: Path, name: str, docs_dir: Path) -> bool:
     return True
 
 
-def save(cache_dir: Path, name: str, key: str, result: StageResult, docs_dir: Path | None) -> None:
+def save(
+    cache_dir: Path, name: str, key: str, result: ExpectationsResult, docs_dir: Path | None
+) -> None:
     """Store the result and this dataset's Data Docs pages; a failure only costs the cache."""
     entry = cache_dir / name
     staging = cache_dir / f".{name}.tmp"
@@ -118,3 +120,30 @@ def gx_version() -> str:
         return metadata.version("great_expectations")
     except metadata.PackageNotFoundError:
         return "unknown"
+
+
+class DataDocs:
+    """A dataset's Data Docs pages kept in the expectations cache folder, for a reused result.
+
+    The run's stage cache (audit.store.stagecache) may hand back a stored expectations result;
+    it is valid only while this folder still holds the pages of that same result (:meth:`state`,
+    its key file, unchanged), which :meth:`restore` copies into this run's Data Docs folder.
+    """
+
+    def __init__(self, cache_dir: Path, name: str, docs_dir: Path) -> None:
+        self.cache_dir, self.name, self.docs_dir = cache_dir, name, docs_dir
+
+    def state(self) -> str | None:
+        try:
+            return (self.cache_dir / self.name / KEY_FILE).read_text(encoding="ascii")
+        except OSError:
+            return None
+
+    def restore(self, result: ExpectationsResult) -> ExpectationsResult | None:
+        """The result as reused in this run (its pages copied here), or None when they are gone."""
+        if not result.data_docs:
+            return msgspec.structs.replace(result, cached=True)
+        if not restore_docs(self.cache_dir, self.name, self.docs_dir):
+            return None
+        index = str(self.docs_dir / "index.html")
+        return msgspec.structs.replace(result, cached=True, data_docs=index)

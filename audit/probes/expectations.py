@@ -19,16 +19,17 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from audit import findings
 from audit.errors import ConfigError, ProbeError
 from audit.findings import Code, Finding, Severity
-from audit.models import StageResult
 from audit.probes import expectation_cache
+from audit.results import ExpectationsResult, RuleResult
 
 if TYPE_CHECKING:
     import pandas
 
-STAGE = "expectations"
 FALLBACK_KIND = "generic"
 DOCS_SITE = "llava_audit"
 _EXAMPLES = 5
@@ -89,7 +90,7 @@ def run_expectations(
     dataset: str,
     file: str = "",
     cache_dir: str | Path | None = None,
-) -> StageResult:
+) -> ExpectationsResult:
     """Validate one dataset's table against its kind's suite; build Data Docs into ``docs_dir``.
 
     Failed expectations become ``expectation.failed`` findings with the suite's severity
@@ -108,9 +109,9 @@ def run_expectations(
     if cached is not None:
         docs = Path(docs_dir) if docs_dir is not None else None
         restored = docs is not None and expectation_cache.restore_docs(cache, name, docs)
-        cached.stats["cached"] = True
-        cached.stats["data_docs"] = str(docs / "index.html") if docs and restored else None
-        return cached
+        return msgspec.structs.replace(
+            cached, cached=True, data_docs=str(docs / "index.html") if docs and restored else None
+        )
     result = _validate(table, kind, suite_path, suite_json, docs_dir, dataset, file)
     expectation_cache.save(cache, name, key, result, Path(docs_dir) if docs_dir else None)
     return result
@@ -124,20 +125,20 @@ def _validate(
     docs_dir: str | Path | None,
     dataset: str,
     file: str,
-) -> StageResult:
+) -> ExpectationsResult:
     gx_result = _run_checkpoint(
         _markup_safe(table), suite_path, suite_json, dataset=dataset, docs_dir=docs_dir
     )
     produced: list[Finding] = []
-    rules: list[dict[str, Any]] = []
+    rules: list[RuleResult] = []
     ids = table["id"] if "id" in table.columns else None
     for result in gx_result:
         rule = _rule(result)
         rules.append(rule)
-        if rule["success"]:
+        if rule.success:
             continue
-        if rule["invalid"]:
-            message = f"{_label(rule)} could not be evaluated: {rule['invalid']}"
+        if rule.invalid:
+            message = f"{_label(rule)} could not be evaluated: {rule.invalid}"
             produced.append(
                 findings.make(Code.EXPECTATION_INVALID, message, dataset=dataset, file=file)
             )
@@ -148,22 +149,21 @@ def _validate(
                 _failure_message(rule, ids),
                 dataset=dataset,
                 file=file,
-                severity=_SEVERITY[rule["severity"]],
+                severity=_SEVERITY[rule.severity],
             )
         )
     docs_index = Path(docs_dir) / "index.html" if docs_dir is not None else None
-    stats = {
-        "suite": str(suite_path),
-        "kind": kind,
-        "rows": len(table),
-        "evaluated": len(rules),
-        "failed": sum(not r["success"] for r in rules),
-        "success": all(r["success"] for r in rules),
-        "data_docs": str(docs_index) if docs_index and docs_index.is_file() else None,
-        "rules": rules,
-        "cached": False,
-    }
-    return StageResult(stage=STAGE, findings=produced, stats=stats)
+    return ExpectationsResult(
+        findings=produced,
+        suite=str(suite_path),
+        kind=kind,
+        rows=len(table),
+        evaluated=len(rules),
+        failed=sum(not r.success for r in rules),
+        success=all(r.success for r in rules),
+        data_docs=str(docs_index) if docs_index and docs_index.is_file() else None,
+        rules=rules,
+    )
 
 
 def _markup_safe(table: pandas.DataFrame) -> pandas.DataFrame:
@@ -245,6 +245,16 @@ def gx_name(dataset: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset).strip(".") or "dataset"
 
 
+def cached_docs(cache_dir: Path, dataset: str, docs_dir: Path) -> expectation_cache.DataDocs:
+    """The dataset's Data Docs pages as the expectations cache keeps them (a reused result's)."""
+    return expectation_cache.DataDocs(cache_dir, gx_name(dataset), docs_dir)
+
+
+def gx_version() -> str:
+    """The installed Great Expectations version, without importing it (part of cache keys)."""
+    return expectation_cache.gx_version()
+
+
 def _context(docs_dir: str | Path | None) -> Any:
     """An ephemeral GX context, quiet (no progress bars, no log noise), with our Data Docs site."""
     key = str(Path(docs_dir).resolve()) if docs_dir is not None else ""
@@ -274,13 +284,13 @@ def _context(docs_dir: str | Path | None) -> Any:
     return context
 
 
-def _rule(result: Any) -> dict[str, Any]:
-    """One GX result as plain JSON-able data (kept in the stage stats for the report)."""
+def _rule(result: Any) -> RuleResult:
+    """One GX result as typed, JSON-able data (kept in the stage result for the report)."""
     config = result.expectation_config
     kwargs = {k: v for k, v in config.kwargs.items() if k != "batch_id"}
     detail = result.result or {}
     severity = getattr(config.severity, "value", config.severity) or "critical"
-    return _jsonable(
+    plain = _jsonable(
         {
             "type": config.type,
             "column": kwargs.get("column"),
@@ -299,6 +309,7 @@ def _rule(result: Any) -> dict[str, Any]:
             "invalid": None if result.success else _exception(result.exception_info),
         }
     )
+    return msgspec.convert(plain, RuleResult)
 
 
 def _exception(info: Any) -> str | None:
@@ -313,27 +324,25 @@ def _exception(info: Any) -> str | None:
     return None
 
 
-def _label(rule: dict[str, Any]) -> str:
-    column = f" on column {rule['column']!r}" if rule["column"] else ""
-    return f"{rule['type']}{column}"
+def _label(rule: RuleResult) -> str:
+    column = f" on column {rule.column!r}" if rule.column else ""
+    return f"{rule.type}{column}"
 
 
-def _failure_message(rule: dict[str, Any], ids: pandas.Series | None) -> str:
-    kwargs = rule["kwargs"]
-    expected = ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if k not in ("column",))
+def _failure_message(rule: RuleResult, ids: pandas.Series | None) -> str:
+    expected = ", ".join(f"{k}={v!r}" for k, v in rule.kwargs.items() if k not in ("column",))
     parts = [f"{_label(rule)} failed ({expected})"]
-    if rule["unexpected_count"] is not None:
-        total = rule["element_count"]
-        percent = rule["unexpected_percent"]
+    if rule.unexpected_count is not None:
+        percent = rule.unexpected_percent
         share = f", {percent:.1f}% of non-null values" if percent is not None else ""
-        parts.append(f"{rule['unexpected_count']} of {total} rows unexpected{share}")
-    elif rule["observed"] is not None:
-        parts.append(f"observed {rule['observed']!r}")
-    if rule["examples"]:
+        parts.append(f"{rule.unexpected_count} of {rule.element_count} rows unexpected{share}")
+    elif rule.observed is not None:
+        parts.append(f"observed {rule.observed!r}")
+    if rule.examples:
         shown = []
-        for index, value in zip(rule["examples"], rule["example_values"], strict=False):
+        for index, value in zip(rule.examples, rule.example_values, strict=False):
             record_id = ids.iloc[index] if ids is not None and 0 <= index < len(ids) else None
-            named = isinstance(record_id, str) and rule["column"] != "id"
+            named = isinstance(record_id, str) and rule.column != "id"
             label = f"#{index}" + (f" (id {record_id})" if named else "")
             shown.append(f"{label}: {value!r}")
         parts.append("e.g. " + "; ".join(shown))

@@ -24,6 +24,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from PIL import Image
 
 from audit import findings as fnd
@@ -39,9 +40,10 @@ from audit.loaders.imageroots import (
     open_roots,
 )
 from audit.loaders.records import image_refs
-from audit.models import ImageRef, NoProgress, Progress, StageResult
+from audit.models import ImageRef, NoProgress, Progress
 from audit.probes.imagedecode import LEVELS, WORDING, Outcome, probe_batch
 from audit.probes.imagestats import image_stats, summary
+from audit.results import ImagesResult
 from audit.store import Store
 from audit.store import images as cache
 
@@ -81,7 +83,7 @@ def probe_images(
     progress: Progress | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     report_paths: bool = True,
-) -> StageResult:
+) -> ImagesResult:
     """Check every record's image under ``roots`` at ``level`` (exists, header or decode).
 
     Unsafe paths (absolute, ``..``) are never opened; they are ``image.path`` findings unless
@@ -103,9 +105,11 @@ def probe_images(
             dataset=dataset,
             file=file,
         )
-    stats["seconds"] = round(time.perf_counter() - started, 3)
+    stats = msgspec.structs.replace(
+        stats, dataset=dataset, file=file, seconds=round(time.perf_counter() - started, 3)
+    )
     found.append(fnd.make(Code.STATS_IMAGES, summary(stats), dataset=dataset, file=file))
-    return StageResult(stage="images", findings=found, stats=stats)
+    return msgspec.structs.replace(stats, findings=found)
 
 
 def _check(
@@ -120,7 +124,7 @@ def _check(
     reported: set[str],
     dataset: str,
     file: str,
-) -> tuple[list[Finding], dict[str, Any]]:
+) -> tuple[list[Finding], ImagesResult]:
     """Findings for problem records and the stage's stats (without its timing)."""
     uses = Counter(ref.image for ref in refs)  # also the distinct images, in first-seen order
     places = _locate_all(uses, opened, progress)
@@ -170,8 +174,7 @@ def _check(
         if status_of[ref.image][0] in reported
     ]
     stats = image_stats(uses, status_of, outcomes, level, [r.key for r in opened])
-    stats.update(probed=len(todo), cached=cached)
-    return found, stats
+    return found, msgspec.structs.replace(stats, probed=len(todo), cached=cached)
 
 
 def probe_dataset(
@@ -182,7 +185,7 @@ def probe_dataset(
     progress: Progress | None = None,
     report_paths: bool = False,
     refs: Sequence[ImageRef] | None = None,
-) -> StageResult:
+) -> ImagesResult:
     """The images stage of one configured dataset: its chat file's images under its roots.
 
     In a full run the structure stage reports bad paths, so by default they are not repeated here;

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from typing import Any
 
 from audit.probes.imagedecode import Outcome
+from audit.results import Dimensions, FolderCounts, ImagesResult, Spread
 
 
 def image_stats(
@@ -15,8 +15,11 @@ def image_stats(
     outcomes: dict[tuple[str, str], Outcome],
     level: str,
     roots: list[str],
-) -> dict[str, Any]:
-    """Counts per record (an image named by 3 records counts 3 times), formats and sizes."""
+) -> ImagesResult:
+    """Counts per record (an image named by 3 records counts 3 times), formats and sizes.
+
+    The result has no findings, timing or cache counts yet: the probe adds those.
+    """
     by_record: Counter[str] = Counter()
     for image, n in uses.items():
         by_record[status_of[image][0]] += n
@@ -25,29 +28,28 @@ def image_stats(
     broken = sum(n for s, n in by_record.items() if s not in ("ok", "format_mismatch"))
     bad_paths = by_record["bad_path"]
     sized = [(o[2], o[3]) for o in outcomes.values() if o[2] is not None and o[3] is not None]
-    return {
-        "level": level,
-        "roots": roots,
-        "referenced": referenced,
-        "unique_images": len(status_of),
-        "missing": missing,
-        "missing_rate": round(missing / referenced, 6) if referenced else None,
-        "broken": broken,
-        "status": dict(sorted(by_record.items())),
-        "formats": dict(Counter(o[1] for o in outcomes.values() if o[1]).most_common()),
-        "dimensions": {
-            "width": _spread([w for w, _ in sized]),
-            "height": _spread([h for _, h in sized]),
-        }
+    return ImagesResult(
+        level=level,
+        roots=roots,
+        referenced=referenced,
+        unique_images=len(status_of),
+        missing=missing,
+        missing_rate=round(missing / referenced, 6) if referenced else None,
+        broken=broken,
+        status=dict(sorted(by_record.items())),
+        formats=dict(Counter(o[1] for o in outcomes.values() if o[1]).most_common()),
+        dimensions=Dimensions(
+            width=_spread([w for w, _ in sized]), height=_spread([h for _, h in sized])
+        )
         if sized
-        else {},
-        "worst_folders": _worst_folders(uses, status_of) if missing or broken > bad_paths else {},
-    }
+        else None,
+        worst_folders=_worst_folders(uses, status_of) if missing or broken > bad_paths else {},
+    )
 
 
 def _worst_folders(
     uses: Counter[str], status_of: dict[str, Outcome], top: int = 10
-) -> dict[str, dict[str, int]]:
+) -> dict[str, FolderCounts]:
     """Where the problems are: mix665k's parts (ocr_vqa/images, vg/VG_100K_2) fail differently."""
     folders: dict[str, dict[str, int]] = {}
     for image, n in uses.items():
@@ -67,26 +69,30 @@ def _worst_folders(
         (item for item in folders.items() if item[1]["missing"] + item[1]["broken"]),
         key=lambda item: -(item[1]["missing"] + item[1]["broken"]),
     )
-    return dict(worst[:top])
+    return {folder: FolderCounts(**counts) for folder, counts in worst[:top]}
 
 
-def _spread(values: list[int]) -> dict[str, float]:
-    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
+def _spread(values: list[int]) -> Spread:
+    return Spread(min=min(values), median=statistics.median(values), max=max(values))
 
 
-def summary(stats: dict[str, Any]) -> str:
-    status = stats["status"]
+#: The summary's advice when not one image was found (the CLI prints it on its own line too).
+NONE_FOUND_HINT = (
+    "not one image was found: are the roots the folders the image paths are relative "
+    "to (LLaVA's --image_folder)?"
+)
+
+
+def summary(stats: ImagesResult) -> str:
+    status = stats.status
     parts = [f"{status.get('ok', 0):,} ok"] + [
         f"{n:,} {s.replace('_', ' ')}" for s, n in status.items() if s != "ok"
     ]
-    rate = stats["missing_rate"]
+    rate = stats.missing_rate
     rate_text = f"; missing rate {rate:.1%}" if rate is not None else ""
-    if stats["referenced"] and status.get("missing") == stats["referenced"]:
-        rate_text += (
-            "; not one image was found: are the roots the folders the image paths are relative "
-            "to (LLaVA's --image_folder)?"
-        )
+    if stats.none_found:
+        rate_text += "; " + NONE_FOUND_HINT
     return (
-        f"{stats['referenced']:,} records with an image ({stats['unique_images']:,} distinct, "
-        f"level {stats['level']}): {', '.join(parts)}{rate_text}"
+        f"{stats.referenced:,} records with an image ({stats.unique_images:,} distinct, "
+        f"level {stats.level}): {', '.join(parts)}{rate_text}"
     )

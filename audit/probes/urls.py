@@ -23,7 +23,7 @@ from audit.config import Config, DatasetConfig, UrlConfig, url_settings_problem
 from audit.errors import ConfigError
 from audit.findings import Code, Finding
 from audit.loaders.urlsources import coco_url_refs, load_url_refs
-from audit.models import NoProgress, Progress, StageResult, UrlRef
+from audit.models import NoProgress, Progress, UrlRef
 from audit.probes.http import (
     AVAILABLE,
     NOT_PROBED,
@@ -35,13 +35,10 @@ from audit.probes.http import (
 )
 from audit.probes.urlguard import AddressPolicy
 from audit.probes.urlpool import probe_parallel, probe_threaded
+from audit.results import DomainCount, OptOut, UrlCounts, UrlsResult
 from audit.store import Store
 from audit.store.urls import UrlProbe, lookup, merge, record
 
-#: What LLaVA documents (Data.md: "~15% images of the original CC-3M dataset are no longer
-#: accessible") and what img2dataset users measured in 2024 (~70% success on CC-3M).
-LLAVA_DOCUMENTED_MISSING_RATE = 0.15
-CC3M_2024_MISSING_RATE = 0.30
 _WORST_DOMAINS = 10
 
 _CODES = {
@@ -72,7 +69,7 @@ def probe_urls(
     file: str = "",
     progress: Progress | None = None,
     now: float | None = None,
-) -> StageResult:
+) -> UrlsResult:
     """Probe the stale URLs of ``refs`` (all of them without a store) and report every record."""
     started = time.perf_counter()
     now = time.time() if now is None else now
@@ -110,9 +107,14 @@ def probe_urls(
     seconds = time.perf_counter() - started
     found = [_finding(ref, results[ref.url], dataset, file) for ref in refs]
     result_findings = [f for f in found if f is not None]
-    stats = {"file": file, **_stats(refs, results, probed=len(todo), seconds=seconds)}
+    stats = _stats(refs, results, file=file, probed=len(todo), seconds=seconds)
     result_findings.append(_summary(stats, dataset, file))
-    return StageResult(stage="urls", findings=result_findings, stats=stats)
+    opt_outs = [
+        OptOut(file, ref.index, ref.url) for ref in refs if results[ref.url].status == "opt_out"
+    ]
+    return UrlsResult(
+        findings=result_findings, totals=stats, files=[stats], opt_outs=sorted(opt_outs)
+    )
 
 
 def _check(settings: UrlConfig) -> None:
@@ -152,8 +154,13 @@ def _finding(ref: UrlRef, probe: UrlProbe, dataset: str, file: str) -> Finding |
 
 
 def _stats(
-    refs: Sequence[UrlRef], results: dict[str, UrlProbe], *, probed: int, seconds: float
-) -> dict[str, object]:
+    refs: Sequence[UrlRef],
+    results: dict[str, UrlProbe],
+    *,
+    file: str,
+    probed: int,
+    seconds: float,
+) -> UrlCounts:
     """Per-record counts (a URL shared by two records counts twice, as two missing images)."""
     counts: Counter[str] = Counter()
     per_domain: dict[str, list[int]] = {}
@@ -170,35 +177,34 @@ def _stats(
     missing = sum(n for s, n in counts.items() if s not in AVAILABLE and s not in NOT_PROBED)
     worst = sorted(per_domain.items(), key=lambda kv: (-kv[1][1], -kv[1][0], kv[0]))
     unique = len(results)
-    return {
-        "urls": len(refs),
-        "unique_urls": unique,
-        "probed": probed,
-        "cached": unique - probed,
-        "status_counts": {s: counts[s] for s in STATUSES if counts[s]},
-        "referenced": judged,
-        "missing": missing,
-        "missing_rate": missing / judged if judged else None,
-        "llava_documented_missing_rate": LLAVA_DOCUMENTED_MISSING_RATE,
-        "cc3m_2024_missing_rate": CC3M_2024_MISSING_RATE,
-        "opt_out": counts["opt_out"],
-        "worst_domains": [
-            {"domain": d, "urls": n, "missing": m, "missing_rate": m / n}
+    return UrlCounts(
+        file=file,
+        urls=len(refs),
+        unique_urls=unique,
+        probed=probed,
+        cached=unique - probed,
+        status_counts={s: counts[s] for s in STATUSES if counts[s]},
+        referenced=judged,
+        missing=missing,
+        missing_rate=missing / judged if judged else None,
+        opt_out=counts["opt_out"],
+        worst_domains=[
+            DomainCount(domain=d, urls=n, missing=m, missing_rate=m / n)
             for d, (n, m) in worst[:_WORST_DOMAINS]
             if m
         ],
-        "seconds": round(seconds, 3),
-        "probed_per_second": round(probed / seconds, 1) if seconds > 0 and probed else None,
-    }
+        seconds=round(seconds, 3),
+        probed_per_second=round(probed / seconds, 1) if seconds > 0 and probed else None,
+    )
 
 
-def _summary(stats: dict[str, object], dataset: str, file: str) -> Finding:
-    rate = stats["missing_rate"]
+def _summary(stats: UrlCounts, dataset: str, file: str) -> Finding:
+    rate = stats.missing_rate
     shown = "n/a" if rate is None else f"{rate:.1%}"
-    counts = ", ".join(f"{s} {n}" for s, n in stats["status_counts"].items())  # type: ignore[attr-defined]
+    counts = ", ".join(f"{s} {n}" for s, n in stats.status_counts.items())
     return findings.make(
         Code.URL_STATS,
-        f"{stats['urls']} URLs ({stats['probed']} probed, {stats['cached']} cached); missing "
+        f"{stats.urls} URLs ({stats.probed} probed, {stats.cached} cached); missing "
         f"{shown} vs ~15% documented by LLaVA for CC-3M; {counts or 'none'}",
         dataset=dataset,
         file=file,
@@ -233,7 +239,7 @@ def audit_urls(
     state: str | Path | Store,
     *,
     progress: Progress | None = None,
-) -> StageResult:
+) -> UrlsResult:
     """Probe every source file against one state store (a path, or a store already open)."""
     with contextlib.ExitStack() as stack:
         store = state if isinstance(state, Store) else stack.enter_context(Store(state))
@@ -250,7 +256,7 @@ def audit_urls(
             )
             for src in sources
         ]
-    return combine(results, [src.path for src in sources])
+    return combine(results)
 
 
 def urls_stage(
@@ -259,44 +265,50 @@ def urls_stage(
     *,
     progress: Progress | None = None,
     store: Store | None = None,
-) -> StageResult:
-    """The runner's entry: probe a configured dataset's URL files (skipped when it has none)."""
+) -> UrlsResult:
+    """The runner's entry: probe a configured dataset's URL files (none: an empty result)."""
     sources = sources_for(config, ds)
     if not sources:
-        return StageResult(
-            stage="urls", stats={"urls": 0, "note": "no url_tsv, metadata or coco_annotations"}
-        )
+        return UrlsResult()
     state = store if store is not None else config.path(config.state)
     return audit_urls(sources, config.urls, state, progress=progress)
 
 
-def combine(results: Sequence[StageResult], names: Sequence[str]) -> StageResult:
-    """One stage result for several files: findings concatenated, counts summed, stats per file."""
+def combine(results: Sequence[UrlsResult]) -> UrlsResult:
+    """One stage result for several files: findings concatenated, counts summed, each file's kept."""
     if len(results) == 1:
         return results[0]
     total: Counter[str] = Counter()
     statuses: Counter[str] = Counter()
     domains: dict[str, list[int]] = {}
     for result in results:
-        s = result.stats
+        s = result.totals
         for key in ("urls", "unique_urls", "probed", "cached", "referenced", "missing", "opt_out"):
-            total[key] += s.get(key, 0)
-        statuses.update(s.get("status_counts", {}))
-        for row in s.get("worst_domains", []):
-            tally = domains.setdefault(row["domain"], [0, 0])
-            tally[0] += row["urls"]
-            tally[1] += row["missing"]
+            total[key] += getattr(s, key)
+        statuses.update(s.status_counts)
+        for row in s.worst_domains:
+            tally = domains.setdefault(row.domain, [0, 0])
+            tally[0] += row.urls
+            tally[1] += row.missing
     worst = sorted(domains.items(), key=lambda kv: (-kv[1][1], -kv[1][0], kv[0]))
-    stats: dict[str, object] = {
-        **total,
-        "status_counts": dict(statuses),
-        "missing_rate": total["missing"] / total["referenced"] if total["referenced"] else None,
-        "llava_documented_missing_rate": LLAVA_DOCUMENTED_MISSING_RATE,
-        "cc3m_2024_missing_rate": CC3M_2024_MISSING_RATE,
-        "worst_domains": [
-            {"domain": d, "urls": n, "missing": m, "missing_rate": m / n}
+    totals = UrlCounts(
+        urls=total["urls"],
+        unique_urls=total["unique_urls"],
+        probed=total["probed"],
+        cached=total["cached"],
+        referenced=total["referenced"],
+        missing=total["missing"],
+        opt_out=total["opt_out"],
+        status_counts=dict(statuses),
+        missing_rate=total["missing"] / total["referenced"] if total["referenced"] else None,
+        worst_domains=[
+            DomainCount(domain=d, urls=n, missing=m, missing_rate=m / n)
             for d, (n, m) in worst[:_WORST_DOMAINS]
         ],
-        "files": dict(zip(names, (r.stats for r in results), strict=True)),
-    }
-    return StageResult(stage="urls", findings=[f for r in results for f in r.findings], stats=stats)
+    )
+    return UrlsResult(
+        findings=[f for r in results for f in r.findings],
+        totals=totals,
+        files=[f for r in results for f in r.files],
+        opt_outs=sorted(o for r in results for o in r.opt_outs),
+    )

@@ -24,7 +24,7 @@ from typing import Any
 import msgspec
 
 from audit import __version__
-from audit.models import StageResult
+from audit.results import AnyStageResult
 from audit.store import Store, register_schema
 
 register_schema(
@@ -41,16 +41,15 @@ register_schema(
     """,
 )
 
-#: Bumped when the stored value's layout changes, so old rows simply miss.
-_FORMAT = "1"
+#: Bumped when the stored value's layout changes, so old rows simply miss (2: typed results).
+_FORMAT = "2"
 
 
 class CachedStage(msgspec.Struct, kw_only=True):
-    """A stage's result plus what the stage handed to later stages in the same run."""
+    """A stage's typed result plus what the stage found out on the way (the detected kind)."""
 
-    result: StageResult
+    result: AnyStageResult
     kind: str | None = None  # the chat file's detected kind (report header, expectations)
-    verdicts: dict[int, str] | None = None  # licence verdict per record (expectations table)
     extra: str | None = None  # stage-specific check of outside state (e.g. a Data Docs cache key)
 
 
@@ -118,17 +117,6 @@ def make_key(
     return hashlib.blake2b(msgspec.json.encode(parts), digest_size=20).hexdigest()
 
 
-def ledger_state(store: Store) -> tuple[int | None, ...]:
-    """The takedown ledger's position (last request and event, key and blocklist counts) and how
-    many keys are content hashes (matching those reads image files, which no key here covers)."""
-    row = store.conn.execute(
-        "SELECT (SELECT max(seq) FROM takedown_event), (SELECT max(seq) FROM takedown_request),"
-        " (SELECT count(*) FROM takedown_key), (SELECT count(*) FROM takedown_blocklist),"
-        " (SELECT count(*) FROM takedown_key WHERE kind IN ('sha256', 'md5'))"
-    ).fetchone()
-    return tuple(row)
-
-
 def digest(value: Any) -> str:
     """A short digest of any JSON-able value (findings, verdicts) for use inside a key."""
     return hashlib.blake2b(msgspec.json.encode(value), digest_size=16).hexdigest()
@@ -143,7 +131,7 @@ def load(store: Store, stage: str, dataset: str, key: str) -> CachedStage | None
         return None
     try:
         return _DECODER.decode(zlib.decompress(row[1]))
-    except (zlib.error, msgspec.DecodeError):
+    except (zlib.error, msgspec.DecodeError):  # ValidationError is a DecodeError
         return None  # an unreadable entry costs a recomputation, never the run
 
 

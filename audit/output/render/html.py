@@ -15,10 +15,12 @@ from datetime import datetime
 from typing import Any
 
 import jinja2
+import msgspec
 
 from audit import __version__
 from audit.findings import CATALOGUE, Finding, Severity
 from audit.output import model as rpt
+from audit.results import AnyStageResult, ExpectationsResult, LicenseResult
 from audit.store.runs import RunRecord
 
 #: Examples shown per finding code: the page stays small for a dataset with 100K findings.
@@ -89,7 +91,15 @@ class RuleRow:
 
 #: Licence verdicts, least to most restrictive, as the licence stage names them.
 VERDICTS = ("allowed", "allowed_with_obligations", "conditional", "unknown", "forbidden")
-USES = ("research", "commercial", "redistribute-images", "redistribute-annotations")
+#: the licence stage's uses, purpose/action (audit.licensing.USES; output does not import it)
+USES = (
+    "research/train",
+    "research/redistribute-annotations",
+    "research/redistribute-images",
+    "commercial/train",
+    "commercial/redistribute-annotations",
+    "commercial/redistribute-images",
+)
 #: Expectation rules listed per dataset (failed ones first); Data Docs have all of them.
 RULES_SHOWN = 25
 
@@ -152,17 +162,16 @@ def baseline_x(report: rpt.AuditReport, rate: float, width: float = 360.0) -> fl
 def licence_rows(ds: rpt.DatasetReport) -> list[LicenceRow]:
     """Records per verdict for each use, the declared uses first (licence stage statistics)."""
     result = ds.stage("license")
-    if result is None or not isinstance(result.stats.get("verdicts"), dict):
+    if not isinstance(result, LicenseResult) or result.skipped is not None:
         return []
-    stats = result.stats
-    declared = [u for u in stats.get("uses", []) if u in USES]
+    declared = [u for u in result.uses if u in USES]
     order = declared + [u for u in USES if u not in declared]
     return [
         LicenceRow(
             use=use,
             declared=use in declared,
-            counts=[int(stats["verdicts"].get(use, {}).get(v, 0)) for v in VERDICTS],
-            usable=int(stats.get("usable", {}).get(use, 0)),
+            counts=[result.verdicts.get(use, {}).get(v, 0) for v in VERDICTS],
+            usable=result.usable.get(use, 0),
         )
         for use in order
     ]
@@ -171,22 +180,33 @@ def licence_rows(ds: rpt.DatasetReport) -> list[LicenceRow]:
 def rule_rows(ds: rpt.DatasetReport) -> list[RuleRow]:
     """The failed expectation rules of the dataset's suite, capped at RULES_SHOWN."""
     result = ds.stage("expectations")
-    rules = result.stats.get("rules", []) if result is not None else []
+    rules = result.rules if isinstance(result, ExpectationsResult) else []
     rows = []
-    for rule in rules if isinstance(rules, list) else []:
-        if rule.get("success"):
+    for rule in rules:
+        if rule.success:
             continue
-        label = str(rule.get("type", "?")).removeprefix("expect_").replace("_", " ")
-        if rule.get("column"):
-            label += f" · {rule['column']}"
-        if rule.get("invalid"):
-            detail = f"could not evaluate: {rule['invalid']}"
-        elif rule.get("unexpected_percent") is not None:
-            detail = f"{rule['unexpected_percent']:.1f}% unexpected"
+        label = (rule.type or "?").removeprefix("expect_").replace("_", " ")
+        if rule.column:
+            label += f" · {rule.column}"
+        if rule.invalid:
+            detail = f"could not evaluate: {rule.invalid}"
+        elif rule.unexpected_percent is not None:
+            detail = f"{rule.unexpected_percent:.1f}% unexpected"
         else:
-            detail = f"observed {rule.get('observed')}"
-        rows.append(RuleRow(label, str(rule.get("severity", "")), detail))
+            detail = f"observed {rule.observed}"
+        rows.append(RuleRow(label, rule.severity, detail))
     return rows[:RULES_SHOWN]
+
+
+def statistics(result: AnyStageResult | None) -> Any:
+    """A stage result's fields for the statistics section, shortened (findings are listed
+    by code elsewhere; the licence stage's per-record verdicts are not shown)."""
+    if result is None:
+        return {}
+    fields = msgspec.to_builtins(result)
+    for listed_elsewhere in ("stage", "findings", "record_verdicts"):
+        fields.pop(listed_elsewhere, None)
+    return _short(fields)
 
 
 def _short(value: Any) -> Any:
@@ -234,7 +254,7 @@ def render_run(report: rpt.AuditReport) -> str:
         baseline30=baseline_x(report, CC3M_2024),
         severity_by_dataset=severity_by_dataset,
         duration=_duration(report.started, report.finished),
-        short=_short,
+        statistics=statistics,
         excerpts=excerpts,
         delta=_delta,
         fixed=_fixed_codes(report),

@@ -67,7 +67,7 @@ def _stage_table(report: rpt.AuditReport) -> Table:
                 continue
             label: str = run.status
             style = _STATUS_STYLE[run.status]
-            if run.status == "ok":
+            if run.status == "ok" and run.result is not None:
                 errors = sum(1 for f in run.result.findings if f.severity == "error")
                 label, style = (f"{errors} err", "red") if errors else ("ok", "green")
             if stages:

@@ -1,0 +1,113 @@
+"""The expectations stage of a run: the kind's suite over the per-record table.
+
+The table is enriched with what earlier stages found (the image and URL probes' per-record
+outcomes, the licence verdicts), handed over as their typed results. Great Expectations and its
+cache folder are reached only through :mod:`audit.probes.expectations`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from audit.findings import Finding
+from audit.results import ExpectationsResult, ImagesResult, LicenseResult, UrlsResult
+from audit.stages.context import StageContext, StageSkipped, cached
+from audit.store import stagecache
+
+
+def expectations(ctx: StageContext) -> ExpectationsResult:
+    """The suite with the probes' and licence stage's results of this run, when they ran."""
+    up = ctx.upstream
+    return run_expectations_stage(ctx, images=up.images, urls=up.urls, license=up.license)
+
+
+def run_expectations_stage(
+    ctx: StageContext,
+    *,
+    images: ImagesResult | None,
+    urls: UrlsResult | None,
+    license: LicenseResult | None,
+) -> ExpectationsResult:
+    ds = ctx.dataset
+    if not ds.chat:
+        raise StageSkipped("no conversation file configured")
+    from audit.probes.expectations import cached_docs, default_suites_dir, gx_version
+
+    chat = ds.chat
+    suites_dir = default_suites_dir(ctx.config.base_dir)
+    cache_dir = ctx.path(ctx.config.state).parent / "expectations-cache"
+    docs_dir = ctx.work_dir / "data-docs"
+    verdicts = license.record_verdicts if license is not None else None
+
+    def compute() -> ExpectationsResult:
+        from audit.probes.expectations import run_expectations
+        from audit.probes.record_table import record_table
+
+        loaded = ctx.chat_file()
+        records = _in_file_order(loaded)
+        table = record_table(
+            records,
+            image_findings=images.findings if images else None,
+            url_findings=_by_chat_index(urls.findings, records) if urls else None,
+            license_verdicts=verdicts,
+        )
+        return run_expectations(
+            table,
+            loaded.kind,
+            suites_dir=suites_dir,
+            docs_dir=docs_dir,
+            cache_dir=cache_dir,
+            dataset=ds.name,
+            file=str(chat),
+        )
+
+    key = stagecache.make_key(
+        "expectations",
+        ds.name,
+        files=[ctx.path(chat)],
+        settings=[ds],
+        extra=[
+            gx_version(),
+            stagecache.folder_state(suites_dir),
+            stagecache.digest([_probe_outcomes(images), _probe_outcomes(urls)]),
+            stagecache.digest(verdicts),
+        ],
+    )
+    outside = cached_docs(cache_dir, ds.name, docs_dir)
+    return cached(ctx, "expectations", key, compute, ExpectationsResult, outside=outside)
+
+
+def _probe_outcomes(result: ImagesResult | UrlsResult | None) -> list[tuple[Any, ...]] | None:
+    """What the table takes from a probe's findings (per-record codes); None when it did not run.
+
+    Messages are left out: summaries count probed versus cached URLs, which differ every run.
+    """
+    if result is None:
+        return None
+    return [
+        (f.index, f.record_id, f.code, f.severity) for f in result.findings if f.index is not None
+    ]
+
+
+def _in_file_order(loaded: Any) -> list[Any]:
+    """Records placed at their file position (None where an element was unusable)."""
+    out: list[Any] = [None] * loaded.total
+    for position, record in loaded.items():
+        out[position] = record
+    return out
+
+
+def _by_chat_index(found: list[Finding], records: list[Any]) -> list[Finding]:
+    """URL findings carry metadata-file positions; move them to the chat record with that id."""
+    first: dict[str, int] = {}
+    for i, record in enumerate(records):
+        rid = getattr(record, "id", None)
+        if rid is not None:
+            first.setdefault(str(rid), i)
+    return [
+        msgspec.structs.replace(f, index=first[f.record_id])
+        for f in found
+        if f.record_id is not None and f.record_id in first
+    ]

@@ -1,0 +1,23 @@
+"""The images stage of a run: the chat file's image paths probed under the dataset's roots."""
+
+from __future__ import annotations
+
+from audit.models import ImageRef
+from audit.results import ImagesResult
+from audit.stages.context import StageContext, StageSkipped
+
+
+def images(ctx: StageContext) -> ImagesResult:
+    ds = ctx.dataset
+    if not ds.images:
+        raise StageSkipped("no image roots configured")
+    if not ds.chat:
+        raise StageSkipped("no conversation file to take image paths from")
+    from audit.probes.images import probe_dataset
+
+    refs = [  # from the shared load, so the chat file is parsed once for images and expectations
+        ImageRef(index=i, record_id=None if r.id is None else str(r.id), image=r.image)
+        for i, r in ctx.chat_file().items()
+        if isinstance(r.image, str) and r.image
+    ]
+    return probe_dataset(ds, ctx.config, store=ctx.store, progress=ctx.progress, refs=refs)

@@ -1,0 +1,52 @@
+"""The licence stage of a run: verdicts per declared use, with the URL probe's opt-out signals."""
+
+from __future__ import annotations
+
+import msgspec
+
+from audit.results import LicenseResult, UrlsResult
+from audit.stages.context import StageContext, StageSkipped, cached
+from audit.store import stagecache
+
+
+def license_(ctx: StageContext) -> LicenseResult:
+    ds = ctx.dataset
+    if not (ds.chat or ds.metadata):
+        raise StageSkipped("no conversation or metadata file configured")
+    urls = ctx.upstream.urls
+
+    def compute() -> LicenseResult:
+        from audit.licensing import license_dataset
+
+        verdicts: dict[int, str] = {}
+        result = license_dataset(
+            ds,
+            ctx.config,
+            progress=ctx.progress,
+            store=ctx.store,
+            verdicts_out=verdicts,
+            chat_loaded=ctx.chat_file() if ds.chat else None,  # the load other stages use
+        )
+        return msgspec.structs.replace(result, record_verdicts=verdicts)
+
+    return cached(ctx, "license", license_key(ctx, urls), compute, LicenseResult)
+
+
+def license_key(ctx: StageContext, urls: UrlsResult | None) -> str | None:
+    """Files, policy and settings, plus the URL opt-outs the licence stage reads from the store.
+
+    The opt-outs are known from this run's URL stage; when it failed the store's state is
+    unknown, so nothing is reused.
+    """
+    ds, config = ctx.dataset, ctx.config
+    if ds.metadata and urls is None:
+        return None
+    lic = config.license
+    files = (ds.chat, ds.metadata, ds.coco_annotations, lic.policy, lic.vg_image_data)
+    return stagecache.make_key(
+        "license",
+        ds.name,
+        files=[ctx.path(p) for p in files if p],
+        settings=[ds, config.use, config.license],
+        extra=[stagecache.digest(urls.opt_outs if urls else [])],
+    )
