@@ -130,3 +130,14 @@ def test_a_wrong_root_gets_a_hint(data: Path, capsys: pytest.CaptureFixture[str]
     argv = ("images", data / "chat.json", "--root", data / "elsewhere", "--no-cache")
     assert run(*argv) == 1
     assert "--image_folder" in capsys.readouterr().out
+
+
+def test_most_images_missing_asks_whether_the_root_is_right(
+    data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = data / "images"
+    root.mkdir()
+    (root / "GCC_train_000000000.jpg").write_bytes(make.jpeg(seed=0))
+    assert run("images", data / "chat.json", "--root", root, "--no-cache") == 1
+    out = capsys.readouterr().out.replace("\n", "")  # Rich may wrap a long tmp path
+    assert f"is --root right? 4 of 5 images missing under {root}" in out

@@ -130,3 +130,27 @@ def test_inputs_from_the_config_datasets(server: HttpServer, tmp_path: Path) -> 
     assert dead == [("cc3m.tsv", 0), ("metadata.json", 1)]
     assert server.hits["/gone.jpg"] == 1  # shared by both files, probed once
     assert (tmp_path / "state.sqlite").exists()  # the state path is relative to the config
+
+
+def test_most_urls_failing_dns_asks_about_the_network(
+    server: HttpServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import socket
+
+    real = socket.getaddrinfo
+
+    def no_such_host(host: str, *args: object, **kwargs: object) -> object:
+        if host.endswith(".invalid"):
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_host)
+    urls = [f"http://host{i}.example.invalid/a.jpg" for i in range(3)] + [server.url("/ok.jpg")]
+    meta = write_metadata(tmp_path / "meta.json", urls)
+    argv = ["urls", str(meta), "--allow-private", "--state", str(tmp_path / "s.sqlite")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "no network? 3 of 4 URLs failed DNS lookup" in out

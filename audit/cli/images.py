@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
 import msgspec
 from rich import box
 from rich.console import Console
@@ -14,6 +15,7 @@ from audit import preflight
 from audit.cli._common import check_workers, optional_config, write_findings
 from audit.errors import UsageError
 from audit.findings import Finding, Severity
+from audit.hints import missing_images_hint
 from audit.results import ImagesResult
 
 ORDER = 20
@@ -147,6 +149,10 @@ def _render(results: list[ImagesResult], found: list[Finding], console: Console)
     console.print(table)
     for result in results:
         name = result.dataset
+        missing = result.status.get("missing", 0)
+        hint = missing_images_hint(missing, result.referenced, result.roots)
+        if hint:
+            console.print(f"{name}: {hint}", markup=False, style="yellow")
         if result.none_found:
             console.print(NONE_FOUND_HINT, markup=False)
         shape = _shape(result)
