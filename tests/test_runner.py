@@ -187,7 +187,7 @@ def test_a_run_that_cannot_publish_is_recorded_failed(
     def full_disk(*args: object, **kwargs: object) -> Path:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(rpt, "publish", full_disk)
+    monkeypatch.setattr(pub, "publish", full_disk)
     with pytest.raises(AuditError, match="cannot publish the report: No space"):
         run_audit(config)
     with Store(config.path(config.state)) as store:
