@@ -29,9 +29,10 @@ from audit.checks.takedown import (
 from audit.config import Config
 from audit.errors import InputError, TakedownError
 from audit.findings import Code
-from audit.models import NoProgress, Progress, StageResult
+from audit.models import NoProgress, Progress
 from audit.output.render.checklist import build as build_checklist
 from audit.output.render.checklist import render as render_checklist
+from audit.results import TakedownResult
 from audit.store import Store
 from audit.store.ledger import Event, Ledger, Request
 from audit.takedown_search import DatasetFile, LoadedFile, dataset_files, hash_images, load_file
@@ -363,7 +364,7 @@ def blocklist_findings(
     *,
     datasets: Iterable[str] | None = None,
     progress: Progress | None = None,
-) -> StageResult:
+) -> TakedownResult:
     """The audit's takedown stage: `takedown.present` for every blocklisted item in a dataset.
 
     Records named by requests that are recorded but not applied yet give `takedown.pending`
@@ -378,24 +379,27 @@ def blocklist_findings(
         if r.request_id not in applied and ledger.state(r.request_id)["rejected"] is None
         for k in r.keys
     ]
-    stats: dict[str, Any] = {
-        "blocklist_keys": len(entries),
-        "pending_requests": len({r for _, r in pending}),
-        "records": 0,
-        "unreadable": [],
-    }
+    counts = TakedownResult(
+        blocklist_keys=len(entries), pending_requests=len({r for _, r in pending})
+    )
     if not entries and not pending:
-        return StageResult(stage="takedown", stats=stats)
+        return counts
     loaded = []
+    unreadable = []
     for source in dataset_files(config, datasets):
         try:
             loaded.append(load_file(source))
         except InputError as exc:
-            stats["unreadable"].append(exc.message)  # the structure stage reports it in full
+            unreadable.append(exc.message)  # the structure stage reports it in full
     blocklist = Blocklist([*entries, *pending])
     matches = _search(config, store, loaded, blocklist, progress or NoProgress())
     found = present_findings(matches, {rid: rid in applied for _, rid in blocklist.entries()})
-    stats["records"] = sum(len(f.candidates) for f in loaded)
-    stats["present"] = sum(f.code == Code.TAKEDOWN_PRESENT for f in found)
-    stats["pending"] = len(found) - stats["present"]
-    return StageResult(stage="takedown", findings=found, stats=stats)
+    present = sum(f.code == Code.TAKEDOWN_PRESENT for f in found)
+    return msgspec.structs.replace(
+        counts,
+        findings=found,
+        records=sum(len(f.candidates) for f in loaded),
+        unreadable=unreadable,
+        present=present,
+        pending=len(found) - present,
+    )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 import msgspec
 from rich.console import Console
@@ -16,7 +15,7 @@ from audit.cli._common import optional_config, write_findings
 from audit.errors import UsageError
 from audit.licensing import USES, Verdict, usable_count
 from audit.loaders import Input
-from audit.models import StageResult
+from audit.results import LicenseResult, VerdictCounts
 
 ORDER = 40
 _VERDICTS = tuple(v.value for v in Verdict)  # most restrictive first
@@ -115,7 +114,7 @@ def _license(args: argparse.Namespace) -> int:
             store.close()
     write_findings(args.findings, result.findings)
     render(result, Console(highlight=False))
-    return 1 if result.stats["forbidden"].get(use, 0) else 0
+    return 1 if result.forbidden.get(use, 0) else 0
 
 
 def _inputs(
@@ -156,7 +155,7 @@ def _configured_datasets(args: argparse.Namespace, config: config_mod.Config) ->
     )
     state = config.path(config.state)
     store = Store(state) if state.exists() else None
-    results: list[tuple[str, StageResult]] = []
+    results: list[tuple[str, LicenseResult]] = []
     try:
         with RichProgress() as progress:
             for ds in config.datasets:
@@ -175,19 +174,18 @@ def _configured_datasets(args: argparse.Namespace, config: config_mod.Config) ->
     forbidden = 0
     for name, result in results:
         console.rule(f"dataset {name}")
-        if "skipped" in result.stats:
-            console.print(f"skipped: {result.stats['skipped']}")
+        if result.skipped is not None:
+            console.print(f"skipped: {result.skipped}")
             continue
         render(result, console)
-        forbidden += sum(result.stats["forbidden"].values())
+        forbidden += sum(result.forbidden.values())
     return 1 if forbidden else 0
 
 
-def render(result: StageResult, console: Console) -> None:
+def render(result: LicenseResult, console: Console) -> None:
     """Three tables: verdict per use, per source and per licence (for the declared use)."""
-    stats = result.stats
-    use = stats["use"]
-    per_use = Table(title=f"Licence verdicts ({stats['records']:,} records)", title_justify="left")
+    use = result.use
+    per_use = Table(title=f"Licence verdicts ({result.records:,} records)", title_justify="left")
     per_use.add_column("verdict", no_wrap=True)
     for u in USES:
         header = u.replace("redistribute-", "redist. ").replace("annotations", "annot.")
@@ -195,23 +193,23 @@ def render(result: StageResult, console: Console) -> None:
     for verdict in _VERDICTS:
         per_use.add_row(
             verdict.replace("_", " "),
-            *(_cell(stats["verdicts"][u].get(verdict, 0), verdict) for u in USES),
+            *(_cell(result.verdicts[u].get(verdict, 0), verdict) for u in USES),
         )
-    per_use.add_row("[bold]usable[/]", *(f"[bold]{stats['usable'][u]:,}[/]" for u in USES))
+    per_use.add_row("[bold]usable[/]", *(f"[bold]{result.usable[u]:,}[/]" for u in USES))
     console.print(per_use)
     console.print(f"* declared use: {use}")
-    console.print(_breakdown(f"Per source, for {use}", "source", stats["by_source"], use))
-    console.print(_breakdown(f"Per licence, for {use}", "licence", stats["by_license"], use))
-    for line in stats["usable_lines"]:
+    console.print(_breakdown(f"Per source, for {use}", "source", result.by_source, use))
+    console.print(_breakdown(f"Per licence, for {use}", "licence", result.by_license, use))
+    for line in result.usable_lines:
         console.print(line)
-    if stats.get("inferred"):
-        console.print(f"{stats['inferred']:,} records have an inferred source (URL host or prompt)")
-    forbidden = stats["forbidden"].get(use, 0)
+    if result.inferred:
+        console.print(f"{result.inferred:,} records have an inferred source (URL host or prompt)")
+    forbidden = result.forbidden.get(use, 0)
     if forbidden:
         console.print(f"[bold red]{forbidden:,} records are forbidden for {use}[/]")
 
 
-def _breakdown(title: str, label: str, table_stats: dict[str, Any], use: str) -> Table:
+def _breakdown(title: str, label: str, table_stats: dict[str, VerdictCounts], use: str) -> Table:
     table = Table(title=title, title_justify="left")
     table.add_column(label, no_wrap=True)
     table.add_column("records", justify="right")

@@ -23,7 +23,8 @@ from audit.licensing.provenance import derive
 from audit.licensing.totals import FileTally, dataset_stats
 from audit.licensing.verdicts import USES, Evaluator, LicenceContext
 from audit.loaders.records import LoadedFile, load_records
-from audit.models import NoProgress, Progress, StageResult
+from audit.models import NoProgress, Progress
+from audit.results import LicenseResult
 from audit.store import Store
 
 _BATCH = 10_000
@@ -46,7 +47,7 @@ def license_files(
     verdicts_out: dict[int, str] | None = None,
     vg_image_data: str | Path | None = None,
     preloaded: LoadedFile | None = None,
-) -> StageResult:
+) -> LicenseResult:
     """Verdicts for every record of ``paths`` under the declared use(s); forbidden records are errors.
 
     ``metadata`` joins source URLs into chat files (LCS source inference, opt-outs); ``source``
@@ -93,8 +94,8 @@ def license_files(
             _license_file(loaded, urls, ctx, source, tally, writer, verdicts_out, progress)
             findings += tally.finish(policy.card_for(loaded.kind))
             tallies.append((tally, loaded.kind))
-    stats = dataset_stats(tallies, uses, image_origin, settings, coco_joined)
-    return StageResult(stage="license", findings=findings, stats=stats)
+    totals = dataset_stats(tallies, uses, image_origin, settings, coco_joined)
+    return msgspec.structs.replace(totals, findings=findings)
 
 
 def _license_file(
@@ -144,7 +145,7 @@ def license_dataset(
     verdicts_out: dict[int, str] | None = None,
     uses: Sequence[str] | None = None,
     chat_loaded: LoadedFile | None = None,
-) -> StageResult:
+) -> LicenseResult:
     """The runner's entry: the dataset's chat file (or metadata file alone) under the configured use.
 
     ``uses`` replaces the declared uses of `[use]` (the CLI's --use); ``chat_loaded`` is the chat
@@ -160,7 +161,7 @@ def license_dataset(
     meta = config.path(ds.metadata) if ds.metadata else None
     paths = [chat] if chat else [meta] if meta else []
     if not paths:
-        return StageResult(stage="license", stats={"skipped": "no chat or metadata file"})
+        return LicenseResult(skipped="no chat or metadata file")
     policy_path = config.path(config.license.policy) if config.license.policy else None
     settings = msgspec.structs.replace(
         config.license, policy=str(policy_path) if policy_path else None

@@ -20,6 +20,7 @@ from audit.findings import Code, Finding
 from audit.licensing.policy import Card, Verdict
 from audit.licensing.provenance import Provenance
 from audit.licensing.verdicts import USES, Judgement, RecordLicence, UseVerdict
+from audit.results import LicenseFileTotals, LicenseResult
 
 _EXAMPLES = 5
 _GROUP_CODES: dict[str, Code] = {  # the grouped warnings, per verdict
@@ -214,7 +215,7 @@ def dataset_stats(
     image_origin: str,
     settings: LicenseConfig,
     coco_joined: bool,
-) -> dict[str, Any]:
+) -> LicenseResult:
     """Dataset totals over its files' tallies: per verdict and use, per source, per licence, and
     records usable per use (the licence stage's stats, as the report and the CLI show them)."""
     verdicts = {u: Counter[str]() for u in USES}
@@ -233,28 +234,35 @@ def dataset_stats(
                     target[u].update(per_use[u])
         for key in ("records", "inferred", "opt_out", "coco_records", "coco_unresolved"):
             scalars[key] += file_stats[key]
-        files.append({"file": tally.file, "dataset": tally.dataset, "kind": kind, **file_stats})
+        files.append(
+            msgspec.convert(
+                {"file": tally.file, "dataset": tally.dataset, "kind": kind, **file_stats},
+                LicenseFileTotals,
+            )
+        )
     usable = {u: usable_count(verdicts[u]) for u in USES}
     worst = {u: next((v.value for v in Verdict if verdicts[u].get(v.value)), None) for u in USES}
     forbidden = {u: verdicts[u].get("forbidden", 0) for u in uses}
-    return {
-        "uses": list(uses),
-        "use": uses[0],
-        "image_origin": image_origin,
-        "settings": msgspec.to_builtins(settings),
-        "coco_joined": coco_joined,
-        **{key: scalars[key] for key in ("records", "inferred", "opt_out")},
-        "coco_records": scalars["coco_records"],
-        "coco_unresolved": scalars["coco_unresolved"],
-        "verdicts": {u: dict(c) for u, c in verdicts.items()},
-        "usable": usable,
-        "dataset_verdict": worst,
-        "usable_lines": [f"{usable[u]:,} records usable for {u}" for u in USES],
-        "forbidden": forbidden,
-        "by_source": {k: {u: dict(c) for u, c in v.items()} for k, v in by_source.items()},
-        "by_license": {k: {u: dict(c) for u, c in v.items()} for k, v in by_license.items()},
-        "files": files,
-    }
+    return LicenseResult(
+        uses=list(uses),
+        use=uses[0],
+        image_origin=image_origin,
+        settings=settings,
+        coco_joined=coco_joined,
+        records=scalars["records"],
+        inferred=scalars["inferred"],
+        opt_out=scalars["opt_out"],
+        coco_records=scalars["coco_records"],
+        coco_unresolved=scalars["coco_unresolved"],
+        verdicts={u: dict(c) for u, c in verdicts.items()},
+        usable=usable,
+        dataset_verdict=worst,
+        usable_lines=[f"{usable[u]:,} records usable for {u}" for u in USES],
+        forbidden=forbidden,
+        by_source={k: {u: dict(c) for u, c in v.items()} for k, v in by_source.items()},
+        by_license={k: {u: dict(c) for u, c in v.items()} for k, v in by_license.items()},
+        files=files,
+    )
 
 
 def usable_count(counts: Mapping[str, int]) -> int:
