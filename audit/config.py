@@ -23,6 +23,9 @@ Kind = Literal[
 ]
 KINDS: tuple[str, ...] = Kind.__args__  # type: ignore[attr-defined]
 Use = Literal["research", "commercial", "redistribute-images", "redistribute-annotations"]
+Purpose = Literal["research", "commercial"]
+Action = Literal["train", "redistribute-annotations", "redistribute-images"]
+ACTIONS: tuple[str, ...] = Action.__args__  # type: ignore[attr-defined]
 ImageOrigin = Literal["source", "llava-images-zip"]
 
 
@@ -46,11 +49,26 @@ class DatasetConfig(_Section, frozen=True):
 
 
 class UseConfig(_Section, frozen=True):
-    """What the data will be used for; licence verdicts and the gate are judged against it."""
+    """What the data will be used for; licence verdicts and the gate are judged against it.
 
-    purpose: Literal["research", "commercial"] = "research"
+    Each verdict is for a purpose and an action: NC licences forbid every commercial action, so
+    redistribution is judged for the purpose too. ``redistribute_images`` and
+    ``redistribute_annotations`` (the older keys) add those actions.
+    """
+
+    purpose: Purpose = "research"
+    action: Action | list[Action] = "train"
     redistribute_images: bool = False
     redistribute_annotations: bool = False
+
+    def actions(self) -> tuple[str, ...]:
+        """The declared actions, in order, without repeats."""
+        declared = [self.action] if isinstance(self.action, str) else list(self.action)
+        if self.redistribute_images:
+            declared.append("redistribute-images")
+        if self.redistribute_annotations:
+            declared.append("redistribute-annotations")
+        return tuple(dict.fromkeys(declared)) or ("train",)
 
 
 class UrlConfig(_Section, frozen=True):
@@ -147,9 +165,6 @@ class LicenseConfig(_Section, frozen=True):
     training_is_derivative: Literal["unsettled", "yes", "no"] = "unsettled"
     # a statutory research exception (EU DSM Art. 3, §60d UrhG, fair use) covers unlicensed images
     research_exception: bool = False
-    # LLaVA's images.zip notice ("for better reproducing our work in research community") read as
-    # permission to use its otherwise unlicensed images for that research; false: they stay unknown
-    images_zip_permits_research: bool = True
     openai_terms_bind: bool = True
     internal_training_is_commercial: bool = True
     # redistributed images are resized or re-encoded (ND forbids redistributing changed copies)
@@ -229,10 +244,24 @@ class Config(_Section, frozen=True):
         raise ConfigError(f"unknown dataset {name!r} (configured: {known})")
 
 
+#: [license] keys that were removed, with what replaced them: a config still setting one is told.
+REMOVED_LICENSE_KEYS = {
+    "images_zip_permits_research": (
+        "was removed: LLaVA's images.zip notice is a restriction, not a licence, so its "
+        "images are always `conditional` for research (research reproduction only, resting on "
+        "your own research or TDM exception) and forbidden otherwise; delete the key"
+    ),
+}
+
+
 def parse(data: dict[str, object], base_dir: Path, source: str = "audit.toml") -> Config:
     """Validate a TOML document into a :class:`Config`, with the key path in any error."""
     if "base_dir" in data:
         raise ConfigError(f"{source}: 'base_dir' is set from the file's location, not in the file")
+    lic = data.get("license")
+    for key, why in REMOVED_LICENSE_KEYS.items():
+        if isinstance(lic, dict) and key in lic:
+            raise ConfigError(f"{source}: [license] {key} {why}")
     try:
         config = msgspec.convert({**data, "base_dir": str(base_dir)}, Config)
     except msgspec.ValidationError as exc:

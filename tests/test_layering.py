@@ -82,7 +82,7 @@ _WRITES_FILES_ITSELF = {
     "output/reportsdir.py",  # the pre-flight probe that the reports folder is writable
 }
 #: own temp-file-and-rename writers from before audit/atomic.py; this set may only shrink
-_OWN_ATOMIC_WRITERS_TODAY = {"licensing/export.py"}
+_OWN_ATOMIC_WRITERS_TODAY: set[str] = set()
 _WRITE_CALLS = {"write_bytes", "write_text", "mkstemp", "NamedTemporaryFile"}
 _MODE = re.compile(r"[rwxabt+]+")
 

@@ -52,8 +52,8 @@ def test_research_passes_and_commercial_fails_on_non_commercial_coco_images(
     assert len(forbidden) == sum(1 for lic in licences if lic in (1, 2, 3))
     assert all(r["severity"] == "error" and r["index"] is not None for r in forbidden)
     printed = capsys.readouterr().out
-    assert "Per source, for commercial" in printed and "CC-BY-NC-ND-2.0" in printed
-    assert "records usable for commercial" in printed
+    assert "Per source, for commercial / train" in printed and "CC-BY-NC-ND-2.0" in printed
+    assert "records usable for commercial train" in printed
 
 
 @pytest.mark.realdata
@@ -157,3 +157,95 @@ def test_config_mode_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert _run() == 2
     assert _run("--config", cfg, "--coco-annotations", "x.json") == 2
     assert "--coco-annotations apply to FILE arguments" in capsys.readouterr().err
+
+
+@pytest.mark.realdata
+def test_commercial_redistribution_of_nc_images_is_forbidden(
+    mix: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Redistribution follows the purpose: NC licences forbid every commercial action (issue 10)."""
+    data, coco = mix
+    out = tmp_path / "v.jsonl"
+    args = (data, "--coco-annotations", coco, "--purpose", "commercial")
+    assert _run(*args, "--action", "redistribute-images", "--verdicts", out) == 1
+    licences = {i["file_name"][:-4]: i["license"] for i in json.loads(coco.read_text())["images"]}
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == len(licences)
+    for row in rows:
+        assert (row["purpose"], row["action"]) == ("commercial", "redistribute-images")
+        nc = licences[row["record_id"]] in (1, 2, 3)
+        assert (row["verdict"] == "forbidden") == nc, row["record_id"]
+    # the same images redistributed for research stay usable (ND ones only conditionally)
+    assert _run(data, "--coco-annotations", coco, "--action", "redistribute-images") == 0
+
+
+def test_use_is_an_alias_of_purpose_and_action(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    chat = _cc3m_chat(tmp_path)
+    cfg = tmp_path / "audit.toml"
+    cfg.write_text('[use]\npurpose = "commercial"\n')
+    out = tmp_path / "v.jsonl"
+    assert _run(chat, "--config", cfg, "--use", "redistribute-annotations", "--verdicts", out) == 0
+    row = json.loads(out.read_text())
+    assert (row["purpose"], row["action"]) == ("commercial", "redistribute-annotations")
+    assert _run(chat, "--use", "commercial", "--verdicts", out) == 1
+    row = json.loads(out.read_text())
+    assert (row["purpose"], row["action"]) == ("commercial", "train")
+    assert _run(chat, "--use", "research", "--action", "train") == 2
+    assert "--use is the older form" in capsys.readouterr().err
+
+
+def test_config_use_keys_purpose_and_action(tmp_path: Path) -> None:
+    chat = _cc3m_chat(tmp_path)
+    cfg = tmp_path / "audit.toml"
+    cfg.write_text('[use]\npurpose = "research"\naction = ["train", "redistribute-images"]\n')
+    out = tmp_path / "v.jsonl"
+    assert _run(chat, "--config", cfg, "--verdicts", out) == 1  # CC-3M images: no licence
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["action"], r["verdict"]) for r in rows] == [
+        ("train", "unknown"),
+        ("redistribute-images", "forbidden"),
+    ]
+
+
+def test_verdicts_file_carries_the_chain_of_evidence(tmp_path: Path) -> None:
+    from audit.licensing import read_verdict_rows
+
+    chat = _cc3m_chat(tmp_path)
+    out = tmp_path / "v.jsonl"
+    assert _run(chat, "--image-origin", "llava-images-zip", "--verdicts", out) == 0
+    (row,) = read_verdict_rows(out)
+    assert (row.file, row.index, row.record_id) == (str(chat), 0, "GCC_train_000000001")
+    assert (row.purpose, row.action, row.verdict) == ("research", "train", "conditional")
+    assert row.licenses == [
+        "LicenseRef-LLaVA-images-zip-unlicensed",
+        "LicenseRef-Google-Conceptual-Captions",
+    ]
+    terms = {link.term: link for link in row.evidence}
+    restriction = terms["LicenseRef-LLaVA-images-research-reproduction-only"]
+    assert (
+        restriction.policy_entry.url
+        == "https://github.com/haotian-liu/LLaVA/blob/main/docs/Data.md"
+    )
+    assert "research community" in restriction.policy_entry.quote
+    assert restriction.source == "cc3m" and restriction.part == "image"
+    assert restriction.source_entry is not None and restriction.source_entry.url.startswith(
+        "https://"
+    )
+    assert all(link.policy_entry.url.startswith(("http://", "https://")) for link in row.evidence)
+    assert not list(tmp_path.glob(".v.jsonl*"))  # written atomically
+
+
+def test_the_cc3m_tsv_is_read_as_cc3m_records(tmp_path: Path) -> None:
+    import realsamples
+
+    out = tmp_path / "v.jsonl"
+    assert _run(realsamples.GCC_TSV, "--verdicts", out) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 5
+    assert [r["record_id"] for r in rows] == ["0", "1", "2", "3", "4"]
+    assert {tuple(r["licenses"]) for r in rows} == {
+        ("LicenseRef-All-Rights-Reserved", "LicenseRef-Google-Conceptual-Captions")
+    }
+    assert {r["verdict"] for r in rows} == {"unknown"}

@@ -11,10 +11,10 @@ import realsamples
 from audit import config
 from audit.config import LicenseConfig
 from audit.errors import ConfigError
+from audit.licensing.inputs import coco_license_map
 from audit.licensing.policy import (
     COLUMNS,
     Verdict,
-    coco_license_map,
     evaluate,
     load_policy,
     packaged_policy_text,
@@ -27,24 +27,26 @@ MATRIX = {
     "CC-BY-4.0": (AO, AO, AO, AO),
     "CC-BY-2.0": (AO, AO, AO, AO),
     "CC-BY-SA-2.0": (AO, AO, AO, AO),
-    "CC-BY-ND-2.0": (C, C, AO, F),
+    "CC-BY-ND-2.0": (C, C, C, F),  # copies: unmodified originals only, which the tool cannot see
     "CC-BY-NC-2.0": (AO, F, AO, AO),
     "CC-BY-NC-4.0": (AO, F, AO, AO),
     "CC-BY-NC-SA-2.0": (AO, F, AO, AO),
-    "CC-BY-NC-ND-2.0": (C, F, AO, F),
-    "LicenseRef-Flickr-Commons-NKCR": (A, A, A, A),
-    "LicenseRef-US-Gov-Work": (A, A, A, A),
+    "CC-BY-NC-ND-2.0": (C, F, C, F),
+    "LicenseRef-Flickr-Commons-NKCR": (AO, AO, AO, AO),  # the courtesy credit
+    "LicenseRef-US-Gov-Work": (AO, AO, AO, AO),  # courtesy credit, public domain in the US only
     "ODC-By-1.0": (AO, AO, AO, AO),
     "BSD-3-Clause": (A, A, AO, AO),
     "Apache-2.0": (A, A, AO, AO),
     "LicenseRef-Google-Conceptual-Captions": (A, A, A, A),
     "LicenseRef-All-Rights-Reserved": (U, F, F, F),
     "NOASSERTION": (U, F, F, F),
+    "LicenseRef-LLaVA-images-zip-unlicensed": (C, F, F, F),  # never allowed
+    "LicenseRef-ShareGPT-User-Prompts": (AO, U, F, F),
 }
 RESTRICTIONS = {
     "LicenseRef-OpenAI-ToU": (A, C, AO, AO),
-    "LicenseRef-LLaVA-images-research-reproduction-only": (AO, F, F, F),
-    "LicenseRef-TDM-Opt-Out": (AO, F, C, C),
+    "LicenseRef-LLaVA-images-research-reproduction-only": (C, F, F, F),
+    "LicenseRef-TDM-Opt-Out": (C, F, C, C),  # EU DSM Art. 3 covers research organisations only
 }
 
 
@@ -107,8 +109,8 @@ def test_training_is_derivative_decides_nd_training() -> None:
 
 def test_research_exception_covers_unlicensed_images_for_research_only() -> None:
     on = LicenseConfig(research_exception=True)
-    assert _row("LicenseRef-All-Rights-Reserved", on) == (AO, F, F, F)
-    assert _row("NOASSERTION", on) == (AO, F, F, F)
+    assert _row("LicenseRef-All-Rights-Reserved", on) == (C, F, F, F)
+    assert _row("NOASSERTION", on) == (C, F, F, F)
 
 
 def test_openai_terms_switch() -> None:
@@ -178,7 +180,7 @@ commercial = "unknown"
 [sources.mydata]
 name = "In-house photos"
 components.image = { license = "CC-BY-4.0" }
-evidence = [{ quote = "All photos were shot by our staff under contract.", source = "contract 2024-17" }]
+evidence = [{ quote = "All photos were shot by our staff under contract.", source = "contract 2024-17", url = "https://example.org/contracts/2024-17" }]
 """,
     )
     policy = load_policy(path)
@@ -211,6 +213,16 @@ evidence = [{ quote = "All photos were shot by our staff under contract.", sourc
         ),
         ('[licenses."CC-BY-4.0"]\nresearh = "allowed"\n', r"unknown field `researh`"),
         ("[image_origins.source]\nrestrictions = ['LicenseRef-Nope']\n", r"unknown restriction"),
+        (
+            "[sources.x]\nname = 'x'\ncomponents.image = { license = 'CC-BY-4.0' }\n"
+            "evidence = [{ quote = 'q', source = 'ticket 12' }]\n",
+            r"sources.x: needs an evidence entry with a public url",
+        ),
+        (
+            "[sources.x]\nname = 'x'\ncomponents.image = { license = 'CC-BY-4.0' }\n"
+            "evidence = [{ quote = 'q', source = 's', url = 'ticket://12' }]\n",
+            r"sources.x.evidence\[0\]: url 'ticket://12' is not an http\(s\) URL",
+        ),
         ("[coco.license_ids]\n'3' = 'CC-BY-NC-ND-9.0'\n", r"coco.license_ids.3: unknown licence"),
         ("licenses = [1, 2\n", r"invalid TOML in licence policy"),
     ],
@@ -239,3 +251,52 @@ def test_audit_toml_license_settings_are_typed(tmp_path: Path) -> None:
 
 def test_packaged_policy_is_valid_toml_with_version_1() -> None:
     assert tomllib.loads(packaged_policy_text())["version"] == 1
+
+
+def test_every_policy_entry_rests_on_a_public_url() -> None:
+    """A verdict's evidence chain cites each entry's quote and public URL; no entry cites a ticket."""
+    policy = load_policy()
+    entries = [
+        *policy.licenses.values(),
+        *policy.restrictions.values(),
+        *policy.sources.values(),
+        *policy.image_origins.values(),
+    ]
+    for entry in entries:
+        assert any(e.url.startswith(("https://", "http://")) for e in entry.evidence), entry
+    text = packaged_policy_text()
+    assert "llava-audit issue" not in text and "LicenseRef-LLaVA-images-zip-research" not in text
+
+
+def test_images_zip_entry_rests_on_the_llava_notice() -> None:
+    policy = load_policy()
+    urls = {e.url for e in policy.term("LicenseRef-LLaVA-images-zip-unlicensed").evidence}
+    assert "https://github.com/haotian-liu/LLaVA/blob/main/docs/Data.md" in urls
+    assert "https://huggingface.co/datasets/liuhaotian/LLaVA-CC3M-Pretrain-595K" in urls
+
+
+def test_vqav2_is_cc_by_4_and_split_from_okvqa() -> None:
+    policy = load_policy()
+    vqa = policy.sources["vqav2"]
+    assert vqa.components["source_annotation"].license == "CC-BY-4.0"
+    assert vqa.evidence[0].url == "https://visualqa.org/terms.html"
+    assert policy.sources["okvqa"].components["source_annotation"].license == "NOASSERTION"
+
+
+def test_us_government_works_are_public_domain_in_the_us_only() -> None:
+    policy = load_policy()
+    us = policy.term("LicenseRef-US-Gov-Work")
+    assert any("United States only" in o for o in us.obligations)
+    assert any("courtesy" in o for o in us.obligations)
+    assert any("courtesy" in o for o in policy.term("LicenseRef-Flickr-Commons-NKCR").obligations)
+
+
+def test_a_config_setting_images_zip_permits_research_is_told_it_was_removed(
+    tmp_path: Path,
+) -> None:
+    cfg = tmp_path / "audit.toml"
+    cfg.write_text("[license]\nimages_zip_permits_research = true\n")
+    with pytest.raises(ConfigError, match="images_zip_permits_research was removed") as info:
+        config.load(cfg)
+    assert info.value.exit_code == 2
+    assert "conditional" in str(info.value)

@@ -11,13 +11,21 @@ import pytest
 import realsamples
 
 from audit.config import LicenseConfig
-from audit.licensing import license_files
-from audit.licensing.policy import coco_license_map, load_policy
+from audit.licensing import VerdictRow, license_files
+from audit.licensing.inputs import coco_license_map
+from audit.licensing.policy import load_policy
 from audit.licensing.provenance import RecordView, derive
-from audit.licensing.verdicts import USES, Evaluator, LicenceContext, RecordLicence
+from audit.licensing.verdicts import Evaluator, LicenceContext, RecordLicence
 from audit.loaders.coco import load_coco_licences
 
 F, U, C, AO, A = "forbidden", "unknown", "conditional", "allowed_with_obligations", "allowed"
+#: the four uses of the SOURCES table: research and commercial training, research redistribution
+USES = (
+    "research/train",
+    "commercial/train",
+    "research/redistribute-images",
+    "research/redistribute-annotations",
+)
 POLICY = load_policy()
 INSTR = "<image>\nWhat is shown?"
 
@@ -49,7 +57,8 @@ SOURCES = {
     "gqa": ("mix", RecordView(0, "1", "gqa/images/1.jpg"), (U, F, U, F)),
     "ocrvqa": ("mix", RecordView(0, "1", "ocr_vqa/images/1451670761.jpg"), (U, F, F, F)),
     "textvqa": ("mix", RecordView(0, "1", "textvqa/train_images/1.jpg"), (U, F, C, F)),
-    "sharegpt": ("mix", RecordView(0, "wgByO4Y_0", None), (AO, C, A, F)),
+    # user prompts carry no licence: unknown for commercial training (issue 10)
+    "sharegpt": ("mix", RecordView(0, "wgByO4Y_0", None), (AO, U, A, F)),
     "unknown": ("generic", RecordView(0, "x", "photos/x.png"), (U, F, F, F)),
 }
 
@@ -83,7 +92,8 @@ def test_lcs_source_from_the_url_host_is_marked_inferred() -> None:
 @pytest.mark.parametrize(
     ("instruction", "annotation_source"),
     [
-        (INSTR + "\nAnswer the question using a single word or phrase.", "vqav2"),
+        # VQAv2 and OK-VQA share the prompt: the policy source covers both, the stricter applies
+        (INSTR + "\nAnswer the question using a single word or phrase.", "vqav2_or_okvqa"),
         (INSTR + "\nAnswer with the option's letter from the given choices directly.", "aokvqa"),
         (
             "<image>\nPlease provide the bounding box coordinate of the region this sentence "
@@ -153,9 +163,11 @@ def test_real_coco_images_join_to_their_licence(realdata: Path) -> None:
         seen.add(coco_id)
         assert lic.non_commercial == (coco_id in (1, 2, 3)), name
         assert lic.no_derivatives == (coco_id in (3, 6)), name
-        commercial = rec.verdicts["commercial"].verdict.value
+        commercial = rec.verdicts["commercial/train"].verdict.value
         assert (commercial == F) == (coco_id in (1, 2, 3)), name
-        changed_copies = _assess(view, "mix", modified, **ctx).verdicts["redistribute-images"]
+        changed_copies = _assess(view, "mix", modified, **ctx).verdicts[
+            "research/redistribute-images"
+        ]
         assert (changed_copies.verdict.value == F) == (coco_id in (3, 6)), name
         assert any(img["flickr_url"] in credit for credit in rec.attribution), name
     assert seen == {1, 2, 3, 4, 5, 6}
@@ -166,7 +178,7 @@ def test_coco_image_missing_from_the_annotation_file_stays_unresolved() -> None:
     rec = _assess(view, "instruct", **_coco_ctx())
     assert rec.coco_unresolved
     assert rec.parts[0].license == "LicenseRef-COCO-image-unresolved"
-    assert not rec.verdicts["commercial"].verdict.usable
+    assert not rec.verdicts["commercial/train"].verdict.usable
 
 
 # ---- LLaVA images.zip: research reproduction only (acceptance) -------------------------------------
@@ -180,32 +192,41 @@ def test_images_zip_is_research_only_whatever_the_image_licence() -> None:
     from_source = _assess(view, "mix", **ctx)
     from_zip = _assess(view, "mix", image_origin="llava-images-zip", **ctx)
     assert _verdicts(from_source)[:3] == (AO, C, AO)  # C: the OpenAI terms on generated text
-    assert _verdicts(from_zip)[:3] == (AO, F, F)
-    assert any("reproduce LLaVA research" in o for o in from_zip.verdicts["research"].obligations)
-    reasons = " ".join(from_zip.verdicts["commercial"].reasons)
+    assert _verdicts(from_zip)[:3] == (C, F, F)  # the restriction is a condition, never a grant
+    assert any(
+        "reproduce LLaVA research" in o for o in from_zip.verdicts["research/train"].obligations
+    )
+    reasons = " ".join(from_zip.verdicts["commercial/train"].reasons)
     assert "LicenseRef-LLaVA-images-research-reproduction-only" in reasons
 
 
-def test_cc3m_images_zip_forbidden_for_commercial_and_redistribution_allowed_for_research() -> None:
+@pytest.mark.parametrize("research_exception", [False, True])
+def test_cc3m_images_zip_is_conditional_for_research_and_forbidden_otherwise(
+    research_exception: bool,
+) -> None:
+    """LLaVA does not own the photos: its notice restricts, it cannot license (issue 10)."""
     view = RecordView(0, "GCC_train_002582585", "GCC_train_002582585.jpg")
-    rec = _assess(view, "cc3m-chat", image_origin="llava-images-zip")
-    assert _verdicts(rec) == (AO, F, F, A)
+    settings = LicenseConfig(research_exception=research_exception)
+    rec = _assess(view, "cc3m-chat", settings, image_origin="llava-images-zip")
+    assert _verdicts(rec) == (C, F, F, A)
+    for use in ("commercial/redistribute-images", "commercial/train"):
+        assert rec.verdicts[use].verdict.value == F
     image = rec.parts[0]
-    assert image.license == "LicenseRef-LLaVA-images-zip-research-permission"
+    assert image.license == "LicenseRef-LLaVA-images-zip-unlicensed"
     assert image.restrictions == ("LicenseRef-LLaVA-images-research-reproduction-only",)
-    assert any("reproduce LLaVA research" in o for o in rec.verdicts["research"].obligations)
-    # the same image fetched from its source URL has no permission at all: unknown, never allowed
+    research = rec.verdicts["research/train"]
+    assert any("own research or text-and-data-mining exception" in o for o in research.obligations)
+
+
+def test_cc3m_images_from_their_urls_are_unknown_unless_a_research_exception_then_conditional() -> (
+    None
+):
+    view = RecordView(0, "GCC_train_002582585", "GCC_train_002582585.jpg")
     from_source = _assess(view, "cc3m-chat")
     assert from_source.parts[0].license == "LicenseRef-All-Rights-Reserved"
-    assert from_source.verdicts["research"].verdict.value == U
-
-
-def test_reading_the_images_zip_notice_as_no_permission_is_a_setting() -> None:
-    view = RecordView(0, "GCC_train_002582585", "GCC_train_002582585.jpg")
-    strict = LicenseConfig(images_zip_permits_research=False)
-    rec = _assess(view, "cc3m-chat", strict, image_origin="llava-images-zip")
-    assert _verdicts(rec) == (U, F, F, A)
-    assert "images_zip_permits_research" in " ".join(rec.verdicts["research"].reasons)
+    assert from_source.verdicts["research/train"].verdict.value == U
+    excepted = _assess(view, "cc3m-chat", LicenseConfig(research_exception=True))
+    assert excepted.verdicts["research/train"].verdict.value == C  # never allowed
 
 
 # ---- most restrictive wins; obligations are the union ----------------------------------------------
@@ -215,10 +236,10 @@ def test_most_restrictive_part_decides_and_obligations_are_the_union() -> None:
     view = RecordView(0, "000000000009", "000000000009.jpg", instruction=INSTR)
     ctx = {"coco_licenses": {2: "CC-BY-NC-2.0"}, "coco_images": {9: (2, "http://f/9.jpg")}}
     rec = _assess(view, "instruct", **ctx)
-    commercial = rec.verdicts["commercial"]
+    commercial = rec.verdicts["commercial/train"]
     assert commercial.verdict.value == F  # NC image beats the CC BY 4.0 text and the ToU
     assert commercial.reasons == ("image (coco) is CC-BY-NC-2.0",)
-    research = rec.verdicts["research"].obligations
+    research = rec.verdicts["research/train"].obligations
     assert any("CC BY-NC 2.0" in o for o in research)
     assert any("CC BY 4.0" in o for o in research)
     assert any("OpenAI" in o for o in research)
@@ -229,9 +250,9 @@ def test_opt_out_signal_forbids_commercial_training_of_a_licensed_image() -> Non
     view = RecordView(0, "000000000009", "coco/train2017/000000000009.jpg", url=url)
     ctx = {"coco_licenses": {4: "CC-BY-2.0"}, "coco_images": {9: (4, "")}}
     clean = _assess(view, "mix", **ctx)
-    opted = _assess(view, "mix", opt_outs=frozenset({url}), **ctx)
-    assert clean.verdicts["commercial"].verdict.value != F
-    assert opted.opt_out and opted.verdicts["commercial"].verdict.value == F
+    opted = _assess(view, "mix", opt_outs={url: ("x-robots-tag",)}, **ctx)
+    assert clean.verdicts["commercial/train"].verdict.value != F
+    assert opted.opt_out and opted.verdicts["commercial/train"].verdict.value == F
 
 
 # ---- the library call on files -----------------------------------------------------------------
@@ -345,34 +366,52 @@ def _coco_record(image_id: int) -> dict[str, object]:
 
 
 def test_attribution_export_jsonl_and_markdown(tmp_path: Path) -> None:
+    """CC BY 2.0 §4: per part, the licence and its URL, author and title (unknown), the Flickr
+    photo page from COCO's flickr_url, and whether the image was modified."""
     chat = _write(tmp_path / "mix.json", [_coco_record(9), _coco_record(10), _coco_record(11)])
     coco = _coco_file(
         tmp_path / "coco.json",
         {4: ("Attribution License", "http://creativecommons.org/licenses/by/2.0/")},
         {
-            9: (4, "http://farm1.staticflickr.com/9.jpg"),
-            10: (4, "http://farm1.staticflickr.com/10.jpg"),
+            9: (4, "http://farm1.staticflickr.com/51/2970773875_164f0c0b83_z.jpg"),
+            10: (4, "http://farm1.staticflickr.com/52/1234567890_abcdef0123.jpg"),
         },
     )
     out = tmp_path / "attribution.jsonl"
     license_files([chat], use="research", attribution_out=out, coco_annotations=coco)
-    entries = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [e["record_id"] for e in entries] == ["000000000009", "000000000010", "000000000011"]
-    assert entries[0]["source"] == "coco" and entries[0]["verdicts"]["research"] == AO
-    assert entries[0]["licenses"][0] == "CC-BY-2.0"
-    assert any("COCO Consortium" in a for a in entries[0]["attribution"])
-    assert any("staticflickr.com/9.jpg" in a for a in entries[0]["attribution"])
-    assert entries[2]["verdicts"]["research"] == C  # not in the annotation file: unresolved
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    image = rows[0]
+    assert image == {
+        "file": str(chat),
+        "index": 0,
+        "record_id": "000000000009",
+        "part": "image",
+        "source": "coco",
+        "license": "CC-BY-2.0",
+        "license_url": "http://creativecommons.org/licenses/by/2.0/",
+        "author": None,
+        "title": None,
+        "photo_page": "https://www.flickr.com/photo.gne?id=2970773875",
+        "source_url": "http://farm1.staticflickr.com/51/2970773875_164f0c0b83_z.jpg",
+        "modified": None,
+    }
+    parts = [(r["record_id"], r["part"], r["license"]) for r in rows]
+    assert ("000000000009", "annotation", "CC-BY-4.0") in parts
+    assert ("000000000009", "text", "CC-BY-4.0") in parts
+    assert ("000000000011", "image", "LicenseRef-COCO-image-unresolved") in parts
 
     md = tmp_path / "attribution.md"
     license_files([chat], use="research", attribution_out=md, coco_annotations=coco)
     text = md.read_text()
-    assert text.startswith("# Attribution and obligations (research)")
-    assert "3 records in 2 groups" in text
-    assert "## 1. coco: CC-BY-2.0, CC-BY-4.0 (2 records)" in text
-    assert "`000000000010`: COCO image 10: http://farm1.staticflickr.com/10.jpg" in text
-    assert "- credit: Microsoft COCO, COCO Consortium" in text
-    assert "records: `000000000011`" in text
+    assert text.startswith("# Attribution")
+    cc_by_2 = text.index("## CC-BY-2.0")
+    assert cc_by_2 < text.index("## CC-BY-4.0")  # grouped by licence, in order
+    assert (
+        "- `000000000010` image: author unknown, title unknown, photo page "
+        "https://www.flickr.com/photo.gne?id=1234567890, licence "
+        "http://creativecommons.org/licenses/by/2.0/, modified unknown" in text
+    )
+    assert "annotation parts from coco: credit Microsoft COCO, COCO Consortium" in text
     assert "<b>" not in text
     assert not list(tmp_path.glob(".attribution*"))  # no temp files left behind
 

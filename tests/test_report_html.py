@@ -66,13 +66,15 @@ def test_page_size_is_bounded_by_examples_per_code() -> None:
 def test_licence_rows_put_declared_use_first_with_counts() -> None:
     (ds,) = _report().datasets
     rows = html.licence_rows(ds)
-    assert rows[0].use == "commercial" and rows[0].declared
+    assert rows[0].use == "commercial/train" and rows[0].declared
     assert dict(zip(html.VERDICTS, rows[0].counts, strict=True))["forbidden"] == 7
     assert rows[0].usable == 3
     assert [r.use for r in rows[1:]] == [
-        "research",
-        "redistribute-images",
-        "redistribute-annotations",
+        "research/train",
+        "research/redistribute-annotations",
+        "research/redistribute-images",
+        "commercial/redistribute-annotations",
+        "commercial/redistribute-images",
     ]
 
 

@@ -97,6 +97,7 @@ class Code(enum.StrEnum):
     LICENSE_UNKNOWN = "license.unknown"
     LICENSE_CONDITIONAL = "license.conditional"
     LICENSE_OPT_OUT = "license.opt_out"
+    LICENSE_DERIVATIVE = "license.derivative"
     LICENSE_COCO_UNRESOLVED = "license.coco_unresolved"
     LICENSE_SHARE_ALIKE_CONFLICT = "license.share_alike_conflict"
     LICENSE_CARD_SCOPE = "license.card_scope"

@@ -41,9 +41,19 @@ ENTRIES: tuple[CodeInfo, ...] = (
         Code.LICENSE_OPT_OUT,
         W,
         "Source URL opted out of AI training",
-        "The URL probe saw an X-Robots-Tag noai/noimageai header on the record's source URL: the "
-        "rights holder reserved text and data mining (EU DSM Art. 4(3)). Commercial training must "
-        "honour it; only a research exception without opt-out (Art. 3) can still apply.",
+        "The URL probe saw a machine-readable opt-out (an X-Robots-Tag noai/noimageai header) on the "
+        "record's source URL: the rights holder reserved text and data mining (EU DSM Art. 4(3)). "
+        "Commercial training must honour it; research use is only conditional, as the exception "
+        "without opt-out (Art. 3) covers research organisations and cultural heritage institutions.",
+    ),
+    CodeInfo(
+        Code.LICENSE_DERIVATIVE,
+        W,
+        "Image differs from its original (a derivative)",
+        "The image file is not the original the licence covers: its dimensions differ from the "
+        "ones the COCO annotation file records, so it was resized or re-encoded. A changed copy is a "
+        "derivative: no-derivatives licences (COCO ids 3 and 6) forbid redistributing it, and every "
+        "CC licence asks you to indicate the change. Redistribute the unmodified original instead.",
     ),
     CodeInfo(
         Code.LICENSE_COCO_UNRESOLVED,

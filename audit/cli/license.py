@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import Any
 
 import msgspec
 from rich.console import Console
@@ -13,7 +15,7 @@ from audit import config as config_mod
 from audit import preflight
 from audit.cli._common import optional_config, write_findings
 from audit.errors import UsageError
-from audit.licensing import USES, Verdict, usable_count
+from audit.licensing import ACTIONS, LEGACY_USES, PURPOSES, USES, Verdict, usable_count, use_key
 from audit.loaders import Input
 from audit.results import LicenseResult, VerdictCounts
 
@@ -25,19 +27,36 @@ _STYLE = {"forbidden": "red", "unknown": "yellow", "conditional": "yellow", "all
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "license",
-        help="licence verdicts per record and use (research, commercial, redistribution)",
+        help="licence verdicts per record, purpose and action (train, redistribute)",
         description="Identify each record's sources (image path, URL host, COCO licence ids) and "
-        "judge it against the licence policy for a declared use: allowed, allowed with "
+        "judge it against the licence policy for a declared purpose (research, commercial) and "
+        "action (train, redistribute annotations, redistribute images): allowed, allowed with "
         "obligations, conditional, unknown or forbidden (the most restrictive part decides). "
-        "Exit 1 when a record is forbidden for the declared use.",
+        "Exit 1 when a record is forbidden for a declared use.",
     )
     p.add_argument(
         "files",
         nargs="*",
         metavar="FILE",
-        help="conversation or metadata JSON files (none: every dataset of --config)",
+        help="conversation or metadata JSON files, or the CC-3M TSV (none: every dataset of "
+        "--config)",
     )
-    p.add_argument("--use", choices=USES, help="declared use (default: [use] purpose, research)")
+    p.add_argument(
+        "--purpose", choices=PURPOSES, help="declared purpose (default: [use] purpose, research)"
+    )
+    p.add_argument(
+        "--action",
+        choices=ACTIONS,
+        action="append",
+        help="declared action, repeatable (default: [use] action, train)",
+    )
+    p.add_argument(
+        "--use",
+        choices=tuple(LEGACY_USES),
+        help="older form: research = --purpose research --action train, commercial = --purpose "
+        "commercial --action train, redistribute-* = --action redistribute-* (purpose from "
+        "--purpose or [use], research by default)",
+    )
     p.add_argument(
         "--image-origin",
         choices=("source", "llava-images-zip"),
@@ -55,7 +74,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--source", help="policy source for records the tool cannot identify")
     p.add_argument("--findings", metavar="OUT.jsonl", help="write findings as JSON Lines")
     p.add_argument(
-        "--attribution", metavar="OUT", help="write obligations and credits (.md or JSON Lines)"
+        "--attribution",
+        metavar="OUT",
+        help="write each part's credit (licence, author, title, Flickr page, modified) as "
+        ".md (grouped by licence) or JSON Lines",
+    )
+    p.add_argument(
+        "--verdicts",
+        metavar="OUT.jsonl",
+        help="write one line per record and declared use: verdict, licences, obligations and "
+        "the chain of evidence",
+    )
+    p.add_argument(
+        "--root",
+        action="append",
+        default=[],
+        metavar="DIR_OR_ZIP",
+        help="image folder or zip: COCO images whose size differs from the annotation file's "
+        "are derivatives (license.derivative)",
     )
     p.add_argument("--config", help="audit.toml: [license] settings and policy, [use], state path")
     p.add_argument("--policy", metavar="FILE", help="policy TOML merged over the packaged one")
@@ -73,7 +109,7 @@ def _license(args: argparse.Namespace) -> int:
         settings = msgspec.structs.replace(settings, policy=str(config.path(settings.policy)))
     if args.policy:
         settings = msgspec.structs.replace(settings, policy=args.policy)
-    use = args.use or config.use.purpose
+    uses = declared_uses(args, config.use)
     vg_image_data = args.vg_image_data or (
         config.path(settings.vg_image_data) if settings.vg_image_data else None
     )
@@ -89,15 +125,16 @@ def _license(args: argparse.Namespace) -> int:
                 (vg_image_data, "Visual Genome image data", "annotations_mb"),
                 (settings.policy, "licence policy", "policy_mb"),
             ],
-        )
+        ),
+        roots=args.root,
     )
     state = config.path(config.state)
     store = Store(state) if args.config and state.exists() else None
     try:
-        with RichProgress() as progress:
+        with RichProgress() as progress, _verdict_file(args.verdicts) as sink:
             result = license_files(
                 args.files,
-                use=use,
+                use=uses,
                 image_origin=args.image_origin,
                 coco_annotations=args.coco_annotations,
                 kind=args.kind,
@@ -108,13 +145,38 @@ def _license(args: argparse.Namespace) -> int:
                 source=args.source,
                 attribution_out=args.attribution,
                 vg_image_data=vg_image_data,
+                verdict_sink=sink,
+                image_roots=args.root,
             )
     finally:
         if store is not None:
             store.close()
     write_findings(args.findings, result.findings)
     render(result, Console(highlight=False))
-    return 1 if result.forbidden.get(use, 0) else 0
+    return 1 if any(result.forbidden.values()) else 0
+
+
+def declared_uses(args: argparse.Namespace, use: config_mod.UseConfig) -> list[str]:
+    """``purpose/action`` keys from --purpose/--action (or the older --use), else from [use]."""
+    purpose = args.purpose or use.purpose
+    actions = list(args.action or ())
+    if args.use:
+        if actions:
+            raise UsageError("--use is the older form of --purpose/--action: give one or the other")
+        if args.use in ("research", "commercial"):
+            if args.purpose and args.purpose != args.use:
+                raise UsageError(f"--use {args.use} contradicts --purpose {args.purpose}")
+            purpose, actions = args.use, ["train"]
+        else:
+            actions = [args.use]
+    return [use_key(purpose, a) for a in (actions or use.actions())]
+
+
+def _verdict_file(path: str | None) -> AbstractContextManager[Any]:
+    """The --verdicts writer (the rows' sink), or a no-op context giving None."""
+    from audit.licensing import VerdictWriter
+
+    return VerdictWriter(path) if path else nullcontext()
 
 
 def _inputs(
@@ -124,7 +186,16 @@ def _inputs(
     return [preflight.file_input(config, p, what, cap) for p, what, cap in named if p]
 
 
-_FILE_ONLY = ("coco_annotations", "metadata", "kind", "source", "attribution", "vg_image_data")
+_FILE_ONLY = (
+    "coco_annotations",
+    "metadata",
+    "kind",
+    "source",
+    "attribution",
+    "vg_image_data",
+    "verdicts",
+    "root",
+)
 
 
 def _configured_datasets(args: argparse.Namespace, config: config_mod.Config) -> int:
@@ -156,10 +227,10 @@ def _configured_datasets(args: argparse.Namespace, config: config_mod.Config) ->
     state = config.path(config.state)
     store = Store(state) if state.exists() else None
     results: list[tuple[str, LicenseResult]] = []
+    uses = declared_uses(args, config.use)
     try:
         with RichProgress() as progress:
             for ds in config.datasets:
-                uses = [args.use] if args.use else None
                 results.append(
                     (
                         ds.name,
@@ -183,30 +254,33 @@ def _configured_datasets(args: argparse.Namespace, config: config_mod.Config) ->
 
 
 def render(result: LicenseResult, console: Console) -> None:
-    """Three tables: verdict per use, per source and per licence (for the declared use)."""
+    """Verdicts per purpose and action, then per source and per licence for the first declared use."""
     use = result.use
     per_use = Table(title=f"Licence verdicts ({result.records:,} records)", title_justify="left")
-    per_use.add_column("verdict", no_wrap=True)
-    for u in USES:
-        header = u.replace("redistribute-", "redist. ").replace("annotations", "annot.")
-        per_use.add_column(f"[bold]{header} *[/]" if u == use else header, justify="right")
+    per_use.add_column("purpose / action", no_wrap=True)
     for verdict in _VERDICTS:
+        per_use.add_column(verdict.replace("_", " "), justify="right")
+    per_use.add_column("usable", justify="right")
+    for u in USES:
+        label = u.replace("/", " / ")
         per_use.add_row(
-            verdict.replace("_", " "),
-            *(_cell(result.verdicts[u].get(verdict, 0), verdict) for u in USES),
+            f"[bold]{label} *[/]" if u in result.uses else label,
+            *(_cell(result.verdicts[u].get(v, 0), v) for v in _VERDICTS),
+            f"{result.usable[u]:,}",
         )
-    per_use.add_row("[bold]usable[/]", *(f"[bold]{result.usable[u]:,}[/]" for u in USES))
     console.print(per_use)
-    console.print(f"* declared use: {use}")
-    console.print(_breakdown(f"Per source, for {use}", "source", result.by_source, use))
-    console.print(_breakdown(f"Per licence, for {use}", "licence", result.by_license, use))
+    console.print(f"* declared: {', '.join(u.replace('/', ' / ') for u in result.uses)}")
+    title = use.replace("/", " / ")
+    console.print(_breakdown(f"Per source, for {title}", "source", result.by_source, use))
+    console.print(_breakdown(f"Per licence, for {title}", "licence", result.by_license, use))
     for line in result.usable_lines:
         console.print(line)
     if result.inferred:
         console.print(f"{result.inferred:,} records have an inferred source (URL host or prompt)")
-    forbidden = result.forbidden.get(use, 0)
-    if forbidden:
-        console.print(f"[bold red]{forbidden:,} records are forbidden for {use}[/]")
+    for u in result.uses:
+        if result.forbidden.get(u, 0):
+            label = u.replace("/", " / ")
+            console.print(f"[bold red]{result.forbidden[u]:,} records are forbidden for {label}[/]")
 
 
 def _breakdown(title: str, label: str, table_stats: dict[str, VerdictCounts], use: str) -> Table:

@@ -5,9 +5,12 @@ its module. The modules, in import order (each imports only the ones above it):
 
     policy       the policy data (audit/data/policy.toml + user TOML): loaded, merged, validated
     provenance   pure: which source and component each part of a record comes from
-    verdicts     pure: a record's resolved licences and its verdict per use (cached by parts)
+    verdicts     pure: a record's resolved licences and its verdict per purpose and action
     totals       pure: per-file and per-dataset counts, findings and the summary line
-    inputs       I/O: records as views, metadata URLs, COCO and Visual Genome joins, opt-outs
+    evidence     pure: typed verdict rows, each with its chain of evidence (quote, public URL)
+    inputs       I/O: records as views (JSON, the CC-3M TSV), metadata URLs, COCO and Visual
+                 Genome joins, opt-outs, image sizes against COCO's (derivatives)
+    export       I/O: atomic text files, the verdicts JSON Lines written and read back
     attribution  I/O: the attribution export (Markdown or JSON Lines), written atomically
     stage        the library calls: license_files (the `license` command), license_dataset (a run)
 
@@ -21,15 +24,37 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from audit.licensing.evidence import VerdictRow
+    from audit.licensing.export import VerdictWriter, read_verdict_rows
     from audit.licensing.policy import Verdict
-    from audit.licensing.stage import license_dataset, license_files
+    from audit.licensing.stage import LEGACY_USES, license_dataset, license_files
     from audit.licensing.totals import usable_count
-    from audit.licensing.verdicts import USES
+    from audit.licensing.verdicts import ACTIONS, PURPOSES, USES, use_key
 
-__all__ = ["USES", "Verdict", "license_dataset", "license_files", "usable_count"]
+__all__ = [
+    "ACTIONS",
+    "LEGACY_USES",
+    "PURPOSES",
+    "USES",
+    "Verdict",
+    "VerdictRow",
+    "VerdictWriter",
+    "license_dataset",
+    "license_files",
+    "read_verdict_rows",
+    "usable_count",
+    "use_key",
+]
 
 _HOME = {
+    "ACTIONS": "verdicts",
+    "LEGACY_USES": "stage",
+    "PURPOSES": "verdicts",
     "USES": "verdicts",
+    "use_key": "verdicts",
+    "VerdictRow": "evidence",
+    "VerdictWriter": "export",
+    "read_verdict_rows": "export",
     "Verdict": "policy",
     "license_dataset": "stage",
     "license_files": "stage",

@@ -7,20 +7,25 @@ from files and the state store, so the licence stage has one place that touches 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import io
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from audit.config import LicenseConfig
-from audit.licensing.policy import Policy, coco_license_map
-from audit.licensing.provenance import RecordView
+from audit.licensing.policy import Policy
+from audit.licensing.provenance import RecordView, coco_image_id
 from audit.licensing.verdicts import LicenceContext
 from audit.loaders.coco import load_coco_licences, load_vg_coco_ids
+from audit.loaders.imageroots import Location, UnsafePathError, locate, open_roots, read_source
 from audit.loaders.records import LoadedFile, load_records
+from audit.loaders.urlsources import load_url_refs
 from audit.models import ChatRecord, MetadataRecord
 from audit.store import Store
 
 _OPT_OUT_STATUS = "opt_out"
+#: the opt-out kind the URL probe reports today (X-Robots-Tag: noai / noimageai)
+X_ROBOTS_TAG = "x-robots-tag"
 
 
 def licence_inputs(
@@ -46,6 +51,7 @@ def licence_inputs(
         coco_license_names=coco.licenses if coco else {},
         coco_images=coco.images if coco else None,
         vg_coco_ids=load_vg_coco_ids(vg_image_data) if vg_image_data else None,
+        coco_sizes=coco.sizes if coco else {},
     )
     return ctx, urls
 
@@ -80,6 +86,62 @@ def _view(index: int, record: Any, urls: dict[str, str] | None) -> RecordView:
     )
 
 
+def tsv_views(path: Path) -> Iterator[RecordView]:
+    """The CC-3M TSV (caption<TAB>url, no header): one record per line, its id the line number."""
+    for ref in load_url_refs(path):
+        record_id = ref.record_id if ref.record_id is not None else str(ref.index)
+        yield RecordView(position=ref.index, record_id=record_id, image=None, url=ref.url)
+
+
+def derivatives(
+    views: Iterable[RecordView],
+    sizes: Mapping[int, tuple[int, int]],
+    roots: Sequence[str | Path],
+    store: Store | None = None,
+) -> dict[int, str]:
+    """Record position -> why its COCO image is not the original: its size differs from COCO's.
+
+    The size comes from the image probe's cache when it saw the same file, else from the image
+    header. Images that are missing, unreadable or not COCO's are left out: the tool cannot tell.
+    """
+    found: dict[int, str] = {}
+    opened = open_roots(roots)
+    for view in views:
+        coco_id = coco_image_id(view.image) if view.image else None
+        expected = sizes.get(coco_id) if coco_id is not None else None
+        if expected is None or view.image is None:
+            continue
+        try:
+            loc = locate(opened, view.image)
+        except UnsafePathError:
+            continue
+        actual = _size(loc, store) if loc is not None and not loc.problem else None
+        if actual is not None and actual != expected:
+            found[view.position] = (
+                f"image {view.image} is {actual[0]}x{actual[1]} but COCO records "
+                f"{expected[0]}x{expected[1]} for image {coco_id}: resized or re-encoded, so a "
+                "derivative (no-derivatives licences forbid redistributing it)"
+            )
+    return found
+
+
+def _size(loc: Location, store: Store | None) -> tuple[int, int] | None:
+    """Width and height: the image probe's cached result for this exact file, else the header."""
+    if store is not None:
+        from audit.store import images as image_store
+
+        row = image_store.lookup(store, loc.root, [loc.name]).get(loc.name)
+        if row is not None and row[1] == loc.signature and row[5] and row[6]:
+            return (row[5], row[6])
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(read_source(loc.source))) as im:
+            return im.size
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
+        return None
+
+
 def metadata_urls(path: str | Path) -> dict[str, str]:
     """Source URL by record id and by image name, from a metadata file (the join for chat files)."""
     loaded = load_records(Path(path))
@@ -95,13 +157,38 @@ def metadata_urls(path: str | Path) -> dict[str, str]:
     return urls
 
 
-def opt_out_urls(store: Store | None, urls: Iterable[str]) -> frozenset[str]:
-    """URLs whose latest probe saw an X-Robots-Tag opt-out; empty when there is no store or probe."""
+def opt_out_urls(store: Store | None, urls: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """URL -> the opt-out kinds its latest probe saw; empty when there is no store or probe.
+
+    Today the URL probe reports one kind, ``x-robots-tag`` (noai / noimageai). Other
+    machine-readable reservations (TDM Reservation Protocol, robots.txt rules) join here as kinds
+    of their own; the policy's ``[signals.kinds]`` maps each kind to its restriction.
+    """
     if store is None:
-        return frozenset()
+        return {}
     try:
         from audit.store import urls as url_store
     except ImportError:  # the URL probe is optional for the licence stage
-        return frozenset()
+        return {}
     statuses = url_store.latest_status(store, urls)
-    return frozenset(url for url, status in statuses.items() if status == _OPT_OUT_STATUS)
+    return {url: (X_ROBOTS_TAG,) for url, status in statuses.items() if status == _OPT_OUT_STATUS}
+
+
+def coco_license_map(policy: Policy, file_licenses: dict[int, tuple[str, str]]) -> dict[int, str]:
+    """COCO licence id -> SPDX/LicenseRef id, by the licence URL in the file, else by the policy's id map.
+
+    Matching the URL first keeps the join right for COCO-format files whose ids differ from COCO's.
+    Ids that match neither resolve to NOASSERTION (never allowed).
+    """
+    by_url = {_norm_url(u): term_id for term_id, t in policy.licenses.items() for u in t.urls}
+    mapping: dict[int, str] = {}
+    for coco_id, (_name, url) in file_licenses.items():
+        mapping[coco_id] = (
+            by_url.get(_norm_url(url)) or policy.coco.license_ids.get(str(coco_id)) or "NOASSERTION"
+        )
+    return mapping
+
+
+def _norm_url(url: str) -> str:
+    u = url.strip().lower().removeprefix("https://").removeprefix("http://").removeprefix("www.")
+    return u.rstrip("/")

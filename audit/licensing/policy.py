@@ -8,6 +8,7 @@ reference is one clear :class:`ConfigError` at start-up, never a silently permis
 from __future__ import annotations
 
 import enum
+import re
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -60,8 +61,11 @@ class _Strict(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=T
 
 
 class Evidence(_Strict, frozen=True):
+    """A verbatim quote, where it was read, and the public page the policy entry rests on."""
+
     quote: str
     source: str
+    url: str = ""
 
 
 class WhenRule(_Strict, frozen=True):
@@ -130,7 +134,14 @@ class ImageOrigin(_Strict, frozen=True):
 
 
 class Signals(_Strict, frozen=True):
+    """The restriction an opt-out adds to a record's image; ``kinds`` gives a kind its own
+    (``x-robots-tag`` today; the TDM Reservation Protocol or robots.txt rules can be added)."""
+
     opt_out: str
+    kinds: dict[str, str] = msgspec.field(default_factory=dict)
+
+    def restriction_for(self, kind: str) -> str:
+        return self.kinds.get(kind, self.opt_out)
 
 
 class CocoPolicy(_Strict, frozen=True):
@@ -314,14 +325,19 @@ def validate(policy: Policy) -> list[str]:
     for name, card in policy.cards.items():
         problems += _evidence_problems(f"cards.{name}", card.evidence)
     for name, origin in policy.image_origins.items():
+        problems += _evidence_problems(f"image_origins.{name}", origin.evidence)
         problems += _restriction_problems(policy, f"image_origins.{name}", origin.restrictions)
         for lic in filter(None, [origin.license, *origin.replaces]):
             if lic not in policy.licenses:
                 problems.append(f"image_origins.{name}: unknown licence {lic!r}")
+    problems += _evidence_problems("coco", policy.coco.evidence)
+    problems += _evidence_problems("lcs", policy.lcs.evidence)
     for required in ("source", "llava-images-zip"):
         if required not in policy.image_origins:
             problems.append(f"image_origins: missing {required!r}")
-    problems += _restriction_problems(policy, "signals.opt_out", [policy.signals.opt_out])
+    problems += _restriction_problems(
+        policy, "signals", [policy.signals.opt_out, *policy.signals.kinds.values()]
+    )
     for coco_id, lic in policy.coco.license_ids.items():
         if not coco_id.isdigit():
             problems.append(f"coco.license_ids: key {coco_id!r} is not a number")
@@ -337,13 +353,25 @@ def validate(policy: Policy) -> list[str]:
 
 
 def _evidence_problems(where: str, evidence: list[Evidence]) -> list[str]:
+    """Each entry needs a quote and a public URL: a verdict's evidence chain shows both."""
     if not evidence:
-        return [f"{where}: needs at least one evidence entry (quote and source)"]
-    return [
+        return [f"{where}: needs at least one evidence entry (quote, source and url)"]
+    problems = [
         f"{where}.evidence[{i}]: quote and source must not be empty"
         for i, e in enumerate(evidence)
         if not e.quote.strip() or not e.source.strip()
     ]
+    problems += [
+        f"{where}.evidence[{i}]: url {e.url!r} is not an http(s) URL"
+        for i, e in enumerate(evidence)
+        if e.url and not _PUBLIC_URL.match(e.url)
+    ]
+    if not any(e.url for e in evidence):
+        problems.append(f"{where}: needs an evidence entry with a public url (http or https)")
+    return problems
+
+
+_PUBLIC_URL = re.compile(r"https?://[^\s/]+\.[^\s/]+(?:/\S*)?$")
 
 
 def _restriction_problems(policy: Policy, where: str, ids: list[str]) -> list[str]:
@@ -366,23 +394,3 @@ def _rule_problems(rule: WhenRule) -> list[str]:
     except msgspec.ValidationError as exc:
         return [f"setting {rule.setting!r} cannot equal {rule.equals!r}: {exc}"]
     return []
-
-
-def coco_license_map(policy: Policy, file_licenses: dict[int, tuple[str, str]]) -> dict[int, str]:
-    """COCO licence id -> SPDX/LicenseRef id, by the licence URL in the file, else by the policy's id map.
-
-    Matching the URL first keeps the join right for COCO-format files whose ids differ from COCO's.
-    Ids that match neither resolve to NOASSERTION (never allowed).
-    """
-    by_url = {_norm_url(u): term_id for term_id, t in policy.licenses.items() for u in t.urls}
-    mapping: dict[int, str] = {}
-    for coco_id, (_name, url) in file_licenses.items():
-        mapping[coco_id] = (
-            by_url.get(_norm_url(url)) or policy.coco.license_ids.get(str(coco_id)) or "NOASSERTION"
-        )
-    return mapping
-
-
-def _norm_url(url: str) -> str:
-    u = url.strip().lower().removeprefix("https://").removeprefix("http://").removeprefix("www.")
-    return u.rstrip("/")

@@ -85,6 +85,12 @@ def _lcs_parts(image_source: str, blip: bool, inferred: bool) -> tuple[Part, ...
     return parts
 
 
+def coco_image_id(image: str) -> int | None:
+    """The COCO image id in a COCO file name (``000000033471.jpg``, ``COCO_train2014_...``)."""
+    match = _COCO_NAME.search(image)
+    return int(match.group(1)) if match else None
+
+
 def derive(
     view: RecordView,
     *,
@@ -101,6 +107,8 @@ def derive(
     source's components for that case.
     """
     image = view.image
+    if kind == "cc3m-tsv":  # a line of the CC-3M TSV: its caption and its image's URL
+        return _prov(view, "cc3m", _CC3M)
     if not image:
         if kind in ("mix", "generic") and not view.url and source is None:  # mix665k text-only
             text = (Part("sharegpt", "user_text"), Part("sharegpt", "generated_text"))
@@ -151,7 +159,8 @@ def _coco_parts(instruction: str, kind: str, guessed: bool) -> tuple[Part, ...]:
     if _is_region_task(instruction):
         return (image, Part("refcoco", "source_annotation", inferred=True))
     if _SHORT_ANSWER in instruction:
-        return (image, Part("vqav2", "source_annotation", inferred=True))
+        # VQAv2 and OK-VQA share this prompt in mix665k: the policy source covers both
+        return (image, Part("vqav2_or_okvqa", "source_annotation", inferred=True))
     return (
         image,
         Part("coco", "source_annotation"),

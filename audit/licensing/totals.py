@@ -19,7 +19,7 @@ from audit.config import LicenseConfig
 from audit.findings import Code, Finding
 from audit.licensing.policy import Card, Verdict
 from audit.licensing.provenance import Provenance
-from audit.licensing.verdicts import USES, Judgement, RecordLicence, UseVerdict
+from audit.licensing.verdicts import USES, Judgement, RecordLicence, UseVerdict, split_use
 from audit.results import LicenseFileTotals, LicenseResult
 
 _EXAMPLES = 5
@@ -44,6 +44,7 @@ class FileTally:
     records: int = 0
     inferred: int = 0
     opt_out: int = 0
+    modified: int = 0  # images found to differ from their original (resized, re-encoded)
     coco_records: int = 0
     coco_unresolved: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
@@ -64,14 +65,17 @@ class FileTally:
             self.opt_out += 1
             self._finding(
                 Code.LICENSE_OPT_OUT,
-                f"source URL {prov.url} carries a TDM opt-out (X-Robots-Tag noai/noimageai)",
+                f"source URL {prov.url} carries a TDM opt-out ({', '.join(rec.opt_out_kinds)})",
                 prov,
             )
+        if rec.modified and rec.derivative:
+            self.modified += 1
+            self._finding(Code.LICENSE_DERIVATIVE, rec.derivative, prov)
         forbidden: list[str] = []
         for use in self.uses:
             uv = rec.judgement.verdicts[use]
             if uv.verdict is Verdict.FORBIDDEN:
-                forbidden.append(f"forbidden for {use}: " + "; ".join(uv.reasons))
+                forbidden.append(f"forbidden for {_label(use)}: " + "; ".join(uv.reasons))
             elif uv.verdict is Verdict.UNKNOWN or uv.verdict is Verdict.CONDITIONAL:
                 group = self._groups.get((use, uv))
                 if group is None:
@@ -124,7 +128,8 @@ class FileTally:
 
     @property
     def _redistributes_both(self) -> bool:
-        return "redistribute-images" in self.uses and "redistribute-annotations" in self.uses
+        actions = {split_use(u)[1] for u in self.uses}
+        return {"redistribute-images", "redistribute-annotations"} <= actions
 
     def finish(self, card: Card | None = None) -> list[Finding]:
         """Per-record findings, grouped warnings, the card cross-check and the summary line."""
@@ -139,7 +144,7 @@ class FileTally:
             out.append(
                 self._file_finding(
                     _GROUP_CODES[verdict],
-                    f"{len(labels):,} records {what} for {use}: {'; '.join(reasons)} "
+                    f"{len(labels):,} records {what} for {_label(use)}: {'; '.join(reasons)} "
                     f"(e.g. {_examples(labels)})",
                 )
             )
@@ -170,7 +175,7 @@ class FileTally:
                 f"the {card.name} card{revision} declares `license: other` with no licence name or "
                 "link; the records' rights come only from their sources (see the per-source table)"
             )
-        verdicts = self.verdicts["commercial"]
+        verdicts = self.verdicts["commercial/train"]
         narrower = self.records - usable_count(verdicts)
         return (
             f"the {card.name} card{revision} declares {card.declared}, which covers only the "
@@ -184,11 +189,11 @@ class FileTally:
     def summary(self) -> str:
         verdicts = self.verdicts
         declared = "; ".join(
-            f"for {use}: "
+            f"for {_label(use)}: "
             + (", ".join(f"{n:,} {v}" for v, n in sorted(verdicts[use].items())) or "none")
             for use in self.uses
         )
-        usable = ", ".join(f"{usable_count(verdicts[u]):,} usable for {u}" for u in USES)
+        usable = ", ".join(f"{usable_count(verdicts[u]):,} usable for {_label(u)}" for u in USES)
         return (
             f"{self.records:,} records; {declared}; {usable}; "
             f"{self.inferred:,} with an inferred source"
@@ -204,6 +209,7 @@ class FileTally:
             "by_license": _plain(self.breakdown("license")),
             "inferred": self.inferred,
             "opt_out": self.opt_out,
+            "modified": self.modified,
             "coco_records": self.coco_records,
             "coco_unresolved": len(self.coco_unresolved),
         }
@@ -257,7 +263,7 @@ def dataset_stats(
         verdicts={u: dict(c) for u, c in verdicts.items()},
         usable=usable,
         dataset_verdict=worst,
-        usable_lines=[f"{usable[u]:,} records usable for {u}" for u in USES],
+        usable_lines=[f"{usable[u]:,} records usable for {_label(u)}" for u in USES],
         forbidden=forbidden,
         by_source={k: {u: dict(c) for u, c in v.items()} for k, v in by_source.items()},
         by_license={k: {u: dict(c) for u, c in v.items()} for k, v in by_license.items()},
@@ -268,6 +274,11 @@ def dataset_stats(
 def usable_count(counts: Mapping[str, int]) -> int:
     """Records whose verdict permits the use (allowed, or allowed with obligations)."""
     return sum(counts.get(v.value, 0) for v in Verdict if v.usable)
+
+
+def _label(use: str) -> str:
+    """``commercial/redistribute-images`` -> ``commercial redistribute-images``, for messages."""
+    return use.replace("/", " ")
 
 
 def _plain(table: dict[str, dict[str, Counter[str]]]) -> dict[str, dict[str, dict[str, int]]]:

@@ -1,27 +1,43 @@
-"""Licence verdicts per record and per use (spec/licensing.md §8.4, §8.5 steps 3-8). Pure.
+"""Licence verdicts per record, purpose and action (spec/licensing.md §8.4, §8.5 steps 3-8). Pure.
 
 A record's parts are resolved to a licence and restrictions through the policy (COCO per-image ids,
 the images.zip restriction, URL opt-outs), each term gives a verdict for the use, and the record gets
-the most restrictive one; obligations are the union. Verdicts are cached by the resolved parts, so a
+the most restrictive one; obligations are the union. A use is a purpose (research, commercial) and
+an action (train, redistribute annotations, redistribute images): NC licences forbid every
+commercial action, redistribution included. Verdicts are cached by the resolved parts, so a
 595K-record file costs one evaluation per distinct licence combination, not per record.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Set
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from audit.config import LicenseConfig
-from audit.licensing.policy import Column, Policy, Verdict, evaluate
+from audit.licensing.policy import Column, Policy, Term, TermVerdict, Verdict, evaluate
 from audit.licensing.provenance import Part, Provenance
 
-USES: tuple[str, ...] = (
-    "research",
-    "commercial",
-    "redistribute-images",
-    "redistribute-annotations",
-)
+PURPOSES: tuple[str, ...] = ("research", "commercial")
+ACTIONS: tuple[str, ...] = ("train", "redistribute-annotations", "redistribute-images")
+#: Every use a verdict is judged for: "purpose/action", research first.
+USES: tuple[str, ...] = tuple(f"{p}/{a}" for p in PURPOSES for a in ACTIONS)
+
+
+def use_key(purpose: str, action: str) -> str:
+    """The key of a use in verdicts and statistics: ``research/train``."""
+    if purpose not in PURPOSES or action not in ACTIONS:
+        raise ValueError(f"unknown use {purpose!r}/{action!r}")
+    return f"{purpose}/{action}"
+
+
+def split_use(use: str) -> tuple[str, str]:
+    """``research/train`` -> ``("research", "train")``."""
+    purpose, _, action = use.partition("/")
+    use_key(purpose, action)
+    return purpose, action
+
+
 #: sources whose images may be COCO images (VG and GQA through the VG image's coco_id)
 _COCO_IMAGES = frozenset({"coco", "vg", "gqa"})
 
@@ -32,6 +48,16 @@ class ResolvedPart(NamedTuple):
     license: str
     restrictions: tuple[str, ...]
     inferred: bool
+    via: str = ""  # how the licence was resolved when not from the source entry (COCO id, origin)
+
+
+class Link(NamedTuple):
+    """One term applied to one part for one use: a step of the verdict's evidence chain."""
+
+    part: ResolvedPart
+    term: str
+    verdict: Verdict
+    reason: str
 
 
 @dataclass(frozen=True, slots=True, eq=False)  # identity hash: the tally groups records by it
@@ -39,6 +65,7 @@ class UseVerdict:
     verdict: Verdict
     reasons: tuple[str, ...]
     obligations: tuple[str, ...]
+    chain: tuple[Link, ...] = ()  # every term of every part the action touches
 
 
 class Judgement:
@@ -71,6 +98,11 @@ class RecordLicence(NamedTuple):
     attribution: tuple[str, ...]
     opt_out: bool
     coco_unresolved: bool
+    modified: bool | None = None  # the image differs from its original (None: cannot tell)
+    opt_out_kinds: tuple[str, ...] = ()  # which machine-readable opt-outs the URL carried
+    derivative: str = ""  # how the tool saw that the image was changed (a finding's message)
+    image_url: str = ""  # the image's own page of origin when known (COCO flickr_url)
+    license_url: str = ""  # the image licence's URL as the COCO file states it
 
     @property
     def parts(self) -> tuple[ResolvedPart, ...]:
@@ -96,26 +128,42 @@ class LicenceContext:
     coco_license_names: Mapping[int, tuple[str, str]] = field(default_factory=dict)
     coco_images: Mapping[int, tuple[int, str]] | None = None  # image id -> (licence id, flickr url)
     vg_coco_ids: Mapping[int, int] | None = None  # Visual Genome image id -> COCO image id
-    opt_outs: Set[str] = frozenset()
+    #: URL -> the opt-out kinds seen on it (``x-robots-tag``; a hook for tdmrep, robots.txt, ...)
+    opt_outs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    coco_sizes: Mapping[int, tuple[int, int]] = field(default_factory=dict)  # id -> (w, h)
+    #: record position -> how its image differs from the original (absent: cannot tell)
+    modified: Mapping[int, str] = field(default_factory=dict)
 
 
-def column_for(use: str, settings: LicenseConfig) -> Column:
-    if use == "redistribute-images":
-        return "redistribute-modified" if settings.images_modified else "redistribute"
-    if use == "redistribute-annotations":
-        return "redistribute"
-    if use in ("research", "commercial"):
-        return use  # type: ignore[return-value]
-    raise ValueError(f"unknown use {use!r}")
+def column_for(action: str, purpose: str, modified: bool) -> Column:
+    """The policy matrix column of an action: training is judged by purpose, copies by change."""
+    if action == "train":
+        return purpose  # type: ignore[return-value]
+    if action == "redistribute-images" and modified:
+        return "redistribute-modified"
+    return "redistribute"
 
 
-def _applies(use: str, component: str) -> bool:
+def _applies(action: str, component: str) -> bool:
     """Training uses every part; redistributing images only the image, annotations only the text."""
-    if use == "redistribute-images":
+    if action == "redistribute-images":
         return component == "image"
-    if use == "redistribute-annotations":
+    if action == "redistribute-annotations":
         return component != "image"
     return True
+
+
+def judge_term(
+    term: Term, purpose: str, action: str, column: Column, settings: LicenseConfig
+) -> TermVerdict:
+    """One term's verdict for a use: its matrix cell, and NC forbids every commercial action."""
+    if purpose == "commercial" and action != "train" and term.non_commercial:
+        return TermVerdict(
+            Verdict.FORBIDDEN,
+            tuple(term.obligations),
+            f"non-commercial licence: no commercial {action.replace('-', ' ')}",
+        )
+    return evaluate(term, column, settings)
 
 
 class Evaluator:
@@ -133,7 +181,7 @@ class Evaluator:
         self._coco_joined = ctx.coco_images is not None and ctx.coco_licenses is not None
 
     def assess(self, prov: Provenance) -> RecordLicence:
-        opt_out = prov.url is not None and prov.url in self.ctx.opt_outs
+        kinds = self.ctx.opt_outs.get(prov.url, ()) if prov.url is not None else ()
         coco_id = prov.coco_image_id
         if coco_id is None and prov.vg_image_id is not None and self.ctx.vg_coco_ids is not None:
             coco_id = self.ctx.vg_coco_ids.get(prov.vg_image_id)  # VG images taken from COCO
@@ -142,21 +190,41 @@ class Evaluator:
         if coco_id is not None and self._coco_joined:
             coco_entry = self.ctx.coco_images.get(coco_id)  # type: ignore[union-attr]
             coco_license = coco_entry[0] if coco_entry else -1
-        key = (prov.parts, coco_license, opt_out)
+        derivative = self.ctx.modified.get(prov.position, "")
+        modified = True if derivative or self.ctx.settings.images_modified else None
+        key = (prov.parts, coco_license, kinds, modified is True)
         judgement = self._cache.get(key)
         if judgement is None:
-            judgement = self._judgement(prov.parts, coco_license, opt_out)
+            judgement = self._judgement(prov.parts, coco_license, kinds, modified is True)
             self._cache[key] = judgement
         attribution = judgement.attribution
+        image_url = license_url = ""
         if coco_entry is not None:
             attribution = (*attribution, self._coco_credit(coco_id, coco_entry, prov.vg_image_id))
-        return RecordLicence(prov, judgement, attribution, opt_out, coco_license == -1)
+            image_url = coco_entry[1]
+            license_url = self.ctx.coco_license_names.get(coco_entry[0], ("", ""))[1]
+        return RecordLicence(
+            prov,
+            judgement,
+            attribution,
+            bool(kinds),
+            coco_license == -1,
+            modified,
+            kinds,
+            derivative,
+            image_url,
+            license_url,
+        )
 
     def _judgement(
-        self, parts: tuple[Part, ...], coco_license: int | None, opt_out: bool
+        self,
+        parts: tuple[Part, ...],
+        coco_license: int | None,
+        kinds: tuple[str, ...],
+        modified: bool,
     ) -> Judgement:
-        resolved = tuple(self._resolve(p, coco_license, opt_out) for p in parts)
-        verdicts = {use: self._judge(resolved, use) for use in USES}
+        resolved = tuple(self._resolve(p, coco_license, kinds) for p in parts)
+        verdicts = {use: self._judge(resolved, use, modified) for use in USES}
         sources = dict.fromkeys(p.source for p in resolved)
         attribution = tuple(a for s in sources if (a := self._source_attribution(s)))
         return Judgement(resolved, verdicts, attribution, self._share_alike_conflict(resolved))
@@ -172,26 +240,31 @@ class Evaluator:
         src = self.ctx.policy.sources.get(source)
         return src.attribution if src else ""
 
-    def _resolve(self, part: Part, coco_license: int | None, opt_out: bool) -> ResolvedPart:
+    def _resolve(
+        self, part: Part, coco_license: int | None, kinds: tuple[str, ...]
+    ) -> ResolvedPart:
         policy = self.ctx.policy
         src = policy.sources.get(part.source)
         comp = src.components.get(part.component) if src else None  # type: ignore[call-overload]
         license_id = comp.license if comp else "NOASSERTION"
         restrictions = list(comp.restrictions) if comp else []
+        via = ""
         if part.component == "image":
             restrictions += self._origin_restrictions
             if self._origin.license and license_id in self._origin.replaces:
-                license_id = self._origin.license  # the distributor's permission is all there is
-            if opt_out:
-                restrictions.append(policy.signals.opt_out)
+                license_id = self._origin.license  # no licence of its own: the origin's terms
+                via = f"image origin {self.ctx.image_origin}"
+            restrictions += [policy.signals.restriction_for(kind) for kind in kinds]
             if part.source in _COCO_IMAGES and coco_license is not None and coco_license >= 0:
                 license_id = (self.ctx.coco_licenses or {}).get(coco_license, "NOASSERTION")
+                via = f"COCO licence id {coco_license}"
         return ResolvedPart(
             part.source,
             part.component,
             license_id,
             tuple(dict.fromkeys(restrictions)),
             part.inferred,
+            via,
         )
 
     def _coco_credit(self, image_id: int | None, entry: tuple[int, str], vg_id: int | None) -> str:
@@ -201,17 +274,21 @@ class Evaluator:
         label = f"COCO image {image_id}" + (f" (VG image {vg_id})" if vg_id is not None else "")
         return f"{label}: {flickr_url or 'no Flickr URL'}, {name} {url}".strip()
 
-    def _judge(self, parts: tuple[ResolvedPart, ...], use: str) -> UseVerdict:
-        column = column_for(use, self.ctx.settings)
-        relevant = [p for p in parts if _applies(use, p.component)]
+    def _judge(self, parts: tuple[ResolvedPart, ...], use: str, modified: bool) -> UseVerdict:
+        purpose, action = split_use(use)
+        column = column_for(action, purpose, modified)
+        relevant = [p for p in parts if _applies(action, p.component)]
         if not relevant:
-            return UseVerdict(Verdict.ALLOWED, (f"nothing to {use}",), ())
+            return UseVerdict(Verdict.ALLOWED, (f"nothing to {action.replace('-', ' ')}",), ())
         worst = Verdict.ALLOWED
         reasons: list[str] = []
         obligations: list[str] = []
+        chain: list[Link] = []
         for p in relevant:
             for term_id in (p.license, *p.restrictions):
-                tv = evaluate(self.ctx.policy.term(term_id), column, self.ctx.settings)
+                term = self.ctx.policy.term(term_id)
+                tv = judge_term(term, purpose, action, column, self.ctx.settings)
+                chain.append(Link(p, term_id, tv.verdict, tv.reason))
                 obligations += tv.obligations
                 if tv.verdict.rank < worst.rank:
                     worst, reasons = tv.verdict, []
@@ -219,4 +296,9 @@ class Evaluator:
                     inferred = ", inferred" if p.inferred else ""
                     why = f": {tv.reason}" if tv.reason else ""
                     reasons.append(f"{p.component} ({p.source}{inferred}) is {term_id}{why}")
-        return UseVerdict(worst, tuple(dict.fromkeys(reasons)), tuple(dict.fromkeys(obligations)))
+        return UseVerdict(
+            worst,
+            tuple(dict.fromkeys(reasons)),
+            tuple(dict.fromkeys(obligations)),
+            tuple(chain),
+        )

@@ -6,7 +6,7 @@ Only `licenses` and `images[].{id, license, flickr_url, coco_url}` are decoded; 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
@@ -27,6 +27,8 @@ class _Image(msgspec.Struct, gc=False):
     flickr_url: str | None = None
     coco_url: str | None = None
     file_name: str | None = None
+    width: int | None = None
+    height: int | None = None
 
 
 class _CocoFile(msgspec.Struct, gc=False):
@@ -42,6 +44,8 @@ class CocoLicences:
     licenses: dict[int, tuple[str, str]]
     images: dict[int, tuple[int, str]]  # image id -> (licence id, flickr url)
     without_license: int  # image entries with no licence id (they stay unresolved)
+    #: image id -> (width, height) as COCO recorded the original: a copy of another size was changed
+    sizes: dict[int, tuple[int, int]] = field(default_factory=dict)
 
 
 def load_coco_licences(path: str | Path) -> CocoLicences:
@@ -49,8 +53,11 @@ def load_coco_licences(path: str | Path) -> CocoLicences:
     p = Path(path)
     data = _read(p)
     images: dict[int, tuple[int, str]] = {}
+    sizes: dict[int, tuple[int, int]] = {}
     without = 0
     for image in data.images:
+        if image.width and image.height:
+            sizes[image.id] = (image.width, image.height)
         if image.license is None:
             without += 1
             continue
@@ -60,6 +67,7 @@ def load_coco_licences(path: str | Path) -> CocoLicences:
         licenses={lic.id: (lic.name, lic.url) for lic in data.licenses},
         images=images,
         without_license=without,
+        sizes=sizes,
     )
 
 
