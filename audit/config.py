@@ -213,6 +213,23 @@ class ScheduleConfig(_Section, frozen=True):
     notify_on_errors: bool = False  # also POST when a run succeeded but found error findings
 
 
+class TakedownConfig(_Section, frozen=True):
+    """Where the takedown ledger lives (not in the cache folder) and how long it keeps the
+    requester's contact and notes (GDPR Art. 5(1)(e)) before they are redacted to a hash."""
+
+    ledger: str = "takedown.sqlite"
+    personal_data_months: Annotated[int, msgspec.Meta(ge=0)] = 36
+
+
+class DerivedConfig(_Section, frozen=True):
+    """An artefact built from the datasets (a shard, zip, checkpoint): a takedown must reach it."""
+
+    name: str
+    path: str
+    kind: Literal["shard", "zip", "checkpoint", "other"] = "other"
+    datasets: list[str] = msgspec.field(default_factory=list)  # empty: built from all of them
+
+
 class Config(_Section, frozen=True):
     """The whole `audit.toml`. Paths are resolved against the file's folder."""
 
@@ -224,6 +241,8 @@ class Config(_Section, frozen=True):
     gate: GateConfig = GateConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     limits: LimitsConfig = LimitsConfig()
+    takedown: TakedownConfig = TakedownConfig()
+    derived: list[DerivedConfig] = msgspec.field(default_factory=list)
     reports_dir: str = "reports"
     #: Published run folders kept in ``reports_dir`` (the newest; 0 keeps all). The run history,
     #: and so the index's trend charts, keeps every run.

@@ -140,11 +140,12 @@ def plant_takedown(config: config_mod.Config) -> None:
     image as present (the "never comes back" check of the takedown workflow)."""
     from audit import takedown
     from audit.store import Store
-    from audit.store.ledger import Ledger
+    from audit.store.ledgerfile import opened_ledger
 
     with Store(config.path(config.state)) as store:
-        if Ledger(store).requests():
-            return
+        with opened_ledger(config, store) as ledger:
+            if ledger.requests():
+                return
         request = takedown.new_request(
             config,
             store,
@@ -167,7 +168,9 @@ def run_demo(
         datasets = demodata.build(folder, url_base)
         config_file = write_config(folder, datasets, url_base)
         if console is not None:
-            console.print(f"demo datasets and audit.toml written to {folder}; auditing ...")
+            console.print(
+                f"demo datasets and audit.toml written to {folder}; auditing ...", markup=False
+            )
         config = config_mod.load(config_file)
         plant_takedown(config)
         report = run_audit(config, progress=progress, config_file=str(config_file))

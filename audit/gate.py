@@ -22,6 +22,8 @@ from audit.output.model import AuditReport, DatasetReport
 
 FORBIDDEN_CODE = Code.LICENSE_FORBIDDEN
 TAKEDOWN_CODE = Code.TAKEDOWN_PRESENT
+#: A record named in an open request blocks training too (GDPR Art. 18), under the same rule.
+PENDING_CODE = Code.TAKEDOWN_PENDING
 _EXAMPLES = 10
 
 
@@ -86,7 +88,13 @@ def evaluate(
             _errors_rule(ds.name, new, config, baseline is not None),
             _missing_rule(ds, config),
             _code_rule("license", ds.name, new, FORBIDDEN_CODE, config.fail_on_forbidden),
-            _code_rule("takedown", ds.name, current, TAKEDOWN_CODE, config.fail_on_takedown),
+            _code_rule(
+                "takedown",
+                ds.name,
+                current,
+                (TAKEDOWN_CODE, PENDING_CODE),
+                config.fail_on_takedown,
+            ),
         ]
     return GateResult(
         passed=all(r.passed for r in rules),
@@ -169,7 +177,7 @@ def _errors_rule(
 
     The forbidden-licence and takedown codes have their own rules and are not counted twice.
     """
-    own_rules = {FORBIDDEN_CODE, TAKEDOWN_CODE}
+    own_rules = {FORBIDDEN_CODE, TAKEDOWN_CODE, PENDING_CODE}
     errors = [f for f in findings if f.severity is Severity.ERROR and f.code not in own_rules]
     by_code = Counter(f.code for f in errors)
     limited = {c: n for c, n in by_code.items() if c in config.max_errors_per_code}
@@ -223,9 +231,15 @@ def _missing_rule(ds: DatasetReport, config: GateConfig) -> RuleOutcome:
 
 
 def _code_rule(
-    rule: str, dataset: str, findings: Sequence[Finding], code: str, enabled: bool
+    rule: str,
+    dataset: str,
+    findings: Sequence[Finding],
+    codes: str | tuple[str, ...],
+    enabled: bool,
 ) -> RuleOutcome:
-    hits = [f for f in findings if f.code == code]
+    wanted = (codes,) if isinstance(codes, str) else codes
+    hits = [f for f in findings if f.code in wanted]
+    code = "/".join(sorted({f.code for f in hits})) or " or ".join(wanted)
     passed = not hits or not enabled
     if not hits:
         reason = f"no {code} findings"

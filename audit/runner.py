@@ -33,6 +33,7 @@ from audit.results import AnyStageResult, LicenseResult
 from audit.runlock import RunLock, lock_path_for
 from audit.store import Store
 from audit.store import runs as history
+from audit.takedown import check_ledger
 
 log = logging.getLogger("audit.runner")
 
@@ -64,6 +65,7 @@ def run_audit(
     state = config.path(config.state)
     reports_dir = reportsdir.prepare(config)
     with RunLock(lock_path_for(state)), Store(state) as store, contextlib.ExitStack() as logs:
+        check_ledger(config, store)  # a tampered takedown ledger: "ledger integrity: ...", exit 3
         started = datetime.now(UTC)
         run_id = rpt.new_run_id(started)
         history.fail_interrupted(store, now=started)

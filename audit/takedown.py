@@ -5,6 +5,9 @@ configured dataset (conversation and metadata files) and, where image roots are 
 the image bytes; ``apply`` writes cleaned copies beside the originals (never touching them) and puts
 the keys on the blocklist that every later audit checks (:func:`blocklist_findings`). Each step
 appends one ledger event after its work is done, so a crash loses nothing: run the step again.
+
+The ledger is its own file (``[takedown] ledger``), opened and checked whole by :func:`opened_ledger`
+every time; the state store keeps only caches and the ledger's anchor.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ from audit.checks.takedown import (
     BlockKey,
     Blocklist,
     Match,
-    expand,
     find_matches,
     parse_key,
     present_findings,
@@ -30,12 +32,19 @@ from audit.config import Config
 from audit.errors import InputError, TakedownError
 from audit.findings import Code
 from audit.models import NoProgress, Progress
-from audit.output.render.checklist import build as build_checklist
-from audit.output.render.checklist import render as render_checklist
 from audit.results import TakedownResult
 from audit.store import Store
-from audit.store.ledger import Event, Ledger, Request
-from audit.takedown_search import DatasetFile, LoadedFile, dataset_files, hash_images, load_file
+from audit.store.ledger import Ledger, Request
+from audit.store.ledgerfile import ledger_path, opened_ledger
+from audit.takedown_search import (
+    DatasetFile,
+    LoadedFile,
+    Located,
+    dataset_files,
+    hash_images,
+    load_file,
+    locate_request,
+)
 
 
 def parse_identifiers(pairs: Iterable[tuple[str, str]]) -> list[BlockKey]:
@@ -47,6 +56,20 @@ def parse_identifiers(pairs: Iterable[tuple[str, str]]) -> list[BlockKey]:
         except ValueError as exc:
             raise TakedownError(f"bad identifier: {exc}") from None
     return keys
+
+
+def check_ledger(config: Config, store: Store) -> None:
+    """`run` and `gate` call this before any work: a tampered ledger stops the audit."""
+    with opened_ledger(config, store):
+        pass
+
+
+def ledger_position(config: Config, store: Store) -> tuple[int, str, int]:
+    """(events, head hash, content-hash keys): what the takedown stage's cache key needs."""
+    with opened_ledger(config, store) as ledger:
+        hashes = {k for r in ledger.requests() for k in r.keys if k.kind in ("sha256", "md5")}
+        hashes |= {k for k, _ in ledger.blocklist() if k.kind in ("sha256", "md5")}
+        return (*ledger.head(), len(hashes))
 
 
 def new_request(
@@ -64,92 +87,41 @@ def new_request(
     """Intake (§4.6 step 1): validate everything, then write the request in one transaction."""
     named = list(datasets)
     dataset_files(config, named)  # unknown dataset names fail here, before anything is written
-    return Ledger(store).add_request(
-        ground=ground,
-        requester_contact=requester_contact,
-        keys=parse_identifiers(identifiers),
-        received=received or dt.datetime.now(dt.UTC).date(),
-        deadline=deadline,
-        datasets=named,
-        notes=notes,
-    )
-
-
-class Located(msgspec.Struct, kw_only=True):
-    """What a search found: the matches, the keys followed, and what could not be searched."""
-
-    request_id: str
-    matches: list[Match]
-    keys: list[BlockKey]
-    files: list[dict[str, Any]]
-    images: dict[str, int]
-    image_files: list[str]  # where the matched records' images are: a file or zip!member
-
-
-def _locate_request(
-    config: Config, store: Store, request: Request, progress: Progress, applying: bool
-) -> tuple[Located, list[LoadedFile]]:
-    sources = dataset_files(config)
-    if not sources:
-        raise TakedownError("no dataset files configured: add [[datasets]] with chat or metadata")
-    loaded = [load_file(f, raw=applying) for f in sources]
-    images = hash_images(config, store, loaded, progress)
-    candidates = [c for f in loaded for c in f.candidates]
-    grown = expand(Blocklist((k, request.request_id) for k in request.keys), candidates)
-    if applying:  # apply also removes what earlier takedowns put on the blocklist
-        for key, rid in Ledger(store).blocklist():
-            grown.add(key, rid)
-    matches = find_matches(grown, candidates)
-    where = {(f.source.dataset, str(f.source.path)): f.image_locations for f in loaded}
-    image_files = {
-        loc
-        for m in matches
-        if m.request_id == request.request_id
-        and (loc := where[(m.dataset, m.file)].get(m.index)) is not None
-    }
-    located = Located(
-        request_id=request.request_id,
-        matches=matches,
-        image_files=sorted(image_files),
-        keys=[k for k, rid in grown.entries() if rid == request.request_id],
-        files=[
-            {
-                "dataset": f.source.dataset,
-                "role": f.source.role,
-                "file": str(f.source.path),
-                "records": len(f.candidates),
-            }
-            for f in loaded
-        ],
-        images=images,
-    )
-    return located, loaded
+    keys = parse_identifiers(identifiers)
+    with opened_ledger(config, store) as ledger:
+        return ledger.add_request(
+            ground=ground,
+            requester_contact=requester_contact,
+            keys=keys,
+            received=received or dt.datetime.now(dt.UTC).date(),
+            deadline=deadline,
+            datasets=named,
+            notes=notes,
+        )
 
 
 def match(
     config: Config, store: Store, request_id: str, *, progress: Progress | None = None
 ) -> Located:
     """§4.6 step 3: every record the request touches, in every configured dataset."""
-    request = Ledger(store).get(request_id)
-    located, _ = _locate_request(config, store, request, progress or NoProgress(), applying=False)
-    mine = [m for m in located.matches if m.request_id == request_id]
-    Ledger(store).record(
-        request_id,
-        "located",
-        summary=f"{len(mine)} record(s) in {len({(m.dataset, m.file) for m in mine})} file(s)",
-        detail=msgspec.to_builtins(located),
-    )
+    with opened_ledger(config, store) as ledger:
+        request = ledger.get(request_id)
+        located, _ = locate_request(
+            config, store, ledger, request, progress or NoProgress(), applying=False
+        )
+        mine = [m for m in located.matches if m.request_id == request_id]
+        ledger.record(
+            request_id,
+            "located",
+            summary=f"{len(mine)} record(s) in {len({(m.dataset, m.file) for m in mine})} file(s)",
+            detail=msgspec.to_builtins(located),
+        )
     return located
 
 
-def checklist(store: Store, request_id: str, fmt: str = "md", today: dt.date | None = None) -> str:
-    """The response checklist (Markdown or HTML), derived from the ledger as it stands now."""
-    return render_checklist(build_checklist(Ledger(store), request_id, today), fmt)
-
-
 def takedown_dir(config: Config, request_id: str) -> Path:
-    """Where a request's manifest and checklists go: beside the state store, with the ledger."""
-    return config.path(config.state).parent / "takedowns" / request_id
+    """Where a request's manifest goes: beside the ledger (evidence, not cache)."""
+    return ledger_path(config).parent / "takedowns" / request_id
 
 
 def cleaned_path(original: Path, request_id: str) -> Path:
@@ -163,7 +135,8 @@ class Applied(msgspec.Struct, kw_only=True):
     request_id: str
     manifest: str
     files: list[dict[str, Any]]
-    removed: int
+    removed: int  # records of this request
+    also_removed: int  # records of earlier takedowns, kept out of the cleaned copies too
     blocklist: list[BlockKey]
 
 
@@ -173,76 +146,85 @@ def apply(
     """§4.6 steps 4 and 8: cleaned copies without every matched record, then the blocklist.
 
     Records matching keys that earlier takedowns blocklisted are removed too, so a cleaned copy is
-    clean of everything taken down so far; the manifest names the request behind each removal.
+    clean of everything taken down so far; the manifest names the request behind each removal and
+    the count reported is this request's own.
     """
-    ledger = Ledger(store)
-    request = ledger.get(request_id)
-    if ledger.state(request_id)["rejected"] is not None:
-        raise TakedownError(f"{request_id} was rejected; record a new request to act on it")
-    located, loaded = _locate_request(config, store, request, progress or NoProgress(), True)
-    _record_located_if_changed(ledger, located)
-    files: list[dict[str, Any]] = []
-    for f in loaded:
-        removed = [m for m in located.matches if (m.dataset, m.file) == _ident(f)]
-        if not removed:
-            continue
-        drop = {m.index for m in removed}
-        kept = [raw for i, raw in enumerate(f.elements) if i not in drop]
-        target = cleaned_path(f.source.path, request_id)
-        write_atomic(target, _serialise(kept, f.jsonl))
-        files.append(
-            {
-                "dataset": f.source.dataset,
-                "role": f.source.role,
-                "original": str(f.source.path),
-                "cleaned": str(target),
-                "records_before": len(f.elements),
-                "records_after": len(kept),
-                "removed": [
-                    {
-                        "index": m.index,
-                        "record_id": m.record_id,
-                        "image": m.image,
-                        "url": m.url,
-                        "matched_key": str(m.key),
-                        "request_id": m.request_id,
-                        "image_file": f.image_locations.get(m.index),
-                    }
-                    for m in sorted(removed, key=lambda m: m.index)
-                ],
-            }
+    with opened_ledger(config, store) as ledger:
+        request = ledger.get(request_id)
+        if ledger.closed(request_id):
+            raise TakedownError(
+                f"{request_id} was rejected or exempted; record a new request to act on it"
+            )
+        located, loaded = locate_request(
+            config, store, ledger, request, progress or NoProgress(), True
         )
-    manifest = takedown_dir(config, request_id) / "manifest.json"
-    applied = Applied(
-        request_id=request_id,
-        manifest=str(manifest),
-        files=files,
-        removed=sum(len(f["removed"]) for f in files),
-        blocklist=located.keys,
-    )
-    body = {
-        "request_id": request_id,
-        "written_at": dt.datetime.now(dt.UTC).isoformat(),
-        "files": files,
-        "blocklist": [str(k) for k in located.keys],
-    }
-    write_atomic(manifest, msgspec.json.format(msgspec.json.encode(body), indent=2) + b"\n")
-    summary = {k: v for k, v in msgspec.to_builtins(applied).items() if k != "files"}
-    summary["files"] = [{k: v for k, v in f.items() if k != "removed"} for f in files]
-    ledger.record(
-        request_id,
-        "removed",
-        summary=f"{applied.removed} record(s) removed in {len(files)} cleaned cop(ies)",
-        detail=summary,
-    )
-    ledger.record(
-        request_id,
-        "blocklisted",
-        summary=f"{len(located.keys)} key(s) on the blocklist",
-        detail={"keys": [str(k) for k in located.keys]},
-        blocklist=located.keys,
-    )
+        _record_located_if_changed(ledger, located)
+        files = [row for f in loaded if (row := _clean_copy(f, located, request_id))]
+        manifest = takedown_dir(config, request_id) / "manifest.json"
+        mine = sum(f["removed_for_request"] for f in files)
+        applied = Applied(
+            request_id=request_id,
+            manifest=str(manifest),
+            files=files,
+            removed=mine,
+            also_removed=sum(len(f["removed"]) for f in files) - mine,
+            blocklist=located.keys,
+        )
+        body = {
+            "request_id": request_id,
+            "written_at": dt.datetime.now(dt.UTC).isoformat(),
+            "files": files,
+            "blocklist": [str(k) for k in located.keys],
+        }
+        write_atomic(manifest, msgspec.json.format(msgspec.json.encode(body), indent=2) + b"\n")
+        summary = {k: v for k, v in msgspec.to_builtins(applied).items() if k != "files"}
+        summary["files"] = [{k: v for k, v in f.items() if k != "removed"} for f in files]
+        also = f" (+{applied.also_removed} of earlier takedowns)" if applied.also_removed else ""
+        ledger.record(
+            request_id,
+            "removed",
+            summary=f"{applied.removed} record(s){also} removed in {len(files)} cleaned cop(ies)",
+            detail=summary,
+        )
+        ledger.record(
+            request_id,
+            "blocklisted",
+            summary=f"{len(located.keys)} key(s) on the blocklist",
+            blocklist=located.keys,
+        )
     return applied
+
+
+def _clean_copy(f: LoadedFile, located: Located, request_id: str) -> dict[str, Any] | None:
+    """Write one file's cleaned copy (if it has matches) and describe it for the manifest."""
+    removed = [m for m in located.matches if (m.dataset, m.file) == _ident(f)]
+    if not removed:
+        return None
+    drop = {m.index for m in removed}
+    kept = [raw for i, raw in enumerate(f.elements) if i not in drop]
+    target = cleaned_path(f.source.path, request_id)
+    write_atomic(target, _serialise(kept, f.jsonl))
+    return {
+        "dataset": f.source.dataset,
+        "role": f.source.role,
+        "original": str(f.source.path),
+        "cleaned": str(target),
+        "records_before": len(f.elements),
+        "records_after": len(kept),
+        "removed_for_request": len({m.index for m in removed if m.request_id == request_id}),
+        "removed": [
+            {
+                "index": m.index,
+                "record_id": m.record_id,
+                "image": m.image,
+                "url": m.url,
+                "matched_key": str(m.key),
+                "request_id": m.request_id,
+                "image_file": f.image_locations.get(m.index),
+            }
+            for m in sorted(removed, key=lambda m: m.index)
+        ],
+    }
 
 
 def _ident(f: LoadedFile) -> tuple[str, str]:
@@ -290,39 +272,40 @@ def verify(
 ) -> Verified:
     """§4.6 step 8: check the cleaned copies, and every configured dataset for reappearance.
 
-    A cleaned copy that no longer exists was moved into place; the configured datasets then decide.
+    Opening the ledger checks its hash chain first. A cleaned copy that no longer exists was moved
+    into place; the configured datasets then decide.
     """
-    ledger = Ledger(store)
-    entries = [(k, r) for k, r in ledger.blocklist() if r == request_id]
-    if not entries:
+    with opened_ledger(config, store) as ledger:
         ledger.get(request_id)  # unknown ids fail with their own message
-        raise TakedownError(
-            f"{request_id} is not applied yet: run `llava-audit takedown apply {request_id}` first"
+        if ledger.state(request_id)["blocklisted"] is None:
+            raise TakedownError(
+                f"{request_id} is not applied yet: run `llava-audit takedown apply {request_id}`"
+                " first"
+            )
+        blocklist = Blocklist([(k, r) for k, r in ledger.blocklist() if r == request_id])
+        progress = progress or NoProgress()
+        removed = ledger.state(request_id)["removed"]
+        cleaned: list[dict[str, Any]] = []
+        for entry in removed.detail.get("files", []) if removed else []:
+            path = Path(entry["cleaned"])
+            row = {"cleaned": str(path), "original": entry["original"], "exists": path.is_file()}
+            if row["exists"]:
+                copy = load_file(DatasetFile(entry["dataset"], entry["role"], path))
+                row["leftovers"] = len(_search(config, store, [copy], blocklist, progress))
+            cleaned.append(row)
+        loaded = [load_file(f) for f in dataset_files(config)]
+        present = _search(config, store, loaded, blocklist, progress) if len(blocklist) else []
+        ok = not present and not any(row.get("leftovers") for row in cleaned)
+        files = sorted({m.file for m in present})
+        ledger.record(
+            request_id,
+            "reaudited",
+            ok=ok,
+            summary="no blocklisted item in the cleaned copies or the configured datasets"
+            if ok
+            else f"{len(present)} blocklisted record(s) still in {len(files)} configured file(s)",
+            detail={"cleaned": cleaned, "present": msgspec.to_builtins(present)},
         )
-    blocklist = Blocklist(entries)
-    progress = progress or NoProgress()
-    removed = ledger.state(request_id)["removed"]
-    cleaned: list[dict[str, Any]] = []
-    for entry in removed.detail.get("files", []) if removed else []:
-        path = Path(entry["cleaned"])
-        row = {"cleaned": str(path), "original": entry["original"], "exists": path.is_file()}
-        if row["exists"]:
-            copy = load_file(DatasetFile(entry["dataset"], entry["role"], path))
-            row["leftovers"] = len(_search(config, store, [copy], blocklist, progress))
-        cleaned.append(row)
-    loaded = [load_file(f) for f in dataset_files(config)]
-    present = _search(config, store, loaded, blocklist, progress)
-    ok = not present and not any(row.get("leftovers") for row in cleaned)
-    files = sorted({m.file for m in present})
-    ledger.record(
-        request_id,
-        "reaudited",
-        ok=ok,
-        summary="no blocklisted item in the cleaned copies or the configured datasets"
-        if ok
-        else f"{len(present)} blocklisted record(s) still in {len(files)} configured file(s)",
-        detail={"cleaned": cleaned, "present": msgspec.to_builtins(present)},
-    )
     return Verified(request_id=request_id, ok=ok, cleaned=cleaned, present=present)
 
 
@@ -338,26 +321,6 @@ def _search(
     return find_matches(blocklist, [c for f in loaded for c in f.candidates])
 
 
-def notify(store: Store, request_id: str, *, when: dt.date | None = None, note: str = "") -> Event:
-    """§4.6 step 6: the requester was told what was done (and which recipients were told)."""
-    return Ledger(store).record(
-        request_id,
-        "notified",
-        summary=note or "requester notified",
-        happened_at=when.isoformat() if when else None,
-    )
-
-
-def reject(store: Store, request_id: str, *, reason: str) -> Event:
-    """§8.6 action `rejected` (e.g. not verifiable): nothing is removed and no warning remains."""
-    ledger = Ledger(store)
-    if ledger.state(request_id)["blocklisted"] is not None:
-        raise TakedownError(f"{request_id} is already applied; its keys stay on the blocklist")
-    if not reason.strip():
-        raise TakedownError("say why the request is rejected (--reason)")
-    return ledger.record(request_id, "rejected", summary=reason.strip())
-
-
 def blocklist_findings(
     config: Config,
     store: Store,
@@ -367,21 +330,19 @@ def blocklist_findings(
 ) -> TakedownResult:
     """The audit's takedown stage: `takedown.present` for every blocklisted item in a dataset.
 
-    Records named by requests that are recorded but not applied yet give `takedown.pending`
-    warnings. With no request in the ledger nothing is read at all.
+    Records named by a request that is received but neither applied nor rejected or exempted are
+    `takedown.pending` errors: GDPR Art. 18 restricts processing from the day the request arrives.
+    With no request in the ledger nothing is read at all.
     """
-    ledger = Ledger(store)
-    entries = ledger.blocklist()
-    applied = {rid for _, rid in entries}
-    pending = [
-        (k, r.request_id)
-        for r in ledger.requests()
-        if r.request_id not in applied and ledger.state(r.request_id)["rejected"] is None
-        for k in r.keys
-    ]
-    counts = TakedownResult(
-        blocklist_keys=len(entries), pending_requests=len({r for _, r in pending})
-    )
+    with opened_ledger(config, store) as ledger:
+        entries = ledger.blocklist()
+        open_requests = [
+            r
+            for r in ledger.requests()
+            if ledger.state(r.request_id)["blocklisted"] is None and not ledger.closed(r.request_id)
+        ]
+    pending = [(k, r.request_id) for r in open_requests for k in r.keys]
+    counts = TakedownResult(blocklist_keys=len(entries), pending_requests=len(open_requests))
     if not entries and not pending:
         return counts
     loaded = []
@@ -392,8 +353,9 @@ def blocklist_findings(
         except InputError as exc:
             unreadable.append(exc.message)  # the structure stage reports it in full
     blocklist = Blocklist([*entries, *pending])
+    open_ids = {r.request_id for r in open_requests}
     matches = _search(config, store, loaded, blocklist, progress or NoProgress())
-    found = present_findings(matches, {rid: rid in applied for _, rid in blocklist.entries()})
+    found = present_findings(matches, {rid: rid not in open_ids for _, rid in blocklist.entries()})
     present = sum(f.code == Code.TAKEDOWN_PRESENT for f in found)
     return msgspec.structs.replace(
         counts,

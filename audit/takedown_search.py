@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from audit.checks.takedown import Candidate
+from audit.checks.takedown import BlockKey, Blocklist, Candidate, Match, expand, find_matches
 from audit.config import Config
 from audit.errors import InputError, TakedownError
 from audit.loaders import imageroots, jsonscan
@@ -23,7 +23,8 @@ from audit.loaders.jsonfile import parse_container
 from audit.loaders.records import METADATA_ALIASES, raw_records
 from audit.models import Progress
 from audit.store import Store
-from audit.store.ledger import ImageHashes, cache_hashes, cached_hashes
+from audit.store.imagehash import ImageHashes, cache_hashes, cached_hashes
+from audit.store.ledger import Ledger, Request
 
 _ALIASES = {f: METADATA_ALIASES[f] for f in ("id", "image", "url")}
 
@@ -202,3 +203,61 @@ def _hash(loc: imageroots.Location) -> ImageHashes | None:
     except OSError:
         return None  # unreadable bytes are the image stage's finding; here they cannot match
     return ImageHashes(hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest())
+
+
+class Located(msgspec.Struct, kw_only=True):
+    """What a search found: the matches, the keys followed, and what could not be searched."""
+
+    request_id: str
+    matches: list[Match]
+    keys: list[BlockKey]
+    files: list[dict[str, Any]]
+    images: dict[str, int]
+    image_files: list[str]  # where the matched records' images are: a file or zip!member
+
+
+def locate_request(
+    config: Config,
+    store: Store,
+    ledger: Ledger,
+    request: Request,
+    progress: Progress,
+    applying: bool,
+) -> tuple[Located, list[LoadedFile]]:
+    """Every record ``request`` touches in every configured file, following matches to the
+    records' other keys; ``applying`` also reads raw records and earlier takedowns' keys."""
+    sources = dataset_files(config)
+    if not sources:
+        raise TakedownError("no dataset files configured: add [[datasets]] with chat or metadata")
+    loaded = [load_file(f, raw=applying) for f in sources]
+    images = hash_images(config, store, loaded, progress)
+    candidates = [c for f in loaded for c in f.candidates]
+    grown = expand(Blocklist((k, request.request_id) for k in request.keys), candidates)
+    if applying:  # apply also removes what earlier takedowns put on the blocklist
+        for key, rid in ledger.blocklist():
+            grown.add(key, rid)
+    matches = find_matches(grown, candidates)
+    where = {(f.source.dataset, str(f.source.path)): f.image_locations for f in loaded}
+    image_files = {
+        loc
+        for m in matches
+        if m.request_id == request.request_id
+        and (loc := where[(m.dataset, m.file)].get(m.index)) is not None
+    }
+    located = Located(
+        request_id=request.request_id,
+        matches=matches,
+        image_files=sorted(image_files),
+        keys=[k for k, rid in grown.entries() if rid == request.request_id],
+        files=[
+            {
+                "dataset": f.source.dataset,
+                "role": f.source.role,
+                "file": str(f.source.path),
+                "records": len(f.candidates),
+            }
+            for f in loaded
+        ],
+        images=images,
+    )
+    return located, loaded

@@ -24,7 +24,7 @@ from audit.checks.takedown import parse_key
 from audit.cli import main
 from audit.errors import StoreError
 from audit.store import APPLICATION_ID, SCHEMA_VERSION, Store, runs, sqlitefile, urls
-from audit.store.ledger import Ledger
+from audit.store.ledgerfile import open_ledger
 
 RESTORE = "restore it from a backup or move it away to start a new cache"
 RECORDS = lcs_records(4)
@@ -65,8 +65,7 @@ def _world(folder: Path) -> Path:
 
 def _real_store(path: Path) -> None:
     """A store with a blocklisted record and enough cached URLs to span many pages."""
-    with Store(path) as store:
-        ledger = Ledger(store)
+    with Store(path) as store, open_ledger(path.with_name("takedown.sqlite"), store) as ledger:
         key = parse_key("record_id", TAKEN_DOWN)
         request = ledger.add_request(
             ground="gdpr",
@@ -273,7 +272,8 @@ def test_an_unversioned_store_is_migrated_keeping_its_ledger(tmp_path: Path) -> 
     path = tmp_path / "state.sqlite"
     _unversioned_store(path)
     with Store(path) as store:
-        assert [key.value for key, _ in Ledger(store).blocklist()] == [TAKEN_DOWN]
+        with open_ledger(tmp_path / "takedown.sqlite", store) as ledger:  # migrated out once
+            assert [key.value for key, _ in ledger.blocklist()] == [TAKEN_DOWN]
         started = dt.datetime(2026, 1, 3, tzinfo=dt.UTC)
         runs.start_run(store, "r", started)
         figures = runs.DatasetFigures(
@@ -348,7 +348,7 @@ def test_a_new_store_is_versioned_and_an_older_version_migrates_in_one_transacti
 
     monkeypatch.setitem(store_mod.MIGRATIONS, next_version, [add_note])
     with Store(path) as store:
-        assert len(Ledger(store).blocklist()) == 1
+        assert _ledger_events(store) == 2  # the anchor of the ledger file: kept
         store.conn.execute("SELECT note FROM runs").fetchall()
     assert _pragmas(path) == (APPLICATION_ID, next_version)
 
@@ -361,5 +361,10 @@ def test_creating_a_store_never_replaces_one_that_appeared_meanwhile(
     # another process creates the file right after this process found nothing there
     monkeypatch.setattr(sqlitefile, "_regular_file_size", lambda *_: None)
     with Store(path) as store:
-        assert len(Ledger(store).blocklist()) == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.sqlite"]
+        assert _ledger_events(store) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.sqlite", "takedown.sqlite"]
+
+
+def _ledger_events(store: Store) -> int:
+    """How many events the state store saw in the takedown ledger (its anchor)."""
+    return int(store.conn.execute("SELECT events FROM takedown_ledger_anchor").fetchone()[0])

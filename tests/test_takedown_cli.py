@@ -30,21 +30,28 @@ def test_the_whole_flow_through_the_cli(
     cfg = ["--config", str(world.config)]
     code, out, _ = _run(
         capsys, "new", *cfg, "--ground", "gdpr", "--contact", "jane@example.org",
-        "--image", TARGET, "--received", "2026-11-02", "--dataset", "lcs-a",
+        "--image", TARGET, "--received", "2025-11-02", "--dataset", "lcs-a",
     )  # fmt: skip
-    assert code == 0 and "TD-0001 recorded" in out and "2026-12-02" in out
+    assert code == 0 and "TD-0001 recorded" in out and "2025-12-02" in out
     code, out, _ = _run(capsys, "match", *cfg, "TD-0001")
     assert code == 0 and f"{len(world.affected)} affected record(s)" in out
     assert "searched 19 records in 3 file(s)" in out
     code, out, _ = _run(capsys, "apply", *cfg, "TD-0001")
-    assert code == 0 and f"{len(world.affected)} record(s) removed" in out
+    assert code == 0 and f"{len(world.affected)} record(s) of TD-0001 removed" in out
     code, out, _ = _run(capsys, "verify", *cfg, "TD-0001")
     assert code == 1 and "not clean" in out  # the originals are still configured
     for f in (world.a_chat, world.b_chat, world.b_meta):
         shutil.copyfile(f.with_name(f"{f.stem}.TD-0001.cleaned{f.suffix}"), f)
     code, out, _ = _run(capsys, "verify", *cfg, "TD-0001")
     assert code == 0 and "verified" in out
-    assert _run(capsys, "notify", *cfg, "TD-0001", "--date", "2026-11-20")[0] == 0
+    for step in (
+        ["identity", "--method", "reply from the address on file", "--date", "2025-11-03"],
+        ["recipient", "--none"],
+        ["release", "--affected", "v1", "--new-version", "v2", "--date", "2025-11-19"],
+        ["notify", "--date", "2025-11-20"],
+    ):
+        code, out, _ = _run(capsys, step[0], *cfg, "TD-0001", *step[1:])
+        assert code == 0 and ("recorded" in out or "requester notified" in out)
 
     html = tmp_path / "checklist.html"
     code, _, _ = _run(capsys, "checklist", *cfg, "TD-0001", "--format", "html", "--out", str(html))
@@ -59,10 +66,13 @@ def test_the_whole_flow_through_the_cli(
     code, out, _ = _run(capsys, "list", *cfg, "--json")
     listed = json.loads(out)
     assert code == 0 and [r["request_id"] for r in listed] == ["TD-0001"]
-    assert listed[0]["state"].startswith("located ✓, removed ✓, reaudited ✓")
+    assert "located ✓, removed ✓, blocklisted ✓, reaudited ✓" in listed[0]["state"]
     code, out, _ = _run(capsys, "show", *cfg, "TD-0001", "--json")
     steps = [e["step"] for e in json.loads(out)["events"]]
-    assert steps == ["located", "removed", "blocklisted", "reaudited", "reaudited", "notified"]
+    assert steps == [
+        "located", "removed", "blocklisted", "reaudited", "reaudited",
+        "identity_checked", "recipient", "released", "notified",
+    ]  # fmt: skip
 
 
 def test_html_checklist_escapes_what_the_requester_wrote(

@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 from takedown_world import TARGET, TARGET_URL, build, dump, open_world
 
-from audit import takedown
+from audit import takedown, takedown_gdpr, takedown_steps
 from audit.checks.takedown import BlockKey
 from audit.config import Config
 from audit.errors import TakedownError
 from audit.store import Store
 from audit.store.ledger import Ledger
+from audit.store.ledgerfile import opened_ledger
 
 pytestmark = pytest.mark.realdata
 
@@ -33,7 +34,7 @@ def _new(cfg: Config, store: Store, *ids: tuple[str, str], ground: str = "gdpr")
         ground=ground,
         requester_contact="rights@example.org",
         identifiers=ids,
-        received=dt.date(2026, 11, 2),
+        received=dt.date(2025, 11, 2),
         datasets=["lcs-a"],
     ).request_id
 
@@ -70,10 +71,10 @@ def test_one_image_in_two_datasets_is_found_removed_listed_and_kept_out(
     }
     assert f"url={TARGET_URL}" in manifest["blocklist"]
 
-    md = takedown.checklist(store, rid, "md", today=dt.date(2026, 11, 20))
+    md = takedown_steps.checklist(cfg, store, rid, "md", today=dt.date(2025, 11, 20))
     for _, f, _, record_id in world.affected:
         assert record_id in md and str(f).replace("_", "\\_") in md
-    assert "12 day(s) left" in md and "2026-12-02" in md
+    assert "12 day(s) left" in md and "2025-12-02" in md
     assert "| Removed (cleaned copies written) | done |" in md
     assert "| Requester notified | pending |" in md
 
@@ -89,9 +90,12 @@ def test_one_image_in_two_datasets_is_found_removed_listed_and_kept_out(
         shutil.copyfile(takedown.cleaned_path(original, rid), original)
     assert takedown.blocklist_findings(cfg, store).findings == []
     assert takedown.verify(cfg, store, rid).ok
-    takedown.notify(store, rid, when=dt.date(2026, 11, 21), note="mailed the requester")
-    md = takedown.checklist(store, rid, "md", today=dt.date(2026, 11, 22))
-    assert "met: requester notified on 2026-11-21" in md and "Nothing: every step is done." in md
+    takedown_gdpr.identity(cfg, store, rid, verified=True, method="reply from the address")
+    takedown_gdpr.recipient(cfg, store, rid, name=None, notified=None)
+    takedown_steps.release(cfg, store, rid, versions_affected=["v1"], new_version="v2")
+    takedown_steps.notify(cfg, store, rid, when=dt.date(2025, 11, 21), note="mailed the requester")
+    md = takedown_steps.checklist(cfg, store, rid, "md", today=dt.date(2025, 11, 22))
+    assert "met: requester notified on 2025-11-21" in md and "Nothing: every step is done." in md
 
     # Put the image back, under its own path in a record of dataset b: the next audit fails.
     records = json.loads(world.b_chat.read_text())
@@ -182,7 +186,8 @@ def test_bad_requests_are_refused_before_anything_is_written(
         takedown.new_request(
             cfg, store, ground="gdpr", requester_contact="a@b", identifiers=ids, datasets=datasets
         )
-    assert Ledger(store).requests() == []
+    with opened_ledger(cfg, store) as ledger:
+        assert ledger.requests() == []
 
 
 def test_verify_before_apply_and_unknown_ids_are_clear_errors(
@@ -214,15 +219,17 @@ def test_a_crash_between_removed_and_blocklisted_is_visible_and_resumable(
     with pytest.raises(KeyboardInterrupt):
         takedown.apply(cfg, store, rid)
     monkeypatch.undo()
-    state = Ledger(store).state(rid)
+    with opened_ledger(cfg, store) as ledger:
+        state = ledger.state(rid)
     assert state["removed"] is not None and state["blocklisted"] is None
-    # Not blocklisted yet: the audit still warns (pending) instead of going quiet.
+    # Not blocklisted yet: the audit still fails (pending) instead of going quiet.
     assert {f.code for f in takedown.blocklist_findings(cfg, store).findings} == {
         "takedown.pending"
     }
-    assert "| Blocklisted | pending |" in takedown.checklist(store, rid)
+    assert "| Blocklisted | pending |" in takedown_steps.checklist(cfg, store, rid)
     takedown.apply(cfg, store, rid)
-    assert Ledger(store).state(rid)["blocklisted"] is not None
+    with opened_ledger(cfg, store) as ledger:
+        assert ledger.state(rid)["blocklisted"] is not None
     assert {f.code for f in takedown.blocklist_findings(cfg, store).findings} == {
         "takedown.present"
     }
@@ -234,14 +241,16 @@ def test_a_rejected_request_stops_warning_and_cannot_be_applied(
     world = build(tmp_path, realdata, with_images=False)
     cfg, store = open_world(world)
     rid = _new(cfg, store, ("record_id", "002239345"), ground="gdpr")
-    assert takedown.blocklist_findings(cfg, store).findings  # pending warning
+    assert takedown.blocklist_findings(cfg, store).findings  # pending error
     with pytest.raises(TakedownError, match="say why"):
-        takedown.reject(store, rid, reason=" ")
-    takedown.reject(store, rid, reason="not the requester's own data (name only in alt text)")
+        takedown_steps.reject(cfg, store, rid, reason=" ")
+    takedown_steps.reject(
+        cfg, store, rid, reason="not the requester's own data (name only in alt text)"
+    )
     assert takedown.blocklist_findings(cfg, store).findings == []
     with pytest.raises(TakedownError, match="was rejected"):
         takedown.apply(cfg, store, rid)
-    md = takedown.checklist(store, rid)
+    md = takedown_steps.checklist(cfg, store, rid)
     assert "| Rejected | done |" in md and "takedown apply" not in md
     assert "takedown notify" in md  # the requester still gets an answer
 
@@ -252,4 +261,4 @@ def test_an_applied_request_cannot_be_rejected(tmp_path: Path, realdata: Path) -
     rid = _new(cfg, store, ("record_id", "002239345"))
     takedown.apply(cfg, store, rid)
     with pytest.raises(TakedownError, match="already applied"):
-        takedown.reject(store, rid, reason="changed our mind")
+        takedown_steps.reject(cfg, store, rid, reason="changed our mind")

@@ -11,7 +11,7 @@ import pytest
 from takedown_world import TARGET, World, build, open_world
 
 from audit import config as config_mod
-from audit import takedown
+from audit import takedown, takedown_steps
 from audit.config import Config
 from audit.loaders import imageroots
 from audit.store import Store
@@ -45,7 +45,7 @@ def test_a_hash_request_finds_the_image_inside_a_zip_and_names_the_member(
     chats = sorted((m.dataset, m.index) for m in located.matches if m.file.endswith("chat.json"))
     assert chats == [("lcs-a", 0), ("lcs-a", 5), ("lcs-b", 1), ("lcs-b", 4)]
     assert f"{archive}!{TARGET}" in located.image_files
-    assert f"{archive}!{TARGET}" in takedown.checklist(store, rid, "html")
+    assert f"{archive}!{TARGET}" in takedown_steps.checklist(cfg, store, rid, "html")
 
 
 def test_image_hashes_are_cached_until_the_file_changes(

@@ -1,4 +1,5 @@
-"""The takedown ledger: append-only, state derived from events, nothing lost between steps."""
+"""The takedown ledger: append-only, hash-chained, state derived from events, nothing lost between
+steps."""
 
 from __future__ import annotations
 
@@ -13,12 +14,13 @@ from audit.checks.takedown import BlockKey, parse_key
 from audit.errors import TakedownError
 from audit.store import Store
 from audit.store.ledger import Ledger, add_months, default_deadline
+from audit.store.ledgerfile import open_ledger
 
 IMAGE = parse_key("image", "00453/004539375.jpg")
 
 
 def _ledger(tmp_path: Path) -> Ledger:
-    return Ledger(Store(tmp_path / "state.sqlite"))
+    return open_ledger(tmp_path / "takedown.sqlite", Store(tmp_path / "state.sqlite"))
 
 
 def test_gdpr_deadline_is_one_calendar_month_clamped_to_the_month_end() -> None:
@@ -116,17 +118,17 @@ def test_the_database_refuses_updates_and_deletes(tmp_path: Path) -> None:
         ground="gdpr", requester_contact="a", keys=[IMAGE], received=dt.date(2026, 1, 1)
     ).request_id
     ledger.record(rid, "notified", summary="mailed", blocklist=[IMAGE])
-    conn = ledger.store.conn
+    conn = ledger.conn
     for sql in (
-        "UPDATE takedown_request SET ground = 'copyright'",
-        "DELETE FROM takedown_request",
-        "UPDATE takedown_event SET ok = 0",
-        "DELETE FROM takedown_event",
-        "DELETE FROM takedown_key",
-        "DELETE FROM takedown_blocklist",
+        "UPDATE ledger_event SET ok = 0",
+        "UPDATE ledger_event SET happened_at = '2025-12-31' WHERE step = 'received'",
+        "DELETE FROM ledger_event",
+        "UPDATE ledger_personal SET contact = 'b'",
     ):
         with pytest.raises(sqlite3.IntegrityError, match="append-only"):
             conn.execute(sql)
+    with pytest.raises(sqlite3.IntegrityError, match="only by a redacted event"):
+        conn.execute("DELETE FROM ledger_personal")
     assert ledger.get(rid).ground == "gdpr" and len(ledger.events(rid)) == 1
 
 

@@ -134,7 +134,8 @@ def test_expand_follows_a_url_to_the_image_and_its_hash_but_not_the_id() -> None
     }
 
 
-def test_findings_are_errors_once_applied_and_warnings_while_pending() -> None:
+def test_findings_are_errors_both_once_applied_and_while_pending() -> None:
+    """A pending request blocks training from the day it is received (GDPR Art. 18)."""
     blocklist = Blocklist(
         [(parse_key("record_id", "1"), "TD-1"), (parse_key("image", "2.jpg"), "TD-2")]
     )
@@ -142,7 +143,7 @@ def test_findings_are_errors_once_applied_and_warnings_while_pending() -> None:
     found = present_findings(matches, {"TD-1": True, "TD-2": False})
     assert [(f.code, f.severity.value, f.index) for f in found] == [
         ("takedown.present", "error", 0),
-        ("takedown.pending", "warning", 1),
+        ("takedown.pending", "error", 1),
     ]
     assert "record_id=1" in found[0].message and "TD-1" in found[0].message
 

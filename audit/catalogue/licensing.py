@@ -99,10 +99,12 @@ ENTRIES: tuple[CodeInfo, ...] = (
     ),
     CodeInfo(
         Code.TAKEDOWN_PENDING,
-        W,
+        E,
         "Named in an open takedown request",
-        "The record matches an identifier of a takedown request that has been recorded but not yet "
-        "applied. Training on it now may breach the request; run `llava-audit takedown apply` or "
-        "record why the request was not acted on.",
+        "The record matches an identifier of a takedown request that has been received but not yet "
+        "applied, rejected or exempted. It must not be trained on from the day the request "
+        "arrives (GDPR Art. 18 restriction of processing; a DMCA notice likewise): run "
+        "`llava-audit takedown apply ID`, or record why the request is not acted on "
+        "(`takedown reject` or `takedown exempt`).",
     ),
 )

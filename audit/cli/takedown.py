@@ -1,26 +1,26 @@
 """`llava-audit takedown ...`: the takedown response workflow (DESIGN.md use case 3).
 
-Each subcommand is one call into :mod:`audit.takedown`; the ledger lives in the state store named
-by `audit.toml`. Bad requests (unknown dataset or request, malformed identifiers) exit 2.
+Every subcommand is `takedown STEP [ID] [options]` and one call into :mod:`audit.takedown`,
+:mod:`audit.takedown_steps`, :mod:`audit.takedown_gdpr` or :mod:`audit.takedown_export`; the ground
+specific steps are registered by :mod:`audit.cli._takedown_steps`. The ledger is its own file
+(``[takedown] ledger``). Bad requests (unknown dataset or request, malformed identifiers, a date in
+the future) exit 2; a ledger that fails its integrity check exits 3.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from audit import config as config_mod
-from audit import preflight
+from audit.cli._takedown_steps import console, date_arg, opened, register_steps
 from audit.store.ledger import GROUNDS, STEPS, Ledger
+from audit.store.ledgerfile import opened_ledger
 
 ORDER = 50
 _SHOWN = 50  # matches listed on the console; the manifest and checklist have all of them
@@ -33,94 +33,134 @@ _IDENTIFIERS = (
 )
 
 
-def _date(value: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from None
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "takedown",
-        help="record and answer takedown requests: new, list, show, match, apply, checklist, "
-        "verify, notify, reject",
-        description="The takedown workflow: record a request in the append-only ledger, find "
-        "every affected record in every configured dataset, write cleaned copies beside the "
-        "originals, render the response checklist, re-audit, and keep the items out of every "
-        "later audit. Exit 0 done, 1 verify found blocklisted items, 2 bad request or config.",
+        help="record and answer takedown requests: new, match, apply, verify, checklist, the "
+        "GDPR/DMCA/illegal-content steps, export",
+        description="The takedown workflow: record a request in the hash-chained ledger "
+        "([takedown] ledger, default takedown.sqlite beside audit.toml), find every affected "
+        "record in every configured dataset, write cleaned copies beside the originals, record "
+        "each step the ground requires, render the response checklist, re-audit, and keep the "
+        "items out of every later audit. Every step is `takedown STEP ID [options]`. Exit 0 "
+        "done, 1 verify found blocklisted items (or an export does not verify), 2 bad request "
+        "or config, 3 the ledger failed its integrity check.",
     )
     steps = p.add_subparsers(dest="step", metavar="STEP", required=True)
 
-    def step(name: str, help_text: str, handler: Callable[..., int], with_id: bool = True) -> Any:
-        q = steps.add_parser(name, help=help_text, description=help_text)
+    def step(
+        name: str,
+        help_text: str,
+        handler: Callable[..., int],
+        example: str,
+        with_id: bool = True,
+    ) -> Any:
+        q = steps.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=f"example:\n  llava-audit takedown {name} {example}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         q.add_argument("--config", default="audit.toml", help="config file (audit.toml)")
         if with_id:
             q.add_argument("request_id", metavar="ID", help="request id, e.g. TD-0001")
         q.set_defaults(handler=handler)
         return q
 
-    new = step("new", "record a new request (intake, spec §4.6 step 1)", _new, with_id=False)
+    new = step(
+        "new",
+        "record a new request (intake, spec §4.6 step 1)",
+        _new,
+        "--ground gdpr --contact jane@example.org --url https://example.org/me.jpg "
+        "--received 2026-03-02",
+        with_id=False,
+    )
     new.add_argument("--ground", required=True, choices=GROUNDS, help="legal ground")
     new.add_argument("--contact", required=True, help="the requester's contact")
     for flag, kind, text in _IDENTIFIERS:
         new.add_argument(flag, dest=kind, action="append", default=[], help=text)
-    new.add_argument("--received", type=_date, help="date received (default: today, UTC)")
+    new.add_argument("--received", type=date_arg, help="date received (default: today, UTC)")
     new.add_argument(
-        "--deadline", type=_date, help="answer by (default: received + 1 month for gdpr)"
+        "--deadline", type=date_arg, help="answer by (default: received + 1 month for gdpr)"
     )
     new.add_argument(
         "--dataset", action="append", default=[], help="dataset named in the request (repeatable)"
     )
     new.add_argument("--notes", default="", help="the requester's explanation, verification")
-    lst = step("list", "list requests with their state and deadline", _list, with_id=False)
+    lst = step("list", "list requests with their state and deadline", _list, "--json", False)
     lst.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    show = step("show", "show a request and every event recorded for it", _show)
+    show = step("show", "show a request and every event recorded for it", _show, "TD-0001")
     show.add_argument("--json", action="store_true", help="print JSON instead of tables")
-    step("match", "find every affected record in every configured dataset", _match)
-    step("apply", "write cleaned copies and a removal manifest; blocklist the keys", _apply)
-    chk = step("checklist", "render the response checklist", _checklist)
+    step("match", "find every affected record in every configured dataset", _match, "TD-0001")
+    step(
+        "apply",
+        "write cleaned copies and a removal manifest; blocklist the keys",
+        _apply,
+        "TD-0001",
+    )
+    chk = step(
+        "checklist",
+        "render the response checklist",
+        _checklist,
+        "TD-0001 --format html --out c.html",
+    )
     chk.add_argument("--format", choices=("md", "html"), default="md", help="output format")
     chk.add_argument("--out", metavar="FILE", help="write to FILE (default: standard output)")
-    step("verify", "re-audit: cleaned copies and configured datasets hold no blocked item", _verify)
-    reject = step("reject", "record that the request is not acted on, and why", _reject)
+    step(
+        "verify",
+        "re-audit: the ledger's chain is whole, and cleaned copies and configured datasets hold "
+        "no blocked item",
+        _verify,
+        "TD-0001",
+    )
+    reject = step(
+        "reject",
+        "record that the request is not acted on, and why",
+        _reject,
+        "TD-0001 --reason 'names no record we hold'",
+    )
     reject.add_argument("--reason", required=True, help="why (e.g. not verifiable)")
-    notify = step("notify", "record that the requester was told what was done", _notify)
-    notify.add_argument("--date", type=_date, help="when (default: now)")
-    notify.add_argument("--note", default="", help="what was said, and to which recipients")
-
-
-@contextmanager
-def _opened(
-    args: argparse.Namespace, *, reads_datasets: bool = False
-) -> Iterator[tuple[config_mod.Config, Any]]:
-    """The config and the state store; with ``reads_datasets`` the configured files are checked
-    first (a FIFO among them would hang the search), before the store is opened."""
-    from audit.store import Store
-
-    config = config_mod.load(args.config)
-    if reads_datasets:
-        preflight.check(
-            [
-                i
-                for ds in config.datasets
-                for i in preflight.dataset_inputs(config, ds, ("chat", "metadata"))
-            ],
-            roots=[config.path(r) for ds in config.datasets for r in ds.images],
-        )
-    with Store(config.path(config.state)) as store:
-        yield config, store
-
-
-def _console() -> Console:
-    return Console(highlight=False, soft_wrap=True)
+    notify = step(
+        "notify",
+        "record that the requester was told what was done",
+        _notify,
+        "TD-0001 --date 2026-03-20 --note 'mailed the reply'",
+    )
+    notify.add_argument("--date", type=date_arg, help="when (default: today)")
+    notify.add_argument("--note", default="", help="what was said")
+    export = step(
+        "export",
+        "write the whole ledger with its hashes as JSON (no personal data), verifiable later",
+        _export,
+        "ledger-2026-03.json",
+        with_id=False,
+    )
+    export.add_argument("out", metavar="OUT.json", help="where to write the export")
+    vexp = step(
+        "verify-export",
+        "check an export's hash chain (exit 0 whole, 1 tampered)",
+        _verify_export,
+        "ledger-2026-03.json",
+        with_id=False,
+    )
+    vexp.add_argument("file", metavar="FILE", help="a file written by `takedown export`")
+    blk = step(
+        "export-blocklist",
+        "write the blocklist as publishable hashes (SHA-256 of URLs, image hashes)",
+        _export_blocklist,
+        "blocklist.json",
+        with_id=False,
+    )
+    blk.add_argument("out", metavar="OUT", help="where to write the JSON")
+    register_steps(step)
 
 
 def _new(args: argparse.Namespace) -> int:
     from audit.takedown import new_request
 
     pairs = [(kind, value) for _, kind, _ in _IDENTIFIERS for value in getattr(args, kind)]
-    with _opened(args) as (config, store):
+    with opened(args) as (config, store):
         request = new_request(
             config,
             store,
@@ -133,7 +173,7 @@ def _new(args: argparse.Namespace) -> int:
             notes=args.notes,
         )
     deadline = f", answer by {request.deadline}" if request.deadline else ""
-    _console().print(
+    console().print(
         f"{request.request_id} recorded: {request.ground}, {len(request.keys)} identifier(s), "
         f"received {request.received}{deadline}. Next: llava-audit takedown match "
         f"{request.request_id}"
@@ -151,8 +191,7 @@ def _state_line(ledger: Ledger, request_id: str) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
-    with _opened(args) as (_, store):
-        ledger = Ledger(store)
+    with opened(args) as (config, store), opened_ledger(config, store) as ledger:
         requests = ledger.requests()
         rows = [(r, _state_line(ledger, r.request_id)) for r in requests]
     if args.json:
@@ -167,20 +206,19 @@ def _list(args: argparse.Namespace) -> int:
             r.request_id, r.ground, Text(r.requester_contact), str(r.received),
             str(r.deadline or "-"), s,
         )  # fmt: skip
-    _console().print(table)
+    console().print(table)
     return 0
 
 
 def _show(args: argparse.Namespace) -> int:
-    with _opened(args) as (_, store):
-        ledger = Ledger(store)
+    with opened(args) as (config, store), opened_ledger(config, store) as ledger:
         request = ledger.get(args.request_id)
         events = ledger.events(args.request_id)
     if args.json:
         payload = {**msgspec.to_builtins(request), "events": msgspec.to_builtins(events)}
         sys.stdout.write(msgspec.json.encode(payload).decode() + "\n")
         return 0
-    out = _console()
+    out = console()
     out.print(f"[bold]{request.request_id}[/] {request.ground} from ", end="")
     out.print(request.requester_contact, markup=False)
     out.print(f"received {request.received}, deadline {request.deadline or 'none'}")
@@ -200,7 +238,7 @@ def _match(args: argparse.Namespace) -> int:
     from audit.output.render.progress import RichProgress
     from audit.takedown import match
 
-    with _opened(args, reads_datasets=True) as (config, store), RichProgress() as progress:
+    with opened(args, reads_datasets=True) as (config, store), RichProgress() as progress:
         located = match(config, store, args.request_id, progress=progress)
     mine = [m for m in located.matches if m.request_id == args.request_id]
     table = Table(title=f"{len(mine)} affected record(s) for {args.request_id}")
@@ -210,7 +248,7 @@ def _match(args: argparse.Namespace) -> int:
         table.add_row(
             *(Text(v) for v in (m.dataset, m.file, str(m.index), m.record_id or "", str(m.key)))
         )
-    out = _console()
+    out = console()
     out.print(table)
     if len(mine) > _SHOWN:
         out.print(f"... and {len(mine) - _SHOWN} more (see the checklist)")
@@ -220,7 +258,13 @@ def _match(args: argparse.Namespace) -> int:
         f"{len(located.files)} file(s); images hashed {images['hashed']:,}, "
         f"unavailable {images['unavailable']:,}; keys followed: {len(located.keys)}"
     )
-    out.print(f"Next: llava-audit takedown apply {args.request_id}")
+    if mine:
+        out.print(f"Next: llava-audit takedown apply {args.request_id}")
+    else:
+        out.print(
+            "No record matched: check the identifiers with the requester, then answer "
+            f"(llava-audit takedown reject {args.request_id} --reason ... , or notify)"
+        )
     return 0
 
 
@@ -228,16 +272,25 @@ def _apply(args: argparse.Namespace) -> int:
     from audit.output.render.progress import RichProgress
     from audit.takedown import apply
 
-    with _opened(args, reads_datasets=True) as (config, store), RichProgress() as progress:
+    with opened(args, reads_datasets=True) as (config, store), RichProgress() as progress:
         applied = apply(config, store, args.request_id, progress=progress)
-    out = _console()
+    out = console()
     for f in applied.files:
         out.print(
             f"{f['original']}: {len(f['removed'])} removed, {f['records_after']:,} kept -> "
             f"{f['cleaned']}",
             markup=False,
         )
-    out.print(f"{applied.removed} record(s) removed; manifest {applied.manifest}", markup=False)
+    also = (
+        f" (and {applied.also_removed} of earlier takedowns, kept out of the cleaned copies)"
+        if applied.also_removed
+        else ""
+    )
+    out.print(
+        f"{applied.removed} record(s) of {args.request_id} removed{also}; manifest "
+        f"{applied.manifest}",
+        markup=False,
+    )
     out.print(
         f"{len(applied.blocklist)} key(s) blocklisted: every later audit fails if they come back."
     )
@@ -249,10 +302,10 @@ def _apply(args: argparse.Namespace) -> int:
 
 def _checklist(args: argparse.Namespace) -> int:
     from audit.atomic import write_output
-    from audit.takedown import checklist
+    from audit.takedown_steps import checklist
 
-    with _opened(args) as (_, store):
-        text = checklist(store, args.request_id, args.format)
+    with opened(args) as (config, store):
+        text = checklist(config, store, args.request_id, args.format)
     if args.out:
         write_output(args.out, text.encode("utf-8"), "checklist")
     else:
@@ -264,9 +317,9 @@ def _verify(args: argparse.Namespace) -> int:
     from audit.output.render.progress import RichProgress
     from audit.takedown import verify
 
-    with _opened(args, reads_datasets=True) as (config, store), RichProgress() as progress:
+    with opened(args, reads_datasets=True) as (config, store), RichProgress() as progress:
         result = verify(config, store, args.request_id, progress=progress)
-    out = _console()
+    out = console()
     for row in result.cleaned:
         state = (
             "moved into place or deleted"
@@ -282,20 +335,54 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _reject(args: argparse.Namespace) -> int:
-    from audit.takedown import reject
+    from audit.takedown_steps import reject
 
-    with _opened(args) as (_, store):
-        reject(store, args.request_id, reason=args.reason)
-    _console().print(
-        f"{args.request_id}: rejected. Tell the requester: llava-audit takedown notify"
+    with opened(args) as (config, store):
+        reject(config, store, args.request_id, reason=args.reason)
+    console().print(
+        f"{args.request_id}: rejected. Tell the requester: llava-audit takedown notify "
+        f"{args.request_id}"
     )
     return 0
 
 
 def _notify(args: argparse.Namespace) -> int:
-    from audit.takedown import notify
+    from audit.takedown_steps import notify
 
-    with _opened(args) as (_, store):
-        event = notify(store, args.request_id, when=args.date, note=args.note)
-    _console().print(f"{args.request_id}: requester notified ({event.happened_at[:10]})")
+    with opened(args) as (config, store):
+        event = notify(config, store, args.request_id, when=args.date, note=args.note)
+    console().print(f"{args.request_id}: requester notified ({event.happened_at[:10]})")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from audit.takedown_export import export
+
+    with opened(args) as (config, store):
+        done = export(config, store, args.out)
+    console().print(
+        f"{done['events']} event(s) of {done['ledger']} written to {args.out} (head "
+        f"{done['head'][:16]}...); check it with llava-audit takedown verify-export {args.out}",
+        markup=False,
+    )
+    return 0
+
+
+def _verify_export(args: argparse.Namespace) -> int:
+    from audit.takedown_export import verify_export
+
+    problem = verify_export(args.file)
+    if problem:
+        console().print(f"{args.file}: does not verify: {problem}", markup=False)
+        return 1
+    console().print(f"{args.file}: the hash chain is whole", markup=False)
+    return 0
+
+
+def _export_blocklist(args: argparse.Namespace) -> int:
+    from audit.takedown_export import export_blocklist
+
+    with opened(args) as (config, store):
+        count = export_blocklist(config, store, args.out)
+    console().print(f"{count} hashed key(s) written to {args.out}", markup=False)
     return 0
