@@ -8,25 +8,34 @@ can produce a traceback here.
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import pkgutil
 import sys
 from collections.abc import Sequence
 from types import ModuleType
+from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 
 from audit import __version__
-from audit.errors import AuditError
+from audit.cli._common import error_line
+from audit.errors import AuditError, UsageError
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse exits 2 on usage errors already; this only keeps the message to one clear line."""
+    """argparse exits 2 on usage errors already; this keeps the message to one clear line and
+    remembers the parser's commands, so a mistyped one can get a "did you mean"."""
+
+    commands: argparse._SubParsersAction | None = None
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+    def add_subparsers(self, **kwargs: Any) -> argparse._SubParsersAction:
+        self.commands = super().add_subparsers(**kwargs)
+        return self.commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,18 +64,41 @@ def _command_modules() -> list[ModuleType]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns (and, as a console script, exits with) the DESIGN.md exit code."""
     parser = build_parser()
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        _known_commands(parser, sys.argv[1:] if argv is None else argv)
+    except UsageError as exc:
+        err.print(error_line(exc.message))
+        return exc.exit_code
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
         return int(args.handler(args))
     except AuditError as exc:
-        err.print(f"[bold red]llava-audit:[/] {escape(exc.message)}", markup=True)
+        err.print(error_line(exc.message))
         return exc.exit_code
     except KeyboardInterrupt:
         err.print("llava-audit: interrupted")
         return 130
     except BrokenPipeError:
         return 0
+
+
+def _known_commands(parser: _Parser, argv: Sequence[str]) -> None:
+    """A command or subcommand that does not exist is a usage error naming the closest one."""
+    current = parser
+    for token in argv:
+        if token.startswith("-") or current.commands is None:
+            return  # options and arguments are argparse's to judge
+        choices = current.commands.choices
+        if token not in choices:
+            close = difflib.get_close_matches(token, list(choices), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            group = current.prog.removeprefix(parser.prog).strip()
+            raise UsageError(
+                f"unknown {group + ' ' if group else ''}command {token!r}{hint} "
+                f"(commands: {', '.join(choices)})"
+            )
+        current = choices[token]

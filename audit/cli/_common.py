@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterable
 
+from rich.text import Text
+
 from audit import config as config_mod
 from audit import findings as fnd
 from audit.atomic import write_output
@@ -39,3 +41,9 @@ def write_findings(path: str | None, found: Iterable[fnd.Finding]) -> None:
     """``--findings OUT.jsonl``: every finding as JSON Lines (the DESIGN.md findings contract)."""
     if path:
         write_output(path, fnd.to_jsonl(found), "findings")
+
+
+def error_line(message: str) -> Text:
+    """``llava-audit: MESSAGE`` for stderr, the message as plain text (never read as markup, so
+    ``[schedule]`` or ``[[datasets]]`` in it stays)."""
+    return Text.assemble(("llava-audit:", "bold red"), " ", message)

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import msgspec
 from rich.console import Console
-from rich.markup import escape
 
-from audit.cli._common import check_workers, optional_config, write_findings
+from audit.cli._common import check_workers, error_line, optional_config, write_findings
 from audit.errors import InputError
 from audit.findings import Severity
 from audit.loaders import refuse
@@ -82,9 +81,9 @@ def _check(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     else:
         render_findings(console, result.findings, title="Structure findings")
-        console.print(f"{audited:,} records in {len(args.paths)} file(s) checked")
+        console.print(f"{audited:,} records in {len(args.paths)} file(s) checked", markup=False)
     for message in unreadable:
-        err.print(f"[bold red]llava-audit:[/] {escape(message)}", markup=True, highlight=False)
+        err.print(error_line(message))
     return exit_code
 
 

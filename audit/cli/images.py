@@ -9,6 +9,7 @@ import msgspec
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from audit import config as config_mod
 from audit import preflight
@@ -137,7 +138,7 @@ def _render(results: list[ImagesResult], found: list[Finding], console: Console)
     for r in results:
         rate = r.missing_rate
         table.add_row(
-            r.dataset,
+            Text(r.dataset),
             f"{r.referenced:,}",
             f"{r.status.get('ok', 0):,}",
             f"{r.missing:,}",

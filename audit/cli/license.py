@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from audit import config as config_mod
 from audit import preflight
@@ -244,9 +245,9 @@ def _configured_datasets(args: argparse.Namespace, config: config_mod.Config) ->
     console = Console(highlight=False)
     forbidden = 0
     for name, result in results:
-        console.rule(f"dataset {name}")
+        console.rule(Text(f"dataset {name}"))
         if result.skipped is not None:
-            console.print(f"skipped: {result.skipped}")
+            console.print(f"skipped: {result.skipped}", markup=False)
             continue
         render(result, console)
         forbidden += sum(result.forbidden.values())
@@ -274,7 +275,7 @@ def render(result: LicenseResult, console: Console) -> None:
     console.print(_breakdown(f"Per source, for {title}", "source", result.by_source, use))
     console.print(_breakdown(f"Per licence, for {title}", "licence", result.by_license, use))
     for line in result.usable_lines:
-        console.print(line)
+        console.print(line, markup=False)
     if result.inferred:
         console.print(f"{result.inferred:,} records have an inferred source (URL host or prompt)")
     for u in result.uses:
@@ -294,7 +295,7 @@ def _breakdown(title: str, label: str, table_stats: dict[str, VerdictCounts], us
     for key, per_use in rows:
         counts = per_use[use]
         table.add_row(
-            key,
+            Text(key),
             f"{sum(counts.values()):,}",
             *(_cell(counts.get(v, 0), v) for v in _VERDICTS[:3]),
             f"{usable_count(counts):,}",

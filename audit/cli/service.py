@@ -59,7 +59,8 @@ def _init(args: argparse.Namespace) -> int:
             raise UsageError(f"{path}: already exists (use --force to overwrite)")
     write_output(path, starter_config().encode("utf-8"), "starter config")
     Console(highlight=False).print(
-        f"wrote {path}: edit the [[datasets]] entries, then `llava-audit run --config {path}`"
+        f"wrote {path}: edit the [[datasets]] entries, then `llava-audit run --config {path}`",
+        markup=False,
     )
     return 0
 
@@ -118,7 +119,7 @@ def _serve(args: argparse.Namespace) -> int:
     server = report_server(root, parse_port(args.port))
     with server:
         Console(highlight=False).print(
-            f"serving {root} at http://127.0.0.1:{server.port}/ (Ctrl-C to stop)"
+            f"serving {root} at http://127.0.0.1:{server.port}/ (Ctrl-C to stop)", markup=False
         )
         with contextlib.suppress(KeyboardInterrupt):
             server.serve_forever()
@@ -136,6 +137,7 @@ def _demo(args: argparse.Namespace) -> int:
     render_report(report, console, published=published)
     console.print(
         f"The demo data has defects planted on purpose. Open {published / rpt.PAGE_FILE} in a "
-        f"browser, or `llava-audit serve --dir {published.parent}`."
+        f"browser, or `llava-audit serve --dir {published.parent}`.",
+        markup=False,
     )
     return 3 if report.status != "succeeded" else 0
