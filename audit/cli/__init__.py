@@ -86,13 +86,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
-def _known_commands(parser: _Parser, argv: Sequence[str]) -> None:
+def _known_commands(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
     """A command or subcommand that does not exist is a usage error naming the closest one."""
     current = parser
     for token in argv:
-        if token.startswith("-") or current.commands is None:
+        commands = getattr(current, "commands", None)
+        if token.startswith("-") or commands is None:
             return  # options and arguments are argparse's to judge
-        choices = current.commands.choices
+        choices = commands.choices
         if token not in choices:
             close = difflib.get_close_matches(token, list(choices), n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]!r}?" if close else ""
