@@ -81,8 +81,6 @@ _WRITES_FILES_ITSELF = {
     "probes/expectation_cache.py",  # a cache entry, published by renaming its folder
     "output/reportsdir.py",  # the pre-flight probe that the reports folder is writable
 }
-#: own temp-file-and-rename writers from before audit/atomic.py; this set may only shrink
-_OWN_ATOMIC_WRITERS_TODAY: set[str] = set()
 _WRITE_CALLS = {"write_bytes", "write_text", "mkstemp", "NamedTemporaryFile"}
 _MODE = re.compile(r"[rwxabt+]+")
 
@@ -106,12 +104,11 @@ def _writes_a_file(call: ast.Call) -> bool:
 
 def test_output_files_are_written_through_audit_atomic() -> None:
     """One way to replace a file: temp file, fsync, rename, no temp left, never over a FIFO."""
-    allowed = _WRITES_FILES_ITSELF | _OWN_ATOMIC_WRITERS_TODAY
     for path in PACKAGE.rglob("*.py"):
         module = str(path.relative_to(PACKAGE))
         tree = ast.parse(path.read_text(encoding="utf-8"))
         calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and _writes_a_file(n)]
-        assert module in allowed or not calls, (
+        assert module in _WRITES_FILES_ITSELF or not calls, (
             f"{module} line {calls[0].lineno if calls else 0} writes a file itself: "
             "use audit.atomic (write_atomic, atomic_open, write_output)"
         )
