@@ -37,6 +37,11 @@ def test_great_expectations_is_imported_in_one_module_only() -> None:
     assert _importers("great_expectations") <= {"probes/expectations.py"}
 
 
+def test_great_expectations_results_are_reached_only_through_probes_expectations() -> None:
+    """Its cache folder (results and Data Docs) is read and written by the probe, never a stage."""
+    assert _importers("audit.probes.expectation_cache") <= {"probes/expectations.py"}
+
+
 def test_apscheduler_is_imported_in_one_module_only() -> None:
     assert _importers("apscheduler") <= {"schedule.py"}
 
