@@ -20,6 +20,7 @@ from rich.console import Console
 
 from audit import __version__
 from audit.cli._common import error_line
+from audit.cli._help import add_examples
 from audit.errors import AuditError, UsageError
 
 
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for module in _command_modules():
         module.register(sub)
+    add_examples(parser)
     return parser
 
 

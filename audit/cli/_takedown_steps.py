@@ -158,7 +158,7 @@ def register_steps(step: Step) -> None:
     _when(q)
     q = step(
         "release",
-        "§8.6: record the versions that held the data, the new version and its published diff",
+        "record the versions that held the data, the new version and its published diff",
         _call(
             "release",
             versions_affected="affected",

@@ -28,14 +28,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         "trainer and releases. A chat file and its metadata file given together are also "
         "cross-checked. Exit 0: no errors; 1: errors found; 3: a file could not be audited.",
     )
-    p.add_argument("paths", nargs="+", metavar="PATH", help="JSON (or JSON Lines) files")
+    p.add_argument("paths", nargs="+", metavar="FILE", help="JSON (or JSON Lines) files")
     p.add_argument(
-        "--kind", choices=KINDS, help="dataset kind (detected from content when omitted)"
+        "--kind",
+        choices=KINDS,
+        help="dataset kind (detected from most records and the file name when omitted)",
     )
-    p.add_argument("--dataset", help="dataset name written into findings (default: file name)")
+    p.add_argument(
+        "--dataset", metavar="NAME", help="dataset name written into findings (default: file name)"
+    )
     p.add_argument("--findings", metavar="OUT.jsonl", help="write every finding as JSON Lines")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary instead")
-    p.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    p.add_argument(
+        "--workers", type=int, metavar="N", help="worker processes (default: one per core)"
+    )
     p.add_argument(
         "--config", metavar="audit.toml", help="take the [limits] file size caps from it"
     )

@@ -32,7 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Exit 0 passed, 1 gate failed, 2 usage or config error, 3 the audit could "
         "not run (or a stage could not run, so the gate cannot vouch for the data).",
     )
-    p.add_argument("--config", default="audit.toml", help="config file (audit.toml)")
+    p.add_argument(
+        "--config", default="audit.toml", metavar="audit.toml", help="config file (audit.toml)"
+    )
     p.add_argument(
         "--report",
         metavar="RUN",

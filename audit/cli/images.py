@@ -47,11 +47,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--kind", choices=config_mod.KINDS, help="file kind (detected when omitted)")
     p.add_argument("--findings", metavar="OUT.jsonl", help="write findings as JSON Lines")
-    p.add_argument("--state", metavar="PATH", help="state store (default: the config's `state`)")
+    p.add_argument("--state", metavar="FILE", help="state store (default: the config's `state`)")
     p.add_argument("--no-cache", action="store_true", help="probe everything, record nothing")
-    p.add_argument("--workers", type=int, help="worker processes (default 2)")
+    p.add_argument("--workers", type=int, metavar="N", help="worker processes (default 2)")
     p.add_argument("--config", metavar="audit.toml", help="take datasets and settings from it")
-    p.add_argument("--dataset", action="append", default=[], help="configured dataset(s) to probe")
+    p.add_argument(
+        "--dataset", action="append", default=[], metavar="NAME", help="configured dataset to probe"
+    )
     p.set_defaults(handler=_images)
 
 

@@ -72,7 +72,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="Visual Genome image_data.json: VG/GQA images from COCO get their COCO licence",
     )
     p.add_argument("--kind", choices=config_mod.KINDS, help="dataset kind (detected if omitted)")
-    p.add_argument("--source", help="policy source for records the tool cannot identify")
+    p.add_argument(
+        "--source", metavar="NAME", help="policy source for records the tool cannot identify"
+    )
     p.add_argument("--findings", metavar="OUT.jsonl", help="write findings as JSON Lines")
     p.add_argument(
         "--attribution",
@@ -94,7 +96,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="image folder or zip: COCO images whose size differs from the annotation file's "
         "are derivatives (license.derivative)",
     )
-    p.add_argument("--config", help="audit.toml: [license] settings and policy, [use], state path")
+    p.add_argument(
+        "--config", metavar="audit.toml", help="[license] settings and policy, [use], state path"
+    )
     p.add_argument("--policy", metavar="FILE", help="policy TOML merged over the packaged one")
     p.set_defaults(handler=_license)
 

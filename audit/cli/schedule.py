@@ -21,7 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "once on start if a run was missed while it was down, never two audits at once (also "
         "across processes), each run in the run history, failures POSTed to the webhook.",
     )
-    p.add_argument("--config", default="audit.toml", help="config file (audit.toml)")
+    p.add_argument(
+        "--config", default="audit.toml", metavar="audit.toml", help="config file (audit.toml)"
+    )
     p.add_argument(
         "--once",
         action="store_true",

@@ -22,25 +22,52 @@ ORDER = 60
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("init", help="write a commented starter audit.toml")
-    p.add_argument("path", nargs="?", default="audit.toml", help="where to write (audit.toml)")
+    p = sub.add_parser(
+        "init",
+        help="write a commented starter audit.toml",
+        description="Write a starter audit.toml with every section, its defaults and what each "
+        "key means, then edit its [[datasets]] entries. An existing file is kept unless --force.",
+    )
+    p.add_argument(
+        "path", nargs="?", default="audit.toml", metavar="FILE", help="where to write (audit.toml)"
+    )
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
     p.set_defaults(handler=_init)
 
-    p = sub.add_parser("run", help="audit every configured dataset and publish the report")
-    p.add_argument("--config", default="audit.toml", help="config file (audit.toml)")
+    p = sub.add_parser(
+        "run",
+        help="audit every configured dataset and publish the report",
+        description="Audit every [[datasets]] entry of audit.toml through every stage (structure, "
+        "images, source URLs, licences, the takedown blocklist, expectations) and publish one "
+        "report to reports/<run-id>/. Exit 0 passed, 1 errors found, 2 config error, 3 a stage "
+        "or the run could not run.",
+    )
+    p.add_argument(
+        "--config", default="audit.toml", metavar="audit.toml", help="config file (audit.toml)"
+    )
     add_debug(p)
     p.set_defaults(handler=_run)
 
-    p = sub.add_parser("serve", help="serve the published reports on localhost")
-    p.add_argument("--dir", default="reports", help="reports folder (reports)")
-    p.add_argument("--port", default="8000", help="port on 127.0.0.1 (8000; 0 picks one)")
+    p = sub.add_parser(
+        "serve",
+        help="serve the published reports on localhost",
+        description="Serve the reports folder on http://127.0.0.1:PORT/ (this machine only) until "
+        "Ctrl-C. Exit 2 for a port outside 0-65535, 3 when the port cannot be opened.",
+    )
+    p.add_argument("--dir", default="reports", metavar="DIR", help="reports folder (reports)")
+    p.add_argument(
+        "--port", default="8000", metavar="PORT", help="port on 127.0.0.1 (8000; 0 picks one)"
+    )
     p.set_defaults(handler=_serve)
 
     p = sub.add_parser(
-        "demo", help="build a small dataset with known defects and run the full audit on it"
+        "demo",
+        help="build a small dataset with known defects and run the full audit on it",
+        description="Build three small datasets in the LLaVA layouts with defects planted on "
+        "purpose, a local image host with dead links, run the full audit on them and print "
+        "where the report is.",
     )
-    p.add_argument("--dir", default="demo", help="folder to build it in (demo)")
+    p.add_argument("--dir", default="demo", metavar="DIR", help="folder to build it in (demo)")
     add_debug(p)
     p.set_defaults(handler=_demo)
 

@@ -62,7 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             epilog=f"example:\n  llava-audit takedown {name} {example}",
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        q.add_argument("--config", default="audit.toml", help="config file (audit.toml)")
+        q.add_argument(
+            "--config", default="audit.toml", metavar="audit.toml", help="config file (audit.toml)"
+        )
         if with_id:
             q.add_argument("request_id", metavar="ID", help="request id, e.g. TD-0001")
         q.set_defaults(handler=handler)
@@ -70,7 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     new = step(
         "new",
-        "record a new request (intake, spec §4.6 step 1)",
+        "record a new request (intake, the first step)",
         _new,
         "--ground gdpr --contact jane@example.org --url https://example.org/me.jpg "
         "--received 2026-03-02",
@@ -85,7 +87,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--deadline", type=date_arg, help="answer by (default: received + 1 month for gdpr)"
     )
     new.add_argument(
-        "--dataset", action="append", default=[], help="dataset named in the request (repeatable)"
+        "--dataset",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="dataset named in the request (repeatable)",
     )
     new.add_argument("--notes", default="", help="the requester's explanation, verification")
     lst = step("list", "list requests with their state and deadline", _list, "--json", False)

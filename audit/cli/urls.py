@@ -28,9 +28,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "unless allowed.",
     )
     p.add_argument("files", nargs="*", metavar="FILE", help="metadata JSON/JSONL or TSV files")
-    p.add_argument("--config", help="audit.toml: URL limits, state path, and (without FILE) inputs")
-    p.add_argument("--state", help="state store (default: from the config, .llava-audit/...)")
-    p.add_argument("--column", help="the field holding the URL (default url)")
+    p.add_argument(
+        "--config",
+        metavar="audit.toml",
+        help="URL limits, state path, and (without FILE) inputs",
+    )
+    p.add_argument(
+        "--state", metavar="FILE", help="state store (default: from the config, .llava-audit/...)"
+    )
+    p.add_argument("--column", metavar="NAME", help="the field holding the URL (default url)")
     p.add_argument(
         "--allow-private",
         action="store_true",
