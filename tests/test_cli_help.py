@@ -82,3 +82,20 @@ def test_metavars_are_consistent(generic: str) -> None:
 def test_a_port_out_of_range_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["serve", "--port", "99999"]) == 2
     assert "--port must be a number from 0 to 65535" in capsys.readouterr().err
+
+
+def test_catalogue_texts_shown_in_reports_cite_no_internal_spec() -> None:
+    from audit.catalogue import CATALOGUE
+
+    cited = {
+        code: INTERNAL.search(f"{info.title} {info.explanation}").group(0)  # type: ignore[union-attr]
+        for code, info in CATALOGUE.items()
+        if INTERNAL.search(f"{info.title} {info.explanation}")
+    }
+    assert cited == {}
+
+
+def test_the_starter_config_cites_no_internal_spec() -> None:
+    from audit.cli.service import starter_config
+
+    assert not INTERNAL.search(starter_config())

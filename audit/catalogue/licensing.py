@@ -16,8 +16,7 @@ ENTRIES: tuple[CodeInfo, ...] = (
         "At least one part of the record (image, source annotation, generated text) is under a "
         "licence or restriction that forbids the declared use, e.g. a non-commercial COCO image in "
         "commercial training, or an image from LLaVA's images.zip (research reproduction only) "
-        "redistributed. The most restrictive part decides (spec/licensing.md §8.4); drop the record "
-        "or obtain the rights.",
+        "redistributed. The most restrictive part decides; drop the record or obtain the rights.",
     ),
     CodeInfo(
         Code.LICENSE_UNKNOWN,
@@ -70,7 +69,7 @@ ENTRIES: tuple[CodeInfo, ...] = (
         "The record's image and annotations are redistributed together, and two of its parts are "
         "under share-alike licences with different elements (e.g. a BY-NC-SA image with BY-SA "
         "annotations). Each requires the combined copy to carry its own licence, so no licence "
-        "satisfies both (spec/licensing.md §8.4); redistribute them separately or drop the record.",
+        "satisfies both; redistribute them separately or drop the record.",
     ),
     CodeInfo(
         Code.LICENSE_CARD_SCOPE,
