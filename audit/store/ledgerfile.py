@@ -127,7 +127,9 @@ def open_ledger(path: Path, state: Store) -> Ledger:
             raise StoreError(f"{PREFIX}: {path}: {problem}; {RESTORE}")
         if anchor is None:
             _migrate_legacy(ledger, state)
-        _set_anchor(state, path, *ledger.head())
+        events, head = ledger.head()
+        if anchor != {"ledger": str(path), "events": events, "head": head}:
+            _set_anchor(state, path, events, head)
     except BaseException:
         ledger.close()
         raise
