@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from code_coverage import pytest_sessionfinish  # noqa: F401 - the catalogue coverage check
 
 REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
 

@@ -9,11 +9,14 @@ tests/code_coverage.py.)
 from __future__ import annotations
 
 import ast
+import hashlib
+import json
 import re
 from pathlib import Path
 
 import msgspec
 import pytest
+from lcs_records import lcs_records
 
 from audit import findings
 from audit.findings import CATALOGUE, Code, Finding
@@ -95,3 +98,37 @@ def test_every_constant_has_its_entry_and_a_predictable_name() -> None:
         assert CODE_SHAPED.match(code.value), code
         assert code.name == code.value.upper().replace(".", "_"), code
         assert CATALOGUE[code].title and CATALOGUE[code].explanation, code
+
+
+# ---- codes no other test made (tests/code_coverage.py listed them) --------------------------------
+
+
+def test_a_byte_identical_release_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """file.known_release: a file with a published release's size and SHA-256 says which one."""
+    from audit.loaders import records
+    from audit.structure import check_files
+
+    path = tmp_path / "chat.json"
+    path.write_text(json.dumps(lcs_records(3)), encoding="utf-8")
+    data = path.read_bytes()
+    release = ("blip_laion_cc_sbu_558k.json", hashlib.sha256(data).hexdigest())
+    monkeypatch.setattr(records, "KNOWN_RELEASES", {len(data): release})
+    named = [
+        f for f in check_files([path], workers=1).findings if f.code == Code.FILE_KNOWN_RELEASE
+    ]
+    assert [f.message for f in named] == [
+        "byte-identical to the published blip_laion_cc_sbu_558k.json"
+    ]
+    path.write_bytes(data.replace(b"a photo 0", b"a photo 9", 1))  # same size, one byte edited
+    assert Code.FILE_KNOWN_RELEASE not in {f.code for f in check_files([path], workers=1).findings}
+
+
+def test_a_path_that_is_no_file_is_a_finding(tmp_path: Path) -> None:
+    """file.unreadable: a missing path or a folder is reported with the path, not raised."""
+    from audit.structure import check_files
+
+    (tmp_path / "folder.json").mkdir()
+    for name, why in (("missing.json", "not found"), ("folder.json", "directory")):
+        found = check_files([tmp_path / name], workers=1).findings
+        assert [f.code for f in found] == [Code.FILE_UNREADABLE]
+        assert name in found[0].message and why in found[0].message
