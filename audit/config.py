@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from audit.configchoices import choice_problem
 from audit.errors import ConfigError, InputError
 from audit.loaders import MB, MissingInputError, read_input
 
@@ -281,6 +282,9 @@ def parse(data: dict[str, object], base_dir: Path, source: str = "audit.toml") -
     for key, why in REMOVED_LICENSE_KEYS.items():
         if isinstance(lic, dict) and key in lic:
             raise ConfigError(f"{source}: [license] {key} {why}")
+    choice = choice_problem(data, Config)
+    if choice:
+        raise ConfigError(f"{source}: {choice}")
     try:
         config = msgspec.convert({**data, "base_dir": str(base_dir)}, Config)
     except msgspec.ValidationError as exc:
