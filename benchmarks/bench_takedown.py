@@ -27,7 +27,7 @@ import msgspec
 from audit import config as config_mod
 from audit import takedown
 from audit.store import Store
-from audit.store.ledger import Ledger
+from audit.store.ledgerfile import opened_ledger
 from benchmarks import generate
 
 FILES = {
@@ -64,12 +64,12 @@ def main(data: Path = generate.DEFAULT_OUT) -> int:
     empty, _ = _timed(lambda: takedown.blocklist_findings(config, store))
     head = (data / generate.LCS_META).read_bytes()[:4000]
     meta = json.loads(head[: head.index(b"},") + 1].lstrip(b"[ \n"))
-    ledger = Ledger(store)
     keys = [("url", meta["url"]), ("image", meta["image"]), ("record_id", meta["id"])]
     rid = takedown.new_request(
         config, store, ground="copyright", requester_contact="bench", identifiers=keys
     ).request_id
-    ledger.record(rid, "blocklisted", summary="bench", blocklist=ledger.get(rid).keys)
+    with opened_ledger(config, store) as ledger:
+        ledger.record(rid, "blocklisted", summary="bench", blocklist=ledger.get(rid).keys)
     check, result = _timed(lambda: takedown.blocklist_findings(config, store))
     url_rid = takedown.new_request(
         config, store, ground="gdpr", requester_contact="bench", identifiers=keys[:1]
