@@ -66,7 +66,7 @@ def main() -> None:
                 file=str(path),
                 cache_dir=Path(tmp) / "cache",
             )
-            return {"cached": result.stats["cached"], "failed": result.stats["failed"]}
+            return {"cached": result.cached, "failed": result.failed}
 
         first = bench.call("suite run with Data Docs (GX)", lambda: run("first"))
         rerun = bench.call("rerun on unchanged table (cache)", lambda: run("second"))

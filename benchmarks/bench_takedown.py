@@ -76,7 +76,7 @@ def main(data: Path = generate.DEFAULT_OUT) -> int:
     ).request_id
     matched, located = _timed(lambda: takedown.match(config, store, url_rid))
     report = {
-        "records": result.stats["records"],
+        "records": result.records,
         "bare_decode_s": round(bare, 2),
         "empty_ledger_ratio": round(empty / bare, 4),
         "blocklist_check_ratio": round(check / bare, 2),

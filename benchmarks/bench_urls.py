@@ -103,10 +103,12 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "state.sqlite") as store:
 
             def first() -> dict[str, object]:
-                return probe_urls(refs, settings, store=store).stats
+                return msgspec.to_builtins(probe_urls(refs, settings, store=store).totals)
 
             def second() -> dict[str, object]:
-                return probe_urls(refs, settings, store=store, now=time.time()).stats
+                return msgspec.to_builtins(
+                    probe_urls(refs, settings, store=store, now=time.time()).totals
+                )
 
             cold = bench.call("probe_urls, empty cache", first)
             warm = bench.call("probe_urls, second run (fresh cache)", second)
