@@ -1,9 +1,10 @@
 """The structure stage: every rule of spec §5 on conversation and metadata files, file by file.
 
-Each file is audited by one worker of a process pool so both cores work (a chat file and its
-metadata file meet through a handoff file for the cross-file checks); each worker returns only
-findings and stats, encoded with msgpack, and streams its file into columns chunk by chunk so the
-file's bytes and its Python objects are never all in memory at once.
+Each file is audited by one worker of a process pool (:mod:`audit.workers`) so both cores work;
+each worker returns only findings and stats, encoded with msgpack, and streams its file into columns
+chunk by chunk so the file's bytes and its Python objects are never all in memory at once. For the
+cross-file checks a chat file's worker leaves the pair's columns in an Arrow IPC file that its
+result names; this process hands that name to the metadata file's worker through the pair's queue.
 """
 
 from __future__ import annotations
@@ -11,22 +12,22 @@ from __future__ import annotations
 import gc
 import json
 import os
-import sys
+import queue
 import tempfile
 from collections.abc import Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
 from audit import findings as fnd
-from audit.errors import InputError
+from audit import workers as processes
+from audit.errors import InputError, ProbeError
 from audit.findings import Code, Finding, Severity
 from audit.loaders import regular_file
 from audit.loaders.records import KINDS, detect_kind
@@ -38,15 +39,23 @@ PAIRS = {"cc3m-metadata": "cc3m-chat", "lcs-metadata": "lcs-chat"}
 
 @dataclass(frozen=True)
 class Handoff:
-    """Where a chat file's worker leaves the columns its metadata file's worker compares with.
+    """How a chat file's columns reach the worker of its metadata file (the pair ``number``).
 
     The planner queues every chat file before its metadata file and workers take tasks in queue
     order, so a metadata file only ever waits for a chat file that is being audited or done.
     """
 
-    path: str  # Arrow IPC file in the run's temporary folder
+    number: int  # the pair's queue
+    path: str  # Arrow IPC file in the run's temporary folder, written by the chat file's worker
     role: str  # "chat" or "metadata"
     chat: tuple[str, str]  # the pair's chat file (path, kind): file and kind of its findings
+
+
+class _Channel(Protocol):
+    """A pair's queue: :class:`queue.SimpleQueue` in this process, a multiprocessing one across."""
+
+    def put(self, item: str | None) -> None: ...
+    def get(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,11 @@ class _Outcome(msgspec.Struct):
     findings: list[Finding]
     stats: dict[str, Any]
     unreadable: list[str]
+    side: str | None  # a chat file's columns for its metadata partner (Arrow IPC file)
+
+
+#: this process's end of each pair's queue (set in a worker by _init_worker)
+_channels: dict[int, _Channel] = {}
 
 
 def _size(path: Path) -> int:
@@ -140,8 +154,9 @@ def _pair(kinds: dict[Path, str], dataset: str | None, handoff_dir: Path | None)
         if path in partner:
             chat = path if kind not in PAIRS else partner[path]
             role = "chat" if chat == path else "metadata"
-            file = (handoff_dir or Path()) / f"pair-{list(kinds).index(chat)}.arrow"
-            handoff = Handoff(str(file), role, (str(chat), kinds[chat]))
+            number = list(kinds).index(chat)
+            file = (handoff_dir or Path()) / f"pair-{number}.arrow"
+            handoff = Handoff(number, str(file), role, (str(chat), kinds[chat]))
         tasks[path] = Task(str(path), kind, dataset, handoff)
     ordered: list[Task] = []
     for path in sorted(tasks, key=lambda p: -tasks[p].size):
@@ -197,58 +212,81 @@ def check_files(
 def _run(tasks: list[Task], progress: Progress, workers: int | None) -> dict[int, _Outcome]:
     """Every task's outcome by its position in ``tasks``: in this process or in a pool."""
     progress.start("structure", sum(t.size for t in tasks) or None)
-    outcomes: dict[int, _Outcome] = {}
     n_workers = min(workers or os.cpu_count() or 1, len(tasks))
-    if n_workers <= 1 or not _can_spawn():
-        from audit.structure_worker import set_progress_sink
-
-        set_progress_sink(progress.advance)
-        try:
-            for number, task in enumerate(tasks):
-                outcomes[number] = msgspec.msgpack.decode(run_task(task), type=_Outcome)
-        finally:
-            set_progress_sink(None)
+    if n_workers <= 1 or not processes.can_start():
+        outcomes = _in_process(tasks, progress)
     else:
-        try:
-            outcomes = _in_pool(tasks, n_workers, progress)
-        except BrokenProcessPool:  # e.g. a __main__ that spawned workers cannot re-import
-            for task in tasks:  # start the pairs' handoffs afresh
-                if task.handoff is not None:
-                    for leftover in Path(task.handoff.path).parent.glob("pair-*"):
-                        leftover.unlink(missing_ok=True)
-            return _run(tasks, progress, 1)
+        outcomes = _in_pool(tasks, n_workers, progress)
     progress.finish()
     return outcomes
 
 
-def _can_spawn() -> bool:
-    """Spawned workers re-import ``__main__`` by path; a script read from stdin has none."""
-    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
-    return main_file is None or Path(main_file).exists()
+def _in_process(tasks: list[Task], progress: Progress) -> dict[int, _Outcome]:
+    """Run the tasks one by one here (each chat file runs before its metadata partner)."""
+    from audit.structure_worker import set_progress_sink
+
+    _channels.clear()
+    _channels.update({n: queue.SimpleQueue() for n in _pairs(tasks)})
+    set_progress_sink(progress.advance)
+    try:
+        outcomes: dict[int, _Outcome] = {}
+        for number, task in enumerate(tasks):
+            outcomes[number] = msgspec.msgpack.decode(run_task(task), type=_Outcome)
+            _hand_over(task, outcomes[number].side)
+        return outcomes
+    finally:
+        set_progress_sink(None)
+        _channels.clear()
+
+
+def _pairs(tasks: list[Task]) -> set[int]:
+    return {task.handoff.number for task in tasks if task.handoff is not None}
+
+
+def _hand_over(task: Task, side: str | None) -> None:
+    """A chat file is done (or failed: ``side`` None): its metadata partner may compare."""
+    if task.handoff is not None and task.handoff.role == "chat":
+        _channels[task.handoff.number].put(side)
 
 
 def _in_pool(tasks: list[Task], n_workers: int, progress: Progress) -> dict[int, _Outcome]:
     """Run the tasks in worker processes; their shared byte counter drives the progress bar."""
-    context = get_context("spawn")  # never fork a process that may hold polars' thread pool
+    context = processes.context()
     counter = context.Value("q", 0)
+    _channels.update({n: context.SimpleQueue() for n in _pairs(tasks)})
     outcomes: dict[int, _Outcome] = {}
     shown = 0
-    with ProcessPoolExecutor(
-        n_workers, mp_context=context, initializer=_init_worker, initargs=(counter,)
-    ) as pool:
+    pool = processes.pool(n_workers, _init_worker, (counter, dict(_channels)))
+    futures: dict[Future[bytes], int] = {}
+    try:
         futures = {pool.submit(run_task, task): number for number, task in enumerate(tasks)}
+        processes.watch_all(pool)
         pending = set(futures)
         while pending:
             done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
             for future in done:
-                outcomes[futures[future]] = msgspec.msgpack.decode(future.result(), type=_Outcome)
+                number = futures.pop(future)
+                try:
+                    outcomes[number] = msgspec.msgpack.decode(future.result(), type=_Outcome)
+                finally:  # also when it failed: its partner must not wait for ever
+                    _hand_over(tasks[number], outcomes[number].side if number in outcomes else None)
             current = counter.value
             progress.advance(current - shown)
             shown = current
+    except BrokenProcessPool:
+        raise ProbeError(
+            "a structure worker process died (out of memory?); run with --workers 1 to see "
+            "which file it was"
+        ) from None
+    finally:
+        for number in futures.values():  # stopped early: nobody is left waiting for a partner
+            _hand_over(tasks[number], None)
+        pool.shutdown(wait=True, cancel_futures=True)
+        _channels.clear()
     return outcomes
 
 
-def _init_worker(counter: Any) -> None:
+def _init_worker(counter: Any, channels: dict[int, _Channel]) -> None:
     # polars' jemalloc keeps freed pages for 10 s by default; a file's transient frames would then
     # still count against the memory budget while the next file loads. Set before polars loads.
     os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:200,muzzy_decay_ms:0")
@@ -259,19 +297,34 @@ def _init_worker(counter: Any) -> None:
             counter.value += n
 
     set_progress_sink(add)
+    _channels.update(channels)
 
 
 def run_task(task: Task) -> bytes:
-    """Worker entry: audit one file (meeting its pair partner); findings and stats as msgpack."""
-    from audit.structure_worker import audit_task  # heavy imports (polars, pandera) stay here
+    """Worker entry: audit one file (meeting its pair partner); its outcome as msgpack."""
+    from audit.structure_worker import Partner, audit_task  # heavy imports (polars) stay here
 
+    handoff = task.handoff
+    side_file = handoff.path if handoff is not None and handoff.role == "chat" else None
+    partner = None
+    if handoff is not None and handoff.role == "metadata":
+        partner = Partner(*handoff.chat, receive=_channels[handoff.number].get)
     gc_was_enabled = gc.isenabled()
     gc.disable()  # millions of acyclic Structs and lists: the cyclic GC would only rescan them
     try:
-        findings, stats, unreadable = audit_task(
-            task.path, task.kind, task.dataset, known_prompts(), task.handoff
+        audited = audit_task(
+            task.path,
+            task.kind,
+            task.dataset,
+            known_prompts(),
+            side_file=side_file,
+            partner=partner,
         )
-        return msgspec.msgpack.encode(_Outcome(collapse_info(findings), stats, unreadable))
+        return msgspec.msgpack.encode(
+            _Outcome(
+                collapse_info(audited.findings), audited.stats, audited.unreadable, audited.side
+            )
+        )
     finally:
         if gc_was_enabled:
             gc.enable()

@@ -1,16 +1,16 @@
-"""What one structure worker does with one file (or a chat + metadata pair).
+"""What one structure worker does with one file (or one side of a chat + metadata pair).
 
 Kept apart from :mod:`audit.structure` so the parent process never imports polars or pandera: it
-only plans, starts workers and merges their findings.
+only plans, starts workers and merges their findings. This module imports nothing from there: the
+pair's meeting is two plain arguments (where to leave the chat columns, how to receive them).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple
 
 import msgspec
 import polars as pl
@@ -33,9 +33,6 @@ from audit.loaders.records import (
     load_records,
     open_stream,
 )
-
-if TYPE_CHECKING:
-    from audit.structure import Handoff
 
 WARN_UNKNOWN_PROMPT = frozenset({"cc3m-chat", "lcs-chat"})  # rules 14, 15: known prompt pools
 ProgressSink = Callable[[int], None]
@@ -71,26 +68,24 @@ class _FileProgress:
         self.add(self.size - self.reported)
 
 
-def publish(handoff: Handoff, side: pl.DataFrame | None) -> None:
-    """The chat file's columns for its metadata partner (None: the chat file was unreadable)."""
-    target = Path(handoff.path)
-    if side is None:
-        target.with_suffix(".none").touch()
-        return
-    partial = target.with_suffix(".partial")
-    side.write_ipc(partial)
-    partial.replace(target)  # the partner never sees a half-written file
+class Audited(NamedTuple):
+    """One file's audit: findings, its stats by path, why it was unreadable, and (chat file of a
+    pair) the Arrow IPC file holding the columns its metadata partner compares with."""
+
+    findings: list[Finding]
+    stats: dict[str, Any]
+    unreadable: list[str]
+    side: str | None = None
 
 
-def receive(handoff: Handoff, timeout: float = 3600.0) -> pl.DataFrame | None:
-    """Wait for the chat file's columns; None when it was unreadable (or never came)."""
-    target = Path(handoff.path)
-    deadline = time.monotonic() + timeout
-    while not target.exists():
-        if target.with_suffix(".none").exists() or time.monotonic() > deadline:
-            return None
-        time.sleep(0.02)
-    return pl.read_ipc(target)
+@dataclass(frozen=True)
+class Partner:
+    """The chat file a metadata file is compared with, and how its columns arrive: ``receive``
+    blocks until the chat file's worker is done and gives its IPC file (None: it was unreadable)."""
+
+    path: str
+    kind: str
+    receive: Callable[[], str | None]
 
 
 def audit_task(
@@ -98,18 +93,22 @@ def audit_task(
     kind: str,
     dataset: str | None,
     prompts: dict[str, frozenset[str]],
-    handoff: Handoff | None = None,
-) -> tuple[list[Finding], dict[str, Any], list[str]]:
-    """Audit one file; a chat or metadata file of a pair also meets its partner via ``handoff``."""
+    *,
+    side_file: str | None = None,
+    partner: Partner | None = None,
+) -> Audited:
+    """Audit one file; a chat file of a pair also leaves its columns in ``side_file``, and a
+    metadata file of a pair compares itself with its ``partner``'s."""
     path = Path(path_text)
     progress = _FileProgress(path)
     try:
         try:
             loaded = _load(path, kind, dataset, progress)
         except UnreadableFileError as exc:
-            return [exc.finding], {}, [exc.message]
+            return Audited([exc.finding], {}, [exc.message])
         ref = FileRef(dataset or path.stem, str(path), loaded.kind)
         findings = _kind_severity(loaded.findings, ref.kind) + _known_release(path, ref)
+        side = None
         if isinstance(loaded.table, pl.DataFrame):
             frame, keys = loaded.table, loaded.metadata_keys
             del loaded
@@ -117,13 +116,14 @@ def audit_task(
             meta_findings, file_stats = stats.metadata_stats(frame, ref, keys)
             findings += meta_findings
             file_stats["metadata_keys"] = True
-            if handoff is not None and handoff.role == "metadata":
-                side = receive(handoff)
-                if side is not None:
-                    chat_path, chat_kind = handoff.chat
-                    chat_ref = FileRef(dataset or Path(chat_path).stem, chat_path, chat_kind)
+            if partner is not None:
+                chat_columns = partner.receive()
+                if chat_columns is not None:
+                    chat_ref = FileRef(
+                        dataset or Path(partner.path).stem, partner.path, partner.kind
+                    )
                     pair_findings, file_stats["crossfile"] = crossfile.compare(
-                        side, chat_ref, frame, ref
+                        pl.read_ipc(chat_columns), chat_ref, frame, ref
                     )
                     findings += pair_findings
         else:
@@ -131,14 +131,12 @@ def audit_task(
             del loaded
             found, file_stats = _chat_rules(tables, ref, prompts)
             findings += found
-            if handoff is not None and handoff.role == "chat":
-                publish(handoff, crossfile.chat_side(tables))
-                handoff = None
-        return _first_per_record(findings), {str(path): file_stats}, []
+            if side_file is not None:
+                crossfile.chat_side(tables).write_ipc(side_file)
+                side = side_file
+        return Audited(_first_per_record(findings), {str(path): file_stats}, [], side)
     finally:
         progress.done()
-        if handoff is not None and handoff.role == "chat":  # never leave the partner waiting
-            publish(handoff, None)
 
 
 @dataclass

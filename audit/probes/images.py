@@ -2,23 +2,22 @@
 
 Records are resolved against the image roots in order (folders and zips, read in place); each
 distinct image is checked once however many records name it. Checks run in a process pool (decoding
-is CPU-bound and holds the GIL) in chunks, so both cores work and results stay small. Results are
-cached in the state store by path + size + mtime (zip member: size + CRC), so a nightly re-run decodes
-only what changed; each finished batch is committed, so a killed run resumes where it stopped.
+is CPU-bound and holds the GIL; :mod:`audit.workers` starts it) in chunks, so both cores work and
+results stay small. Results are cached in the state store by path + size + mtime (zip member: size +
+CRC), so a nightly re-run decodes only what changed; each finished batch is committed, so a killed
+run resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import gc
 import math
-import multiprocessing
 import posixpath
 import signal
-import sys
 import time
 from collections import Counter
 from collections.abc import Collection, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -28,6 +27,7 @@ import msgspec
 from PIL import Image
 
 from audit import findings as fnd
+from audit import workers as processes
 from audit.config import Config, DatasetConfig
 from audit.errors import ProbeError, UsageError
 from audit.findings import Code, Finding
@@ -236,7 +236,7 @@ def gc_paused() -> Iterator[None]:
     """Pause the cyclic GC while building many small acyclic objects (records, locations, rows).
 
     Otherwise each burst of allocations sets off full collections that walk every loaded record
-    again: a fifth of a cached run. Never held while probing: forked workers inherit the switch.
+    again: a fifth of a cached run. Never held while probing: decoding in this process makes garbage.
     """
     enabled = gc.isenabled()
     gc.disable()
@@ -249,7 +249,7 @@ def gc_paused() -> Iterator[None]:
 
 @contextmanager
 def _gc_running() -> Iterator[None]:
-    """Probing decodes with Pillow here or in forked workers (which inherit the switch): collect."""
+    """Probing in this process decodes with Pillow, whose objects form cycles: collect."""
     paused = not gc.isenabled()
     gc.enable()
     try:
@@ -327,7 +327,7 @@ def _run(
 ) -> Iterator[tuple[list[Location], list[Outcome]]]:
     """Probe in chunks: in this process for small jobs, else in a pool of ``workers`` processes."""
     items = [(loc.source, posixpath.splitext(loc.name)[1].lower()) for loc in todo]
-    if workers <= 1 or len(todo) < _IN_PROCESS_BELOW:
+    if workers <= 1 or len(todo) < _IN_PROCESS_BELOW or not processes.can_start():
         step = 256
         for start in range(0, len(todo), step):
             yield (
@@ -336,17 +336,13 @@ def _run(
             )
         return
     step = max(8, min(256, math.ceil(len(todo) / (workers * 8))))
-    # fork on Linux: workers start in milliseconds and never re-run the caller's __main__ (a script
-    # without a main guard would, under spawn). They run only Pillow and os.pread, never the
-    # parent's other threads' code (rich's refresh thread); Pillow's plugins load before forking.
-    Image.init()
-    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_quiet_worker)
+    pool = processes.pool(workers, _init_worker)
     try:
         futures: dict[Future[list[Outcome]], int] = {
             pool.submit(probe_batch, level, max_pixels, items[start : start + step]): start
             for start in range(0, len(todo), step)
         }
+        processes.watch_all(pool)
         for future in as_completed(futures):
             start = futures[future]
             yield todo[start : start + step], future.result()
@@ -359,9 +355,11 @@ def _run(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _quiet_worker() -> None:
-    """Ctrl-C is the parent's to handle (it cancels the rest); workers finish their small batch."""
+def _init_worker() -> None:
+    """Ctrl-C is the parent's to handle (it cancels the rest); workers finish their small batch.
+    Pillow's plugins load once per worker, not on its first image of each format."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    Image.init()
 
 
 def _finding(ref: ImageRef, outcome: Outcome, dataset: str, file: str) -> Finding:

@@ -9,16 +9,17 @@ Politeness is per server, not per spelling of its name: each URL's host is resol
 ``localhost``, ``127.1`` and ``2130706433`` share one server's ``per_host`` slots; redirect hops
 take a slot of the server they go to (:class:`audit.probes.urlguard.InFlight`). Worker processes
 get URLs split by address, plus the parent's resolutions, so one server's limit is enforced by
-exactly one process. Results stream back in small msgpack chunks. A worker process whose parent
-dies (a killed run) stops taking work at once.
+exactly one process. Results stream back in small msgpack chunks through one queue. The worker
+processes are started the package's way (:mod:`audit.workers`) but not as a pool: a consumer that
+stops early (Ctrl-C, an error) ends them at once, where a pool could only wait for their URLs. A
+worker process whose parent dies (a killed run) ends too.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import heapq
+import multiprocessing
 import os
 import queue
 import signal
@@ -28,7 +29,6 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from multiprocessing import get_context
 
 import msgspec
 
@@ -37,10 +37,10 @@ from audit.errors import ProbeError
 from audit.probes.http import Prober, host_of
 from audit.probes.urlguard import AddressPolicy, server_address
 from audit.store.urls import UrlProbe
+from audit.workers import context as worker_context
 
 _CHUNK = 64  # results per message from a worker process
 _CHUNK_SECONDS = 0.1
-_PR_SET_PDEATHSIG = 1
 
 
 class HostScheduler:
@@ -230,16 +230,14 @@ def probe_parallel(urls: Sequence[str], settings: UrlConfig, processes: int) -> 
         parts[zlib.crc32(key(url).encode()) % processes].append(url)
     known = policy.known()
     per_process = msgspec.structs.replace(settings, workers=max(1, settings.workers // processes))
-    context = get_context("spawn")
+    context = worker_context()
     try:
         channel = context.Queue()
     except OSError:  # no POSIX semaphores here (some containers): threads still work
         yield from probe_threaded(urls, settings, policy=policy)
         return
     workers = [
-        context.Process(
-            target=_worker, args=(part, per_process, channel, os.getpid(), known), daemon=True
-        )
+        context.Process(target=_worker, args=(part, per_process, channel, known), daemon=True)
         for part in parts
         if part
     ]
@@ -273,26 +271,24 @@ def _worker(
     urls: list[str],
     settings: UrlConfig,
     channel: object,
-    parent: int,
     known: dict[tuple[str, int], list[tuple[int, str]] | str],
 ) -> None:
     """Worker process body: probe in threads (connecting to the addresses the parent resolved),
     ship results in chunks, stop if orphaned."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
-    _die_with_parent()
+    alive = _die_with_parent()
     encoder = msgspec.msgpack.Encoder()
     put = channel.put  # type: ignore[attr-defined]
     chunk: list[UrlProbe] = []
     sent = time.monotonic()
     with contextlib.suppress(BrokenPipeError):
         policy = AddressPolicy(settings.allow_private, settings.allow_networks, known)
-        alive = lambda: os.getppid() == parent  # noqa: E731
         for probe in probe_threaded(urls, settings, alive=alive, policy=policy):
             chunk.append(probe)
             if len(chunk) >= _CHUNK or time.monotonic() - sent > _CHUNK_SECONDS:
                 put(encoder.encode(chunk))
                 chunk, sent = [], time.monotonic()
-        if os.getppid() != parent:
+        if not alive():
             channel.cancel_join_thread()  # type: ignore[attr-defined]  # nobody reads: just exit
             return
         if chunk:
@@ -300,9 +296,16 @@ def _worker(
         put(None)
 
 
-def _die_with_parent() -> None:
-    """Linux: have the kernel end this worker when its parent dies (a ``kill -9`` of the run);
-    elsewhere the workers notice the orphaning at their next URL."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def _die_with_parent() -> Callable[[], bool]:
+    """End this worker when the process that started it dies (a ``kill -9`` of the run), watching
+    it from a thread; returns the check the probing threads make before each URL."""
+    parent = multiprocessing.parent_process()
+    if parent is None:  # not a worker process: nothing to watch
+        return lambda: True
+
+    def watch() -> None:
+        parent.join()
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+    return parent.is_alive
