@@ -6,6 +6,7 @@ error at start-up instead of a silently ignored setting at 2 a.m.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
@@ -72,6 +73,25 @@ class UseConfig(_Section, frozen=True):
         return tuple(dict.fromkeys(declared)) or ("train",)
 
 
+#: robots.txt product tokens of AI-training crawlers, as their operators document them (OpenAI,
+#: Common Crawl, Google, Anthropic, img2dataset, Apple, ByteDance, Cohere, Meta). Search and
+#: user-triggered fetchers (PerplexityBot, ChatGPT-User) are left out: blocking them is no
+#: reservation against training.
+AI_USER_AGENTS = (
+    "GPTBot",
+    "CCBot",
+    "Google-Extended",
+    "anthropic-ai",
+    "ClaudeBot",
+    "img2dataset",
+    "Applebot-Extended",
+    "Bytespider",
+    "cohere-ai",
+    "meta-externalagent",
+)
+_AGENT_TOKEN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
 class UrlConfig(_Section, frozen=True):
     """Remote probing limits: polite by default, fast enough for 600K URLs a night."""
 
@@ -111,6 +131,13 @@ class UrlConfig(_Section, frozen=True):
     host_failure_limit: int = 5
     #: Transient failures (timeout, connection, server error, 429) are re-probed sooner than ttl_days.
     transient_ttl_days: float = 1.0
+    #: Opt-outs beyond X-Robots-Tag. robots.txt rules naming an AI-training agent below (one extra
+    #: request per host and run at most, cached robots_ttl_days), and the W3C TDM Reservation
+    #: Protocol: the tdm-reservation / tdm-policy headers and /.well-known/tdmrep.json (one more).
+    check_robots: bool = True
+    check_tdmrep: bool = True
+    robots_ttl_days: float = 1.0
+    ai_user_agents: list[str] = msgspec.field(default_factory=lambda: list(AI_USER_AGENTS))
 
 
 #: Valid ranges of the numeric [urls] keys: (lowest, lowest allowed itself, highest). A zero
@@ -133,6 +160,7 @@ _URL_RANGES: dict[str, tuple[float, bool, float]] = {
     "process_threshold": (0, True, 10**12),
     "host_failure_limit": (0, True, 10**9),
     "transient_ttl_days": (0, True, 36500),
+    "robots_ttl_days": (0, True, 36500),
 }
 
 
@@ -147,6 +175,14 @@ def url_settings_problem(urls: UrlConfig) -> str | None:
         return f"[urls] {key} must be {lowest} and <= {high:.0f} (got {value!r})"
     if any(not ch.isprintable() for ch in urls.user_agent):
         return "[urls] user_agent must not contain control characters (it is an HTTP header)"
+    bad = [a for a in urls.ai_user_agents if not _AGENT_TOKEN.fullmatch(a)]
+    if bad:
+        return (
+            f"[urls] ai_user_agents: {bad[0][:80]!r} is not a robots.txt product token "
+            "(letters, digits, '-', '_', '.'; at most 64)"
+        )
+    if urls.check_robots and not urls.ai_user_agents:
+        return "[urls] ai_user_agents is empty: name at least one agent or set check_robots = false"
     return None
 
 

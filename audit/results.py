@@ -171,11 +171,13 @@ class UrlCounts(_Counts, frozen=True):
 
 
 class OptOut(msgspec.Struct, frozen=True, array_like=True, order=True):
-    """A record whose source URL carries a TDM opt-out (the licence stage's cache depends on them)."""
+    """A record whose source URL carries a TDM opt-out (the licence stage's cache depends on them),
+    and the kinds of opt-out (x-robots-tag, tdm-reservation, tdmrep-json, robots-txt)."""
 
     file: str
     index: int | None
     url: str
+    kinds: tuple[str, ...] = ()
 
 
 class UrlsResult(StageResult, tag="urls", frozen=True):

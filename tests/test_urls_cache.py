@@ -30,7 +30,12 @@ def server() -> Iterator[HttpServer]:
         yield srv
 
 
+#: robots.txt and tdmrep.json (one request each per host) are tested in test_urls_optouts.py
+NO_HOST_FILES = {"check_robots": False, "check_tdmrep": False}
+
+
 def loopback(**changes: object) -> UrlConfig:
+    changes = NO_HOST_FILES | changes
     return UrlConfig(allow_networks=["127.0.0.1/32"], timeout_seconds=1.0, **changes)  # type: ignore[arg-type]
 
 
@@ -107,11 +112,12 @@ def test_stats_give_missing_rate_status_counts_and_worst_domains(tmp_path: Path)
         ("http://c.example/1.jpg", "opt_out"),
     ]
     with Store(tmp_path / "s.sqlite") as store:
-        made_under = settings_fingerprint(UrlConfig())
+        offline = UrlConfig(**NO_HOST_FILES)  # type: ignore[arg-type]
+        made_under = settings_fingerprint(offline)
         record(store, [UrlProbe(u, s, None, s, None, now) for u, s in rows], made_under)
         rows.append(("http://10.0.0.1/x.jpg", "refused"))  # refused by this run's guard
         refs = [UrlRef(i, None, u) for i, (u, _) in enumerate(rows)]
-        stats = msgspec.to_builtins(probe_urls(refs, UrlConfig(), store=store).totals)
+        stats = msgspec.to_builtins(probe_urls(refs, offline, store=store).totals)
     assert stats["status_counts"] == {"ok": 1, "opt_out": 1, "gone": 2, "dns": 1, "refused": 1}
     assert (stats["referenced"], stats["missing"]) == (5, 3)
     assert stats["missing_rate"] == pytest.approx(0.6)

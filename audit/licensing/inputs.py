@@ -23,10 +23,6 @@ from audit.loaders.urlsources import load_url_refs
 from audit.models import ChatRecord, MetadataRecord
 from audit.store import Store
 
-_OPT_OUT_STATUS = "opt_out"
-#: the opt-out kind the URL probe reports today (X-Robots-Tag: noai / noimageai)
-X_ROBOTS_TAG = "x-robots-tag"
-
 
 def licence_inputs(
     policy: Policy,
@@ -158,11 +154,11 @@ def metadata_urls(path: str | Path) -> dict[str, str]:
 
 
 def opt_out_urls(store: Store | None, urls: Iterable[str]) -> dict[str, tuple[str, ...]]:
-    """URL -> the opt-out kinds its latest probe saw; empty when there is no store or probe.
+    """URL -> the opt-out kinds the latest URL run saw on it; empty when there is no store or probe.
 
-    Today the URL probe reports one kind, ``x-robots-tag`` (noai / noimageai). Other
-    machine-readable reservations (TDM Reservation Protocol, robots.txt rules) join here as kinds
-    of their own; the policy's ``[signals.kinds]`` maps each kind to its restriction.
+    Kinds: ``x-robots-tag`` (noai / noimageai), ``tdm-reservation`` (the TDMRep header),
+    ``tdmrep-json`` (the origin's /.well-known/tdmrep.json) and ``robots-txt`` (a Disallow for an
+    AI-training agent); the policy's ``[signals.kinds]`` maps each kind to its restriction.
     """
     if store is None:
         return {}
@@ -170,8 +166,7 @@ def opt_out_urls(store: Store | None, urls: Iterable[str]) -> dict[str, tuple[st
         from audit.store import urls as url_store
     except ImportError:  # the URL probe is optional for the licence stage
         return {}
-    statuses = url_store.latest_status(store, urls)
-    return {url: (X_ROBOTS_TAG,) for url, status in statuses.items() if status == _OPT_OUT_STATUS}
+    return url_store.opt_out_kinds(store, urls)
 
 
 def coco_license_map(policy: Policy, file_licenses: dict[int, tuple[str, str]]) -> dict[int, str]:

@@ -26,9 +26,10 @@ from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 from audit.config import UrlConfig
 from audit.probes.deadline import Deadlines
+from audit.probes.reservations import header_reservations
 from audit.probes.urlfailures import broken, failure
 from audit.probes.urlguard import AddressPolicy, InFlight, guarded_session, server_address
-from audit.store.urls import UrlProbe
+from audit.store.urls import Reservation, UrlProbe
 
 #: Status classes, in the order reports list them. ``ok`` and ``opt_out`` are images that exist.
 STATUSES = (
@@ -55,7 +56,7 @@ NOT_PROBED = frozenset({"refused"})
 #: nothing was sent): never cached, decided again by each run.
 UNCACHED = frozenset({"refused"})
 #: Bumped when the classification of answers changes, so cached results are re-probed.
-_CLASSIFIER_VERSION = 1
+_CLASSIFIER_VERSION = 2  # 2: tdm-reservation headers are opt-outs too
 #: Failures that often heal by themselves: re-probed after ``transient_ttl_days``.
 TRANSIENT = frozenset({"timeout", "connection", "server_error", "http_error"})
 
@@ -88,6 +89,7 @@ class Outcome(NamedTuple):
     final_url: str | None = None
     retry: bool = False
     retry_after: float | None = None
+    reservations: tuple[Reservation, ...] = ()
 
 
 class Prober:
@@ -118,6 +120,7 @@ class Prober:
         self.placeholder_urls = frozenset(_normalise(u) for u in settings.placeholder_urls)
         self.placeholder_sha256 = frozenset(h.lower() for h in settings.placeholder_sha256)
         self.opt_out = frozenset(d.lower() for d in settings.opt_out_directives)
+        self.tdm = settings.check_tdmrep
 
     def probe(self, url: str, sleep: Callable[[float], None] = time.sleep) -> UrlProbe:
         """Probe ``url`` with retries; ``sleep`` lets the scheduler pause the host meanwhile."""
@@ -141,9 +144,48 @@ class Prober:
             attempt += 1
         if attempt and out.retry:
             out = out._replace(detail=f"{out.detail} (after {attempt + 1} attempts)")
-        return UrlProbe(url, out.status, out.http_status, out.detail, out.final_url, time.time())
+        return UrlProbe(
+            url,
+            out.status,
+            out.http_status,
+            out.detail,
+            out.final_url,
+            time.time(),
+            out.reservations,
+        )
 
-    def _follow(self, url: str) -> Outcome:
+    def fetch(self, url: str, max_bytes: int) -> tuple[Outcome, bytes]:
+        """GET a small text file of an origin (robots.txt, tdmrep.json) as images are probed:
+        guarded hops, per-server slots, the deadline; ``ok`` with up to ``max_bytes`` of body
+        (asked for with a Range), else the failure's class. No retries: a failure is no rule."""
+        body = b""
+        headers = requests.structures.CaseInsensitiveDict(dict(self.headers))
+        headers.update({"Range": f"bytes=0-{max_bytes - 1}", "Accept": "*/*"})
+
+        def keep(response: requests.Response, final: str | None) -> Outcome:
+            nonlocal body
+            code = response.status_code
+            if not 200 <= code < 300:
+                return self._classify(response, final)
+            try:
+                body = _read(response, max_bytes)[0]
+            except (ReadTimeoutError, ProtocolError, requests.RequestException, OSError) as exc:
+                return Outcome("truncated", code, f"transfer broke off ({broken(exc)})", final)
+            return Outcome("ok", code, f"{len(body)} bytes", final)
+
+        with self.deadlines.bound() as expired:
+            out = self._follow(url, keep, headers)
+            if expired():
+                out = Outcome("timeout", out.http_status, "no answer in time")
+        return out, body if out.status == "ok" else b""
+
+    def _follow(
+        self,
+        url: str,
+        finish: Callable[[requests.Response, str | None], Outcome] | None = None,
+        headers: requests.structures.CaseInsensitiveDict[str] | None = None,
+    ) -> Outcome:
+        finish = finish or self._classify
         if _normalise(url) in self.placeholder_urls:
             return Outcome("placeholder", None, "the URL is a known placeholder image", url)
         seen = {url}
@@ -156,13 +198,13 @@ class Prober:
                 return Outcome("refused", detail=f"non-public address {parts.hostname}")
             with self._slot(current):
                 try:
-                    response = self._get(current)
+                    response = self._get(current, headers)
                 except Exception as exc:  # every failure is a class, never a crash
                     status, detail, retry = failure(exc)
                     return Outcome(status, detail=detail, retry=retry)
                 if response.status_code not in _REDIRECTS:
                     try:
-                        return self._classify(response, current if current != url else None)
+                        return finish(response, current if current != url else None)
                     finally:
                         response.close()
                 location = response.headers.get("Location")
@@ -200,7 +242,9 @@ class Prober:
         finally:
             self.in_flight.leave(server)
 
-    def _get(self, url: str) -> requests.Response:
+    def _get(
+        self, url: str, headers: requests.structures.CaseInsensitiveDict[str] | None = None
+    ) -> requests.Response:
         """A streamed GET through the session's pooled adapter, skipping ``Session.request``.
 
         ``Session.request`` merges cookies, hooks, environment and per-request settings on every
@@ -213,7 +257,7 @@ class Prober:
             prepared.url = url
         else:
             prepared.prepare_url(url, None)  # IDNA host, percent-encoding: the slow, exact path
-        prepared.headers = self.headers
+        prepared.headers = self.headers if headers is None else headers
         prepared.body = None
         prepared.hooks = {"response": []}
         return self.adapter.send(prepared, stream=True, timeout=self.timeout)
@@ -231,9 +275,14 @@ class Prober:
             return Outcome("not_image", code, "empty body (HTTP 416 for bytes=0-)", final)
         if not 200 <= code < 300:
             return Outcome("http_error", code, f"HTTP {code}", final)
-        directives = self._opt_out(response)
-        if directives:
-            return Outcome("opt_out", code, f"X-Robots-Tag: {directives}", final)
+        raw = response.raw.headers
+        named = {n: raw.getlist(n) for n in ("x-robots-tag", "tdm-reservation", "tdm-policy")}
+        reserved = header_reservations(
+            named, final or response.url, time.time(), directives=self.opt_out, tdm=self.tdm
+        )
+        if any(r.reserved for r in reserved):
+            detail = "; ".join(r.rule for r in reserved if r.reserved)
+            return Outcome("opt_out", code, detail, final, reservations=reserved)
         try:
             body, complete = _read(response, self.settings.max_bytes)
         except ReadTimeoutError:
@@ -255,19 +304,7 @@ class Prober:
         ending = _ENDINGS.get(kind)
         if complete and ending and not body.rstrip(b"\x00\r\n ").endswith(ending):
             return Outcome("truncated", code, f"{kind} ends before its end marker", final)
-        return Outcome("ok", code, kind, final)
-
-    def _opt_out(self, response: requests.Response) -> str:
-        """img2dataset's rule: a directive counts if it has no user-agent prefix or ours."""
-        found: list[str] = []
-        for value in response.raw.headers.getlist("X-Robots-Tag"):
-            agent, sep, rest = value.partition(":")
-            if sep and agent.strip().lower() not in ("*", "llava-audit"):
-                continue
-            for directive in (rest if sep else value).split(","):
-                if directive.strip().lower() in self.opt_out:
-                    found.append(directive.strip().lower())
-        return ", ".join(found)
+        return Outcome("ok", code, kind, final, reservations=reserved)  # tdm-reservation: 0
 
     def close(self) -> None:
         self.deadlines.close()
@@ -313,8 +350,9 @@ def _retry_after(response: requests.Response) -> float | None:
 
 def settings_fingerprint(settings: UrlConfig) -> str:
     """A short key of the settings that decide a URL's outcome: a cached result made under other
-    ones (another byte cap, timeout, redirect cap, allowed networks, placeholder or opt-out list)
-    is not reused. Politeness settings (workers, per_host, delay, user agent) are left out."""
+    ones (another byte cap, timeout, redirect cap, allowed networks, placeholder or opt-out list,
+    TDMRep headers on or off) is not reused. robots.txt and tdmrep.json are judged afresh each
+    run from their own cache, so their settings are not in it. Politeness settings (workers, per_host, delay, user agent) are left out."""
     networks = sorted({str(ipaddress.ip_network(n, strict=False)) for n in settings.allow_networks})
     key = (
         _CLASSIFIER_VERSION,
@@ -327,6 +365,7 @@ def settings_fingerprint(settings: UrlConfig) -> str:
         sorted({_normalise(u) for u in settings.placeholder_urls}),
         sorted({h.lower() for h in settings.placeholder_sha256}),
         sorted({d.lower() for d in settings.opt_out_directives}),
+        settings.check_tdmrep,
     )
     return hashlib.sha256(msgspec.json.encode(key)).hexdigest()[:16]
 

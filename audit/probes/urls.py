@@ -24,6 +24,7 @@ from audit.errors import ConfigError
 from audit.findings import Code, Finding
 from audit.loaders.urlsources import coco_url_refs, load_url_refs
 from audit.models import NoProgress, Progress, UrlRef
+from audit.probes.hostfiles import judge, load_host_files, origin_of, wanted_files
 from audit.probes.http import (
     AVAILABLE,
     NOT_PROBED,
@@ -33,11 +34,12 @@ from audit.probes.http import (
     domain_of,
     settings_fingerprint,
 )
+from audit.probes.reservations import ROBOTS_TXT, TDM_HEADER, TDMREP_JSON, X_ROBOTS_TAG
 from audit.probes.urlguard import AddressPolicy
 from audit.probes.urlpool import probe_parallel, probe_threaded
 from audit.results import DomainCount, OptOut, UrlCounts, UrlsResult
 from audit.store import Store
-from audit.store.urls import UrlProbe, lookup, merge, record
+from audit.store.urls import Reservation, UrlProbe, lookup, merge, record, save_opt_outs
 
 _WORST_DOMAINS = 10
 
@@ -104,13 +106,17 @@ def probe_urls(
             record(store, batch, fingerprint)
             merge(store)
         progress.finish()
+    reserved = _opt_outs(unique, results, settings, store, now)
     seconds = time.perf_counter() - started
-    found = [_finding(ref, results[ref.url], dataset, file) for ref in refs]
-    result_findings = [f for f in found if f is not None]
-    stats = _stats(refs, results, file=file, probed=len(todo), seconds=seconds)
+    result_findings = [
+        f for ref in refs for f in _findings(ref, results[ref.url], reserved, dataset, file)
+    ]
+    stats = _stats(refs, results, reserved, file=file, probed=len(todo), seconds=seconds)
     result_findings.append(_summary(stats, dataset, file))
     opt_outs = [
-        OptOut(file, ref.index, ref.url) for ref in refs if results[ref.url].status == "opt_out"
+        OptOut(file, ref.index, ref.url, tuple(dict.fromkeys(r.kind for r in reserved[ref.url])))
+        for ref in refs
+        if ref.url in reserved
     ]
     return UrlsResult(
         findings=result_findings, totals=stats, files=[stats], opt_outs=sorted(opt_outs)
@@ -128,6 +134,23 @@ def _check(settings: UrlConfig) -> None:
         raise ConfigError(f"urls.allow_networks: {exc}") from None
 
 
+def _opt_outs(
+    urls: list[str],
+    results: dict[str, UrlProbe],
+    settings: UrlConfig,
+    store: Store | None,
+    now: float,
+) -> dict[str, tuple[Reservation, ...]]:
+    """Each URL's opt-outs: its headers', and its origin's robots.txt and tdmrep.json rules
+    (each file fetched at most once per origin and run); saved for the licence stage."""
+    origins = {o for o in map(origin_of, urls) if o} if wanted_files(settings) else set()
+    files = load_host_files(sorted(origins), settings, store, now)
+    reserved = judge(results, files, settings)
+    if store is not None:
+        save_opt_outs(store, urls, reserved)
+    return reserved
+
+
 def _engine(urls: list[str], settings: UrlConfig) -> Iterator[UrlProbe]:
     """Threads in this process for small runs, one process per core for large ones."""
     if not urls:
@@ -138,24 +161,42 @@ def _engine(urls: list[str], settings: UrlConfig) -> Iterator[UrlProbe]:
     return probe_threaded(urls, settings)
 
 
-def _finding(ref: UrlRef, probe: UrlProbe, dataset: str, file: str) -> Finding | None:
+def _findings(
+    ref: UrlRef,
+    probe: UrlProbe,
+    reserved: dict[str, tuple[Reservation, ...]],
+    dataset: str,
+    file: str,
+) -> list[Finding]:
+    """The probe's status finding (none for an image that is there), and one ``url.opt_out``
+    naming each mechanism with its evidence."""
+    found: list[tuple[Code, str]] = []
     code = _CODES.get(probe.status)
-    if code is None:
-        return None
-    where = f" (final URL {probe.final_url})" if probe.final_url else ""
-    return findings.make(
-        code,
-        f"{ref.url}: {probe.detail}{where}",
-        dataset=dataset,
-        file=file,
-        index=ref.index,
-        record_id=ref.record_id,
-    )
+    if code is not None and probe.status != "opt_out":
+        final = f" (final URL {probe.final_url})" if probe.final_url else ""
+        found.append((code, f"{ref.url}: {probe.detail}{final}"))
+    opt_outs = reserved.get(ref.url)
+    if opt_outs:
+        evidence = "; ".join(f"{_MECHANISMS[r.kind]} ({r.rule}; {r.source})" for r in opt_outs)
+        found.append((Code.URL_OPT_OUT, f"{ref.url}: opted out by {evidence}"))
+    return [
+        findings.make(c, m, dataset=dataset, file=file, index=ref.index, record_id=ref.record_id)
+        for c, m in found
+    ]
+
+
+_MECHANISMS = {
+    X_ROBOTS_TAG: "X-Robots-Tag header",
+    TDM_HEADER: "TDMRep tdm-reservation header",
+    TDMREP_JSON: "TDMRep /.well-known/tdmrep.json",
+    ROBOTS_TXT: "robots.txt AI-agent rule",
+}
 
 
 def _stats(
     refs: Sequence[UrlRef],
     results: dict[str, UrlProbe],
+    reserved: dict[str, tuple[Reservation, ...]],
     *,
     file: str,
     probed: int,
@@ -187,7 +228,7 @@ def _stats(
         referenced=judged,
         missing=missing,
         missing_rate=missing / judged if judged else None,
-        opt_out=counts["opt_out"],
+        opt_out=sum(ref.url in reserved for ref in refs),
         worst_domains=[
             DomainCount(domain=d, urls=n, missing=m, missing_rate=m / n)
             for d, (n, m) in worst[:_WORST_DOMAINS]

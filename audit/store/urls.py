@@ -5,7 +5,13 @@ run killed part-way keeps everything up to its last batch) and :func:`merge` mov
 table sorted by URL at the start and end of each run: appending costs a few pages per batch where
 inserting 600K random URL keys straight into the table rewrote ~500 pages per batch (30 s against
 1.7 s for 300K results). Reads see both. Other stages read results through :func:`latest_status`
-(the licence stage reads ``opt_out``).
+(the licence stage reads each URL's opt-out kinds through :func:`opt_out_kinds`).
+
+Opt-outs: a probe keeps the reservations its response's headers made (X-Robots-Tag,
+``tdm-reservation``) with the probe; ``host_file`` caches each origin's ``robots.txt`` and
+``/.well-known/tdmrep.json`` (body and fetch time, re-fetched after ``robots_ttl_days``); and
+``url_opt_out`` holds each URL's opt-outs as its latest run judged them (headers and host files
+together, with their evidence), which is what other stages read.
 
 Each row carries the fingerprint of the settings that decided it (byte cap, timeouts, redirect cap,
 allowed networks, placeholder and opt-out lists): a cached result is a fact about the URL only
@@ -19,7 +25,7 @@ connection, not_image, truncated, placeholder, redirects, invalid, refused.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import msgspec
 
@@ -35,7 +41,8 @@ register_schema(
         detail TEXT NOT NULL DEFAULT '',
         final_url TEXT,
         probed_at REAL NOT NULL,
-        settings TEXT NOT NULL DEFAULT ''
+        settings TEXT NOT NULL DEFAULT '',
+        reservations TEXT NOT NULL DEFAULT ''
     ) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS url_result_log (
         url TEXT NOT NULL,
@@ -44,8 +51,21 @@ register_schema(
         detail TEXT NOT NULL DEFAULT '',
         final_url TEXT,
         probed_at REAL NOT NULL,
-        settings TEXT NOT NULL DEFAULT ''
+        settings TEXT NOT NULL DEFAULT '',
+        reservations TEXT NOT NULL DEFAULT ''
     );
+    CREATE TABLE IF NOT EXISTS url_opt_out (
+        url TEXT PRIMARY KEY,
+        opt_outs TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS host_file (
+        origin TEXT NOT NULL,
+        name TEXT NOT NULL,
+        fetched_at REAL NOT NULL,
+        found INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (origin, name)
+    ) WITHOUT ROWID;
     """,
 )
 
@@ -58,14 +78,43 @@ def _drop_unfingerprinted(conn: sqlite3.Connection) -> None:
 
 register_migration(1, _drop_unfingerprinted)
 
-_COLUMNS = "url, status, http_status, detail, final_url, probed_at"
+
+def _add_reservations(conn: sqlite3.Connection) -> None:
+    """Schema 3: a probe keeps the opt-outs its response headers made (older rows: none)."""
+    for table in ("url_result", "url_result_log"):
+        columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if "reservations" not in columns:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN reservations TEXT NOT NULL DEFAULT ''")
+
+
+register_migration(3, _add_reservations)
+
+_COLUMNS = "url, status, http_status, detail, final_url, probed_at, reservations"
 _ALL = f"{_COLUMNS}, settings"
 
 _LOOKUP_CHUNK = 500  # URLs per IN (...) query: well under SQLite's variable limit
 
 
+class Reservation(msgspec.Struct, frozen=True, array_like=True, order=True):
+    """One machine-readable opt-out of a URL, with its evidence.
+
+    ``kind`` is the mechanism (x-robots-tag, tdm-reservation, tdmrep-json, robots-txt), ``rule``
+    the header or rule text, ``source`` the URL it was read from, ``seen_at`` when (epoch
+    seconds), ``policy`` a TDMRep ``tdm-policy`` URL. ``reserved`` is False only for a
+    ``tdm-reservation: 0`` header, kept because it overrides the origin's tdmrep.json.
+    """
+
+    kind: str
+    rule: str
+    source: str
+    seen_at: float
+    policy: str | None = None
+    reserved: bool = True
+
+
 class UrlProbe(msgspec.Struct, frozen=True, array_like=True):
-    """One probe of one URL: the status class, what the server said, and when (epoch seconds)."""
+    """One probe of one URL: the status class, what the server said, and when (epoch seconds);
+    ``reservations``: the opt-outs its response headers made."""
 
     url: str
     status: str
@@ -73,6 +122,21 @@ class UrlProbe(msgspec.Struct, frozen=True, array_like=True):
     detail: str
     final_url: str | None
     probed_at: float
+    reservations: tuple[Reservation, ...] = ()
+
+
+_encode = msgspec.json.Encoder().encode
+_decode_reservations = msgspec.json.Decoder(tuple[Reservation, ...]).decode
+
+
+def _probe(row: Sequence[object]) -> UrlProbe:
+    """A row of ``_ALL`` (settings last) as a probe."""
+    reservations = row[6]
+    kept = (
+        _decode_reservations(reservations) if isinstance(reservations, str) and reservations else ()
+    )
+    url, status, http_status, detail, final_url, probed_at = row[:6]
+    return UrlProbe(url, status, http_status, detail, final_url, probed_at, kept)  # type: ignore[arg-type]
 
 
 def lookup(store: Store, urls: Sequence[str], settings: str | None = None) -> dict[str, UrlProbe]:
@@ -84,14 +148,14 @@ def lookup(store: Store, urls: Sequence[str], settings: str | None = None) -> di
         marks = ",".join("?" * len(chunk))
         rows = store.conn.execute(f"SELECT {_ALL} FROM url_result WHERE url IN ({marks})", chunk)
         for row in rows:
-            found[row[0]] = UrlProbe(*row[:-1])
+            found[row[0]] = _probe(row)
             if settings is not None and row[-1] != settings:
                 del found[row[0]]
     if store.conn.execute("SELECT 1 FROM url_result_log LIMIT 1").fetchone():
         wanted = set(urls)
         for row in store.conn.execute(f"SELECT {_ALL} FROM url_result_log ORDER BY rowid"):
             if row[0] in wanted:  # later log rows are later probes
-                found[row[0]] = UrlProbe(*row[:-1])
+                found[row[0]] = _probe(row)
                 if settings is not None and row[-1] != settings:
                     del found[row[0]]
     return found
@@ -101,13 +165,22 @@ def record(store: Store, probes: Iterable[UrlProbe], settings: str = "") -> int:
     """Append one batch of probes made under ``settings`` (a fingerprint) atomically (the resume
     point after a kill); returns the count."""
     rows = [
-        (p.url, p.status, p.http_status, p.detail, p.final_url, p.probed_at, settings)
+        (
+            p.url,
+            p.status,
+            p.http_status,
+            p.detail,
+            p.final_url,
+            p.probed_at,
+            _encode(p.reservations).decode() if p.reservations else "",
+            settings,
+        )
         for p in probes
     ]
     if rows:
         with store.transaction() as conn:
             conn.executemany(
-                f"INSERT INTO url_result_log ({_ALL}) VALUES (?, ?, ?, ?, ?, ?, ?)", rows
+                f"INSERT INTO url_result_log ({_ALL}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
             )
     return len(rows)
 
@@ -128,3 +201,81 @@ def latest_status(store: Store, urls: Iterable[str]) -> dict[str, str]:
     """Status class of the latest probe of each URL that was ever probed, under any settings
     (others are absent)."""
     return {url: probe.status for url, probe in lookup(store, list(dict.fromkeys(urls))).items()}
+
+
+def save_opt_outs(
+    store: Store, urls: Iterable[str], found: Mapping[str, tuple[Reservation, ...]]
+) -> None:
+    """Replace the judged opt-outs of ``urls`` (this run's) by ``found``: a URL absent from it
+    has none now. Other URLs' rows stay (another file's run judged them)."""
+    judged = set(urls)
+    held = {row[0] for row in store.conn.execute("SELECT url FROM url_opt_out")}
+    stale = [(url,) for url in held & judged if not found.get(url)]
+    rows = [(url, _encode(r).decode()) for url, r in found.items() if r and url in judged]
+    with store.transaction() as conn:
+        conn.executemany("DELETE FROM url_opt_out WHERE url = ?", stale)
+        conn.executemany("INSERT OR REPLACE INTO url_opt_out (url, opt_outs) VALUES (?, ?)", rows)
+
+
+def opt_outs(store: Store, urls: Iterable[str]) -> dict[str, tuple[Reservation, ...]]:
+    """URL -> its opt-outs with evidence, as the latest URL run judged them (URLs with none are
+    absent). A probe cached before opt-outs were judged separately counts as X-Robots-Tag."""
+    wanted = list(dict.fromkeys(urls))
+    found: dict[str, tuple[Reservation, ...]] = {}
+    for start in range(0, len(wanted), _LOOKUP_CHUNK):
+        chunk = wanted[start : start + _LOOKUP_CHUNK]
+        marks = ",".join("?" * len(chunk))
+        query = f"SELECT url, opt_outs FROM url_opt_out WHERE url IN ({marks})"
+        for url, text in store.conn.execute(query, chunk):
+            found[url] = _decode_reservations(text)
+    for url, probe in lookup(store, [u for u in wanted if u not in found]).items():
+        if probe.status == "opt_out":
+            legacy = Reservation("x-robots-tag", probe.detail, url, probe.probed_at)
+            found[url] = probe.reservations or (legacy,)
+    return found
+
+
+def opt_out_kinds(store: Store, urls: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """URL -> the kinds of its opt-outs (x-robots-tag, tdm-reservation, tdmrep-json, robots-txt)."""
+    return {
+        url: tuple(dict.fromkeys(r.kind for r in found if r.reserved))
+        for url, found in opt_outs(store, urls).items()
+    }
+
+
+class HostFile(msgspec.Struct, frozen=True):
+    """An origin's robots.txt or tdmrep.json as last fetched: ``found`` False is a definite
+    "there is none" (HTTP 4xx); ``body`` is the (capped) text."""
+
+    origin: str
+    name: str
+    fetched_at: float
+    found: bool
+    body: str
+
+
+def host_files(store: Store, name: str, origins: Iterable[str]) -> dict[str, HostFile]:
+    """The cached ``name`` file of each origin that has one (fresh or not: callers apply the TTL)."""
+    wanted = list(dict.fromkeys(origins))
+    found: dict[str, HostFile] = {}
+    for start in range(0, len(wanted), _LOOKUP_CHUNK):
+        chunk = wanted[start : start + _LOOKUP_CHUNK]
+        marks = ",".join("?" * len(chunk))
+        query = (
+            "SELECT origin, name, fetched_at, found, body FROM host_file "
+            f"WHERE name = ? AND origin IN ({marks})"
+        )
+        for row in store.conn.execute(query, [name, *chunk]):
+            found[row[0]] = HostFile(row[0], row[1], row[2], bool(row[3]), row[4])
+    return found
+
+
+def save_host_files(store: Store, files: Iterable[HostFile]) -> None:
+    rows = [(f.origin, f.name, f.fetched_at, int(f.found), f.body) for f in files]
+    if rows:
+        with store.transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO host_file (origin, name, fetched_at, found, body) "
+                "VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )

@@ -1,0 +1,176 @@
+"""Each origin's robots.txt and /.well-known/tdmrep.json: fetched at most once per run and origin,
+cached ``robots_ttl_days`` in the state store, and every URL's opt-outs judged from them.
+
+The fetches go through the URL probe's own machinery: the SSRF-guarded session (every hop, so a
+redirect to a private address is refused), the per-server request slots and ``delay_seconds``
+(:class:`audit.probes.urlpool.HostScheduler` keyed by server address), the per-request deadline
+and a byte cap (robots.txt: RFC 9309's 500 KiB, parsed as far as it goes; tdmrep.json 256 KiB).
+A 2xx answer is the file; a 4xx is a definite "none" (RFC 9309: no rules); both are cached. A 5xx,
+a timeout, a refusal or any other failure counts as no rule for this run and is not cached, so
+the next run asks again (RFC 9309 would read a 5xx as "disallow everything"; an opt-out claimed
+from a broken server would be a guess, not a reservation).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
+from urllib.robotparser import RobotFileParser
+
+from audit.config import UrlConfig
+from audit.probes.http import Outcome, Prober
+from audit.probes.reservations import (
+    ROBOTS_MAX_BYTES,
+    ROBOTS_PATH,
+    TDM_HEADER,
+    TDMREP_MAX_BYTES,
+    TDMREP_PATH,
+    X_ROBOTS_TAG,
+    TdmRule,
+    parse_tdmrep,
+    robots_parser,
+    robots_reservation,
+    tdmrep_reservation,
+)
+from audit.probes.urlguard import AddressPolicy
+from audit.probes.urlpool import HostScheduler, servers
+from audit.store import Store
+from audit.store.urls import HostFile, Reservation, UrlProbe, host_files, save_host_files
+
+_CAPS = {ROBOTS_PATH: ROBOTS_MAX_BYTES, TDMREP_PATH: TDMREP_MAX_BYTES}
+
+
+def origin_of(url: str) -> str | None:
+    """``scheme://host[:port]`` in lower case (robots.txt and tdmrep.json are per origin)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme.lower()}://{host.lower()}" + (f":{port}" if port else "")
+
+
+def wanted_files(settings: UrlConfig) -> list[str]:
+    return [
+        p
+        for p, on in ((ROBOTS_PATH, settings.check_robots), (TDMREP_PATH, settings.check_tdmrep))
+        if on
+    ]
+
+
+def load_host_files(
+    origins: Iterable[str], settings: UrlConfig, store: Store | None, now: float
+) -> dict[tuple[str, str], HostFile]:
+    """(origin, path) -> the file, for every origin and enabled file: from the cache when
+    fresh, else fetched now (once each) and cached when the answer was definite."""
+    unique = list(dict.fromkeys(origins))
+    cutoff = now - settings.robots_ttl_days * 86400.0
+    found: dict[tuple[str, str], HostFile] = {}
+    todo: list[str] = []
+    for path in wanted_files(settings):
+        cached = host_files(store, path, unique) if store is not None else {}
+        for origin in unique:
+            hit = cached.get(origin)
+            if hit is not None and hit.fetched_at >= cutoff:
+                found[(origin, path)] = hit
+            else:
+                todo.append(origin + path)
+    fetched = [f for f in _fetch_all(todo, settings) if f is not None]
+    if store is not None:
+        save_host_files(store, fetched)
+    found.update({(f.origin, f.name): f for f in fetched})
+    return found
+
+
+def _fetch_all(urls: Sequence[str], settings: UrlConfig) -> list[HostFile | None]:
+    """Fetch ``urls`` politely in ``settings.workers`` threads; None for an indefinite answer."""
+    if not urls:
+        return []
+    policy = AddressPolicy(settings.allow_private, settings.allow_networks)
+    key = servers(urls, policy, settings.workers)
+    scheduler = HostScheduler(urls, settings.per_host, settings.delay_seconds, key)
+    prober = Prober(settings, pools=max(16, settings.workers), policy=policy)
+    done: list[HostFile | None] = []
+    lock = threading.Lock()
+
+    def work() -> None:
+        while (job := scheduler.take()) is not None:
+            server, url = job
+            path = next(p for p in _CAPS if url.endswith(p))
+            try:
+                out, body = prober.fetch(url, _CAPS[path])
+            except Exception as exc:  # one bad origin never stops the run
+                out, body = Outcome("invalid", detail=type(exc).__name__), b""
+            finally:
+                scheduler.done(server)
+            with lock:
+                done.append(_host_file(url[: -len(path)], path, out, body))
+
+    try:
+        threads = max(1, min(settings.workers, len(urls)))
+        with ThreadPoolExecutor(threads, thread_name_prefix="host-file") as pool:
+            for future in [pool.submit(work) for _ in range(threads)]:
+                future.result()
+    finally:
+        scheduler.stop()
+        prober.close()
+    return done
+
+
+def _host_file(origin: str, path: str, out: Outcome, body: bytes) -> HostFile | None:
+    if out.status == "ok":
+        text = body.decode("utf-8", errors="replace")
+        if path == ROBOTS_PATH and len(body) >= ROBOTS_MAX_BYTES:
+            text = text.rpartition("\n")[0]  # a line cut by the cap is no rule
+        return HostFile(origin, path, time.time(), True, text)
+    code = out.http_status
+    if code is not None and 400 <= code < 500 and code != 429:
+        return HostFile(origin, path, time.time(), False, "")
+    return None
+
+
+def judge(
+    probes: Mapping[str, UrlProbe],
+    files: Mapping[tuple[str, str], HostFile],
+    settings: UrlConfig,
+) -> dict[str, tuple[Reservation, ...]]:
+    """URL -> its opt-outs: its probe's header reservations, then the origin's tdmrep.json rule
+    (unless a tdm-reservation header superseded it), then its robots.txt rules."""
+    parsed_tdm: dict[str, list[TdmRule]] = {}
+    parsed_robots: dict[str, RobotFileParser] = {}
+    result: dict[str, tuple[Reservation, ...]] = {}
+    for url, probe in probes.items():
+        found = [r for r in probe.reservations if r.reserved]
+        if probe.status == "opt_out" and not found:  # cached before reservations were kept
+            found.append(Reservation(X_ROBOTS_TAG, probe.detail, url, probe.probed_at))
+        origin = origin_of(url)
+        tdm = files.get((origin, TDMREP_PATH)) if origin else None
+        if (
+            tdm is not None
+            and tdm.found
+            and not any(r.kind == TDM_HEADER for r in probe.reservations)
+        ):
+            rules = parsed_tdm.get(tdm.origin)
+            if rules is None:
+                rules = parsed_tdm[tdm.origin] = parse_tdmrep(tdm.body)
+            hit = tdmrep_reservation(rules, url, tdm.origin + TDMREP_PATH, tdm.fetched_at)
+            found += [hit] if hit else []
+        robots = files.get((origin, ROBOTS_PATH)) if origin else None
+        if robots is not None and robots.found:
+            parser = parsed_robots.get(robots.origin)
+            if parser is None:
+                parser = parsed_robots[robots.origin] = robots_parser(robots.body)
+            source = robots.origin + ROBOTS_PATH
+            hit = robots_reservation(
+                parser, settings.ai_user_agents, url, source, robots.fetched_at
+            )
+            found += [hit] if hit else []
+        if found:
+            result[url] = tuple(found)
+    return result
