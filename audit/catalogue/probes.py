@@ -158,9 +158,13 @@ ENTRIES: tuple[CodeInfo, ...] = (
         Code.URL_OPT_OUT,
         W,
         "Source opts out of AI use",
-        "The image answers with an X-Robots-Tag directive noai or noimageai (for all agents or for "
-        "llava-audit), the opt-out signal img2dataset honours. The image exists; the licence stage "
-        "decides what the opt-out means for the declared use.",
+        "The rights holder reserved text and data mining by a machine-readable means: an "
+        "X-Robots-Tag noai or noimageai header (for all agents or for llava-audit, as img2dataset "
+        "honours it), a TDM Reservation Protocol tdm-reservation: 1 header or a matching rule in "
+        "the site's /.well-known/tdmrep.json, or a robots.txt Disallow covering the URL for one of "
+        "the AI-training agents in urls.ai_user_agents. The message names each mechanism with its "
+        "rule and where it was read. The image may still exist; the licence stage decides what "
+        "the opt-out means for the declared use.",
     ),
     CodeInfo(
         Code.URL_REDIRECTS,
