@@ -209,11 +209,30 @@ class LicenseFileTotals(_Counts, frozen=True):
     coco_unresolved: int = 0
 
 
+class LicenceClass(_Counts, frozen=True):
+    """What a group of records shares: licences, and per declared use the verdict and obligations."""
+
+    licenses: list[str] = msgspec.field(default_factory=list)
+    verdicts: dict[str, str] = msgspec.field(default_factory=dict)  # use -> verdict value
+    obligations: dict[str, list[str]] = msgspec.field(default_factory=dict)  # use -> obligations
+
+
+class RecordLicences(_Counts, frozen=True):
+    """Each record's licence class, compactly (a few classes, one small int per record), so an
+    export can reuse a run's verdicts instead of judging 600K records again."""
+
+    file: str = ""
+    uses: list[str] = msgspec.field(default_factory=list)
+    classes: list[LicenceClass] = msgspec.field(default_factory=list)
+    records: list[int] = msgspec.field(default_factory=list)  # file position -> class (-1: none)
+
+
 class LicenseResult(StageResult, tag="license", frozen=True):
     """Licence verdicts per declared use: dataset totals, per source and licence, per file.
 
     ``record_verdicts`` (file position -> verdict for the first declared use) feeds the
-    expectations table; the runner leaves it out of the report (one row per record).
+    expectations table; the runner leaves it and ``record_licences`` out of the report (one row
+    per record).
     """
 
     uses: list[str] = msgspec.field(default_factory=list)
@@ -236,6 +255,8 @@ class LicenseResult(StageResult, tag="license", frozen=True):
     files: list[LicenseFileTotals] = msgspec.field(default_factory=list)
     skipped: str | None = None
     record_verdicts: dict[int, str] = msgspec.field(default_factory=dict)
+    #: per record, for the run folder's licences.json (export); left out of report.json too
+    record_licences: RecordLicences | None = None
 
 
 # ---- takedown --------------------------------------------------------------------------------

@@ -24,12 +24,14 @@ from audit import preflight, runlog, stages
 from audit.atomic import write_atomic
 from audit.config import Config
 from audit.errors import AuditError, ConfigError, InputError
+from audit.export import fingerprints
+from audit.export.sources import dataset_recovery
 from audit.models import NoProgress, Progress
 from audit.output import model as rpt
 from audit.output import publish as pub
 from audit.output import reportsdir
 from audit.output.render.html import EXAMPLES_PER_CODE, render_index, render_run_safely
-from audit.results import AnyStageResult, LicenseResult
+from audit.results import AnyStageResult, LicenseResult, RecordLicences
 from audit.runlock import RunLock, lock_path_for
 from audit.store import Store
 from audit.store import runs as history
@@ -77,7 +79,10 @@ def run_audit(
             started=started,
             config=summarize(config, config_file),
             previous=rpt.read_previous(reports_dir / last.report) if last and last.report else None,
+            inputs=fingerprints.input_fingerprints(config),  # before any stage reads them
+            settings_digest=fingerprints.settings_digest(config),
         )
+        licences: dict[str, RecordLicences] = {}
         try:
             work_dir = pub.staging_dir(reports_dir, run_id)
             logs.enter_context(runlog.run_log(work_dir / runlog.LOG_FILE))
@@ -92,6 +97,9 @@ def run_audit(
                     work_dir=work_dir,
                 )
                 report.datasets.append(audit_dataset(ctx, stage_functions))
+                if ctx.upstream.license and ctx.upstream.license.record_licences:
+                    licences[ds.name] = ctx.upstream.license.record_licences
+            write_atomic(work_dir / rpt.LICENCES_FILE, msgspec.json.encode(licences))
             docs = work_dir / rpt.DATA_DOCS_DIR / "index.html"
             report.data_docs = f"{rpt.DATA_DOCS_DIR}/index.html" if docs.is_file() else None
             report.totals = totals = rpt.compute_totals(report.datasets)
@@ -202,14 +210,19 @@ def audit_dataset(
     out.records = stages.record_count(ctx)
     out.missing_rate = stages.missing_rate(ctx.upstream.images)
     out.url_missing_rate = stages.missing_rate(ctx.upstream.urls)
+    if ctx.upstream.images is not None and ctx.upstream.urls is not None:
+        base = ctx.config.base_dir
+        out.recovery = dataset_recovery(
+            ctx.config, ds, out.findings(), lambda p: relative_name(p, base)
+        )
     return out
 
 
 def for_report(result: AnyStageResult) -> AnyStageResult:
     """The result as the report keeps it: the per-record licence verdicts are for later stages
     only (a row per record would make report.json as big as the dataset)."""
-    if isinstance(result, LicenseResult):
-        return msgspec.structs.replace(result, record_verdicts={})
+    if isinstance(result, LicenseResult):  # both go to licences.json instead
+        return msgspec.structs.replace(result, record_verdicts={}, record_licences=None)
     return result
 
 

@@ -54,6 +54,11 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "llava-audit gate --report reports/20260301T023000Z-1a2b "
         "--baseline reports/20260201T023000Z-3c4d",
     ),
+    "export": (
+        "llava-audit export --out trainset",
+        "llava-audit export --config audit.toml --out trainset --purpose commercial",
+        "llava-audit export --out trainset --include-conditional --dry-run",
+    ),
     "schedule": (
         "llava-audit schedule --config audit.toml",
         "llava-audit schedule --once --config /data/audit.toml   # in a crontab line",

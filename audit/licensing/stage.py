@@ -197,11 +197,13 @@ def license_dataset(
     verdicts_out: dict[int, str] | None = None,
     uses: Sequence[str] | None = None,
     chat_loaded: LoadedFile | None = None,
+    verdict_sink: Callable[[VerdictRow], None] | None = None,
 ) -> LicenseResult:
     """The runner's entry: the dataset's chat file (or metadata file alone) under the configured use.
 
     ``uses`` replaces the declared uses of `[use]` (the CLI's --purpose/--action); ``chat_loaded``
-    is the chat file as the run already loaded it for other stages. COCO images found in the
+    is the chat file as the run already loaded it for other stages; ``verdict_sink`` receives each
+    record's typed verdict rows (the export's licence table). COCO images found in the
     dataset's image roots are checked against the annotation file's sizes (derivatives).
     """
     if uses is None:
@@ -231,6 +233,7 @@ def license_dataset(
         vg_image_data=config.path(settings.vg_image_data) if settings.vg_image_data else None,
         preloaded=chat_loaded,
         image_roots=[config.path(r) for r in ds.images],
+        verdict_sink=verdict_sink,
     )
 
 

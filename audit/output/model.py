@@ -33,6 +33,8 @@ REPORT_FILE = "report.json"
 FINDINGS_FILE = "findings.jsonl"
 PAGE_FILE = "index.html"
 DATA_DOCS_DIR = "data-docs"
+#: Each dataset's per-record licence classes (``RecordLicences`` by dataset name), for `export`.
+LICENCES_FILE = "licences.json"
 #: report.json's layout; 2: typed stage results (a tagged union on "stage") instead of stats dicts.
 REPORT_VERSION = 2
 
@@ -51,6 +53,29 @@ class StageRun(msgspec.Struct, kw_only=True):
     finding_count: int = 0  # on disk only: this stage's share of findings.jsonl, in report order
 
 
+class Recovery(msgspec.Struct, kw_only=True, frozen=True):
+    """Records whose local image is missing or broken, by what their source URL says."""
+
+    broken: int = 0  # image missing, empty, corrupt, truncated or unreadable
+    recoverable: int = 0  # the source URL answered with an image: `export` lists it for re-fetch
+    gone: int = 0  # the source URL is dead for good (404/410, DNS, placeholder, not an image)
+
+    @property
+    def unknown(self) -> int:
+        """No URL, a transient failure, an opt-out or a takedown: neither of the above."""
+        return self.broken - self.recoverable - self.gone
+
+
+class InputFingerprint(msgspec.Struct, kw_only=True, frozen=True, array_like=True):
+    """An input file (or image root) as the run saw it: ``export`` reuses the run only while
+    every input still matches (size, mtime, inode, ctime; a missing one is all -1)."""
+
+    size: int
+    mtime_ns: int
+    inode: int
+    ctime_ns: int
+
+
 class DatasetReport(msgspec.Struct, kw_only=True):
     """Everything one run learned about one configured dataset."""
 
@@ -66,6 +91,8 @@ class DatasetReport(msgspec.Struct, kw_only=True):
     #: from ``examples_file`` (the conversation file, named as the findings name it).
     examples: dict[int, str] = msgspec.field(default_factory=dict)
     examples_file: str | None = None
+    #: Broken local images re-fetchable from their source URL, and gone for good.
+    recovery: Recovery | None = None
 
     def findings(self) -> Iterator[Finding]:
         for stage in ordered_stages(self.stages):
@@ -127,6 +154,10 @@ class AuditReport(msgspec.Struct, kw_only=True):
     data_docs: str | None = None  # path of the Data Docs index, relative to the run folder
     log: str | None = None  # the run's log (stage timings, warnings, tracebacks), ditto
     previous: PreviousRun | None = None
+    #: Every configured input (path as configured -> fingerprint) and a digest of the settings,
+    #: taken before the stages ran: whether a later `export` may reuse this run.
+    inputs: dict[str, InputFingerprint] = msgspec.field(default_factory=dict)
+    settings_digest: str = ""
     version: int = REPORT_VERSION
 
     def findings(self) -> Iterator[Finding]:

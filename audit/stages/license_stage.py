@@ -16,9 +16,11 @@ def license_(ctx: StageContext) -> LicenseResult:
     urls = ctx.upstream.urls
 
     def compute() -> LicenseResult:
+        from audit.export.licence_table import LicenceTable
         from audit.licensing import license_dataset
 
         verdicts: dict[int, str] = {}
+        table = LicenceTable()  # each record's licences and verdicts, for `export`
         result = license_dataset(
             ds,
             ctx.config,
@@ -26,8 +28,11 @@ def license_(ctx: StageContext) -> LicenseResult:
             store=ctx.store,
             verdicts_out=verdicts,
             chat_loaded=ctx.chat_file() if ds.chat else None,  # the load other stages use
+            verdict_sink=table,
         )
-        return msgspec.structs.replace(result, record_verdicts=verdicts)
+        return msgspec.structs.replace(
+            result, record_verdicts=verdicts, record_licences=table.build()
+        )
 
     return cached(ctx, "license", license_key(ctx, urls), compute, LicenseResult)
 
