@@ -111,14 +111,12 @@ class UrlConfig(_Section, frozen=True):
     ttl_days: float = 30.0
     batch_size: int = 500
     user_agent: str = "llava-audit/0.1 (dataset link check; +https://pypi.org/project/llava-audit/)"
-    placeholder_urls: list[str] = msgspec.field(
-        default_factory=lambda: [
-            "https://s.yimg.com/pw/images/en-us/photo_unavailable.png",
-            "https://s.yimg.com/pw/images/photo_unavailable.gif",
-            "https://i.imgur.com/removed.png",
-        ]
-    )
+    #: Added to the shipped stand-ins (audit/data/placeholders.toml: Flickr, Imgur).
+    placeholder_urls: list[str] = msgspec.field(default_factory=list)
     placeholder_sha256: list[str] = msgspec.field(default_factory=list)
+    #: The same image bytes (on one site), or the same redirect target, answering this many
+    #: distinct URLs is a host's stand-in: those URLs are placeholders (audit/probes/placeholders.py).
+    placeholder_min_urls: int = 5
     #: X-Robots-Tag directives that mean "do not use for AI" (img2dataset honours the same).
     opt_out_directives: list[str] = msgspec.field(default_factory=lambda: ["noai", "noimageai"])
     #: Networks probed even though private (an intranet mirror); everything else private is refused.
@@ -161,6 +159,7 @@ _URL_RANGES: dict[str, tuple[float, bool, float]] = {
     "host_failure_limit": (0, True, 10**9),
     "transient_ttl_days": (0, True, 36500),
     "robots_ttl_days": (0, True, 36500),
+    "placeholder_min_urls": (2, True, 10**9),  # 1 would make every image a stand-in
 }
 
 

@@ -36,6 +36,13 @@ def _placeholder_png() -> bytes:
     return buf.getvalue()
 
 
+def _own_copy(jpeg: bytes, path: str) -> bytes:
+    """The photo with its path in a JPEG comment: each URL has its own bytes, as on a real host
+    (one image behind many URLs is a host's stand-in: audit/probes/placeholders.py)."""
+    note = path.encode("utf-8", "replace")[:1000]
+    return jpeg[:2] + b"\xff\xfe" + (len(note) + 2).to_bytes(2, "big") + note + jpeg[2:]
+
+
 class _ImageHost(http.server.BaseHTTPRequestHandler):
     """Answers by the first path segment: img, dead (404), gone (410), moved, optout, html."""
 
@@ -50,7 +57,7 @@ class _ImageHost(http.server.BaseHTTPRequestHandler):
 
     def _answer(self, *, body: bool) -> None:
         kind = self.path.strip("/").split("/", 1)[0]
-        status, headers, data = 200, {"Content-Type": "image/jpeg"}, self.jpeg
+        status, headers, data = 200, {"Content-Type": "image/jpeg"}, _own_copy(self.jpeg, self.path)
         if self.path == PLACEHOLDER:
             headers["Content-Type"], data = "image/png", self.png
         elif kind == "dead":

@@ -180,12 +180,27 @@ class OptOut(msgspec.Struct, frozen=True, array_like=True, order=True):
     kinds: tuple[str, ...] = ()
 
 
+class Placeholder(_Counts, frozen=True):
+    """A host's stand-in image found by the cross-URL pass (audit/probes/placeholders.py): the
+    same bytes (``rule`` "bytes": ``sha256`` of the bytes read, total ``size``) or the same final
+    redirect ``target`` ("redirect") answering ``urls`` distinct URLs on ``hosts`` hosts."""
+
+    rule: Literal["bytes", "redirect"] = "bytes"
+    sha256: str | None = None
+    size: int | None = None
+    target: str | None = None  # the final URL most of them redirect to, if they do
+    urls: int = 0
+    hosts: int = 0
+    examples: list[str] = msgspec.field(default_factory=list)
+
+
 class UrlsResult(StageResult, tag="urls", frozen=True):
     """The source URL probe: totals over the dataset's URL files, and each file's counts."""
 
     totals: UrlCounts = msgspec.field(default_factory=UrlCounts)
     files: list[UrlCounts] = msgspec.field(default_factory=list)
     opt_outs: list[OptOut] = msgspec.field(default_factory=list)
+    placeholders: list[Placeholder] = msgspec.field(default_factory=list)
 
 
 # ---- licence ---------------------------------------------------------------------------------

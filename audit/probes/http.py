@@ -26,6 +26,7 @@ from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 from audit.config import UrlConfig
 from audit.probes.deadline import Deadlines
+from audit.probes.placeholders import known_sha256, known_urls
 from audit.probes.reservations import header_reservations
 from audit.probes.urlfailures import broken, failure
 from audit.probes.urlguard import AddressPolicy, InFlight, guarded_session, server_address
@@ -56,7 +57,7 @@ NOT_PROBED = frozenset({"refused"})
 #: nothing was sent): never cached, decided again by each run.
 UNCACHED = frozenset({"refused"})
 #: Bumped when the classification of answers changes, so cached results are re-probed.
-_CLASSIFIER_VERSION = 2  # 2: tdm-reservation headers are opt-outs too
+_CLASSIFIER_VERSION = 3  # 2: tdm-reservation headers are opt-outs too; 3: image fingerprints
 #: Failures that often heal by themselves: re-probed after ``transient_ttl_days``.
 TRANSIENT = frozenset({"timeout", "connection", "server_error", "http_error"})
 
@@ -90,6 +91,8 @@ class Outcome(NamedTuple):
     retry: bool = False
     retry_after: float | None = None
     reservations: tuple[Reservation, ...] = ()
+    sha256: str | None = None  # an image's fingerprint: sha256 of the bytes read ...
+    size: int | None = None  # ... and its total size, when known
 
 
 class Prober:
@@ -117,8 +120,8 @@ class Prober:
                 | {"Range": f"bytes=0-{settings.max_bytes - 1}"}
             )
         )
-        self.placeholder_urls = frozenset(_normalise(u) for u in settings.placeholder_urls)
-        self.placeholder_sha256 = frozenset(h.lower() for h in settings.placeholder_sha256)
+        self.placeholder_urls = frozenset(_placeholder_urls(settings))
+        self.placeholder_sha256 = frozenset(_placeholder_sha256(settings))
         self.opt_out = frozenset(d.lower() for d in settings.opt_out_directives)
         self.tdm = settings.check_tdmrep
 
@@ -152,6 +155,8 @@ class Prober:
             out.final_url,
             time.time(),
             out.reservations,
+            out.sha256,
+            out.size,
         )
 
     def fetch(self, url: str, max_bytes: int) -> tuple[Outcome, bytes]:
@@ -284,18 +289,15 @@ class Prober:
             detail = "; ".join(r.rule for r in reserved if r.reserved)
             return Outcome("opt_out", code, detail, final, reservations=reserved)
         try:
-            body, complete = _read(response, self.settings.max_bytes)
+            body, complete, size = _read(response, self.settings.max_bytes)
         except ReadTimeoutError:
             return Outcome("timeout", code, "body read timed out", final)
         except (ProtocolError, requests.RequestException, OSError) as exc:
             return Outcome("truncated", code, f"transfer broke off ({broken(exc)})", final)
         if not body:
             return Outcome("not_image", code, "empty body", final)
-        if (
-            complete
-            and self.placeholder_sha256
-            and hashlib.sha256(body).hexdigest() in self.placeholder_sha256
-        ):
+        digest = hashlib.sha256(body).hexdigest()
+        if complete and digest in self.placeholder_sha256:
             return Outcome("placeholder", code, "body is a known placeholder image", final)
         kind = _sniff(body)
         if kind is None:
@@ -304,21 +306,29 @@ class Prober:
         ending = _ENDINGS.get(kind)
         if complete and ending and not body.rstrip(b"\x00\r\n ").endswith(ending):
             return Outcome("truncated", code, f"{kind} ends before its end marker", final)
-        return Outcome("ok", code, kind, final, reservations=reserved)  # tdm-reservation: 0
+        return Outcome(  # reserved: tdm-reservation: 0 headers, kept as evidence
+            "ok", code, kind, final, reservations=reserved, sha256=digest, size=size
+        )
 
     def close(self) -> None:
         self.deadlines.close()
         self.session.close()
 
 
-def _read(response: requests.Response, max_bytes: int) -> tuple[bytes, bool]:
-    """Up to ``max_bytes`` of the body, and whether that is the whole resource."""
+def _read(response: requests.Response, max_bytes: int) -> tuple[bytes, bool, int | None]:
+    """Up to ``max_bytes`` of the body, whether that is the whole resource, and the resource's
+    size (the body's when whole, else what Content-Range or Content-Length says, if anything)."""
     raw = response.raw
     body = raw.read(max_bytes + 1, decode_content=False)
     if response.status_code == 206:
         total = response.headers.get("Content-Range", "").rpartition("/")[2]
-        return body[:max_bytes], total.isdigit() and int(total) <= len(body)
-    return body[:max_bytes], len(body) <= max_bytes
+        whole = total.isdigit() and int(total) <= len(body)
+    else:
+        total = response.headers.get("Content-Length", "").strip()
+        whole = len(body) <= max_bytes
+    if whole:
+        return body[:max_bytes], True, len(body)
+    return body[:max_bytes], False, int(total) if total.isdigit() else None
 
 
 def _drain(response: requests.Response, limit: int) -> None:
@@ -362,12 +372,23 @@ def settings_fingerprint(settings: UrlConfig) -> str:
         settings.max_redirects,
         settings.allow_private,
         networks,
-        sorted({_normalise(u) for u in settings.placeholder_urls}),
-        sorted({h.lower() for h in settings.placeholder_sha256}),
+        sorted(set(_placeholder_urls(settings))),
+        sorted(set(_placeholder_sha256(settings))),
         sorted({d.lower() for d in settings.opt_out_directives}),
         settings.check_tdmrep,
     )
     return hashlib.sha256(msgspec.json.encode(key)).hexdigest()[:16]
+
+
+def _placeholder_urls(settings: UrlConfig) -> Iterator[str]:
+    """The shipped stand-in URLs (audit/data/placeholders.toml) and the configured ones."""
+    for url in (*known_urls(), *settings.placeholder_urls):
+        yield _normalise(url)
+
+
+def _placeholder_sha256(settings: UrlConfig) -> Iterator[str]:
+    for digest in (*known_sha256(), *settings.placeholder_sha256):
+        yield digest.lower()
 
 
 def _normalise(url: str) -> str:

@@ -34,6 +34,7 @@ from audit.probes.http import (
     domain_of,
     settings_fingerprint,
 )
+from audit.probes.placeholders import detect
 from audit.probes.reservations import ROBOTS_TXT, TDM_HEADER, TDMREP_JSON, X_ROBOTS_TAG
 from audit.probes.urlguard import AddressPolicy
 from audit.probes.urlpool import probe_parallel, probe_threaded
@@ -107,6 +108,7 @@ def probe_urls(
             merge(store)
         progress.finish()
     reserved = _opt_outs(unique, results, settings, store, now)
+    results, placeholders = detect(results, settings.placeholder_min_urls)
     seconds = time.perf_counter() - started
     result_findings = [
         f for ref in refs for f in _findings(ref, results[ref.url], reserved, dataset, file)
@@ -119,7 +121,11 @@ def probe_urls(
         if ref.url in reserved
     ]
     return UrlsResult(
-        findings=result_findings, totals=stats, files=[stats], opt_outs=sorted(opt_outs)
+        findings=result_findings,
+        totals=stats,
+        files=[stats],
+        opt_outs=sorted(opt_outs),
+        placeholders=placeholders,
     )
 
 
@@ -352,4 +358,5 @@ def combine(results: Sequence[UrlsResult]) -> UrlsResult:
         totals=totals,
         files=[f for r in results for f in r.files],
         opt_outs=sorted(o for r in results for o in r.opt_outs),
+        placeholders=[p for r in results for p in r.placeholders],
     )

@@ -19,7 +19,9 @@ from audit.store.sqlitefile import FileFormat, Migration, open_file
 
 #: The state store's schema version (``PRAGMA user_version``); files from before versioning are 0.
 #: Bump it with every schema change, registering the steps that bring an older file to it.
-SCHEMA_VERSION = 3  # 2: the takedown ledger moved to its own file (ledgerfile.py); 3: URL opt-outs
+SCHEMA_VERSION = 4  # 2: the takedown ledger moved to its own file (ledgerfile.py); 3: URL opt-outs;
+#: 4: URL image fingerprints (sha256, size) for the cross-URL placeholder pass, and perceptual
+#: image hashes for takedown matching (imagehash.py's takedown_image_phash)
 #: ``PRAGMA application_id`` of a state store ("llav"), so another program's database is refused.
 APPLICATION_ID = 0x6C6C6176
 #: The tables a state file had before schema versions (how such a file is recognised as ours).

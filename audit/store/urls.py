@@ -18,6 +18,11 @@ allowed networks, placeholder and opt-out lists): a cached result is a fact abou
 under those settings, so :func:`lookup` for other settings does not see it and the URL is
 re-probed. (Tables renamed from ``url_probe*`` when the fingerprint came: old rows had none.)
 
+An image's row also keeps the image's own fingerprint (``sha256`` of the bytes read, total
+``size``) and, as every row, its final redirect target: the cross-URL placeholder pass
+(:mod:`audit.probes.placeholders`) groups cached and fresh results alike by them, and the rows stay
+as probed (``ok``), since whether bytes are a stand-in depends on how many URLs share them.
+
 Status classes: ok, opt_out, gone, forbidden, http_error, server_error, timeout, dns, tls,
 connection, not_image, truncated, placeholder, redirects, invalid, refused.
 """
@@ -42,7 +47,9 @@ register_schema(
         final_url TEXT,
         probed_at REAL NOT NULL,
         settings TEXT NOT NULL DEFAULT '',
-        reservations TEXT NOT NULL DEFAULT ''
+        reservations TEXT NOT NULL DEFAULT '',
+        sha256 TEXT,
+        size INTEGER
     ) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS url_result_log (
         url TEXT NOT NULL,
@@ -52,7 +59,9 @@ register_schema(
         final_url TEXT,
         probed_at REAL NOT NULL,
         settings TEXT NOT NULL DEFAULT '',
-        reservations TEXT NOT NULL DEFAULT ''
+        reservations TEXT NOT NULL DEFAULT '',
+        sha256 TEXT,
+        size INTEGER
     );
     CREATE TABLE IF NOT EXISTS url_opt_out (
         url TEXT PRIMARY KEY,
@@ -89,7 +98,20 @@ def _add_reservations(conn: sqlite3.Connection) -> None:
 
 register_migration(3, _add_reservations)
 
-_COLUMNS = "url, status, http_status, detail, final_url, probed_at, reservations"
+
+def _add_fingerprints(conn: sqlite3.Connection) -> None:
+    """Schema 4: an image's fingerprint (sha256 of the bytes read, total size) is kept, so the
+    cross-URL placeholder pass works on cached results too (older rows: none)."""
+    for table in ("url_result", "url_result_log"):
+        columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        for column, kind in (("sha256", "TEXT"), ("size", "INTEGER")):
+            if column not in columns:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+
+register_migration(4, _add_fingerprints)
+
+_COLUMNS = "url, status, http_status, detail, final_url, probed_at, reservations, sha256, size"
 _ALL = f"{_COLUMNS}, settings"
 
 _LOOKUP_CHUNK = 500  # URLs per IN (...) query: well under SQLite's variable limit
@@ -114,7 +136,9 @@ class Reservation(msgspec.Struct, frozen=True, array_like=True, order=True):
 
 class UrlProbe(msgspec.Struct, frozen=True, array_like=True):
     """One probe of one URL: the status class, what the server said, and when (epoch seconds);
-    ``reservations``: the opt-outs its response headers made."""
+    ``reservations``: the opt-outs its response headers made. For an image (``ok``), its
+    fingerprint: ``sha256`` of the bytes read (the whole image when it fits ``max_bytes``, else
+    its first ``max_bytes``) and ``size``, the image's total size when the server said it."""
 
     url: str
     status: str
@@ -123,6 +147,8 @@ class UrlProbe(msgspec.Struct, frozen=True, array_like=True):
     final_url: str | None
     probed_at: float
     reservations: tuple[Reservation, ...] = ()
+    sha256: str | None = None
+    size: int | None = None
 
 
 _encode = msgspec.json.Encoder().encode
@@ -136,7 +162,8 @@ def _probe(row: Sequence[object]) -> UrlProbe:
         _decode_reservations(reservations) if isinstance(reservations, str) and reservations else ()
     )
     url, status, http_status, detail, final_url, probed_at = row[:6]
-    return UrlProbe(url, status, http_status, detail, final_url, probed_at, kept)  # type: ignore[arg-type]
+    sha256, size = row[7:9]
+    return UrlProbe(url, status, http_status, detail, final_url, probed_at, kept, sha256, size)  # type: ignore[arg-type]
 
 
 def lookup(store: Store, urls: Sequence[str], settings: str | None = None) -> dict[str, UrlProbe]:
@@ -173,6 +200,8 @@ def record(store: Store, probes: Iterable[UrlProbe], settings: str = "") -> int:
             p.final_url,
             p.probed_at,
             _encode(p.reservations).decode() if p.reservations else "",
+            p.sha256,
+            p.size,
             settings,
         )
         for p in probes
@@ -180,7 +209,7 @@ def record(store: Store, probes: Iterable[UrlProbe], settings: str = "") -> int:
     if rows:
         with store.transaction() as conn:
             conn.executemany(
-                f"INSERT INTO url_result_log ({_ALL}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
+                f"INSERT INTO url_result_log ({_ALL}) VALUES ({', '.join('?' * 10)})", rows
             )
     return len(rows)
 
