@@ -193,6 +193,15 @@ class Placeholder(_Counts, frozen=True):
     hosts: int = 0
     examples: list[str] = msgspec.field(default_factory=list)
 
+    @property
+    def label(self) -> str:
+        """What the stand-in is, in words (console and report page)."""
+        if self.rule == "redirect":
+            return f"a redirect to {self.target}"
+        size = "size unknown" if self.size is None else f"{self.size:,} bytes"
+        via = f", reached by redirects to {self.target}" if self.target else ""
+        return f"the same image (sha256 {(self.sha256 or '')[:16]}, {size}){via}"
+
 
 class UrlsResult(StageResult, tag="urls", frozen=True):
     """The source URL probe: totals over the dataset's URL files, and each file's counts."""

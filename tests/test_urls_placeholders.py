@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import sqlite3
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
@@ -12,11 +13,14 @@ import pytest
 from httpserver import HttpServer, Reply
 from PIL import Image
 
+from audit.cli import main
 from audit.config import UrlConfig, url_settings_problem
 from audit.models import UrlRef
+from audit.output import model as rpt
+from audit.output.render import html
 from audit.probes.placeholders import detect, known
 from audit.probes.urls import probe_urls
-from audit.results import UrlsResult
+from audit.results import Placeholder, UrlsResult
 from audit.store import SCHEMA_VERSION, Store
 from audit.store.urls import UrlProbe, lookup
 
@@ -228,3 +232,51 @@ def test_a_schema_3_store_gains_the_fingerprint_columns_and_keeps_its_rows(tmp_p
         assert version == SCHEMA_VERSION
         kept = lookup(st, ["http://a.example/x.jpg"])["http://a.example/x.jpg"]
         assert (kept.status, kept.sha256, kept.size) == ("gone", None, None)
+
+
+def test_the_urls_command_lists_each_stand_in_with_example_urls(
+    server: HttpServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    paths = host(server, dead=5)
+    meta = tmp_path / "meta.json"
+    rows = [{"id": f"{i:09d}", "url": server.url(p)} for i, p in enumerate(paths)]
+    meta.write_text(msgspec.json.encode(rows).decode())
+    argv = ["urls", str(meta), "--allow-private", "--state", str(tmp_path / "s.sqlite")]
+    assert main(argv) == 0  # stand-ins are warnings
+    shown = capsys.readouterr().out.replace("\n", "")  # Rich wraps long lines anywhere
+    assert shown.count("stand-in image:") == 2
+    assert "answers 5 URLs on 1 hosts (url.placeholder)" in shown
+    assert f"reached by redirects to {server.url('/photo_unavailable.png')}" in shown
+    assert server.url("/photos/0.jpg") in shown and server.url("/i/0.png") in shown
+
+
+def test_the_run_page_lists_stand_ins_with_their_examples_escaped() -> None:
+    found = Placeholder(
+        rule="bytes",
+        sha256="ab" * 32,
+        size=1234,
+        urls=12,
+        hosts=2,
+        examples=["https://a.example/<script>x</script>.jpg", "https://b.example/2.jpg"],
+    )
+    urls = UrlsResult(placeholders=[found])
+    ds = rpt.DatasetReport(
+        name="cc3m",
+        kind="cc3m",
+        records=12,
+        stages={"urls": rpt.StageRun(status="ok", result=urls)},
+    )
+    when = datetime(2026, 11, 26, tzinfo=UTC)
+    report = rpt.AuditReport(
+        run_id="20261126T000000Z-0000",
+        started=when,
+        finished=when,
+        status="succeeded",
+        datasets=[ds],
+    )
+    report.totals = rpt.compute_totals(report.datasets)
+    page = html.render_run(report)
+    assert "Stand-in images: cc3m" in page
+    assert "sha256 abababababababab, 1,234 bytes" in page
+    assert "https://b.example/2.jpg" in page
+    assert "<script>x" not in page and "&lt;script&gt;x" in page

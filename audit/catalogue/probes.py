@@ -150,9 +150,14 @@ ENTRIES: tuple[CodeInfo, ...] = (
         Code.URL_PLACEHOLDER,
         W,
         "Source URL serves a placeholder",
-        "The URL redirects to a known 'photo unavailable' image (Flickr, Imgur removed) or serves "
-        "bytes whose SHA-256 is a known placeholder: a successful download that is not the "
-        "original photo. The lists are configurable (urls.placeholder_urls, placeholder_sha256).",
+        "The URL answers with a host's stand-in instead of the photo: a successful download "
+        "that is not the original. Found three ways: a redirect to a known 'photo unavailable' "
+        "image (Flickr, Imgur removed) or bytes with a known SHA-256 (shipped list, plus "
+        "urls.placeholder_urls and placeholder_sha256); the same image bytes answering at least "
+        "urls.placeholder_min_urls (5) distinct URLs of one site; or that many distinct URLs "
+        "redirecting to the same image. Records sharing one URL count once, and one photo copied "
+        "onto many different sites is not a stand-in. The report lists each stand-in found with "
+        "example URLs.",
     ),
     CodeInfo(
         Code.URL_OPT_OUT,

@@ -103,3 +103,9 @@ def _render(result: UrlsResult, console: Console) -> None:
         hint = dns_hint(s.status_counts.get("dns", 0), s.referenced)
         if hint:
             console.print(f"  {hint}", markup=False, style="yellow")
+    for p in result.placeholders:
+        console.print(
+            f"stand-in image: {p.label} answers {p.urls:,} URLs on {p.hosts:,} hosts "
+            f"(url.placeholder), e.g. {', '.join(p.examples[:3])}",
+            markup=False,
+        )

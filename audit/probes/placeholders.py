@@ -138,12 +138,7 @@ def _describe(rule: str, members: list[UrlProbe]) -> Placeholder:
 
 
 def _detail(p: Placeholder) -> str:
-    if p.rule == "bytes":
-        size = f"{p.size:,} bytes" if p.size is not None else "size unknown"
-        same = f"the same image (sha256 {(p.sha256 or '')[:16]}, {size})"
-    else:
-        same = "a redirect to the same image"
-    return f"{same} answers {p.urls} distinct URLs: a host's stand-in for a missing photo"
+    return f"{p.label} answers {p.urls} distinct URLs: a host's stand-in for a missing photo"
 
 
 def _fingerprint_key(fingerprint: tuple[str, int | None]) -> str:
