@@ -23,12 +23,15 @@ JPEG = (
     + b"\x00" * 200
     + b"\xff\xd9"
 )
-RESPONSE = (
-    b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: "
-    + str(len(JPEG)).encode()
-    + b"\r\n\r\n"
-    + JPEG
-)
+
+
+def response(path: bytes) -> bytes:
+    """The JPEG with the request's path in a comment segment: each URL has its own bytes, as on a
+    real host (one image behind many URLs is a host's stand-in, audit/probes/placeholders.py)."""
+    note = path[:1000]
+    body = JPEG[:2] + b"\xff\xfe" + (len(note) + 2).to_bytes(2, "big") + note + JPEG[2:]
+    head = f"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: {len(body)}\r\n\r\n"
+    return head.encode() + body
 
 
 class _Latency(asyncio.Protocol):
@@ -49,12 +52,13 @@ class _Latency(asyncio.Protocol):
         self.buffer += data
         loop = asyncio.get_running_loop()
         while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
+            path = self.buffer[:end].split(b" ", 2)[1:2]
             self.buffer = self.buffer[end + 4 :]
-            loop.call_later(self.latency, self._answer)
+            loop.call_later(self.latency, self._answer, path[0] if path else b"/")
 
-    def _answer(self) -> None:
+    def _answer(self, path: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(RESPONSE)
+            self.transport.write(response(path))
             _Latency.served += 1
 
     def connection_lost(self, exc: Exception | None) -> None:
