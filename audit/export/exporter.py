@@ -22,9 +22,9 @@ from audit.export import write as out
 from audit.export.fingerprints import stale_because
 from audit.export.layout import RawFile, read_raw
 from audit.export.licence_table import LicenceTable, verdicts_for
-from audit.export.recovery import UrlRecord, fates
+from audit.export.recovery import BROKEN_IMAGE, UrlRecord, fates
 from audit.export.select import GATING_STAGES, FileRecords, Selection, record_errors, select
-from audit.models import Progress
+from audit.models import Progress, UrlRef
 from audit.output import model as rpt
 from audit.output.publish import published_runs
 from audit.results import RecordLicences
@@ -170,7 +170,7 @@ def _export_dataset(
         return DatasetExport(name=ds.name, note="no conversation or metadata file configured")
     raws = [read_raw(config.path(p)) for p in configured]
     names = [relative_name(r.path, config.base_dir) for r in raws]
-    files = [FileRecords(n, r.ids(), r.has_image()) for n, r in zip(names, raws, strict=True)]
+    files = [FileRecords(n, r.ids, r.has_image) for n, r in zip(names, raws, strict=True)]
     gating = [f for s in GATING_STAGES if (res := dsr.stage(s)) for f in res.findings]
     verdicts = verdicts_for(table, use) if table is not None else None
     if verdicts is None and dsr.stage("license") is not None:
@@ -236,15 +236,27 @@ def _refetch(
     if ds.chat is None or dsr.stage("images") is None or dsr.stage("urls") is None:
         return [], 0
     chat, chat_name = raws[0], names[0]
-    refs = url_refs(config, ds, lambda p: relative_name(p, config.base_dir))
-    fate = fates(chat_name, dsr.findings(), [UrlRecord(f, r.index, r.record_id) for f, r in refs])
+    found = list(dsr.findings())
+    broken = {(f.index, f.record_id) for f in found if f.code in BROKEN_IMAGE}
+    if not broken:
+        return [], 0
+    wanted = {rid for _, rid in broken if rid is not None}
+    indices = {i for i, _ in broken}
+    meta = raws[1] if len(raws) > 1 else None
+    refs = _metadata_urls(ds, meta, names, wanted)
+    if refs is None:  # a TSV, the COCO join or another URL key: read as the URL stage does
+        refs = [
+            (f, r)
+            for f, r in url_refs(config, ds, lambda p: relative_name(p, config.base_dir))
+            if r.record_id in wanted or (f == chat_name and r.index in indices)
+        ]
+    fate = fates(chat_name, found, [UrlRecord(f, r.index, r.record_id) for f, r in refs])
     if not fate:
         return [], 0
     by_index = {r.index: r for f, r in refs if f == chat_name}
     by_id = {r.record_id: r for f, r in refs if f != chat_name and r.record_id is not None}
-    meta = raws[1] if len(raws) > 1 else None
-    meta_pos = {rid: i for i, rid in enumerate(meta.ids())} if meta is not None else {}
-    ids = chat.ids()
+    meta_pos = {rid: i for i, rid in enumerate(meta.ids)} if meta is not None else {}
+    ids = chat.ids
     rows = []
     for index, what in sorted(fate.items()):
         rid, image = ids[index], chat.image(index)
@@ -254,6 +266,22 @@ def _refetch(
         caption = meta.caption(meta_pos[rid]) if meta is not None and rid in meta_pos else None
         rows.append(out.RefetchRow(url=ref.url, caption=caption, key=rid, image=image))
     return rows, sum(1 for v in fate.values() if v == "gone")
+
+
+def _metadata_urls(
+    ds: DatasetConfig, meta: RawFile | None, names: list[str], wanted: set[str]
+) -> list[tuple[str, UrlRef]] | None:
+    """The wanted records' URLs from the metadata file already read, when the URL stage reads
+    that file alone by its standard ``url`` key; None otherwise."""
+    if meta is None or ds.url_tsv or ds.url_column != "url":
+        return None
+    found = [
+        (names[1], UrlRef(index=i, record_id=rid, url=url))
+        for i, rid in enumerate(meta.ids)
+        if rid in wanted and (url := meta.url(i))
+    ]
+    standard_key = any(k is not None and k.url is not None for k in meta.keys[:100])
+    return found if standard_key else None
 
 
 def _write_dataset(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,13 @@ from audit.loaders.records import raw_records
 
 _Keys = msgspec.defstruct(
     "_Keys",
-    [("id", Any, None), ("image", Any, None), ("caption", Any, None), ("blip_caption", Any, None)],
+    [
+        ("id", Any, None),
+        ("image", Any, None),
+        ("url", Any, None),
+        ("caption", Any, None),
+        ("blip_caption", Any, None),
+    ],
     gc=False,
 )
 _KEYS: msgspec.json.Decoder[list[Any]] = msgspec.json.Decoder(list[_Keys])  # type: ignore[valid-type]
@@ -42,11 +49,22 @@ class RawFile:
     suffix: bytes
     jsonl: bool
 
+    @cached_property
     def ids(self) -> list[str | None]:
-        return [_text(k.id) if k is not None else None for k in self.keys]
+        """Each element's id as the findings spell it (an integer id as its digits)."""
+        return [
+            k.id if k is not None and type(k.id) is str else _text(k.id if k is not None else None)
+            for k in self.keys
+        ]
 
+    @cached_property
     def has_image(self) -> list[bool]:
         return [k is not None and k.image is not None for k in self.keys]
+
+    def url(self, index: int) -> str | None:
+        """The element's ``url`` key (the standard metadata key; other spellings: None)."""
+        k = self.keys[index]
+        return k.url if k is not None and isinstance(k.url, str) and k.url else None
 
     def caption(self, index: int) -> str | None:
         k = self.keys[index]

@@ -105,7 +105,21 @@ def select(
     first = FileChoice(primary.file)
     why_by_id: dict[str, list[str]] = {}
     kept_ids: set[str] = set()
+    flagged = {i for f, i in errors if f == primary.file}  # few: the fast path skips the rest
+    has_image = primary.has_image
     for i, rid in enumerate(primary.ids):
+        if (
+            not unchecked
+            and verdicts is not None
+            and verdicts.get(i) in allowed
+            and i not in flagged
+            and (rid is None or rid not in meta_errors)
+            and not (image_unchecked and has_image[i])
+        ):
+            first.kept.append(i)
+            if rid is not None:
+                kept_ids.add(rid)
+            continue
         reasons = list(unchecked)
         if image_unchecked and primary.has_image[i]:
             reasons.append("images:not_checked")
@@ -144,11 +158,12 @@ def _follow(
 ) -> FileChoice:
     """The metadata file keeps exactly the records whose id the conversation file exports."""
     choice = FileChoice(meta.file)
+    flagged = {i for f, i in errors if f == meta.file}
     for i, rid in enumerate(meta.ids):
-        own = list(errors.get((meta.file, i), ()))
-        if rid is not None and rid in kept_ids and not own:
+        if rid in kept_ids and i not in flagged:  # rid None is never in kept_ids
             choice.kept.append(i)
             continue
+        own = list(errors.get((meta.file, i), ()))
         if rid is None or (rid not in kept_ids and rid not in why_by_id):
             own.append(Code.XFILE_MISSING_CHAT)
         else:
