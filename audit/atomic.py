@@ -81,6 +81,26 @@ def atomic_open(path: str | Path) -> Iterator[IO[str]]:
     fsync_dir(target.parent)
 
 
+@contextlib.contextmanager
+def atomic_binary(path: str | Path) -> Iterator[IO[bytes]]:
+    """Stream bytes into ``path`` (a rewritten zip): it appears whole when the block ends cleanly,
+    and an exception in the block leaves ``path`` as it was, like :func:`atomic_open`."""
+    target = check_target(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_name(target)
+    try:
+        with tmp.open("xb") as out:
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        tmp.replace(target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(target.parent)
+
+
 def write_output(path: str | Path, data: bytes, what: str) -> None:
     """:func:`write_atomic` for a file the user named: a failure is one line naming the file."""
     try:

@@ -3,8 +3,10 @@
 spec/licensing.md §4.6: one image hides in several files under several keys, so ``match`` reads every
 configured dataset (conversation and metadata files) and, where image roots are configured, hashes
 the image bytes; ``apply`` writes cleaned copies beside the originals (never touching them) and puts
-the keys on the blocklist that every later audit checks (:func:`blocklist_findings`). Each step
-appends one ledger event after its work is done, so a crash loses nothing: run the step again.
+the keys on the blocklist that every later audit checks (:func:`blocklist_findings`); with
+``images`` it also takes the image bytes out (:mod:`audit.takedown_images`), and ``verify`` fails
+while they are still there. Each step appends one ledger event after its work is done, so a crash
+loses nothing: run the step again.
 
 The ledger is its own file (``[takedown] ledger``), opened and checked whole by :func:`opened_ledger`
 every time; the state store keeps only caches and the ledger's anchor.
@@ -23,8 +25,6 @@ from audit.atomic import write_atomic
 from audit.checks.takedown import (
     BlockKey,
     Blocklist,
-    Match,
-    find_matches,
     parse_key,
     present_findings,
 )
@@ -35,16 +35,12 @@ from audit.models import NoProgress, Progress
 from audit.results import TakedownResult
 from audit.store import Store
 from audit.store.ledger import Ledger, Request
-from audit.store.ledgerfile import ledger_path, opened_ledger
-from audit.takedown_search import (
-    DatasetFile,
-    LoadedFile,
-    Located,
-    dataset_files,
-    hash_images,
-    load_file,
-    locate_request,
-)
+from audit.store.ledgerfile import opened_ledger
+from audit.takedown_images import present, remove, request_images, takedown_dir
+from audit.takedown_locate import Located, locate_request
+from audit.takedown_search import LoadedFile, Place, dataset_files, load_file, search
+from audit.takedown_verify import Verified as Verified
+from audit.takedown_verify import verify as verify
 
 
 def parse_identifiers(pairs: Iterable[tuple[str, str]]) -> list[BlockKey]:
@@ -67,8 +63,9 @@ def check_ledger(config: Config, store: Store) -> None:
 def ledger_position(config: Config, store: Store) -> tuple[int, str, int]:
     """(events, head hash, content-hash keys): what the takedown stage's cache key needs."""
     with opened_ledger(config, store) as ledger:
-        hashes = {k for r in ledger.requests() for k in r.keys if k.kind in ("sha256", "md5")}
-        hashes |= {k for k, _ in ledger.blocklist() if k.kind in ("sha256", "md5")}
+        kinds = ("sha256", "md5", "phash")
+        hashes = {k for r in ledger.requests() for k in r.keys if k.kind in kinds}
+        hashes |= {k for k, _ in ledger.blocklist() if k.kind in kinds}
         return (*ledger.head(), len(hashes))
 
 
@@ -83,11 +80,21 @@ def new_request(
     deadline: dt.date | None = None,
     datasets: Iterable[str] = (),
     notes: str = "",
+    image_files: Iterable[str | Path] = (),
 ) -> Request:
-    """Intake (§4.6 step 1): validate everything, then write the request in one transaction."""
+    """Intake (§4.6 step 1): validate everything, then write the request in one transaction.
+
+    ``image_files`` are images the requester sent: their SHA-256, MD5 and perceptual hash become
+    identifiers (the image itself is not kept).
+    """
     named = list(datasets)
     dataset_files(config, named)  # unknown dataset names fail here, before anything is written
-    keys = parse_identifiers(identifiers)
+    pairs = list(identifiers)
+    if image_files:
+        from audit.takedown_phash import request_image_keys
+
+        pairs += [pair for f in image_files for pair in request_image_keys(f)]
+    keys = parse_identifiers(pairs)
     with opened_ledger(config, store) as ledger:
         return ledger.add_request(
             ground=ground,
@@ -119,18 +126,14 @@ def match(
     return located
 
 
-def takedown_dir(config: Config, request_id: str) -> Path:
-    """Where a request's manifest goes: beside the ledger (evidence, not cache)."""
-    return ledger_path(config).parent / "takedowns" / request_id
-
-
 def cleaned_path(original: Path, request_id: str) -> Path:
     """`chat.json` -> `chat.TD-0001.cleaned.json`: beside the original, named after the request."""
     return original.with_name(f"{original.stem}.{request_id}.cleaned{original.suffix}")
 
 
 class Applied(msgspec.Struct, kw_only=True):
-    """What ``apply`` wrote: one cleaned copy per affected file, and the removal manifest."""
+    """What ``apply`` wrote: one cleaned copy per affected file, the removal manifest, and what
+    happened to the image bytes."""
 
     request_id: str
     manifest: str
@@ -138,16 +141,26 @@ class Applied(msgspec.Struct, kw_only=True):
     removed: int  # records of this request
     also_removed: int  # records of earlier takedowns, kept out of the cleaned copies too
     blocklist: list[BlockKey]
+    already_applied: bool = False  # the records were gone already: only the images were handled
+    images: dict[str, Any] | None = None  # what --images did (zips rewritten, files quarantined)
+    images_left: list[str] = msgspec.field(default_factory=list)  # bytes still in the roots
 
 
 def apply(
-    config: Config, store: Store, request_id: str, *, progress: Progress | None = None
+    config: Config,
+    store: Store,
+    request_id: str,
+    *,
+    progress: Progress | None = None,
+    images: str = "none",
 ) -> Applied:
     """§4.6 steps 4 and 8: cleaned copies without every matched record, then the blocklist.
 
     Records matching keys that earlier takedowns blocklisted are removed too, so a cleaned copy is
     clean of everything taken down so far; the manifest names the request behind each removal and
-    the count reported is this request's own.
+    the count reported is this request's own. ``images`` (zip, folder, all) also takes the
+    image bytes out. Run again once the cleaned copies are in place, it finds no record and only
+    handles the images.
     """
     with opened_ledger(config, store) as ledger:
         request = ledger.get(request_id)
@@ -158,41 +171,81 @@ def apply(
         located, loaded = locate_request(
             config, store, ledger, request, progress or NoProgress(), True
         )
-        _record_located_if_changed(ledger, located)
-        files = [row for f in loaded if (row := _clean_copy(f, located, request_id))]
+        state = ledger.state(request_id)
+        mine = [m for m in located.matches if m.request_id == request_id]
+        done = not mine and state["removed"] is not None and state["blocklisted"] is not None
+        if not done:
+            _record_located_if_changed(ledger, located)
+        files = (
+            [] if done else [row for f in loaded if (row := _clean_copy(f, located, request_id))]
+        )
+        places, names = request_images(ledger, request_id)
+        where = present(config, places | set(located.places), names | _image_keys(located))
+        removal = remove(config, request_id, where, images) if images != "none" else None
         manifest = takedown_dir(config, request_id) / "manifest.json"
-        mine = sum(f["removed_for_request"] for f in files)
+        own = sum(f["removed_for_request"] for f in files)
         applied = Applied(
             request_id=request_id,
             manifest=str(manifest),
             files=files,
-            removed=mine,
-            also_removed=sum(len(f["removed"]) for f in files) - mine,
+            removed=own,
+            also_removed=sum(len(f["removed"]) for f in files) - own,
             blocklist=located.keys,
+            already_applied=done,
+            images=removal,
         )
-        body = {
-            "request_id": request_id,
-            "written_at": dt.datetime.now(dt.UTC).isoformat(),
-            "files": files,
-            "blocklist": [str(k) for k in located.keys],
-        }
-        write_atomic(manifest, msgspec.json.format(msgspec.json.encode(body), indent=2) + b"\n")
-        summary = {k: v for k, v in msgspec.to_builtins(applied).items() if k != "files"}
-        summary["files"] = [{k: v for k, v in f.items() if k != "removed"} for f in files]
-        also = f" (+{applied.also_removed} of earlier takedowns)" if applied.also_removed else ""
-        ledger.record(
-            request_id,
-            "removed",
-            summary=f"{applied.removed} record(s){also} removed in {len(files)} cleaned cop(ies)",
-            detail=summary,
-        )
-        ledger.record(
-            request_id,
-            "blocklisted",
-            summary=f"{len(located.keys)} key(s) on the blocklist",
-            blocklist=located.keys,
-        )
-    return applied
+        if not done:
+            _write_manifest(manifest, applied, located)
+            _record_removal(ledger, applied)
+        if removal and (removal["zips"] or removal["quarantined"]):
+            ledger.record(request_id, "images_removed", summary=_removal_summary(removal),
+                          detail=removal)  # fmt: skip
+        left = present(config, places | set(located.places), names | _image_keys(located))
+    return msgspec.structs.replace(applied, images_left=[str(p) for p in left])
+
+
+def _image_keys(located: Located) -> set[str]:
+    return {k.value for k in located.keys if k.kind == "image"}
+
+
+def _removal_summary(removal: dict[str, Any]) -> str:
+    members = sum(len(z["members"]) for z in removal["zips"])
+    return (
+        f"{members} member(s) removed from {len(removal['zips'])} zip(s) (old zip kept until "
+        f"purged), {len(removal['quarantined'])} file(s) moved to the quarantine"
+    )
+
+
+def _write_manifest(manifest: Path, applied: Applied, located: Located) -> None:
+    body = {
+        "request_id": applied.request_id,
+        "written_at": dt.datetime.now(dt.UTC).isoformat(),
+        "files": applied.files,
+        "blocklist": [str(k) for k in located.keys],
+        "images": applied.images,
+    }
+    write_atomic(manifest, msgspec.json.format(msgspec.json.encode(body), indent=2) + b"\n")
+
+
+def _record_removal(ledger: Ledger, applied: Applied) -> None:
+    summary = {
+        k: v for k, v in msgspec.to_builtins(applied).items() if k not in ("files", "images")
+    }
+    summary["files"] = [{k: v for k, v in f.items() if k != "removed"} for f in applied.files]
+    also = f" (+{applied.also_removed} of earlier takedowns)" if applied.also_removed else ""
+    ledger.record(
+        applied.request_id,
+        "removed",
+        summary=f"{applied.removed} record(s){also} removed in {len(applied.files)} cleaned "
+        "cop(ies)",
+        detail=summary,
+    )
+    ledger.record(
+        applied.request_id,
+        "blocklisted",
+        summary=f"{len(applied.blocklist)} key(s) on the blocklist",
+        blocklist=applied.blocklist,
+    )
 
 
 def _clean_copy(f: LoadedFile, located: Located, request_id: str) -> dict[str, Any] | None:
@@ -220,11 +273,16 @@ def _clean_copy(f: LoadedFile, located: Located, request_id: str) -> dict[str, A
                 "url": m.url,
                 "matched_key": str(m.key),
                 "request_id": m.request_id,
-                "image_file": f.image_locations.get(m.index),
+                "image_file": _place(f.image_locations.get(m.index)),
             }
             for m in sorted(removed, key=lambda m: m.index)
         ],
     }
+
+
+def _place(place: Place | None) -> str | None:
+    """The image's file, or ``zip!member`` with the member's real name in the zip."""
+    return None if place is None else str(place)
 
 
 def _ident(f: LoadedFile) -> tuple[str, str]:
@@ -258,69 +316,6 @@ def _record_located_if_changed(ledger: Ledger, located: Located) -> None:
         )
 
 
-class Verified(msgspec.Struct, kw_only=True):
-    """The re-audit: cleaned copies hold none of the keys, configured datasets none either."""
-
-    request_id: str
-    ok: bool
-    cleaned: list[dict[str, Any]]
-    present: list[Match]
-
-
-def verify(
-    config: Config, store: Store, request_id: str, *, progress: Progress | None = None
-) -> Verified:
-    """§4.6 step 8: check the cleaned copies, and every configured dataset for reappearance.
-
-    Opening the ledger checks its hash chain first. A cleaned copy that no longer exists was moved
-    into place; the configured datasets then decide.
-    """
-    with opened_ledger(config, store) as ledger:
-        ledger.get(request_id)  # unknown ids fail with their own message
-        if ledger.state(request_id)["blocklisted"] is None:
-            raise TakedownError(
-                f"{request_id} is not applied yet: run `llava-audit takedown apply {request_id}`"
-                " first"
-            )
-        blocklist = Blocklist([(k, r) for k, r in ledger.blocklist() if r == request_id])
-        progress = progress or NoProgress()
-        removed = ledger.state(request_id)["removed"]
-        cleaned: list[dict[str, Any]] = []
-        for entry in removed.detail.get("files", []) if removed else []:
-            path = Path(entry["cleaned"])
-            row = {"cleaned": str(path), "original": entry["original"], "exists": path.is_file()}
-            if row["exists"]:
-                copy = load_file(DatasetFile(entry["dataset"], entry["role"], path))
-                row["leftovers"] = len(_search(config, store, [copy], blocklist, progress))
-            cleaned.append(row)
-        loaded = [load_file(f) for f in dataset_files(config)]
-        present = _search(config, store, loaded, blocklist, progress) if len(blocklist) else []
-        ok = not present and not any(row.get("leftovers") for row in cleaned)
-        files = sorted({m.file for m in present})
-        ledger.record(
-            request_id,
-            "reaudited",
-            ok=ok,
-            summary="no blocklisted item in the cleaned copies or the configured datasets"
-            if ok
-            else f"{len(present)} blocklisted record(s) still in {len(files)} configured file(s)",
-            detail={"cleaned": cleaned, "present": msgspec.to_builtins(present)},
-        )
-    return Verified(request_id=request_id, ok=ok, cleaned=cleaned, present=present)
-
-
-def _search(
-    config: Config,
-    store: Store,
-    loaded: list[LoadedFile],
-    blocklist: Blocklist,
-    progress: Progress,
-) -> list[Match]:
-    if blocklist.hash_kinds():
-        hash_images(config, store, loaded, progress)
-    return find_matches(blocklist, [c for f in loaded for c in f.candidates])
-
-
 def blocklist_findings(
     config: Config,
     store: Store,
@@ -352,9 +347,9 @@ def blocklist_findings(
             loaded.append(load_file(source))
         except InputError as exc:
             unreadable.append(exc.message)  # the structure stage reports it in full
-    blocklist = Blocklist([*entries, *pending])
+    blocklist = Blocklist([*entries, *pending], phash_distance=config.takedown.phash_distance)
     open_ids = {r.request_id for r in open_requests}
-    matches = _search(config, store, loaded, blocklist, progress or NoProgress())
+    matches = search(config, store, loaded, blocklist, progress or NoProgress())
     found = present_findings(matches, {rid: rid not in open_ids for _, rid in blocklist.entries()})
     present = sum(f.code == Code.TAKEDOWN_PRESENT for f in found)
     return msgspec.structs.replace(

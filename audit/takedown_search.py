@@ -3,6 +3,8 @@
 Separate from the workflow steps (``audit.takedown``) because both the steps and the nightly audit's
 blocklist check need it. Files are read through ``audit.loaders``; image bytes through
 ``audit.loaders.imageroots``; hashes are cached in the state store by the image's signature.
+Where a record's image was found is kept as a :class:`Place` (a file, or a zip member by its real
+name), which the removal manifest names and ``verify`` checks for the bytes.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from audit.checks.takedown import BlockKey, Blocklist, Candidate, Match, expand, find_matches
+from audit.checks.takedown import Blocklist, Candidate, Match, find_matches
 from audit.config import Config
 from audit.errors import InputError, TakedownError
 from audit.loaders import imageroots, jsonscan
@@ -23,8 +25,14 @@ from audit.loaders.jsonfile import parse_container
 from audit.loaders.records import METADATA_ALIASES, raw_records
 from audit.models import Progress
 from audit.store import Store
-from audit.store.imagehash import ImageHashes, cache_hashes, cached_hashes
-from audit.store.ledger import Ledger, Request
+from audit.store.imagehash import (
+    ImageHashes,
+    cache_hashes,
+    cache_phashes,
+    cached_hashes,
+    cached_phashes,
+)
+from audit.takedown_phash import perceptual_hash
 
 _ALIASES = {f: METADATA_ALIASES[f] for f in ("id", "image", "url")}
 
@@ -34,7 +42,7 @@ class DatasetFile:
     """One conversation or metadata file of a configured dataset."""
 
     dataset: str
-    role: str  # "chat" or "metadata"
+    role: str  # "chat" or "metadata" (records); "url_tsv" or "coco" (lookups)
     path: Path
 
 
@@ -46,7 +54,19 @@ class LoadedFile:
     jsonl: bool
     elements: list[bytes]
     candidates: list[Candidate]
-    image_locations: dict[int, str] = field(default_factory=dict)  # index -> file or zip!member
+    image_locations: dict[int, Place] = field(default_factory=dict)  # index -> where its image is
+
+
+class Place(msgspec.Struct, frozen=True, kw_only=True):
+    """Where image bytes are: a file in a folder root, or a member (its real name) of a zip."""
+
+    kind: str  # "file" or "zip"
+    root: str  # the folder or the zip
+    name: str  # path inside the folder, or the member name as stored (top folder included)
+    path: str  # the file's path on disk (symlinks resolved inside the root), or the zip's
+
+    def __str__(self) -> str:
+        return self.path if self.kind == "file" else f"{self.root}!{self.name}"
 
 
 def dataset_files(config: Config, names: Iterable[str] | None = None) -> list[DatasetFile]:
@@ -136,20 +156,24 @@ def _first(keys: Any, aliases: tuple[str, ...]) -> Any:
 
 
 def hash_images(
-    config: Config, store: Store, files: list[LoadedFile], progress: Progress
+    config: Config,
+    store: Store,
+    files: list[LoadedFile],
+    progress: Progress,
+    *,
+    phash: bool = False,
 ) -> dict[str, int]:
     """Fill in content hashes of the records' images found under their dataset's image roots.
 
     Each distinct image is read once; hashes are cached by the image's signature, so a nightly
-    audit re-reads only images that changed. Returns counts of hashed and unavailable images.
+    audit re-reads only images that changed. ``phash`` also decodes each image for its
+    perceptual hash (cached too). Returns counts of hashed and unavailable images.
     """
     roots_of = {ds.name: ds.images for ds in config.datasets}
     counts = {"hashed": 0, "unavailable": 0}
     todo = [f for f in files if roots_of.get(f.source.dataset)]
     progress.start("hashing images", sum(len(f.candidates) for f in todo))
-    seen: dict[tuple[str, str], ImageHashes | None] = {}
-    caches: dict[str, dict[str, tuple[str, ImageHashes]]] = {}
-    fresh: list[tuple[str, str, str, ImageHashes]] = []
+    hasher = _Hasher(store, phash)
     for loaded in todo:
         try:
             roots = imageroots.open_roots([config.path(p) for p in roots_of[loaded.source.dataset]])
@@ -163,24 +187,59 @@ def hash_images(
             if loc is None:
                 counts["unavailable"] += c.image is not None
                 continue
-            loaded.image_locations[c.index] = _where(loc)
-            key = (loc.root, loc.name)
-            if key not in seen:
-                cache = caches.setdefault(loc.root, cached_hashes(store, loc.root))
-                hit = cache.get(loc.name)
-                seen[key] = hit[1] if hit and hit[0] == loc.signature else _hash(loc)
-                if seen[key] is not None and not (hit and hit[0] == loc.signature):
-                    fresh.append((loc.root, loc.name, loc.signature, seen[key]))  # type: ignore[arg-type]
-            hashes = seen[key]
+            loaded.image_locations[c.index] = place_of(loc)
+            hashes, picture = hasher.hashes(loc)
             if hashes is None:
                 counts["unavailable"] += 1
                 continue
             counts["hashed"] += 1
-            loaded.candidates[i] = msgspec.structs.replace(c, sha256=hashes.sha256, md5=hashes.md5)
+            loaded.candidates[i] = msgspec.structs.replace(
+                c, sha256=hashes.sha256, md5=hashes.md5, phash=picture or None
+            )
     progress.finish()
-    if fresh:
-        cache_hashes(store, fresh)
+    hasher.save()
     return counts
+
+
+class _Hasher:
+    """Hashes per distinct image (root, name), from the cache while the signature holds."""
+
+    def __init__(self, store: Store, phash: bool) -> None:
+        self.store, self.phash = store, phash
+        self.seen: dict[tuple[str, str], tuple[ImageHashes | None, str]] = {}
+        self.caches: dict[str, dict[str, tuple[str, ImageHashes]]] = {}
+        self.pcaches: dict[str, dict[str, tuple[str, str]]] = {}
+        self.fresh: list[tuple[str, str, str, ImageHashes]] = []
+        self.pfresh: list[tuple[str, str, str, str]] = []
+
+    def hashes(self, loc: imageroots.Location) -> tuple[ImageHashes | None, str]:
+        """(sha256 and md5, perceptual hash or "" when not wanted or not decodable)."""
+        key = (loc.root, loc.name)
+        if key in self.seen:
+            return self.seen[key]
+        hit = self.caches.setdefault(loc.root, cached_hashes(self.store, loc.root)).get(loc.name)
+        exact = hit[1] if hit and hit[0] == loc.signature else None
+        picture: str | None = ""
+        if self.phash:
+            pcache = self.pcaches.setdefault(loc.root, cached_phashes(self.store, loc.root))
+            phit = pcache.get(loc.name)
+            picture = phit[1] if phit and phit[0] == loc.signature else None
+        data = _read(loc) if exact is None or picture is None else None
+        if exact is None and data is not None:
+            exact = ImageHashes(hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest())
+            self.fresh.append((loc.root, loc.name, loc.signature, exact))
+        if picture is None:
+            picture = (perceptual_hash(data) if data is not None else None) or ""
+            if data is not None:
+                self.pfresh.append((loc.root, loc.name, loc.signature, picture))
+        self.seen[key] = (exact, picture)
+        return exact, picture
+
+    def save(self) -> None:
+        if self.fresh:
+            cache_hashes(self.store, self.fresh)
+        if self.pfresh:
+            cache_phashes(self.store, self.pfresh)
 
 
 def _locate(roots: Sequence[imageroots.Root], image: str | None) -> imageroots.Location | None:
@@ -192,72 +251,32 @@ def _locate(roots: Sequence[imageroots.Root], image: str | None) -> imageroots.L
         return None
 
 
-def _where(loc: imageroots.Location) -> str:
-    """A file's path, or `archive.zip!member` for an image inside a zip."""
-    return str(loc.source[1]) if loc.source[0] == "file" else f"{loc.root}!{loc.name}"
+def place_of(loc: imageroots.Location) -> Place:
+    """Where a located image's bytes are; a zip member by its real name (top folder included)."""
+    if loc.source[0] == "file":
+        return Place(kind="file", root=loc.root, name=loc.name, path=str(loc.source[1]))
+    return Place(kind="zip", root=loc.root, name=str(loc.source[2]), path=loc.root)
 
 
-def _hash(loc: imageroots.Location) -> ImageHashes | None:
+def _read(loc: imageroots.Location) -> bytes | None:
+    if loc.problem:
+        return None
     try:
-        data = imageroots.read_source(loc.source)
+        return imageroots.read_source(loc.source)
     except OSError:
         return None  # unreadable bytes are the image stage's finding; here they cannot match
-    return ImageHashes(hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest())
 
 
-class Located(msgspec.Struct, kw_only=True):
-    """What a search found: the matches, the keys followed, and what could not be searched."""
-
-    request_id: str
-    matches: list[Match]
-    keys: list[BlockKey]
-    files: list[dict[str, Any]]
-    images: dict[str, int]
-    image_files: list[str]  # where the matched records' images are: a file or zip!member
-
-
-def locate_request(
+def search(
     config: Config,
     store: Store,
-    ledger: Ledger,
-    request: Request,
+    loaded: list[LoadedFile],
+    blocklist: Blocklist,
     progress: Progress,
-    applying: bool,
-) -> tuple[Located, list[LoadedFile]]:
-    """Every record ``request`` touches in every configured file, following matches to the
-    records' other keys; ``applying`` also reads raw records and earlier takedowns' keys."""
-    sources = dataset_files(config)
-    if not sources:
-        raise TakedownError("no dataset files configured: add [[datasets]] with chat or metadata")
-    loaded = [load_file(f, raw=applying) for f in sources]
-    images = hash_images(config, store, loaded, progress)
-    candidates = [c for f in loaded for c in f.candidates]
-    grown = expand(Blocklist((k, request.request_id) for k in request.keys), candidates)
-    if applying:  # apply also removes what earlier takedowns put on the blocklist
-        for key, rid in ledger.blocklist():
-            grown.add(key, rid)
-    matches = find_matches(grown, candidates)
-    where = {(f.source.dataset, str(f.source.path)): f.image_locations for f in loaded}
-    image_files = {
-        loc
-        for m in matches
-        if m.request_id == request.request_id
-        and (loc := where[(m.dataset, m.file)].get(m.index)) is not None
-    }
-    located = Located(
-        request_id=request.request_id,
-        matches=matches,
-        image_files=sorted(image_files),
-        keys=[k for k, rid in grown.entries() if rid == request.request_id],
-        files=[
-            {
-                "dataset": f.source.dataset,
-                "role": f.source.role,
-                "file": str(f.source.path),
-                "records": len(f.candidates),
-            }
-            for f in loaded
-        ],
-        images=images,
-    )
-    return located, loaded
+) -> list[Match]:
+    """The records of ``loaded`` that carry a blocklisted key, reading image bytes only when a
+    content hash is blocklisted (and decoding them only for a perceptual hash)."""
+    kinds = blocklist.hash_kinds()
+    if kinds:
+        hash_images(config, store, loaded, progress, phash="phash" in kinds)
+    return find_matches(blocklist, [c for f in loaded for c in f.candidates])

@@ -59,3 +59,29 @@ def png_header(width: int, height: int) -> bytes:
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     idat = zlib.compress(b"\x00" * 64)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def photo(seed: int = 0, size: tuple[int, int] = (320, 240), quality: int = 90) -> bytes:
+    """A JPEG with a picture in it (overlapping shapes), different per seed: what a perceptual
+    hash tells apart, unlike flat colours."""
+    from PIL import ImageDraw
+
+    rng = random.Random(seed)
+    im = Image.new("RGB", size, tuple(rng.randrange(256) for _ in range(3)))
+    draw = ImageDraw.Draw(im)
+    for _ in range(12):
+        x, y = rng.randrange(size[0]), rng.randrange(size[1])
+        box = [x, y, x + rng.randrange(20, 160), y + rng.randrange(20, 120)]
+        draw.ellipse(box, fill=tuple(rng.randrange(256) for _ in range(3)))
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def reencoded(data: bytes, quality: int = 40, scale: float = 0.6) -> bytes:
+    """The same picture saved again: another JPEG quality and size (new bytes, new SHA-256)."""
+    with Image.open(io.BytesIO(data)) as im:
+        small = im.convert("RGB").resize((int(im.width * scale), int(im.height * scale)))
+    buf = io.BytesIO()
+    small.save(buf, "JPEG", quality=quality)
+    return buf.getvalue()

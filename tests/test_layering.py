@@ -85,6 +85,7 @@ _WRITES_FILES_ITSELF = {
     "demodata.py",  # the demo's generated input dataset, in a folder made for it
     "probes/expectation_cache.py",  # a cache entry, published by renaming its folder
     "output/reportsdir.py",  # the pre-flight probe that the reports folder is writable
+    "loaders/zipwrite.py",  # zip members (ZipFile.open "w") into a zip audit.atomic streams
 }
 _WRITE_CALLS = {"write_bytes", "write_text", "mkstemp", "NamedTemporaryFile"}
 _MODE = re.compile(r"[rwxabt+]+")

@@ -43,7 +43,18 @@ def test_the_whole_flow_through_the_cli(
     for f in (world.a_chat, world.b_chat, world.b_meta):
         shutil.copyfile(f.with_name(f"{f.stem}.TD-0001.cleaned{f.suffix}"), f)
     code, out, _ = _run(capsys, "verify", *cfg, "TD-0001")
-    assert code == 0 and "verified" in out
+    assert code == 1 and "not clean" in out  # the records are gone, the image files are not
+    assert f"image still present: {world.images / TARGET}" in out
+    assert "Remove them: llava-audit takedown apply TD-0001 --images folder" in out
+    code, out, _ = _run(capsys, "apply", *cfg, "TD-0001", "--images", "folder")
+    assert code == 0 and "no record left to remove" in out
+    quarantine = world.config.parent / "takedowns/TD-0001/quarantine"
+    assert f"moved {world.images / TARGET} -> {quarantine}" in out
+    code, out, _ = _run(capsys, "verify", *cfg, "TD-0001")
+    assert code == 0 and "verified" in out and "verify TD-0001 --purge" in out
+    assert any(quarantine.rglob("*.jpg"))
+    code, out, _ = _run(capsys, "verify", *cfg, "TD-0001", "--purge")
+    assert code == 0 and f"purged: {quarantine}" in out and not quarantine.exists()
     for step in (
         ["identity", "--method", "reply from the address on file", "--date", "2025-11-03"],
         ["recipient", "--none"],
@@ -66,12 +77,16 @@ def test_the_whole_flow_through_the_cli(
     code, out, _ = _run(capsys, "list", *cfg, "--json")
     listed = json.loads(out)
     assert code == 0 and [r["request_id"] for r in listed] == ["TD-0001"]
-    assert "located ✓, removed ✓, blocklisted ✓, reaudited ✓" in listed[0]["state"]
+    assert (
+        "located ✓, removed ✓, blocklisted ✓, images_removed ✓, reaudited ✓, purged ✓"
+        in (listed[0]["state"])
+    )
     code, out, _ = _run(capsys, "show", *cfg, "TD-0001", "--json")
     steps = [e["step"] for e in json.loads(out)["events"]]
     assert steps == [
-        "located", "removed", "blocklisted", "reaudited", "reaudited",
-        "identity_checked", "recipient", "released", "notified",
+        "located", "removed", "blocklisted", "reaudited", "reaudited", "images_removed",
+        "reaudited", "reaudited", "purged", "identity_checked", "recipient", "released",
+        "notified",
     ]  # fmt: skip
 
 

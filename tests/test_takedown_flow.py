@@ -69,7 +69,7 @@ def test_one_image_in_two_datasets_is_found_removed_listed_and_kept_out(
     assert {r["matched_key"] for f in manifest["files"] for r in f["removed"]} >= {
         f"image={TARGET}"
     }
-    assert f"url={TARGET_URL}" in manifest["blocklist"]
+    assert f"url={TARGET_URL.replace('http:', 'https:')}" in manifest["blocklist"]  # canonical
 
     md = takedown_steps.checklist(cfg, store, rid, "md", today=dt.date(2025, 11, 20))
     for _, f, _, record_id in world.affected:
@@ -89,7 +89,17 @@ def test_one_image_in_two_datasets_is_found_removed_listed_and_kept_out(
     for original in (world.a_chat, world.b_chat, world.b_meta):
         shutil.copyfile(takedown.cleaned_path(original, rid), original)
     assert takedown.blocklist_findings(cfg, store).findings == []
-    assert takedown.verify(cfg, store, rid).ok
+    # The records are gone, the image files are not: not erased yet.
+    still = takedown.verify(cfg, store, rid)
+    assert not still.ok
+    assert {str(p) for p in still.images} == {
+        str(world.images / TARGET),
+        str(world.images / "copies/00453-renamed.jpg"),
+    }
+    again = takedown.apply(cfg, store, rid, images="folder")
+    assert again.already_applied and again.images_left == []
+    assert not (world.images / TARGET).exists()
+    assert takedown.verify(cfg, store, rid, purge_held=True).ok  # and the quarantine emptied
     takedown_gdpr.identity(cfg, store, rid, verified=True, method="reply from the address")
     takedown_gdpr.recipient(cfg, store, rid, name=None, notified=None)
     takedown_steps.release(cfg, store, rid, versions_affected=["v1"], new_version="v2")

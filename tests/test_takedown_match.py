@@ -24,7 +24,21 @@ SHA = "ab" * 32
     [
         ("sha256", SHA.upper(), SHA),
         ("md5", " " + "0F" * 16, "0f" * 16),
-        ("url", "HTTP://Ec1.OSTKCDN.com/images/P1.jpg#x", "http://ec1.ostkcdn.com/images/P1.jpg"),
+        ("url", "HTTP://Ec1.OSTKCDN.com/images/P1.jpg#x", "https://ec1.ostkcdn.com/images/P1.jpg"),
+        (
+            "url",
+            "https://ec1.ostkcdn.com.:443/images/P1.jpg",
+            "https://ec1.ostkcdn.com/images/P1.jpg",
+        ),
+        (
+            "url",
+            "http://h.org:8080/%7ea%2fb/%c3%a9.jpg?x=%7e",
+            "https://h.org:8080/~a%2Fb/%C3%A9.jpg?x=~",
+        ),
+        ("url", "http://h.org/café.jpg", "https://h.org/caf%C3%A9.jpg"),
+        ("url", "http://h.org", "https://h.org/"),
+        ("url", "ftp://H.org/a", "ftp://h.org/a"),
+        ("phash", " E9C497B16E926989", "e9c497b16e926989"),
         ("image", "/data/./LCS//00453/004539375.jpg", "data/LCS/00453/004539375.jpg"),
         ("image", "00453\\004539375.jpg", "00453/004539375.jpg"),
         ("record_id", " 004539375 ", "004539375"),
@@ -45,7 +59,9 @@ def test_keys_are_normalised(kind: str, raw: str, value: str) -> None:
         ("image", "../etc/passwd", "not a usable image path"),
         ("image", "//", "not a usable image path"),
         ("record_id", "  ", "empty record_id"),
-        ("phash", "x", "unknown identifier kind"),
+        ("phash", "x", "16 hexadecimal digits"),
+        ("perceptual", "x", "unknown identifier kind"),
+        ("url", "http://h.org:99999/a", "not an absolute URL"),
     ],
 )
 def test_malformed_keys_say_what_is_wrong(kind: str, raw: str, message: str) -> None:
@@ -127,7 +143,7 @@ def test_expand_follows_a_url_to_the_image_and_its_hash_but_not_the_id() -> None
         ("other", 5),
     }
     assert {str(k) for k, _ in grown.entries()} == {
-        "url=http://h/7.jpg",
+        "url=https://h/7.jpg",
         "image=00000/7.jpg",
         f"sha256={SHA}",
         "image=copies/renamed.jpg",
@@ -156,11 +172,26 @@ def test_malformed_values_in_the_data_do_not_break_matching() -> None:
 
 _SEGMENT = st.sampled_from(["a", "B", "00453", "x.jpg", "X.JPG", ".", ""])
 _PATHS = st.lists(_SEGMENT, min_size=1, max_size=4).map("/".join)
-_URLS = st.builds(
-    lambda host, path, frag: f"http://{host}/{path}{frag}",
-    st.sampled_from(["h", "H", "ec1.ostkcdn.com"]),
-    _PATHS,
-    st.sampled_from(["", "#top"]),
+_URLS = st.one_of(
+    st.builds(
+        lambda scheme, host, path, frag: f"{scheme}://{host}/{path}{frag}",
+        st.sampled_from(["http", "https", "HTTPS"]),
+        st.sampled_from(["h", "H", "h.:80", "ec1.ostkcdn.com", "h:443"]),
+        st.lists(st.sampled_from(["a", "%61", "%2F", "é", "%C3%A9", "x.jpg", "", "?q=%7e"])).map(
+            "/".join
+        ),
+        st.sampled_from(["", "#top"]),
+    ),
+    st.sampled_from(
+        [
+            "http://farm4.staticflickr.com/3153/2970773875_164f0c0b83_z.jpg",
+            "https://live.staticflickr.com/3153/2970773875_164f0c0b83_b.jpg",
+            "https://www.flickr.com/photos/someone/2970773875/",
+            "https://www.flickr.com/photo.gne?id=2970773875",
+            "https://www.flickr.com/photo.gne?id=1",
+            "http://example.org/flickr/%66lickr.jpg",
+        ]
+    ),
 )
 _IDS = st.sampled_from(["1", " 1", "2", "004539375"])
 
@@ -201,3 +232,57 @@ def _present(record: tuple[str | None, str | None, str | None]) -> dict[str, str
     rid, image, url = record
     values = {"record_id": rid, "image": image, "url": url}
     return {k: v for k, v in values.items() if v is not None}
+
+
+def test_a_url_matches_whatever_way_it_is_written() -> None:
+    """A GDPR request gives http, the data has https (and a default port, other escapes)."""
+    stored = [
+        _c(0, url="https://i.pinimg.com:443/736x/66/01/%7Eanita-ekberg.jpg"),
+        _c(1, url="https://i.pinimg.com/736x/66/01/other.jpg"),
+    ]
+    asked = Blocklist(
+        [(parse_key("url", "http://I.PINIMG.com./736x/66/01/~anita-ekberg.jpg"), "T")]
+    )
+    assert [m.index for m in find_matches(asked, stored)] == [0]
+
+
+def test_every_flickr_url_of_one_photo_is_one_key() -> None:
+    """COCO holds a size variant of the static image; a DMCA notice names the photo page."""
+    page = parse_key("url", "https://www.flickr.com/photos/someone/2970773875/in/photostream")
+    for form in (
+        "http://farm4.staticflickr.com/3153/2970773875_164f0c0b83_z.jpg",
+        "https://live.staticflickr.com/3153/2970773875_164f0c0b83.jpg",
+        "http://farm4.static.flickr.com/3153/2970773875_a1b2c3d4e5_o.png",
+        "https://flickr.com/photo.gne?id=2970773875",
+    ):
+        assert parse_key("url", form) == page, form
+    assert page.value == "https://www.flickr.com/photo.gne?id=2970773875"
+    other = parse_key("url", "http://farm4.staticflickr.com/3153/2970773876_164f0c0b83_z.jpg")
+    assert other != page
+
+
+def test_a_key_recorded_before_urls_were_canonical_still_matches() -> None:
+    old = BlockKey("url", "http://ec1.ostkcdn.com/images/P1.jpg")  # as an older ledger holds it
+    blocklist = Blocklist([(old, "TD-1")])
+    assert find_matches(blocklist, [_c(0, url="https://ec1.ostkcdn.com/images/P1.jpg")])
+
+
+def test_a_perceptual_hash_matches_within_the_distance() -> None:
+    near = f"{0xE9C497B16E926989 ^ 0b111111:016x}"  # 6 bits away
+    far = f"{0xE9C497B16E926989 ^ 0b1111111:016x}"  # 7 bits away
+    blocklist = Blocklist([(parse_key("phash", "e9c497b16e926989"), "TD-1")], phash_distance=6)
+    records = [_c(0, phash="e9c497b16e926989"), _c(1, phash=near), _c(2, phash=far)]
+    assert [m.index for m in find_matches(blocklist, records)] == [0, 1]
+    strict = Blocklist(blocklist.entries(), phash_distance=0)
+    assert [m.index for m in find_matches(strict, records)] == [0]
+
+
+def test_expand_does_not_drift_from_near_picture_to_near_picture() -> None:
+    """A copy found only by a near perceptual hash lends its exact keys, not its own phash."""
+    base = 0xE9C497B16E926989
+    original = _c(0, image="a.jpg", phash=f"{base:016x}")
+    copy = _c(1, image="b.jpg", sha256=SHA, phash=f"{base ^ 0b111:016x}")  # 3 bits from original
+    drifted = _c(2, image="c.jpg", phash=f"{base ^ 0b111 ^ 0b111111000000:016x}")  # 6 from copy
+    grown = expand(Blocklist([(parse_key("image", "a.jpg"), "TD-1")]), [original, copy, drifted])
+    assert [m.index for m in find_matches(grown, [original, copy, drifted])] == [0, 1]
+    assert BlockKey("sha256", SHA) in grown

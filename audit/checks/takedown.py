@@ -5,7 +5,9 @@ Pure: the workflow (``audit.takedown``) reads the records and the image bytes an
 image can hide under several keys (a file name in chat.json, a URL in metadata.json, the same bytes
 under another path), so matching is by record id, image path, URL and content hash, and
 :func:`expand` follows a match to the other content keys of the matched record (spec/licensing.md
-§4.6 step 3 and 8).
+§4.6 step 3 and 8). URLs compare in their canonical form (:mod:`audit.checks.takedown_urls`:
+http and https, Flickr size variants of one photo); perceptual hashes compare by Hamming distance
+(``[takedown] phash_distance``), so a re-encoded or resized copy under a new name still matches.
 """
 
 from __future__ import annotations
@@ -14,19 +16,26 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
 from audit import findings
+from audit.checks.takedown_urls import canonical_url, url_probe
+from audit.config import PHASH_DISTANCE
 from audit.findings import Code, Finding
 
-KeyKind = Literal["record_id", "image", "url", "sha256", "md5"]
+KeyKind = Literal["record_id", "image", "url", "sha256", "md5", "phash"]
 KEY_KINDS: tuple[str, ...] = KeyKind.__args__  # type: ignore[attr-defined]
 #: Keys that identify the content itself; a match on one blocklists the record's other content keys.
-CONTENT_KINDS: tuple[str, ...] = ("image", "url", "sha256", "md5")
-_HEX = {"sha256": re.compile(r"[0-9a-f]{64}"), "md5": re.compile(r"[0-9a-f]{32}")}
-_SPACE = re.compile(r"\s")
+CONTENT_KINDS: tuple[str, ...] = ("image", "url", "sha256", "md5", "phash")
+#: Content hashes (read from the image bytes): sha256 and md5 exact, phash (64-bit DCT perceptual
+#: hash, 16 hex digits) within a Hamming distance.
+_HEX = {
+    "sha256": re.compile(r"[0-9a-f]{64}"),
+    "md5": re.compile(r"[0-9a-f]{32}"),
+    "phash": re.compile(r"[0-9a-f]{16}"),
+}
+_DIGITS = {"sha256": 64, "md5": 32, "phash": 16}
 
 
 class BlockKey(msgspec.Struct, frozen=True, order=True):
@@ -50,6 +59,7 @@ class Candidate(msgspec.Struct, frozen=True, kw_only=True):
     url: str | None = None
     sha256: str | None = None
     md5: str | None = None
+    phash: str | None = None
 
     def block_keys(self) -> list[BlockKey]:
         """The record's own keys, normalised the same way as blocklist keys."""
@@ -88,22 +98,13 @@ def parse_key(kind: str, raw: str) -> BlockKey:
     if kind in _HEX:
         lowered = value.lower()
         if not _HEX[kind].fullmatch(lowered):
-            digits = 64 if kind == "sha256" else 32
-            raise ValueError(f"{kind} must be {digits} hexadecimal digits, got {value!r}")
+            raise ValueError(f"{kind} must be {_DIGITS[kind]} hexadecimal digits, got {value!r}")
         return BlockKey(kind, lowered)
     if kind == "url":
-        return BlockKey(kind, _normalise_url(value))
+        return BlockKey(kind, canonical_url(value))
     if kind == "image":
         return BlockKey(kind, _normalise_path(value))
     return BlockKey(kind, value)
-
-
-def _normalise_url(value: str) -> str:
-    """Scheme and host are case-insensitive and a fragment never reaches the server."""
-    parts = urlsplit(value)
-    if not parts.scheme or not parts.netloc or _SPACE.search(value):
-        raise ValueError(f"not an absolute URL: {value!r}")
-    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path, parts.query, ""))
 
 
 def _normalise_path(value: str) -> str:
@@ -135,24 +136,35 @@ class Blocklist:
     request naming an absolute path on disk finds the relative path in the records.
     """
 
-    def __init__(self, entries: Iterable[tuple[BlockKey, str]] = ()) -> None:
+    def __init__(
+        self,
+        entries: Iterable[tuple[BlockKey, str]] = (),
+        *,
+        phash_distance: int = PHASH_DISTANCE,
+    ) -> None:
+        self.phash_distance = phash_distance
         self._exact: dict[BlockKey, set[str]] = defaultdict(set)
         self._image_suffix: dict[str, set[BlockKey]] = defaultdict(set)
         # Cheap first tests, so a nightly audit of millions of records normalises almost nothing.
         self._plain: dict[str, set[str]] = defaultdict(set)  # kind -> values (ids, hashes)
         self._basenames: set[str] = set()
-        self._loose_urls: set[str] = set()
+        self._url_probes: set[str] = set()
+        self._phashes: dict[int, BlockKey] = {}
         for key, request_id in entries:
             self.add(key, request_id)
 
     def add(self, key: BlockKey, request_id: str) -> None:
+        if key.kind == "url":  # a key recorded before URLs were canonical compares as one now
+            key = next(iter(_parsed("url", key.value)), key)
         self._exact[key].add(request_id)
         if key.kind == "image":
             self._basenames.add(key.value.rsplit("/", 1)[-1])
             for suffix in _suffixes(key.value):
                 self._image_suffix[suffix].add(key)
         elif key.kind == "url":
-            self._loose_urls.add(key.value.lower())
+            self._url_probes.add(url_probe(key.value))
+        elif key.kind == "phash":
+            self._phashes[int(key.value, 16)] = key
         else:
             self._plain[key.kind].add(key.value)
 
@@ -170,12 +182,10 @@ class Blocklist:
             tail = c.image.replace("\\", "/").rsplit("/", 1)[-1]
             if tail in self._basenames or tail in ("", "."):
                 keys.extend(_parsed("image", c.image))
-        if (
-            c.url
-            and self._loose_urls
-            and c.url.strip().split("#", 1)[0].lower() in self._loose_urls
-        ):
+        if c.url and self._url_probes and url_probe(c.url) in self._url_probes:
             keys.extend(_parsed("url", c.url))
+        if c.phash and self._phashes:
+            keys.extend(_parsed("phash", c.phash))
         return keys
 
     def __len__(self) -> int:
@@ -187,8 +197,12 @@ class Blocklist:
     def entries(self) -> list[tuple[BlockKey, str]]:
         return sorted((k, r) for k, ids in self._exact.items() for r in ids)
 
+    def kinds(self) -> set[str]:
+        return {k.kind for k in self._exact}
+
     def hash_kinds(self) -> set[str]:
-        """Which content hashes matching needs (the workflow reads image bytes only for these)."""
+        """Which content hashes matching needs (the workflow reads image bytes only for these;
+        a perceptual hash also decodes them)."""
         return {k.kind for k in self._exact if k.kind in _HEX}
 
     def requests_for(self, key: BlockKey) -> set[str]:
@@ -201,9 +215,19 @@ class Blocklist:
             if key.kind == "image":
                 hits.update(k for s in _suffixes(key.value) if (k := BlockKey("image", s)) in self)
                 hits.update(self._image_suffix.get(key.value, ()))
+            elif key.kind == "phash":
+                hits.update(self._near(key.value))
             elif key in self:
                 hits.add(key)
         return sorted((k, r) for k in hits for r in self._exact[k])
+
+    def _near(self, value: str) -> list[BlockKey]:
+        """Blocklisted perceptual hashes within the distance: the same picture, re-encoded or
+        resized (a different picture differs in about half of the 64 bits)."""
+        bits = int(value, 16)
+        return [
+            k for h, k in self._phashes.items() if (h ^ bits).bit_count() <= self.phash_distance
+        ]
 
 
 def find_matches(blocklist: Blocklist, candidates: Iterable[Candidate]) -> list[Match]:
@@ -240,10 +264,15 @@ def expand(blocklist: Blocklist, candidates: list[Candidate]) -> Blocklist:
     """Follow matches to the records' other content keys until nothing new turns up.
 
     A URL found in metadata.json leads to the image file name that chat.json uses; an image path
-    leads to its bytes' hash, which finds a copy under another name. Record ids are not followed:
+    leads to its bytes' hashes, which find a copy under another name (the perceptual hash: also
+    re-encoded or resized). Record ids are not followed:
     ids are reused across LLaVA files for different samples of the same source image set.
     """
-    grown = Blocklist(blocklist.entries())
+    grown = Blocklist(blocklist.entries(), phash_distance=blocklist.phash_distance)
+    # Keys learnt from a record found only by a near perceptual hash (or by keys learnt so): such
+    # a record lends its exact keys but not its own phash, else near-of-near would drift from the
+    # picture to a different one.
+    near: set[tuple[BlockKey, str]] = set()
     changed = True
     while changed:
         changed = False
@@ -253,10 +282,17 @@ def expand(blocklist: Blocklist, candidates: list[Candidate]) -> Blocklist:
                 continue
             keys = [k for k in c.block_keys() if k.kind in CONTENT_KINDS]
             for request_id in {r for _, r in hits}:
+                near_only = all(
+                    k.kind == "phash" or (k, r) in near for k, r in hits if r == request_id
+                )
                 for key in keys:
+                    if near_only and key.kind == "phash":
+                        continue
                     if request_id not in grown.requests_for(key):
                         grown.add(key, request_id)
                         changed = True
+                        if near_only:
+                            near.add((key, request_id))
     return grown
 
 

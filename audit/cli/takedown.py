@@ -18,18 +18,24 @@ import msgspec
 from rich.table import Table
 from rich.text import Text
 
+from audit.cli._takedown_data import IMAGE_MODES, apply_step, match_step, verify_step
 from audit.cli._takedown_steps import console, date_arg, opened, register_steps
 from audit.store.ledger import GROUNDS, STEPS, Ledger
 from audit.store.ledgerfile import opened_ledger
 
 ORDER = 50
-_SHOWN = 50  # matches listed on the console; the manifest and checklist have all of them
 _IDENTIFIERS = (
     ("--record-id", "record_id", "record id (repeatable)"),
     ("--image", "image", "image path as in the records, or a path ending in it (repeatable)"),
-    ("--url", "url", "source URL of the image (repeatable)"),
+    (
+        "--url",
+        "url",
+        "source URL of the image (repeatable); http/https, host case, default port and "
+        "percent-encoding do not matter, and any Flickr URL or page of a photo names that photo",
+    ),
     ("--sha256", "sha256", "SHA-256 of the image bytes, 64 hex digits (repeatable)"),
     ("--md5", "md5", "MD5 of the image bytes, 32 hex digits (repeatable)"),
+    ("--phash", "phash", "perceptual hash of the picture, 16 hex digits (repeatable)"),
 )
 
 
@@ -82,6 +88,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     new.add_argument("--contact", required=True, help="the requester's contact")
     for flag, kind, text in _IDENTIFIERS:
         new.add_argument(flag, dest=kind, action="append", default=[], help=text)
+    new.add_argument(
+        "--image-file",
+        dest="image_file",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="an image the requester sent: its SHA-256, MD5 and perceptual hash become "
+        "identifiers, so re-encoded or resized copies are found too (the file is not kept)",
+    )
     new.add_argument("--received", type=date_arg, help="date received (default: today, UTC)")
     new.add_argument(
         "--deadline", type=date_arg, help="answer by (default: received + 1 month for gdpr)"
@@ -98,12 +113,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     lst.add_argument("--json", action="store_true", help="print JSON instead of a table")
     show = step("show", "show a request and every event recorded for it", _show, "TD-0001")
     show.add_argument("--json", action="store_true", help="print JSON instead of tables")
-    step("match", "find every affected record in every configured dataset", _match, "TD-0001")
-    step(
+    step("match", "find every affected record in every configured dataset", match_step, "TD-0001")
+    apply = step(
         "apply",
-        "write cleaned copies and a removal manifest; blocklist the keys",
-        _apply,
-        "TD-0001",
+        "write cleaned copies and a removal manifest; blocklist the keys; with --images also "
+        "take the image bytes out",
+        apply_step,
+        "TD-0001 --images all",
+    )
+    apply.add_argument(
+        "--images",
+        choices=IMAGE_MODES,
+        default="none",
+        help="image bytes to take out: zip (rewrite each images zip without the members, the old "
+        "one kept as <zip>.ID.orig), folder (move the files to takedowns/ID/quarantine/), all, "
+        "or none (default: only the records; verify fails while the bytes remain)",
     )
     chk = step(
         "checklist",
@@ -113,12 +137,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     chk.add_argument("--format", choices=("md", "html"), default="md", help="output format")
     chk.add_argument("--out", metavar="FILE", help="write to FILE (default: standard output)")
-    step(
+    ver = step(
         "verify",
-        "re-audit: the ledger's chain is whole, and cleaned copies and configured datasets hold "
-        "no blocked item",
-        _verify,
-        "TD-0001",
+        "re-audit: the ledger's chain is whole, cleaned copies and configured datasets hold no "
+        "blocked item, and no configured image folder or zip holds the image bytes",
+        verify_step,
+        "TD-0001 --purge",
+    )
+    ver.add_argument(
+        "--purge",
+        action="store_true",
+        help="once verified, delete the quarantine and the old zips that apply --images kept",
     )
     reject = step(
         "reject",
@@ -177,6 +206,7 @@ def _new(args: argparse.Namespace) -> int:
             deadline=args.deadline,
             datasets=args.dataset,
             notes=args.notes,
+            image_files=args.image_file,
         )
     deadline = f", answer by {request.deadline}" if request.deadline else ""
     console().print(
@@ -240,72 +270,6 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _match(args: argparse.Namespace) -> int:
-    from audit.output.render.progress import RichProgress
-    from audit.takedown import match
-
-    with opened(args, reads_datasets=True) as (config, store), RichProgress() as progress:
-        located = match(config, store, args.request_id, progress=progress)
-    mine = [m for m in located.matches if m.request_id == args.request_id]
-    table = Table(title=f"{len(mine)} affected record(s) for {args.request_id}")
-    for column in ("dataset", "file", "index", "record id", "matched key"):
-        table.add_column(column)
-    for m in mine[:_SHOWN]:
-        table.add_row(
-            *(Text(v) for v in (m.dataset, m.file, str(m.index), m.record_id or "", str(m.key)))
-        )
-    out = console()
-    out.print(table)
-    if len(mine) > _SHOWN:
-        out.print(f"... and {len(mine) - _SHOWN} more (see the checklist)")
-    images = located.images
-    out.print(
-        f"searched {sum(f['records'] for f in located.files):,} records in "
-        f"{len(located.files)} file(s); images hashed {images['hashed']:,}, "
-        f"unavailable {images['unavailable']:,}; keys followed: {len(located.keys)}"
-    )
-    if mine:
-        out.print(f"Next: llava-audit takedown apply {args.request_id}")
-    else:
-        out.print(
-            "No record matched: check the identifiers with the requester, then answer "
-            f"(llava-audit takedown reject {args.request_id} --reason ... , or notify)"
-        )
-    return 0
-
-
-def _apply(args: argparse.Namespace) -> int:
-    from audit.output.render.progress import RichProgress
-    from audit.takedown import apply
-
-    with opened(args, reads_datasets=True) as (config, store), RichProgress() as progress:
-        applied = apply(config, store, args.request_id, progress=progress)
-    out = console()
-    for f in applied.files:
-        out.print(
-            f"{f['original']}: {len(f['removed'])} removed, {f['records_after']:,} kept -> "
-            f"{f['cleaned']}",
-            markup=False,
-        )
-    also = (
-        f" (and {applied.also_removed} of earlier takedowns, kept out of the cleaned copies)"
-        if applied.also_removed
-        else ""
-    )
-    out.print(
-        f"{applied.removed} record(s) of {args.request_id} removed{also}; manifest "
-        f"{applied.manifest}",
-        markup=False,
-    )
-    out.print(
-        f"{len(applied.blocklist)} key(s) blocklisted: every later audit fails if they come back."
-    )
-    out.print(
-        f"Next: put the cleaned copies in place, then llava-audit takedown verify {args.request_id}"
-    )
-    return 0
-
-
 def _checklist(args: argparse.Namespace) -> int:
     from audit.atomic import write_output
     from audit.takedown_steps import checklist
@@ -317,27 +281,6 @@ def _checklist(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return 0
-
-
-def _verify(args: argparse.Namespace) -> int:
-    from audit.output.render.progress import RichProgress
-    from audit.takedown import verify
-
-    with opened(args, reads_datasets=True) as (config, store), RichProgress() as progress:
-        result = verify(config, store, args.request_id, progress=progress)
-    out = console()
-    for row in result.cleaned:
-        state = (
-            "moved into place or deleted"
-            if not row["exists"]
-            else ("clean" if not row.get("leftovers") else f"{row['leftovers']} blocked record(s)")
-        )
-        out.print(f"cleaned copy {row['cleaned']}: {state}", markup=False)
-    for m in result.present[:_SHOWN]:
-        out.print(f"still present: {m.file} #{m.index} ({m.record_id}) {m.key}", markup=False)
-    verdict = "[green]verified[/]" if result.ok else "[red]not clean[/]"
-    out.print(f"{args.request_id}: {verdict}")
-    return 0 if result.ok else 1
 
 
 def _reject(args: argparse.Namespace) -> int:

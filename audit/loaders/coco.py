@@ -84,6 +84,20 @@ def load_coco_urls(path: str | Path) -> dict[int, str]:
     }
 
 
+def load_coco_flickr(path: str | Path) -> dict[str, str]:
+    """Image file name -> its Flickr URL (the rights holder's photo), for takedown notices that
+    name the Flickr photo. Each image is listed under its file name and under its 2017 name
+    (``000000442786.jpg``), which LLaVA-Instruct and mix665k use whatever the annotation year."""
+    names: dict[str, str] = {}
+    for image in _read(Path(path)).images:
+        if not image.flickr_url:
+            continue
+        if image.file_name:
+            names[image.file_name] = image.flickr_url
+        names.setdefault(f"{image.id:012d}.jpg", image.flickr_url)
+    return names
+
+
 def _read(p: Path) -> _CocoFile:
     raw = read_input(p, "COCO annotation file")
     if not raw.strip():

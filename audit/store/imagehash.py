@@ -2,6 +2,8 @@
 
 A cache, not the ledger: deleting it costs a re-read of the images, never a takedown. Keyed by the
 image's signature (size, mtime; zip members: size and CRC), so only changed images are read again.
+Perceptual hashes (which decode the image, the costly part) have their own table: they are
+computed only once a request or the blocklist holds one.
 """
 
 from __future__ import annotations
@@ -21,6 +23,13 @@ CREATE TABLE IF NOT EXISTS takedown_image_hash (
     signature TEXT NOT NULL,
     sha256 TEXT NOT NULL,
     md5 TEXT NOT NULL,
+    PRIMARY KEY (root, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS takedown_image_phash (
+    root TEXT NOT NULL,
+    name TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    phash TEXT NOT NULL,
     PRIMARY KEY (root, name)
 ) WITHOUT ROWID;
 """,
@@ -47,3 +56,18 @@ def cache_hashes(store: Store, rows: Iterable[tuple[str, str, str, ImageHashes]]
             "INSERT OR REPLACE INTO takedown_image_hash VALUES (?, ?, ?, ?, ?)",
             [(root, name, sig, h.sha256, h.md5) for root, name, sig, h in rows],
         )
+
+
+def cached_phashes(store: Store, root: str) -> dict[str, tuple[str, str]]:
+    """Perceptual hashes of a root's images seen before: name -> (signature, phash); "" is an
+    image that could not be decoded (not tried again until it changes)."""
+    rows = store.conn.execute(
+        "SELECT name, signature, phash FROM takedown_image_phash WHERE root = ?", (root,)
+    )
+    return {name: (sig, phash) for name, sig, phash in rows}
+
+
+def cache_phashes(store: Store, rows: Iterable[tuple[str, str, str, str]]) -> None:
+    """Remember perceptual hashes as (root, name, signature, phash)."""
+    with store.transaction() as conn:
+        conn.executemany("INSERT OR REPLACE INTO takedown_image_phash VALUES (?, ?, ?, ?)", rows)

@@ -38,7 +38,9 @@ STEPS: tuple[str, ...] = (
     "located",
     "removed",
     "blocklisted",
+    "images_removed",  # image bytes out of zips (old zip kept) and folders (into quarantine)
     "reaudited",
+    "purged",  # after a clean re-audit: the quarantine and the kept zips deleted
     "evidence_preserved",  # illegal content
     "reported",  # illegal content: to the authority or hotline
     "exempted",  # GDPR Art. 17(3): not erased, and on which ground

@@ -23,11 +23,13 @@ import jinja2
 from audit.store.ledger import Event, Ledger, Request, add_months
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")
-_CORE = (
-    ("located", "Located every affected record"),
-    ("removed", "Removed (cleaned copies written)"),
-    ("blocklisted", "Blocklisted"),
-    ("reaudited", "Re-audited"),
+_CORE = (  # (step, title, shown before it is done)
+    ("located", "Located every affected record", True),
+    ("removed", "Removed (cleaned copies written)", True),
+    ("blocklisted", "Blocklisted", True),
+    ("images_removed", "Image bytes taken out (zip rewritten, files quarantined)", False),
+    ("reaudited", "Re-audited", True),
+    ("purged", "Quarantine and old zips deleted", False),
 )
 _BY_GROUND = {
     "gdpr": (("identity_checked", "Identity checked (Art. 12(6))"),),
@@ -107,7 +109,7 @@ def build(
     if closed and request.ground == "gdpr":
         steps.append(_row("Refusal notice sent (Art. 12(4))", state["refusal_notified"]))
     if not closed:
-        steps += [_row(title, state[step]) for step, title in _CORE]
+        steps += [_row(t, state[step]) for step, t, always in _CORE if always or state[step]]
         steps.append(_row("Release recorded (§8.6)", state["released"]))
     steps.append(_row("Requester notified", state["notified"]))
     recipients = _recipients(events)
@@ -353,9 +355,11 @@ def _removal_left(rid: str, state: dict[str, Event | None]) -> list[Todo]:
         )
     images = located.detail.get("image_files", []) if located else []
     if images and not clean_now:
-        left.extend(
-            Todo(f"Delete the image bytes at {i} (and in caches and shards)") for i in images
-        )
+        left.extend(Todo(f"Delete the image bytes at {i} (and in caches and shards)",
+                         f"llava-audit takedown apply {rid} --images all") for i in images)  # fmt: skip
+    if clean_now and reaudited and (held := reaudited.detail.get("held")) and not state["purged"]:
+        left.append(Todo(f"Delete what was kept for undoing: {'; '.join(held)}",
+                         f"llava-audit takedown verify {rid} --purge"))  # fmt: skip
     if removed is not None and not clean_now:
         failed = f" (last re-audit: {reaudited.summary})" if reaudited and not reaudited.ok else ""
         left.append(Todo(f"Re-audit the data{failed}", f"llava-audit takedown verify {rid}"))
