@@ -91,7 +91,10 @@ def export_blocklist(config: Config, store: Store, out: str | Path) -> int:
         "format": BLOCKLIST_FORMAT,
         "version": 1,
         "generated_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
-        "url_hash": "sha256 of the normalised URL (scheme and host lower-case, no fragment)",
+        "url_hash": "sha256 of the canonical URL: https for http and https, host lower-case "
+        "without a trailing dot or default port, RFC 3986 percent-encoding, no fragment; every "
+        "Flickr URL of a photo as https://www.flickr.com/photo.gne?id=<photo id>",
+        "phash": "imagehash pHash (64 bits, 16 hex digits); a copy matches within a few bits",
         "keys": [{"type": t, "value": v} for t, v in keys],
     }
     write_atomic(out, msgspec.json.format(msgspec.json.encode(body), indent=1) + b"\n")

@@ -254,3 +254,48 @@ def test_a_reencoded_copy_under_a_new_id_is_caught_by_the_next_run(
 
 def _skipped(ctx: stages.StageContext) -> object:
     raise stages.StageSkipped("skipped by the test")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "code", "message"),
+    [
+        ("notes.txt", b"not a picture", 2, "not an image that can be decoded (--image-file)"),
+        ("missing.jpg", None, 3, "request image not found"),
+        ("/dev/zero", None, 3, "request image is a character device, not a regular file"),
+    ],
+)
+def test_a_request_image_that_is_not_one_is_one_line(
+    tmp_path: Path,
+    realdata: Path,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    content: bytes | None,
+    code: int,
+    message: str,
+) -> None:
+    world = _cc3m(tmp_path, realdata, tsv=False, roots="zip")
+    path = tmp_path / name if not name.startswith("/") else Path(name)
+    if content is not None:
+        path.write_bytes(content)
+    argv = ["takedown", "new", "--config", str(world.config), "--ground", "gdpr"]
+    assert main([*argv, "--contact", "a@b", "--image-file", str(path)]) == code
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_damaged_zip_is_left_as_it_was_and_no_copy_is_kept(
+    tmp_path: Path, realdata: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = _cc3m(tmp_path, realdata, tsv=False, roots="zip")
+    with zipfile.ZipFile(world.zip) as zf:
+        kept = zf.getinfo("images/GCC_train_000000001.jpg")  # a member the rewrite must copy
+    data = bytearray(world.zip.read_bytes())
+    data[kept.header_offset + 30 + len(kept.filename) + 100] ^= 0xFF  # its CRC no longer holds
+    world.zip.write_bytes(bytes(data))
+    cfg = ["--config", str(world.config)]
+    main(["takedown", "new", *cfg, "--ground", "gdpr", "--contact", "a@b", "--image", TARGET])
+    assert main(["takedown", "apply", *cfg, "TD-0001", "--images", "zip"]) == 3
+    err = capsys.readouterr().err
+    assert "cannot rewrite the zip: a member is damaged" in err and "Traceback" not in err
+    assert world.zip.read_bytes() == bytes(data)
+    assert not Path(f"{world.zip}.TD-0001.orig").exists()

@@ -9,6 +9,7 @@ compression method; their bytes are CRC-checked on the way (a damaged member sto
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import zipfile
@@ -25,39 +26,51 @@ def rewrite_without(path: Path, members: set[str], keep_as: Path) -> list[str]:
     """Rewrite the zip at ``path`` without ``members`` (names as stored, top folder included).
 
     The zip as it was stays at ``keep_as`` (an earlier copy there, from an interrupted rewrite,
-    is kept as it is). Returns the member names removed; none found: nothing is written.
+    is kept as it is). Returns the member names removed; none found: nothing is written. A failed
+    rewrite leaves the zip as it was and no copy of it behind.
     """
+    kept = False
     try:
         with zipfile.ZipFile(path) as src:
             infos = src.infolist()
             removed = [i.filename for i in infos if i.filename in members]
             if not removed:
                 return []
-            _keep(path, keep_as)
+            kept = _keep(path, keep_as)
             with atomic_binary(path) as out, zipfile.ZipFile(out, "w", allowZip64=True) as dst:
                 for info in infos:
                     if info.filename not in members:
                         _copy(src, dst, info)
     except (zipfile.BadZipFile, RuntimeError, NotImplementedError, EOFError, zlib.error):
+        _forget(keep_as, kept)
         raise InputError(
             str(path),
             "cannot rewrite the zip: a member is damaged, encrypted or uses an unsupported "
             "compression method; remove the members with another tool",
         ) from None
     except OSError as exc:
+        _forget(keep_as, kept)
         raise OutputError(f"{path}: cannot rewrite the zip: {exc.strerror or exc}") from None
     return removed
 
 
-def _keep(path: Path, keep_as: Path) -> None:
-    """The old zip under ``keep_as``: a hard link, or a copy where the file system has none."""
+def _keep(path: Path, keep_as: Path) -> bool:
+    """The old zip under ``keep_as``: a hard link, or a copy where the file system has none.
+    True when made here (False: an earlier one is there)."""
     if keep_as.exists():
-        return
+        return False
     try:
         os.link(path, keep_as)
     except OSError:
         with path.open("rb") as src, atomic_binary(keep_as) as dst:
             shutil.copyfileobj(src, dst, _CHUNK)
+    return True
+
+
+def _forget(keep_as: Path, kept: bool) -> None:
+    if kept:
+        with contextlib.suppress(OSError):
+            keep_as.unlink()
 
 
 def _copy(src: zipfile.ZipFile, dst: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
