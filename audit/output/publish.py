@@ -18,7 +18,15 @@ from pathlib import Path
 
 from audit.atomic import Writer, fsync_dir, write_file
 from audit.errors import AuditError
-from audit.output.model import FINDINGS_FILE, PAGE_FILE, REPORT_FILE, AuditReport, to_files
+from audit.output import sharedassets
+from audit.output.model import (
+    DATA_DOCS_DIR,
+    FINDINGS_FILE,
+    PAGE_FILE,
+    REPORT_FILE,
+    AuditReport,
+    to_files,
+)
 
 _STAGING_PREFIX = ".staging-"
 _STAGING_NAME = re.compile(r"\.staging-\d{8}T\d{6}Z-[0-9a-f]{4}")
@@ -77,6 +85,8 @@ def publish(
             write(stage / PAGE_FILE, render_page(report).encode("utf-8"))
         if before_rename is not None:
             before_rename(stage)
+        if (stage / DATA_DOCS_DIR).is_dir():  # its pages link to the one shared copy
+            sharedassets.ensure(root, write=write)
         _fsync_tree(stage)
         final = root / report.run_id
         stage.rename(final)  # fails rather than overwrite: run ids are never reused

@@ -6,11 +6,18 @@ table under an unchanged suite reuses the last result and its Data Docs pages in
 covers every input of the result: the table's content, the suite file, the kind, the dataset and
 file names, and the versions of GX and of this tool. Entries live in a folder beside the state
 store, one per dataset, replaced atomically.
+
+The pages kept and restored are the ones :func:`offline_pages` rewrote: GX's templates load their
+scripts, styles and fonts from CDNs, so they point at the reports folder's shared copy
+(:mod:`audit.webassets`) and work without a network; GX's own ``static/`` folder (4 MB, of which
+the pages use a favicon) is dropped rather than copied into every run.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 import shutil
 from importlib import metadata
 from pathlib import Path
@@ -18,7 +25,8 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from audit import __version__
+from audit import __version__, webassets
+from audit.atomic import write_atomic
 from audit.probes.record_table import FINGERPRINT, RECORD_COLUMNS
 from audit.results import ExpectationsResult
 
@@ -28,17 +36,37 @@ if TYPE_CHECKING:
 KEY_FILE = "key"
 RESULT_FILE = "result.json"
 DOCS = "docs"
-_FORMAT = "2"  # 2: typed ExpectationsResult
+_FORMAT = "3"  # 2: typed ExpectationsResult; 3: pages linking the shared assets, no static/
+GX_STATIC = "static"
+#: How GX's site index links a validation or suite page (the rows of its tables, as data).
+_INDEX_LINK = re.compile(r"'_table_row_link_path': '([^'\\]+)'")
+#: A CDN URL of GX's templates, quoted (an attribute, a CSS url()), longest first so a URL that
+#: begins another is never matched inside it.
+_CDN_URL = re.compile(
+    r"(?<=[\"'])(?:"
+    + "|".join(re.escape(u) for u in sorted(webassets.CDN_FILES, key=len, reverse=True))
+    + r")(?=[\"'])"
+)
+_FAVICON = re.compile(r"(?<=[\"'])(?:\./|(?:\.\./)+)static/images/favicon\.ico(?=[\"'])")
+#: Subresource-integrity attributes on a script we point at the local copy: the copy has the same
+#: bytes (tests check the hashes), and a file:// page cannot fetch a `crossorigin` script at all.
+_SRI = r'(<script src="{prefix}/[^"]*")\s+integrity="[^"]*"\s+crossorigin="[^"]*"'
 
 
 def cache_key(
-    table: pandas.DataFrame, suite_bytes: bytes, *, kind: str, dataset: str, file: str
+    table: pandas.DataFrame,
+    suite_bytes: bytes,
+    *,
+    kind: str,
+    dataset: str,
+    file: str,
+    assets: str = "",
 ) -> str:
-    """A digest of everything the stage result depends on."""
+    """A digest of everything the stage result depends on (``assets``: the pages' link prefix)."""
     import pandas
 
     digest = hashlib.blake2b(digest_size=16)
-    for part in (_FORMAT, __version__, gx_version(), kind, dataset, file, *table.columns):
+    for part in (_FORMAT, __version__, gx_version(), kind, dataset, file, assets, *table.columns):
         digest.update(part.encode("utf-8") + b"\0")
     digest.update(suite_bytes + f"\0{len(table)}\0".encode())
     # The fingerprint hashes each whole record, so the columns read from the record add nothing
@@ -70,13 +98,28 @@ def restore_docs(cache_dir: Path, name: str, docs_dir: Path) -> bool:
     if not source.is_dir():
         return False
     docs_dir.mkdir(parents=True, exist_ok=True)
-    for item in source.iterdir():
+    for item in sorted(source.iterdir(), key=lambda p: not p.is_dir()):  # pages, then the index
         target = docs_dir / item.name
         if item.is_dir():
             shutil.copytree(item, target, dirs_exist_ok=True)
-        elif not target.exists():  # an index built in this run lists more datasets: keep it
+        elif not target.exists() or _lists_more(item, target, docs_dir):
             shutil.copy2(item, target)
     return True
+
+
+def _lists_more(cached: Path, current: Path, docs_dir: Path) -> bool:
+    """Whether a cached site index should replace this run's: it links more pages, all here.
+
+    Each entry keeps the index as it was when that dataset was saved, listing the datasets
+    validated before it in that run; a run that reuses every dataset restores them in turn and
+    keeps the fullest index, never one linking a page this run does not have.
+    """
+    try:
+        new = set(_INDEX_LINK.findall(cached.read_text(encoding="utf-8")))
+        old = set(_INDEX_LINK.findall(current.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError):
+        return False
+    return len(new) > len(old) and all((docs_dir / link).is_file() for link in new)
 
 
 def save(
@@ -99,12 +142,9 @@ def save(
 
 
 def _copy_pages(docs_dir: Path, target: Path, name: str) -> None:
-    """The site's shared files plus the pages of one dataset (its suite and its validations)."""
+    """The site's index plus the pages of one dataset (its suite and its validations)."""
     target.mkdir(parents=True)
     shutil.copy2(docs_dir / "index.html", target / "index.html")
-    for shared in ("static",):
-        if (docs_dir / shared).is_dir():
-            shutil.copytree(docs_dir / shared, target / shared)
     suite_page = docs_dir / "expectations" / f"{name}.html"
     if suite_page.is_file():
         (target / "expectations").mkdir()
@@ -112,6 +152,28 @@ def _copy_pages(docs_dir: Path, target: Path, name: str) -> None:
     validations = docs_dir / "validations" / name
     if validations.is_dir():
         shutil.copytree(validations, target / "validations" / name)
+
+
+def offline_pages(docs_dir: Path, assets_dir: Path) -> None:
+    """Point every Data Docs page at the shared asset copy in ``assets_dir``; drop ``static/``.
+
+    Run after each GX build (GX re-renders the site's pages and copies ``static/`` every time);
+    pages already rewritten are left as they are.
+    """
+    for page in docs_dir.rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        local = offline_html(text, Path(os.path.relpath(assets_dir, page.parent)).as_posix())
+        if local != text:
+            write_atomic(page, local.encode("utf-8"))
+    shutil.rmtree(docs_dir / GX_STATIC, ignore_errors=True)
+
+
+def offline_html(text: str, prefix: str) -> str:
+    """One page with each CDN URL, GX's logo and favicon replaced by ``prefix/<asset file>``."""
+    text = _CDN_URL.sub(lambda m: f"{prefix}/{webassets.CDN_FILES[m.group(0)]}", text)
+    text = webassets.GX_LOGO_URL.sub(f"{prefix}/{webassets.GX_LOGO}", text)
+    text = _FAVICON.sub(f"{prefix}/{webassets.GX_FAVICON}", text)
+    return re.sub(_SRI.format(prefix=re.escape(prefix)), r"\1", text)
 
 
 def gx_version() -> str:

@@ -15,6 +15,7 @@ import contextlib
 import html
 import json
 import logging
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -90,6 +91,7 @@ def run_expectations(
     dataset: str,
     file: str = "",
     cache_dir: str | Path | None = None,
+    assets_dir: str | Path | None = None,
 ) -> ExpectationsResult:
     """Validate one dataset's table against its kind's suite; build Data Docs into ``docs_dir``.
 
@@ -97,23 +99,29 @@ def run_expectations(
     (critical = error, warning, info); an expectation GX could not evaluate (a column the table
     lacks, a bad argument) becomes ``expectation.invalid``, so a typo in an edited suite is loud.
     With ``cache_dir`` (a folder beside the state store) an unchanged table under an unchanged
-    suite reuses the previous result and Data Docs pages without importing GX.
+    suite reuses the previous result and Data Docs pages without importing GX. With
+    ``assets_dir`` (the reports folder's shared copy of the pages' scripts and styles,
+    :mod:`audit.webassets`) the pages link there instead of CDNs.
     """
     suite_path, suite_json = load_suite(suites_dir, kind)
+    docs = Path(docs_dir) if docs_dir is not None else None
+    assets = Path(assets_dir) if assets_dir is not None and docs is not None else None
     if cache_dir is None:
-        return _validate(table, kind, suite_path, suite_json, docs_dir, dataset, file)
+        return _validate(table, kind, suite_path, suite_json, (docs, assets), dataset, file)
     cache, name = Path(cache_dir), gx_name(dataset)
     suite_bytes = json.dumps(suite_json, sort_keys=True).encode("utf-8")
-    key = expectation_cache.cache_key(table, suite_bytes, kind=kind, dataset=dataset, file=file)
+    link = os.path.relpath(assets, docs) if assets is not None and docs is not None else ""
+    key = expectation_cache.cache_key(
+        table, suite_bytes, kind=kind, dataset=dataset, file=file, assets=link
+    )
     cached = expectation_cache.load(cache, name, key)
     if cached is not None:
-        docs = Path(docs_dir) if docs_dir is not None else None
         restored = docs is not None and expectation_cache.restore_docs(cache, name, docs)
         return msgspec.structs.replace(
             cached, cached=True, data_docs=str(docs / "index.html") if docs and restored else None
         )
-    result = _validate(table, kind, suite_path, suite_json, docs_dir, dataset, file)
-    expectation_cache.save(cache, name, key, result, Path(docs_dir) if docs_dir else None)
+    result = _validate(table, kind, suite_path, suite_json, (docs, assets), dataset, file)
+    expectation_cache.save(cache, name, key, result, docs)
     return result
 
 
@@ -122,13 +130,16 @@ def _validate(
     kind: str,
     suite_path: Path,
     suite_json: dict[str, Any],
-    docs_dir: str | Path | None,
+    folders: tuple[Path | None, Path | None],
     dataset: str,
     file: str,
 ) -> ExpectationsResult:
+    docs_dir, assets_dir = folders  # the Data Docs folder; the shared assets its pages link
     gx_result = _run_checkpoint(
         _markup_safe(table), suite_path, suite_json, dataset=dataset, docs_dir=docs_dir
     )
+    if docs_dir is not None and assets_dir is not None:
+        expectation_cache.offline_pages(docs_dir, assets_dir)
     produced: list[Finding] = []
     rules: list[RuleResult] = []
     ids = table["id"] if "id" in table.columns else None
@@ -152,7 +163,7 @@ def _validate(
                 severity=_SEVERITY[rule.severity],
             )
         )
-    docs_index = Path(docs_dir) / "index.html" if docs_dir is not None else None
+    docs_index = docs_dir / "index.html" if docs_dir is not None else None
     return ExpectationsResult(
         findings=produced,
         suite=str(suite_path),

@@ -15,6 +15,7 @@ from audit.findings import Finding
 from audit.results import ExpectationsResult, ImagesResult, LicenseResult, UrlsResult
 from audit.stages.context import StageContext, StageSkipped, cached
 from audit.store import stagecache
+from audit.webassets import ASSETS_DIR
 
 
 def expectations(ctx: StageContext) -> ExpectationsResult:
@@ -59,6 +60,7 @@ def run_expectations_stage(
             suites_dir=suites_dir,
             docs_dir=docs_dir,
             cache_dir=cache_dir,
+            assets_dir=ctx.work_dir.parent / ASSETS_DIR,  # reports/_assets, shared by every run
             dataset=ds.name,
             file=str(chat),
         )
