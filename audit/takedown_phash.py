@@ -22,18 +22,23 @@ REQUEST_IMAGE_MAX_BYTES = 256 * 2**20
 #: Decoded at least this size: JPEGs are decoded at 1/2-1/8 scale (draft mode), 5-20x faster, and
 #: the hash looks at 32x32 anyway. The same for the request's image and the datasets' images.
 _DRAFT = (128, 128)
-#: A nearly one-colour image (blank, a solid placeholder) has no picture to compare: every such
-#: image hashes alike. Grey-level standard deviation of the 32x32 thumbnail (photos: 30-70).
-_FLAT = 4.0
+#: Part of the cache key of a perceptual hash: bump it when the computation changes, and cached
+#: hashes are computed again.
+PHASH_VERSION = "1"
+#: pHash sets the bits of the 64 low DCT frequencies above their median: 32 for a picture. An
+#: image without structure (one colour, a smooth gradient) has most of them equal at zero, so
+#: fewer bits set, and every such image hashes alike: it gets no perceptual hash at all.
+_MIN_BITS = 24
 
 
 def perceptual_hash(data: bytes) -> str | None:
-    """The image's pHash as 16 hex digits, or None when it cannot be decoded or is flat.
+    """The image's pHash as 16 hex digits, or None when it cannot be decoded or has no
+    structure to compare (one colour, a smooth gradient).
 
     Undecodable images are the image stage's findings; here they simply cannot match by picture.
     """
     import imagehash
-    from PIL import Image, ImageStat
+    from PIL import Image
 
     try:
         with warnings.catch_warnings():
@@ -43,9 +48,8 @@ def perceptual_hash(data: bytes) -> str | None:
                 thumb = im.convert("L").resize((32, 32), Image.Resampling.LANCZOS)
     except Exception:  # Pillow raises many types for hostile bytes; any of them: no picture
         return None
-    if ImageStat.Stat(thumb).stddev[0] < _FLAT:
-        return None
-    return str(imagehash.phash(thumb))
+    value = str(imagehash.phash(thumb))
+    return value if int(value, 16).bit_count() >= _MIN_BITS else None
 
 
 def request_image_keys(path: str | Path) -> list[tuple[str, str]]:

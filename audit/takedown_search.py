@@ -32,7 +32,7 @@ from audit.store.imagehash import (
     cached_hashes,
     cached_phashes,
 )
-from audit.takedown_phash import perceptual_hash
+from audit.takedown_phash import PHASH_VERSION, perceptual_hash
 
 _ALIASES = {f: METADATA_ALIASES[f] for f in ("id", "image", "url")}
 
@@ -223,7 +223,7 @@ class _Hasher:
         if self.phash:
             pcache = self.pcaches.setdefault(loc.root, cached_phashes(self.store, loc.root))
             phit = pcache.get(loc.name)
-            picture = phit[1] if phit and phit[0] == loc.signature else None
+            picture = phit[1] if phit and phit[0] == f"{loc.signature}/{PHASH_VERSION}" else None
         data = _read(loc) if exact is None or picture is None else None
         if exact is None and data is not None:
             exact = ImageHashes(hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest())
@@ -231,7 +231,9 @@ class _Hasher:
         if picture is None:
             picture = (perceptual_hash(data) if data is not None else None) or ""
             if data is not None:
-                self.pfresh.append((loc.root, loc.name, loc.signature, picture))
+                self.pfresh.append(
+                    (loc.root, loc.name, f"{loc.signature}/{PHASH_VERSION}", picture)
+                )
         self.seen[key] = (exact, picture)
         return exact, picture
 

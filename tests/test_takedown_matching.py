@@ -299,3 +299,17 @@ def test_a_damaged_zip_is_left_as_it_was_and_no_copy_is_kept(
     assert "cannot rewrite the zip: a member is damaged" in err and "Traceback" not in err
     assert world.zip.read_bytes() == bytes(data)
     assert not Path(f"{world.zip}.TD-0001.orig").exists()
+
+
+def test_pictures_without_structure_get_no_perceptual_hash() -> None:
+    """One colour or a smooth gradient hash alike (most DCT terms zero): never a match by picture."""
+    import random
+
+    from audit import demodata
+    from audit.takedown_phash import perceptual_hash
+
+    gradients = [perceptual_hash(demodata.jpeg(random.Random(seed))) for seed in range(5)]
+    assert gradients == [None] * 5
+    assert perceptual_hash(b"not an image") is None
+    pictures = {perceptual_hash(photo(seed)) for seed in range(5)}
+    assert len(pictures) == 5 and all(p and len(p) == 16 for p in pictures)
