@@ -172,6 +172,7 @@ def test_a_dmca_notice_naming_a_flickr_photo_page_finds_the_coco_records(
     assert main(["takedown", "match", *cfg, "TD-0001"]) == 0
     out = capsys.readouterr().out
     assert "2 affected record(s)" in out and "Next: llava-audit takedown apply TD-0001" in out
+    assert "searched 3 records in 2 file(s) (and 1 lookup file(s)" in out
     c, store = _open(config)
     located = takedown.match(c, store, "TD-0001")
     assert _mine(located) == [("instruct.json", 0), ("mix.json", 0)]

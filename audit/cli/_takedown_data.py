@@ -38,10 +38,13 @@ def match_step(args: argparse.Namespace) -> int:
     if len(mine) > _SHOWN:
         out.print(f"... and {len(mine) - _SHOWN} more (see the checklist)")
     images = located.images
+    files = [f for f in located.files if f["role"] != "lookup"]
+    lookups = [f for f in located.files if f["role"] == "lookup"]
+    via = f" (and {len(lookups)} lookup file(s): COCO annotations, CC-3M TSV)" if lookups else ""
     out.print(
-        f"searched {sum(f['records'] for f in located.files):,} records in "
-        f"{len(located.files)} file(s); images hashed {images['hashed']:,}, "
-        f"unavailable {images['unavailable']:,}; keys followed: {len(located.keys)}"
+        f"searched {sum(f['records'] for f in files):,} records in {len(files)} file(s){via}; "
+        f"images hashed {images['hashed']:,}, unavailable {images['unavailable']:,}; keys "
+        f"followed: {len(located.keys)}"
     )
     if mine:
         out.print(f"Next: llava-audit takedown apply {args.request_id}")
