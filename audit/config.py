@@ -231,7 +231,10 @@ class GateConfig(_Section, frozen=True):
 
     max_errors: int = 0
     max_errors_per_code: dict[str, int] = msgspec.field(default_factory=dict)
-    max_missing_rate: float = 0.2
+    #: Local images unavailable (missing + broken, audit.results.Availability) per dataset;
+    #: None: ``max_missing_rate`` (its old name, still read), else 0.2.
+    max_unavailable_rate: float | None = None
+    max_missing_rate: float | None = None
     fail_on_forbidden: bool = True
     fail_on_takedown: bool = True
     baseline: str | None = None
@@ -290,6 +293,8 @@ class Config(_Section, frozen=True):
     #: Published run folders kept in ``reports_dir`` (the newest; 0 keeps all). The run history,
     #: and so the index's trend charts, keeps every run.
     keep_runs: Annotated[int, msgspec.Meta(ge=0)] = 30
+    #: And at most this many MB of run folders in all (0: no cap); the newest run is always kept.
+    keep_mb: Annotated[float, msgspec.Meta(ge=0)] = 0
     state: str = ".llava-audit/state.sqlite"
     base_dir: str = "."
 

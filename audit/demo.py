@@ -127,7 +127,7 @@ def write_config(folder: Path, datasets: dict[str, dict[str, Any]], url_base: st
         f"placeholder_urls = [{_toml(url_base + PLACEHOLDER)}]",
         "",
         "[gate]",
-        "max_missing_rate = 0.2",
+        "max_unavailable_rate = 0.2",
         "",
     ]
     path = folder / "audit.toml"

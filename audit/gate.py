@@ -61,8 +61,25 @@ def check_config(config: GateConfig) -> None:
             f"{', '.join(_with_close_matches(code) for code in unknown)} "
             f"(codes are listed in the report and in audit/catalogue/codes.py)"
         )
-    if not 0.0 <= config.max_missing_rate <= 1.0:
-        raise ConfigError("[gate] max_missing_rate must be between 0 and 1 (0.2 = 20%)")
+    if config.max_unavailable_rate is not None and config.max_missing_rate is not None:
+        raise ConfigError(
+            "[gate] sets both max_unavailable_rate and max_missing_rate (its old name): keep "
+            "max_unavailable_rate"
+        )
+    if not 0.0 <= unavailable_limit(config) <= 1.0:
+        raise ConfigError("[gate] max_unavailable_rate must be between 0 and 1 (0.2 = 20%)")
+
+
+#: ``[gate] max_unavailable_rate`` when neither it nor its old name is set.
+DEFAULT_MAX_UNAVAILABLE = 0.2
+
+
+def unavailable_limit(config: GateConfig) -> float:
+    """The share of local images that may be unavailable (missing or broken) per dataset."""
+    for limit in (config.max_unavailable_rate, config.max_missing_rate):
+        if limit is not None:
+            return limit
+    return DEFAULT_MAX_UNAVAILABLE
 
 
 def _with_close_matches(code: str) -> str:
@@ -86,7 +103,7 @@ def evaluate(
         rules += [
             _stages_rule(ds),
             _errors_rule(ds.name, new, config, baseline is not None),
-            _missing_rule(ds, config),
+            _unavailable_rule(ds, config),
             _code_rule("license", ds.name, new, FORBIDDEN_CODE, config.fail_on_forbidden),
             _code_rule(
                 "takedown",
@@ -209,22 +226,28 @@ def _errors_rule(
     )
 
 
-def _missing_rule(ds: DatasetReport, config: GateConfig) -> RuleOutcome:
-    rate, limit = ds.missing_rate, config.max_missing_rate
-    if rate is None:
+def _unavailable_rule(ds: DatasetReport, config: GateConfig) -> RuleOutcome:
+    """Local images the trainer cannot load: missing plus broken (audit.results.Availability)."""
+    limit = unavailable_limit(config)
+    figures = ds.images
+    if figures is None or figures.unavailable_rate is None:
         return RuleOutcome(
-            rule="missing_rate",
+            rule="unavailable_rate",
             dataset=ds.name,
             passed=True,
             reason="images were not probed",
             limit=limit,
         )
+    rate = figures.unavailable_rate
     ok = rate <= limit
     return RuleOutcome(
-        rule="missing_rate",
+        rule="unavailable_rate",
         dataset=ds.name,
         passed=ok,
-        reason=f"{rate:.1%} of images missing or unreadable ({'<=' if ok else '>'} {limit:.1%})",
+        reason=(
+            f"{rate:.1%} of images unavailable: {figures.missing:,} missing + {figures.broken:,} "
+            f"broken of {figures.referenced:,} ({'<=' if ok else '>'} {limit:.1%})"
+        ),
         count=rate,
         limit=limit,
     )

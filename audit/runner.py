@@ -23,7 +23,7 @@ import msgspec
 from audit import preflight, runlog, stages
 from audit.atomic import write_atomic
 from audit.config import Config
-from audit.errors import AuditError, ConfigError, InputError
+from audit.errors import AlreadyRunningError, AuditError, ConfigError, InputError
 from audit.export import fingerprints
 from audit.export.sources import dataset_recovery
 from audit.models import NoProgress, Progress
@@ -36,6 +36,7 @@ from audit.runlock import RunLock, lock_path_for
 from audit.store import Store
 from audit.store import runs as history
 from audit.takedown import check_ledger
+from audit.takedown_report import takedown_overview
 
 log = logging.getLogger("audit.runner")
 
@@ -100,6 +101,7 @@ def run_audit(
                 if ctx.upstream.license and ctx.upstream.license.record_licences:
                     licences[ds.name] = ctx.upstream.license.record_licences
             write_atomic(work_dir / rpt.LICENCES_FILE, msgspec.json.encode(licences))
+            report.takedowns = takedown_overview(config, store, work_dir)
             docs = work_dir / rpt.DATA_DOCS_DIR / "index.html"
             report.data_docs = f"{rpt.DATA_DOCS_DIR}/index.html" if docs.is_file() else None
             report.totals = totals = rpt.compute_totals(report.datasets)
@@ -135,6 +137,7 @@ def run_audit(
             records=report.totals.records,
             report=run_id,
             datasets=[figures(ds) for ds in report.datasets],
+            audit=audit_result(report),
         )
         pruned = choose_pruned(store, config, reports_dir, just_published=run_id)
         publish_index(store, reports_dir)
@@ -155,7 +158,12 @@ def choose_pruned(
         latest = history.last_run(store, status="succeeded")
         protect = {just_published, *baseline_run(config, reports_dir)}
         protect |= {latest.report} if latest and latest.report else set()
-        doomed = reportsdir.prunable_runs(reports_dir, config.keep_runs, protect=protect)
+        doomed = reportsdir.prunable_runs(
+            reports_dir,
+            config.keep_runs,
+            protect=protect,
+            keep_bytes=int(config.keep_mb * 1024 * 1024),
+        )
         history.mark_pruned(store, doomed)
     except (OSError, sqlite3.Error) as exc:
         log.warning("retention skipped: %s", exc)
@@ -208,8 +216,8 @@ def audit_dataset(
     out.kind = ctx.kind or ds.kind
     out.examples_file, out.examples = record_examples(ctx, out)
     out.records = stages.record_count(ctx)
-    out.missing_rate = stages.missing_rate(ctx.upstream.images)
-    out.url_missing_rate = stages.missing_rate(ctx.upstream.urls)
+    out.images = stages.figures(ctx.upstream.images)
+    out.urls = stages.figures(ctx.upstream.urls)
     if ctx.upstream.images is not None and ctx.upstream.urls is not None:
         base = ctx.config.base_dir
         out.recovery = dataset_recovery(
@@ -298,6 +306,13 @@ def summarize(config: Config, config_file: str | None) -> rpt.ConfigSummary:
     )
 
 
+def audit_result(report: rpt.AuditReport) -> history.AuditResult:
+    """The run's result for the run index: a failed stage first, then any error finding."""
+    if report.totals.stages_failed:
+        return "incomplete"
+    return "errors" if report.totals.errors else "passed"
+
+
 def figures(ds: rpt.DatasetReport) -> history.DatasetFigures:
     counts = {"error": 0, "warning": 0}
     for f in ds.findings():
@@ -308,8 +323,8 @@ def figures(ds: rpt.DatasetReport) -> history.DatasetFigures:
         records=ds.records,
         errors=counts["error"],
         warnings=counts["warning"],
-        missing_rate=ds.missing_rate,
-        url_missing_rate=ds.url_missing_rate,
+        unavailable_rate=ds.images.unavailable_rate if ds.images else None,
+        url_unavailable_rate=ds.urls.unavailable_rate if ds.urls else None,
     )
 
 
@@ -319,6 +334,18 @@ def baseline_run(config: Config, reports_dir: Path) -> list[str]:
         return []
     path, root = config.path(config.gate.baseline).resolve(), reports_dir.resolve()
     return [path.relative_to(root).parts[0]] if path.is_relative_to(root) and path != root else []
+
+
+def record_gate(config: Config, run_id: str, *, passed: bool) -> None:
+    """The gate's verdict on the run it just audited, in the history and the run index ("gate
+    failed"). When another audit holds the lock, that audit rewrites the index when it ends."""
+    with Store(config.path(config.state)) as store:
+        history.record_gate(store, run_id, passed=passed)
+        with (
+            contextlib.suppress(AlreadyRunningError),
+            RunLock(lock_path_for(config.path(config.state))),
+        ):
+            publish_index(store, config.path(config.reports_dir))
 
 
 def publish_index(store: Store, reports_dir: Path) -> None:

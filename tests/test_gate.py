@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
@@ -15,12 +16,12 @@ from audit.cli import main
 from audit.config import GateConfig
 from audit.errors import ConfigError
 from audit.findings import Finding
-from audit.gate import GateResult, evaluate, new_findings
+from audit.gate import GateResult, check_config, evaluate, new_findings
 from audit.output import model as rpt
 from audit.output import publish as pub
 from audit.output.baseline import load_baseline
 from audit.output.render.junit import to_json, to_junit_xml
-from audit.results import StructureResult
+from audit.results import ImagesResult, StructureResult
 
 
 def finding(code: str, index: int | None = 0, record_id: str | None = "r0", **kw: str) -> Finding:
@@ -39,14 +40,20 @@ def dataset(
     found: list[Finding] | None = None,
     missing_rate: float | None = 0.0,
     failed_stage: str | None = None,
+    broken_rate: float = 0.0,
 ) -> rpt.DatasetReport:
+    """A dataset of 100 image records, ``missing_rate`` of them missing and ``broken_rate``
+    broken (None: images not probed)."""
     structure = StructureResult(findings=list(found or []))
     stages = {"structure": rpt.StageRun(status="ok", result=structure)}
     if failed_stage:
         stages[failed_stage] = rpt.StageRun(status="failed", note="image root not found")
-    return rpt.DatasetReport(
-        name=name, kind="lcs-chat", records=10, missing_rate=missing_rate, stages=stages
-    )
+    images = None
+    if missing_rate is not None:
+        missing, broken = round(missing_rate * 100), round(broken_rate * 100)
+        status = {"ok": 100 - missing - broken, "missing": missing, "truncated": broken}
+        images = ImagesResult(referenced=100, status=status).figures
+    return rpt.DatasetReport(name=name, kind="lcs-chat", records=10, images=images, stages=stages)
 
 
 def report(*datasets: rpt.DatasetReport, status: rpt.RunStatus = "succeeded") -> rpt.AuditReport:
@@ -68,7 +75,7 @@ def test_clean_report_passes_every_rule_of_every_dataset() -> None:
     assert [(r.dataset, r.rule) for r in result.rules] == [(None, "run")] + [
         (ds, rule)
         for ds in ("a", "b")
-        for rule in ("stages", "errors", "missing_rate", "license", "takedown")
+        for rule in ("stages", "errors", "unavailable_rate", "license", "takedown")
     ]
 
 
@@ -86,14 +93,30 @@ def test_error_findings_fail_beyond_max_errors_and_per_code_limits() -> None:
     assert all("turn.role" in example for example in rule.examples)
 
 
-def test_missing_rate_over_the_threshold_fails_and_unprobed_passes() -> None:
-    config = GateConfig(max_missing_rate=0.15)
+def test_unavailable_rate_over_the_threshold_fails_and_unprobed_passes() -> None:
+    config = GateConfig(max_unavailable_rate=0.15)
     assert failed_rules(evaluate(report(dataset(missing_rate=0.3)), config)) == [
-        ("lcs", "missing_rate")
+        ("lcs", "unavailable_rate")
     ]
     assert evaluate(report(dataset(missing_rate=0.15)), config).passed
     unprobed = evaluate(report(dataset(missing_rate=None)), config)
     assert unprobed.passed and "not probed" in unprobed.rules[3].reason
+
+
+def test_the_gate_counts_broken_images_as_unavailable_as_the_report_does() -> None:
+    """10% missing + 10% broken is 20% unavailable: over a 15% limit, though neither alone is."""
+    config = GateConfig(max_unavailable_rate=0.15)
+    result = evaluate(report(dataset(missing_rate=0.1, broken_rate=0.1)), config)
+    (rule,) = result.failures
+    assert rule.rule == "unavailable_rate" and rule.count == pytest.approx(0.2)
+    assert "10 missing + 10 broken of 100" in rule.reason
+
+
+def test_the_old_max_missing_rate_key_still_sets_the_limit_and_both_together_are_refused() -> None:
+    old = GateConfig(max_missing_rate=0.15)
+    assert failed_rules(evaluate(report(dataset(missing_rate=0.1, broken_rate=0.1)), old))
+    with pytest.raises(ConfigError, match="both max_unavailable_rate and max_missing_rate"):
+        check_config(GateConfig(max_missing_rate=0.1, max_unavailable_rate=0.1))
 
 
 def test_forbidden_licence_and_takedown_have_their_own_rules() -> None:
@@ -150,7 +173,7 @@ def test_junit_xml_parses_and_carries_each_failure_with_its_reason() -> None:
     assert set(suites) == {"(run)", "clean", "bad"}
     assert suites["clean"].get("failures") == "0" and len(suites["clean"].findall("testcase")) == 5
     failures = {c.get("name"): c.find("failure") for c in suites["bad"].iter("testcase")}
-    assert failures["missing_rate"] is not None and "50.0%" in failures["missing_rate"].get(
+    assert failures["unavailable_rate"] is not None and "50.0%" in failures["unavailable_rate"].get(
         "message", ""
     )
     errors = failures["errors"]
@@ -165,6 +188,30 @@ def test_json_result_round_trips_the_verdict() -> None:
     assert [r["rule"] for r in data["rules"] if not r["passed"]] == ["errors"]
 
 
+def test_findings_are_published_compressed_and_older_plain_runs_still_read(tmp_path: Path) -> None:
+    """A run folder holds findings.jsonl.gz; a run published before keeps its findings.jsonl,
+    and the baseline, --report and read_report take both (a --findings file gzipped too)."""
+    rep = report(dataset(found=[finding("turn.role"), finding("turn.order", 2, "r2")]))
+    published = pub.publish(rep, tmp_path / "reports")
+    assert not (published / "findings.jsonl").exists()
+    plain = gzip.decompress((published / "findings.jsonl.gz").read_bytes())
+    assert plain == findings.to_jsonl(rep.findings())
+    old = tmp_path / "old-run"
+    old.mkdir()
+    (old / rpt.REPORT_FILE).write_bytes((published / rpt.REPORT_FILE).read_bytes())
+    (old / "findings.jsonl").write_bytes(plain)
+    gz = tmp_path / "f.jsonl.gz"
+    gz.write_bytes(gzip.compress(plain))
+    for source in (old, old / rpt.REPORT_FILE, gz):
+        assert [f.code for f in load_baseline(source)] == ["turn.role", "turn.order"]
+    assert len(list(rpt.read_report(old).findings())) == 2
+    assert main(["gate", "--report", str(old)]) == 1  # read, and its turn.role errors fail
+    broken = tmp_path / "cut.jsonl.gz"
+    broken.write_bytes(gzip.compress(plain)[:20])
+    with pytest.raises(ConfigError, match="damaged or truncated gzip"):
+        load_baseline(broken)
+
+
 def test_baseline_reads_a_run_folder_its_report_json_or_findings_jsonl(tmp_path: Path) -> None:
     rep = report(dataset(found=[finding("turn.role"), finding("turn.order", 2, "r2")]))
     published = pub.publish(rep, tmp_path / "reports")
@@ -177,7 +224,7 @@ def test_baseline_reads_a_run_folder_its_report_json_or_findings_jsonl(tmp_path:
     lonely = tmp_path / "lonely" / "report.json"
     lonely.parent.mkdir()
     lonely.write_bytes((published / rpt.REPORT_FILE).read_bytes())
-    with pytest.raises(ConfigError, match=r"findings\.jsonl beside it"):
+    with pytest.raises(ConfigError, match=r"findings\.jsonl\.gz beside it"):
         load_baseline(lonely)
 
 
@@ -211,7 +258,7 @@ def test_gate_command_config_errors_exit_2(
     bad.write_text('[gate]\nmax_errors_per_code = {"turn.roles" = 3}\n')
     assert main(["gate", "--config", str(bad)]) == 2
     assert "turn.roles (did you mean turn.role or" in capsys.readouterr().err
-    bad.write_text("[gate]\nmax_missing_rate = 20\n")
+    bad.write_text("[gate]\nmax_unavailable_rate = 20\n")
     assert main(["gate", "--config", str(bad)]) == 2
     assert main(["gate", "--report", str(tmp_path / "no-such-run")]) == 2
 

@@ -20,7 +20,7 @@ from audit.atomic import write_atomic
 from audit.output import model as rpt
 from audit.output import publish as pub
 from audit.output.render.html import render_index, render_run
-from audit.results import FileStats, PromptStats, StructureResult
+from audit.results import Availability, FileStats, PromptStats, StructureResult
 from audit.store.runs import DatasetFigures, RunRecord
 
 pytestmark = pytest.mark.browser
@@ -76,7 +76,9 @@ def _report() -> rpt.AuditReport:
         name="lcs",
         kind="lcs-chat",
         records=24,
-        missing_rate=0.18,
+        images=Availability(
+            referenced=50, missing=6, broken=3, unavailable=9, unavailable_rate=0.18
+        ),
         stages={
             "structure": rpt.StageRun(status="ok", result=structure, seconds=0.2),
             "urls": rpt.StageRun(status="skipped", note="no URL source configured"),
@@ -86,7 +88,7 @@ def _report() -> rpt.AuditReport:
         name="cc3m",
         kind="cc3m-chat",
         records=20,
-        missing_rate=0.1,
+        images=Availability(referenced=20, missing=2, unavailable=2, unavailable_rate=0.1),
         stages={"structure": rpt.StageRun(status="ok", result=StructureResult())},
     )
     report = rpt.AuditReport(
@@ -119,10 +121,12 @@ def _history(report: rpt.AuditReport) -> list[RunRecord]:
                     records=24,
                     errors=5,
                     warnings=1,
-                    missing_rate=0.12 + day / 50,
-                    url_missing_rate=0.25 + day / 40,
+                    unavailable_rate=0.12 + day / 50,
+                    url_unavailable_rate=0.25 + day / 40,
                 ),
-                DatasetFigures(dataset="cc3m", records=20, errors=2, warnings=1, missing_rate=0.1),
+                DatasetFigures(
+                    dataset="cc3m", records=20, errors=2, warnings=1, unavailable_rate=0.1
+                ),
             ),
         )
         for day in range(3)
@@ -164,7 +168,7 @@ def test_run_page_renders_and_shows_markup_as_text(browser: Any, site: str, tmp_
     assert page.get_by_text(XSS, exact=True).first.is_visible()  # the id, shown verbatim
     assert "Unknown role" in page.inner_text("body")  # the catalogue title beside the code
     assert (
-        page.locator("svg[aria-label='missing image rate per dataset'] rect").count() == 4
+        page.locator("svg[aria-label='unavailable image rate per dataset'] rect").count() == 4
     )  # files and URLs per dataset
     shot = tmp_path / "run.png"
     page.screenshot(path=str(shot), full_page=True)
@@ -184,19 +188,78 @@ def test_index_lists_runs_with_trend_charts(browser: Any, site: str, tmp_path: P
     page.close()
 
 
-def test_demo_report_in_the_browser(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """The real pipeline's page: the demo's `<script>` record id is shown, never run."""
+@pytest.fixture(scope="module")
+def demo_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
+    """The demo's real reports folder, served: (base URL, the demo's report)."""
     from audit.demo import run_demo
-    from audit.demodata import XSS_ID
 
     report, published = run_demo(tmp_path_factory.mktemp("demo"))
     with serving_folder(published.parent) as base:
-        page, errors, dialogs = _open(browser, f"{base}/{report.run_id}/index.html")
-        assert errors == [] and dialogs == []
-        assert page.locator("script").count() == 0
-        assert page.get_by_text(XSS_ID, exact=True).first.is_visible()
-        assert page.get_by_text("Great Expectations Data Docs").is_visible()
-        page.screenshot(path=str(published / "screenshot.png"), full_page=True)
-        page.goto(f"{base}/index.html")
-        assert page.get_by_text(report.run_id).is_visible()
-        page.close()
+        yield base, report
+
+
+def test_demo_report_in_the_browser(browser: Any, demo_site: tuple[str, Any]) -> None:
+    """The real pipeline's page: the demo's `<script>` record id is shown, never run."""
+    from audit.demodata import XSS_ID
+
+    base, report = demo_site
+    page, errors, dialogs = _open(browser, f"{base}/{report.run_id}/index.html")
+    assert errors == [] and dialogs == []
+    assert page.locator("script").count() == 0
+    assert page.get_by_text(XSS_ID, exact=True).first.is_visible()
+    assert page.get_by_text("Great Expectations Data Docs").is_visible()
+    page.goto(f"{base}/index.html")
+    assert page.get_by_text(report.run_id).is_visible()
+    page.close()
+
+
+#: The page's width, the window's, and the deepest element sticking out (for the message).
+_WIDTHS = """() => {
+  let widest = "";
+  for (const el of document.querySelectorAll("body *")) {
+    if (el.getBoundingClientRect().right > window.innerWidth + 1)
+      widest = el.tagName + "." + el.className + ": " + (el.textContent || "").slice(0, 80);
+  }
+  return [document.documentElement.scrollWidth, window.innerWidth, widest];
+}"""
+
+
+@pytest.mark.parametrize("width", [800, 1400])
+def test_demo_pages_fit_the_window_without_sideways_scrolling(
+    browser: Any, demo_site: tuple[str, Any], tmp_path: Path, width: int
+) -> None:
+    """The run page, the run index and a takedown checklist at 800 and 1400 px: nothing wider
+    than the window with every section opened (long paths, ids and tables wrap); the
+    screenshots are kept in the test's tmp dir."""
+    base, report = demo_site
+    (takedown,) = report.takedowns
+    pages = {
+        "run": f"{base}/{report.run_id}/index.html",
+        "index": f"{base}/index.html",
+        "checklist": f"{base}/{report.run_id}/{takedown.checklist}",
+    }
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    for name, url in pages.items():
+        page.goto(url, wait_until="load")
+        page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
+        scroll, inner, widest = page.evaluate(_WIDTHS)
+        page.screenshot(path=str(tmp_path / f"{name}-{width}.png"), full_page=True)
+        assert scroll <= inner, f"{name} at {width} px is {scroll} px wide: {widest}"
+        assert (tmp_path / f"{name}-{width}.png").stat().st_size > 5_000
+    page.close()
+
+
+def test_the_run_page_links_each_takedown_checklist(
+    browser: Any, demo_site: tuple[str, Any]
+) -> None:
+    """The demo's request: id, ground and open steps on the page; its checklist one click away,
+    without the requester's contact (personal data stays in the ledger)."""
+    base, report = demo_site
+    page, _errors, _ = _open(browser, f"{base}/{report.run_id}/index.html")
+    row = page.locator("table.takedowns tr", has_text="TD-0001")
+    assert "copyright" in row.inner_text() and "open" in row.inner_text()
+    assert row.locator("ul.steps li").count() >= 1
+    row.get_by_role("link", name="checklist").click()
+    body = page.inner_text("body")
+    assert "TD-0001" in body and "photographer@example.org" not in body
+    page.close()

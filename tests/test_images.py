@@ -80,8 +80,11 @@ def test_each_defect_is_one_finding_on_its_record(tmp_path: Path, layout: str) -
     one = next(f for f in result.findings if f.code == "image.truncated")
     assert (one.dataset, one.file, one.record_id, one.severity) == ("mix", "m.json", "r6", "error")
     assert result.referenced == 8
-    assert result.missing == 1
-    assert result.missing_rate == pytest.approx(1 / 8)
+    fig = result.figures
+    broken = {"image.empty", "image.truncated", "image.corrupt", "image.too_large"}
+    assert fig.missing == 1 and fig.broken == sum(c in broken for c in EXPECTED_CODES.values())
+    assert fig.unavailable == fig.missing + fig.broken
+    assert fig.missing_rate == pytest.approx(1 / 8)
     assert msgspec.to_builtins(result.worst_folders) == {
         "ocr_vqa/images": {"referenced": 2, "missing": 0, "broken": 1},
         "vg/VG_100K_2": {"referenced": 1, "missing": 0, "broken": 1},
@@ -285,7 +288,8 @@ def test_encrypted_zip_member_is_unreadable_at_every_level(tmp_path: Path) -> No
     for level in ("exists", "decode"):
         result = probe_images(refs, [path], level=level, workers=1)
         assert codes_by_image(result, refs) == {"a.jpg": "image.unreadable"}
-        assert result.missing == 1  # the report counts it as not available
+        fig = result.figures  # present but not readable: broken, so not available
+        assert (fig.missing, fig.broken, fig.unavailable) == (0, 1, 1)
 
 
 @given(st.text(alphabet="ab./\\:", max_size=12))
@@ -317,7 +321,7 @@ def test_real_lcs558k_records_against_a_zip_with_gaps(realdata: Path, tmp_path: 
         (69, refs[69].record_id, "image.missing"),
         (10, refs[10].record_id, "image.truncated"),
     }
-    assert result.missing_rate == pytest.approx(3 / 70, abs=1e-6)
+    assert result.figures.missing_rate == pytest.approx(3 / 70, abs=1e-6)
 
 
 def test_non_ascii_member_names_are_found(tmp_path: Path) -> None:

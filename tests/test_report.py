@@ -27,12 +27,14 @@ def sample_report(run_id: str = "20261126T010000Z-0001") -> rpt.AuditReport:
     structure = StructureResult(
         findings=[_finding("turn.role", 3), _finding("turn.empty_value", 5)], records=10
     )
-    images = ImagesResult(findings=[_finding("record.id_type", 1)], referenced=1)
+    images = ImagesResult(
+        findings=[_finding("record.id_type", 1)], referenced=10, status={"ok": 9, "missing": 1}
+    )
     ds = rpt.DatasetReport(
         name="cc3m",
         kind="cc3m-chat",
         records=10,
-        missing_rate=0.1,
+        images=images.figures,
         stages={
             "structure": rpt.StageRun(status="ok", result=structure, seconds=0.5),
             "images": rpt.StageRun(status="ok", result=images),

@@ -27,10 +27,10 @@ def _report() -> rpt.AuditReport:
         file="m.json",
         urls=4,
         referenced=4,
-        missing=1,
-        missing_rate=0.25,
         status_counts={"ok": 3, "gone": 1},
-        worst_domains=[DomainCount(domain="a.example", urls=2, missing=1, missing_rate=0.5)],
+        worst_domains=[
+            DomainCount(domain="a.example", urls=2, unavailable=1, unavailable_rate=0.5)
+        ],
     )
     ds = rpt.DatasetReport(
         name="lcs",

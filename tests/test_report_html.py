@@ -9,7 +9,15 @@ import msgspec
 from audit import findings
 from audit.output import model as rpt
 from audit.output.render import html
-from audit.results import FileStats, ImagesResult, LicenseResult, StructureResult
+from audit.results import (
+    IMAGE_BROKEN,
+    IMAGE_MISSING,
+    FileStats,
+    ImagesResult,
+    LicenseResult,
+    StructureResult,
+    availability,
+)
 
 XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
@@ -32,8 +40,7 @@ def _report(n_findings: int = 3, message: str = "bad") -> rpt.AuditReport:
         name=XSS,
         kind="generic",
         records=10,
-        missing_rate=0.3,
-        url_missing_rate=None,
+        images=availability({"ok": 7, "missing": 2, "corrupt": 1}, IMAGE_MISSING, IMAGE_BROKEN),
         stages={
             "structure": rpt.StageRun(status="ok", result=structure),
             "license": rpt.StageRun(status="ok", result=licence),

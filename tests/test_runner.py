@@ -168,7 +168,7 @@ def test_the_conversation_file_is_read_once_for_images_and_licences(
     report = run_audit(config_mod.load(tmp_path / "audit.toml"))
     runs = report.datasets[0].stages
     assert runs["images"].status == runs["license"].status == "ok"
-    assert runs["images"].result.missing == 1  # the record's image really was looked up
+    assert runs["images"].result.figures.missing == 1  # the record's image really was looked up
     assert reads == ["chat.json"]
 
 

@@ -26,14 +26,18 @@ def test_run_lifecycle_and_trend_order(tmp_path: Path) -> None:
                 report=run_id,
                 datasets=[
                     runs.DatasetFigures(
-                        dataset="cc3m", records=100, errors=10 - day, warnings=1, missing_rate=0.1
+                        dataset="cc3m",
+                        records=100,
+                        errors=10 - day,
+                        warnings=1,
+                        unavailable_rate=0.1,
                     )
                 ],
             )
         history = runs.list_runs(store, limit=2)
     assert [r.run_id for r in history] == ["r1", "r2"]  # newest two, oldest first
     assert history[-1].errors == 8 and history[-1].status == "succeeded"
-    assert history[-1].datasets[0].missing_rate == 0.1
+    assert history[-1].datasets[0].unavailable_rate == 0.1
 
 
 def test_killed_run_stays_running_then_is_failed_by_the_next(tmp_path: Path) -> None:
@@ -62,11 +66,16 @@ def test_state_files_from_before_url_rates_are_upgraded(tmp_path: Path) -> None:
     with Store(path) as store:
         runs.start_run(store, "r", T0)
         figures = runs.DatasetFigures(
-            dataset="cc3m", records=1, errors=0, warnings=0, missing_rate=None, url_missing_rate=0.3
+            dataset="cc3m",
+            records=1,
+            errors=0,
+            warnings=0,
+            unavailable_rate=None,
+            url_unavailable_rate=0.3,
         )
         runs.finish_run(store, "r", finished=T0, status="succeeded", datasets=[figures])
         (run,) = runs.list_runs(store)
-    assert run.datasets[0].url_missing_rate == 0.3
+    assert run.datasets[0].url_unavailable_rate == 0.3
 
 
 def test_pruned_runs_lose_their_link_but_keep_their_figures(tmp_path: Path) -> None:
@@ -83,7 +92,7 @@ def test_pruned_runs_lose_their_link_but_keep_their_figures(tmp_path: Path) -> N
                 report=run_id,
                 datasets=[
                     runs.DatasetFigures(
-                        dataset="cc3m", records=1, errors=day, warnings=0, missing_rate=0.1
+                        dataset="cc3m", records=1, errors=day, warnings=0, unavailable_rate=0.1
                     )
                 ],
             )

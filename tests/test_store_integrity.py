@@ -277,10 +277,15 @@ def test_an_unversioned_store_is_migrated_keeping_its_ledger(tmp_path: Path) -> 
         started = dt.datetime(2026, 1, 3, tzinfo=dt.UTC)
         runs.start_run(store, "r", started)
         figures = runs.DatasetFigures(
-            dataset="lcs", records=1, errors=0, warnings=0, missing_rate=None, url_missing_rate=0.3
+            dataset="lcs",
+            records=1,
+            errors=0,
+            warnings=0,
+            unavailable_rate=None,
+            url_unavailable_rate=0.3,
         )
         runs.finish_run(store, "r", finished=started, status="succeeded", datasets=[figures])
-        assert runs.list_runs(store)[0].datasets[0].url_missing_rate == 0.3
+        assert runs.list_runs(store)[0].datasets[0].url_unavailable_rate == 0.3
     assert _pragmas(path) == (APPLICATION_ID, SCHEMA_VERSION)
 
 

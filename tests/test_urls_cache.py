@@ -102,7 +102,7 @@ def test_results_are_committed_in_batches_during_the_run(
     assert seen_midway == [6]  # two full batches of three were on disk at the 7th result
 
 
-def test_stats_give_missing_rate_status_counts_and_worst_domains(tmp_path: Path) -> None:
+def test_stats_give_unavailable_rate_status_counts_and_worst_domains(tmp_path: Path) -> None:
     now = time.time()
     rows = [
         ("http://a.example/1.jpg", "ok"),
@@ -117,11 +117,13 @@ def test_stats_give_missing_rate_status_counts_and_worst_domains(tmp_path: Path)
         record(store, [UrlProbe(u, s, None, s, None, now) for u, s in rows], made_under)
         rows.append(("http://10.0.0.1/x.jpg", "refused"))  # refused by this run's guard
         refs = [UrlRef(i, None, u) for i, (u, _) in enumerate(rows)]
-        stats = msgspec.to_builtins(probe_urls(refs, offline, store=store).totals)
+        totals = probe_urls(refs, offline, store=store).totals
+        stats = msgspec.to_builtins(totals)
     assert stats["status_counts"] == {"ok": 1, "opt_out": 1, "gone": 2, "dns": 1, "refused": 1}
-    assert (stats["referenced"], stats["missing"]) == (5, 3)
-    assert stats["missing_rate"] == pytest.approx(0.6)
-    assert [(d["domain"], d["missing"], d["urls"]) for d in stats["worst_domains"]] == [
+    fig = totals.figures
+    assert (fig.referenced, fig.missing, fig.broken, fig.unavailable) == (5, 3, 0, 3)
+    assert fig.unavailable_rate == pytest.approx(0.6)
+    assert [(d["domain"], d["unavailable"], d["urls"]) for d in stats["worst_domains"]] == [
         ("b.example", 2, 2),
         ("a.example", 1, 2),
     ]

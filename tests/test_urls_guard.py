@@ -87,7 +87,7 @@ def test_loopback_urls_are_refused_and_never_requested(server: HttpServer, tmp_p
         assert latest_status(store, urls) == {}  # a refusal is this run's rule, not a URL's fact
     assert sum(server.hits.values()) == 0
     assert {f.code for f in result.findings if f.index is not None} == {"url.refused"}
-    assert result.totals.missing_rate is None  # refused URLs are unknown, not missing
+    assert result.totals.figures.unavailable_rate is None  # refused URLs are unknown, not missing
 
 
 def test_a_redirect_to_a_private_address_is_refused_before_connecting(

@@ -15,7 +15,7 @@ from audit import preflight
 from audit.cli._common import add_debug
 from audit.errors import AuditError, ConfigError
 from audit.loaders import Input
-from audit.output.model import FINDINGS_FILE, REPORT_FILE
+from audit.output.model import REPORT_FILE, findings_path
 
 if TYPE_CHECKING:
     from audit.gate import GateResult, RuleOutcome
@@ -71,6 +71,10 @@ def _gate(args: argparse.Namespace) -> int:
         _publish(args, not_run(exc.message))
         raise
     result = evaluate(report, config.gate, baseline=baseline, baseline_name=baseline_path)
+    if not args.report:  # the run this gate audited: the run index shows the verdict
+        from audit.runner import record_gate
+
+        record_gate(config, report.run_id, passed=result.passed)
     _publish(args, result)
     cannot_vouch = [r for r in result.rules if not r.passed and r.rule in ("run", "stages")]
     if cannot_vouch:  # exit 3 with the one error line every failure to run has
@@ -105,11 +109,11 @@ def _run_files(config: config_mod.Config, run: str | None, what: str) -> list[In
         return []
     p = Path(run)
     if p.is_dir():
-        files = [p / REPORT_FILE, p / FINDINGS_FILE]
-    elif p.name.endswith(".jsonl"):
+        files = [p / REPORT_FILE, findings_path(p)]
+    elif p.name.endswith((".jsonl", ".jsonl.gz")):
         files = [p]
     else:
-        files = [p, p.parent / FINDINGS_FILE]
+        files = [p, findings_path(p.parent)]
     return [
         preflight.file_input(config, f, f"{what} file", "dataset_mb")
         for f in files

@@ -134,17 +134,18 @@ def _render(results: list[ImagesResult], found: list[Finding], console: Console)
         box=box.SIMPLE_HEAD,
         padding=(0, 1),
     )
-    columns = ("dataset", "records", "ok", "missing", "broken", "missing %", "probed")
+    columns = ("dataset", "records", "ok", "missing", "broken", "unavailable %", "probed")
     for column in (*columns, "cached"):
         table.add_column(column, justify="left" if column == "dataset" else "right")
     for r in results:
-        rate = r.missing_rate
+        fig = r.figures
+        rate = fig.unavailable_rate
         table.add_row(
             Text(r.dataset),
             f"{r.referenced:,}",
             f"{r.status.get('ok', 0):,}",
-            f"{r.missing:,}",
-            f"{r.broken - r.missing:,}",
+            f"{fig.missing:,}",
+            f"{fig.broken:,}",
             "-" if rate is None else f"{rate:.2%}",
             f"{r.probed:,}",
             f"{r.cached:,}",

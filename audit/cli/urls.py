@@ -84,19 +84,22 @@ def _urls(args: argparse.Namespace) -> int:
 
 
 def _render(result: UrlsResult, console: Console) -> None:
-    """One short block per file: counts, missing rate beside LLaVA's ~15%, statuses, domains."""
+    """One short block per file: counts, unavailable rate beside LLaVA's ~15%, statuses,
+    domains."""
     for s in result.files or [result.totals]:
-        rate = s.missing_rate
+        fig = s.figures
+        rate = fig.unavailable_rate
         shown = "n/a" if rate is None else f"[bold]{rate:.1%}[/]"
         console.print(
             f"[bold]{escape(s.file or 'urls')}[/]: {s.urls:,} URLs "
-            f"({s.probed:,} probed, {s.cached:,} cached), missing {shown} "
-            "(LLaVA documents ~15% for CC-3M; ~30% by 2024)"
+            f"({s.probed:,} probed, {s.cached:,} cached), unavailable {shown} "
+            f"({fig.missing:,} missing, {fig.broken:,} broken; "
+            "LLaVA documents ~15% for CC-3M; ~30% by 2024)"
         )
         counts = ", ".join(f"{k} {v:,}" for k, v in s.status_counts.items())
         console.print(f"  statuses: {counts or 'none'}")
         if s.worst_domains:
-            shown = ", ".join(f"{d.domain} {d.missing}/{d.urls}" for d in s.worst_domains[:5])
+            shown = ", ".join(f"{d.domain} {d.unavailable}/{d.urls}" for d in s.worst_domains[:5])
             console.print(f"  worst domains: {escape(shown)}")
         if s.probed_per_second:
             console.print(f"  {s.probed_per_second:,.0f} URLs/s")

@@ -1,7 +1,8 @@
 """Read a gate baseline: the findings of an earlier run, from whatever the user kept of it.
 
 A CI job usually archives either the published run folder, its ``report.json`` (with
-``findings.jsonl`` beside it) or just a ``--findings`` JSON Lines file; all three work.
+``findings.jsonl.gz``, or an older run's ``findings.jsonl``, beside it) or just a ``--findings``
+JSON Lines file (plain or gzip-compressed); all of them work.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import msgspec
 
 from audit.errors import ConfigError
 from audit.findings import Finding, from_jsonl
-from audit.output.model import FINDINGS_FILE, from_files, read_report
+from audit.output.model import FINDINGS_FILE, findings_bytes, findings_path, from_files, read_report
 
 
 def load_baseline(path: str | Path) -> list[Finding]:
@@ -21,9 +22,9 @@ def load_baseline(path: str | Path) -> list[Finding]:
     try:
         if p.is_dir():
             return list(read_report(p).findings())
-        if p.name.endswith(".jsonl"):
-            return from_jsonl(p.read_bytes())
-        findings = p.parent / FINDINGS_FILE
+        if p.name.endswith((".jsonl", ".jsonl.gz")):
+            return from_jsonl(findings_bytes(p.read_bytes()))
+        findings = findings_path(p.parent)
         if p.is_file() and not findings.is_file():
             raise ConfigError(
                 f"{p}: a baseline report needs its {FINDINGS_FILE} beside it "
@@ -34,5 +35,5 @@ def load_baseline(path: str | Path) -> list[Finding]:
         raise ConfigError(f"{exc.filename or p}: baseline not found") from None
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read baseline: {exc.strerror}") from None
-    except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError, EOFError) as exc:
         raise ConfigError(f"{p}: not a report or findings file: {exc}") from None

@@ -3,17 +3,19 @@
 Everything downstream (console, HTML, gate, trends) reads an :class:`AuditReport`, never the stages
 directly, so a report re-read from disk renders and gates exactly like the one just computed.
 ``report.json`` holds everything but the findings (kept bounded for big datasets); the findings go
-to ``findings.jsonl`` (the DESIGN.md contract) and :func:`read_report` joins the two back together.
+to ``findings.jsonl.gz`` (the DESIGN.md contract's JSON Lines, gzip-compressed) and :func:`read_report` joins the two back together.
 
 Publishing a run folder is :mod:`audit.output.publish`; rendering is :mod:`audit.output.render`.
 """
 
 from __future__ import annotations
 
+import gzip
 import os
+import zlib
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,16 +23,21 @@ import msgspec
 
 from audit.errors import AuditError
 from audit.findings import Finding, Severity, from_jsonl, to_jsonl
-from audit.results import AnyStageResult
+from audit.results import AnyStageResult, Availability
 
 #: Stage names in the order the runner executes them (and renderers show them).
 STAGES: tuple[str, ...] = ("structure", "images", "urls", "license", "takedown", "expectations")
 
 StageStatus = Literal["ok", "skipped", "failed"]
+StageOutcome = Literal["clean", "warnings", "errors", "skipped", "failed"]
 RunStatus = Literal["running", "succeeded", "failed"]
 
 REPORT_FILE = "report.json"
-FINDINGS_FILE = "findings.jsonl"
+#: Every finding, gzip-compressed JSON Lines (about 10x smaller); runs published before 0.x
+#: have the plain ``findings.jsonl``, which every reader still takes.
+FINDINGS_FILE = "findings.jsonl.gz"
+PLAIN_FINDINGS_FILE = "findings.jsonl"
+_GZIP_MAGIC = b"\x1f\x8b"
 PAGE_FILE = "index.html"
 DATA_DOCS_DIR = "data-docs"
 #: Each dataset's per-record licence classes (``RecordLicences`` by dataset name), for `export`.
@@ -51,6 +58,19 @@ class StageRun(msgspec.Struct, kw_only=True):
     note: str = ""
     seconds: float = 0.0
     finding_count: int = 0  # on disk only: this stage's share of findings.jsonl, in report order
+
+    @property
+    def outcome(self) -> StageOutcome:
+        """What the stage came to, as every view labels it: failed or skipped when it did not
+        run, else errors, warnings or clean by its worst finding."""
+        if self.status != "ok":
+            return self.status
+        worst = (
+            max((f.severity.rank for f in self.result.findings), default=0) if self.result else 0
+        )
+        if worst >= Severity.ERROR.rank:
+            return "errors"
+        return "warnings" if worst >= Severity.WARNING.rank else "clean"
 
 
 class Recovery(msgspec.Struct, kw_only=True, frozen=True):
@@ -82,10 +102,10 @@ class DatasetReport(msgspec.Struct, kw_only=True):
     name: str
     kind: str
     records: int | None = None
-    #: Local images missing / images referenced (images stage).
-    missing_rate: float | None = None
-    #: Source URLs gone, dead or redirecting to a placeholder / URLs probed (urls stage).
-    url_missing_rate: float | None = None
+    #: Local images missing, broken and unavailable (images stage; None: not probed), and the
+    #: same for the source URLs (urls stage): see :class:`audit.results.Availability`.
+    images: Availability | None = None
+    urls: Availability | None = None
     stages: dict[str, StageRun] = msgspec.field(default_factory=dict)
     #: The records behind the first example findings of each code: index -> JSON excerpt, all
     #: from ``examples_file`` (the conversation file, named as the findings name it).
@@ -137,7 +157,25 @@ class PreviousRun(msgspec.Struct, kw_only=True):
     run_id: str
     started: datetime
     totals: Totals
-    missing_rates: dict[str, float | None] = msgspec.field(default_factory=dict)
+    unavailable_rates: dict[str, float | None] = msgspec.field(default_factory=dict)
+
+
+#: The folder of a run holding each takedown request's checklist page.
+TAKEDOWNS_DIR = "takedowns"
+
+
+class TakedownSummary(msgspec.Struct, kw_only=True, frozen=True):
+    """One takedown request as the report lists it (no personal data: contact and notes stay in
+    the ledger); ``checklist`` is its checklist page, relative to the run folder."""
+
+    request_id: str
+    ground: str
+    received: date
+    deadline: date | None = None
+    deadline_note: str = ""
+    closed: bool = False
+    open_steps: list[str] = msgspec.field(default_factory=list)
+    checklist: str | None = None
 
 
 class AuditReport(msgspec.Struct, kw_only=True):
@@ -154,6 +192,7 @@ class AuditReport(msgspec.Struct, kw_only=True):
     data_docs: str | None = None  # path of the Data Docs index, relative to the run folder
     log: str | None = None  # the run's log (stage timings, warnings, tracebacks), ditto
     previous: PreviousRun | None = None
+    takedowns: list[TakedownSummary] = msgspec.field(default_factory=list)
     #: Every configured input (path as configured -> fingerprint) and a digest of the settings,
     #: taken before the stages ran: whether a later `export` may reuse this run.
     inputs: dict[str, InputFingerprint] = msgspec.field(default_factory=dict)
@@ -215,7 +254,8 @@ _DECODER = msgspec.json.Decoder(AuditReport)
 
 
 def to_files(report: AuditReport) -> tuple[bytes, bytes]:
-    """``(report.json, findings.jsonl)``: the report without findings, and the findings."""
+    """``(report.json, findings JSONL)``: the report without findings, and the findings
+    (uncompressed: :func:`compress_findings` makes the published file)."""
     findings: list[Finding] = []
     datasets = []
     for ds in report.datasets:
@@ -233,6 +273,29 @@ def to_files(report: AuditReport) -> tuple[bytes, bytes]:
         datasets.append(msgspec.structs.replace(ds, stages=stages))
     compact = msgspec.structs.replace(report, datasets=datasets)
     return msgspec.json.format(_ENCODER.encode(compact), indent=1), to_jsonl(findings)
+
+
+def compress_findings(jsonl: bytes) -> bytes:
+    """The published ``findings.jsonl.gz``: reproducible bytes (no timestamp in the header)."""
+    return gzip.compress(jsonl, compresslevel=6, mtime=0)
+
+
+def findings_bytes(data: bytes) -> bytes:
+    """Findings JSON Lines from a file's bytes, gzip-compressed or plain (read by content, so a
+    renamed file works either way)."""
+    if data[:2] != _GZIP_MAGIC:
+        return data
+    try:
+        return gzip.decompress(data)
+    except (OSError, EOFError, zlib.error):
+        raise ValueError("damaged or truncated gzip data") from None
+
+
+def findings_path(run_dir: str | Path) -> Path:
+    """A run folder's findings file: ``findings.jsonl.gz``, or an older run's ``findings.jsonl``."""
+    d = Path(run_dir)
+    plain = d / PLAIN_FINDINGS_FILE
+    return plain if not (d / FINDINGS_FILE).exists() and plain.exists() else d / FINDINGS_FILE
 
 
 class _Layout(msgspec.Struct):
@@ -253,7 +316,7 @@ def from_files(
             f"reads format {REPORT_VERSION}: run the audit again to gate on it or use it as a baseline"
         )
     report = _DECODER.decode(report_json)
-    findings = from_jsonl(findings_jsonl)
+    findings = from_jsonl(findings_bytes(findings_jsonl))
     pos = 0
     for ds in report.datasets:
         for name_ in ordered_stages(ds.stages):
@@ -268,9 +331,18 @@ def from_files(
     return report
 
 
+class _Rate(msgspec.Struct):
+    unavailable_rate: float | None = None
+
+
 class _RatesOnly(msgspec.Struct):
     name: str
-    missing_rate: float | None = None
+    images: _Rate | None = None
+    missing_rate: float | None = None  # reports before the images' figures were kept
+
+    @property
+    def unavailable_rate(self) -> float | None:
+        return self.images.unavailable_rate if self.images is not None else self.missing_rate
 
 
 class _TrendOnly(msgspec.Struct):
@@ -292,12 +364,12 @@ def read_previous(run_dir: str | Path) -> PreviousRun | None:
         run_id=report.run_id,
         started=report.started,
         totals=report.totals,
-        missing_rates={ds.name: ds.missing_rate for ds in report.datasets},
+        unavailable_rates={ds.name: ds.unavailable_rate for ds in report.datasets},
     )
 
 
 def read_report(run_dir: str | Path) -> AuditReport:
     """Load a published run folder back into an :class:`AuditReport`."""
     d = Path(run_dir)
-    report_json, findings = (d / REPORT_FILE).read_bytes(), (d / FINDINGS_FILE).read_bytes()
+    report_json, findings = (d / REPORT_FILE).read_bytes(), findings_path(d).read_bytes()
     return from_files(report_json, findings, name=str(d / REPORT_FILE))

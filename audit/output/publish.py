@@ -25,6 +25,7 @@ from audit.output.model import (
     PAGE_FILE,
     REPORT_FILE,
     AuditReport,
+    compress_findings,
     to_files,
 )
 
@@ -79,7 +80,7 @@ def publish(
     stage = staging_dir(root, report.run_id)
     try:
         report_json, findings_jsonl = to_files(report)
-        write(stage / FINDINGS_FILE, findings_jsonl)
+        write(stage / FINDINGS_FILE, compress_findings(findings_jsonl))
         write(stage / REPORT_FILE, report_json)
         if render_page is not None:
             write(stage / PAGE_FILE, render_page(report).encode("utf-8"))

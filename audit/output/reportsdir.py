@@ -12,6 +12,7 @@ names the folder's run.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -122,19 +123,44 @@ class _RunStamp(msgspec.Struct):
     started: datetime
 
 
-def prunable_runs(reports_dir: str | Path, keep: int, *, protect: set[str]) -> list[str]:
-    """Run folders beyond the newest ``keep`` (0 keeps all), oldest first; never one in ``protect``.
+def prunable_runs(
+    reports_dir: str | Path, keep: int, *, protect: set[str], keep_bytes: int = 0
+) -> list[str]:
+    """Run folders beyond the newest ``keep`` (0 keeps all), or beyond ``keep_bytes`` of run
+    folders in all (0: no cap; newest first, so the newest always stays), oldest first; never
+    one in ``protect`` (a protected folder still counts towards the size).
 
     Only real folders whose ``report.json`` names that folder's run count: anything else a user
     put beside the runs (a README, a symlink, a copied folder) is neither counted nor deleted.
     Ordered by start time, which the run id's second-granular prefix cannot always tell apart.
     """
-    if keep <= 0:
+    if keep <= 0 and keep_bytes <= 0:
         return []
     root = Path(reports_dir)
     stamped = [(s.started, s.run_id) for r in published_runs(root) if (s := _stamp(root / r))]
     newest_first = [run_id for _, run_id in sorted(stamped, reverse=True)]
-    return [r for r in reversed(newest_first[keep:]) if r not in protect]
+    kept = newest_first[:keep] if keep > 0 else newest_first
+    if keep_bytes > 0:
+        total = 0
+        within: list[str] = []
+        for run_id in kept:
+            size = folder_bytes(root / run_id)
+            if within and total + size > keep_bytes and run_id not in protect:
+                continue
+            total += size
+            within.append(run_id)
+        kept = within
+    return [r for r in reversed(newest_first) if r not in kept and r not in protect]
+
+
+def folder_bytes(folder: Path) -> int:
+    """Bytes of the regular files under ``folder`` (symlinks not followed)."""
+    total = 0
+    for dirpath, _dirs, files in os.walk(folder):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += (Path(dirpath) / name).lstat().st_size
+    return total
 
 
 def _stamp(path: Path) -> _RunStamp | None:

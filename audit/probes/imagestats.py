@@ -6,7 +6,14 @@ import statistics
 from collections import Counter
 
 from audit.probes.imagedecode import Outcome
-from audit.results import Dimensions, FolderCounts, ImagesResult, Spread
+from audit.results import (
+    IMAGE_BROKEN,
+    IMAGE_MISSING,
+    Dimensions,
+    FolderCounts,
+    ImagesResult,
+    Spread,
+)
 
 
 def image_stats(
@@ -24,18 +31,14 @@ def image_stats(
     for image, n in uses.items():
         by_record[status_of[image][0]] += n
     referenced = uses.total()
-    missing = by_record["missing"] + by_record["unreadable"]
-    broken = sum(n for s, n in by_record.items() if s not in ("ok", "format_mismatch"))
-    bad_paths = by_record["bad_path"]
+    problems = sum(n for s, n in by_record.items() if s in IMAGE_MISSING | IMAGE_BROKEN)
+    on_disk = problems - by_record["bad_path"]
     sized = [(o[2], o[3]) for o in outcomes.values() if o[2] is not None and o[3] is not None]
     return ImagesResult(
         level=level,
         roots=roots,
         referenced=referenced,
         unique_images=len(status_of),
-        missing=missing,
-        missing_rate=round(missing / referenced, 6) if referenced else None,
-        broken=broken,
         status=dict(sorted(by_record.items())),
         formats=dict(Counter(o[1] for o in outcomes.values() if o[1]).most_common()),
         dimensions=Dimensions(
@@ -43,7 +46,7 @@ def image_stats(
         )
         if sized
         else None,
-        worst_folders=_worst_folders(uses, status_of) if missing or broken > bad_paths else {},
+        worst_folders=_worst_folders(uses, status_of) if on_disk else {},
     )
 
 
@@ -61,9 +64,9 @@ def _worst_folders(
         if counts is None:
             counts = folders[folder] = {"referenced": 0, "missing": 0, "broken": 0}
         counts["referenced"] += n
-        if status in ("missing", "unreadable"):
+        if status in IMAGE_MISSING:
             counts["missing"] += n
-        elif status not in ("ok", "format_mismatch"):
+        elif status in IMAGE_BROKEN:
             counts["broken"] += n
     worst = sorted(
         (item for item in folders.items() if item[1]["missing"] + item[1]["broken"]),
@@ -88,8 +91,13 @@ def summary(stats: ImagesResult) -> str:
     parts = [f"{status.get('ok', 0):,} ok"] + [
         f"{n:,} {s.replace('_', ' ')}" for s, n in status.items() if s != "ok"
     ]
-    rate = stats.missing_rate
-    rate_text = f"; missing rate {rate:.1%}" if rate is not None else ""
+    fig = stats.figures
+    rate_text = (
+        f"; {fig.missing:,} missing + {fig.broken:,} broken = {fig.unavailable:,} unavailable "
+        f"({fig.unavailable_rate:.1%})"
+        if fig.unavailable_rate is not None
+        else ""
+    )
     if stats.none_found:
         rate_text += "; " + NONE_FOUND_HINT
     return (

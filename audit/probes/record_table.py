@@ -19,6 +19,7 @@ import msgspec
 
 from audit.findings import Code, Finding, Severity
 from audit.models import ChatRecord
+from audit.results import IMAGE_BROKEN_CODES, IMAGE_MISSING_CODES
 
 if TYPE_CHECKING:
     import pandas
@@ -37,7 +38,8 @@ COLUMNS: dict[str, str] = {
     "image_token_count": "how many `<image>` tokens the whole record holds",
     "fingerprint": "hash of the whole record: equal fingerprints are exact duplicates",
     "image_status": "ok, or the most severe images-stage finding code (null: not probed / no image)",
-    "image_available": "true when the image probe found no error for the record (null: not probed)",
+    "image_available": "false when the record's image is missing or broken, the images stage's "
+    "unavailable (audit.results.Availability); true otherwise (null: not probed)",
     "url_status": "ok, or the most severe URL-probe finding code (null: not probed / no URL)",
     "url_alive": "true when the URL probe found the record's source URL answering (its own "
     "`url`, or for a chat record its image's URL from the metadata file; null: not probed)",
@@ -50,6 +52,7 @@ RECORD_COLUMNS = frozenset(list(COLUMNS)[:8])
 _ENCODER = msgspec.json.Encoder(order="sorted")
 #: URL findings (all warnings: the local copy may still train) that mean the URL did answer.
 _URL_REACHABLE = frozenset({Code.URL_OPT_OUT})
+IMAGE_UNAVAILABLE_CODES = IMAGE_MISSING_CODES | IMAGE_BROKEN_CODES
 
 
 def record_table(
@@ -165,7 +168,10 @@ def _probe_columns(
     if findings is None:
         return {status_col: [None] * len(rows), ok_col: [None] * len(rows)}
     worst: dict[int, Finding] = {}
+    unavailable: set[int] = set()  # images: the records the images stage counts unavailable
     for finding in findings:
+        if finding.code in IMAGE_UNAVAILABLE_CODES and finding.index is not None:
+            unavailable.add(finding.index)
         if finding.index is None or finding.severity is Severity.INFO:
             continue
         seen = worst.get(finding.index)
@@ -183,8 +189,6 @@ def _probe_columns(
         else:
             statuses.append(found.code)
             available.append(
-                found.code in _URL_REACHABLE
-                if column == "url"
-                else found.severity is not Severity.ERROR
+                found.code in _URL_REACHABLE if column == "url" else i not in unavailable
             )
     return {status_col: statuses, ok_col: available}

@@ -221,7 +221,6 @@ def _stats(
         tally[0] += 1
         tally[1] += status not in AVAILABLE
     judged = sum(n for s, n in counts.items() if s not in NOT_PROBED)
-    missing = sum(n for s, n in counts.items() if s not in AVAILABLE and s not in NOT_PROBED)
     worst = sorted(per_domain.items(), key=lambda kv: (-kv[1][1], -kv[1][0], kv[0]))
     unique = len(results)
     return UrlCounts(
@@ -232,11 +231,9 @@ def _stats(
         cached=unique - probed,
         status_counts={s: counts[s] for s in STATUSES if counts[s]},
         referenced=judged,
-        missing=missing,
-        missing_rate=missing / judged if judged else None,
         opt_out=sum(ref.url in reserved for ref in refs),
         worst_domains=[
-            DomainCount(domain=d, urls=n, missing=m, missing_rate=m / n)
+            DomainCount(domain=d, urls=n, unavailable=m, unavailable_rate=m / n)
             for d, (n, m) in worst[:_WORST_DOMAINS]
             if m
         ],
@@ -246,13 +243,15 @@ def _stats(
 
 
 def _summary(stats: UrlCounts, dataset: str, file: str) -> Finding:
-    rate = stats.missing_rate
+    fig = stats.figures
+    rate = fig.unavailable_rate
     shown = "n/a" if rate is None else f"{rate:.1%}"
     counts = ", ".join(f"{s} {n}" for s, n in stats.status_counts.items())
     return findings.make(
         Code.URL_STATS,
-        f"{stats.urls} URLs ({stats.probed} probed, {stats.cached} cached); missing "
-        f"{shown} vs ~15% documented by LLaVA for CC-3M; {counts or 'none'}",
+        f"{stats.urls} URLs ({stats.probed} probed, {stats.cached} cached); unavailable "
+        f"{shown} ({fig.missing} missing, {fig.broken} broken) vs ~15% documented by LLaVA "
+        f"for CC-3M; {counts or 'none'}",
         dataset=dataset,
         file=file,
     )
@@ -330,13 +329,13 @@ def combine(results: Sequence[UrlsResult]) -> UrlsResult:
     domains: dict[str, list[int]] = {}
     for result in results:
         s = result.totals
-        for key in ("urls", "unique_urls", "probed", "cached", "referenced", "missing", "opt_out"):
+        for key in ("urls", "unique_urls", "probed", "cached", "referenced", "opt_out"):
             total[key] += getattr(s, key)
         statuses.update(s.status_counts)
         for row in s.worst_domains:
             tally = domains.setdefault(row.domain, [0, 0])
             tally[0] += row.urls
-            tally[1] += row.missing
+            tally[1] += row.unavailable
     worst = sorted(domains.items(), key=lambda kv: (-kv[1][1], -kv[1][0], kv[0]))
     totals = UrlCounts(
         urls=total["urls"],
@@ -344,12 +343,10 @@ def combine(results: Sequence[UrlsResult]) -> UrlsResult:
         probed=total["probed"],
         cached=total["cached"],
         referenced=total["referenced"],
-        missing=total["missing"],
         opt_out=total["opt_out"],
         status_counts=dict(statuses),
-        missing_rate=total["missing"] / total["referenced"] if total["referenced"] else None,
         worst_domains=[
-            DomainCount(domain=d, urls=n, missing=m, missing_rate=m / n)
+            DomainCount(domain=d, urls=n, unavailable=m, unavailable_rate=m / n)
             for d, (n, m) in worst[:_WORST_DOMAINS]
         ],
     )

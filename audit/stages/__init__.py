@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from audit.results import AnyStageResult, ImagesResult, StageResult, UrlsResult
+from audit.results import AnyStageResult, Availability, ImagesResult, StageResult, UrlsResult
 from audit.stages.context import StageContext, StageSkipped, Upstream, cached
 from audit.stages.expectations_stage import expectations
 from audit.stages.images_stage import images
@@ -40,15 +40,13 @@ def record_count(ctx: StageContext) -> int | None:
     return ctx.chat.total if ctx.chat is not None else None
 
 
-def missing_rate(result: StageResult | None) -> float | None:
-    """Share of referenced local images, or judged source URLs, that are missing."""
+def figures(result: StageResult | None) -> Availability | None:
+    """Missing, broken and unavailable local images or source URLs (None: not probed)."""
     if isinstance(result, ImagesResult):
-        referenced, missing = result.referenced, result.missing
-    elif isinstance(result, UrlsResult):
-        referenced, missing = result.totals.referenced, result.totals.missing
-    else:
-        return None
-    return missing / referenced if referenced else None
+        return result.figures
+    if isinstance(result, UrlsResult):
+        return result.totals.figures
+    return None
 
 
 __all__ = [
@@ -58,6 +56,6 @@ __all__ = [
     "StageSkipped",
     "Upstream",
     "cached",
-    "missing_rate",
+    "figures",
     "record_count",
 ]

@@ -11,8 +11,14 @@ from typing import Any
 
 import msgspec
 
-from audit.findings import Finding
-from audit.results import ExpectationsResult, ImagesResult, LicenseResult, UrlsResult
+from audit.findings import Code, Finding
+from audit.results import (
+    ExpectationsResult,
+    ImagesResult,
+    LicenseResult,
+    StructureResult,
+    UrlsResult,
+)
 from audit.stages.context import StageContext, StageSkipped, cached
 from audit.store import stagecache
 from audit.webassets import ASSETS_DIR
@@ -50,7 +56,7 @@ def run_expectations_stage(
         records = _in_file_order(loaded)
         table = record_table(
             records,
-            image_findings=images.findings if images else None,
+            image_findings=_image_findings(images, ctx.upstream.structure),
             url_findings=_by_chat_index(urls.findings, records) if urls else None,
             license_verdicts=verdicts,
         )
@@ -79,6 +85,22 @@ def run_expectations_stage(
     )
     outside = cached_docs(cache_dir, ds.name, docs_dir)
     return cached(ctx, "expectations", key, compute, ExpectationsResult, outside=outside)
+
+
+def _image_findings(
+    images: ImagesResult | None, structure: StructureResult | None
+) -> list[Finding] | None:
+    """The images stage's findings, and the structure stage's ``image.path`` ones on the same
+    file: a path leading outside the roots is a missing image the images stage counts but
+    leaves to the structure stage to report."""
+    if images is None:
+        return None
+    paths = [
+        f
+        for f in (structure.findings if structure is not None else [])
+        if f.code == Code.IMAGE_PATH and f.file == images.file
+    ]
+    return images.findings + paths
 
 
 def _probe_outcomes(result: ImagesResult | UrlsResult | None) -> list[tuple[Any, ...]] | None:

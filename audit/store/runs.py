@@ -48,15 +48,37 @@ register_schema(
 )
 
 
+#: What a run came to, as the run index shows it: the audit's own result (``passed``, ``errors``
+#: found, ``incomplete`` when a stage could not run), overridden by a failed gate on it, or
+#: ``failed``/``interrupted`` when it did not finish, ``running`` while it runs.
+RunResult = Literal[
+    "running", "passed", "errors", "incomplete", "gate failed", "failed", "interrupted"
+]
+AuditResult = Literal["passed", "errors", "incomplete"]
+
+#: The audit's result and the gate's verdict per run. Created on first write rather than in the
+#: versioned schema: an older llava-audit reading the file ignores it, and a file without it (an
+#: older run) falls back to the errors count.
+_OUTCOME_DDL = (
+    "CREATE TABLE IF NOT EXISTS run_outcome ("
+    " run_id TEXT PRIMARY KEY REFERENCES runs (run_id) ON DELETE CASCADE,"
+    " audit TEXT, gate TEXT)"
+)
+
+
 class DatasetFigures(msgspec.Struct, frozen=True, kw_only=True):
-    """One dataset's figures in one run (a point on the trend charts)."""
+    """One dataset's figures in one run (a point on the trend charts).
+
+    The rates are :class:`audit.results.Availability` ``unavailable_rate`` (missing + broken);
+    the columns keep their first names (``missing_rate``, ``url_missing_rate``).
+    """
 
     dataset: str
     records: int | None
     errors: int
     warnings: int
-    missing_rate: float | None  # local images
-    url_missing_rate: float | None = None  # source URLs
+    unavailable_rate: float | None  # local images
+    url_unavailable_rate: float | None = None  # source URLs
 
 
 class RunRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -73,6 +95,20 @@ class RunRecord(msgspec.Struct, frozen=True, kw_only=True):
     report: str | None  # published folder, relative to the reports dir
     message: str | None
     datasets: tuple[DatasetFigures, ...] = ()
+    audit: AuditResult | None = None  # None: failed, running, or recorded by an older version
+    gate: Literal["passed", "failed"] | None = None  # None: not gated
+
+    @property
+    def result(self) -> RunResult:
+        """The one word the run index shows for this run."""
+        if self.status == "running":
+            return "running"
+        if self.status == "failed":
+            interrupted = (self.message or "").startswith(INTERRUPTED)
+            return "interrupted" if interrupted else "failed"
+        if self.gate == "failed":
+            return "gate failed"
+        return self.audit or ("errors" if self.errors else "passed")
 
 
 def start_run(store: Store, run_id: str, started: datetime, *, trigger: str = "manual") -> None:
@@ -96,9 +132,17 @@ def finish_run(
     report: str | None = None,
     message: str | None = None,
     datasets: list[DatasetFigures] | tuple[DatasetFigures, ...] = (),
+    audit: AuditResult | None = None,
 ) -> None:
     """Close a run with its outcome and figures, in one transaction."""
     with store.transaction() as conn:
+        if audit is not None:
+            conn.execute(_OUTCOME_DDL)
+            conn.execute(
+                "INSERT INTO run_outcome (run_id, audit) VALUES (?, ?)"
+                " ON CONFLICT (run_id) DO UPDATE SET audit = excluded.audit",
+                (run_id, audit),
+            )
         conn.execute(
             "UPDATE runs SET finished = ?, status = ?, errors = ?, warnings = ?, records = ?,"
             " report = ?, message = ? WHERE run_id = ?",
@@ -114,12 +158,41 @@ def finish_run(
                     d.records,
                     d.errors,
                     d.warnings,
-                    d.missing_rate,
-                    d.url_missing_rate,
+                    d.unavailable_rate,
+                    d.url_unavailable_rate,
                 )
                 for d in datasets
             ],
         )
+
+
+#: The start of the message of a run a killed process left ``running``.
+INTERRUPTED = "interrupted"
+
+
+def record_gate(store: Store, run_id: str, *, passed: bool) -> None:
+    """The gate's verdict on a run (the run index shows "gate failed" for it)."""
+    with store.transaction() as conn:
+        conn.execute(_OUTCOME_DDL)
+        conn.execute(
+            "INSERT INTO run_outcome (run_id, gate) VALUES (?, ?)"
+            " ON CONFLICT (run_id) DO UPDATE SET gate = excluded.gate",
+            (run_id, "passed" if passed else "failed"),
+        )
+
+
+def _outcomes(store: Store, ids: list[str]) -> dict[str, tuple[str | None, str | None]]:
+    """run_id -> (audit, gate) for those runs that have a row (none when the table is absent)."""
+    exists = store.conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'run_outcome'"
+    ).fetchone()
+    if not exists or not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    rows = store.conn.execute(
+        f"SELECT run_id, audit, gate FROM run_outcome WHERE run_id IN ({marks})", ids
+    )
+    return {run_id: (audit, gate) for run_id, audit, gate in rows}
 
 
 def fail_interrupted(store: Store, *, now: datetime, except_run: str | None = None) -> int:
@@ -127,15 +200,19 @@ def fail_interrupted(store: Store, *, now: datetime, except_run: str | None = No
     with store.transaction() as conn:
         cur = conn.execute(
             "UPDATE runs SET status = 'failed', finished = COALESCE(finished, ?),"
-            " message = COALESCE(message, 'interrupted: the process ended before the run finished')"
+            " message = COALESCE(message, ?)"
             " WHERE status = 'running' AND run_id IS NOT ?",
-            (now.isoformat(), except_run),
+            (
+                now.isoformat(),
+                f"{INTERRUPTED}: the process ended before the run finished",
+                except_run,
+            ),
         )
         return cur.rowcount
 
 
 #: The note the run index shows for a run whose report folder retention deleted.
-PRUNED_NOTE = "report deleted by retention (keep_runs)"
+PRUNED_NOTE = "report deleted by retention (keep_runs, keep_mb)"
 
 
 def mark_pruned(store: Store, run_ids: list[str]) -> None:
@@ -176,11 +253,15 @@ def list_runs(store: Store, *, limit: int = 100) -> list[RunRecord]:
                     records=rest[1],
                     errors=rest[2],
                     warnings=rest[3],
-                    missing_rate=rest[4],
-                    url_missing_rate=rest[5],
+                    unavailable_rate=rest[4],
+                    url_unavailable_rate=rest[5],
                 )
             )
-    return [_record(row, figures.get(row[0], [])) for row in reversed(rows)]
+    outcomes = _outcomes(store, ids)
+    return [
+        _record(row, figures.get(row[0], []), outcomes.get(str(row[0]), (None, None)))
+        for row in reversed(rows)
+    ]
 
 
 def last_run(store: Store, *, status: RunStatus | None = None) -> RunRecord | None:
@@ -194,7 +275,9 @@ def last_run(store: Store, *, status: RunStatus | None = None) -> RunRecord | No
         sql += " WHERE status = ?"
         params = (status,)
     row = store.conn.execute(sql + " ORDER BY started DESC, run_id DESC LIMIT 1", params).fetchone()
-    return None if row is None else _record(row, [])
+    if row is None:
+        return None
+    return _record(row, [], _outcomes(store, [row[0]]).get(row[0], (None, None)))
 
 
 def _add_url_missing_rate(conn: sqlite3.Connection) -> None:
@@ -207,7 +290,11 @@ def _add_url_missing_rate(conn: sqlite3.Connection) -> None:
 register_migration(1, _add_url_missing_rate)
 
 
-def _record(row: tuple[object, ...], datasets: list[DatasetFigures]) -> RunRecord:
+def _record(
+    row: tuple[object, ...],
+    datasets: list[DatasetFigures],
+    outcome: tuple[str | None, str | None] = (None, None),
+) -> RunRecord:
     return RunRecord(
         run_id=str(row[0]),
         started=datetime.fromisoformat(str(row[1])),
@@ -220,4 +307,6 @@ def _record(row: tuple[object, ...], datasets: list[DatasetFigures]) -> RunRecor
         report=row[8],  # type: ignore[arg-type]
         message=row[9],  # type: ignore[arg-type]
         datasets=tuple(datasets),
+        audit=outcome[0],  # type: ignore[arg-type]
+        gate=outcome[1],  # type: ignore[arg-type]
     )

@@ -36,26 +36,25 @@ def render_findings(
     examples: int = 3,
     show_info: bool = True,
 ) -> None:
-    """Print one row per code (worst first, then most frequent) with up to ``examples`` records.
+    """Print one row per code and severity (worst first, then most frequent) with up to
+    ``examples`` records; a code whose findings differ in severity (``expectation.failed``: a
+    critical rule is an error, a warning rule a warning) gets a row per severity, as on the page.
 
     File-level statistics (`info` without an index) are listed after the table, one line each.
     """
-    groups: dict[str, list[Finding]] = {}
+    groups: dict[tuple[str, Severity], list[Finding]] = {}
     for finding in findings:
         if finding.severity is Severity.INFO and finding.index is None:
             continue
-        groups.setdefault(finding.code, []).append(finding)
-    ordered = sorted(
-        groups.items(), key=lambda item: (-item[1][0].severity.rank, -len(item[1]), item[0])
-    )
+        groups.setdefault((finding.code, finding.severity), []).append(finding)
+    ordered = sorted(groups.items(), key=lambda item: (-item[0][1].rank, -len(item[1]), item[0][0]))
     if ordered:
         table = Table(title=title, title_justify="left", show_lines=False)
         table.add_column("severity")
         table.add_column("code")
         table.add_column("count", justify="right")
         table.add_column("first examples (index, id: message)", overflow="fold")
-        for code, group in ordered:
-            severity = group[0].severity
+        for (code, severity), group in ordered:
             lines = Text()
             for finding in group[:examples]:
                 if lines:

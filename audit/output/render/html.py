@@ -20,7 +20,7 @@ import msgspec
 from audit import __version__
 from audit.findings import CATALOGUE, Finding, Severity
 from audit.output import model as rpt
-from audit.results import AnyStageResult, ExpectationsResult, LicenseResult
+from audit.results import AVAILABILITY_TEXT, AnyStageResult, ExpectationsResult, LicenseResult
 from audit.store.runs import RunRecord
 
 #: Examples shown per finding code: the page stays small for a dataset with 100K findings.
@@ -100,32 +100,49 @@ USES = (
     "commercial/redistribute-annotations",
     "commercial/redistribute-images",
 )
+#: A stage's outcome (:attr:`audit.output.model.StageRun.outcome`) -> its badge's colour class.
+OUTCOME_CLASS = {
+    "clean": "ok",
+    "warnings": "warning",
+    "errors": "error",
+    "skipped": "skipped",
+    "failed": "failed",
+}
+#: A run's result in the run index (:attr:`audit.store.runs.RunRecord.result`) -> badge class.
+RESULT_CLASS = {
+    "passed": "passed",
+    "errors": "error",
+    "incomplete": "failed",
+    "gate failed": "failed",
+    "failed": "failed",
+    "interrupted": "failed",
+    "running": "running",
+}
 #: Expectation rules listed per dataset (failed ones first); Data Docs have all of them.
 RULES_SHOWN = 25
 
 
 def group_findings(findings: Iterable[Finding]) -> list[CodeGroup]:
-    """Findings by code, worst severity first, then most frequent; examples capped per code."""
-    counts: dict[str, int] = defaultdict(int)
-    examples: dict[str, list[Finding]] = defaultdict(list)
-    severity: dict[str, Severity] = {}
+    """Findings by code and severity (as the console lists them), worst first, then most
+    frequent; examples capped per group."""
+    counts: dict[tuple[str, Severity], int] = defaultdict(int)
+    examples: dict[tuple[str, Severity], list[Finding]] = defaultdict(list)
     for f in findings:
-        counts[f.code] += 1
-        if f.code not in severity or f.severity.rank > severity[f.code].rank:
-            severity[f.code] = f.severity
-        if len(examples[f.code]) < EXAMPLES_PER_CODE:
-            examples[f.code].append(f)
+        key = (f.code, f.severity)
+        counts[key] += 1
+        if len(examples[key]) < EXAMPLES_PER_CODE:
+            examples[key].append(f)
     groups = []
-    for code, n in counts.items():
+    for (code, severity), n in counts.items():
         entry = CATALOGUE.get(code)
         groups.append(
             CodeGroup(
                 code=code,
-                severity=severity[code].value,
+                severity=severity.value,
                 title=entry.title if entry else code,
                 explanation=entry.explanation if entry else "",
                 count=n,
-                examples=examples[code],
+                examples=examples[(code, severity)],
             )
         )
     return sorted(groups, key=lambda g: (-Severity(g.severity).rank, -g.count, g.code))
@@ -133,16 +150,25 @@ def group_findings(findings: Iterable[Finding]) -> list[CodeGroup]:
 
 def _rate_top(report: rpt.AuditReport) -> float:
     """Chart scale: the largest rate shown, and always room for the 30% reference line."""
-    rates = [r or 0.0 for d in report.datasets for r in (d.missing_rate, d.url_missing_rate)]
+    rates = [r or 0.0 for d in report.datasets for r in _rates(d)]
     return max([CC3M_2024 * 1.15, *rates])
 
 
+def _rates(d: rpt.DatasetReport) -> tuple[float | None, float | None]:
+    """The unavailable rates of the local images and the source URLs (None: not probed)."""
+    return (
+        d.images.unavailable_rate if d.images else None,
+        d.urls.unavailable_rate if d.urls else None,
+    )
+
+
 def missing_bars(report: rpt.AuditReport, width: float = 360.0) -> list[Bar]:
-    """Two bars per dataset (local files, source URLs), on one scale with the baselines."""
+    """Two bars per dataset (local files, source URLs): the unavailable rate (missing + broken),
+    on one scale with the baselines."""
     top = _rate_top(report)
     bars = []
     for d in report.datasets:
-        for series, rate in (("local", d.missing_rate), ("url", d.url_missing_rate)):
+        for series, rate in zip(("local", "url"), _rates(d), strict=True):
             bars.append(
                 Bar(
                     label=d.name,
@@ -258,6 +284,8 @@ def render_run(report: rpt.AuditReport) -> str:
         excerpts=excerpts,
         delta=_delta,
         fixed=_fixed_codes(report),
+        outcome_class=OUTCOME_CLASS,
+        definitions=AVAILABILITY_TEXT,
     )
 
 
@@ -352,7 +380,7 @@ def render_index(runs: list[RunRecord]) -> str:
     names = sorted({d.dataset for r in finished for d in r.datasets})
     rates, labels = [], []
     for name in names:
-        for label, pick in ((name, "missing_rate"), (f"{name} URLs", "url_missing_rate")):
+        for label, pick in ((name, "unavailable_rate"), (f"{name} URLs", "url_unavailable_rate")):
             column = [_rate(r, name, pick) for r in finished]
             if any(v is not None for v in column):
                 rates.append(column)
@@ -371,4 +399,5 @@ def render_index(runs: list[RunRecord]) -> str:
         pad=PAD,
         version=__version__,
         duration=_duration,
+        result_class=RESULT_CLASS,
     )

@@ -15,8 +15,16 @@ from rich.text import Text
 from audit.output import model as rpt
 from audit.output.render.console import render_findings
 from audit.output.render.html import CC3M_BASELINE
+from audit.results import Availability
 
-_STATUS_STYLE = {"ok": "green", "skipped": "dim", "failed": "bold red"}
+#: A stage's outcome (:attr:`audit.output.model.StageRun.outcome`, the page's badge) -> style.
+_OUTCOME_STYLE = {
+    "clean": "green",
+    "warnings": "yellow",
+    "errors": "red",
+    "skipped": "dim",
+    "failed": "bold red",
+}
 
 
 def render_report(
@@ -57,7 +65,7 @@ def _stage_table(report: rpt.AuditReport) -> Table:
     table = Table(title=f"Audit {report.run_id}", title_justify="left")
     table.add_column("dataset")
     table.add_column("records", justify="right")
-    table.add_column("missing images", justify="right")
+    table.add_column("unavailable images", justify="right")
     table.add_column("stages")
     for ds in report.datasets:
         stages = Text()
@@ -65,22 +73,34 @@ def _stage_table(report: rpt.AuditReport) -> Table:
             run = ds.stages.get(stage)
             if run is None:
                 continue
-            label: str = run.status
-            style = _STATUS_STYLE[run.status]
-            if run.status == "ok" and run.result is not None:
-                errors = sum(1 for f in run.result.findings if f.severity == "error")
-                label, style = (f"{errors} err", "red") if errors else ("ok", "green")
             if stages:
                 stages.append(" · ")
             stages.append(f"{stage} ")
-            stages.append(label, style=style)
-        rate = ds.missing_rate
+            stages.append(_stage_label(run), style=_OUTCOME_STYLE[run.outcome])
         table.add_row(
             Text(f"{ds.name}\n{ds.kind}"),
             "-" if ds.records is None else f"{ds.records:,}",
-            "-"
-            if rate is None
-            else Text(f"{rate:.1%}", style="red" if rate > CC3M_BASELINE else "green"),
+            _figures(ds.images),
             stages,
         )
     return table
+
+
+def _stage_label(run: rpt.StageRun) -> str:
+    """The stage's outcome, with its count: "2 errors", "3 warnings", "clean", "skipped"."""
+    if run.result is None or run.outcome not in ("errors", "warnings"):
+        return run.outcome
+    severity = "error" if run.outcome == "errors" else "warning"
+    n = sum(1 for f in run.result.findings if f.severity == severity)
+    return f"{n:,} {severity}{'s' if n != 1 else ''}"
+
+
+def _figures(fig: Availability | None) -> Text | str:
+    """The local images' unavailable rate, and its missing + broken counts."""
+    if fig is None or fig.unavailable_rate is None:
+        return "-"
+    rate = fig.unavailable_rate
+    return Text.assemble(
+        (f"{rate:.1%}", "red" if rate > CC3M_BASELINE else "green"),
+        (f"\n{fig.missing:,} missing\n{fig.broken:,} broken", "dim"),
+    )
