@@ -298,8 +298,8 @@ class Placeholder(_Counts, frozen=True):
         if self.rule == "redirect":
             return f"a redirect to {self.target}"
         size = "size unknown" if self.size is None else f"{self.size:,} bytes"
-        via = f", reached by redirects to {self.target}" if self.target else ""
-        return f"the same image (sha256 {(self.sha256 or '')[:16]}, {size}){via}"
+        via = f"; reached by redirects to {self.target}" if self.target else ""
+        return f"the same image (sha256 {(self.sha256 or '')[:16]}, {size}{via})"
 
 
 class UrlsResult(StageResult, tag="urls", frozen=True):

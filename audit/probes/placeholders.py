@@ -104,7 +104,7 @@ def detect(
             continue
         fingerprint = (probe.sha256 or "", probe.size)
         if probe.sha256 and fingerprint in flagged_bytes:
-            groups.setdefault(("bytes", _fingerprint_key(fingerprint)), []).append(probe)
+            groups.setdefault(("bytes", f"{probe.sha256}:{probe.size}"), []).append(probe)
         elif probe.final_url and _distinct(probe.final_url) in flagged_targets:
             groups.setdefault(("redirect", _distinct(probe.final_url)), []).append(probe)
     reclassified = dict(results)
@@ -139,10 +139,6 @@ def _describe(rule: str, members: list[UrlProbe]) -> Placeholder:
 
 def _detail(p: Placeholder) -> str:
     return f"{p.label} answers {p.urls} distinct URLs: a host's stand-in for a missing photo"
-
-
-def _fingerprint_key(fingerprint: tuple[str, int | None]) -> str:
-    return f"{fingerprint[0]}:{fingerprint[1]}"
 
 
 def _distinct(url: str) -> str:
