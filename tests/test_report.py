@@ -178,6 +178,22 @@ def test_retention_deletes_only_the_oldest_runs_beyond_the_limit(tmp_path: Path)
     assert reportsdir.prunable_runs(tmp_path, 4, protect=set()) == []  # already at the limit
 
 
+def test_retention_can_also_cap_the_total_size_keeping_the_newest(tmp_path: Path) -> None:
+    """keep_mb: the newest runs that fit stay, older ones go even under keep_runs; the newest
+    always stays, however big, and a protected run stays and still counts."""
+    ids = _publish_days(tmp_path, range(1, 6))
+    for run_id in ids:
+        (tmp_path / run_id / "data-docs.bin").write_bytes(b"x" * 100_000)
+    size = reportsdir.folder_bytes(tmp_path / ids[-1])
+    assert 100_000 < size < 150_000
+    two = int(2.5 * size)
+    assert reportsdir.prunable_runs(tmp_path, 30, protect=set(), keep_bytes=two) == ids[:3]
+    assert reportsdir.prunable_runs(tmp_path, 30, protect=set(), keep_bytes=1) == ids[:4]
+    kept_old = reportsdir.prunable_runs(tmp_path, 30, protect={ids[0]}, keep_bytes=int(3.5 * size))
+    assert kept_old == ids[1:3]  # the protected oldest run takes one of the three places
+    assert reportsdir.prunable_runs(tmp_path, 2, protect=set(), keep_bytes=10 * size) == ids[:3]
+
+
 def test_retention_never_touches_what_llava_audit_did_not_publish(tmp_path: Path) -> None:
     ids = _publish_days(tmp_path, range(1, 4))
     (tmp_path / "README.md").write_text("ours")

@@ -141,13 +141,13 @@ def prunable_runs(
     newest_first = [run_id for _, run_id in sorted(stamped, reverse=True)]
     kept = newest_first[:keep] if keep > 0 else newest_first
     if keep_bytes > 0:
-        total = 0
-        within: list[str] = []
-        for run_id in kept:
-            size = folder_bytes(root / run_id)
-            if within and total + size > keep_bytes and run_id not in protect:
-                continue
-            total += size
+        sizes = {run_id: folder_bytes(root / run_id) for run_id in kept}
+        within = [r for r in kept if r in protect]  # stay whatever their size, and count
+        total = sum(sizes[r] for r in within)
+        for i, run_id in enumerate(kept):
+            if run_id in protect or (i and total + sizes[run_id] > keep_bytes):
+                continue  # i == 0: the newest run always stays
+            total += sizes[run_id]
             within.append(run_id)
         kept = within
     return [r for r in reversed(newest_first) if r not in kept and r not in protect]
