@@ -7,8 +7,9 @@ licence stage judged with (``llava-audit license --attribution`` gives the per-i
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 from audit.licensing.policy import Policy
 from audit.results import RecordLicences
@@ -18,12 +19,16 @@ def licences_markdown(
     dataset: str,
     use: str,
     table: RecordLicences,
-    kept: Iterable[int],
+    kept: Sequence[int],
     policy: Policy,
     include_conditional: bool,
 ) -> str:
-    """The Markdown page: records per licence, per verdict, and every obligation to honour."""
-    per_class = Counter(table.records[i] for i in kept if 0 <= i < len(table.records))
+    """The Markdown page: records per licence, per verdict, and every obligation to honour.
+
+    ``kept`` are the exported records' positions in ascending order.
+    """
+    judged = kept[: bisect_left(kept, len(table.records))]
+    per_class = Counter(map(table.records.__getitem__, judged))
     licences: Counter[str] = Counter()
     verdicts: Counter[str] = Counter()
     obligations: Counter[str] = Counter()

@@ -23,7 +23,15 @@ from audit.export.fingerprints import stale_because
 from audit.export.layout import RawFile, read_raw
 from audit.export.licence_table import LicenceTable, verdicts_for
 from audit.export.recovery import BROKEN_IMAGE, UrlRecord, fates
-from audit.export.select import GATING_STAGES, FileRecords, Selection, record_errors, select
+from audit.export.select import (
+    GATING_STAGES,
+    FileRecords,
+    Selection,
+    matching,
+    positions,
+    record_errors,
+    select,
+)
 from audit.models import Progress, UrlRef
 from audit.output import model as rpt
 from audit.output.publish import published_runs
@@ -255,8 +263,9 @@ def _refetch(
         return [], 0
     by_index = {r.index: r for f, r in refs if f == chat_name}
     by_id = {r.record_id: r for f, r in refs if f != chat_name and r.record_id is not None}
-    meta_pos = {rid: i for i, rid in enumerate(meta.ids)} if meta is not None else {}
     ids = chat.ids
+    needed = wanted | {rid for i in fate if (rid := ids[i]) is not None}
+    meta_pos = positions(meta.ids, needed) if meta is not None else {}
     rows = []
     for index, what in sorted(fate.items()):
         rid, image = ids[index], chat.image(index)
@@ -276,11 +285,11 @@ def _metadata_urls(
     if meta is None or ds.url_tsv or ds.url_column != "url":
         return None
     found = [
-        (names[1], UrlRef(index=i, record_id=rid, url=url))
-        for i, rid in enumerate(meta.ids)
-        if rid in wanted and (url := meta.url(i))
+        (names[1], UrlRef(index=i, record_id=meta.ids[i], url=url))
+        for i in matching(meta.ids, wanted)
+        if (url := meta.url(i))
     ]
-    standard_key = any(k is not None and k.url is not None for k in meta.keys[:100])
+    standard_key = any(meta.has_url_key(i) for i in range(min(100, len(meta.keys))))
     return found if standard_key else None
 
 

@@ -4,13 +4,19 @@ A LLaVA JSON array keeps its indentation: the bytes before the first record, bet
 records and after the last are taken from the file itself, and each kept record is copied byte
 for byte, so ``json.dump(indent=2)`` files stay ``indent=2`` and key order, escapes and number
 spelling never change. JSON Lines stay one record per line.
+
+Reading is two C-speed passes over the bytes (element boundaries, then each element's ``id`` and
+``image``) while a thread hashes them (hashlib releases the GIL); the keys the re-fetch list
+needs (``url``, captions) are decoded only for the few records it lists.
 """
 
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -19,21 +25,17 @@ import msgspec
 from audit.loaders import read_input
 from audit.loaders.records import raw_records
 
-_Keys = msgspec.defstruct(
-    "_Keys",
-    [
-        ("id", Any, None),
-        ("image", Any, None),
-        ("url", Any, None),
-        ("caption", Any, None),
-        ("blip_caption", Any, None),
-    ],
-    gc=False,
+_Keys = msgspec.defstruct("_Keys", [("id", Any, None), ("image", Any, None)], gc=False)
+#: the keys read per record on demand (the re-fetch list's URL and caption)
+_Extra = msgspec.defstruct(
+    "_Extra", [("url", Any, None), ("caption", Any, None), ("blip_caption", Any, None)]
 )
 _KEYS: msgspec.json.Decoder[list[Any]] = msgspec.json.Decoder(list[_Keys])  # type: ignore[valid-type]
 _ONE = msgspec.json.Decoder(_Keys)
+_EXTRA = msgspec.json.Decoder(_Extra)
 _RAW = msgspec.json.Decoder(list[msgspec.Raw])
 _WS = b" \t\r\n"
+_ID_TYPES = {str, type(None)}
 
 
 @dataclass
@@ -52,10 +54,11 @@ class RawFile:
     @cached_property
     def ids(self) -> list[str | None]:
         """Each element's id as the findings spell it (an integer id as its digits)."""
-        return [
-            k.id if k is not None and type(k.id) is str else _text(k.id if k is not None else None)
-            for k in self.keys
-        ]
+        if None not in self.keys:
+            ids: list[Any] = list(map(_ID, self.keys))
+            if set(map(type, ids)) <= _ID_TYPES:
+                return ids
+        return [_text(k.id if k is not None else None) for k in self.keys]
 
     @cached_property
     def has_image(self) -> list[bool]:
@@ -63,11 +66,16 @@ class RawFile:
 
     def url(self, index: int) -> str | None:
         """The element's ``url`` key (the standard metadata key; other spellings: None)."""
-        k = self.keys[index]
+        k = self._extra(index)
         return k.url if k is not None and isinstance(k.url, str) and k.url else None
 
+    def has_url_key(self, index: int) -> bool:
+        """Whether the element has a non-null ``url`` key."""
+        k = self._extra(index)
+        return k is not None and k.url is not None
+
     def caption(self, index: int) -> str | None:
-        k = self.keys[index]
+        k = self._extra(index)
         text = (k.caption or k.blip_caption) if k is not None else None
         return text if isinstance(text, str) else None
 
@@ -79,14 +87,33 @@ class RawFile:
         """The kept elements in the file's layout (an empty array stays an array)."""
         if not kept:
             return b"" if self.jsonl else b"[]" + (b"\n" if self.suffix.endswith(b"\n") else b"")
-        body = self.sep.join(self.elements[i] for i in kept)
-        return self.prefix + body + self.suffix
+        parts = [self.sep] * (2 * len(kept) + 1)  # one join, one copy of the bytes
+        parts[1::2] = map(self.elements.__getitem__, kept)
+        parts[0], parts[-1] = self.prefix, self.suffix
+        return b"".join(parts)
+
+    def _extra(self, index: int) -> Any:
+        try:
+            return _EXTRA.decode(self.elements[index])
+        except (msgspec.DecodeError, RecursionError):
+            return None
+
+
+_ID = attrgetter("id")
 
 
 def read_raw(path: Path, what: str = "dataset file") -> RawFile:
     """Read one conversation or metadata file (the loaders' container handling as fallback)."""
     data = read_input(path, what)
-    digest = hashlib.sha256(data).hexdigest()
+    with ThreadPoolExecutor(1) as pool:
+        digest = pool.submit(lambda: hashlib.sha256(data).hexdigest())
+        elements, keys, jsonl = _decode(path, data)
+        prefix, sep, suffix = _layout(data, elements, jsonl)
+        return RawFile(path, digest.result(), elements, keys, prefix, sep, suffix, jsonl)
+
+
+def _decode(path: Path, data: bytes) -> tuple[list[Any], list[Any], bool]:
+    """Each element's bytes and keys, and whether the file is JSON Lines."""
     jsonl = False
     try:
         elements: list[Any] = _RAW.decode(data)
@@ -99,8 +126,7 @@ def read_raw(path: Path, what: str = "dataset file") -> RawFile:
         keys = [_one(e) for e in elements]
     if len(keys) != len(elements):
         keys = [_one(e) for e in elements]
-    prefix, sep, suffix = _layout(data, elements, jsonl)
-    return RawFile(path, digest, elements, keys, prefix, sep, suffix, jsonl)
+    return elements, keys, jsonl
 
 
 def _one(element: Any) -> Any:

@@ -7,6 +7,8 @@ verdicts and obligations), so the table is one small int per record.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from audit.licensing.evidence import VerdictRow
 from audit.results import LicenceClass, RecordLicences
 
@@ -54,4 +56,10 @@ def verdicts_for(table: RecordLicences, use: str) -> dict[int, str] | None:
     if use not in table.uses:
         return None
     per_class = [c.verdicts.get(use, "") for c in table.classes]
-    return {i: per_class[c] for i, c in enumerate(table.records) if c >= 0}
+    records = table.records
+    judged: Iterable[int] = range(len(records))
+    if min(records, default=0) < 0:  # class -1: the record was not judged
+        judged = [i for i, c in enumerate(records) if c >= 0]
+    return dict(
+        zip(judged, map(per_class.__getitem__, map(records.__getitem__, judged)), strict=True)
+    )

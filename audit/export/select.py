@@ -12,8 +12,10 @@ conversation record is dropped. Reasons are finding codes, ``license:<verdict>``
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import compress, filterfalse
+from operator import not_
 
 import msgspec
 
@@ -91,35 +93,38 @@ def select(
     ``verdicts`` maps primary positions to the licence verdict for the declared purpose (None:
     no verdicts); ``not_run`` names the gating stages that did not run on the dataset (images
     only matters for records that name an image).
+
+    Set operations find the few records that may drop (an error, a verdict outside the
+    allowed ones, a metadata error, an unchecked image); only those are judged one by one.
     """
     allowed = {*ALLOWED, CONDITIONAL} if include_conditional else set(ALLOWED)
     meta_errors: dict[str, list[str]] = {}
     if secondary is not None:
-        for i, rid in enumerate(secondary.ids):
-            codes = errors.get((secondary.file, i))
-            if codes and rid is not None:
+        for i in _flagged(errors, secondary.file, len(secondary.ids)):
+            rid = secondary.ids[i]
+            if rid is not None:
                 known = meta_errors.setdefault(rid, [])
-                known.extend(c for c in codes if c not in known)
+                known.extend(c for c in errors[(secondary.file, i)] if c not in known)
     unchecked = [f"{s}:not_checked" for s in not_run if s != "images"]
     image_unchecked = "images" in not_run
+    ids, n = primary.ids, len(primary.ids)
+    suspects: Iterable[int] = range(n)  # nothing is vouched for: every record is judged
     first = FileChoice(primary.file)
+    if not unchecked and verdicts is not None:
+        maybe = set(_flagged(errors, primary.file, n))
+        outside = map(not_, map(allowed.__contains__, verdicts.values()))
+        maybe.update(i for i in compress(verdicts.keys(), outside) if 0 <= i < n)
+        maybe.update(filterfalse(verdicts.__contains__, range(n)))  # not judged
+        if meta_errors:
+            maybe.update(matching(ids, meta_errors.keys()))
+        if image_unchecked:
+            maybe.update(compress(range(n), primary.has_image))
+        suspects = sorted(maybe)
+        first.kept = list(filterfalse(maybe.__contains__, range(n)))
     why_by_id: dict[str, list[str]] = {}
-    kept_ids: set[str] = set()
-    flagged = {i for f, i in errors if f == primary.file}  # few: the fast path skips the rest
-    has_image = primary.has_image
-    for i, rid in enumerate(primary.ids):
-        if (
-            not unchecked
-            and verdicts is not None
-            and verdicts.get(i) in allowed
-            and i not in flagged
-            and (rid is None or rid not in meta_errors)
-            and not (image_unchecked and has_image[i])
-        ):
-            first.kept.append(i)
-            if rid is not None:
-                kept_ids.add(rid)
-            continue
+    judged_kept = []
+    for i in suspects:
+        rid = ids[i]
         reasons = list(unchecked)
         if image_unchecked and primary.has_image[i]:
             reasons.append("images:not_checked")
@@ -137,12 +142,12 @@ def select(
             if rid is not None:
                 why_by_id.setdefault(rid, reasons)
         else:
-            first.kept.append(i)
-            if rid is not None:
-                kept_ids.add(rid)
+            judged_kept.append(i)
+    if judged_kept:
+        first.kept = sorted(first.kept + judged_kept)
     files = [first]
     if secondary is not None:
-        files.append(_follow(secondary, errors, kept_ids, why_by_id))
+        files.append(_follow(secondary, errors, primary.ids, first, why_by_id))
     selection = Selection(files)
     for choice in files:
         for d in choice.dropped:
@@ -150,19 +155,45 @@ def select(
     return selection
 
 
+def matching(ids: Sequence[str | None], wanted: Collection[str | None]) -> list[int]:
+    """The positions whose id is in ``wanted``, in order (one C-speed pass, no Python loop)."""
+    return list(compress(range(len(ids)), map(wanted.__contains__, ids)))
+
+
+def positions(ids: Sequence[str | None], wanted: Collection[str | None]) -> dict[str | None, int]:
+    """Each wanted id's position (its last one when the id repeats)."""
+    return {ids[i]: i for i in matching(ids, wanted)}
+
+
+def _flagged(errors: Mapping[tuple[str, int], list[str]], file: str, n: int) -> list[int]:
+    """The positions of ``file`` with an error, in order (findings are few: no pass over records)."""
+    return sorted(i for f, i in errors if f == file and 0 <= i < n)
+
+
 def _follow(
     meta: FileRecords,
     errors: Mapping[tuple[str, int], list[str]],
-    kept_ids: set[str],
+    chat_ids: Sequence[str | None],
+    chat: FileChoice,
     why_by_id: Mapping[str, list[str]],
 ) -> FileChoice:
     """The metadata file keeps exactly the records whose id the conversation file exports."""
-    choice = FileChoice(meta.file)
-    flagged = {i for f, i in errors if f == meta.file}
-    for i, rid in enumerate(meta.ids):
-        if rid in kept_ids and i not in flagged:  # rid None is never in kept_ids
-            choice.kept.append(i)
-            continue
+    n = len(meta.ids)
+    out = set(_flagged(errors, meta.file, n))
+    kept_ids: set[str | None]
+    if meta.ids == chat_ids:  # the releases' layout: position i is the same record in both
+        not_kept = _not_kept(chat_ids, chat.dropped)
+        out.update(d.index for d in chat.dropped if d.record_id in not_kept)
+        if None in meta.ids:
+            out.update(matching(meta.ids, (None,)))
+        kept_ids = {rid for i in out if (rid := meta.ids[i]) is not None and rid not in not_kept}
+    else:
+        kept_ids = set(map(chat_ids.__getitem__, chat.kept))
+        kept_ids.discard(None)
+        out.update(compress(range(n), map(not_, map(kept_ids.__contains__, meta.ids))))
+    choice = FileChoice(meta.file, list(filterfalse(out.__contains__, range(n))))
+    for i in sorted(out):
+        rid = meta.ids[i]
         own = list(errors.get((meta.file, i), ()))
         if rid is None or (rid not in kept_ids and rid not in why_by_id):
             own.append(Code.XFILE_MISSING_CHAT)
@@ -170,3 +201,12 @@ def _follow(
             own += [c for c in why_by_id.get(rid, ()) if c not in own]
         choice.dropped.append(Dropped(meta.file, i, rid, own))
     return choice
+
+
+def _not_kept(ids: Sequence[str | None], dropped: Sequence[Dropped]) -> set[str]:
+    """The ids of dropped records that no kept record shares."""
+    count = Counter(d.record_id for d in dropped if d.record_id is not None)
+    if not count:
+        return set()
+    seen = Counter(compress(ids, map(count.__contains__, ids)))
+    return {rid for rid, n in count.items() if seen[rid] == n}
