@@ -17,6 +17,7 @@ from audit.config import UrlConfig, load
 from audit.errors import ConfigError
 from audit.licensing import VerdictRow, license_files
 from audit.models import UrlRef
+from audit.probes.reservations import robots_agents, robots_parser
 from audit.probes.urls import probe_urls
 from audit.results import UrlsResult
 from audit.store import Store
@@ -192,6 +193,16 @@ def test_robotparser_attributes_the_evidence_reads() -> None:
     (line,) = entry.rulelines
     assert line.applies_to("/img/a.jpg") and not line.allowance
     assert str(line) == "Disallow: /img/"
+    assert parser.default_entry is None
+    parser.parse(["User-agent: *", "Disallow: /"])
+    assert parser.default_entry is not None and len(parser.entries) == 1
+
+
+def test_only_the_agents_a_robots_txt_names_are_asked_about() -> None:
+    parser = robots_parser(ROBOTS + "\nUser-agent: ccbot\nDisallow: /x/\n")
+    agents = ["GPTBot", "CCBot", "Google-Extended"]
+    assert robots_agents(parser, agents) == ["GPTBot", "CCBot"]
+    assert robots_agents(robots_parser("User-agent: *\nDisallow: /\n"), agents) == []
 
 
 # ---- licence verdicts -------------------------------------------------------------------------

@@ -13,6 +13,8 @@ from a broken server would be a guess, not a reservation).
 
 from __future__ import annotations
 
+import functools
+import re
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -31,6 +33,7 @@ from audit.probes.reservations import (
     X_ROBOTS_TAG,
     TdmRule,
     parse_tdmrep,
+    robots_agents,
     robots_parser,
     robots_reservation,
     tdmrep_reservation,
@@ -43,8 +46,20 @@ from audit.store.urls import HostFile, Reservation, UrlProbe, host_files, save_h
 _CAPS = {ROBOTS_PATH: ROBOTS_MAX_BYTES, TDMREP_PATH: TDMREP_MAX_BYTES}
 
 
+_ORIGIN_PART = re.compile(r"[^:/?#]*://[^/?#]*")
+
+
 def origin_of(url: str) -> str | None:
-    """``scheme://host[:port]`` in lower case (robots.txt and tdmrep.json are per origin)."""
+    """``scheme://host[:port]`` in lower case (robots.txt and tdmrep.json are per origin).
+
+    Parsed once per ``scheme://netloc`` prefix: a run asks for every URL, and most share a few
+    hosts."""
+    prefix = _ORIGIN_PART.match(url)
+    return _origin(prefix.group() if prefix else url)
+
+
+@functools.lru_cache(maxsize=4096)
+def _origin(url: str) -> str | None:
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -143,7 +158,7 @@ def judge(
     """URL -> its opt-outs: its probe's header reservations, then the origin's tdmrep.json rule
     (unless a tdm-reservation header superseded it), then its robots.txt rules."""
     parsed_tdm: dict[str, list[TdmRule]] = {}
-    parsed_robots: dict[str, RobotFileParser] = {}
+    parsed_robots: dict[str, tuple[RobotFileParser, list[str]]] = {}
     result: dict[str, tuple[Reservation, ...]] = {}
     for url, probe in probes.items():
         found = [r for r in probe.reservations if r.reserved]
@@ -163,13 +178,14 @@ def judge(
             found += [hit] if hit else []
         robots = files.get((origin, ROBOTS_PATH)) if origin else None
         if robots is not None and robots.found:
-            parser = parsed_robots.get(robots.origin)
-            if parser is None:
-                parser = parsed_robots[robots.origin] = robots_parser(robots.body)
+            parsed = parsed_robots.get(robots.origin)
+            if parsed is None:
+                parser = robots_parser(robots.body)
+                parsed = (parser, robots_agents(parser, settings.ai_user_agents))
+                parsed_robots[robots.origin] = parsed
+            parser, agents = parsed
             source = robots.origin + ROBOTS_PATH
-            hit = robots_reservation(
-                parser, settings.ai_user_agents, url, source, robots.fetched_at
-            )
+            hit = robots_reservation(parser, agents, url, source, robots.fetched_at)
             found += [hit] if hit else []
         if found:
             result[url] = tuple(found)
