@@ -252,22 +252,22 @@ class ScheduleConfig(_Section, frozen=True):
     notify_on_errors: bool = False  # also POST when a run succeeded but found error findings
 
 
-class TakedownConfig(_Section, frozen=True):
-    """Where the takedown ledger lives (not in the cache folder), how long it keeps the
-    requester's contact and notes (GDPR Art. 5(1)(e)) before they are redacted to a hash, and how
-    near a perceptual hash must be (Hamming distance, 0-64) to count as the same picture."""
 #: Default [takedown] phash_distance: a re-encoded (JPEG quality) or resized copy of a picture
 #: differs from it in a few of the 64 bits of its perceptual hash, a different picture in about 32.
 PHASH_DISTANCE = 6
 
 
+class TakedownConfig(_Section, frozen=True):
+    """Where the takedown ledger lives (not in the cache folder), how long it keeps the
+    requester's contact and notes (GDPR Art. 5(1)(e)) before they are redacted to a hash, and how
+    near a perceptual hash must be (Hamming distance, 0-64) to count as the same picture."""
 
     ledger: str = "takedown.sqlite"
     personal_data_months: Annotated[int, msgspec.Meta(ge=0)] = 36
+    phash_distance: Annotated[int, msgspec.Meta(ge=0, le=32)] = PHASH_DISTANCE
 
 
 class DerivedConfig(_Section, frozen=True):
-    phash_distance: Annotated[int, msgspec.Meta(ge=0, le=32)] = PHASH_DISTANCE
     """An artefact built from the datasets (a shard, zip, checkpoint): a takedown must reach it."""
 
     name: str
