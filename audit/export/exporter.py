@@ -308,21 +308,22 @@ def _write_dataset(
     from audit.licensing.policy import load_policy
 
     folder = out_dir / name
-    for raw, choice in zip(raws, sel.files, strict=True):
-        out.write(folder / raw.path.name, raw.subset(choice.kept))
-    dropped = [d for choice in sel.files for d in choice.dropped]
-    out.write(folder / out.DROPPED_FILE, out.dropped_jsonl(dropped))
-    out.write(folder / out.REFETCH_FILE, out.refetch_parquet(refetch))
-    policy_file = config.path(config.license.policy) if config.license.policy else None
-    card = licences_markdown(
-        name,
-        use,
-        table or RecordLicences(),
-        sel.files[0].kept,
-        load_policy(str(policy_file) if policy_file else None),
-        include_conditional,
-    )
-    out.write(folder / out.LICENSES_FILE, card.encode("utf-8"))
+    with out.Writer() as writes:
+        for raw, choice in zip(raws, sel.files, strict=True):
+            writes.parts(folder / raw.path.name, raw.subset_parts(choice.kept))
+        dropped = [d for choice in sel.files for d in choice.dropped]
+        writes.file(folder / out.DROPPED_FILE, out.dropped_jsonl(dropped))
+        writes.file(folder / out.REFETCH_FILE, out.refetch_parquet(refetch))
+        policy_file = config.path(config.license.policy) if config.license.policy else None
+        card = licences_markdown(
+            name,
+            use,
+            table or RecordLicences(),
+            sel.files[0].kept,
+            load_policy(str(policy_file) if policy_file else None),
+            include_conditional,
+        )
+        writes.file(folder / out.LICENSES_FILE, card.encode("utf-8"))
 
 
 def check_out_dir(config: Config, out_dir: Path) -> None:

@@ -16,7 +16,8 @@ import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
-from operator import attrgetter
+from itertools import repeat
+from operator import attrgetter, is_not
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ _EXTRA = msgspec.json.Decoder(_Extra)
 _RAW = msgspec.json.Decoder(list[msgspec.Raw])
 _WS = b" \t\r\n"
 _ID_TYPES = {str, type(None)}
+_ID, _IMAGE = attrgetter("id"), attrgetter("image")
 
 
 @dataclass
@@ -62,6 +64,8 @@ class RawFile:
 
     @cached_property
     def has_image(self) -> list[bool]:
+        if None not in self.keys:
+            return list(map(is_not, map(_IMAGE, self.keys), repeat(None)))
         return [k is not None and k.image is not None for k in self.keys]
 
     def url(self, index: int) -> str | None:
@@ -85,21 +89,22 @@ class RawFile:
 
     def subset(self, kept: list[int]) -> bytes:
         """The kept elements in the file's layout (an empty array stays an array)."""
+        return b"".join(self.subset_parts(kept))
+
+    def subset_parts(self, kept: list[int]) -> list[Any]:
+        """:meth:`subset` as bytes-like parts (views of the input's bytes) to write in order."""
         if not kept:
-            return b"" if self.jsonl else b"[]" + (b"\n" if self.suffix.endswith(b"\n") else b"")
-        parts = [self.sep] * (2 * len(kept) + 1)  # one join, one copy of the bytes
+            return [b"" if self.jsonl else b"[]" + (b"\n" if self.suffix.endswith(b"\n") else b"")]
+        parts = [self.sep] * (2 * len(kept) + 1)
         parts[1::2] = map(self.elements.__getitem__, kept)
         parts[0], parts[-1] = self.prefix, self.suffix
-        return b"".join(parts)
+        return parts
 
     def _extra(self, index: int) -> Any:
         try:
             return _EXTRA.decode(self.elements[index])
         except (msgspec.DecodeError, RecursionError):
             return None
-
-
-_ID = attrgetter("id")
 
 
 def read_raw(path: Path, what: str = "dataset file") -> RawFile:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import compress, filterfalse
+from itertools import chain, compress, filterfalse
 from operator import not_
 
 import msgspec
@@ -148,11 +148,8 @@ def select(
     files = [first]
     if secondary is not None:
         files.append(_follow(secondary, errors, primary.ids, first, why_by_id))
-    selection = Selection(files)
-    for choice in files:
-        for d in choice.dropped:
-            selection.reasons.update(d.reasons)
-    return selection
+    every = chain.from_iterable(d.reasons for choice in files for d in choice.dropped)
+    return Selection(files, Counter(every))
 
 
 def matching(ids: Sequence[str | None], wanted: Collection[str | None]) -> list[int]:
