@@ -63,6 +63,30 @@ def test_table_takes_availability_from_the_image_probe() -> None:
     assert table["image_available"].tolist() == [True, False, True, None]
 
 
+def test_image_available_is_false_exactly_for_the_reports_missing_and_broken_images() -> None:
+    """The same records the report counts unavailable: a path leading outside the roots (the
+    structure stage's image.path) is missing, an unreadable file is broken, a GIF named .jpg
+    and a warning about the record's text are not."""
+    records = [lcs_record(i) for i in range(6)]
+    found = [
+        image_finding(0, "image.path"),
+        image_finding(1, "image.unreadable"),
+        image_finding(2, "image.format_mismatch"),
+        image_finding(3, "image.too_large"),
+        image_finding(4, "image.truncated"),
+    ]
+    table = record_table(records, image_findings=found)
+    assert table["image_available"].tolist() == [False, False, True, False, False, True]
+    # the codes the table reads are those of the statuses the report counts, and nothing else
+    from audit.probes.images import STATUS_CODES
+    from audit.probes.record_table import IMAGE_UNAVAILABLE_CODES
+    from audit.results import IMAGE_BROKEN, IMAGE_MISSING
+
+    counted = {STATUS_CODES[s] for s in IMAGE_MISSING | IMAGE_BROKEN}
+    assert counted == IMAGE_UNAVAILABLE_CODES
+    assert set(STATUS_CODES) - IMAGE_MISSING - IMAGE_BROKEN == {"format_mismatch"}
+
+
 def test_chat_records_take_url_status_from_their_images_source_url() -> None:
     records = [lcs_record(0), lcs_record(1), {"id": "t", "conversations": []}]
     records.insert(0, lcs_record(5))
