@@ -80,7 +80,7 @@ def _stage_table(report: rpt.AuditReport) -> Table:
         table.add_row(
             Text(f"{ds.name}\n{ds.kind}"),
             "-" if ds.records is None else f"{ds.records:,}",
-            _figures(ds.images),
+            _figures(ds.images, ds.recovery),
             stages,
         )
     return table
@@ -95,12 +95,16 @@ def _stage_label(run: rpt.StageRun) -> str:
     return f"{n:,} {severity}{'s' if n != 1 else ''}"
 
 
-def _figures(fig: Availability | None) -> Text | str:
-    """The local images' unavailable rate, and its missing + broken counts."""
+def _figures(fig: Availability | None, recovery: rpt.Recovery | None) -> Text | str:
+    """The local images' unavailable rate, its missing + broken counts, and how many of those
+    a re-fetch from the source URL can restore (``export``'s refetch.parquet) or are gone."""
     if fig is None or fig.unavailable_rate is None:
         return "-"
     rate = fig.unavailable_rate
-    return Text.assemble(
+    cell = Text.assemble(
         (f"{rate:.1%}", "red" if rate > CC3M_BASELINE else "green"),
         (f"\n{fig.missing:,} missing\n{fig.broken:,} broken", "dim"),
     )
+    if recovery is not None and recovery.broken:
+        cell.append(f"\n{recovery.recoverable:,} re-fetchable\n{recovery.gone:,} gone for good")
+    return cell
