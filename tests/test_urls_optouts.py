@@ -103,6 +103,23 @@ def test_robots_and_tdmrep_are_fetched_once_per_origin_and_cached(
     assert server.hits["/robots.txt"] == 2 and server.hits["/.well-known/tdmrep.json"] == 2
 
 
+@pytest.mark.parametrize("processes", [1, 2])
+def test_host_files_go_out_with_the_probes_ahead_of_their_servers_urls(
+    server: HttpServer, store: Store, processes: int
+) -> None:
+    """Fetched in the probe's own pool, not in a second pass after it: a run over many hosts
+    does not wait for one more round trip per host at its end (nor for its dead hosts' timeouts)."""
+    server.route("/robots.txt", Reply(200, {}, ROBOTS.encode()))
+    paths = ["/img/a.jpg", "/free/c.jpg", "/img/b.jpg"]
+    result = run(
+        server, paths, store, workers=2, per_host=1, processes=processes, process_threshold=1
+    )
+    assert [p for p, _ in server.requests][:2] == ["/robots.txt", "/.well-known/tdmrep.json"]
+    assert kinds(result) == {0: ("robots-txt",), 2: ("robots-txt",)}
+    assert run(server, paths, store, ttl_days=0).totals.opt_out == 2  # cached: not fetched again
+    assert server.hits["/robots.txt"] == 1
+
+
 def test_tdmrep_json_rules_match_the_path_first_rule_wins(server: HttpServer, store: Store) -> None:
     rules = [
         {"location": "/img/*.jpg$", "tdm-reservation": 1, "tdm-policy": "https://p.example/p.json"},

@@ -116,7 +116,7 @@ def test_requests_are_ranged_gets_with_an_identifying_user_agent(
 ) -> None:
     server.route("/ok.jpg", Reply(200, IMAGE, JPEG))
     probe(server, ["/ok.jpg"], store, max_bytes=4096)
-    (_path, headers), *_ = server.requests
+    (headers,) = [h for path, h in server.requests if path == "/ok.jpg"]
     assert headers["range"] == "bytes=0-4095"
     assert headers["user-agent"].startswith("llava-audit/")
 

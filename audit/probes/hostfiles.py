@@ -1,10 +1,11 @@
 """Each origin's robots.txt and /.well-known/tdmrep.json: fetched at most once per run and origin,
 cached ``robots_ttl_days`` in the state store, and every URL's opt-outs judged from them.
 
-The fetches go through the URL probe's own machinery: the SSRF-guarded session (every hop, so a
-redirect to a private address is refused), the per-server request slots and ``delay_seconds``
-(:class:`audit.probes.urlpool.HostScheduler` keyed by server address), the per-request deadline
-and a byte cap (robots.txt: RFC 9309's 500 KiB, parsed as far as it goes; tdmrep.json 256 KiB).
+The fetches are jobs in the URL probe's own worker pool, queued ahead of their server's URLs, so
+every origin's files are fetched in parallel with the probing instead of in a phase after it,
+with its machinery: the SSRF-guarded session (every hop, so a redirect to a private address is
+refused), the per-server request slots and ``delay_seconds`` (:class:`audit.probes.urlpool.
+HostScheduler` keyed by server address), the per-request deadline and a byte cap (robots.txt: RFC 9309's 500 KiB, parsed as far as it goes; tdmrep.json 256 KiB).
 A 2xx answer is the file; a 4xx is a definite "none" (RFC 9309: no rules); both are cached. A 5xx,
 a timeout, a refusal or any other failure counts as no rule for this run and is not cached, so
 the next run asks again (RFC 9309 would read a 5xx as "disallow everything"; an opt-out claimed
@@ -15,10 +16,9 @@ from __future__ import annotations
 
 import functools
 import re
-import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 from urllib.parse import urlsplit
 from urllib.robotparser import RobotFileParser
 
@@ -38,8 +38,6 @@ from audit.probes.reservations import (
     robots_reservation,
     tdmrep_reservation,
 )
-from audit.probes.urlguard import AddressPolicy
-from audit.probes.urlpool import HostScheduler, servers
 from audit.store import Store
 from audit.store.urls import HostFile, Reservation, UrlProbe, host_files, save_host_files
 
@@ -79,63 +77,54 @@ def wanted_files(settings: UrlConfig) -> list[str]:
     ]
 
 
-def load_host_files(
-    origins: Iterable[str], settings: UrlConfig, store: Store | None, now: float
-) -> dict[tuple[str, str], HostFile]:
-    """(origin, path) -> the file, for every origin and enabled file: from the cache when
-    fresh, else fetched now (once each) and cached when the answer was definite."""
-    unique = list(dict.fromkeys(origins))
+class FileJob(NamedTuple):
+    """One host file to fetch: queued with the origin's URLs in the probe's worker pool."""
+
+    origin: str
+    path: str
+
+    @property
+    def url(self) -> str:
+        return self.origin + self.path
+
+
+def host_file_jobs(
+    urls: Iterable[str], settings: UrlConfig, store: Store | None, now: float
+) -> tuple[dict[tuple[str, str], HostFile], list[FileJob]]:
+    """(origin, path) -> the file, for every origin of ``urls`` and enabled file still fresh in
+    the cache; and the jobs that fetch the others (each once) alongside the URL probes."""
+    wanted = wanted_files(settings)
+    unique = list(dict.fromkeys(o for o in map(origin_of, urls) if o)) if wanted else []
     cutoff = now - settings.robots_ttl_days * 86400.0
     found: dict[tuple[str, str], HostFile] = {}
-    todo: list[str] = []
-    for path in wanted_files(settings):
+    todo: list[FileJob] = []
+    for path in wanted:
         cached = host_files(store, path, unique) if store is not None else {}
         for origin in unique:
             hit = cached.get(origin)
             if hit is not None and hit.fetched_at >= cutoff:
                 found[(origin, path)] = hit
             else:
-                todo.append(origin + path)
-    fetched = [f for f in _fetch_all(todo, settings) if f is not None]
+                todo.append(FileJob(origin, path))
+    return found, todo
+
+
+def keep_host_files(
+    found: dict[tuple[str, str], HostFile], fetched: Sequence[HostFile], store: Store | None
+) -> dict[tuple[str, str], HostFile]:
+    """``found`` plus the files fetched this run, which are cached (only definite answers are)."""
     if store is not None:
         save_host_files(store, fetched)
-    found.update({(f.origin, f.name): f for f in fetched})
-    return found
+    return found | {(f.origin, f.name): f for f in fetched}
 
 
-def _fetch_all(urls: Sequence[str], settings: UrlConfig) -> list[HostFile | None]:
-    """Fetch ``urls`` politely in ``settings.workers`` threads; None for an indefinite answer."""
-    if not urls:
-        return []
-    policy = AddressPolicy(settings.allow_private, settings.allow_networks)
-    key = servers(urls, policy, settings.workers)
-    scheduler = HostScheduler(urls, settings.per_host, settings.delay_seconds, key)
-    prober = Prober(settings, pools=max(16, settings.workers), policy=policy)
-    done: list[HostFile | None] = []
-    lock = threading.Lock()
-
-    def work() -> None:
-        while (job := scheduler.take()) is not None:
-            server, url = job
-            path = next(p for p in _CAPS if url.endswith(p))
-            try:
-                out, body = prober.fetch(url, _CAPS[path])
-            except Exception as exc:  # one bad origin never stops the run
-                out, body = Outcome("invalid", detail=type(exc).__name__), b""
-            finally:
-                scheduler.done(server)
-            with lock:
-                done.append(_host_file(url[: -len(path)], path, out, body))
-
+def fetch_host_file(prober: Prober, job: FileJob) -> HostFile | None:
+    """Fetch one host file (capped); None for an indefinite answer (never cached)."""
     try:
-        threads = max(1, min(settings.workers, len(urls)))
-        with ThreadPoolExecutor(threads, thread_name_prefix="host-file") as pool:
-            for future in [pool.submit(work) for _ in range(threads)]:
-                future.result()
-    finally:
-        scheduler.stop()
-        prober.close()
-    return done
+        out, body = prober.fetch(job.url, _CAPS[job.path])
+    except Exception as exc:  # one bad origin never stops the run
+        out, body = Outcome("invalid", detail=type(exc).__name__), b""
+    return _host_file(job.origin, job.path, out, body)
 
 
 def _host_file(origin: str, path: str, out: Outcome, body: bytes) -> HostFile | None:

@@ -9,7 +9,9 @@ Politeness is per server, not per spelling of its name: each URL's host is resol
 ``localhost``, ``127.1`` and ``2130706433`` share one server's ``per_host`` slots; redirect hops
 take a slot of the server they go to (:class:`audit.probes.urlguard.InFlight`). Worker processes
 get URLs split by address, plus the parent's resolutions, so one server's limit is enforced by
-exactly one process. Results stream back in small msgpack chunks through one queue. The worker
+exactly one process. The origins' robots.txt and tdmrep.json (:mod:`audit.probes.hostfiles`) are
+jobs of the same pool, ahead of their server's URLs: fetched in parallel with the probing, not
+in a phase after it. Results stream back in small msgpack chunks through one queue. The worker
 processes are started the package's way (:mod:`audit.workers`) but not as a pool: a consumer that
 stops early (Ctrl-C, an error) ends them at once, where a pool could only wait for their URLs. A
 worker process whose parent dies (a killed run) ends too.
@@ -29,38 +31,37 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Generic, TypeVar
 
 import msgspec
 
 from audit.config import UrlConfig
 from audit.errors import ProbeError
+from audit.probes.hostfiles import FileJob, fetch_host_file
 from audit.probes.http import Prober, host_of
 from audit.probes.urlguard import AddressPolicy, server_address
-from audit.store.urls import UrlProbe
+from audit.store.urls import HostFile, UrlProbe
 from audit.workers import context as worker_context
 
 _CHUNK = 64  # results per message from a worker process
 _CHUNK_SECONDS = 0.1
+J = TypeVar("J")
 
 
-class HostScheduler:
-    """Hands out URLs so that no server (``key`` of a URL: its address, by default its host) has
+class HostScheduler(Generic[J]):
+    """Hands out jobs (URLs, host files) so that no server (``key`` of a job: its address) has
     more than ``per_host`` in flight or starts within ``delay`` of its previous request; a server
-    told to back off is paused for everyone."""
+    told to back off is paused for everyone. Each server's jobs go out in the order given."""
 
     def __init__(
-        self,
-        urls: Sequence[str],
-        per_host: int,
-        delay: float,
-        key: Callable[[str], str] = host_of,
+        self, jobs: Sequence[J], per_host: int, delay: float, key: Callable[[J], str]
     ) -> None:
         self.per_host = max(1, per_host)
         self.delay = delay
-        self.pending: dict[str, deque[str]] = {}
-        for url in urls:
-            self.pending.setdefault(key(url), deque()).append(url)
-        self.remaining = len(urls)
+        self.pending: dict[str, deque[J]] = {}
+        for job in jobs:
+            self.pending.setdefault(key(job), deque()).append(job)
+        self.remaining = len(jobs)
         self.in_flight = dict.fromkeys(self.pending, 0)
         self.not_before = dict.fromkeys(self.pending, 0.0)
         self.ready: deque[str] = deque(self.pending)
@@ -69,8 +70,8 @@ class HostScheduler:
         self.cond = threading.Condition()
         self.stopped = False
 
-    def take(self) -> tuple[str, str] | None:
-        """The next (host, url) to probe, waiting for a host to free up; None when all are out."""
+    def take(self) -> tuple[str, J] | None:
+        """The next (host, job) to run, waiting for a host to free up; None when all are out."""
         with self.cond:
             while not self.stopped and self.remaining:
                 now = time.monotonic()
@@ -86,7 +87,7 @@ class HostScheduler:
             self.cond.notify_all()
             return None
 
-    def _start(self, host: str, now: float) -> str:
+    def _start(self, host: str, now: float) -> J:
         waiting = self.pending[host]
         url = waiting.popleft()
         self.remaining -= 1
@@ -164,15 +165,20 @@ def probe_threaded(
     urls: Sequence[str],
     settings: UrlConfig,
     *,
+    files: Sequence[FileJob] = (),
     alive: Callable[[], bool] | None = None,
     policy: AddressPolicy | None = None,
-) -> Iterator[UrlProbe]:
-    """Probe ``urls`` with ``settings.workers`` threads in this process, yielding as they finish."""
+) -> Iterator[UrlProbe | HostFile]:
+    """Probe ``urls`` with ``settings.workers`` threads in this process, yielding as they finish;
+    each host file of ``files`` goes out ahead of its server's URLs, yielded when definite."""
     policy = policy or AddressPolicy(settings.allow_private, settings.allow_networks)
-    key = servers(urls, policy, settings.workers)
-    scheduler = HostScheduler(urls, settings.per_host, settings.delay_seconds, key)
+    jobs: list[FileJob | str] = [*files, *urls]
+    key = servers([_url(job) for job in jobs], policy, settings.workers)
+    scheduler = HostScheduler(
+        jobs, settings.per_host, settings.delay_seconds, lambda j: key(_url(j))
+    )
     prober = Prober(settings, pools=max(64, 2 * settings.workers), policy=policy)
-    results: queue.SimpleQueue[UrlProbe | None] = queue.SimpleQueue()
+    results: queue.SimpleQueue[UrlProbe | HostFile | None] = queue.SimpleQueue()
     stopping = threading.Event()
     health = HostHealth(settings.host_failure_limit)
 
@@ -183,6 +189,14 @@ def probe_threaded(
                     scheduler.stop()
                     break
                 server, url = job
+                if isinstance(url, FileJob):
+                    try:
+                        fetched = fetch_host_file(prober, url)
+                    finally:
+                        scheduler.done(server)
+                    if fetched is not None:
+                        results.put(fetched)
+                    continue
                 host = host_of(url)  # a dead site behind a shared address is given up on alone
 
                 def backoff(seconds: float, server: str = server) -> None:
@@ -203,7 +217,7 @@ def probe_threaded(
 
     threads = [
         threading.Thread(target=work, name="url-probe", daemon=True)
-        for _ in range(max(1, min(settings.workers, len(urls))))
+        for _ in range(max(1, min(settings.workers, len(jobs))))
     ]
     for thread in threads:
         thread.start()
@@ -221,27 +235,38 @@ def probe_threaded(
         scheduler.stop()
 
 
-def probe_parallel(urls: Sequence[str], settings: UrlConfig, processes: int) -> Iterator[UrlProbe]:
-    """Probe ``urls`` in ``processes`` worker processes (split by server address), yielding results."""
+def _url(job: FileJob | str) -> str:
+    return job.url if isinstance(job, FileJob) else job
+
+
+def probe_parallel(
+    urls: Sequence[str], settings: UrlConfig, processes: int, files: Sequence[FileJob] = ()
+) -> Iterator[UrlProbe | HostFile]:
+    """:func:`probe_threaded` in ``processes`` worker processes (jobs split by server address)."""
     policy = AddressPolicy(settings.allow_private, settings.allow_networks)
-    key = servers(urls, policy, settings.workers)
+    key = servers([*urls, *(f.url for f in files)], policy, settings.workers)
     parts: list[list[str]] = [[] for _ in range(processes)]
+    file_parts: list[list[FileJob]] = [[] for _ in range(processes)]
     for url in urls:
         parts[zlib.crc32(key(url).encode()) % processes].append(url)
+    for job in files:
+        file_parts[zlib.crc32(key(job.url).encode()) % processes].append(job)
     known = policy.known()
     per_process = msgspec.structs.replace(settings, workers=max(1, settings.workers // processes))
     context = worker_context()
     try:
         channel = context.Queue()
     except OSError:  # no POSIX semaphores here (some containers): threads still work
-        yield from probe_threaded(urls, settings, policy=policy)
+        yield from probe_threaded(urls, settings, files=files, policy=policy)
         return
     workers = [
-        context.Process(target=_worker, args=(part, per_process, channel, known), daemon=True)
-        for part in parts
-        if part
+        context.Process(
+            target=_worker, args=(part, file_part, per_process, channel, known), daemon=True
+        )
+        for part, file_part in zip(parts, file_parts, strict=True)
+        if part or file_part
     ]
-    decoder = msgspec.msgpack.Decoder(list[UrlProbe])
+    decoder = msgspec.msgpack.Decoder(tuple[list[UrlProbe], list[HostFile]])
     try:
         for process in workers:
             process.start()
@@ -257,7 +282,9 @@ def probe_parallel(urls: Sequence[str], settings: UrlConfig, processes: int) -> 
             if message is None:
                 running -= 1
             else:
-                yield from decoder.decode(message)
+                probes, fetched = decoder.decode(message)
+                yield from fetched
+                yield from probes
     finally:
         started = [p for p in workers if p.pid is not None]
         for process in started:
@@ -269,6 +296,7 @@ def probe_parallel(urls: Sequence[str], settings: UrlConfig, processes: int) -> 
 
 def _worker(
     urls: list[str],
+    files: list[FileJob],
     settings: UrlConfig,
     channel: object,
     known: dict[tuple[str, int], list[tuple[int, str]] | str],
@@ -280,19 +308,23 @@ def _worker(
     encoder = msgspec.msgpack.Encoder()
     put = channel.put  # type: ignore[attr-defined]
     chunk: list[UrlProbe] = []
+    fetched: list[HostFile] = []
     sent = time.monotonic()
     with contextlib.suppress(BrokenPipeError):
         policy = AddressPolicy(settings.allow_private, settings.allow_networks, known)
-        for probe in probe_threaded(urls, settings, alive=alive, policy=policy):
-            chunk.append(probe)
+        for item in probe_threaded(urls, settings, files=files, alive=alive, policy=policy):
+            if isinstance(item, HostFile):
+                fetched.append(item)
+            else:
+                chunk.append(item)
             if len(chunk) >= _CHUNK or time.monotonic() - sent > _CHUNK_SECONDS:
-                put(encoder.encode(chunk))
-                chunk, sent = [], time.monotonic()
+                put(encoder.encode((chunk, fetched)))
+                chunk, fetched, sent = [], [], time.monotonic()
         if not alive():
             channel.cancel_join_thread()  # type: ignore[attr-defined]  # nobody reads: just exit
             return
-        if chunk:
-            put(encoder.encode(chunk))
+        if chunk or fetched:
+            put(encoder.encode((chunk, fetched)))
         put(None)
 
 

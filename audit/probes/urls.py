@@ -24,7 +24,7 @@ from audit.errors import ConfigError
 from audit.findings import Code, Finding
 from audit.loaders.urlsources import coco_url_refs, load_url_refs
 from audit.models import NoProgress, Progress, UrlRef
-from audit.probes.hostfiles import judge, load_host_files, origin_of, wanted_files
+from audit.probes.hostfiles import FileJob, host_file_jobs, judge, keep_host_files
 from audit.probes.http import (
     AVAILABLE,
     NOT_PROBED,
@@ -40,7 +40,7 @@ from audit.probes.urlguard import AddressPolicy
 from audit.probes.urlpool import probe_parallel, probe_threaded
 from audit.results import DomainCount, OptOut, UrlCounts, UrlsResult
 from audit.store import Store
-from audit.store.urls import Reservation, UrlProbe, lookup, merge, record, save_opt_outs
+from audit.store.urls import HostFile, Reservation, UrlProbe, lookup, merge, record, save_opt_outs
 
 _WORST_DOMAINS = 10
 
@@ -91,10 +91,15 @@ def probe_urls(
         if p.probed_at >= (transient_cutoff if p.status in TRANSIENT else cutoff)
     }
     todo = [url for url in unique if url not in results]
+    files, file_jobs = host_file_jobs(unique, settings, store, now)
+    fetched: list[HostFile] = []
     progress.start(f"urls {dataset or file}".strip(), len(todo))
     batch: list[UrlProbe] = []
     try:
-        for probe in _engine(todo, settings):
+        for probe in _engine(todo, settings, file_jobs):
+            if isinstance(probe, HostFile):
+                fetched.append(probe)
+                continue
             results[probe.url] = probe
             if probe.status not in UNCACHED:
                 batch.append(probe)
@@ -107,7 +112,10 @@ def probe_urls(
             record(store, batch, fingerprint)
             merge(store)
         progress.finish()
-    reserved = _opt_outs(unique, results, settings, store, now)
+    files = keep_host_files(files, fetched, store)
+    reserved = judge(results, files, settings)
+    if store is not None:
+        save_opt_outs(store, unique, reserved)  # for the licence stage
     results, placeholders = detect(results, settings.placeholder_min_urls)
     seconds = time.perf_counter() - started
     result_findings = [
@@ -140,31 +148,17 @@ def _check(settings: UrlConfig) -> None:
         raise ConfigError(f"urls.allow_networks: {exc}") from None
 
 
-def _opt_outs(
-    urls: list[str],
-    results: dict[str, UrlProbe],
-    settings: UrlConfig,
-    store: Store | None,
-    now: float,
-) -> dict[str, tuple[Reservation, ...]]:
-    """Each URL's opt-outs: its headers', and its origin's robots.txt and tdmrep.json rules
-    (each file fetched at most once per origin and run); saved for the licence stage."""
-    origins = {o for o in map(origin_of, urls) if o} if wanted_files(settings) else set()
-    files = load_host_files(sorted(origins), settings, store, now)
-    reserved = judge(results, files, settings)
-    if store is not None:
-        save_opt_outs(store, urls, reserved)
-    return reserved
-
-
-def _engine(urls: list[str], settings: UrlConfig) -> Iterator[UrlProbe]:
-    """Threads in this process for small runs, one process per core for large ones."""
-    if not urls:
+def _engine(
+    urls: list[str], settings: UrlConfig, files: list[FileJob]
+) -> Iterator[UrlProbe | HostFile]:
+    """Threads in this process for small runs, one process per core for large ones; the stale
+    host files (robots.txt, tdmrep.json) are fetched in the same pool, each once per origin."""
+    if not urls and not files:
         return iter(())
     processes = settings.processes or os.cpu_count() or 1
     if processes > 1 and len(urls) >= settings.process_threshold:
-        return probe_parallel(urls, settings, processes)
-    return probe_threaded(urls, settings)
+        return probe_parallel(urls, settings, processes, files)
+    return probe_threaded(urls, settings, files=files)
 
 
 def _findings(
