@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import msgspec
 
@@ -36,7 +35,7 @@ from audit.results import TakedownResult
 from audit.store import Store
 from audit.store.ledger import Ledger, Request
 from audit.store.ledgerfile import opened_ledger
-from audit.takedown_images import present, remove, request_images, takedown_dir
+from audit.takedown_images import ImageRemoval, present, remove, request_images, takedown_dir
 from audit.takedown_locate import Located, locate_request
 from audit.takedown_search import LoadedFile, Place, dataset_files, load_file, search
 from audit.takedown_verify import Verified as Verified
@@ -131,18 +130,43 @@ def cleaned_path(original: Path, request_id: str) -> Path:
     return original.with_name(f"{original.stem}.{request_id}.cleaned{original.suffix}")
 
 
+class RemovedRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One record left out of a cleaned copy, and the request (maybe an earlier one) behind it."""
+
+    index: int
+    record_id: str | None
+    image: str | None
+    url: str | None
+    matched_key: str
+    request_id: str
+    image_file: str | None  # the image's file, or zip!member
+
+
+class CleanedFile(msgspec.Struct, frozen=True, kw_only=True):
+    """One cleaned copy ``apply`` wrote beside its original (the manifest's ``files`` rows)."""
+
+    dataset: str
+    role: str
+    original: str
+    cleaned: str
+    records_before: int
+    records_after: int
+    removed_for_request: int
+    removed: list[RemovedRecord]
+
+
 class Applied(msgspec.Struct, kw_only=True):
     """What ``apply`` wrote: one cleaned copy per affected file, the removal manifest, and what
     happened to the image bytes."""
 
     request_id: str
     manifest: str
-    files: list[dict[str, Any]]
+    files: list[CleanedFile]
     removed: int  # records of this request
     also_removed: int  # records of earlier takedowns, kept out of the cleaned copies too
     blocklist: list[BlockKey]
     already_applied: bool = False  # the records were gone already: only the images were handled
-    images: dict[str, Any] | None = None  # what --images did (zips rewritten, files quarantined)
+    images: ImageRemoval | None = None  # what --images did (zips rewritten, files quarantined)
     images_left: list[str] = msgspec.field(default_factory=list)  # bytes still in the roots
 
 
@@ -183,13 +207,13 @@ def apply(
         where = present(config, places | set(located.places), names | _image_keys(located))
         removal = remove(config, request_id, where, images) if images != "none" else None
         manifest = takedown_dir(config, request_id) / "manifest.json"
-        own = sum(f["removed_for_request"] for f in files)
+        own = sum(f.removed_for_request for f in files)
         applied = Applied(
             request_id=request_id,
             manifest=str(manifest),
             files=files,
             removed=own,
-            also_removed=sum(len(f["removed"]) for f in files) - own,
+            also_removed=sum(len(f.removed) for f in files) - own,
             blocklist=located.keys,
             already_applied=done,
             images=removal,
@@ -197,9 +221,9 @@ def apply(
         if not done:
             _write_manifest(manifest, applied, located)
             _record_removal(ledger, applied)
-        if removal and (removal["zips"] or removal["quarantined"]):
+        if removal and (removal.zips or removal.quarantined):
             ledger.record(request_id, "images_removed", summary=_removal_summary(removal),
-                          detail=removal)  # fmt: skip
+                          detail=msgspec.to_builtins(removal))  # fmt: skip
         left = present(config, places | set(located.places), names | _image_keys(located))
     return msgspec.structs.replace(applied, images_left=[str(p) for p in left])
 
@@ -208,11 +232,11 @@ def _image_keys(located: Located) -> set[str]:
     return {k.value for k in located.keys if k.kind == "image"}
 
 
-def _removal_summary(removal: dict[str, Any]) -> str:
-    members = sum(len(z["members"]) for z in removal["zips"])
+def _removal_summary(removal: ImageRemoval) -> str:
+    members = sum(len(z.members) for z in removal.zips)
     return (
-        f"{members} member(s) removed from {len(removal['zips'])} zip(s) (old zip kept until "
-        f"purged), {len(removal['quarantined'])} file(s) moved to the quarantine"
+        f"{members} member(s) removed from {len(removal.zips)} zip(s) (old zip kept until "
+        f"purged), {len(removal.quarantined)} file(s) moved to the quarantine"
     )
 
 
@@ -231,7 +255,9 @@ def _record_removal(ledger: Ledger, applied: Applied) -> None:
     summary = {
         k: v for k, v in msgspec.to_builtins(applied).items() if k not in ("files", "images")
     }
-    summary["files"] = [{k: v for k, v in f.items() if k != "removed"} for f in applied.files]
+    summary["files"] = [
+        {k: v for k, v in msgspec.to_builtins(f).items() if k != "removed"} for f in applied.files
+    ]
     also = f" (+{applied.also_removed} of earlier takedowns)" if applied.also_removed else ""
     ledger.record(
         applied.request_id,
@@ -248,7 +274,7 @@ def _record_removal(ledger: Ledger, applied: Applied) -> None:
     )
 
 
-def _clean_copy(f: LoadedFile, located: Located, request_id: str) -> dict[str, Any] | None:
+def _clean_copy(f: LoadedFile, located: Located, request_id: str) -> CleanedFile | None:
     """Write one file's cleaned copy (if it has matches) and describe it for the manifest."""
     removed = [m for m in located.matches if (m.dataset, m.file) == _ident(f)]
     if not removed:
@@ -257,27 +283,27 @@ def _clean_copy(f: LoadedFile, located: Located, request_id: str) -> dict[str, A
     kept = [raw for i, raw in enumerate(f.elements) if i not in drop]
     target = cleaned_path(f.source.path, request_id)
     write_atomic(target, _serialise(kept, f.jsonl))
-    return {
-        "dataset": f.source.dataset,
-        "role": f.source.role,
-        "original": str(f.source.path),
-        "cleaned": str(target),
-        "records_before": len(f.elements),
-        "records_after": len(kept),
-        "removed_for_request": len({m.index for m in removed if m.request_id == request_id}),
-        "removed": [
-            {
-                "index": m.index,
-                "record_id": m.record_id,
-                "image": m.image,
-                "url": m.url,
-                "matched_key": str(m.key),
-                "request_id": m.request_id,
-                "image_file": _place(f.image_locations.get(m.index)),
-            }
+    return CleanedFile(
+        dataset=f.source.dataset,
+        role=f.source.role,
+        original=str(f.source.path),
+        cleaned=str(target),
+        records_before=len(f.elements),
+        records_after=len(kept),
+        removed_for_request=len({m.index for m in removed if m.request_id == request_id}),
+        removed=[
+            RemovedRecord(
+                index=m.index,
+                record_id=m.record_id,
+                image=m.image,
+                url=m.url,
+                matched_key=str(m.key),
+                request_id=m.request_id,
+                image_file=_place(f.image_locations.get(m.index)),
+            )
             for m in sorted(removed, key=lambda m: m.index)
         ],
-    }
+    )
 
 
 def _place(place: Place | None) -> str | None:

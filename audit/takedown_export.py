@@ -16,7 +16,6 @@ import datetime as dt
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
 
 import msgspec
 
@@ -37,7 +36,15 @@ EXPORT_MAX_BYTES = 1024 * 2**20
 _PUBLISHED = {"url": "url_sha256", "sha256": "image_sha256", "md5": "image_md5", "phash": "phash"}
 
 
-def export(config: Config, store: Store, out: str | Path) -> dict[str, Any]:
+class ExportSummary(msgspec.Struct, frozen=True):
+    """What ``takedown export`` wrote: the number of events, the chain's head, the ledger."""
+
+    events: int
+    head: str
+    ledger: str
+
+
+def export(config: Config, store: Store, out: str | Path) -> ExportSummary:
     """Write the ledger's events with their hashes as JSON; returns the export's summary."""
     with opened_ledger(config, store) as ledger:
         rows = ledger.rows()
@@ -53,7 +60,7 @@ def export(config: Config, store: Store, out: str | Path) -> dict[str, Any]:
         "rows": [dict(zip((*COLUMNS, "prev_hash", "hash"), row, strict=True)) for row in rows],
     }
     write_atomic(out, msgspec.json.format(msgspec.json.encode(body), indent=1) + b"\n")
-    return {"events": events, "head": head, "ledger": source}
+    return ExportSummary(events=events, head=head, ledger=source)
 
 
 def verify_export(path: str | Path) -> str | None:

@@ -15,7 +15,6 @@ import os
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import msgspec
 
@@ -29,6 +28,29 @@ from audit.takedown_search import Place, place_of
 
 #: ``apply --images``: which image bytes to take out (``none``: the records only, as before).
 IMAGE_MODES = ("none", "zip", "folder", "all")
+
+
+class ZipRewrite(msgspec.Struct, frozen=True):
+    """One zip rewritten without the request's members; the old zip kept until ``--purge``."""
+
+    zip: str
+    kept_as: str
+    members: list[str]
+
+
+class Quarantined(msgspec.Struct, frozen=True):
+    """One image file moved out of its root into the request's quarantine."""
+
+    from_: str = msgspec.field(name="from")
+    to: str
+
+
+class ImageRemoval(msgspec.Struct, frozen=True):
+    """What ``apply --images`` did: the manifest's ``images`` and the ledger event's detail."""
+
+    mode: str
+    zips: list[ZipRewrite] = msgspec.field(default_factory=list)
+    quarantined: list[Quarantined] = msgspec.field(default_factory=list)
 
 
 def takedown_dir(config: Config, request_id: str) -> Path:
@@ -95,12 +117,13 @@ def _holds(place: Place) -> bool:
     return isinstance(root, imageroots.ZipRoot) and place.name in root
 
 
-def remove(config: Config, request_id: str, places: list[Place], mode: str) -> dict[str, Any]:
+def remove(config: Config, request_id: str, places: list[Place], mode: str) -> ImageRemoval:
     """Take the bytes out: ``zip`` rewrites zips without the members, ``folder`` moves files to
     the quarantine, ``all`` does both. Returns what was done, for the ledger and the manifest."""
     if mode not in IMAGE_MODES:
         raise TakedownError(f"unknown --images {mode!r} (one of {', '.join(IMAGE_MODES)})")
-    done: dict[str, Any] = {"mode": mode, "zips": [], "quarantined": []}
+    zips: list[ZipRewrite] = []
+    quarantined: list[Quarantined] = []
     if mode in ("zip", "all"):
         by_zip: dict[str, set[str]] = {}
         for p in places:
@@ -110,15 +133,15 @@ def remove(config: Config, request_id: str, places: list[Place], mode: str) -> d
             keep = kept_zip(zip_path, request_id)
             removed = rewrite_without(Path(zip_path), members, keep)
             if removed:
-                done["zips"].append({"zip": zip_path, "kept_as": str(keep), "members": removed})
+                zips.append(ZipRewrite(zip=zip_path, kept_as=str(keep), members=removed))
     if mode in ("folder", "all"):
         target = quarantine_dir(config, request_id)
         for p in places:
             if p.kind == "file" and os.path.lexists(p.path):
                 moved = target / _slot(p.root) / p.name
                 _move(Path(p.path), moved)
-                done["quarantined"].append({"from": p.path, "to": str(moved)})
-    return done
+                quarantined.append(Quarantined(from_=p.path, to=str(moved)))
+    return ImageRemoval(mode=mode, zips=zips, quarantined=quarantined)
 
 
 def _slot(root: str) -> str:

@@ -10,7 +10,6 @@ pictures the request names, so a re-encoded or resized copy under a new name is 
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import msgspec
 
@@ -22,7 +21,14 @@ from audit.loaders.urlsources import load_url_refs
 from audit.models import Progress
 from audit.store import Store
 from audit.store.ledger import Ledger, Request
-from audit.takedown_search import LoadedFile, Place, dataset_files, hash_images, load_file
+from audit.takedown_search import (
+    ImageCounts,
+    LoadedFile,
+    Place,
+    dataset_files,
+    hash_images,
+    load_file,
+)
 
 
 def lookup_rows(config: Config, loaded: list[LoadedFile], blocklist: Blocklist) -> list[Candidate]:
@@ -70,13 +76,23 @@ def _uses_gcc_names(dataset: str, loaded: list[LoadedFile]) -> bool:
 _GCC = re.compile(r"GCC_train_\d{9}\.jpg")
 
 
-def _lookup_files(rows: list[Candidate]) -> list[dict[str, Any]]:
+class SearchedFile(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One file a search read: a dataset's records, or a lookup's rows (``role`` ``lookup``)."""
+
+    dataset: str
+    role: str
+    file: str
+    records: int
+    rows: int | None = None  # lookup files only: rows lead to records, they are not records
+
+
+def _lookup_files(rows: list[Candidate]) -> list[SearchedFile]:
     """The lookup files read (rows, not records: the match count does not include them)."""
     counts: dict[tuple[str, str], int] = {}
     for c in rows:
         counts[(c.dataset, c.file)] = counts.get((c.dataset, c.file), 0) + 1
     return [
-        {"dataset": d, "role": "lookup", "file": f, "records": 0, "rows": n}
+        SearchedFile(dataset=d, role="lookup", file=f, records=0, rows=n)
         for (d, f), n in counts.items()
     ]
 
@@ -87,8 +103,8 @@ class Located(msgspec.Struct, kw_only=True):
     request_id: str
     matches: list[Match]
     keys: list[BlockKey]
-    files: list[dict[str, Any]]
-    images: dict[str, int]
+    files: list[SearchedFile]
+    images: ImageCounts
     image_files: list[str]  # where the matched records' images are: a file or zip!member
     places: list[Place] = msgspec.field(default_factory=list)  # the same, structured
 
@@ -139,12 +155,12 @@ def locate_request(
         keys=[k for k, r in grown.entries() if r == rid],
         files=[
             *(
-                {
-                    "dataset": f.source.dataset,
-                    "role": f.source.role,
-                    "file": str(f.source.path),
-                    "records": len(f.candidates),
-                }
+                SearchedFile(
+                    dataset=f.source.dataset,
+                    role=f.source.role,
+                    file=str(f.source.path),
+                    records=len(f.candidates),
+                )
                 for f in loaded
             ),
             *_lookup_files(lookups),

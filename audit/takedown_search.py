@@ -155,6 +155,13 @@ def _first(keys: Any, aliases: tuple[str, ...]) -> Any:
     return None
 
 
+class ImageCounts(msgspec.Struct, frozen=True):
+    """What hashing the records' images came to (shown by ``match``, kept in the ledger)."""
+
+    hashed: int = 0
+    unavailable: int = 0
+
+
 def hash_images(
     config: Config,
     store: Store,
@@ -162,7 +169,7 @@ def hash_images(
     progress: Progress,
     *,
     phash: bool = False,
-) -> dict[str, int]:
+) -> ImageCounts:
     """Fill in content hashes of the records' images found under their dataset's image roots.
 
     Each distinct image is read once; hashes are cached by the image's signature, so a nightly
@@ -170,7 +177,7 @@ def hash_images(
     perceptual hash (cached too). Returns counts of hashed and unavailable images.
     """
     roots_of = {ds.name: ds.images for ds in config.datasets}
-    counts = {"hashed": 0, "unavailable": 0}
+    hashed = unavailable = 0
     todo = [f for f in files if roots_of.get(f.source.dataset)]
     progress.start("hashing images", sum(len(f.candidates) for f in todo))
     hasher = _Hasher(store, phash)
@@ -178,27 +185,27 @@ def hash_images(
         try:
             roots = imageroots.open_roots([config.path(p) for p in roots_of[loaded.source.dataset]])
         except InputError:  # a missing root is the image stage's finding; nothing here to hash
-            counts["unavailable"] += sum(c.image is not None for c in loaded.candidates)
+            unavailable += sum(c.image is not None for c in loaded.candidates)
             progress.advance(len(loaded.candidates))
             continue
         for i, c in enumerate(loaded.candidates):
             progress.advance()
             loc = _locate(roots, c.image)
             if loc is None:
-                counts["unavailable"] += c.image is not None
+                unavailable += c.image is not None
                 continue
             loaded.image_locations[c.index] = place_of(loc)
             hashes, picture = hasher.hashes(loc)
             if hashes is None:
-                counts["unavailable"] += 1
+                unavailable += 1
                 continue
-            counts["hashed"] += 1
+            hashed += 1
             loaded.candidates[i] = msgspec.structs.replace(
                 c, sha256=hashes.sha256, md5=hashes.md5, phash=picture or None
             )
     progress.finish()
     hasher.save()
-    return counts
+    return ImageCounts(hashed=hashed, unavailable=unavailable)
 
 
 class _Hasher:

@@ -9,7 +9,6 @@ undoing (the quarantine, the old zips).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import msgspec
 
@@ -23,13 +22,23 @@ from audit.takedown_images import held, present, purge, request_images
 from audit.takedown_search import DatasetFile, Place, dataset_files, load_file, search
 
 
+class CleanedCheck(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One cleaned copy re-read: gone (moved into place or deleted), or how many blocked records
+    it still holds (``leftovers`` only when it exists)."""
+
+    cleaned: str
+    original: str
+    exists: bool
+    leftovers: int | None = None
+
+
 class Verified(msgspec.Struct, kw_only=True):
     """The re-audit: cleaned copies hold none of the keys, configured datasets none either, and
     no image folder or zip still holds the image bytes."""
 
     request_id: str
     ok: bool
-    cleaned: list[dict[str, Any]]
+    cleaned: list[CleanedCheck]
     present: list[Match]
     images: list[Place] = msgspec.field(default_factory=list)  # bytes still there
     held: list[str] = msgspec.field(default_factory=list)  # quarantine, kept zips: for --purge
@@ -64,18 +73,25 @@ def verify(
         )
         progress = progress or NoProgress()
         removed = ledger.state(request_id)["removed"]
-        cleaned: list[dict[str, Any]] = []
+        cleaned: list[CleanedCheck] = []
         for entry in removed.detail.get("files", []) if removed else []:
             path = Path(entry["cleaned"])
-            row = {"cleaned": str(path), "original": entry["original"], "exists": path.is_file()}
-            if row["exists"]:
+            leftovers = None
+            if path.is_file():
                 copy = load_file(DatasetFile(entry["dataset"], entry["role"], path))
-                row["leftovers"] = len(search(config, store, [copy], blocklist, progress))
-            cleaned.append(row)
+                leftovers = len(search(config, store, [copy], blocklist, progress))
+            cleaned.append(
+                CleanedCheck(
+                    cleaned=str(path),
+                    original=entry["original"],
+                    exists=leftovers is not None,
+                    leftovers=leftovers,
+                )
+            )
         loaded = [load_file(f) for f in dataset_files(config)]
         found = search(config, store, loaded, blocklist, progress) if len(blocklist) else []
         images = present(config, *request_images(ledger, request_id))
-        ok = not found and not images and not any(row.get("leftovers") for row in cleaned)
+        ok = not found and not images and not any(row.leftovers for row in cleaned)
         kept = held(config, ledger, request_id)
         ledger.record(
             request_id,
@@ -83,7 +99,7 @@ def verify(
             ok=ok,
             summary=_verify_summary(found, images),
             detail={
-                "cleaned": cleaned,
+                "cleaned": msgspec.to_builtins(cleaned),
                 "present": msgspec.to_builtins(found),
                 "images": [str(p) for p in images],
                 "held": kept,

@@ -98,7 +98,7 @@ def test_an_http_url_finds_the_https_record_through_the_cc3m_tsv_and_verify_chec
 
     located = takedown.match(cfg, store, rid)
     assert _mine(located) == [("chat.json", 0)]  # TSV line 0 is GCC_train_000000000
-    assert {f["role"] for f in located.files} == {"chat", "lookup"}  # the TSV: read, not cleaned
+    assert {f.role for f in located.files} == {"chat", "lookup"}  # the TSV: read, not cleaned
 
     applied = takedown.apply(cfg, store, rid)  # the records only (the default)
     manifest = json.loads(Path(applied.manifest).read_text())

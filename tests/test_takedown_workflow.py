@@ -225,7 +225,7 @@ def test_export_verifies_and_a_tampered_export_does_not(
     takedown.apply(config, store, rid)
     out = tmp_path / "export.json"
     done = takedown_export.export(config, store, out)
-    assert done["events"] == 4 and takedown_export.verify_export(out) is None
+    assert done.events == 4 and takedown_export.verify_export(out) is None
     body = json.loads(out.read_text())
     assert "jane@example.org" not in out.read_text()  # personal data stays out
     body["rows"][0]["happened_at"] = "2020-01-01"

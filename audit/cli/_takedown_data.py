@@ -7,12 +7,15 @@ names every place the image bytes still are and the command that takes them out.
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.table import Table
 from rich.text import Text
 
 from audit.cli._takedown_steps import console, opened
+
+if TYPE_CHECKING:
+    from audit.takedown import Applied
 
 #: ``apply --images`` (audit.takedown_images.IMAGE_MODES, not imported: --help stays fast).
 IMAGE_MODES = ("none", "zip", "folder", "all")
@@ -38,12 +41,12 @@ def match_step(args: argparse.Namespace) -> int:
     if len(mine) > _SHOWN:
         out.print(f"... and {len(mine) - _SHOWN} more (see the checklist)")
     images = located.images
-    files = [f for f in located.files if f["role"] != "lookup"]
-    lookups = [f for f in located.files if f["role"] == "lookup"]
+    files = [f for f in located.files if f.role != "lookup"]
+    lookups = [f for f in located.files if f.role == "lookup"]
     via = f" (and {len(lookups)} lookup file(s): COCO annotations, CC-3M TSV)" if lookups else ""
     out.print(
-        f"searched {sum(f['records'] for f in files):,} records in {len(files)} file(s){via}; "
-        f"images hashed {images['hashed']:,}, unavailable {images['unavailable']:,}; keys "
+        f"searched {sum(f.records for f in files):,} records in {len(files)} file(s){via}; "
+        f"images hashed {images.hashed:,}, unavailable {images.unavailable:,}; keys "
         f"followed: {len(located.keys)}"
     )
     if mine:
@@ -67,8 +70,7 @@ def apply_step(args: argparse.Namespace) -> int:
         out.print(f"{args.request_id}: no record left to remove (the cleaned copies are in place)")
     for f in applied.files:
         out.print(
-            f"{f['original']}: {len(f['removed'])} removed, {f['records_after']:,} kept -> "
-            f"{f['cleaned']}",
+            f"{f.original}: {len(f.removed)} removed, {f.records_after:,} kept -> {f.cleaned}",
             markup=False,
         )
     also = (
@@ -92,17 +94,17 @@ def apply_step(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_images(applied: Any, rid: str) -> None:
+def _print_images(applied: Applied, rid: str) -> None:
     out = console()
-    done = applied.images or {"zips": [], "quarantined": []}
-    for z in done["zips"]:
+    done = applied.images
+    for z in done.zips if done else []:
         out.print(
-            f"{z['zip']}: {len(z['members'])} member(s) removed; the old zip is kept as "
-            f"{z['kept_as']} until `takedown verify {rid} --purge`",
+            f"{z.zip}: {len(z.members)} member(s) removed; the old zip is kept as "
+            f"{z.kept_as} until `takedown verify {rid} --purge`",
             markup=False,
         )
-    for q in done["quarantined"]:
-        out.print(f"moved {q['from']} -> {q['to']}", markup=False)
+    for q in done.quarantined if done else []:
+        out.print(f"moved {q.from_} -> {q.to}", markup=False)
     if applied.images_left:
         out.print(
             f"{len(applied.images_left)} image(s) still hold the picture (verify fails until "
@@ -123,10 +125,10 @@ def verify_step(args: argparse.Namespace) -> int:
     for row in result.cleaned:
         state = (
             "moved into place or deleted"
-            if not row["exists"]
-            else ("clean" if not row.get("leftovers") else f"{row['leftovers']} blocked record(s)")
+            if not row.exists
+            else ("clean" if not row.leftovers else f"{row.leftovers} blocked record(s)")
         )
-        out.print(f"cleaned copy {row['cleaned']}: {state}", markup=False)
+        out.print(f"cleaned copy {row.cleaned}: {state}", markup=False)
     for m in result.present[:_SHOWN]:
         out.print(f"still present: {m.file} #{m.index} ({m.record_id}) {m.key}", markup=False)
     for place in result.images:

@@ -310,8 +310,8 @@ def _export(args: argparse.Namespace) -> int:
     with opened(args) as (config, store):
         done = export(config, store, args.out)
     console().print(
-        f"{done['events']} event(s) of {done['ledger']} written to {args.out} (head "
-        f"{done['head'][:16]}...); check it with llava-audit takedown verify-export {args.out}",
+        f"{done.events} event(s) of {done.ledger} written to {args.out} (head "
+        f"{done.head[:16]}...); check it with llava-audit takedown verify-export {args.out}",
         markup=False,
     )
     return 0
