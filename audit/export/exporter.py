@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import msgspec
@@ -25,12 +26,14 @@ from audit.export.licence_table import LicenceTable, verdicts_for
 from audit.export.recovery import BROKEN_IMAGE, UrlRecord, fates
 from audit.export.select import (
     GATING_STAGES,
+    FileChoice,
     FileRecords,
     Selection,
     matching,
     positions,
     record_errors,
     select,
+    with_metadata,
 )
 from audit.models import Progress, UrlRef
 from audit.output import model as rpt
@@ -176,23 +179,39 @@ def _export_dataset(
     configured = [p for p in (ds.chat, ds.metadata) if p]
     if not configured:
         return DatasetExport(name=ds.name, note="no conversation or metadata file configured")
-    raws = [read_raw(config.path(p)) for p in configured]
-    names = [relative_name(r.path, config.base_dir) for r in raws]
-    files = [FileRecords(n, r.ids, r.has_image) for n, r in zip(names, raws, strict=True)]
+    names = [relative_name(config.path(p), config.base_dir) for p in configured]
     gating = [f for s in GATING_STAGES if (res := dsr.stage(s)) for f in res.findings]
+    errors = record_errors(gating)
     verdicts = verdicts_for(table, use) if table is not None else None
     if verdicts is None and dsr.stage("license") is not None:
         table = _judge(config, ds, use)
         verdicts = verdicts_for(table, use)
-    sel = select(
-        files[0],
-        files[1] if len(files) > 1 else None,
-        record_errors(gating),
-        verdicts,
+    choose = partial(
+        select,
+        errors=errors,
+        verdicts=verdicts,
         include_conditional=include_conditional,
         not_run=[s for s in GATING_STAGES if dsr.stage(s) is None],
     )
-    refetch, gone = _refetch(config, ds, dsr, raws, names)
+    folder = out_dir / ds.name if out_dir is not None else None
+    with out.Writer() as writes:
+        raws = [read_raw(config.path(configured[0]))]
+        chat = FileRecords(names[0], raws[0].ids, raws[0].has_image)
+        sel, early = choose(chat, None), False
+        if len(names) > 1:
+            # no error on the metadata file: the conversation file's subset does not depend on
+            # it, so that subset is written while the metadata file is read
+            early = not any(f == names[1] for f, _ in errors)
+            if early and folder is not None:
+                writes.parts(folder / raws[0].path.name, raws[0].subset_parts(sel.files[0].kept))
+            raws.append(read_raw(config.path(configured[1])))
+            meta = FileRecords(names[1], raws[1].ids, raws[1].has_image)
+            sel = with_metadata(sel, chat.ids, meta, errors) if early else choose(chat, meta)
+        refetch, gone = _refetch(config, ds, dsr, raws, names)
+        if folder is not None:
+            todo = list(zip(raws, sel.files, strict=True))[1 if early else 0 :]
+            card = (ds.name, table, use, include_conditional)
+            _write_dataset(writes, folder, todo, sel, refetch, card, config)
     result = DatasetExport(
         name=ds.name,
         kept=sel.kept,
@@ -211,10 +230,6 @@ def _export_dataset(
                 kept=len(choice.kept),
                 dropped=len(choice.dropped),
             )
-        )
-    if out_dir is not None:
-        _write_dataset(
-            out_dir, ds.name, raws, sel, refetch, table, use, include_conditional, config
         )
     return result
 
@@ -294,36 +309,34 @@ def _metadata_urls(
 
 
 def _write_dataset(
-    out_dir: Path,
-    name: str,
-    raws: list[RawFile],
+    writes: out.Writer,
+    folder: Path,
+    subsets: list[tuple[RawFile, FileChoice]],
     sel: Selection,
     refetch: list[out.RefetchRow],
-    table: RecordLicences | None,
-    use: str,
-    include_conditional: bool,
+    card: tuple[str, RecordLicences | None, str, bool],
     config: Config,
 ) -> None:
+    """The dataset's folder: ``subsets`` (the input files not already on their way) and the rest."""
     from audit.export.cards import licences_markdown
     from audit.licensing.policy import load_policy
 
-    folder = out_dir / name
-    with out.Writer() as writes:
-        for raw, choice in zip(raws, sel.files, strict=True):
-            writes.parts(folder / raw.path.name, raw.subset_parts(choice.kept))
-        dropped = [d for choice in sel.files for d in choice.dropped]
-        writes.file(folder / out.DROPPED_FILE, out.dropped_jsonl(dropped))
-        writes.file(folder / out.REFETCH_FILE, out.refetch_parquet(refetch))
-        policy_file = config.path(config.license.policy) if config.license.policy else None
-        card = licences_markdown(
-            name,
-            use,
-            table or RecordLicences(),
-            sel.files[0].kept,
-            load_policy(str(policy_file) if policy_file else None),
-            include_conditional,
-        )
-        writes.file(folder / out.LICENSES_FILE, card.encode("utf-8"))
+    for raw, choice in subsets:
+        writes.parts(folder / raw.path.name, raw.subset_parts(choice.kept))
+    dropped = [d for choice in sel.files for d in choice.dropped]
+    writes.file(folder / out.DROPPED_FILE, out.dropped_jsonl(dropped))
+    writes.file(folder / out.REFETCH_FILE, out.refetch_parquet(refetch))
+    policy_file = config.path(config.license.policy) if config.license.policy else None
+    name, table, use, include_conditional = card
+    text = licences_markdown(
+        name,
+        use,
+        table or RecordLicences(),
+        sel.files[0].kept,
+        load_policy(str(policy_file) if policy_file else None),
+        include_conditional,
+    )
+    writes.file(folder / out.LICENSES_FILE, text.encode("utf-8"))
 
 
 def check_out_dir(config: Config, out_dir: Path) -> None:

@@ -97,7 +97,6 @@ def select(
     Set operations find the few records that may drop (an error, a verdict outside the
     allowed ones, a metadata error, an unchecked image); only those are judged one by one.
     """
-    allowed = {*ALLOWED, CONDITIONAL} if include_conditional else set(ALLOWED)
     meta_errors: dict[str, list[str]] = {}
     if secondary is not None:
         for i in _flagged(errors, secondary.file, len(secondary.ids)):
@@ -105,6 +104,42 @@ def select(
             if rid is not None:
                 known = meta_errors.setdefault(rid, [])
                 known.extend(c for c in errors[(secondary.file, i)] if c not in known)
+    first = _choose(primary, errors, verdicts, meta_errors, include_conditional, not_run)
+    sel = Selection([first], Counter(chain.from_iterable(d.reasons for d in first.dropped)))
+    return sel if secondary is None else with_metadata(sel, primary.ids, secondary, errors)
+
+
+def with_metadata(
+    sel: Selection,
+    chat_ids: Sequence[str | None],
+    meta: FileRecords,
+    errors: Mapping[tuple[str, int], list[str]],
+) -> Selection:
+    """``sel``, a conversation file's selection, with its metadata file following it.
+
+    Without an error finding on the metadata file, the conversation file's subset does not
+    depend on it: the export writes that subset while it reads the metadata file.
+    """
+    first = sel.files[0]
+    why_by_id: dict[str, list[str]] = {}
+    for d in first.dropped:
+        if d.record_id is not None:
+            why_by_id.setdefault(d.record_id, d.reasons)
+    choice = _follow(meta, errors, chat_ids, first, why_by_id)
+    reasons = sel.reasons + Counter(chain.from_iterable(d.reasons for d in choice.dropped))
+    return Selection([first, choice], reasons)
+
+
+def _choose(
+    primary: FileRecords,
+    errors: Mapping[tuple[str, int], list[str]],
+    verdicts: Mapping[int, str] | None,
+    meta_errors: Mapping[str, list[str]],
+    include_conditional: bool,
+    not_run: Sequence[str],
+) -> FileChoice:
+    """The conversation file's kept and dropped records (see :func:`select`)."""
+    allowed = {*ALLOWED, CONDITIONAL} if include_conditional else set(ALLOWED)
     unchecked = [f"{s}:not_checked" for s in not_run if s != "images"]
     image_unchecked = "images" in not_run
     ids, n = primary.ids, len(primary.ids)
@@ -121,7 +156,6 @@ def select(
             maybe.update(compress(range(n), primary.has_image))
         suspects = sorted(maybe)
         first.kept = list(filterfalse(maybe.__contains__, range(n)))
-    why_by_id: dict[str, list[str]] = {}
     judged_kept = []
     for i in suspects:
         rid = ids[i]
@@ -139,17 +173,11 @@ def select(
             reasons.append(f"license:{verdict}")
         if reasons:
             first.dropped.append(Dropped(primary.file, i, rid, reasons))
-            if rid is not None:
-                why_by_id.setdefault(rid, reasons)
         else:
             judged_kept.append(i)
     if judged_kept:
         first.kept = sorted(first.kept + judged_kept)
-    files = [first]
-    if secondary is not None:
-        files.append(_follow(secondary, errors, primary.ids, first, why_by_id))
-    every = chain.from_iterable(d.reasons for choice in files for d in choice.dropped)
-    return Selection(files, Counter(every))
+    return first
 
 
 def matching(ids: Sequence[str | None], wanted: Collection[str | None]) -> list[int]:
