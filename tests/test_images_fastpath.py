@@ -89,9 +89,7 @@ def test_a_changed_pixel_limit_probes_the_cached_image_again(tmp_path: Path) -> 
         (0, 1),
         (1, 0),
     ]
-    assert [r.status for r in runs] == [{"ok": 1}] * 2 + [{"too_large": 1}] * 2 + [
-        {"ok": 1}
-    ]
+    assert [r.status for r in runs] == [{"ok": 1}] * 2 + [{"too_large": 1}] * 2 + [{"ok": 1}]
 
 
 def test_two_spellings_of_one_member_are_probed_once_and_share_the_verdict(tmp_path: Path) -> None:
