@@ -7,7 +7,8 @@
     sources       I/O: the records' source URLs as the URL stage read them
     layout        I/O: an input file's records as exact bytes, and a subset in the same layout
     cards         pure: LICENSES.md of an exported subset
-    write         I/O: one dataset's output folder, the manifest (atomic writes)
+    write         I/O: one dataset's output folder (writev from the input's bytes, background
+                  threads), the manifest (atomic writes)
     exporter      the library call: reuse or run the audit, select, write (the CLI is thin)
 
 Submodules are imported where needed: the runner uses fingerprints and sources only.
