@@ -82,6 +82,7 @@ class AddressPolicy:
             ipaddress.ip_network(n, strict=False) for n in allow_networks
         )
         self._cache: dict[tuple[str, int], list[tuple[int, str]] | str] = dict(known or {})
+        self._allowed: dict[tuple[str, int], list[tuple[int, str]]] = {}  # resolve's answers
         self._lock = threading.Lock()
 
     def allowed(self, address: Address) -> bool:
@@ -116,6 +117,9 @@ class AddressPolicy:
         also the key the scheduler counts a server's requests in flight by.
         """
         key = (_normal_host(host), port)
+        answer = self._allowed.get(key)
+        if answer is not None:  # asked per request and redirect hop: parse and judge once
+            return answer
         cached = self._cache.get(key)
         if cached is None:
             cached = self._lookup(key[0], port)
@@ -127,6 +131,7 @@ class AddressPolicy:
         if not allowed:
             shown = ", ".join(sorted({addr for _, addr in cached}))
             raise RefusedAddress(f"{host} resolves to a non-public address ({shown})")
+        self._allowed[key] = allowed
         return allowed
 
     def known(self) -> dict[tuple[str, int], list[tuple[int, str]] | str]:
