@@ -231,7 +231,7 @@ class GateConfig(_Section, frozen=True):
 
     max_errors: int = 0
     max_errors_per_code: dict[str, int] = msgspec.field(default_factory=dict)
-    #: Local images unavailable (missing + broken, audit.results.Availability) per dataset;
+    #: Local images unavailable (missing + broken, audit.figures.Availability) per dataset;
     #: None: ``max_missing_rate`` (its old name, still read), else 0.2.
     max_unavailable_rate: float | None = None
     max_missing_rate: float | None = None

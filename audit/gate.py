@@ -227,7 +227,7 @@ def _errors_rule(
 
 
 def _unavailable_rule(ds: DatasetReport, config: GateConfig) -> RuleOutcome:
-    """Local images the trainer cannot load: missing plus broken (audit.results.Availability)."""
+    """Local images the trainer cannot load: missing plus broken (audit.figures.Availability)."""
     limit = unavailable_limit(config)
     figures = ds.images
     if figures is None or figures.unavailable_rate is None:

@@ -78,9 +78,9 @@ def test_image_available_is_false_exactly_for_the_reports_missing_and_broken_ima
     table = record_table(records, image_findings=found)
     assert table["image_available"].tolist() == [False, False, True, False, False, True]
     # the codes the table reads are those of the statuses the report counts, and nothing else
+    from audit.figures import IMAGE_BROKEN, IMAGE_MISSING
     from audit.probes.images import STATUS_CODES
     from audit.probes.record_table import IMAGE_UNAVAILABLE_CODES
-    from audit.results import IMAGE_BROKEN, IMAGE_MISSING
 
     counted = {STATUS_CODES[s] for s in IMAGE_MISSING | IMAGE_BROKEN}
     assert counted == IMAGE_UNAVAILABLE_CODES

@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 from rich.console import Console
 
+from audit.figures import IMAGE_BROKEN, IMAGE_MISSING, availability
 from audit.output import model as rpt
 from audit.output.render import html
 from audit.output.render.report_console import render_report
-from audit.results import IMAGE_BROKEN, IMAGE_MISSING, availability
 
 
 def _report(recovery: rpt.Recovery | None) -> rpt.AuditReport:

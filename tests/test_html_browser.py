@@ -17,10 +17,11 @@ from httpserver import serving_folder
 
 from audit import findings
 from audit.atomic import write_atomic
+from audit.figures import Availability
 from audit.output import model as rpt
 from audit.output import publish as pub
 from audit.output.render.html import render_index, render_run
-from audit.results import Availability, FileStats, PromptStats, StructureResult
+from audit.results import FileStats, PromptStats, StructureResult
 from audit.store.runs import DatasetFigures, RunRecord
 
 pytestmark = pytest.mark.browser

@@ -7,17 +7,10 @@ from datetime import UTC, datetime
 import msgspec
 
 from audit import findings
+from audit.figures import IMAGE_BROKEN, IMAGE_MISSING, availability
 from audit.output import model as rpt
 from audit.output.render import html
-from audit.results import (
-    IMAGE_BROKEN,
-    IMAGE_MISSING,
-    FileStats,
-    ImagesResult,
-    LicenseResult,
-    StructureResult,
-    availability,
-)
+from audit.results import FileStats, ImagesResult, LicenseResult, StructureResult
 
 XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 

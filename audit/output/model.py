@@ -22,8 +22,9 @@ from typing import Any, Literal
 import msgspec
 
 from audit.errors import AuditError
+from audit.figures import Availability
 from audit.findings import Finding, Severity, from_jsonl, to_jsonl
-from audit.results import AnyStageResult, Availability
+from audit.results import AnyStageResult
 
 #: Stage names in the order the runner executes them (and renderers show them).
 STAGES: tuple[str, ...] = ("structure", "images", "urls", "license", "takedown", "expectations")
@@ -103,7 +104,7 @@ class DatasetReport(msgspec.Struct, kw_only=True):
     kind: str
     records: int | None = None
     #: Local images missing, broken and unavailable (images stage; None: not probed), and the
-    #: same for the source URLs (urls stage): see :class:`audit.results.Availability`.
+    #: same for the source URLs (urls stage): see :class:`audit.figures.Availability`.
     images: Availability | None = None
     urls: Availability | None = None
     stages: dict[str, StageRun] = msgspec.field(default_factory=dict)

@@ -5,15 +5,9 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 
+from audit.figures import IMAGE_BROKEN, IMAGE_MISSING
 from audit.probes.imagedecode import Outcome
-from audit.results import (
-    IMAGE_BROKEN,
-    IMAGE_MISSING,
-    Dimensions,
-    FolderCounts,
-    ImagesResult,
-    Spread,
-)
+from audit.results import Dimensions, FolderCounts, ImagesResult, Spread
 
 
 def image_stats(

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from audit.figures import IMAGE_BROKEN_CODES, IMAGE_MISSING_CODES
 from audit.findings import Code, Finding, Severity
 from audit.models import ChatRecord
-from audit.results import IMAGE_BROKEN_CODES, IMAGE_MISSING_CODES
 
 if TYPE_CHECKING:
     import pandas
@@ -39,7 +39,7 @@ COLUMNS: dict[str, str] = {
     "fingerprint": "hash of the whole record: equal fingerprints are exact duplicates",
     "image_status": "ok, or the most severe images-stage finding code (null: not probed / no image)",
     "image_available": "false when the record's image is missing or broken, the images stage's "
-    "unavailable (audit.results.Availability); true otherwise (null: not probed)",
+    "unavailable (audit.figures.Availability); true otherwise (null: not probed)",
     "url_status": "ok, or the most severe URL-probe finding code (null: not probed / no URL)",
     "url_alive": "true when the URL probe found the record's source URL answering (its own "
     "`url`, or for a chat record its image's URL from the metadata file; null: not probed)",

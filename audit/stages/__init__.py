@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from audit.results import AnyStageResult, Availability, ImagesResult, StageResult, UrlsResult
+from audit.figures import Availability
+from audit.results import AnyStageResult, ImagesResult, StageResult, UrlsResult
 from audit.stages.context import StageContext, StageSkipped, Upstream, cached
 from audit.stages.expectations_stage import expectations
 from audit.stages.images_stage import images

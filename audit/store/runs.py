@@ -69,7 +69,7 @@ _OUTCOME_DDL = (
 class DatasetFigures(msgspec.Struct, frozen=True, kw_only=True):
     """One dataset's figures in one run (a point on the trend charts).
 
-    The rates are :class:`audit.results.Availability` ``unavailable_rate`` (missing + broken);
+    The rates are :class:`audit.figures.Availability` ``unavailable_rate`` (missing + broken);
     the columns keep their first names (``missing_rate``, ``url_missing_rate``).
     """
 

@@ -18,9 +18,10 @@ import jinja2
 import msgspec
 
 from audit import __version__
+from audit.figures import AVAILABILITY_TEXT
 from audit.findings import CATALOGUE, Finding, Severity
 from audit.output import model as rpt
-from audit.results import AVAILABILITY_TEXT, AnyStageResult, ExpectationsResult, LicenseResult
+from audit.results import AnyStageResult, ExpectationsResult, LicenseResult
 from audit.store.runs import RunRecord
 
 #: Examples shown per finding code: the page stays small for a dataset with 100K findings.

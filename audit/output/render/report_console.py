@@ -12,10 +12,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from audit.figures import Availability
 from audit.output import model as rpt
 from audit.output.render.console import render_findings
 from audit.output.render.html import CC3M_BASELINE
-from audit.results import Availability
 
 #: A stage's outcome (:attr:`audit.output.model.StageRun.outcome`, the page's badge) -> style.
 _OUTCOME_STYLE = {
