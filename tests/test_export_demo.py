@@ -141,7 +141,9 @@ def test_the_report_counts_every_broken_demo_image(
     by_name = {d.name: d.recovery for d in demo[2].datasets}
     lcs, cc3m = by_name["lcs"], by_name["cc3m"]
     assert lcs is not None and lcs.broken == 3  # missing, empty, truncated
-    assert cc3m is not None and cc3m.broken == 2  # zip member missing, not an image
+    assert cc3m is not None and cc3m.broken == 3  # zip member missing, not an image, path out
+    for d in demo[2].datasets:  # one definition: the report's unavailable images
+        assert d.recovery is None or d.images is None or d.recovery.broken == d.images.unavailable
     assert cc3m.gone >= 1  # record 12: its source URL answers 404
 
 

@@ -13,14 +13,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 from audit.catalogue.codes import Code
+from audit.figures import IMAGE_BROKEN_CODES, IMAGE_MISSING_CODES
 from audit.findings import Finding
 from audit.output.model import Recovery
 
-#: the local image is not usable, but a download could replace it
-BROKEN_IMAGE = frozenset(
-    {Code.IMAGE_MISSING, Code.IMAGE_EMPTY, Code.IMAGE_CORRUPT, Code.IMAGE_TRUNCATED}
-    | {Code.IMAGE_UNREADABLE}
-)
+#: the local image is unavailable (missing or broken, as every view counts it): a download
+#: could replace it
+BROKEN_IMAGE = IMAGE_MISSING_CODES | IMAGE_BROKEN_CODES
 #: the source URL will not give the image back (a transient failure is not in here)
 URL_GONE = frozenset(
     {Code.URL_DEAD, Code.URL_DNS, Code.URL_FORBIDDEN, Code.URL_PLACEHOLDER, Code.URL_NOT_IMAGE}
