@@ -88,6 +88,7 @@ def _init(args: argparse.Namespace) -> int:
     Console(highlight=False).print(
         f"wrote {path}: edit the [[datasets]] entries, then `llava-audit run --config {path}`",
         markup=False,
+        soft_wrap=True,  # never break the paths a user copies
     )
     return 0
 
