@@ -30,7 +30,8 @@ from audit.models import NoProgress, Progress
 from audit.output import model as rpt
 from audit.output import publish as pub
 from audit.output import reportsdir
-from audit.output.render.html import EXAMPLES_PER_CODE, render_index, render_run_safely
+from audit.output.render.html import EXAMPLES_PER_CODE, render_run_safely
+from audit.output.render.index_page import render_index
 from audit.results import AnyStageResult, LicenseResult, RecordLicences
 from audit.runlock import RunLock, lock_path_for
 from audit.store import Store

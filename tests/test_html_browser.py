@@ -20,7 +20,8 @@ from audit.atomic import write_atomic
 from audit.figures import Availability
 from audit.output import model as rpt
 from audit.output import publish as pub
-from audit.output.render.html import render_index, render_run
+from audit.output.render.html import render_run
+from audit.output.render.index_page import render_index
 from audit.results import FileStats, PromptStats, StructureResult
 from audit.store.runs import DatasetFigures, RunRecord
 

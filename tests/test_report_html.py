@@ -9,7 +9,7 @@ import msgspec
 from audit import findings
 from audit.figures import IMAGE_BROKEN, IMAGE_MISSING, availability
 from audit.output import model as rpt
-from audit.output.render import html
+from audit.output.render import html, index_page
 from audit.results import FileStats, ImagesResult, LicenseResult, StructureResult
 
 XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
@@ -86,7 +86,7 @@ def test_missing_bars_scale_with_the_baselines() -> None:
 
 
 def test_index_without_runs_says_how_to_start() -> None:
-    assert "llava-audit demo" in html.render_index([])
+    assert "llava-audit demo" in index_page.render_index([])
 
 
 def test_failed_and_skipped_stages_say_why() -> None:
