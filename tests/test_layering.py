@@ -240,7 +240,7 @@ def test_every_module_is_short_enough_to_read() -> None:
     long = {
         str(p.relative_to(PACKAGE)): n
         for p in PACKAGE.rglob("*.py")
-        if (n := len(p.read_text(encoding="utf-8").splitlines())) > 600
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400
     }
     assert not long, f"split these modules: {long}"
 

@@ -395,18 +395,3 @@ def _normalise(url: str) -> str:
     """Placeholder matching ignores the scheme and host case (http and https serve the same)."""
     parts = urlsplit(url)
     return f"{(parts.netloc or '').lower()}{parts.path}?{parts.query}"
-
-
-def host_of(url: str) -> str:
-    """The per-host scheduling key: the URL's host and port, lower case (str ops: 600K URLs)."""
-    rest = url.partition("://")[2]
-    for sep in "/?#":
-        rest = rest.partition(sep)[0]
-    return rest.rpartition("@")[2].lower()
-
-
-def domain_of(url: str) -> str:
-    """The host without port and ``www.``, for per-domain statistics."""
-    host = host_of(url)
-    host = host[: host.find("]") + 1] if host.startswith("[") else host.partition(":")[0]
-    return host.removeprefix("www.")

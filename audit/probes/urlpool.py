@@ -38,8 +38,9 @@ import msgspec
 from audit.config import UrlConfig
 from audit.errors import ProbeError
 from audit.probes.hostfiles import FileJob, fetch_host_file
-from audit.probes.http import Prober, host_of
+from audit.probes.http import Prober
 from audit.probes.urlguard import AddressPolicy, server_address
+from audit.probes.urlnames import host_of
 from audit.store.urls import HostFile, UrlProbe
 from audit.workers import context as worker_context
 

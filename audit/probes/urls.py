@@ -31,12 +31,12 @@ from audit.probes.http import (
     STATUSES,
     TRANSIENT,
     UNCACHED,
-    domain_of,
     settings_fingerprint,
 )
 from audit.probes.placeholders import detect
 from audit.probes.reservations import ROBOTS_TXT, TDM_HEADER, TDMREP_JSON, X_ROBOTS_TAG
 from audit.probes.urlguard import AddressPolicy
+from audit.probes.urlnames import domain_of
 from audit.probes.urlpool import probe_parallel, probe_threaded
 from audit.results import DomainCount, OptOut, UrlCounts, UrlsResult
 from audit.store import Store
