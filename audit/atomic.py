@@ -10,6 +10,7 @@ a FIFO or a device would break whatever else uses it, so such a target is refuse
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import stat
 from collections.abc import Callable, Iterator
@@ -59,32 +60,9 @@ def write_atomic(path: str | Path, data: bytes, *, write: Writer = write_file) -
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | Path) -> Iterator[IO[str]]:
-    """Stream text into ``path`` (UTF-8, ``\\n``): it appears whole when the block ends cleanly.
-
-    For outputs too big to build in memory (the attribution export); an exception in the block
-    removes the temp file and leaves ``path`` as it was, like :func:`write_atomic`.
-    """
-    target = check_target(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_name(target)
-    try:
-        with tmp.open("x", encoding="utf-8", newline="\n") as out:
-            yield out
-            out.flush()
-            os.fsync(out.fileno())
-        tmp.replace(target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(target.parent)
-
-
-@contextlib.contextmanager
 def atomic_binary(path: str | Path) -> Iterator[IO[bytes]]:
     """Stream bytes into ``path`` (a rewritten zip): it appears whole when the block ends cleanly,
-    and an exception in the block leaves ``path`` as it was, like :func:`atomic_open`."""
+    and an exception in the block leaves ``path`` as it was, like :func:`write_atomic`."""
     target = check_target(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_name(target)
@@ -99,6 +77,21 @@ def atomic_binary(path: str | Path) -> Iterator[IO[bytes]]:
             tmp.unlink(missing_ok=True)
         raise
     fsync_dir(target.parent)
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | Path) -> Iterator[IO[str]]:
+    """Stream text into ``path`` (UTF-8, ``\\n``): it appears whole when the block ends cleanly.
+
+    For outputs too big to build in memory (the attribution export); an exception in the block
+    removes the temp file and leaves ``path`` as it was, like :func:`write_atomic`.
+    """
+    with atomic_binary(path) as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8", newline="\n", write_through=True)
+        try:
+            yield text
+        finally:
+            text.detach()  # the binary stream is flushed, synced and closed by atomic_binary
 
 
 def write_output(path: str | Path, data: bytes, what: str) -> None:
