@@ -32,7 +32,7 @@ CC3M_BASELINE = 0.15
 #: About 30% by 2024 (spec/field-anchors.md): shown as a second reference line.
 CC3M_2024 = 0.30
 
-_ENV = jinja2.Environment(
+ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("audit.output.render", "templates"),
     autoescape=True,
     undefined=jinja2.StrictUndefined,
@@ -50,7 +50,7 @@ def _num(value: object) -> str:
     return str(value)
 
 
-_ENV.filters["num"] = _num
+ENV.filters["num"] = _num
 
 
 @dataclass(frozen=True)
@@ -252,7 +252,7 @@ def _short(value: Any) -> Any:
     return value
 
 
-def _duration(start: datetime, end: datetime | None) -> str:
+def duration(start: datetime, end: datetime | None) -> str:
     if end is None:
         return "-"
     seconds = (end - start).total_seconds()
@@ -267,7 +267,7 @@ def render_run(report: rpt.AuditReport) -> str:
         for index, text in ds.examples.items()
     }
     severity_by_dataset = {ds.name: _severity_counts(ds.findings()) for ds in report.datasets}
-    return _ENV.get_template("run.html.j2").render(
+    return ENV.get_template("run.html.j2").render(
         r=report,
         version=__version__,
         stages=rpt.STAGES,
@@ -279,7 +279,7 @@ def render_run(report: rpt.AuditReport) -> str:
         baseline15=baseline_x(report, CC3M_BASELINE),
         baseline30=baseline_x(report, CC3M_2024),
         severity_by_dataset=severity_by_dataset,
-        duration=_duration(report.started, report.finished),
+        duration=duration(report.started, report.finished),
         statistics=statistics,
         excerpts=excerpts,
         delta=_delta,
@@ -298,7 +298,7 @@ def render_run_safely(report: rpt.AuditReport) -> str:
     try:
         return render_run(report)
     except Exception as exc:
-        return _ENV.get_template("fallback.html.j2").render(
+        return ENV.get_template("fallback.html.j2").render(
             r=report, error=f"{type(exc).__name__}: {exc}", version=__version__
         )
 

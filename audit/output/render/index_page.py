@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from audit import __version__
-from audit.output.render.html import _ENV, CC3M_BASELINE, RESULT_CLASS, _duration
+from audit.output.render.html import CC3M_BASELINE, ENV, RESULT_CLASS, duration
 from audit.store.runs import RunRecord
 
 
@@ -74,7 +74,7 @@ def render_index(runs: list[RunRecord]) -> str:
                 rates.append(column)
                 labels.append(label)
     missing, miss_top = _series(finished, rates, labels, ".1%")
-    return _ENV.get_template("index.html.j2").render(
+    return ENV.get_template("index.html.j2").render(
         runs=list(reversed(runs)),
         finished=finished,
         errors=errors,
@@ -86,6 +86,6 @@ def render_index(runs: list[RunRecord]) -> str:
         h=CHART_H,
         pad=PAD,
         version=__version__,
-        duration=_duration,
+        duration=duration,
         result_class=RESULT_CLASS,
     )
