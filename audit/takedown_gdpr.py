@@ -15,7 +15,7 @@ from audit.errors import TakedownError
 from audit.store import Store
 from audit.store.ledger import Event, Ledger, add_months, today
 from audit.store.ledgerfile import opened_ledger
-from audit.takedown_steps import event_day, only_for, required
+from audit.takedown_steps import event_day, ground_step, required
 
 #: GDPR Art. 17(3): when erasure is not owed.
 EXEMPTIONS = {
@@ -38,9 +38,7 @@ def identity(
     when: dt.date | None = None,
 ) -> Event:
     """GDPR Art. 12(6): whether the requester is the data subject, and how that was checked."""
-    with opened_ledger(config, store) as ledger:
-        request = ledger.get(request_id)
-        only_for(request, "gdpr", step="identity")
+    with ground_step(config, store, request_id, "gdpr", step="identity") as (ledger, request):
         return ledger.record(
             request_id,
             "identity_checked",
@@ -56,9 +54,7 @@ def extend(
     config: Config, store: Store, request_id: str, *, reason: str, when: dt.date | None = None
 ) -> Event:
     """GDPR Art. 12(3): two more months, once, told to the requester within the first month."""
-    with opened_ledger(config, store) as ledger:
-        request = ledger.get(request_id)
-        only_for(request, "gdpr", step="extend")
+    with ground_step(config, store, request_id, "gdpr", step="extend") as (ledger, request):
         if ledger.state(request_id)["extended"] is not None:
             raise TakedownError(f"{request_id} was already extended (Art. 12(3) allows it once)")
         day = event_day(when, request, "extension date")
@@ -90,9 +86,7 @@ def exempt(
     """GDPR Art. 17(3): erasure is not owed, on this basis; the refusal notice must follow."""
     if basis not in EXEMPTIONS:
         raise TakedownError(f"unknown basis {basis!r} (one of {', '.join(EXEMPTIONS)})")
-    with opened_ledger(config, store) as ledger:
-        request = ledger.get(request_id)
-        only_for(request, "gdpr", step="exempt")
+    with ground_step(config, store, request_id, "gdpr", step="exempt") as (ledger, request):
         if ledger.state(request_id)["blocklisted"] is not None:
             raise TakedownError(f"{request_id} is already applied; its keys stay on the blocklist")
         return ledger.record(
@@ -109,9 +103,7 @@ def refusal_notice(
 ) -> Event:
     """GDPR Art. 12(4): the reasons for not acting, and the right to complain to a supervisory
     authority and to a judicial remedy, told to the requester."""
-    with opened_ledger(config, store) as ledger:
-        request = ledger.get(request_id)
-        only_for(request, "gdpr", step="refusal-notice")
+    with ground_step(config, store, request_id, "gdpr", step="refusal-notice") as (ledger, request):
         if not ledger.closed(request_id):
             raise TakedownError(f"{request_id} was neither rejected nor exempted")
         return ledger.record(

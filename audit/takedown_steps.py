@@ -11,8 +11,9 @@ arrived) and appends one event; the checklist shows them all.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from audit.config import Config
@@ -20,7 +21,7 @@ from audit.errors import TakedownError
 from audit.output.render.checklist import build as build_checklist
 from audit.output.render.checklist import render as render_checklist
 from audit.store import Store
-from audit.store.ledger import Event, Request, check_date, today
+from audit.store.ledger import Event, Ledger, Request, check_date, today
 from audit.store.ledgerfile import opened_ledger
 
 #: 17 U.S.C. §512(c)(3)(A): what a notice must contain to be a notice at all.
@@ -66,6 +67,17 @@ def only_for(request: Request, *grounds: str, step: str) -> None:
             f"{request.request_id} is a {request.ground} request; `{step}` applies to "
             f"{' or '.join(grounds)} requests"
         )
+
+
+@contextlib.contextmanager
+def ground_step(
+    config: Config, store: Store, request_id: str, *grounds: str, step: str
+) -> Iterator[tuple[Ledger, Request]]:
+    """The open ledger and the request, once the request is of a ground ``step`` applies to."""
+    with opened_ledger(config, store) as ledger:
+        request = ledger.get(request_id)
+        only_for(request, *grounds, step=step)
+        yield ledger, request
 
 
 def required(value: str, what: str) -> str:
@@ -114,9 +126,10 @@ def notice_check(
             f"unknown §512(c)(3) element {', '.join(unknown)} (one of {', '.join(DMCA_ELEMENTS)})"
         )
     missing = [e for e in DMCA_ELEMENTS if e not in have]
-    with opened_ledger(config, store) as ledger:
-        request = ledger.get(request_id)
-        only_for(request, "copyright", step="notice-check")
+    with ground_step(config, store, request_id, "copyright", step="notice-check") as (
+        ledger,
+        request,
+    ):
         return ledger.record(
             request_id,
             "notice_checked",
@@ -142,9 +155,10 @@ def counter_notice(
     config: Config, store: Store, request_id: str, *, received: dt.date, note: str = ""
 ) -> Event:
     """§512(g)(3): a counter-notice arrived for removed material; restoring may follow."""
-    with opened_ledger(config, store) as ledger:
-        request = ledger.get(request_id)
-        only_for(request, "copyright", step="counter-notice")
+    with ground_step(config, store, request_id, "copyright", step="counter-notice") as (
+        ledger,
+        request,
+    ):
         if ledger.state(request_id)["blocklisted"] is None:
             raise TakedownError(f"{request_id} is not applied: nothing was removed to restore")
         day = event_day(received, request, "counter-notice date")
@@ -189,9 +203,10 @@ def preserve(
     config: Config, store: Store, request_id: str, *, where: str, when: dt.date | None = None
 ) -> Event:
     """Illegal content: evidence kept (sealed, access-logged) before the data is deleted."""
-    with opened_ledger(config, store) as ledger:
-        request = ledger.get(request_id)
-        only_for(request, "illegal_content", step="preserve")
+    with ground_step(config, store, request_id, "illegal_content", step="preserve") as (
+        ledger,
+        request,
+    ):
         return ledger.record(
             request_id,
             "evidence_preserved",
@@ -210,9 +225,10 @@ def report(
     when: dt.date | None = None,
 ) -> Event:
     """Illegal content: reported to the competent authority or hotline."""
-    with opened_ledger(config, store) as ledger:
-        request = ledger.get(request_id)
-        only_for(request, "illegal_content", step="report")
+    with ground_step(config, store, request_id, "illegal_content", step="report") as (
+        ledger,
+        request,
+    ):
         ref = f" (reference {reference})" if reference else ""
         return ledger.record(
             request_id,
