@@ -267,6 +267,20 @@ class TakedownConfig(_Section, frozen=True):
     phash_distance: Annotated[int, msgspec.Meta(ge=0, le=32)] = PHASH_DISTANCE
 
 
+class EngineConfig(_Section, frozen=True):
+    """Where the per-record work runs: this machine's processes, or a Spark cluster.
+
+    ``local`` (the default) is the process-pool engine; ``spark`` runs the same pure rules in
+    Spark executors (the ``llava-audit[spark]`` extra). ``master`` is a Spark master URL
+    (``local[2]``, ``spark://host:7077``, ``yarn``; unset: what ``spark-submit`` or the
+    environment gives); ``conf`` is passed to the SparkSession as-is.
+    """
+
+    name: Literal["local", "spark"] = "local"
+    master: str | None = None
+    conf: dict[str, str] = msgspec.field(default_factory=dict)
+
+
 class DerivedConfig(_Section, frozen=True):
     """An artefact built from the datasets (a shard, zip, checkpoint): a takedown must reach it."""
 
@@ -289,6 +303,7 @@ class Config(_Section, frozen=True):
     limits: LimitsConfig = LimitsConfig()
     takedown: TakedownConfig = TakedownConfig()
     derived: list[DerivedConfig] = msgspec.field(default_factory=list)
+    engine: EngineConfig = EngineConfig()
     reports_dir: str = "reports"
     #: Published run folders kept in ``reports_dir`` (the newest; 0 keeps all). The run history,
     #: and so the index's trend charts, keeps every run.

@@ -69,6 +69,12 @@ class OutputError(AuditError):
     exit_code = 3
 
 
+class EngineError(AuditError):
+    """The chosen engine cannot start: the Spark extra is not installed, no Java, a bad master."""
+
+    exit_code = 3
+
+
 class AlreadyRunningError(AuditError):
     """Another audit holds the run lock; two audits never run at once."""
 

@@ -42,6 +42,10 @@ def test_great_expectations_results_are_reached_only_through_probes_expectations
     assert _importers("audit.probes.expectation_cache") <= {"probes/expectations.py"}
 
 
+def test_pyspark_is_imported_only_by_the_spark_engine() -> None:
+    assert all(name.startswith("engines/spark/") for name in _importers("pyspark"))
+
+
 def test_apscheduler_is_imported_in_one_module_only() -> None:
     assert _importers("apscheduler") <= {"schedule.py"}
 

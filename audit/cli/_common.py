@@ -21,6 +21,30 @@ def optional_config(path: str | None) -> config_mod.Config:
     return config_mod.load(path) if path else config_mod.Config()
 
 
+def add_engine(parser: argparse.ArgumentParser) -> None:
+    """``--engine`` and ``--master``: over ``[engine]`` in audit.toml (check, images, urls,
+    license, run, gate)."""
+    parser.add_argument(
+        "--engine",
+        choices=("local", "spark"),
+        help="where the per-record work runs: local process pools (default) or Spark "
+        "(needs the spark extra: pip install 'llava-audit[spark]')",
+    )
+    parser.add_argument(
+        "--master",
+        metavar="URL",
+        help="the Spark master (local[2], spark://host:7077, yarn); default: [engine] master, "
+        "else what spark-submit gives, else local[<cores>]",
+    )
+
+
+def with_engine(config: config_mod.Config, args: argparse.Namespace) -> config_mod.Config:
+    """``config`` with the command line's ``--engine``/``--master`` applied."""
+    from audit import engines
+
+    return engines.choose(config, args.engine, args.master)
+
+
 def add_debug(parser: argparse.ArgumentParser) -> None:
     """``--debug`` for the commands that run the audit (run, gate, demo)."""
     parser.add_argument(

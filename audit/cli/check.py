@@ -10,7 +10,14 @@ from pathlib import Path
 import msgspec
 from rich.console import Console
 
-from audit.cli._common import check_workers, error_line, optional_config, write_findings
+from audit.cli._common import (
+    add_engine,
+    check_workers,
+    error_line,
+    optional_config,
+    with_engine,
+    write_findings,
+)
 from audit.errors import InputError
 from audit.findings import Severity
 from audit.loaders import refuse
@@ -45,6 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--config", metavar="audit.toml", help="take the [limits] file size caps from it"
     )
+    add_engine(p)
     p.set_defaults(handler=_check)
 
 
@@ -54,7 +62,8 @@ def _check(args: argparse.Namespace) -> int:
     from audit.structure import check_files
 
     check_workers("check", args.workers)
-    max_bytes = optional_config(args.config).limits.bytes("dataset_mb")
+    config = with_engine(optional_config(args.config), args)
+    max_bytes = config.limits.bytes("dataset_mb")
     paths = [Path(p) for p in args.paths]
     refuse(_not_json(paths, max_bytes))
     kinds = _kinds(paths, args.kind)

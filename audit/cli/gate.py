@@ -12,7 +12,7 @@ from rich.text import Text
 
 from audit import config as config_mod
 from audit import preflight
-from audit.cli._common import add_debug
+from audit.cli._common import add_debug, add_engine, with_engine
 from audit.errors import AuditError, ConfigError
 from audit.loaders import Input
 from audit.output.model import REPORT_FILE, findings_path
@@ -49,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--junit", metavar="OUT.xml", help="write JUnit XML (a test case per rule)")
     p.add_argument("--json", metavar="OUT.json", help="write the gate result as JSON")
     add_debug(p)
+    add_engine(p)
     p.set_defaults(handler=_gate)
 
 
@@ -96,8 +97,8 @@ def _publish(args: argparse.Namespace, result: GateResult) -> None:
 def _config(args: argparse.Namespace) -> config_mod.Config:
     """Gating a saved report needs only the thresholds: defaults when there is no config file."""
     if args.report and args.config == "audit.toml" and not Path(args.config).exists():
-        return config_mod.Config()
-    return config_mod.load(args.config)
+        return with_engine(config_mod.Config(), args)
+    return with_engine(config_mod.load(args.config), args)
 
 
 def _run_files(config: config_mod.Config, run: str | None, what: str) -> list[Input]:

@@ -13,7 +13,13 @@ from rich.text import Text
 
 from audit import config as config_mod
 from audit import preflight
-from audit.cli._common import check_workers, optional_config, write_findings
+from audit.cli._common import (
+    add_engine,
+    check_workers,
+    optional_config,
+    with_engine,
+    write_findings,
+)
 from audit.errors import UsageError
 from audit.findings import Finding, Severity
 from audit.hints import missing_images_hint
@@ -54,6 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--dataset", action="append", default=[], metavar="NAME", help="configured dataset to probe"
     )
+    add_engine(p)
     p.set_defaults(handler=_images)
 
 
@@ -62,7 +69,7 @@ def _images(args: argparse.Namespace) -> int:
     from audit.probes.images import gc_paused, probe_dataset, probe_images
     from audit.store import Store
 
-    config = optional_config(args.config)
+    config = with_engine(optional_config(args.config), args)
     if args.files and not args.root:
         raise UsageError("images: give the image folder or zip with --root")
     if not args.files and not args.config:

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from audit import config as config_mod
 from audit import preflight
-from audit.cli._common import optional_config, write_findings
+from audit.cli._common import add_engine, optional_config, with_engine, write_findings
 from audit.errors import UsageError
 from audit.licensing import ACTIONS, LEGACY_USES, PURPOSES, USES, Verdict, usable_count, use_key
 from audit.loaders import Input
@@ -100,6 +100,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--config", metavar="audit.toml", help="[license] settings and policy, [use], state path"
     )
     p.add_argument("--policy", metavar="FILE", help="policy TOML merged over the packaged one")
+    add_engine(p)
     p.set_defaults(handler=_license)
 
 
@@ -108,7 +109,7 @@ def _license(args: argparse.Namespace) -> int:
     from audit.output.render.progress import RichProgress
     from audit.store import Store
 
-    config = optional_config(args.config)
+    config = with_engine(optional_config(args.config), args)
     settings = config.license
     if settings.policy:
         settings = msgspec.structs.replace(settings, policy=str(config.path(settings.policy)))

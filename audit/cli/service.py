@@ -11,7 +11,7 @@ from rich.console import Console
 
 from audit import config as config_mod
 from audit.atomic import write_output
-from audit.cli._common import add_debug
+from audit.cli._common import add_debug, add_engine, with_engine
 from audit.errors import AuditError, UsageError
 from audit.loaders import regular_file
 from audit.output import model as rpt
@@ -46,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--config", default="audit.toml", metavar="audit.toml", help="config file (audit.toml)"
     )
     add_debug(p)
+    add_engine(p)
     p.set_defaults(handler=_run)
 
     p = sub.add_parser(
@@ -115,7 +116,7 @@ def _run(args: argparse.Namespace) -> int:
     from audit.output.render.report_console import render_report
     from audit.runner import run_audit
 
-    config = config_mod.load(args.config)
+    config = with_engine(config_mod.load(args.config), args)
     console = Console(highlight=False)
     with debug_to_stderr(args.debug), RichProgress() as progress:
         report = run_audit(config, progress=progress, config_file=str(args.config))

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from audit import findings, preflight
-from audit.cli._common import optional_config, write_findings
+from audit.cli._common import add_engine, optional_config, with_engine, write_findings
 from audit.errors import UsageError
 from audit.hints import dns_hint
 from audit.results import UrlsResult
@@ -43,6 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="also probe private, loopback and link-local addresses (tests, intranet mirrors)",
     )
     p.add_argument("--findings", metavar="OUT.jsonl", help="write findings as JSON Lines")
+    add_engine(p)
     p.set_defaults(handler=_urls)
 
 
@@ -50,7 +51,7 @@ def _urls(args: argparse.Namespace) -> int:
     from audit.output.render.progress import RichProgress
     from audit.probes.urls import UrlSource, audit_urls, sources_for
 
-    config = optional_config(args.config)
+    config = with_engine(optional_config(args.config), args)
     settings = config.urls
     if args.allow_private:
         settings = msgspec.structs.replace(settings, allow_private=True)

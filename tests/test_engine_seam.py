@@ -1,0 +1,67 @@
+"""The engine seam: [engine] in audit.toml, --engine/--master on the commands, one-line refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from audit import config as config_mod
+from audit import engines
+from audit.cli import build_parser, main
+from audit.errors import ConfigError, EngineError, UsageError
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_engine_defaults_to_local() -> None:
+    assert config_mod.Config().engine.name == "local"
+
+
+def test_engine_section_is_read(tmp_path: Path) -> None:
+    toml = tmp_path / "audit.toml"
+    toml.write_text(
+        '[engine]\nname = "spark"\nmaster = "local[2]"\n[engine.conf]\n"spark.x" = "1"\n'
+    )
+    engine = config_mod.load(toml).engine
+    assert (engine.name, engine.master, engine.conf) == ("spark", "local[2]", {"spark.x": "1"})
+
+
+def test_unknown_engine_names_the_choices(tmp_path: Path) -> None:
+    toml = tmp_path / "audit.toml"
+    toml.write_text('[engine]\nname = "ray"\n')
+    with pytest.raises(ConfigError, match="local, spark"):
+        config_mod.load(toml)
+
+
+def test_command_line_overrides_the_config() -> None:
+    config = engines.choose(config_mod.Config(), "spark", "local[1]")
+    assert (config.engine.name, config.engine.master) == ("spark", "local[1]")
+    assert engines.choose(config, None, None) is config
+
+
+def test_master_without_spark_is_a_usage_error() -> None:
+    with pytest.raises(UsageError):
+        engines.choose(config_mod.Config(), None, "local[2]")
+
+
+def test_missing_extra_is_one_engine_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engines.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(EngineError, match=r"llava-audit\[spark\]"):
+        engines.require_spark()
+
+
+@pytest.mark.parametrize("command", ["check", "images", "urls", "license", "run", "gate"])
+def test_every_scaling_command_takes_engine_flags(command: str) -> None:
+    files = ["x.json"] if command == "check" else []
+    argv = [command, *files, "--engine", "spark", "--master", "local[1]"]
+    args = build_parser().parse_args(argv)
+    assert (args.engine, args.master) == ("spark", "local[1]")
+
+
+def test_master_alone_exits_2_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(["check", "--master", "local[2]", str(DATA / "blip_laion_cc_sbu_2k_head20.json")]) == 2
+    )
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "--engine spark" in err
