@@ -25,10 +25,26 @@ from audit.figures import (
 from audit.findings import Finding
 
 
+class FindingTotals(msgspec.Struct, frozen=True, kw_only=True):
+    """A stage's findings counted where they were written (the Spark engine's Parquet table):
+    then ``findings`` holds only the first examples of each code, and these are the counts."""
+
+    #: code -> severity -> count, over every finding of the stage
+    counts: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
+    #: the Parquet folder (partitioned by dataset and code) that holds all of them
+    location: str = ""
+
+    @property
+    def total(self) -> int:
+        return sum(n for by_severity in self.counts.values() for n in by_severity.values())
+
+
 class StageResult(msgspec.Struct, kw_only=True, frozen=True, tag_field="stage"):
     """The part every stage result shares: its findings (the tag names the stage)."""
 
     findings: list[Finding] = msgspec.field(default_factory=list)
+    #: set when the findings stay outside this process (Spark): ``findings`` are examples only
+    finding_totals: FindingTotals | None = None
 
     @property
     def stage(self) -> str:

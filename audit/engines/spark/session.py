@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import warnings
 from typing import TYPE_CHECKING
 
 from audit.config import EngineConfig
@@ -12,6 +13,9 @@ from audit.engines import require_spark
 from audit.errors import EngineError
 
 if TYPE_CHECKING:
+    # pyspark 4.3 warns on every start that pandas 3 is "not yet fully supported"; the engine
+    # passes Arrow batches and never pandas frames, so the warning only adds a stderr line
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"pyspark(\.|$)")
     from pyspark.sql import SparkSession
 
 #: Defaults a user's ``[engine.conf]`` can override: no web UI or console progress bar (the

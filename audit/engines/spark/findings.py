@@ -1,0 +1,97 @@
+"""Findings on Spark: rows in executors, a Parquet table partitioned by dataset and code, and only
+their counts and first examples back on the driver (:class:`audit.results.FindingTotals`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from audit.findings import Finding, Severity
+from audit.results import FindingTotals
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+#: The columns of the findings table: the DESIGN.md findings contract, one row per finding.
+ARROW_SCHEMA = pa.schema(
+    [
+        ("dataset", pa.string()),
+        ("file", pa.string()),
+        ("index", pa.int64()),
+        ("record_id", pa.string()),
+        ("code", pa.string()),
+        ("severity", pa.string()),
+        ("message", pa.string()),
+    ]
+)
+#: The same, as the DDL string Spark's mapInArrow and createDataFrame take.
+SPARK_SCHEMA = (
+    "dataset string, file string, index long, record_id string, code string, "
+    "severity string, message string"
+)
+
+
+def to_batch(findings: Iterable[Finding]) -> pa.RecordBatch:
+    """Executor side: findings as one Arrow batch of :data:`ARROW_SCHEMA`."""
+    rows = list(findings)
+    return pa.RecordBatch.from_arrays(
+        [
+            pa.array([f.dataset for f in rows], pa.string()),
+            pa.array([f.file for f in rows], pa.string()),
+            pa.array([f.index for f in rows], pa.int64()),
+            pa.array([f.record_id for f in rows], pa.string()),
+            pa.array([str(f.code) for f in rows], pa.string()),
+            pa.array([f.severity.value for f in rows], pa.string()),
+            pa.array([f.message for f in rows], pa.string()),
+        ],
+        schema=ARROW_SCHEMA,
+    )
+
+
+def from_row(row: dict[str, object]) -> Finding:
+    """A collected row (one of the few examples) back into a :class:`Finding`."""
+    index = row["index"]
+    record_id = row["record_id"]
+    return Finding(
+        dataset=str(row["dataset"]),
+        file=str(row["file"]),
+        index=int(index) if isinstance(index, int) else None,
+        record_id=str(record_id) if record_id is not None else None,
+        code=str(row["code"]),
+        severity=Severity(str(row["severity"])),
+        message=str(row["message"]),
+    )
+
+
+def publish(
+    frame: DataFrame, location: Path, *, examples_per_code: int
+) -> tuple[list[Finding], FindingTotals]:
+    """Write ``frame`` (rows of :data:`SPARK_SCHEMA`) under ``location`` and bring back only the
+    counts per code and severity and the first ``examples_per_code`` findings of each code (by
+    file and index, the order the local engine's report shows them)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F  # noqa: N812 - Spark's own convention
+
+    frame = frame.persist()
+    try:
+        frame.write.mode("overwrite").partitionBy("dataset", "code").parquet(str(location))
+        counts: dict[str, dict[str, int]] = {}
+        for row in frame.groupBy("code", "severity").count().collect():
+            counts.setdefault(row["code"], {})[row["severity"]] = int(row["count"])
+        order = Window.partitionBy("code").orderBy(
+            F.col("file"), F.col("index").asc_nulls_first(), F.col("message")
+        )
+        first = (
+            frame.withColumn("_n", F.row_number().over(order))
+            .where(F.col("_n") <= examples_per_code)
+            .drop("_n")
+            .orderBy("file", F.col("index").asc_nulls_first(), "code")
+            .collect()
+        )
+    finally:
+        frame.unpersist()
+    examples = [from_row(row.asDict()) for row in first]
+    return examples, FindingTotals(counts=counts, location=str(location))
