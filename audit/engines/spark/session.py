@@ -15,7 +15,9 @@ from audit.errors import EngineError
 if TYPE_CHECKING:
     # pyspark 4.3 warns on every start that pandas 3 is "not yet fully supported"; the engine
     # passes Arrow batches and never pandas frames, so the warning only adds a stderr line
-    warnings.filterwarnings("ignore", category=FutureWarning, module=r"pyspark(\.|$)")
+    # (local-mode workers inherit this process's environment, cluster executors the conf below)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
     from pyspark.sql import SparkSession
 
 #: Defaults a user's ``[engine.conf]`` can override: no web UI or console progress bar (the
@@ -25,6 +27,8 @@ DEFAULT_CONF = {
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.sql.shuffle.partitions": "8",
+    # the same pandas-3 warning, printed by every Python worker (see session())
+    "spark.executorEnv.PYTHONWARNINGS": "ignore::FutureWarning",
 }
 
 
