@@ -13,11 +13,6 @@ from audit.engines import require_spark
 from audit.errors import EngineError
 
 if TYPE_CHECKING:
-    # pyspark 4.3 warns on every start that pandas 3 is "not yet fully supported"; the engine
-    # passes Arrow batches and never pandas frames, so the warning only adds a stderr line
-    # (local-mode workers inherit this process's environment, cluster executors the conf below)
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
     from pyspark.sql import SparkSession
 
 #: Defaults a user's ``[engine.conf]`` can override: no web UI or console progress bar (the
@@ -42,6 +37,11 @@ def session(engine: EngineConfig) -> SparkSession:
     # executors must import audit and its dependencies: the same interpreter as the driver
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    # pyspark 4.3 warns on every start that pandas 3 is "not yet fully supported"; the engine
+    # passes Arrow batches and never pandas frames, so the warning only adds a stderr line
+    # (local-mode workers inherit this process's environment, cluster executors the conf below)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.appName("llava-audit")
