@@ -14,7 +14,7 @@ import contextlib
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -119,10 +119,10 @@ def probe_urls(
     results, placeholders = detect(results, settings.placeholder_min_urls)
     seconds = time.perf_counter() - started
     result_findings = [
-        f for ref in refs for f in _findings(ref, results[ref.url], reserved, dataset, file)
+        f for ref in refs for f in record_findings(ref, results[ref.url], reserved, dataset, file)
     ]
     stats = _stats(refs, results, reserved, file=file, probed=len(todo), seconds=seconds)
-    result_findings.append(_summary(stats, dataset, file))
+    result_findings.append(summary_finding(stats, dataset, file))
     opt_outs = [
         OptOut(file, ref.index, ref.url, tuple(dict.fromkeys(r.kind for r in reserved[ref.url])))
         for ref in refs
@@ -161,7 +161,7 @@ def _engine(
     return probe_threaded(urls, settings, files=files)
 
 
-def _findings(
+def record_findings(
     ref: UrlRef,
     probe: UrlProbe,
     reserved: dict[str, tuple[Reservation, ...]],
@@ -203,29 +203,61 @@ def _stats(
     seconds: float,
 ) -> UrlCounts:
     """Per-record counts (a URL shared by two records counts twice, as two missing images)."""
+    return url_counts(
+        tally(refs, results, reserved),
+        unique=len(results),
+        file=file,
+        probed=probed,
+        seconds=seconds,
+    )
+
+
+def tally_key(url: str, status: str, opted: bool) -> tuple[str, str, bool]:
+    """What one record adds to the counts: its URL's status, domain ("" when not judged, since
+    no domain counts it) and whether it is opted out."""
+    return (status, "" if status in NOT_PROBED else domain_of(url), opted)
+
+
+def tally(
+    refs: Sequence[UrlRef],
+    results: dict[str, UrlProbe],
+    reserved: dict[str, tuple[Reservation, ...]],
+) -> Counter[tuple[str, str, bool]]:
+    """(status, domain, opted out) -> records: all :func:`url_counts` needs of the records."""
+    return Counter(tally_key(ref.url, results[ref.url].status, ref.url in reserved) for ref in refs)
+
+
+def url_counts(
+    tallies: Mapping[tuple[str, str, bool], int],
+    *,
+    unique: int,
+    file: str,
+    probed: int,
+    seconds: float,
+) -> UrlCounts:
+    """A file's counts from its records' :func:`tally` (the Spark engine sums the same keys)."""
     counts: Counter[str] = Counter()
     per_domain: dict[str, list[int]] = {}
-    for ref in refs:
-        status = results[ref.url].status
-        counts[status] += 1
+    opted = 0
+    for (status, domain, reserved), n in tallies.items():
+        counts[status] += n
+        opted += n if reserved else 0
         if status in NOT_PROBED:
             continue
-        domain = domain_of(ref.url)
-        tally = per_domain.setdefault(domain, [0, 0])
-        tally[0] += 1
-        tally[1] += status not in AVAILABLE
+        row = per_domain.setdefault(domain, [0, 0])
+        row[0] += n
+        row[1] += n if status not in AVAILABLE else 0
     judged = sum(n for s, n in counts.items() if s not in NOT_PROBED)
     worst = sorted(per_domain.items(), key=lambda kv: (-kv[1][1], -kv[1][0], kv[0]))
-    unique = len(results)
     return UrlCounts(
         file=file,
-        urls=len(refs),
+        urls=counts.total(),
         unique_urls=unique,
         probed=probed,
         cached=unique - probed,
         status_counts={s: counts[s] for s in STATUSES if counts[s]},
         referenced=judged,
-        opt_out=sum(ref.url in reserved for ref in refs),
+        opt_out=opted,
         worst_domains=[
             DomainCount(domain=d, urls=n, unavailable=m, unavailable_rate=m / n)
             for d, (n, m) in worst[:_WORST_DOMAINS]
@@ -236,7 +268,7 @@ def _stats(
     )
 
 
-def _summary(stats: UrlCounts, dataset: str, file: str) -> Finding:
+def summary_finding(stats: UrlCounts, dataset: str, file: str) -> Finding:
     fig = stats.figures
     rate = fig.unavailable_rate
     shown = "n/a" if rate is None else f"{rate:.1%}"
