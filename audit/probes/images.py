@@ -126,7 +126,7 @@ def _check(
 ) -> tuple[list[Finding], ImagesResult]:
     """Findings for problem records and the stage's stats (without its timing)."""
     uses = Counter(ref.image for ref in refs)  # also the distinct images, in first-seen order
-    places = _locate_all(uses, opened, progress)
+    places = locate_all(uses, opened, progress)
     depth = LEVELS.index(level)
     located = [p for p in places.values() if isinstance(p, Location)]
     rows_of = _cached_rows(store, located) if store is not None and depth else {}
@@ -143,16 +143,10 @@ def _check(
         key = (place.root, place.name)
         outcome = outcomes.get(key)
         if outcome is None and key not in queued:
-            if place.problem or place.size == 0 or place.size > MAX_FILE_BYTES or not depth:
-                outcome = _by_size(place)
-            else:
+            outcome = settled(place, depth)
+            if outcome is None:
                 row = rows_of.get(place.root, _NO_ROWS).get(place.name)
-                if (  # still valid: same signature, as deep, same verdict on the pixel limit
-                    row is not None
-                    and row[1] == place.signature
-                    and row[2] >= depth
-                    and (row[3] == "too_large") == ((row[5] or 0) * (row[6] or 0) > max_pixels)
-                ):
+                if row is not None and still_valid(row, place.signature, depth, max_pixels):
                     outcome = row[3:]
                     cached += 1
                 else:
@@ -168,7 +162,7 @@ def _check(
     for image, key in waiting.items():
         status_of[image] = outcomes[key]
     found = [
-        _finding(ref, status_of[ref.image], dataset, file)
+        record_finding(ref, status_of[ref.image], dataset, file)
         for ref in refs
         if status_of[ref.image][0] in reported
     ]
@@ -209,7 +203,7 @@ def probe_dataset(
     )
 
 
-def _locate_all(
+def locate_all(
     images: Collection[str], roots: Sequence[Any], progress: Progress
 ) -> dict[str, Location | Outcome]:
     """Each distinct image string -> where it is, or the outcome when it is nowhere (or unsafe)."""
@@ -256,6 +250,22 @@ def _gc_running() -> Iterator[None]:
     finally:
         if paused:
             gc.disable()
+
+
+def settled(place: Location, depth: int) -> Outcome | None:
+    """The outcome of a located image when no bytes need reading, else None (probe or cache)."""
+    if place.problem or place.size == 0 or place.size > MAX_FILE_BYTES or not depth:
+        return _by_size(place)
+    return None
+
+
+def still_valid(row: cache.Cached, signature: str, depth: int, max_pixels: int) -> bool:
+    """A cached result still stands: same signature, as deep, same verdict on the pixel limit."""
+    return (
+        row[1] == signature
+        and row[2] >= depth
+        and (row[3] == "too_large") == ((row[5] or 0) * (row[6] or 0) > max_pixels)
+    )
 
 
 def _by_size(loc: Location) -> Outcome:
@@ -360,7 +370,7 @@ def _init_worker() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _finding(ref: ImageRef, outcome: Outcome, dataset: str, file: str) -> Finding:
+def record_finding(ref: ImageRef, outcome: Outcome, dataset: str, file: str) -> Finding:
     status, detail = outcome[0], outcome[4]
     code = STATUS_CODES[status]
     wording = WORDING.get(status)
