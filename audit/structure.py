@@ -25,8 +25,10 @@ from typing import Any, Protocol
 
 import msgspec
 
+from audit import engines
 from audit import findings as fnd
 from audit import workers as processes
+from audit.config import EngineConfig
 from audit.errors import InputError, ProbeError
 from audit.findings import Code, Finding, Severity
 from audit.loaders import regular_file
@@ -72,7 +74,9 @@ class Task:
         return _size(Path(self.path))
 
 
-class _Outcome(msgspec.Struct):
+class Outcome(msgspec.Struct):
+    """One file's audit as a worker returns it (msgpack): findings, stats, why it was unreadable."""
+
     findings: list[Finding]
     stats: dict[str, Any]
     unreadable: list[str]
@@ -176,18 +180,27 @@ def check_files(
     progress: Progress | None = None,
     workers: int | None = None,
     max_bytes: int | None = None,
+    engine: EngineConfig | None = None,
+    findings_dir: str | None = None,
 ) -> StructureResult:
     """Audit the files' structure; chat and metadata files given together are cross-checked.
 
     A file that cannot be audited at all (missing, not a regular file, over ``max_bytes``) gives a
     file-level finding and is listed in ``unreadable`` (the CLI exits 3 for it); it never
-    raises for bad input.
+    raises for bad input. On the spark ``engine`` the findings go to a Parquet table in
+    ``findings_dir`` (a new temporary folder when None) and the result holds their totals.
     """
     if kind is not None and kind not in KINDS:
         raise InputError(
             str(paths[0]) if paths else "-", f"unknown kind {kind!r} (known: {', '.join(KINDS)})"
         )
     progress = progress or NoProgress()
+    if engine is not None and engines.is_spark(engine):
+        from audit.engines.spark.structure import check_on_spark
+
+        tasks, problems = plan([Path(p) for p in paths], kind, dataset, Path("pairs"), max_bytes)
+        names = [str(Path(p)) for p in paths]
+        return check_on_spark(tasks, problems, names, progress, engine, findings_dir, run=run_group)
     with tempfile.TemporaryDirectory(prefix="llava-audit-") as handoff_dir:
         tasks, findings = plan(
             [Path(p) for p in paths], kind, dataset, Path(handoff_dir), max_bytes
@@ -209,7 +222,7 @@ def check_files(
     )
 
 
-def _run(tasks: list[Task], progress: Progress, workers: int | None) -> dict[int, _Outcome]:
+def _run(tasks: list[Task], progress: Progress, workers: int | None) -> dict[int, Outcome]:
     """Every task's outcome by its position in ``tasks``: in this process or in a pool."""
     progress.start("structure", sum(t.size for t in tasks) or None)
     n_workers = min(workers or os.cpu_count() or 1, len(tasks))
@@ -221,7 +234,7 @@ def _run(tasks: list[Task], progress: Progress, workers: int | None) -> dict[int
     return outcomes
 
 
-def _in_process(tasks: list[Task], progress: Progress) -> dict[int, _Outcome]:
+def _in_process(tasks: list[Task], progress: Progress) -> dict[int, Outcome]:
     """Run the tasks one by one here (each chat file runs before its metadata partner)."""
     from audit.structure_worker import set_progress_sink
 
@@ -229,14 +242,20 @@ def _in_process(tasks: list[Task], progress: Progress) -> dict[int, _Outcome]:
     _channels.update({n: queue.SimpleQueue() for n in _pairs(tasks)})
     set_progress_sink(progress.advance)
     try:
-        outcomes: dict[int, _Outcome] = {}
+        outcomes: dict[int, Outcome] = {}
         for number, task in enumerate(tasks):
-            outcomes[number] = msgspec.msgpack.decode(run_task(task), type=_Outcome)
+            outcomes[number] = msgspec.msgpack.decode(run_task(task), type=Outcome)
             _hand_over(task, outcomes[number].side)
         return outcomes
     finally:
         set_progress_sink(None)
         _channels.clear()
+
+
+def run_group(tasks: list[Task]) -> list[Outcome]:
+    """Run ``tasks`` here, in order (a pair's chat file first): a Spark executor's unit of work."""
+    outcomes = _in_process(tasks, NoProgress())
+    return [outcomes[number] for number in range(len(tasks))]
 
 
 def _pairs(tasks: list[Task]) -> set[int]:
@@ -249,12 +268,12 @@ def _hand_over(task: Task, side: str | None) -> None:
         _channels[task.handoff.number].put(side)
 
 
-def _in_pool(tasks: list[Task], n_workers: int, progress: Progress) -> dict[int, _Outcome]:
+def _in_pool(tasks: list[Task], n_workers: int, progress: Progress) -> dict[int, Outcome]:
     """Run the tasks in worker processes; their shared byte counter drives the progress bar."""
     context = processes.context()
     counter = context.Value("q", 0)
     _channels.update({n: context.SimpleQueue() for n in _pairs(tasks)})
-    outcomes: dict[int, _Outcome] = {}
+    outcomes: dict[int, Outcome] = {}
     shown = 0
     pool = processes.pool(n_workers, _init_worker, (counter, dict(_channels)))
     futures: dict[Future[bytes], int] = {}
@@ -267,7 +286,7 @@ def _in_pool(tasks: list[Task], n_workers: int, progress: Progress) -> dict[int,
             for future in done:
                 number = futures.pop(future)
                 try:
-                    outcomes[number] = msgspec.msgpack.decode(future.result(), type=_Outcome)
+                    outcomes[number] = msgspec.msgpack.decode(future.result(), type=Outcome)
                 finally:  # also when it failed: its partner must not wait for ever
                     _hand_over(tasks[number], outcomes[number].side if number in outcomes else None)
             current = counter.value
@@ -321,7 +340,7 @@ def run_task(task: Task) -> bytes:
             partner=partner,
         )
         return msgspec.msgpack.encode(
-            _Outcome(
+            Outcome(
                 collapse_info(audited.findings), audited.stats, audited.unreadable, audited.side
             )
         )
@@ -355,10 +374,12 @@ def collapse_info(findings: list[Finding]) -> list[Finding]:
 
 
 __all__ = [
+    "Outcome",
     "Task",
     "check_files",
     "collapse_info",
     "known_prompts",
     "plan",
+    "run_group",
     "run_task",
 ]

@@ -3,7 +3,7 @@ their counts and first examples back on the driver (:class:`audit.results.Findin
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -67,28 +67,32 @@ def from_row(row: dict[str, object]) -> Finding:
 
 
 def publish(
-    frame: DataFrame, location: Path, *, examples_per_code: int
+    frame: DataFrame, location: Path, *, examples_per_code: int, order: Sequence[str] = ()
 ) -> tuple[list[Finding], FindingTotals]:
     """Write ``frame`` (rows of :data:`SPARK_SCHEMA`) under ``location`` and bring back only the
-    counts per code and severity and the first ``examples_per_code`` findings of each code (by
-    file and index, the order the local engine's report shows them)."""
+    counts per code and severity and the first ``examples_per_code`` findings of each code and
+    severity (as the console and the page group them) by file and index, the order the local
+    engine's report shows them; ``order`` names helper columns of ``frame`` (not written) that
+    give the local engine's order instead (the structure stage: file given, position in it)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F  # noqa: N812 - Spark's own convention
 
     frame = frame.persist()
     try:
-        frame.write.mode("overwrite").partitionBy("dataset", "code").parquet(str(location))
+        table = frame.drop(*order)
+        table.write.mode("overwrite").partitionBy("dataset", "code").parquet(str(location))
         counts: dict[str, dict[str, int]] = {}
         for row in frame.groupBy("code", "severity").count().collect():
             counts.setdefault(row["code"], {})[row["severity"]] = int(row["count"])
-        order = Window.partitionBy("code").orderBy(
-            F.col("file"), F.col("index").asc_nulls_first(), F.col("message")
-        )
+        by_file = [F.col("file"), F.col("index").asc_nulls_first()]
+        sort = [F.col(c) for c in order] or [*by_file, F.col("message")]
         first = (
-            frame.withColumn("_n", F.row_number().over(order))
+            frame.withColumn(
+                "_n", F.row_number().over(Window.partitionBy("code", "severity").orderBy(*sort))
+            )
             .where(F.col("_n") <= examples_per_code)
             .drop("_n")
-            .orderBy("file", F.col("index").asc_nulls_first(), "code")
+            .orderBy(*([F.col(c) for c in order] or [*by_file, F.col("code")]))
             .collect()
         )
     finally:
