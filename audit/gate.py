@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import difflib
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import PurePath
 
 import msgspec
@@ -19,6 +20,7 @@ from audit.config import GateConfig
 from audit.errors import ConfigError
 from audit.findings import CATALOGUE, Code, Finding, Severity
 from audit.output.model import AuditReport, DatasetReport
+from audit.output.render.html import EXAMPLES_PER_CODE
 
 FORBIDDEN_CODE = Code.LICENSE_FORBIDDEN
 TAKEDOWN_CODE = Code.TAKEDOWN_PRESENT
@@ -88,6 +90,19 @@ def _with_close_matches(code: str) -> str:
     return f"{code} (did you mean {' or '.join(close)}?)" if close else code
 
 
+@dataclass(frozen=True)
+class Tally:
+    """Findings as the rules count them: (code, severity) -> n, and examples to show. From a
+    stage run on Spark the examples are the first of each code and the counts its totals."""
+
+    counts: Mapping[tuple[str, Severity], int]
+    examples: Sequence[Finding]
+
+    @classmethod
+    def of(cls, findings: Sequence[Finding]) -> Tally:
+        return cls(Counter((f.code, f.severity) for f in findings), findings)
+
+
 def evaluate(
     report: AuditReport,
     config: GateConfig,
@@ -95,11 +110,20 @@ def evaluate(
     baseline: Sequence[Finding] | None = None,
     baseline_name: str | None = None,
 ) -> GateResult:
-    """Judge ``report``; ``baseline`` (a previous run's findings) limits counting to new ones."""
+    """Judge ``report``; ``baseline`` (a previous run's findings) limits counting to new ones.
+
+    A report whose findings stayed in Parquet tables (:meth:`AuditReport.finding_tables`) is
+    counted from its totals; new-only counting needs every finding, so it refuses a baseline.
+    """
+    if baseline is not None and report.finding_tables():
+        raise ConfigError(
+            "--baseline needs every finding of the run, and this run's are in Parquet tables "
+            "(the spark engine): gate it without a baseline, or audit with --engine local"
+        )
     rules = [_run_rule(report)]
     for ds in report.datasets:
-        current = list(ds.findings())
-        new = current if baseline is None else new_findings(current, baseline)
+        current = Tally(ds.finding_counts(), list(ds.findings()))
+        new = current if baseline is None else Tally.of(new_findings(current.examples, baseline))
         rules += [
             _stages_rule(ds),
             _errors_rule(ds.name, new, config, baseline is not None),
@@ -187,16 +211,18 @@ def _stages_rule(ds: DatasetReport) -> RuleOutcome:
     )
 
 
-def _errors_rule(
-    dataset: str, findings: Sequence[Finding], config: GateConfig, new_only: bool
-) -> RuleOutcome:
+def _errors_rule(dataset: str, found: Tally, config: GateConfig, new_only: bool) -> RuleOutcome:
     """Error findings per code within their own limit; the rest together within ``max_errors``.
 
     The forbidden-licence and takedown codes have their own rules and are not counted twice.
     """
     own_rules = {FORBIDDEN_CODE, TAKEDOWN_CODE, PENDING_CODE}
-    errors = [f for f in findings if f.severity is Severity.ERROR and f.code not in own_rules]
-    by_code = Counter(f.code for f in errors)
+    by_code: Counter[str] = Counter()
+    for (code, severity), n in found.counts.items():
+        if severity is Severity.ERROR and code not in own_rules and n:
+            by_code[code] += n
+    errors = [f for f in found.examples if f.severity is Severity.ERROR and f.code in by_code]
+    total = sum(by_code.values())
     limited = {c: n for c, n in by_code.items() if c in config.max_errors_per_code}
     rest = sum(n for c, n in by_code.items() if c not in limited)
     over = [
@@ -207,7 +233,8 @@ def _errors_rule(
     if rest > config.max_errors:
         over.append(f"other codes: {rest} > max_errors {config.max_errors}")
     what = "new error findings" if new_only else "error findings"
-    counts = ", ".join(f"{c} {n}" for c, n in by_code.most_common(5)) or "none"
+    most = sorted(by_code.items(), key=lambda item: (-item[1], item[0]))[:5]
+    counts = ", ".join(f"{c} {n}" for c, n in most) or "none"
     bad_codes = {c for c, n in limited.items() if n > config.max_errors_per_code[c]}
     if rest > config.max_errors:
         bad_codes |= set(by_code) - set(limited)
@@ -217,10 +244,10 @@ def _errors_rule(
         dataset=dataset,
         passed=not over,
         reason=(
-            f"{len(errors)} {what} ({counts})"
+            f"{total} {what} ({counts})"
             + (f"; over the limit: {'; '.join(over)}" if over else "; within the limits")
         ),
-        count=len(errors),
+        count=total,
         limit=config.max_errors,
         examples=_examples(failing),
     )
@@ -256,33 +283,48 @@ def _unavailable_rule(ds: DatasetReport, config: GateConfig) -> RuleOutcome:
 def _code_rule(
     rule: str,
     dataset: str,
-    findings: Sequence[Finding],
+    found: Tally,
     codes: str | tuple[str, ...],
     enabled: bool,
 ) -> RuleOutcome:
     wanted = (codes,) if isinstance(codes, str) else codes
-    hits = [f for f in findings if f.code in wanted]
-    code = "/".join(sorted({f.code for f in hits})) or " or ".join(wanted)
-    passed = not hits or not enabled
-    if not hits:
+    by_code: Counter[str] = Counter()
+    for (code, _), n in found.counts.items():
+        if code in wanted and n:
+            by_code[code] += n
+    hits = [f for f in found.examples if f.code in wanted]
+    n = sum(by_code.values())
+    code = "/".join(sorted(by_code)) or " or ".join(wanted)
+    passed = not n or not enabled
+    if not n:
         reason = f"no {code} findings"
     elif enabled:
-        reason = f"{len(hits)} {code} finding(s)"
+        reason = f"{n} {code} finding(s)"
     else:
-        reason = f"{len(hits)} {code} finding(s), allowed by the [gate] settings"
+        reason = f"{n} {code} finding(s), allowed by the [gate] settings"
     return RuleOutcome(
         rule=rule,
         dataset=dataset,
         passed=passed,
         reason=reason,
-        count=len(hits),
+        count=n,
         limit=0 if enabled else None,
         examples=_examples(hits) if not passed else [],
     )
 
 
 def _examples(findings: Sequence[Finding]) -> list[str]:
-    return [_describe(f) for f in findings[:_EXAMPLES]]
+    """The first findings, at most as many of one code as a report from Spark keeps of it (so
+    both engines' reports show the same examples)."""
+    shown: list[Finding] = []
+    per_code: Counter[str] = Counter()
+    for f in findings:
+        if per_code[f.code] < EXAMPLES_PER_CODE:
+            per_code[f.code] += 1
+            shown.append(f)
+            if len(shown) == _EXAMPLES:
+                break
+    return [_describe(f) for f in shown]
 
 
 def _describe(f: Finding) -> str:

@@ -8,6 +8,7 @@ same types. Foundation layer: no I/O, and nothing here imports the stages that f
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Literal
 
 import msgspec
@@ -22,7 +23,7 @@ from audit.figures import (
     Availability,
     availability,
 )
-from audit.findings import Finding
+from audit.findings import Finding, Severity
 
 
 class FindingTotals(msgspec.Struct, frozen=True, kw_only=True):
@@ -50,6 +51,17 @@ class StageResult(msgspec.Struct, kw_only=True, frozen=True, tag_field="stage"):
     def stage(self) -> str:
         """The stage's name, as the report and the runner key it."""
         return str(type(self).__struct_config__.tag)
+
+    def finding_counts(self) -> dict[tuple[str, Severity], int]:
+        """(code, severity) -> findings, over all of them: from ``finding_totals`` when the
+        findings stayed in a table (``findings`` are examples then), else counted here."""
+        if self.finding_totals is not None:
+            return {
+                (code, Severity(severity)): n
+                for code, by_severity in self.finding_totals.counts.items()
+                for severity, n in by_severity.items()
+            }
+        return dict(Counter((f.code, f.severity) for f in self.findings))
 
 
 class _Counts(msgspec.Struct, frozen=True, kw_only=True):

@@ -219,7 +219,9 @@ def audit_dataset(
     out.records = stages.record_count(ctx)
     out.images = stages.figures(ctx.upstream.images)
     out.urls = stages.figures(ctx.upstream.urls)
-    if ctx.upstream.images is not None and ctx.upstream.urls is not None:
+    probes = (ctx.upstream.images, ctx.upstream.urls)
+    # recovery joins every broken image with its URL's fate: not from a Spark stage's examples
+    if all(p is not None and p.finding_totals is None for p in probes):
         base = ctx.config.base_dir
         out.recovery = dataset_recovery(
             ctx.config, ds, out.findings(), lambda p: relative_name(p, base)
@@ -316,9 +318,9 @@ def audit_result(report: rpt.AuditReport) -> history.AuditResult:
 
 def figures(ds: rpt.DatasetReport) -> history.DatasetFigures:
     counts = {"error": 0, "warning": 0}
-    for f in ds.findings():
-        if f.severity in counts:
-            counts[f.severity] += 1
+    for (_, severity), n in ds.finding_counts().items():
+        if severity in counts:
+            counts[severity] += n
     return history.DatasetFigures(
         dataset=ds.name,
         records=ds.records,

@@ -13,7 +13,7 @@ from rich.text import Text
 from audit import config as config_mod
 from audit import preflight
 from audit.cli._common import add_debug, add_engine, with_engine
-from audit.errors import AuditError, ConfigError
+from audit.errors import AuditError, ConfigError, UsageError
 from audit.loaders import Input
 from audit.output.model import REPORT_FILE, findings_path
 
@@ -65,6 +65,11 @@ def _gate(args: argparse.Namespace) -> int:
     baseline_path = args.baseline or (
         str(config.path(config.gate.baseline)) if config.gate.baseline else None
     )
+    if baseline_path and not args.report and config.engine.name == "spark":
+        raise UsageError(
+            "--baseline counts new findings one by one and the spark engine keeps them in "
+            "Parquet tables: use a baseline with --engine local (or gate without one)"
+        )
     baseline = load_baseline(baseline_path) if baseline_path else None  # before a long audit
     try:
         report = _report(args, config)

@@ -66,9 +66,8 @@ class StageRun(msgspec.Struct, kw_only=True):
         run, else errors, warnings or clean by its worst finding."""
         if self.status != "ok":
             return self.status
-        worst = (
-            max((f.severity.rank for f in self.result.findings), default=0) if self.result else 0
-        )
+        counts = self.result.finding_counts() if self.result else {}
+        worst = max((severity.rank for (_, severity), n in counts.items() if n), default=0)
         if worst >= Severity.ERROR.rank:
             return "errors"
         return "warnings" if worst >= Severity.WARNING.rank else "clean"
@@ -120,6 +119,15 @@ class DatasetReport(msgspec.Struct, kw_only=True):
             result = self.stages[stage].result
             if result is not None:
                 yield from result.findings
+
+    def finding_counts(self) -> Counter[tuple[str, Severity]]:
+        """(code, severity) -> findings over every stage: counted from the findings, or the
+        stage's ``finding_totals`` when it holds examples only (the Spark engine)."""
+        counts: Counter[tuple[str, Severity]] = Counter()
+        for run in self.stages.values():
+            if run.result is not None:
+                counts.update(run.result.finding_counts())
+        return counts
 
     def stage(self, name: str) -> AnyStageResult | None:
         """The stage's result when it ran (status ok), else None."""
@@ -205,6 +213,17 @@ class AuditReport(msgspec.Struct, kw_only=True):
         for ds in self.datasets:
             yield from ds.findings()
 
+    def finding_counts(self) -> Counter[tuple[str, Severity]]:
+        """(code, severity) -> findings over every dataset (see DatasetReport.finding_counts)."""
+        return sum((ds.finding_counts() for ds in self.datasets), Counter())
+
+    def finding_tables(self) -> list[str]:
+        """The Parquet tables of stages run on Spark: with any, :meth:`findings` are examples."""
+        totals = [
+            r.result.finding_totals for d in self.datasets for r in d.stages.values() if r.result
+        ]
+        return sorted({t.location for t in totals if t is not None})
+
     @property
     def passed(self) -> bool:
         """Ran to the end, every stage that applied ran, and no error-severity finding."""
@@ -233,9 +252,9 @@ def compute_totals(datasets: list[DatasetReport]) -> Totals:
         for run in ds.stages.values():
             skipped += run.status == "skipped"
             failed += run.status == "failed"
-        for f in ds.findings():
-            by_sev[f.severity] += 1
-            by_code[f.code] += 1
+        for (code, severity), n in ds.finding_counts().items():
+            by_sev[severity] += n
+            by_code[code] += n
     return Totals(
         datasets=len(datasets),
         records=sum(ds.records or 0 for ds in datasets),

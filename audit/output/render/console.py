@@ -7,7 +7,7 @@ alike. Dataset text is shown with markup off: a caption containing ``[bold]`` st
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from rich.console import Console
 from rich.table import Table
@@ -35,28 +35,34 @@ def render_findings(
     title: str = "Findings",
     examples: int = 3,
     show_info: bool = True,
+    counts: Mapping[tuple[str, Severity], int] | None = None,
 ) -> None:
     """Print one row per code and severity (worst first, then most frequent) with up to
     ``examples`` records; a code whose findings differ in severity (``expectation.failed``: a
     critical rule is an error, a warning rule a warning) gets a row per severity, as on the page.
 
-    File-level statistics (`info` without an index) are listed after the table, one line each.
+    ``counts`` ((code, severity) -> n) when ``findings`` are only examples (a report from the
+    Spark engine): the rows and totals count them instead. File-level statistics (`info` without
+    an index) are listed after the table, one line each.
     """
     groups: dict[tuple[str, Severity], list[Finding]] = {}
     for finding in findings:
         if finding.severity is Severity.INFO and finding.index is None:
             continue
         groups.setdefault((finding.code, finding.severity), []).append(finding)
-    ordered = sorted(groups.items(), key=lambda item: (-item[0][1].rank, -len(item[1]), item[0][0]))
+    sizes = {key: len(group) for key, group in groups.items()}
+    if counts is not None:
+        sizes = {key: n for key, n in counts.items() if key in groups or key[1] != Severity.INFO}
+    ordered = sorted(sizes.items(), key=lambda item: (-item[0][1].rank, -item[1], item[0][0]))
     if ordered:
         table = Table(title=title, title_justify="left", show_lines=False)
         table.add_column("severity")
         table.add_column("code")
         table.add_column("count", justify="right")
         table.add_column("first examples (index, id: message)", overflow="fold")
-        for (code, severity), group in ordered:
+        for (code, severity), size in ordered:
             lines = Text()
-            for finding in group[:examples]:
+            for finding in groups.get((code, severity), [])[:examples]:
                 if lines:
                     lines.append("\n")
                 lines.append(_where(finding), style="dim")
@@ -64,7 +70,7 @@ def render_findings(
             table.add_row(
                 Text(severity.value, style=SEVERITY_STYLE[severity]),
                 Text(code),
-                f"{len(group):,}",
+                f"{size:,}",
                 lines,
             )
         console.print(table)
@@ -76,18 +82,20 @@ def render_findings(
                     current = finding.file
                     console.print(Text(finding.file, style="bold"))
                 console.print(Text("  " + finding.message))
-    counts = summarise(findings)["by_severity"]
+    totals = summarise(findings)["by_severity"]
+    if counts is not None:
+        totals = {s.value: sum(n for (_, sev), n in counts.items() if sev == s) for s in Severity}
     line = Text.assemble(
         (
-            f"{counts['error']:,} errors",
-            SEVERITY_STYLE[Severity.ERROR] if counts["error"] else "green",
+            f"{totals['error']:,} errors",
+            SEVERITY_STYLE[Severity.ERROR] if totals["error"] else "green",
         ),
         ", ",
         (
-            f"{counts['warning']:,} warnings",
-            SEVERITY_STYLE[Severity.WARNING] if counts["warning"] else "",
+            f"{totals['warning']:,} warnings",
+            SEVERITY_STYLE[Severity.WARNING] if totals["warning"] else "",
         ),
-        f", {counts['info']:,} info",
+        f", {totals['info']:,} info",
     )
     console.print(line)
 

@@ -9,7 +9,7 @@ page opened from disk or from a CI artifact looks the same with no network.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -122,9 +122,12 @@ RESULT_CLASS = {
 RULES_SHOWN = 25
 
 
-def group_findings(findings: Iterable[Finding]) -> list[CodeGroup]:
+def group_findings(
+    findings: Iterable[Finding], totals: Mapping[tuple[str, Severity], int] | None = None
+) -> list[CodeGroup]:
     """Findings by code and severity (as the console lists them), worst first, then most
-    frequent; examples capped per group."""
+    frequent; examples capped per group. ``totals`` are the counts when ``findings`` are only
+    examples (a stage run on Spark)."""
     counts: dict[tuple[str, Severity], int] = defaultdict(int)
     examples: dict[tuple[str, Severity], list[Finding]] = defaultdict(list)
     for f in findings:
@@ -132,6 +135,8 @@ def group_findings(findings: Iterable[Finding]) -> list[CodeGroup]:
         counts[key] += 1
         if len(examples[key]) < EXAMPLES_PER_CODE:
             examples[key].append(f)
+    if totals is not None:
+        counts = defaultdict(int, totals)
     groups = []
     for (code, severity), n in counts.items():
         entry = CATALOGUE.get(code)
@@ -230,7 +235,7 @@ def statistics(result: AnyStageResult | None) -> Any:
     if result is None:
         return {}
     fields = msgspec.to_builtins(result)
-    for listed_elsewhere in ("stage", "findings", "record_verdicts"):
+    for listed_elsewhere in ("stage", "findings", "finding_totals", "record_verdicts"):
         fields.pop(listed_elsewhere, None)
     return _short(fields)
 
@@ -266,12 +271,13 @@ def render_run(report: rpt.AuditReport) -> str:
         for ds in report.datasets
         for index, text in ds.examples.items()
     }
-    severity_by_dataset = {ds.name: _severity_counts(ds.findings()) for ds in report.datasets}
+    severity_by_dataset = {ds.name: _severity_counts(ds.finding_counts()) for ds in report.datasets}
     return ENV.get_template("run.html.j2").render(
         r=report,
         version=__version__,
         stages=rpt.STAGES,
-        groups=group_findings(report.findings()),
+        groups=group_findings(report.findings(), report.finding_counts()),
+        tables=report.finding_tables(),
         bars=missing_bars(report),
         licence_rows=licence_rows,
         rule_rows=rule_rows,
@@ -317,8 +323,8 @@ def _fixed_codes(report: rpt.AuditReport) -> list[tuple[str, int]]:
     return sorted((c, n) for c, n in before.items() if c not in report.totals.by_code)
 
 
-def _severity_counts(findings: Iterable[Finding]) -> dict[str, int]:
+def _severity_counts(found: Mapping[tuple[str, Severity], int]) -> dict[str, int]:
     counts = {s.value: 0 for s in Severity}
-    for f in findings:
-        counts[f.severity.value] += 1
+    for (_, severity), n in found.items():
+        counts[severity.value] += n
     return counts

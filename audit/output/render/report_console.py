@@ -33,7 +33,12 @@ def render_report(
     """Print the summary: stages per dataset, findings by code, totals and where the report is."""
     console.print(_stage_table(report))
     render_findings(
-        console, list(report.findings()), title="Findings by code", examples=1, show_info=False
+        console,
+        list(report.findings()),
+        title="Findings by code",
+        examples=1,
+        show_info=False,
+        counts=report.finding_counts(),
     )
     t = report.totals
     verdict = (
@@ -91,7 +96,7 @@ def _stage_label(run: rpt.StageRun) -> str:
     if run.result is None or run.outcome not in ("errors", "warnings"):
         return run.outcome
     severity = "error" if run.outcome == "errors" else "warning"
-    n = sum(1 for f in run.result.findings if f.severity == severity)
+    n = sum(n for (_, sev), n in run.result.finding_counts().items() if sev == severity)
     return f"{n:,} {severity}{'s' if n != 1 else ''}"
 
 
