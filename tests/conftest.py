@@ -39,8 +39,17 @@ def spark() -> Iterator[SparkSession]:
     """
     from audit.engines.spark.session import session
 
+    # executors import functions defined in test modules by name, as they import audit's
+    tests = str(Path(__file__).parent)
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (tests, os.environ.get("PYTHONPATH")) if p
+    )
+    conf = {}
+    if os.environ.get("COVERAGE_PROCESS_CONFIG"):
+        # workers are killed by SIGHUP when the session stops: this daemon saves after each task
+        conf["spark.python.daemon.module"] = "spark_coverage_daemon"
     try:
-        spark_session = session(EngineConfig(name="spark", master="local[2]"))
+        spark_session = session(EngineConfig(name="spark", master="local[2]", conf=conf))
     except EngineError as exc:
         if os.environ.get(REQUIRE_SPARK) == "1":
             raise
