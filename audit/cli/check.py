@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import msgspec
@@ -22,6 +26,7 @@ from audit.errors import InputError
 from audit.findings import Severity
 from audit.loaders import refuse
 from audit.loaders.records import KINDS
+from audit.results import StructureResult
 
 ORDER = 10
 
@@ -45,6 +50,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--dataset", metavar="NAME", help="dataset name written into findings (default: file name)"
     )
     p.add_argument("--findings", metavar="OUT.jsonl", help="write every finding as JSON Lines")
+    p.add_argument(
+        "--findings-dir",
+        metavar="DIR",
+        help="--engine spark: keep the findings as Parquet (by dataset and code) in DIR, a folder "
+        "the driver and every executor share (default: a temporary folder, removed at the end)",
+    )
     p.add_argument("--json", action="store_true", help="print a machine-readable summary instead")
     p.add_argument(
         "--workers", type=int, metavar="N", help="worker processes (default: one per core)"
@@ -57,7 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from audit.output.render.console import render_findings, summarise
+    from audit.output.render.console import render_findings
     from audit.output.render.progress import RichProgress
     from audit.structure import check_files
 
@@ -71,7 +82,7 @@ def _check(args: argparse.Namespace) -> int:
     if not args.json:
         _print_kinds(console, kinds, args.kind)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    with RichProgress(err) as progress:
+    with _findings_folder(args) as findings_dir, RichProgress(err) as progress:
         result = check_files(
             paths,
             kind=args.kind,
@@ -79,27 +90,64 @@ def _check(args: argparse.Namespace) -> int:
             progress=progress,
             workers=args.workers,
             max_bytes=max_bytes,
+            engine=config.engine,
+            findings_dir=findings_dir,
         )
-    write_findings(args.findings, result.findings)
+        _write_findings(args.findings, result)
     unreadable = result.unreadable
-    errors = sum(f.severity is Severity.ERROR for f in result.findings)
+    counts = result.finding_counts()
+    errors = sum(n for (_, severity), n in counts.items() if severity is Severity.ERROR)
     exit_code = 3 if unreadable else (1 if errors else 0)
     audited = sum(f.records for f in result.files.values())
     if args.json:
         summary = {
             "exit_code": exit_code,
             "records": audited,
-            **summarise(result.findings),
+            **_summary(counts),
             "unreadable": unreadable,
             "files": _with_kinds(msgspec.to_builtins(result.files), kinds),
         }
         sys.stdout.write(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     else:
-        render_findings(console, result.findings, title="Structure findings")
+        render_findings(console, result.findings, title="Structure findings", counts=counts)
         console.print(f"{audited:,} records in {len(args.paths)} file(s) checked", markup=False)
     for message in unreadable:
         err.print(error_line(message))
     return exit_code
+
+
+@contextmanager
+def _findings_folder(args: argparse.Namespace) -> Iterator[str | None]:
+    """Where the spark engine writes the findings table: ``--findings-dir``, or a temporary
+    folder kept only while the command runs (the local engine needs none)."""
+    if args.findings_dir is not None or args.engine != "spark":
+        yield args.findings_dir
+        return
+    with tempfile.TemporaryDirectory(prefix="llava-audit-findings-") as folder:
+        yield str(Path(folder) / "structure")
+
+
+def _write_findings(path: str | None, result: StructureResult) -> None:
+    """``--findings``: the findings, or on Spark all of them read back from the table."""
+    if path is None or result.finding_totals is None:
+        write_findings(path, result.findings)
+        return
+    from audit.engines.spark.findings import read_back
+
+    write_findings(path, read_back(result.finding_totals))
+
+
+def _summary(counts: Mapping[tuple[str, Severity], int]) -> dict[str, dict[str, int]]:
+    """Counts per severity and per code (``--json``), from every finding on either engine."""
+    by_code: Counter[str] = Counter()
+    for (code, _), n in counts.items():
+        by_code[code] += n
+    return {
+        "by_severity": {
+            s.value: sum(n for (_, sev), n in counts.items() if sev is s) for s in Severity
+        },
+        "by_code": dict(sorted(by_code.items())),
+    }
 
 
 def _not_json(paths: list[Path], max_bytes: int) -> list[InputError]:

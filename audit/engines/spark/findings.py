@@ -3,12 +3,13 @@ their counts and first examples back on the driver (:class:`audit.results.Findin
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from audit.errors import ProbeError
 from audit.findings import Finding, Severity
 from audit.results import FindingTotals
 
@@ -99,3 +100,23 @@ def publish(
         frame.unpersist()
     examples = [from_row(row.asDict()) for row in first]
     return examples, FindingTotals(counts=counts, location=str(location))
+
+
+def read_back(totals: FindingTotals) -> Iterator[Finding]:
+    """Driver side: every finding of a published table, batch by batch (``--findings OUT.jsonl``
+    of a command run on Spark), grouped by dataset and code rather than in the local order.
+
+    Raises :class:`ProbeError` when this machine does not see the whole table (it was written
+    to executors' own disks): the counts would then disagree with the file."""
+    import pyarrow.dataset as pads
+
+    table = pads.dataset(totals.location, format="parquet", partitioning="hive")
+    if table.count_rows() != totals.total:
+        raise ProbeError(
+            f"{totals.location}: the findings table is not all on this machine's disk; give "
+            "--findings-dir a folder the driver and every executor share"
+        )
+    columns = [field.name for field in ARROW_SCHEMA]
+    for batch in table.to_batches(columns=columns):
+        for row in batch.to_pylist():
+            yield from_row(row)
