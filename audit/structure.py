@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -30,11 +30,13 @@ from audit import findings as fnd
 from audit import workers as processes
 from audit.config import EngineConfig
 from audit.errors import InputError, ProbeError
-from audit.findings import Code, Finding, Severity
+from audit.findings import Code, Finding
 from audit.loaders import regular_file
 from audit.loaders.records import KINDS, detect_kind
+from audit.loaders.shards import ShardInfo, is_shard_set
 from audit.models import NoProgress, Progress
 from audit.results import FileStats, StructureResult
+from audit.structure_sets import entries, expand_sets, finish, shard_specs
 
 PAIRS = {"cc3m-metadata": "cc3m-chat", "lcs-metadata": "lcs-chat"}
 
@@ -68,6 +70,8 @@ class Task:
     kind: str
     dataset: str | None
     handoff: Handoff | None = None
+    shard: ShardInfo | None = None  # a shard of a set (folder or glob of shards)
+    keys_file: str | None = None  # where the worker leaves its key table (Arrow IPC)
 
     @property
     def size(self) -> int:
@@ -81,6 +85,7 @@ class Outcome(msgspec.Struct):
     stats: dict[str, Any]
     unreadable: list[str]
     side: str | None  # a chat file's columns for its metadata partner (Arrow IPC file)
+    keys: str | None = None  # its key table for the set's cross-record checks (Arrow IPC file)
 
 
 #: this process's end of each pair's queue (set in a worker by _init_worker)
@@ -124,10 +129,11 @@ def plan(
     max_bytes: int | None = None,
 ) -> tuple[list[Task], list[Finding]]:
     """Detect kinds and pair each metadata file with the chat file of its dataset (cross-file
-    checks need ``handoff_dir``, a temporary folder where the pair's workers meet)."""
+    checks need ``handoff_dir``, a temporary folder where the pair's workers meet). A folder or
+    glob of shards is a task per shard, after the files' tasks (audit.structure_sets)."""
     kinds: dict[Path, str] = {}
-    problems: list[Finding] = []
-    for path in paths:
+    sets, problems = expand_sets([p for p in paths if is_shard_set(p)], kind, dataset, max_bytes)
+    for path in (p for p in paths if not is_shard_set(p)):
         try:
             regular_file(path, "file", max_bytes, "dataset_mb")
             kinds[path] = _kind_of(path, kind)
@@ -137,7 +143,14 @@ def plan(
                     Code.FILE_UNREADABLE, exc.message, dataset=dataset or path.stem, file=str(path)
                 )
             )
-    return _pair(kinds, dataset, handoff_dir), problems
+    tasks = _pair(kinds, dataset, handoff_dir)
+    if sets and handoff_dir is not None:  # every task leaves its key table for the sets' checks
+        tasks = [
+            replace(t, keys_file=str(handoff_dir / f"keys-{n}.arrow")) for n, t in enumerate(tasks)
+        ]
+    return tasks + [
+        Task(*spec) for spec in shard_specs(sets, dataset, handoff_dir, len(tasks))
+    ], problems
 
 
 def _pair(kinds: dict[Path, str], dataset: str | None, handoff_dir: Path | None) -> list[Task]:
@@ -206,14 +219,20 @@ def check_files(
             [Path(p) for p in paths], kind, dataset, Path(handoff_dir), max_bytes
         )
         outcomes = _run(tasks, progress, workers)
+        set_findings, set_stats = finish(entries(tasks), outcomes)
     unreadable = [f.message for f in findings]
     files: dict[str, FileStats] = {}
     order = {str(Path(p)): i for i, p in enumerate(paths)}
-    for number in sorted(outcomes, key=lambda n: order.get(tasks[n].path, 0)):
+    source = {n: t.path if t.shard is None else t.shard.source for n, t in enumerate(tasks)}
+    for number in sorted(outcomes, key=lambda n: (order.get(source[n], 0), n)):
         outcome = outcomes[number]
         findings += outcome.findings
         files.update(msgspec.convert(outcome.stats, dict[str, FileStats]))
         unreadable += outcome.unreadable
+    findings += set_findings
+    for name, stats in set_stats.items():  # a plain file's entry: it met a set (crossfile)
+        old = msgspec.to_builtins(files[name]) if name in files else {}
+        files[name] = msgspec.convert(old | stats, FileStats)
     return StructureResult(
         findings=findings,
         records=sum(f.records for f in files.values() if not f.metadata_keys),
@@ -321,7 +340,8 @@ def _init_worker(counter: Any, channels: dict[int, _Channel]) -> None:
 
 def run_task(task: Task) -> bytes:
     """Worker entry: audit one file (meeting its pair partner); its outcome as msgpack."""
-    from audit.structure_worker import Partner, audit_task  # heavy imports (polars) stay here
+    # heavy imports (polars) stay here
+    from audit.structure_worker import Partner, audit_task, collapse_info
 
     handoff = task.handoff
     side_file = handoff.path if handoff is not None and handoff.role == "chat" else None
@@ -338,46 +358,26 @@ def run_task(task: Task) -> bytes:
             known_prompts(),
             side_file=side_file,
             partner=partner,
+            shard=task.shard,
+            want_keys=task.keys_file is not None,
         )
+        keys = None
+        if audited.keys is not None and task.keys_file is not None:
+            audited.keys.write_ipc(task.keys_file)
+            keys = task.keys_file
+        found = collapse_info(audited.findings)
         return msgspec.msgpack.encode(
-            Outcome(
-                collapse_info(audited.findings), audited.stats, audited.unreadable, audited.side
-            )
+            Outcome(found, audited.stats, audited.unreadable, audited.side, keys)
         )
     finally:
         if gc_was_enabled:
             gc.enable()
 
 
-def collapse_info(findings: list[Finding]) -> list[Finding]:
-    """Per-record `info` findings (extra keys, mix `model` key) become one line per file and code."""
-    first: dict[tuple[str, str], int] = {}  # (file, code) -> position in out
-    counts: dict[tuple[str, str], int] = {}
-    out: list[Finding] = []
-    for finding in findings:
-        if finding.severity is not Severity.INFO or finding.index is None:
-            out.append(finding)
-            continue
-        key = (finding.file, finding.code)
-        counts[key] = counts.get(key, 0) + 1
-        if key not in first:
-            first[key] = len(out)
-            out.append(finding)
-    for key, position in first.items():
-        if counts[key] > 1:
-            finding = out[position]
-            out[position] = msgspec.structs.replace(
-                finding,
-                message=f"{finding.message} ({counts[key]:,} records like this; first shown)",
-            )
-    return out
-
-
 __all__ = [
     "Outcome",
     "Task",
     "check_files",
-    "collapse_info",
     "known_prompts",
     "plan",
     "run_group",

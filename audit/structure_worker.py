@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import msgspec
 import polars as pl
 
-from audit.checks import crossfile, schema, stats, turns
+from audit.checks import crossfile, crossrecord, schema, stats, turns
 from audit.checks.tables import (
     ChatTables,
     FileRef,
@@ -33,6 +33,7 @@ from audit.loaders.records import (
     load_records,
     open_stream,
 )
+from audit.loaders.shards import ShardInfo
 
 WARN_UNKNOWN_PROMPT = frozenset({"cc3m-chat", "lcs-chat"})  # rules 14, 15: known prompt pools
 ProgressSink = Callable[[int], None]
@@ -69,13 +70,15 @@ class _FileProgress:
 
 
 class Audited(NamedTuple):
-    """One file's audit: findings, its stats by path, why it was unreadable, and (chat file of a
-    pair) the Arrow IPC file holding the columns its metadata partner compares with."""
+    """One file's audit: findings, its stats by path, why it was unreadable, (chat file of a
+    pair) the Arrow IPC file holding the key table its metadata partner compares with, and (a
+    shard, or when asked) its key table for the set's cross-record checks."""
 
     findings: list[Finding]
     stats: dict[str, Any]
     unreadable: list[str]
     side: str | None = None
+    keys: pl.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -96,26 +99,36 @@ def audit_task(
     *,
     side_file: str | None = None,
     partner: Partner | None = None,
+    shard: ShardInfo | None = None,
+    want_keys: bool = False,
 ) -> Audited:
-    """Audit one file; a chat file of a pair also leaves its columns in ``side_file``, and a
-    metadata file of a pair compares itself with its ``partner``'s."""
+    """Audit one file; a chat file of a pair also leaves its key table in ``side_file``, and a
+    metadata file of a pair compares itself with its ``partner``'s.
+
+    A ``shard`` of a set (or a file whose set-level checks run elsewhere, ``want_keys``) returns
+    its key table and leaves the duplicate rules and release count to its set.
+    """
     path = Path(path_text)
     progress = _FileProgress(path)
+    ordinal = 0 if shard is None else shard.ordinal
     try:
         try:
-            loaded = _load(path, kind, dataset, progress)
+            loaded = _load(path, kind, dataset, progress, shard is not None)
         except UnreadableFileError as exc:
             return Audited([exc.finding], {}, [exc.message])
         ref = FileRef(dataset or path.stem, str(path), loaded.kind)
+        whole = shard is None
+        table: pl.DataFrame  # the key table
         findings = _kind_severity(loaded.findings, ref.kind) + _known_release(path, ref)
         side = None
         if isinstance(loaded.table, pl.DataFrame):
             frame, keys = loaded.table, loaded.metadata_keys
             del loaded
             findings += schema.validate(frame, schema.metadata_rules(ref.kind, keys), ref)
-            meta_findings, file_stats = stats.metadata_stats(frame, ref, keys)
+            meta_findings, file_stats = stats.metadata_stats(frame, ref, keys, whole)
             findings += meta_findings
             file_stats["metadata_keys"] = True
+            table = crossrecord.metadata_keys(frame, str(path), ordinal)
             if partner is not None:
                 chat_columns = partner.receive()
                 if chat_columns is not None:
@@ -123,18 +136,20 @@ def audit_task(
                         dataset or Path(partner.path).stem, partner.path, partner.kind
                     )
                     pair_findings, file_stats["crossfile"] = crossfile.compare(
-                        pl.read_ipc(chat_columns), chat_ref, frame, ref
+                        pl.read_ipc(chat_columns), chat_ref, table, ref
                     )
                     findings += pair_findings
         else:
             tables = loaded.table
             del loaded
-            found, file_stats = _chat_rules(tables, ref, prompts)
+            table = crossrecord.chat_keys(tables, str(path), ordinal)
+            found, file_stats = _chat_rules(tables, ref, prompts, table if whole else None)
             findings += found
             if side_file is not None:
-                crossfile.chat_side(tables).write_ipc(side_file)
+                table.write_ipc(side_file)
                 side = side_file
-        return Audited(_first_per_record(findings), {str(path): file_stats}, [], side)
+        wanted = table if want_keys or not whole else None
+        return Audited(_first_per_record(findings), {str(path): file_stats}, [], side, wanted)
     finally:
         progress.done()
 
@@ -149,15 +164,28 @@ class _Tables:
     findings: list[Finding]
 
 
-def _load(path: Path, kind: str, dataset: str | None, progress: _FileProgress) -> _Tables:
+def _load(
+    path: Path, kind: str, dataset: str | None, progress: _FileProgress, shard: bool = False
+) -> _Tables:
     """Streamed typed decode into frames (a chunk with a bad record is decoded record by record);
-    a file that needs it (BOM, JSON Lines, syntax or encoding errors) goes the whole-file way."""
+    a file that needs it (BOM, JSON Lines, syntax or encoding errors) goes the whole-file way.
+    A shard is read batch by batch by its own reader (JSON Lines or Parquet)."""
+    if shard:
+        from audit.loaders.shardread import open_shard
+
+        shard_stream = open_shard(path, kind, dataset=dataset or path.stem)
+        chunks = progress.counted(shard_stream)
+        if shard_stream.is_metadata:
+            table: ChatTables | pl.DataFrame = metadata_table_from_chunks(
+                chunks, shard_stream.positions
+            )
+        else:
+            table = chat_tables_from_chunks(chunks, shard_stream.positions)
+        return _Tables(kind, table, shard_stream.metadata_keys, shard_stream.findings)
     stream = open_stream(path, kind, dataset=dataset)
     try:
         if stream.is_metadata:
-            table: ChatTables | pl.DataFrame = metadata_table_from_chunks(
-                progress.counted(stream), stream.positions
-            )
+            table = metadata_table_from_chunks(progress.counted(stream), stream.positions)
         else:
             table = chat_tables_from_chunks(progress.counted(stream), stream.positions)
         return _Tables(stream.kind, table, stream.metadata_keys, stream.findings)
@@ -196,13 +224,13 @@ def _first_per_record(found: list[Finding]) -> list[Finding]:
 
 
 def _chat_rules(
-    tables: Any, ref: FileRef, prompts: dict[str, frozenset[str]]
+    tables: Any, ref: FileRef, prompts: dict[str, frozenset[str]], keys: pl.DataFrame | None
 ) -> tuple[list[Finding], dict[str, Any]]:
     findings = schema.validate(tables.records, schema.chat_rules(ref.kind), ref)
     flags = turns.turn_flags(tables)
     findings += turns.turn_findings(tables, flags, ref)
     stat_findings, chat_stats = stats.chat_stats(
-        tables, flags, ref, prompts.get(ref.kind), ref.kind in WARN_UNKNOWN_PROMPT
+        tables, flags, ref, prompts.get(ref.kind), ref.kind in WARN_UNKNOWN_PROMPT, keys
     )
     return findings + stat_findings, chat_stats
 
@@ -215,3 +243,27 @@ def _known_release(path: Path, ref: FileRef) -> list[Finding]:
         if name is None
         else [ref.finding(Code.FILE_KNOWN_RELEASE, f"byte-identical to the published {name}")]
     )
+
+
+def collapse_info(findings: list[Finding]) -> list[Finding]:
+    """Per-record `info` findings (extra keys, mix `model` key) become one line per file and code."""
+    first: dict[tuple[str, str], int] = {}  # (file, code) -> position in out
+    counts: dict[tuple[str, str], int] = {}
+    out: list[Finding] = []
+    for finding in findings:
+        if finding.severity is not Severity.INFO or finding.index is None:
+            out.append(finding)
+            continue
+        key = (finding.file, finding.code)
+        counts[key] = counts.get(key, 0) + 1
+        if key not in first:
+            first[key] = len(out)
+            out.append(finding)
+    for key, position in first.items():
+        if counts[key] > 1:
+            finding = out[position]
+            out[position] = msgspec.structs.replace(
+                finding,
+                message=f"{finding.message} ({counts[key]:,} records like this; first shown)",
+            )
+    return out

@@ -4,46 +4,34 @@ The two files are released side by side and must describe the same records: the 
 image file names, and for CC-3M the gpt answer is the raw CC-3M caption of the metadata. A record
 present in only one file loses its provenance (no source URL for the licence audit).
 
-The comparison joins on ids and compares 64-bit hashes of images and captions, so no copy of the
-text columns is made; the few differing rows fetch their text for the message.
+The comparison joins the two sides' KEY TABLES (:mod:`audit.checks.crossrecord`: id, image, a
+hash and the first 50 characters of the answer or caption, and where each row is), so a sharded
+chat or metadata set is compared through the concatenation of its shards' key tables. Partition
+key: ``id`` on both tables; findings and summed stats are the same per partition.
 """
 
 from __future__ import annotations
 
 import polars as pl
 
-from audit.checks.tables import ChatTables, FileRef
+from audit import findings as fnd
+from audit.checks.tables import FileRef
 from audit.findings import Code, Finding
 
 
-def chat_side(tables: ChatTables) -> pl.DataFrame:
-    """What the comparison needs from the chat file: idx, id, image, answer (turn 1)."""
-    records = tables.records
-    answers = pl.Series("answer", [None] * records.height, dtype=pl.Utf8)
-    if tables.turns.height:
-        row = (records["start"] + 1).clip(upper_bound=tables.turns.height - 1)
-        answers = pl.select(
-            pl.when(records["n_turns"] > 1)
-            .then(tables.turns["value"].gather(row))
-            .otherwise(None)
-            .alias("answer")
-        ).to_series()
-    return records.select("idx", "id", "image").with_columns(answers)
-
-
-def _first_per_id(frame: pl.DataFrame, text: str) -> pl.DataFrame:
-    """Row, idx, id and hashes of image and ``text``, for the first record of each id."""
+def _first_per_id(keys: pl.DataFrame, text: str) -> pl.DataFrame:
+    """file, index, id, image and the text's hash and start, for the first row of each id."""
     return (
-        frame.with_row_index("row")
+        keys.sort("shard", "index")
         .filter(pl.col("id").is_not_null() & pl.col("id").is_first_distinct())
         .select(
-            "row",
-            "idx",
+            "file",
+            "index",
             "id",
-            h_image=pl.col("image").hash(),
+            "image",
             has_image=pl.col("image").is_not_null() & (pl.col("image") != ""),
-            h_text=pl.col(text).hash(),
-            has_text=pl.col(text).is_not_null(),
+            h_text=pl.col(f"{text}_hash"),
+            text50=pl.col(f"{text}50"),
         )
     )
 
@@ -51,68 +39,61 @@ def _first_per_id(frame: pl.DataFrame, text: str) -> pl.DataFrame:
 def compare(
     chat: pl.DataFrame, chat_ref: FileRef, meta: pl.DataFrame, meta_ref: FileRef
 ) -> tuple[list[Finding], dict[str, int]]:
-    """Findings for both files; ``chat`` from :func:`chat_side`, ``meta`` the metadata table."""
+    """Findings for both sides; ``chat`` and ``meta`` are chat and metadata key tables. The refs
+    give dataset, kind and the name each side's messages use for the other (file or set)."""
     left = _first_per_id(chat, "answer")
     right = _first_per_id(meta, "caption")
     out: list[Finding] = []
-    only_chat = left.filter(~pl.col("id").is_in(right["id"].implode()))
-    for idx, rid in only_chat.select("idx", "id").iter_rows():
+
+    def add(ref: FileRef, code: Code, message: str, file: str, index: int, rid: str) -> None:
         out.append(
-            chat_ref.finding(
-                Code.XFILE_MISSING_METADATA, f"id {rid!r} is not in {meta_ref.file}", idx, rid
-            )
+            fnd.make(code, message, dataset=ref.dataset, file=file, index=index, record_id=rid)
+        )
+
+    only_chat = left.filter(~pl.col("id").is_in(right["id"].implode()))
+    for file, idx, rid in only_chat.select("file", "index", "id").iter_rows():
+        add(
+            chat_ref,
+            Code.XFILE_MISSING_METADATA,
+            f"id {rid!r} is not in {meta_ref.file}",
+            file,
+            idx,
+            rid,
         )
     only_meta = right.filter(~pl.col("id").is_in(left["id"].implode()))
-    for idx, rid in only_meta.select("idx", "id").iter_rows():
-        out.append(
-            meta_ref.finding(
-                Code.XFILE_MISSING_CHAT, f"id {rid!r} is not in {chat_ref.file}", idx, rid
-            )
+    for file, idx, rid in only_meta.select("file", "index", "id").iter_rows():
+        add(
+            meta_ref,
+            Code.XFILE_MISSING_CHAT,
+            f"id {rid!r} is not in {chat_ref.file}",
+            file,
+            idx,
+            rid,
         )
     both = left.join(right, on="id", suffix="_meta")
     images = both.filter(
-        pl.col("has_image")
-        & pl.col("has_image_meta")
-        & (pl.col("h_image") != pl.col("h_image_meta"))
+        pl.col("has_image") & pl.col("has_image_meta") & (pl.col("image") != pl.col("image_meta"))
     )
-    for row, row_meta, idx, rid, meta_idx in images.select(
-        "row", "row_meta", "idx", "id", "idx_meta"
+    for file, idx, rid, image, other, meta_file, meta_idx in images.select(
+        "file", "index", "id", "image", "image_meta", "file_meta", "index_meta"
     ).iter_rows():
-        image, other = chat["image"][row], meta["image"][row_meta]
-        if image != other:  # a hash collision would compare equal here
-            out.append(
-                chat_ref.finding(
-                    Code.XFILE_IMAGE_MISMATCH,
-                    f"image {image!r} here, {other!r} in metadata record {meta_idx}",
-                    idx,
-                    rid,
-                )
-            )
+        where = "" if meta_file == meta_ref.file else f" of {meta_file}"
+        message = f"image {image!r} here, {other!r} in metadata record {meta_idx}{where}"
+        add(chat_ref, Code.XFILE_IMAGE_MISMATCH, message, file, idx, rid)
     captions = 0
     if chat_ref.kind == "cc3m-chat":
-        differ = both.filter(
-            pl.col("has_text")
-            & pl.col("has_text_meta")
-            & (pl.col("h_text") != pl.col("h_text_meta"))
-        )
-        for row, row_meta, idx, rid in differ.select("row", "row_meta", "idx", "id").iter_rows():
-            answer, caption = chat["answer"][row], meta["caption"][row_meta]
-            if answer != caption:
-                captions += 1
-                out.append(
-                    chat_ref.finding(
-                        Code.XFILE_CAPTION_MISMATCH,
-                        f"gpt answer {answer[:50]!r} differs from the metadata caption "
-                        f"{caption[:50]!r}",
-                        idx,
-                        rid,
-                    )
-                )
+        differ = both.filter(pl.col("h_text") != pl.col("h_text_meta"))  # null: a side has none
+        for file, idx, rid, answer, caption in differ.select(
+            "file", "index", "id", "text50", "text50_meta"
+        ).iter_rows():
+            captions += 1
+            message = f"gpt answer {answer!r} differs from the metadata caption {caption!r}"
+            add(chat_ref, Code.XFILE_CAPTION_MISMATCH, message, file, idx, rid)
     stats = {
         "matched": both.height,
         "only_in_chat": only_chat.height,
         "only_in_metadata": only_meta.height,
-        "image_mismatches": sum(f.code == Code.XFILE_IMAGE_MISMATCH for f in out),
+        "image_mismatches": images.height,
         "caption_mismatches": captions,
     }
     return out, stats

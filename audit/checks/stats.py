@@ -11,6 +11,7 @@ from typing import Any
 
 import polars as pl
 
+from audit.checks import crossrecord
 from audit.checks.tables import ChatTables, FileRef
 from audit.checks.turns import IMAGE
 from audit.findings import Code, Finding, Severity
@@ -24,7 +25,6 @@ RELEASE_COUNTS = {
     "mix": 665_298,
     "instruct": 157_712,
 }
-_HASH_MOD = 1_000_000_007
 # mix665k records per top image folder in the release (spec §1.4)
 MIX_RELEASE = {"coco": 364_100, "gqa": 72_140, "ocr_vqa": 80_000, "textvqa": 21_953, "vg": 86_417}
 
@@ -40,8 +40,13 @@ def chat_stats(
     ref: FileRef,
     prompts: frozenset[str] | None,
     warn_unknown_prompt: bool,
+    keys: pl.DataFrame | None = None,
 ) -> tuple[list[Finding], dict[str, Any]]:
-    """Statistics findings and stats for a conversation file (and rule 14/15 prompt warnings)."""
+    """Statistics findings and stats for a conversation file (and rule 14/15 prompt warnings).
+
+    ``keys``: the file's key table when the file is a whole dataset file; the duplicate rules and
+    the release count then run on it here. A shard leaves both to its set (structure_sets).
+    """
     records = tables.records
     out: list[Finding] = []
     n = records.height
@@ -75,8 +80,9 @@ def chat_stats(
     )
     prompt_findings, stats["prompts"] = _prompts(records, ref, prompts, warn_unknown_prompt)
     out += prompt_findings
-    dup_findings, stats["duplicates"] = _duplicates(tables, flags, ref)
-    out += dup_findings
+    if keys is not None:
+        dup_findings, stats["duplicates"] = crossrecord.duplicate_counts(keys, ref.dataset)
+        out += [*dup_findings, crossrecord.duplicate_summary(stats["duplicates"], ref)]
     if ref.kind == "mix":
         stats["mix"] = _mix(records)
         grouped: dict[str, int] = {}
@@ -93,7 +99,8 @@ def chat_stats(
                 f"integer ids {stats['mix']['int_ids']:,}",
             )
         )
-    out += record_count(ref, n)
+    if keys is not None:
+        out += record_count(ref, n)
     return out, stats
 
 
@@ -131,62 +138,6 @@ def _prompts(
     return out, stats
 
 
-def _duplicates(
-    tables: ChatTables, flags: pl.DataFrame, ref: FileRef
-) -> tuple[list[Finding], dict[str, Any]]:
-    records = tables.records
-    # Each string column is hashed once; counts and candidates are then integer operations.
-    hashes = records.select(
-        h_id=pl.col("id").hash(),
-        h_image=pl.when(pl.col("image").is_not_null()).then(pl.col("image").hash()),
-    )
-    stats = {
-        "repeated_ids": records.height - hashes["h_id"].n_unique(),
-        "repeated_images": int(hashes["h_image"].drop_nulls().is_duplicated().sum()),
-    }
-    pair = hashes.select(pl.col("h_id") ^ (pl.col("h_image").fill_null(0) // 2)).to_series()
-    candidates = records.select("idx", "id", "image", "n_turns", "start").filter(
-        pair.is_duplicated()
-    )
-    if candidates.height:  # exact duplicates share id and image; hash only then the turns
-        turn_hash = (pl.col("value").hash() ^ pl.col("from").hash()) % _HASH_MOD
-        cum = pl.concat(
-            [
-                pl.Series([0], dtype=pl.Int64),
-                flags.select(turn_hash.cast(pl.Int64).cum_sum()).to_series(),
-            ]
-        )
-        start = candidates["start"].cast(pl.Int64)
-        candidates = candidates.with_columns(
-            conv=cum.gather(start + candidates["n_turns"]) - cum.gather(start)
-        ).filter(pl.struct("id", "image", "n_turns", "conv").is_duplicated())
-    out: list[Finding] = []
-    seen: dict[tuple[Any, ...], int] = {}
-    for row in candidates.sort("idx").iter_rows(named=True):
-        turns = tables.turns.slice(row["start"], row["n_turns"]).select("from", "value").rows()
-        identity = (row["id"], row["image"], tuple(turns))
-        if identity in seen:
-            out.append(
-                ref.finding(
-                    Code.RECORD_DUPLICATE,
-                    f"exact copy of record {seen[identity]}",
-                    row["idx"],
-                    row["id"],
-                )
-            )
-        else:
-            seen[identity] = row["idx"]
-    stats["exact_duplicates"] = len(out)
-    out.append(
-        ref.finding(
-            Code.STATS_DUPLICATES,
-            f"{stats['repeated_ids']:,} repeated ids, {stats['repeated_images']:,} records with a "
-            f"repeated image, {len(out):,} exact duplicate records",
-        )
-    )
-    return out, stats
-
-
 def _mix(records: pl.DataFrame) -> dict[str, Any]:
     image = records["image"]
     prefixes = {p: int(image.str.starts_with(p).sum()) for p in MIX_PREFIXES}
@@ -213,9 +164,10 @@ def record_count(ref: FileRef, n: int) -> list[Finding]:
 
 
 def metadata_stats(
-    frame: pl.DataFrame, ref: FileRef, keys: dict[str, str]
+    frame: pl.DataFrame, ref: FileRef, keys: dict[str, str], whole: bool = True
 ) -> tuple[list[Finding], dict[str, Any]]:
-    """Counts for a metadata file: which fields it has, missing BLIP captions, repeated ids/URLs."""
+    """Counts for a metadata file: which fields it has, missing BLIP captions, repeated ids/URLs
+    (a shard, not ``whole``, leaves the release count to its set)."""
     n = frame.height
     blip_missing = int((frame["blip_caption"].is_null() | (frame["blip_caption"] == "")).sum())
     stats = {
@@ -236,4 +188,4 @@ def metadata_stats(
     ]
     if missing and n:
         out.append(ref.finding(Code.METADATA_FIELD, f"the file has no {', '.join(missing)} field"))
-    return out + record_count(ref, n), stats
+    return out + (record_count(ref, n) if whole else []), stats

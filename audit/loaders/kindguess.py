@@ -131,12 +131,17 @@ def _id_text(record: bytes) -> str | None:
 def guess_kind(path: Path) -> KindGuess:
     """The file's kind from a majority of its sampled records, with the release name as support."""
     path = Path(path)
-    records = _records(sample(path))
+    return guess_from_sample(sample(path), by_name(path))
+
+
+def guess_from_sample(windows: list[bytes], named: str | None) -> KindGuess:
+    """The kind from sampled JSON text (``windows``; one window: the whole sample) and the kind
+    a release file name says (``named``); a shard set samples its first shard's records."""
+    records = _records(windows)
     chat = sum(bool(_CHAT_KEY.search(r)) for r in records)
     metadata = sum(bool(_META_KEY.search(r)) and not _CHAT_KEY.search(r) for r in records)
     kinds = _CHAT_KINDS if chat >= metadata else _METADATA_KINDS
     votes = Counter(kinds.get(_vote(r, _id_text(r)), "generic") for r in records)
-    named = by_name(path)
     if not votes:
         return KindGuess(named or "generic")
     (content, agree), total = votes.most_common(1)[0], sum(votes.values())

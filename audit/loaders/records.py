@@ -49,6 +49,7 @@ __all__ = [
     "load_records",
     "open_stream",
     "raw_records",
+    "record_type_for",
     "url_refs",
 ]
 
@@ -210,7 +211,9 @@ class RecordStream:
         return self._kept
 
 
-def _record_type(kind: str, head: bytes) -> tuple[bool, dict[str, str], type[Any]]:
+def record_type_for(kind: str, head: bytes) -> tuple[bool, dict[str, str], type[Any]]:
+    """Whether ``head`` (a file's first bytes, or a shard's column names as JSON keys) is
+    metadata, its key names, and the Struct its records decode into."""
     is_metadata = _is_metadata(kind, head)
     keys = discover_metadata_keys(head) if is_metadata else {}
     return is_metadata, keys, _metadata_type(keys) if is_metadata else StrictChatRecord
@@ -226,7 +229,7 @@ def open_stream(
     """The streamed fast path of :func:`load_records` (same kinds, record types and findings)."""
     path = Path(path)
     kind = kind or detect_kind(path)
-    is_metadata, keys, record_type = _record_type(kind, _head(path))
+    is_metadata, keys, record_type = record_type_for(kind, _head(path))
     return RecordStream(
         path, kind, is_metadata, keys, record_type, dataset or path.stem, chunk_bytes
     )
@@ -243,7 +246,7 @@ def load_records(path: Path, kind: str | None = None, *, dataset: str | None = N
         raise InputError(str(path), f"unknown kind {kind!r} (known: {', '.join(KINDS)})")
     kind = kind or detect_kind(path)
     dataset = dataset or path.stem
-    is_metadata, keys, record_type = _record_type(kind, _head(path))
+    is_metadata, keys, record_type = record_type_for(kind, _head(path))
     decoder = msgspec.json.Decoder(list[record_type])  # type: ignore[valid-type]
     container = parse_container(path, dataset, decoder)
     loaded = LoadedFile(path, kind, is_metadata, [], None, 0, container.findings, keys)
