@@ -3,9 +3,10 @@ cached ``robots_ttl_days`` in the state store, and every URL's opt-outs judged f
 
 The fetches are jobs in the URL probe's own worker pool, queued ahead of their server's URLs, so
 every origin's files are fetched in parallel with the probing instead of in a phase after it,
-with its machinery: the SSRF-guarded session (every hop, so a redirect to a private address is
-refused), the per-server request slots and ``delay_seconds`` (:class:`audit.probes.urlpool.
-HostScheduler` keyed by server address), the per-request deadline and a byte cap (robots.txt: RFC 9309's 500 KiB, parsed as far as it goes; tdmrep.json 256 KiB).
+with its machinery (:mod:`audit.probes.curlprobe`): the SSRF guard on every hop (a redirect to a
+private address is refused), the per-server request slots and ``delay_seconds``
+(:class:`audit.probes.urlpool.HostScheduler` keyed by server address), the per-request deadline
+and a byte cap (robots.txt: RFC 9309's 500 KiB, parsed as far as it goes; tdmrep.json 256 KiB).
 A 2xx answer is the file; a 4xx is a definite "none" (RFC 9309: no rules); both are cached. A 5xx,
 a timeout, a refusal or any other failure counts as no rule for this run and is not cached, so
 the next run asks again (RFC 9309 would read a 5xx as "disallow everything"; an opt-out claimed
@@ -23,7 +24,7 @@ from urllib.parse import urlsplit
 from urllib.robotparser import RobotFileParser
 
 from audit.config import UrlConfig
-from audit.probes.http import Outcome, Prober
+from audit.probes.http import Outcome
 from audit.probes.reservations import (
     ROBOTS_MAX_BYTES,
     ROBOTS_PATH,
@@ -87,6 +88,10 @@ class FileJob(NamedTuple):
     def url(self) -> str:
         return self.origin + self.path
 
+    @property
+    def max_bytes(self) -> int:
+        return _CAPS[self.path]
+
 
 def host_file_jobs(
     urls: Iterable[str], settings: UrlConfig, store: Store | None, now: float
@@ -118,16 +123,9 @@ def keep_host_files(
     return found | {(f.origin, f.name): f for f in fetched}
 
 
-def fetch_host_file(prober: Prober, job: FileJob) -> HostFile | None:
-    """Fetch one host file (capped); None for an indefinite answer (never cached)."""
-    try:
-        out, body = prober.fetch(job.url, _CAPS[job.path])
-    except Exception as exc:  # one bad origin never stops the run
-        out, body = Outcome("invalid", detail=type(exc).__name__), b""
-    return _host_file(job.origin, job.path, out, body)
-
-
-def _host_file(origin: str, path: str, out: Outcome, body: bytes) -> HostFile | None:
+def host_file(origin: str, path: str, out: Outcome, body: bytes) -> HostFile | None:
+    """The file from a fetch's outcome and body (capped); None for an indefinite answer (a 5xx,
+    a timeout, a refusal: never cached)."""
     if out.status == "ok":
         text = body.decode("utf-8", errors="replace")
         if path == ROBOTS_PATH and len(body) >= ROBOTS_MAX_BYTES:

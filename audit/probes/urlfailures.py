@@ -1,83 +1,73 @@
-"""A failed request's status class and message, told by the exception's type, never its text.
-
-Library messages carry internals (``HTTPConnectionPool(host=...): Max retries exceeded ...``) and
-change between versions; the types and errnos under requests' wrappers say what happened.
+"""A failed transfer's status class and message, told by libcurl's error number and the socket's
+errno, never by any library's message text (which carries internals and changes between versions).
 """
 
 from __future__ import annotations
 
-import http.client
+import errno as errnos
 import os
-import ssl
-from collections.abc import Iterator
 
-import requests
+import pycurl
 
-from audit.probes.urlguard import DnsFailure, RefusedAddress
+#: libcurl errors that end a TLS handshake or its checks, with what the user reads.
+_TLS: dict[int, str] = {
+    pycurl.E_SSL_CONNECT_ERROR: "TLS handshake failed (no TLS handshake with this server)",
+    pycurl.E_PEER_FAILED_VERIFICATION: "certificate not trusted (verification failed)",
+    pycurl.E_SSL_CERTPROBLEM: "TLS handshake failed (certificate problem)",
+    pycurl.E_SSL_CIPHER: "TLS handshake failed (no common cipher)",
+    pycurl.E_SSL_ENGINE_NOTFOUND: "TLS handshake failed (TLS engine missing)",
+    pycurl.E_SSL_ENGINE_SETFAILED: "TLS handshake failed (TLS engine failed)",
+    pycurl.E_SSL_CACERT_BADFILE: "TLS handshake failed (CA bundle unreadable)",
+    pycurl.E_SSL_SHUTDOWN_FAILED: "TLS handshake failed (shutdown failed)",
+    pycurl.E_SSL_CRL_BADFILE: "TLS handshake failed (revocation list unreadable)",
+    pycurl.E_SSL_ISSUER_ERROR: "certificate not trusted (issuer check failed)",
+    pycurl.E_USE_SSL_FAILED: "TLS handshake failed (TLS refused)",
+    pycurl.E_SSL_PINNEDPUBKEYNOTMATCH: "certificate not trusted (pinned key mismatch)",
+    pycurl.E_SSL_INVALIDCERTSTATUS: "certificate not trusted (status check failed)",
+}
+
+#: (pycurl names libcurl's 8 by its FTP-era name and lacks 92)
+_WEIRD_SERVER_REPLY = pycurl.E_FTP_WEIRD_SERVER_REPLY
+_HTTP2_STREAM = 92
+
+#: What went wrong on the wire, by the socket's errno.
+_ERRNO = {
+    errnos.ECONNREFUSED: "connection refused",
+    errnos.ECONNRESET: "connection reset by the server",
+    errnos.ECONNABORTED: "connection aborted",
+    errnos.EPIPE: "connection reset by the server",
+}
 
 
-def failure(exc: Exception) -> tuple[str, str, bool]:
-    """(status class, detail, worth a retry) of a request that raised."""
-    if isinstance(exc, RefusedAddress | DnsFailure):  # ours: their text is written for users
-        return ("refused" if isinstance(exc, RefusedAddress) else "dns"), str(exc), False
-    if isinstance(exc, requests.exceptions.SSLError):
-        return "tls", _tls(exc), False
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return "timeout", "connect timed out", True
-    if isinstance(exc, requests.exceptions.Timeout):
-        return "timeout", "no answer within the timeout", False
-    if isinstance(
-        exc,
-        requests.exceptions.InvalidURL
-        | requests.exceptions.URLRequired
-        | requests.exceptions.InvalidSchema
-        | requests.exceptions.MissingSchema,
-    ):
+def wire(os_errno: int) -> str:
+    """What broke on the wire, from the socket's errno (0: unknown)."""
+    text = _ERRNO.get(os_errno)
+    if text:
+        return text
+    return (
+        f"connection failed: {os.strerror(os_errno).lower()}" if os_errno else "connection failed"
+    )
+
+
+def failure(code: int, os_errno: int) -> tuple[str, str, bool]:
+    """(status class, detail, worth a retry) of a transfer that failed before any answer came."""
+    if code in _TLS:
+        return "tls", _TLS[code], False
+    if code in (pycurl.E_URL_MALFORMAT, pycurl.E_UNSUPPORTED_PROTOCOL):
         return "invalid", "not a valid http(s) URL", False
-    return "connection", broken(exc), True
+    if code == pycurl.E_GOT_NOTHING:
+        return "connection", "the server closed the connection without answering", True
+    if code in (_WEIRD_SERVER_REPLY, pycurl.E_HTTP2, _HTTP2_STREAM):
+        return "connection", "not a valid HTTP answer", True
+    if code == pycurl.E_PARTIAL_FILE:
+        return "connection", "fewer bytes than announced", True
+    return "connection", wire(os_errno), True
 
 
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    """``exc`` and every exception it wraps (causes, contexts, wrapped arguments and reasons)."""
-    seen: set[int] = set()
-    todo = [exc]
-    while todo:
-        current = todo.pop(0)
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        wrapped = (current.__cause__, current.__context__, getattr(current, "reason", None))
-        todo.extend(e for e in (*wrapped, *current.args) if isinstance(e, BaseException))
-
-
-#: What went wrong on the wire, by exception type, most specific first.
-_WIRE: tuple[tuple[type[BaseException], str], ...] = (
-    (http.client.RemoteDisconnected, "the server closed the connection without answering"),
-    (http.client.IncompleteRead, "fewer bytes than announced"),
-    (ConnectionRefusedError, "connection refused"),
-    (ConnectionResetError, "connection reset by the server"),
-    (ConnectionAbortedError, "connection aborted"),
-    (http.client.HTTPException, "not a valid HTTP answer"),
-)
-
-
-def broken(exc: BaseException) -> str:
-    """What broke on the wire (refused, reset, cut short), from the exceptions ``exc`` wraps."""
-    causes = list(_chain(exc))
-    for kind, text in _WIRE:
-        if any(isinstance(e, kind) for e in causes):
-            return text
-    for e in causes:
-        if isinstance(e, OSError) and e.errno:
-            return f"connection failed: {os.strerror(e.errno).lower()}"
-    return "connection failed"
-
-
-def _tls(exc: BaseException) -> str:
-    for e in _chain(exc):
-        if isinstance(e, ssl.SSLCertVerificationError):
-            return f"certificate not trusted ({e.verify_message or 'verification failed'})"
-        if isinstance(e, ssl.SSLError):
-            return f"TLS handshake failed ({e.reason or type(e).__name__})"
-    return "TLS handshake failed"
+def broke_off(code: int, os_errno: int) -> str:
+    """The detail of a body whose transfer broke off after the answer's head."""
+    if code == pycurl.E_PARTIAL_FILE:
+        return "transfer broke off (fewer bytes than announced)"
+    if code == pycurl.E_BAD_CONTENT_ENCODING:
+        return "transfer broke off (not a valid HTTP answer)"
+    return f"transfer broke off ({wire(os_errno)})"

@@ -6,6 +6,10 @@ TTL, so a nightly run over an unchanged file re-probes nothing. Results are comm
 Findings cover every record, cached or not, so each night's report is complete. A cached result
 counts only under the settings that decided it, and a refusal by the SSRF guard is never cached:
 it says what this run's settings allow, not what the URL serves.
+
+:func:`probe_batch` is the stable per-batch entry for other engines (the Spark engine runs it per
+partition in its executors): URLs + settings (+ host-file jobs) in, typed per-URL results out,
+no store touched. Its signature and result types are kept across releases.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from audit.errors import ConfigError
 from audit.findings import Code, Finding
 from audit.loaders.urlsources import coco_url_refs, load_url_refs
 from audit.models import NoProgress, Progress, UrlRef
+from audit.probes.curlprobe import probe_curl
 from audit.probes.hostfiles import FileJob, host_file_jobs, judge, keep_host_files
 from audit.probes.http import (
     AVAILABLE,
@@ -37,7 +42,7 @@ from audit.probes.placeholders import detect
 from audit.probes.reservations import ROBOTS_TXT, TDM_HEADER, TDMREP_JSON, X_ROBOTS_TAG
 from audit.probes.urlguard import AddressPolicy
 from audit.probes.urlnames import domain_of
-from audit.probes.urlpool import probe_parallel, probe_threaded
+from audit.probes.urlpool import probe_parallel
 from audit.results import DomainCount, OptOut, UrlCounts, UrlsResult
 from audit.store import Store
 from audit.store.urls import HostFile, Reservation, UrlProbe, lookup, merge, record, save_opt_outs
@@ -96,7 +101,7 @@ def probe_urls(
     progress.start(f"urls {dataset or file}".strip(), len(todo))
     batch: list[UrlProbe] = []
     try:
-        for probe in _engine(todo, settings, file_jobs):
+        for probe in probe_batch(todo, settings, file_jobs):
             if isinstance(probe, HostFile):
                 fetched.append(probe)
                 continue
@@ -148,17 +153,27 @@ def _check(settings: UrlConfig) -> None:
         raise ConfigError(f"urls.allow_networks: {exc}") from None
 
 
-def _engine(
-    urls: list[str], settings: UrlConfig, files: list[FileJob]
+def probe_batch(
+    urls: Sequence[str], settings: UrlConfig, files: Sequence[FileJob] = ()
 ) -> Iterator[UrlProbe | HostFile]:
-    """Threads in this process for small runs, one process per core for large ones; the stale
-    host files (robots.txt, tdmrep.json) are fetched in the same pool, each once per origin."""
+    """Probe one batch of URLs and fetch its host files, touching no store: the stable entry for
+    other engines (the Spark engine calls it per partition inside its executors).
+
+    Yields one :class:`UrlProbe` per URL of ``urls`` (unique URLs; every guarantee of the probe:
+    SSRF guard, politeness per server address, retries, caps) and a :class:`HostFile` per definite
+    answer among ``files`` (:func:`audit.probes.hostfiles.host_file_jobs` makes them), in the order
+    they are decided. Large batches (``settings.process_threshold`` URLs) fan out to
+    ``settings.processes`` worker processes (0: one per core; 1: this process only).
+    """
     if not urls and not files:
         return iter(())
     processes = settings.processes or os.cpu_count() or 1
     if processes > 1 and len(urls) >= settings.process_threshold:
         return probe_parallel(urls, settings, processes, files)
-    return probe_threaded(urls, settings, files=files)
+    return probe_curl(urls, settings, files=files)
+
+
+_engine = probe_batch  # the name the Spark engine imported first; new code uses probe_batch
 
 
 def record_findings(
