@@ -13,7 +13,7 @@ from httpserver import JPEG, HttpServer, Reply
 from audit.config import UrlConfig
 from audit.errors import ConfigError
 from audit.models import UrlRef
-from audit.probes.urlguard import AddressPolicy, RefusedAddress, guarded_session
+from audit.probes.urlguard import AddressPolicy
 from audit.probes.urls import probe_urls
 from audit.store import Store
 from audit.store.urls import latest_status
@@ -110,15 +110,38 @@ def test_a_redirect_to_a_private_address_is_refused_before_connecting(
 
 
 def test_the_connection_itself_is_guarded_not_only_the_url(server: HttpServer) -> None:
-    """A host name that resolves to loopback passes any URL-text check; the socket must not."""
-    session = guarded_session(AddressPolicy(), pools=4, per_host=1, user_agent="t")
-    with pytest.raises(RefusedAddress):
-        session.get(f"http://localhost:{server.port}/a.jpg", timeout=2)
+    """A host name that resolves to loopback passes any URL-text check; the connection must not."""
+    refs = [UrlRef(0, None, f"http://localhost:{server.port}/a.jpg")]
+    refused = probe_urls(refs, UrlConfig(timeout_seconds=1.0, retries=0))
+    assert refused.totals.status_counts == {"refused": 1}
     assert sum(server.hits.values()) == 0
-    allowed = guarded_session(
-        AddressPolicy(allow_private=True), pools=4, per_host=1, user_agent="t"
-    )
-    assert allowed.get(f"http://localhost:{server.port}/a.jpg", timeout=2).status_code == 200
+    allowed = probe_urls(refs, UrlConfig(allow_private=True, timeout_seconds=1.0, retries=0))
+    assert allowed.totals.status_counts == {"ok": 1}
+
+
+def test_a_rebinding_name_connects_only_to_the_address_that_was_checked(
+    server: HttpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The name is resolved once, by the guard: first to an allowed address, then (a rebinding
+    DNS) to a forbidden one. The request goes to the checked address and nowhere else."""
+    with HttpServer("127.0.0.2") as internal:
+        internal.route("/a.jpg", Reply(200, {"Content-Type": "image/jpeg"}, JPEG))
+        answers = iter(["127.0.0.1", *["127.0.0.2"] * 10])
+        real = socket.getaddrinfo
+
+        def rebinding(host: str, port: object, *args: object, **kwargs: object) -> object:
+            if host == "rebind.example.test":
+                address = next(answers)
+                return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+            return real(host, port, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+        url = f"http://rebind.example.test:{server.port}/a.jpg"
+        settings = UrlConfig(allow_networks=["127.0.0.1/32"], timeout_seconds=1.0, retries=0)
+        result = probe_urls([UrlRef(0, None, url)], settings)
+        assert result.totals.status_counts == {"ok": 1}
+        assert server.hits["/a.jpg"] == 1
+        assert sum(internal.hits.values()) == 0
 
 
 def test_a_malformed_allowed_network_is_a_config_error() -> None:

@@ -1,11 +1,11 @@
 """SSRF guard: dataset URLs are untrusted, so every connection's address is checked before it opens.
 
-The check sits inside urllib3's connection factory rather than in front of the request: the host is
-resolved once, the resolved addresses are checked, and the socket connects to exactly the address
-that passed (no second lookup a DNS-rebinding host could answer differently). Every redirect hop
-opens its connection through the same factory, so no hop can reach a private address either.
-Environment proxies are ignored (``trust_env = False``): through a proxy the guard would only see
-the proxy's address.
+A host is resolved once (:meth:`AddressPolicy.resolve`), its addresses judged, and the probe
+engine (:mod:`audit.probes.curlprobe`) connects to exactly the first allowed one: libcurl is told
+that address (``CURLOPT_CONNECT_TO``, no lookup of its own a DNS-rebinding host could answer
+differently) and its socket factory refuses any other. Every redirect hop is resolved and judged
+the same way before its request, so no hop can reach a private address either. Proxies are
+never used: through one the guard would only see the proxy's address.
 """
 
 from __future__ import annotations
@@ -14,17 +14,7 @@ import ipaddress
 import socket
 import threading
 from collections.abc import Sequence
-from typing import Any
 from urllib.parse import urlsplit
-
-import requests
-from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
-from urllib3.util import connection as u3connection
-
-from audit.probes.deadline import Deadlines
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -180,106 +170,3 @@ def server_address(policy: AddressPolicy, url: str) -> str | None:
 
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-class InFlight:
-    """Requests in flight per server address across a process's threads, at most ``limit`` each
-    (every redirect hop counts against the server it goes to)."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = max(1, limit)
-        self._count: dict[str, int] = {}
-        self._cond = threading.Condition()
-
-    def try_enter(self, server: str) -> bool:
-        with self._cond:
-            if self._count.get(server, 0) >= self.limit:
-                return False
-            self._count[server] = self._count.get(server, 0) + 1
-            return True
-
-    def enter(self, server: str) -> None:
-        with self._cond:
-            while self._count.get(server, 0) >= self.limit:
-                self._cond.wait()
-            self._count[server] = self._count.get(server, 0) + 1
-
-    def leave(self, server: str) -> None:
-        with self._cond:
-            self._count[server] -= 1
-            if not self._count[server]:
-                del self._count[server]
-            self._cond.notify_all()
-
-
-def _guarded_new_conn(conn: HTTPConnection, policy: AddressPolicy) -> socket.socket:
-    """urllib3's ``_new_conn``, connecting only to addresses the policy allows."""
-    candidates = policy.resolve(conn._dns_host, conn.port)
-    error: OSError | None = None
-    for _family, address in candidates:
-        try:
-            return u3connection.create_connection(
-                (address, conn.port),
-                conn.timeout,
-                source_address=conn.source_address,
-                socket_options=conn.socket_options,
-            )
-        except TimeoutError as exc:
-            raise ConnectTimeoutError(conn, f"connection to {conn.host} timed out") from exc
-        except OSError as exc:
-            error = exc
-    # the OSError stays the cause: the probe reports it by its type and errno, not by this text
-    raise NewConnectionError(conn, f"failed to connect to {conn.host}") from error
-
-
-def guarded_session(
-    policy: AddressPolicy,
-    *,
-    pools: int,
-    per_host: int,
-    user_agent: str,
-    deadlines: Deadlines | None = None,
-) -> requests.Session:
-    """A pooled session whose every connection passes :class:`AddressPolicy` (and, given
-    ``deadlines``, whose every request is watched for its total time)."""
-
-    def watch(sock: socket.socket | None) -> None:
-        if deadlines is not None:
-            deadlines.attach(sock)
-
-    class _HTTPConnection(HTTPConnection):
-        def _new_conn(self) -> socket.socket:
-            return _guarded_new_conn(self, policy)
-
-        def request(self, *args: Any, **kwargs: Any) -> None:
-            super().request(*args, **kwargs)
-            watch(self.sock)
-
-    class _HTTPSConnection(HTTPSConnection):
-        def _new_conn(self) -> socket.socket:
-            return _guarded_new_conn(self, policy)
-
-        def request(self, *args: Any, **kwargs: Any) -> None:
-            super().request(*args, **kwargs)
-            watch(self.sock)
-
-    class _HTTPPool(HTTPConnectionPool):
-        ConnectionCls = _HTTPConnection
-
-    class _HTTPSPool(HTTPSConnectionPool):
-        ConnectionCls = _HTTPSConnection
-
-    class _Adapter(HTTPAdapter):
-        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-            super().init_poolmanager(*args, **kwargs)
-            self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
-
-    session = requests.Session()
-    session.trust_env = False
-    session.headers = requests.structures.CaseInsensitiveDict(
-        {"User-Agent": user_agent, "Accept": "image/*,*/*;q=0.5", "Accept-Encoding": "identity"}
-    )
-    adapter = _Adapter(pool_connections=pools, pool_maxsize=per_host, max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
