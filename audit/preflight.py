@@ -65,7 +65,22 @@ def check_config_inputs(config: Config) -> None:
 
 def check(inputs: Iterable[Input], roots: Iterable[str | Path] = ()) -> None:
     """Refuse bad inputs and image roots: one error naming every problem (exit 3)."""
-    refuse(input_problems(inputs) + [p for root in roots if (p := _root_problem(Path(root)))])
+    refuse(_input_problems(inputs) + [p for root in roots if (p := _root_problem(Path(root)))])
+
+
+def _input_problems(inputs: Iterable[Input]) -> list[InputError]:
+    """A file through ``regular_file``; a shard set (folder, glob) through ``shards.expand``,
+    which checks every shard the same way and refuses links out of the folder."""
+    from audit.loaders.shards import expand, is_shard_set
+
+    items = list(inputs)
+    problems = input_problems(i for i in items if not is_shard_set(i.path))
+    for item in (i for i in items if is_shard_set(i.path)):
+        try:
+            expand(item.path, item.max_bytes)
+        except InputError as exc:
+            problems.append(exc)
+    return problems
 
 
 def _root_problem(root: Path) -> InputError | None:

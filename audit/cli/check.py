@@ -40,7 +40,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "trainer and releases. A chat file and its metadata file given together are also "
         "cross-checked. Exit 0: no errors; 1: errors found; 3: a file could not be audited.",
     )
-    p.add_argument("paths", nargs="+", metavar="FILE", help="JSON (or JSON Lines) files")
+    p.add_argument(
+        "paths",
+        nargs="+",
+        metavar="FILE",
+        help="JSON (or JSON Lines) files, or shard sets: a folder or glob of .jsonl, .jsonl.gz "
+        "or .parquet shards",
+    )
     p.add_argument(
         "--kind",
         choices=KINDS,
@@ -151,14 +157,19 @@ def _summary(counts: Mapping[tuple[str, Severity], int]) -> dict[str, dict[str, 
 
 
 def _not_json(paths: list[Path], max_bytes: int) -> list[InputError]:
-    """What each path is when it cannot be a LLaVA JSON file (missing, a folder, an image, a zip),
-    so those are said first, in one line, before any work."""
+    """What each path is when it cannot be a LLaVA JSON file (missing, a folder, an image, a zip)
+    or a set of shards (a folder or glob of JSON Lines or Parquet), so those are said first, in
+    one line, before any work."""
+    from audit.loaders.shards import expand, is_shard_set
     from audit.loaders.sniff import json_file
 
     problems = []
     for path in paths:
         try:
-            json_file(path, "file", max_bytes, "dataset_mb")
+            if is_shard_set(path):
+                expand(path, max_bytes)
+            else:
+                json_file(path, "file", max_bytes, "dataset_mb")
         except InputError as exc:
             problems.append(exc)
     return problems
@@ -166,15 +177,26 @@ def _not_json(paths: list[Path], max_bytes: int) -> list[InputError]:
 
 def _kinds(paths: list[Path], forced: str | None) -> dict[str, tuple[str, str | None]]:
     """Each file's kind as the audit will use it, and why it is a guess when it is one."""
-    from audit.loaders.kindguess import guess_kind
     from audit.structure import plan
 
-    planned = {task.path: task.kind for task in plan(paths, forced, None)[0]}
+    tasks = plan(paths, forced, None)[0]
+    planned = {task.path if task.shard is None else task.shard.source: task.kind for task in tasks}
     kinds: dict[str, tuple[str, str | None]] = {}
     for path in map(str, paths):
         kind = planned.get(path, "generic")
-        kinds[path] = (kind, None if kind == forced else guess_kind(Path(path)).note)
+        kinds[path] = (kind, None if kind == forced else _kind_note(path))
     return kinds
+
+
+def _kind_note(path: str) -> str | None:
+    """Why a file's (or a shard set's: its first shard's) detected kind is only a guess."""
+    from audit.loaders.kindguess import guess_kind
+    from audit.loaders.shardread import shard_kind
+    from audit.loaders.shards import expand, is_shard_set
+
+    if is_shard_set(path):
+        return shard_kind(expand(path)[0], "").note
+    return guess_kind(Path(path)).note
 
 
 def _print_kinds(

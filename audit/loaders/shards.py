@@ -154,3 +154,16 @@ def _inside(path: Path, root: Path, source: str) -> None:
     top = Path(os.path.realpath(root))
     if target != top and top not in target.parents:
         raise InputError(str(path), f"is a symlink to {target}, outside {source}")
+
+
+def input_files(paths: list[Path]) -> list[Path]:
+    """The files behind ``paths``: a shard set's shards, a plain file itself (for cache keys:
+    a shard added, removed or replaced changes the key). A set that cannot be expanded stays
+    as given: the stage reports it."""
+    files: list[Path] = []
+    for path in paths:
+        try:
+            files += expand(path) if is_shard_set(path) else [Path(path)]
+        except InputError:
+            files.append(Path(path))
+    return files

@@ -19,11 +19,18 @@ import msgspec
 from audit.errors import InputError, UsageError
 from audit.loaders import read_input, records
 from audit.loaders.coco import load_coco_urls
+from audit.loaders.shards import expand, is_shard_set, shard_format
 from audit.models import UrlRef
 
 
 def load_url_refs(path: str | Path, column: str = "url") -> list[UrlRef]:
-    """Every record's source URL in file order; records without a string URL are left out."""
+    """Every record's source URL in file order; records without a string URL are left out.
+
+    A Parquet file (LAION-style metadata: ``url``, ``caption``, ...) or a folder or glob of
+    Parquet or JSON Lines shards is read shard by shard; the index runs over the whole set.
+    """
+    if is_shard_set(path):
+        return _shard_refs(str(path), column)
     p = Path(path)
     data = read_input(p, "URL list")
     head = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
@@ -38,6 +45,59 @@ def load_url_refs(path: str | Path, column: str = "url") -> list[UrlRef]:
     if not head:
         raise InputError(str(p), "empty file: no URLs")
     return _tsv_refs(p, data, column)
+
+
+_BATCH_ROWS = 65_536
+_ID_COLUMNS = ("id", "key", "SAMPLE_ID")  # LAION and img2dataset name a row's id so
+
+
+def _shard_refs(source: str, column: str) -> list[UrlRef]:
+    """URLs of every shard in set order, each Parquet shard read in batches of its columns."""
+    refs: list[UrlRef] = []
+    offset = 0
+    for shard in expand(source):
+        if shard_format(shard) == "parquet":
+            found, rows = _parquet_refs(shard, column, offset)
+        else:
+            data = read_input(shard, "URL list")
+            found = _json_refs(shard, data, column)
+            rows = sum(1 for line in data.splitlines() if line.strip())  # a line per record
+            found = [UrlRef(r.index + offset, r.record_id, r.url, r.image) for r in found]
+        refs += found
+        offset += rows
+    return refs
+
+
+def _parquet_refs(path: Path, column: str, offset: int) -> tuple[list[UrlRef], int]:
+    """The URL column (with the id and image columns when present), batch by batch."""
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+        names = parquet.schema_arrow.names
+    except (OSError, ValueError):
+        raise InputError(str(path), "not a readable Parquet file") from None
+    if column == "url" and column not in names and "URL" in names:
+        column = "URL"  # LAION-400M and laion2B name it so
+    if column not in names:
+        raise InputError(str(path), f"no {column!r} column (columns: {', '.join(names[:12])})")
+    id_column = next((c for c in _ID_COLUMNS if c in names), None)
+    wanted = [c for c in (column, id_column, "image") if c is not None and c in names]
+    refs: list[UrlRef] = []
+    index = offset
+    try:
+        for batch in parquet.iter_batches(batch_size=_BATCH_ROWS, columns=wanted):
+            data = batch.to_pydict()
+            empty = [None] * batch.num_rows
+            ids, images = data.get(id_column or "", empty), data.get("image", empty)
+            for url, rid, image in zip(data[column], ids, images, strict=True):
+                if isinstance(url, str) and url.strip():
+                    image = image if isinstance(image, str) else None
+                    refs.append(UrlRef(index, _text(rid), url, image))
+                index += 1
+    except (OSError, ValueError):
+        raise InputError(str(path), "cannot read its Parquet data") from None
+    return refs, index - offset
 
 
 def _row_type(column: str) -> Any:
