@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from audit import engines
 from audit.results import StructureResult
 from audit.stages.context import StageContext, StageSkipped, cached
 from audit.store import stagecache
@@ -13,13 +16,29 @@ def structure(ctx: StageContext) -> StructureResult:
     paths = [ctx.path(p) for p in (ds.chat, ds.metadata) if p]
     if not paths:
         raise StageSkipped("no conversation or metadata file configured")
+    spark = engines.is_spark(ctx.config.engine)
 
     def compute() -> StructureResult:
         from audit.structure import check_files
 
         # one kind for both files would mislabel the metadata file: detect each then
         kind = None if ds.kind == "auto" or len(paths) > 1 else ds.kind
-        return check_files(paths, kind=kind, dataset=ds.name, progress=ctx.progress)
+        return check_files(
+            paths,
+            kind=kind,
+            dataset=ds.name,
+            progress=ctx.progress,
+            engine=ctx.config.engine,
+            findings_dir=str(findings_table(ctx.work_dir, "structure", ds.name)) if spark else None,
+        )
 
-    key = stagecache.make_key("structure", ds.name, files=paths, settings=[ds])
+    # on Spark the result points at this run's findings table: a stored one would name another
+    # run's folder (which retention may delete), so the stage runs again
+    key = None if spark else stagecache.make_key("structure", ds.name, files=paths, settings=[ds])
     return cached(ctx, "structure", key, compute, StructureResult)
+
+
+def findings_table(work_dir: Path, stage: str, dataset: str) -> Path:
+    """Where a stage run on Spark writes a dataset's findings: inside the run's folder."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in dataset)
+    return work_dir / "findings" / stage / safe
