@@ -6,7 +6,8 @@ The conversation types are msgspec Structs so the loader's fast path decodes str
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Mapping
+from typing import Protocol, runtime_checkable
 
 import msgspec
 
@@ -77,6 +78,18 @@ class Progress(Protocol):
     def advance(self, n: int = 1) -> None: ...
 
     def finish(self) -> None: ...
+
+
+@runtime_checkable
+class HostProgress(Protocol):
+    """Optional beside :class:`Progress`: a sink that also shows each host's share done (the URL
+    stage calls it when the sink has it, so a plain Progress costs nothing per URL)."""
+
+    def hosts(self, totals: Mapping[str, int]) -> None:
+        """The URLs to probe per host, once after ``start``."""
+
+    def host_advance(self, host: str) -> None:
+        """One URL of ``host`` is done."""
 
 
 class NoProgress:

@@ -3,7 +3,7 @@ redirect hop goes to, never see more than per_host requests at once."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import msgspec
@@ -68,3 +68,40 @@ def test_redirect_hops_count_against_the_server_they_go_to(
     assert result.totals.status_counts == {"ok": 12}
     assert server.hits["/slow.jpg"] == 12
     assert server.max_active <= 2
+
+
+class HostCounts:
+    """A progress sink that also takes the per-host hook (the console's URL bar has it)."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, int] = {}
+        self.done: dict[str, int] = {}
+        self.advanced = 0
+
+    def start(self, label: str, total: int | None) -> None:
+        pass
+
+    def advance(self, n: int = 1) -> None:
+        self.advanced += n
+
+    def finish(self) -> None:
+        pass
+
+    def hosts(self, totals: Mapping[str, int]) -> None:
+        self.totals = dict(totals)
+
+    def host_advance(self, host: str) -> None:
+        self.done[host] = self.done.get(host, 0) + 1
+
+
+def test_progress_is_told_each_hosts_share(server: HttpServer) -> None:
+    server.route("/a.jpg", Reply(200, IMAGE, JPEG))
+    with HttpServer("127.0.0.2") as other:
+        other.route("/a.jpg", Reply(404))
+        urls = [srv.url(f"/a.jpg?n={i}") for srv in (server, other) for i in range(3)]
+        progress = HostCounts()
+        probe_urls([UrlRef(i, None, u) for i, u in enumerate(urls)], settings(), progress=progress)
+    hosts = {f"127.0.0.1:{server.port}": 3, f"127.0.0.2:{other.port}": 3}
+    assert progress.totals == hosts
+    assert progress.done == hosts
+    assert progress.advanced == 6

@@ -27,7 +27,7 @@ from audit.config import Config, DatasetConfig, UrlConfig, url_settings_problem
 from audit.errors import ConfigError
 from audit.findings import Code, Finding
 from audit.loaders.urlsources import coco_url_refs, load_url_refs
-from audit.models import NoProgress, Progress, UrlRef
+from audit.models import HostProgress, NoProgress, Progress, UrlRef
 from audit.probes.curlprobe import probe_curl
 from audit.probes.hostfiles import FileJob, host_file_jobs, judge, keep_host_files
 from audit.probes.http import (
@@ -41,7 +41,7 @@ from audit.probes.http import (
 from audit.probes.placeholders import detect
 from audit.probes.reservations import ROBOTS_TXT, TDM_HEADER, TDMREP_JSON, X_ROBOTS_TAG
 from audit.probes.urlguard import AddressPolicy
-from audit.probes.urlnames import domain_of
+from audit.probes.urlnames import domain_of, host_of
 from audit.probes.urlpool import probe_parallel
 from audit.results import DomainCount, OptOut, UrlCounts, UrlsResult
 from audit.store import Store
@@ -99,6 +99,9 @@ def probe_urls(
     files, file_jobs = host_file_jobs(unique, settings, store, now)
     fetched: list[HostFile] = []
     progress.start(f"urls {dataset or file}".strip(), len(todo))
+    per_host = progress if isinstance(progress, HostProgress) else None
+    if per_host is not None:
+        per_host.hosts(Counter(map(host_of, todo)))
     batch: list[UrlProbe] = []
     try:
         for probe in probe_batch(todo, settings, file_jobs):
@@ -109,6 +112,8 @@ def probe_urls(
             if probe.status not in UNCACHED:
                 batch.append(probe)
             progress.advance()
+            if per_host is not None:
+                per_host.host_advance(host_of(probe.url))
             if store is not None and len(batch) >= settings.batch_size:
                 record(store, batch, fingerprint)
                 batch = []
