@@ -197,12 +197,16 @@ def main() -> None:
     server, port = start_server(args.hosts, 0.05, seconds=900)
     try:
         print(f"{args.urls} URLs, {args.hosts} hosts, {args.per_host} per host, 50 ms, 1 process")
-        print(f"{'engine':10} {'ok':>7} {'wall s':>7} {'URLs/s':>7} {'CPU s':>7} {'CPU ms/URL':>10}")
+        print(
+            f"{'engine':10} {'ok':>7} {'wall s':>7} {'URLs/s':>7} {'CPU s':>7} {'CPU ms/URL':>10}"
+        )
         for engine in ENGINES:
             out = subprocess.run(
-                [sys.executable, "-m", "benchmarks.bench_url_engines", "--child", engine]
-                + ["--port", str(port), "--urls", str(args.urls), "--hosts", str(args.hosts)]
-                + ["--per-host", str(args.per_host), "--threads", str(args.threads)],
+                [
+                    *(sys.executable, "-m", "benchmarks.bench_url_engines", "--child", engine),
+                    *("--port", str(port), "--urls", str(args.urls), "--hosts", str(args.hosts)),
+                    *("--per-host", str(args.per_host), "--threads", str(args.threads)),
+                ],
                 capture_output=True,
                 text=True,
                 check=True,
