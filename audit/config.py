@@ -96,7 +96,8 @@ class UrlConfig(_Section, frozen=True):
     """Remote probing limits: polite by default, fast enough for 600K URLs a night."""
 
     allow_private: bool = False
-    workers: int = 128
+    #: Requests in flight over all processes (libcurl's multi interface: no thread each).
+    workers: int = 512
     per_host: int = 8
     delay_seconds: float = 0.0
     timeout_seconds: float = 10.0

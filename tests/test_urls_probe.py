@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -280,3 +281,34 @@ def test_a_server_trickling_bytes_cannot_hold_a_worker(server: HttpServer, store
     assert statuses == {"/tarpit.jpg": "timeout", "/ok.jpg": "ok"}
     detail = lookup(store, [server.url("/tarpit.jpg")])[server.url("/tarpit.jpg")].detail
     assert "within 0.6 s" in detail
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [b"garbage without a status line\r\n\r\n", b"\x00\xff" * 64, b"SSH-2.0-OpenSSH_9.6\r\n"],
+)
+def test_an_answer_in_no_http_version_is_a_connection_failure(store: Store, answer: bytes) -> None:
+    """Not "invalid": the URL was fine, the server answered in something that is not HTTP."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+
+        def serve() -> None:
+            for _ in range(2):  # the probe and its one retry
+                conn, _ = listener.accept()
+                with conn:
+                    conn.recv(65536)
+                    conn.sendall(answer)
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        url = f"http://127.0.0.1:{port}/a.jpg"
+        quiet = settings(retries=1, check_robots=False, check_tdmrep=False)  # 2 requests only
+        probe_urls([UrlRef(0, None, url)], quiet, store=store)
+        thread.join(timeout=5)
+    result = lookup(store, [url])[url]
+    assert (result.status, result.detail) == (
+        "connection",
+        "not a valid HTTP answer (after 2 attempts)",
+    )

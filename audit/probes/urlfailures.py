@@ -53,11 +53,13 @@ def failure(code: int, os_errno: int) -> tuple[str, str, bool]:
     """(status class, detail, worth a retry) of a transfer that failed before any answer came."""
     if code in _TLS:
         return "tls", _TLS[code], False
-    if code in (pycurl.E_URL_MALFORMAT, pycurl.E_UNSUPPORTED_PROTOCOL):
+    if code == pycurl.E_URL_MALFORMAT:
         return "invalid", "not a valid http(s) URL", False
     if code == pycurl.E_GOT_NOTHING:
         return "connection", "the server closed the connection without answering", True
-    if code in (_WEIRD_SERVER_REPLY, pycurl.E_HTTP2, _HTTP2_STREAM):
+    # the scheme was checked before libcurl saw the URL: "unsupported protocol" is an answer in
+    # no HTTP version libcurl accepts (HTTP/0.9, garbage)
+    if code in (_WEIRD_SERVER_REPLY, pycurl.E_UNSUPPORTED_PROTOCOL, pycurl.E_HTTP2, _HTTP2_STREAM):
         return "connection", "not a valid HTTP answer", True
     if code == pycurl.E_PARTIAL_FILE:
         return "connection", "fewer bytes than announced", True
