@@ -41,8 +41,8 @@ import psutil
 from rich.table import Table
 
 from benchmarks.harness import ROOT, Bench, Measurement
-from benchmarks.imageweb import LIVE, WebPlan, plan_urls, write_tsv
 from benchmarks.toolenv import tool_venv
+from benchmarks.webplan import LIVE, WebPlan, plan_urls, write_tsv
 
 DATA = ROOT / "benchmarks" / "data"
 AUDIT, I2D = "llava-audit urls", "img2dataset"
