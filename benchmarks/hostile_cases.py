@@ -66,6 +66,47 @@ def _huge(work: Path) -> str:
     return str(work / "input.json")
 
 
+def _shard_folder(work: Path, *members: str) -> Path:
+    """A shard set folder (named input.json, as every scenario's path) with a clean first shard."""
+    folder = work / "input.json"
+    folder.mkdir()
+    (folder / "train-00000-of-00002.jsonl").write_text(json.dumps(_RECORD) + "\n", "utf-8")
+    for name in members:
+        (folder / name).touch()
+    return folder
+
+
+def _shards_empty(work: Path) -> str:
+    folder = work / "input.json"
+    folder.mkdir()
+    (folder / "README.md").write_text("a dataset card, no shards\n", "utf-8")
+    return str(folder)
+
+
+def _shards_fifo(work: Path) -> str:
+    folder = _shard_folder(work)
+    os.mkfifo(folder / "train-00001-of-00002.jsonl")
+    return str(folder)
+
+
+def _shards_symlink_out(work: Path) -> str:
+    folder = _shard_folder(work)
+    (folder / "train-00001-of-00002.jsonl").symlink_to(work / "good.json")
+    return str(folder)
+
+
+def _shards_no_match(work: Path) -> str:
+    _shard_folder(work)
+    return str(work / "input.json" / "train-*.parquet")
+
+
+def _shards_not_parquet(work: Path) -> str:
+    folder = work / "input.json"
+    folder.mkdir()
+    (folder / "train-00000-of-00001.parquet").write_text("not parquet", "utf-8")
+    return str(folder)
+
+
 #: scenario -> builds the hostile path inside the case's folder and returns it.
 SCENARIOS: dict[str, Callable[[Path], str]] = {
     "fifo": _fifo,
@@ -78,7 +119,18 @@ SCENARIOS: dict[str, Callable[[Path], str]] = {
     "empty": _empty,
     "huge-sparse": _huge,
     "nul-in-path": lambda work: str(work / "bad\x00name.json"),  # only through audit.toml
+    # a shard set (folder or glob of JSON Lines / Parquet shards)
+    "shards-empty-folder": _shards_empty,
+    "shards-fifo-member": _shards_fifo,
+    "shards-symlink-out": _shards_symlink_out,
+    "shards-mixed-formats": lambda work: str(_shard_folder(work, "train-00001-of-00002.parquet")),
+    "shards-glob-no-match": _shards_no_match,
+    "shards-not-parquet": _shards_not_parquet,
 }
+#: commands that take a shard set (the others take one file; a folder is refused there); a set
+#: that passes the pre-flight but cannot be read is a stage failure in `run` (its own lines)
+SHARD_COMMANDS = frozenset({"check", "urls", "run", "gate"})
+_READ_TIME = {"shards-not-parquet"}
 
 
 @dataclass(frozen=True)
@@ -133,6 +185,10 @@ XFAIL: dict[tuple[str, str], str] = {}
 def applicable(command: str, scenario: str) -> bool:
     cmd = COMMANDS[command]
     if scenario in cmd.skip:
+        return False
+    if scenario.startswith("shards-") and command not in SHARD_COMMANDS:
+        return False
+    if scenario in _READ_TIME and cmd.via_config:
         return False
     return cmd.via_config or scenario != "nul-in-path"  # argv cannot carry a NUL byte
 

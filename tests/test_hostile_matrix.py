@@ -33,6 +33,12 @@ _SAYS = {
     "empty": "empty",
     "huge-sparse": "9 GB, over the",
     "nul-in-path": "path contains a NUL byte",
+    "shards-empty-folder": "is a directory with no .jsonl, .jsonl.gz or .parquet shards",
+    "shards-fifo-member": "is a FIFO, not a regular file",
+    "shards-symlink-out": "outside",
+    "shards-mixed-formats": "mixes jsonl and parquet shards",
+    "shards-glob-no-match": "the pattern matches no file",
+    "shards-not-parquet": "not a readable Parquet file",
 }
 
 

@@ -103,7 +103,7 @@ def expand(path: str | Path, max_bytes: int | None = None) -> list[Path]:
             return shards
         shards = _walk(base)
         if not shards:
-            raise InputError(text, f"no {_NAMES} shards in the folder")
+            raise InputError(text, f"is a directory with no {_NAMES} shards")
     formats = {shard_format(s) for s in shards}
     if len(formats) > 1:
         raise InputError(text, "mixes jsonl and parquet shards; give one format per set")
