@@ -19,8 +19,9 @@ targets of issue 14 (wall <= 0.67, CPU <= 0.6); written to ``benchmarks/results/
 
 img2dataset runs from ``benchmarks/.venv-img2dataset`` (made on first use from
 ``benchmarks/envs/img2dataset.txt``, see ``toolenv.py``). ``--audit-rev REV`` runs llava-audit
-from ``git archive REV`` (a snapshot under ``benchmarks/data/``) instead of the working tree, to
-measure a committed engine while the tree holds unfinished work.
+from ``git archive REV`` instead of the working tree, to measure a committed engine while the tree
+holds unfinished work. Every run works in its own folder under ``benchmarks/data/`` (URL list,
+snapshot, state stores, img2dataset output), removed at the end: runs on other ports can overlap.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -235,8 +237,9 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     plan = WebPlan(hosts=args.hosts, seed=args.seed)
-    work = DATA / f"urlweb-{args.urls}"
-    work.mkdir(parents=True, exist_ok=True)
+    DATA.mkdir(parents=True, exist_ok=True)
+    # private to this run: two runs at once (other ports) must not share a URL list or run folder
+    work = Path(tempfile.mkdtemp(prefix=f"urlweb-{args.name}-", dir=DATA))
     tools = {"audit": [AUDIT], "img2dataset": [I2D], None: [AUDIT, I2D]}[args.only]
     web = Web(plan, args.port, args.latency, args.server_nice)
     try:
@@ -266,6 +269,7 @@ def main() -> None:
                 )
     finally:
         web.close()
+        shutil.rmtree(work, ignore_errors=True)
     summary: dict[str, Any] = {}
     if len(tools) == 2:
         table, summary = pair_table(rows, args.pairs)
