@@ -78,13 +78,18 @@ class TreeSampler:
     """Samples RSS (summed over a process and all its descendants) and CPU in a background thread.
 
     Summed RSS counts pages shared after fork() once per process, so it is an upper bound; that is
-    the conservative reading for a memory target.
+    the conservative reading for a memory target. With ``role`` (a process -> a name such as
+    "driver" or "jvm"), the peak of each role's summed RSS is kept too (``peak_by_role``).
     """
 
-    def __init__(self, pid: int, interval: float = 0.05) -> None:
+    def __init__(
+        self, pid: int, interval: float = 0.05, role: Callable[[psutil.Process], str] | None = None
+    ) -> None:
         self.root = psutil.Process(pid)
         self.interval = interval
+        self.role = role
         self.peak_rss = 0
+        self.peak_by_role: dict[str, int] = {}
         self.peak_cores = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -117,17 +122,24 @@ class TreeSampler:
         window_start, window_cpu = time.perf_counter(), 0.0
         while not self._stop.is_set():
             rss = 0
+            by_role: dict[str, int] = {}
             for proc in self._tree():
                 try:
                     with proc.oneshot():
-                        rss += proc.memory_info().rss
+                        used_rss = proc.memory_info().rss
                         times = proc.cpu_times()
+                        if self.role is not None:
+                            name = self.role(proc)
+                            by_role[name] = by_role.get(name, 0) + used_rss
+                    rss += used_rss
                     used = times.user + times.system
                     window_cpu += used - self._cpu_seen.get(proc.pid, 0.0)
                     self._cpu_seen[proc.pid] = used
                 except psutil.Error:
                     continue
             self.peak_rss = max(self.peak_rss, rss)
+            for name, value in by_role.items():
+                self.peak_by_role[name] = max(self.peak_by_role.get(name, 0), value)
             elapsed = time.perf_counter() - window_start
             if elapsed >= 0.5:
                 self.peak_cores = max(self.peak_cores, window_cpu / elapsed)
@@ -154,13 +166,15 @@ def run_subprocess(
     cwd: Path = ROOT,
     env: dict[str, str] | None = None,
     timeout: float = 1800,
+    role: Callable[[psutil.Process], str] | None = None,
 ) -> Measurement:
-    """Run ``argv`` to completion; CPU from getrusage(RUSAGE_CHILDREN) counts every reaped descendant."""
+    """Run ``argv`` to completion; CPU from getrusage(RUSAGE_CHILDREN) counts every reaped
+    descendant. With ``role``, ``extra["peak_rss_by_role"]`` holds each role's peak RSS."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         proc = subprocess.Popen(list(argv), cwd=cwd, env=env, stdout=out, stderr=err)
-        with TreeSampler(proc.pid) as sampler:
+        with TreeSampler(proc.pid, role=role) as sampler:
             try:
                 code = proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -175,6 +189,8 @@ def run_subprocess(
     extra = _last_json_line(stdout)
     if code not in (0, 1):
         extra["stderr_tail"] = stderr.strip().splitlines()[-3:]
+    if role is not None:
+        extra["peak_rss_by_role"] = dict(sampler.peak_by_role)
     return Measurement(
         name,
         wall,

@@ -1,0 +1,230 @@
+"""The Spark engine against the local engine on a sharded set of 1M records (issue 13).
+
+    .venv/bin/python -m benchmarks.bench_spark                          # 1M records, 20 shards
+    .venv/bin/python -m benchmarks.bench_spark --records 20000 --shards 4 --urls 2000   # quick
+
+In one run, each command in its own process after warming the page cache (generated once by
+benchmarks/generate_shards.py into ``benchmarks/data/shards-<records>/``):
+
+(a) the same findings: ``llava-audit check SET --findings F`` (local engine) and ``--engine spark
+    --master local[2] --findings-dir D`` compared as a multiset of (file, index, code), the Spark
+    side read back from its Parquet table with pyarrow; and the planted defects each one found;
+(b) wall and CPU ratios: Spark ``local[2]`` / ``local[1]``, Spark ``local[2]`` / local engine
+    (target <= 2.0 for ``check``), and records/s per executor core;
+(c) peak RSS by role, sampled over the process tree: the Python driver, the JVM (in local mode the
+    one JVM is the driver's and the executor's), the Python workers;
+(d) when the Spark URL stage is present: ``llava-audit urls --engine spark`` at ``local[1]`` and
+    ``local[2]`` against the loopback latency server, URLs/s per core.
+
+Writes ``benchmarks/results/spark.json`` (``spark-<records>.json`` for other sizes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import psutil
+import pyarrow.dataset as ds
+
+from benchmarks import generate_shards
+from benchmarks.bench_urls import start_server
+from benchmarks.harness import Bench, Measurement, warm_page_cache
+
+DATA = Path(__file__).resolve().parent / "data"
+LLAVA_AUDIT = str(Path(sys.executable).with_name("llava-audit"))
+Key = tuple[str, int, str]  # (file, index, code)
+
+
+def role(proc: psutil.Process) -> str:
+    """Which part of a run a process is: the CLI (driver), the JVM, or a Python worker."""
+    cmdline = proc.cmdline()
+    if (Path(cmdline[0]).name if cmdline else proc.name()) == "java":
+        return "jvm"
+    return "driver" if any(a.endswith("llava-audit") for a in cmdline[:2]) else "python workers"
+
+
+def dataset(out: Path, records: int, shards: int, defects: int, seed: int) -> Path:
+    """The sharded set, generated once per parameters (a marker file holds them)."""
+    params = {"records": records, "shards": shards, "defects": defects, "seed": seed}
+    marker = out / "params.json"
+    if not marker.is_file() or json.loads(marker.read_text()) != params:
+        generate_shards.generate(out, records, shards, seed, defects)
+        marker.write_text(json.dumps(params) + "\n")
+    return out
+
+
+def local_findings(path: Path) -> Counter[Key]:
+    """The local engine's ``--findings`` JSON Lines as a multiset."""
+    found: Counter[Key] = Counter()
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            row = json.loads(line)
+            found[(row["file"], row["index"], row["code"])] += 1
+    return found
+
+
+def spark_findings(folder: Path) -> Counter[Key]:
+    """The Spark engine's findings table (partitioned by dataset and code) as a multiset."""
+    table = ds.dataset(folder, format="parquet", partitioning="hive").to_table(
+        columns=["file", "index", "code"]
+    )
+    found: Counter[Key] = Counter()
+    for batch in table.to_batches():
+        files, indexes, codes = (batch.column(n).to_pylist() for n in ("file", "index", "code"))
+        found.update(zip(files, indexes, map(str, codes), strict=True))
+    return found
+
+
+def planted_found(planted: list[dict[str, object]], found: Counter[Key]) -> float:
+    """The share of planted (shard, index, code) that some finding reports."""
+    seen = {(Path(file).name.split(".")[0], index, code) for file, index, code in found}
+    wanted = [(p["shard"], p["index"], code) for p in planted for code in p["codes"]]  # type: ignore[attr-defined]
+    return sum(w in seen for w in wanted) / len(wanted) if wanted else 1.0
+
+
+def memory(bench: Bench, label: str, run: Measurement) -> None:
+    by_role = run.extra.get("peak_rss_by_role", {})
+    for name in ("driver", "jvm", "python workers"):
+        if name in by_role:
+            bench.figure(f"{label}: peak RSS {name} (GB)", by_role[name] / 2**30)
+
+
+def compare(bench: Bench, local: Counter[Key], spark: Counter[Key], planted: list) -> None:
+    """(a): the multisets equal, and the planted defects each engine found."""
+    equal = local == spark
+    bench.figure("findings equal, local vs spark local[2] (1 = yes)", float(equal), 1, True)
+    bench.params["findings"] = {"local": sum(local.values()), "spark": sum(spark.values())}
+    if not equal:
+        only_local, only_spark = local - spark, spark - local
+        bench.params["only_local"] = [list(k) for k in list(only_local)[:10]]
+        bench.params["only_spark"] = [list(k) for k in list(only_spark)[:10]]
+        bench.console.print(
+            f"[red]differ[/]: {len(only_local)} keys only local, "
+            f"{len(only_spark)} only spark; first: {bench.params['only_local'][:3]} "
+            f"/ {bench.params['only_spark'][:3]}"
+        )
+    bench.figure("planted found, local engine", planted_found(planted, local), 1, True)
+    bench.figure("planted found, spark local[2]", planted_found(planted, spark), 1, True)
+
+
+def check_runs(bench: Bench, shard_set: Path, records: int, tmp: Path, planted: list) -> None:
+    """(a)-(c) for ``check``."""
+    check = [LLAVA_AUDIT, "check", str(shard_set)]
+    spark = ["--engine", "spark", "--findings-dir"]
+    local = bench.run("local engine", [*check, "--findings", str(tmp / "local.jsonl")], role=role)
+    two = bench.run(
+        "spark local[2]", [*check, *spark, str(tmp / "s2"), "--master", "local[2]"], role=role
+    )
+    one = bench.run(
+        "spark local[1]", [*check, *spark, str(tmp / "s1"), "--master", "local[1]"], role=role
+    )
+    written = {"local.jsonl": local, "s2": two, "s1": one}
+    failed = [r.name for out, r in written.items() if not (tmp / out).exists()]
+    if failed:  # exit 1 is "errors found" and a crash alike: the output tells them apart
+        bench.console.print(f"[red]no findings written by: {', '.join(failed)}[/] (crashed?)")
+        bench.params["failed"] = failed
+        return
+    compare(bench, local_findings(tmp / "local.jsonl"), spark_findings(tmp / "s2"), planted)
+    bench.figure(
+        "findings equal, spark local[1] vs local[2] (1 = yes)",
+        float(spark_findings(tmp / "s1") == spark_findings(tmp / "s2")),
+        1,
+        True,
+    )
+    bench.ratio("check wall: spark local[2] / local engine", two.wall_s, local.wall_s, 2.0)
+    bench.ratio("check CPU: spark local[2] / local engine", two.cpu_s, local.cpu_s)
+    bench.ratio("check wall: spark local[2] / local[1]", two.wall_s, one.wall_s)
+    bench.ratio("check CPU: spark local[2] / local[1]", two.cpu_s, one.cpu_s)
+    bench.figure("check records/s per core, spark local[1]", records / one.wall_s)
+    bench.figure("check records/s per core, spark local[2]", records / two.wall_s / 2)
+    bench.figure("check records/s, local engine (2 cores)", records / local.wall_s)
+    for label, run in (("local engine", local), ("spark local[2]", two), ("spark local[1]", one)):
+        memory(bench, label, run)
+
+
+def url_runs(bench: Bench, n_urls: int, hosts: int, latency: float, tmp: Path) -> None:
+    """(d): the URL stage on Spark at local[1] and local[2] against the loopback server."""
+    server, port = start_server(hosts, latency, seconds=1800)
+    try:
+        meta = tmp / "urls_meta.json"
+        rows = [
+            {
+                "id": f"{i:09d}",
+                "image": f"{i:09d}.jpg",
+                "url": f"http://127.0.0.{i % hosts + 1}:{port}/images/{i:09d}.jpg",
+            }
+            for i in range(n_urls)
+        ]
+        meta.write_text(json.dumps(rows, indent=2), encoding="utf-8")
+        urls = [LLAVA_AUDIT, "urls", str(meta), "--allow-private", "--engine", "spark"]
+        rates = {}
+        for cores in (1, 2):
+            state = tmp / f"urls-{cores}.sqlite"
+            run = bench.run(
+                f"urls spark local[{cores}]",
+                [*urls, "--master", f"local[{cores}]", "--state", str(state)],
+                role=role,
+            )
+            rates[cores] = n_urls / run.wall_s / cores
+            bench.figure(f"URLs/s per core, spark local[{cores}]", rates[cores])
+        bench.ratio(
+            "urls wall: spark local[2] / local[1]", n_urls / rates[2] / 2, n_urls / rates[1]
+        )
+    finally:
+        assert server.stdin is not None
+        server.stdin.close()
+        server.wait(timeout=30)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--scale", type=float, default=1.0, help="multiplies --records")
+    parser.add_argument("--shards", type=int, default=20)
+    parser.add_argument("--defects", type=int, default=8, help="planted defects per shard")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--format", choices=generate_shards.FORMATS, default="jsonl")
+    parser.add_argument("--data", type=Path, help="where the set is (generated when missing)")
+    parser.add_argument("--urls", type=int, default=20_000, help="URLs for (d); 0 skips it")
+    parser.add_argument("--hosts", type=int, default=32)
+    parser.add_argument("--latency", type=float, default=0.05)
+    parser.add_argument("--results", type=Path, default=None, help="folder for the results JSON")
+    args = parser.parse_args(argv)
+    records = max(args.shards, round(args.records * args.scale))
+    out = args.data or DATA / f"shards-{records}"
+    shard_set = dataset(out, records, args.shards, args.defects, args.seed) / args.format
+    name = "spark" if records == 1_000_000 else f"spark-{records}"
+    bench = Bench(
+        name,
+        params={
+            "records": records,
+            "shards": args.shards,
+            "format": args.format,
+            "defects_per_shard": args.defects,
+        },
+    )
+    planted = json.loads((out / "defects.json").read_text(encoding="utf-8"))
+    warm_page_cache(sorted(shard_set.iterdir()))
+    with tempfile.TemporaryDirectory(prefix="bench-spark-") as folder:
+        check_runs(bench, shard_set, records, Path(folder), planted)
+        spark_urls = importlib.util.find_spec("audit.engines.spark.urls") is not None
+        if args.urls and spark_urls:
+            url_runs(bench, args.urls, args.hosts, args.latency, Path(folder))
+    bench.params["urls"] = args.urls if spark_urls else "no Spark URL stage"
+    if args.results is not None:
+        bench.finish(args.results)
+    else:
+        bench.finish()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
