@@ -127,10 +127,8 @@ SCENARIOS: dict[str, Callable[[Path], str]] = {
     "shards-glob-no-match": _shards_no_match,
     "shards-not-parquet": _shards_not_parquet,
 }
-#: commands that take a shard set (the others take one file; a folder is refused there); a set
-#: that passes the pre-flight but cannot be read is a stage failure in `run` (its own lines)
+#: commands that take a shard set (the others take one file; a folder is refused there)
 SHARD_COMMANDS = frozenset({"check", "urls", "run", "gate"})
-_READ_TIME = {"shards-not-parquet"}
 
 
 @dataclass(frozen=True)
@@ -187,8 +185,6 @@ def applicable(command: str, scenario: str) -> bool:
     if scenario in cmd.skip:
         return False
     if scenario.startswith("shards-") and command not in SHARD_COMMANDS:
-        return False
-    if scenario in _READ_TIME and cmd.via_config:
         return False
     return cmd.via_config or scenario != "nul-in-path"  # argv cannot carry a NUL byte
 

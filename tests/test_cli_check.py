@@ -174,8 +174,9 @@ def test_an_ambiguous_kind_is_said_and_names_the_kind_option(
         ),
         ("x.json", b"\x89PNG\r\n\x1a\n\x00\x00", "file is a PNG image, not a LLaVA JSON file"),
         ("images.zip", b"PK\x03\x04\x14\x00", "file is a zip archive, not a LLaVA JSON file"),
-        ("x.parquet", b"PAR1\x15\x04", "file is a Parquet file, not a LLaVA JSON file"),
-        ("folder", None, "file is a directory"),
+        ("x.json", b"PAR1\x15\x04", "file is a Parquet file, not a LLaVA JSON file; name it"),
+        ("x.parquet", b"PK\x03\x04\x14\x00", "shard is not a Parquet file"),
+        ("folder", None, "is a directory with no .jsonl, .jsonl.gz or .parquet shards"),
         ("missing.json", "absent", "file not found"),
     ],
 )

@@ -38,7 +38,7 @@ _SAYS = {
     "shards-symlink-out": "outside",
     "shards-mixed-formats": "mixes jsonl and parquet shards",
     "shards-glob-no-match": "the pattern matches no file",
-    "shards-not-parquet": "not a readable Parquet file",
+    "shards-not-parquet": "shard is not a Parquet file",
 }
 
 

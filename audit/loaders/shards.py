@@ -100,6 +100,7 @@ def expand(path: str | Path, max_bytes: int | None = None) -> list[Path]:
             if shard_format(base) is None:
                 raise InputError(text, f"not a folder or a {_NAMES} shard")
             shards = [regular_file(base, "shard", max_bytes, "dataset_mb")]
+            _check_magic(shards[0])
             return shards
         shards = _walk(base)
         if not shards:
@@ -109,7 +110,27 @@ def expand(path: str | Path, max_bytes: int | None = None) -> list[Path]:
         raise InputError(text, "mixes jsonl and parquet shards; give one format per set")
     for shard in shards:
         regular_file(shard, "shard", max_bytes, "dataset_mb")
+        _check_magic(shard)
     return sorted(shards, key=lambda s: _relative(s, base))
+
+
+_MAGIC_BYTES = {".parquet": (b"PAR1", "a Parquet file"), ".gz": (b"\x1f\x8b", "gzip data")}
+
+
+def _check_magic(path: Path) -> None:
+    """A Parquet or gzip shard begins as its format does (an empty or foreign file is refused
+    here, before any work, rather than failing in a worker)."""
+    magic = _MAGIC_BYTES.get(path.suffix.lower())
+    if magic is None:
+        return
+    try:  # non-blocking: a file swapped for a FIFO after the check cannot block the read
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+        with os.fdopen(fd, "rb") as handle:
+            head = handle.read(len(magic[0]))
+    except OSError as exc:
+        raise InputError(str(path), f"shard cannot be read: {exc.strerror or exc}") from None
+    if head != magic[0]:
+        raise InputError(str(path), f"shard is not {magic[1]} (its first bytes say otherwise)")
 
 
 def _relative(path: Path, base: Path) -> str:

@@ -40,7 +40,7 @@ _MAGIC: tuple[tuple[int, bytes, str], ...] = (
 )
 _HINTS = {
     "a zip archive": "; an images zip goes to `llava-audit images --root`",
-    "a Parquet file": "; convert it to JSON Lines first",
+    "a Parquet file": "; name it .parquet (or give its folder) to audit it as conversation shards",
 }
 
 
