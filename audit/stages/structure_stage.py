@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from audit import engines
+from audit.loaders.shards import input_files
 from audit.results import StructureResult
 from audit.stages.context import StageContext, StageSkipped, cached
 from audit.store import stagecache
@@ -34,7 +35,11 @@ def structure(ctx: StageContext) -> StructureResult:
 
     # on Spark the result points at this run's findings table: a stored one would name another
     # run's folder (which retention may delete), so the stage runs again
-    key = None if spark else stagecache.make_key("structure", ds.name, files=paths, settings=[ds])
+    key = (
+        None
+        if spark
+        else stagecache.make_key("structure", ds.name, files=input_files(paths), settings=[ds])
+    )
     return cached(ctx, "structure", key, compute, StructureResult)
 
 
