@@ -97,7 +97,7 @@ def finish(
         return [], {}
     import polars as pl
 
-    from audit.checks import crossfile, crossrecord, stats
+    from audit.checks import crossfile, crossrecord
     from audit.checks.tables import FileRef
 
     findings: list[Finding] = []
@@ -113,31 +113,18 @@ def finish(
         metadata[entry.source] = "url" in table.columns
         if not entry.is_set:
             continue  # a plain file's own rules ran in its worker
-        ref = FileRef(entry.dataset, entry.source, entry.kind)
-        records = sum(_records(outcomes[n]) for n in entry.tasks if n in outcomes)
+        records = sum(records_of(outcomes[n]) for n in entry.tasks if n in outcomes)
+        found: list[Finding] = []
         if metadata[entry.source]:
             counts = {
                 "repeated_ids": crossrecord.repeats(table, "id"),
                 "repeated_urls": crossrecord.repeats(table, "url"),
             }
-            findings.append(
-                ref.finding(
-                    Code.STATS_SUMMARY,
-                    f"{records:,} metadata records in {len(entry.tasks)} shard(s); "
-                    f"{counts['repeated_ids']:,} repeated ids, "
-                    f"{counts['repeated_urls']:,} repeated URLs",
-                )
-            )
-            set_stats[entry.source] = {"records": 0, "metadata_keys": True, **counts}
         else:
             found, counts = crossrecord.duplicate_counts(table, entry.dataset)
-            findings += [*found, crossrecord.duplicate_summary(counts, ref)]
-            set_stats[entry.source] = {"records": 0, "duplicates": counts}
-        findings += stats.record_count(ref, records)
-    for meta in entries:
-        chat = next((e for e in entries if e.kind == PAIRS.get(meta.kind)), None)
-        if chat is None or not (chat.is_set or meta.is_set):
-            continue
+        lines, set_stats[entry.source] = set_summary(entry, counts, records)
+        findings += [*found, *lines]
+    for chat, meta in set_pairs(entries):
         if chat.source not in keys or meta.source not in keys:
             continue
         chat_ref = FileRef(chat.dataset, chat.source, chat.kind)
@@ -149,5 +136,42 @@ def finish(
     return findings, set_stats
 
 
-def _records(outcome: Any) -> int:
+def set_summary(
+    entry: Entry, counts: dict[str, int], records: int
+) -> tuple[list[Finding], dict[str, Any]]:
+    """A set's summary lines and stats from the counts of the cross-record rules over all its
+    shards (computed here on the concatenation, or summed over Spark partitions)."""
+    from audit.checks import crossrecord, stats
+    from audit.checks.tables import FileRef
+
+    ref = FileRef(entry.dataset, entry.source, entry.kind)
+    if "repeated_urls" in counts:  # a metadata set
+        line = ref.finding(
+            Code.STATS_SUMMARY,
+            f"{records:,} metadata records in {len(entry.tasks)} shard(s); "
+            f"{counts['repeated_ids']:,} repeated ids, "
+            f"{counts['repeated_urls']:,} repeated URLs",
+        )
+        return [line, *stats.record_count(ref, records)], {
+            "records": 0,
+            "metadata_keys": True,
+            **counts,
+        }
+    lines = [crossrecord.duplicate_summary(counts, ref), *stats.record_count(ref, records)]
+    return lines, {"records": 0, "duplicates": counts}
+
+
+def set_pairs(entries: list[Entry]) -> list[tuple[Entry, Entry]]:
+    """(chat, metadata) entries compared through their key tables: where either is a set (two
+    plain files meet in their workers)."""
+    pairs = []
+    for meta in entries:
+        chat = next((e for e in entries if e.kind == PAIRS.get(meta.kind)), None)
+        if chat is not None and (chat.is_set or meta.is_set):
+            pairs.append((chat, meta))
+    return pairs
+
+
+def records_of(outcome: Any) -> int:
+    """The records a task's outcome (``structure.Outcome``) audited."""
     return sum(int(s.get("records", 0)) for s in outcome.stats.values())
