@@ -21,12 +21,7 @@ from pathlib import Path
 import msgspec
 
 from audit.atomic import write_atomic
-from audit.checks.takedown import (
-    BlockKey,
-    Blocklist,
-    parse_key,
-    present_findings,
-)
+from audit.checks.takedown import BlockKey, Blocklist, parse_key
 from audit.config import Config
 from audit.errors import InputError, TakedownError
 from audit.findings import Code
@@ -37,7 +32,15 @@ from audit.store.ledger import Ledger, Request
 from audit.store.ledgerfile import opened_ledger
 from audit.takedown_images import ImageRemoval, present, remove, request_images, takedown_dir
 from audit.takedown_locate import Located, locate_request
-from audit.takedown_search import LoadedFile, Place, dataset_files, load_file, search
+from audit.takedown_search import (
+    LoadedFile,
+    MatchRecords,
+    Place,
+    dataset_files,
+    hashed_candidates,
+    load_file,
+    match_here,
+)
 from audit.takedown_verify import Verified as Verified
 from audit.takedown_verify import verify as verify
 
@@ -348,12 +351,14 @@ def blocklist_findings(
     *,
     datasets: Iterable[str] | None = None,
     progress: Progress | None = None,
+    match_records: MatchRecords = match_here,
 ) -> TakedownResult:
     """The audit's takedown stage: `takedown.present` for every blocklisted item in a dataset.
 
     Records named by a request that is received but neither applied nor rejected or exempted are
     `takedown.pending` errors: GDPR Art. 18 restricts processing from the day the request arrives.
-    With no request in the ledger nothing is read at all.
+    With no request in the ledger nothing is read at all. ``match_records`` matches the records
+    elsewhere (the Spark engine's executors).
     """
     with opened_ledger(config, store) as ledger:
         entries = ledger.blocklist()
@@ -375,14 +380,16 @@ def blocklist_findings(
             unreadable.append(exc.message)  # the structure stage reports it in full
     blocklist = Blocklist([*entries, *pending], phash_distance=config.takedown.phash_distance)
     open_ids = {r.request_id for r in open_requests}
-    matches = search(config, store, loaded, blocklist, progress or NoProgress())
-    found = present_findings(matches, {rid: rid not in open_ids for _, rid in blocklist.entries()})
-    present = sum(f.code == Code.TAKEDOWN_PRESENT for f in found)
-    return msgspec.structs.replace(
+    candidates = hashed_candidates(config, store, loaded, blocklist, progress or NoProgress())
+    applied = {rid: rid not in open_ids for _, rid in blocklist.entries()}
+    found, totals = match_records(blocklist, applied, candidates)
+    result = msgspec.structs.replace(
         counts,
         findings=found,
-        records=sum(len(f.candidates) for f in loaded),
+        finding_totals=totals,
+        records=len(candidates),
         unreadable=unreadable,
-        present=present,
-        pending=len(found) - present,
     )
+    by_code = result.finding_counts()
+    present = sum(n for (code, _), n in by_code.items() if code == Code.TAKEDOWN_PRESENT)
+    return msgspec.structs.replace(result, present=present, pending=sum(by_code.values()) - present)

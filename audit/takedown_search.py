@@ -10,20 +10,22 @@ name), which the removal manifest names and ``verify`` checks for the bytes.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from audit.checks.takedown import Blocklist, Candidate, Match, find_matches
+from audit.checks.takedown import Blocklist, Candidate, Match, find_matches, present_findings
 from audit.config import Config
 from audit.errors import InputError, TakedownError
+from audit.findings import Finding
 from audit.loaders import imageroots, jsonscan
 from audit.loaders.jsonfile import parse_container
 from audit.loaders.records import METADATA_ALIASES, raw_records
 from audit.models import Progress
+from audit.results import FindingTotals
 from audit.store import Store
 from audit.store.imagehash import (
     ImageHashes,
@@ -285,7 +287,32 @@ def search(
 ) -> list[Match]:
     """The records of ``loaded`` that carry a blocklisted key, reading image bytes only when a
     content hash is blocklisted (and decoding them only for a perceptual hash)."""
+    return find_matches(blocklist, hashed_candidates(config, store, loaded, blocklist, progress))
+
+
+def hashed_candidates(
+    config: Config,
+    store: Store,
+    loaded: list[LoadedFile],
+    blocklist: Blocklist,
+    progress: Progress,
+) -> list[Candidate]:
+    """Every record of ``loaded``, with its image's content hashes when the blocklist has any."""
     kinds = blocklist.hash_kinds()
     if kinds:
         hash_images(config, store, loaded, progress, phash="phash" in kinds)
-    return find_matches(blocklist, [c for f in loaded for c in f.candidates])
+    return [c for f in loaded for c in f.candidates]
+
+
+#: Matching and its findings (``takedown.present``/``pending``): :func:`match_here`, or in Spark
+#: executors (audit.engines.spark.takedown_batches), then with the table's totals.
+MatchRecords = Callable[
+    [Blocklist, Mapping[str, bool], list[Candidate]], tuple[list[Finding], FindingTotals | None]
+]
+
+
+def match_here(
+    blocklist: Blocklist, applied: Mapping[str, bool], candidates: list[Candidate]
+) -> tuple[list[Finding], None]:
+    """The local engine: every finding, in record order."""
+    return present_findings(find_matches(blocklist, candidates), applied), None

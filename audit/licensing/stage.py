@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
+from typing import Protocol
 
 import msgspec
 
@@ -29,13 +30,36 @@ from audit.licensing.inputs import (
 from audit.licensing.policy import load_policy
 from audit.licensing.provenance import RecordView, derive
 from audit.licensing.totals import FileTally, dataset_stats
-from audit.licensing.verdicts import ACTIONS, USES, Evaluator, LicenceContext, use_key
+from audit.licensing.verdicts import (
+    ACTIONS,
+    USES,
+    Evaluator,
+    LicenceContext,
+    RecordLicence,
+    use_key,
+)
 from audit.loaders.records import LoadedFile, load_records
 from audit.models import NoProgress, Progress
 from audit.results import LicenseResult
 from audit.store import Store
 
 _BATCH = 10_000
+
+
+class FileAssessor(Protocol):
+    """Tallies every record of one file into ``tally`` (and ``verdicts_out``): the local engine's
+    loop below, or the Spark engine's executors running :func:`assessor` on record batches."""
+
+    def __call__(
+        self,
+        views: Iterator[RecordView],
+        kind: str,
+        ctx: LicenceContext,
+        source: str | None,
+        tally: FileTally,
+        verdicts_out: dict[int, str] | None,
+        progress: Progress,
+    ) -> None: ...
 
 
 def license_files(
@@ -57,6 +81,7 @@ def license_files(
     preloaded: LoadedFile | None = None,
     verdict_sink: Callable[[VerdictRow], None] | None = None,
     image_roots: Sequence[str | Path] = (),
+    assess_file: FileAssessor | None = None,
 ) -> LicenseResult:
     """Verdicts for every record of ``paths`` under the declared use(s); forbidden records are errors.
 
@@ -75,7 +100,14 @@ def license_files(
     ``verdict_sink`` receives one typed :class:`VerdictRow` per record and declared use, with its
     chain of evidence. ``image_roots`` (folders or zips) let the stage compare COCO images with
     the sizes the annotation file records: a resized copy is a derivative (``license.derivative``).
+    ``assess_file`` tallies each file's records elsewhere (the Spark engine; then no attribution
+    or verdict rows, which are written record by record here).
     """
+    if assess_file is not None and (attribution_out or verdict_sink):
+        raise UsageError(
+            "the attribution export and the verdict rows are written record by record on this "
+            "machine: use --engine local for --attribution and --verdicts"
+        )
     settings = settings or LicenseConfig()
     uses = _uses(use)
     policy = load_policy(settings.policy)
@@ -110,18 +142,21 @@ def license_files(
                 found = derivatives(views(), base_ctx.coco_sizes, image_roots, store)
                 ctx = replace(ctx, modified=found)
             progress.start(f"licences {Path(path).name}", size)
-            _license_file(
-                views(),
-                file_kind,
-                ctx,
-                source,
-                tally,
-                writer,
-                rows,
-                verdict_sink,
-                verdicts_out,
-                progress,
-            )
+            if assess_file is not None:
+                assess_file(views(), file_kind, ctx, source, tally, verdicts_out, progress)
+            else:
+                _license_file(
+                    views(),
+                    file_kind,
+                    ctx,
+                    source,
+                    tally,
+                    writer,
+                    rows,
+                    verdict_sink,
+                    verdicts_out,
+                    progress,
+                )
             findings += tally.finish(policy.card_for(file_kind))
             tallies.append((tally, file_kind))
     totals = dataset_stats(tallies, uses, image_origin, settings, coco_joined)
@@ -159,21 +194,11 @@ def _license_file(
     progress: Progress,
 ) -> None:
     """Stream one file's records: provenance, verdicts, totals, attribution, verdict rows."""
-    policy = ctx.policy
-    evaluator = Evaluator(ctx)
-    components = {name: tuple(s.components) for name, s in policy.sources.items()}
+    assess = assessor(ctx, kind, source)
     declared = tally.uses[0]
     n = 0
     for n, view in enumerate(views, 1):
-        prov = derive(
-            view,
-            kind=kind,
-            hosts=policy.lcs.hosts,
-            lcs_fallback=policy.lcs.fallback,
-            source_components=components,
-            source=source,
-        )
-        rec = evaluator.assess(prov)
+        rec = assess(view)
         tally.add(rec)
         if verdicts_out is not None:
             verdicts_out[view.position] = rec.judgement.verdicts[declared].verdict.value
@@ -188,6 +213,28 @@ def _license_file(
     progress.finish()
 
 
+def assessor(
+    ctx: LicenceContext, kind: str, source: str | None
+) -> Callable[[RecordView], RecordLicence]:
+    """One record's licence: its provenance, then its verdict per use (cached per judgement)."""
+    policy = ctx.policy
+    evaluator = Evaluator(ctx)
+    components = {name: tuple(s.components) for name, s in policy.sources.items()}
+
+    def assess(view: RecordView) -> RecordLicence:
+        prov = derive(
+            view,
+            kind=kind,
+            hosts=policy.lcs.hosts,
+            lcs_fallback=policy.lcs.fallback,
+            source_components=components,
+            source=source,
+        )
+        return evaluator.assess(prov)
+
+    return assess
+
+
 def license_dataset(
     ds: DatasetConfig,
     config: Config,
@@ -198,6 +245,7 @@ def license_dataset(
     uses: Sequence[str] | None = None,
     chat_loaded: LoadedFile | None = None,
     verdict_sink: Callable[[VerdictRow], None] | None = None,
+    assess_file: FileAssessor | None = None,
 ) -> LicenseResult:
     """The runner's entry: the dataset's chat file (or metadata file alone) under the configured use.
 
@@ -234,6 +282,7 @@ def license_dataset(
         preloaded=chat_loaded,
         image_roots=[config.path(r) for r in ds.images],
         verdict_sink=verdict_sink,
+        assess_file=assess_file,
     )
 
 

@@ -30,6 +30,23 @@ _GROUP_CODES: dict[str, Code] = {  # the grouped warnings, per verdict
 
 
 @dataclass
+class _Labels:
+    """Records of one group: how many, and the first few (position, label) to name them."""
+
+    n: int = 0
+    first: list[tuple[int, str]] = field(default_factory=list)
+
+    def add(self, position: int, label: str) -> None:
+        self.n += 1
+        if len(self.first) < _EXAMPLES:
+            self.first.append((position, label))
+
+    def merge(self, other: _Labels) -> None:
+        self.n += other.n
+        self.first = sorted(self.first + other.first)[:_EXAMPLES]
+
+
+@dataclass
 class FileTally:
     """Totals and findings for one file under the declared uses, built record by record.
 
@@ -46,10 +63,10 @@ class FileTally:
     opt_out: int = 0
     modified: int = 0  # images found to differ from their original (resized, re-encoded)
     coco_records: int = 0
-    coco_unresolved: list[str] = field(default_factory=list)
+    coco_unresolved: _Labels = field(default_factory=_Labels)
     findings: list[Finding] = field(default_factory=list)
     _counts: Counter[tuple[str, Judgement]] = field(default_factory=Counter)
-    _groups: dict[tuple[str, UseVerdict], list[str]] = field(default_factory=dict)
+    _groups: dict[tuple[str, UseVerdict], _Labels] = field(default_factory=dict)
 
     def add(self, rec: RecordLicence) -> None:
         prov = rec.provenance
@@ -60,7 +77,7 @@ class FileTally:
         if prov.source == "coco":
             self.coco_records += 1
             if rec.coco_unresolved:
-                self.coco_unresolved.append(label)
+                self.coco_unresolved.add(prov.position, label)
         if rec.opt_out:
             self.opt_out += 1
             self._finding(
@@ -79,8 +96,8 @@ class FileTally:
             elif uv.verdict is Verdict.UNKNOWN or uv.verdict is Verdict.CONDITIONAL:
                 group = self._groups.get((use, uv))
                 if group is None:
-                    group = self._groups[(use, uv)] = []
-                group.append(label)
+                    group = self._groups[(use, uv)] = _Labels()
+                group.add(prov.position, label)
         if forbidden:
             self._finding(Code.LICENSE_FORBIDDEN, " | ".join(forbidden), prov)
         conflict = rec.judgement.share_alike_conflict
@@ -91,6 +108,17 @@ class FileTally:
                 f"different elements: {', '.join(conflict)}",
                 prov,
             )
+
+    def merge(self, other: FileTally) -> None:
+        """Add ``other``, a tally of other records of the same file (the Spark engine tallies a
+        file's records in several executors): the same totals and findings as one tally."""
+        for name in ("records", "inferred", "opt_out", "modified", "coco_records"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.coco_unresolved.merge(other.coco_unresolved)
+        self.findings += other.findings
+        self._counts.update(other._counts)
+        for key, labels in other._groups.items():
+            self._groups.setdefault(key, _Labels()).merge(labels)
 
     def _finding(self, code: Code, message: str, prov: Provenance) -> None:
         self.findings.append(
@@ -136,15 +164,18 @@ class FileTally:
         out = list(self.findings)
         if card is not None and self.records:
             out.append(self._file_finding(Code.LICENSE_CARD_SCOPE, self._card_message(card)))
-        merged: dict[tuple[str, str, tuple[str, ...]], list[str]] = {}
+        merged: dict[tuple[str, str, tuple[str, ...]], _Labels] = {}
         for (use, uv), group in self._groups.items():  # equal reasons from different judgements
-            merged.setdefault((use, uv.verdict.value, uv.reasons), []).extend(group)
-        for (use, verdict, reasons), labels in sorted(merged.items(), key=lambda kv: -len(kv[1])):
+            merged.setdefault((use, uv.verdict.value, uv.reasons), _Labels()).merge(group)
+        # biggest first; ties in the order the records came (the first record of each group)
+        for (use, verdict, reasons), labels in sorted(
+            merged.items(), key=lambda kv: (-kv[1].n, kv[1].first[0][0] if kv[1].first else 0)
+        ):
             what = "no known licence" if verdict == "unknown" else "only conditionally allowed"
             out.append(
                 self._file_finding(
                     _GROUP_CODES[verdict],
-                    f"{len(labels):,} records {what} for {_label(use)}: {'; '.join(reasons)} "
+                    f"{labels.n:,} records {what} for {_label(use)}: {'; '.join(reasons)} "
                     f"(e.g. {_examples(labels)})",
                 )
             )
@@ -156,11 +187,11 @@ class FileTally:
                     "was given (--coco-annotations), so their per-image licences are unresolved",
                 )
             )
-        elif self.coco_unresolved:
+        elif self.coco_unresolved.n:
             out.append(
                 self._file_finding(
                     Code.LICENSE_COCO_UNRESOLVED,
-                    f"{len(self.coco_unresolved):,} COCO images are not in the COCO annotation "
+                    f"{self.coco_unresolved.n:,} COCO images are not in the COCO annotation "
                     f"file (e.g. {_examples(self.coco_unresolved)})",
                 )
             )
@@ -211,7 +242,7 @@ class FileTally:
             "opt_out": self.opt_out,
             "modified": self.modified,
             "coco_records": self.coco_records,
-            "coco_unresolved": len(self.coco_unresolved),
+            "coco_unresolved": self.coco_unresolved.n,
         }
 
 
@@ -285,6 +316,6 @@ def _plain(table: dict[str, dict[str, Counter[str]]]) -> dict[str, dict[str, dic
     return {key: {u: dict(c) for u, c in per_use.items()} for key, per_use in table.items()}
 
 
-def _examples(labels: list[str]) -> str:
-    shown = ", ".join(labels[:_EXAMPLES])
-    return shown + (", ..." if len(labels) > _EXAMPLES else "")
+def _examples(labels: _Labels) -> str:
+    shown = ", ".join(label for _, label in labels.first)
+    return shown + (", ..." if labels.n > _EXAMPLES else "")

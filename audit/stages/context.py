@@ -86,6 +86,12 @@ class StageContext:
     def path(self, value: str) -> Path:
         return self.config.path(value)
 
+    def findings_dir(self, stage: str) -> str:
+        """Where a stage run on Spark writes its findings table: ``findings/stage=<stage>/`` in
+        the run folder, partitioned by dataset and code (the runner has Spark overwrite only the
+        dataset's own partitions, so the datasets of a run share one table per stage)."""
+        return str(self.work_dir / "findings" / f"stage={stage}")
+
     def chat_file(self) -> LoadedFile:
         """The dataset's conversation file, loaded once per run for every stage that needs it."""
         from audit.loaders.records import load_records
@@ -131,7 +137,7 @@ def cached(
             ctx.reused.add(stage)
             return reused
     result = compute()
-    if key is not None:
+    if key is not None and result.finding_totals is None:  # a table in this run's folder only
         extra = outside.state() if outside is not None else None
         entry = stagecache.CachedStage(result=result, kind=ctx.kind, extra=extra)
         stagecache.save(ctx.store, stage, ctx.dataset.name, key, entry)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
+from audit import engines
 from audit.results import LicenseResult, UrlsResult
 from audit.stages.context import StageContext, StageSkipped, cached
 from audit.store import stagecache
@@ -19,6 +20,8 @@ def license_(ctx: StageContext) -> LicenseResult:
         from audit.export.licence_table import LicenceTable
         from audit.licensing import license_dataset
 
+        if engines.is_spark(ctx.config.engine):
+            return _on_spark(ctx)
         verdicts: dict[int, str] = {}
         table = LicenceTable()  # each record's licences and verdicts, for `export`
         result = license_dataset(
@@ -35,6 +38,27 @@ def license_(ctx: StageContext) -> LicenseResult:
         )
 
     return cached(ctx, "license", license_key(ctx, urls), compute, LicenseResult)
+
+
+def _on_spark(ctx: StageContext) -> LicenseResult:
+    """Verdicts in Spark executors; the findings to the run's table. No per-record licence table
+    for `export` (it asks for a local run), the verdicts still go to the expectations."""
+    from audit.engines.spark.licence_batches import SparkLicensing
+    from audit.licensing import license_dataset
+
+    verdicts: dict[int, str] = {}
+    job = SparkLicensing(ctx.config.engine)
+    result = license_dataset(
+        ctx.dataset,
+        ctx.config,
+        progress=ctx.progress,
+        store=ctx.store,
+        verdicts_out=verdicts,
+        chat_loaded=ctx.chat_file() if ctx.dataset.chat else None,
+        assess_file=job,
+    )
+    result = job.publish(result, ctx.findings_dir("license"))
+    return msgspec.structs.replace(result, record_verdicts=verdicts)
 
 
 def license_key(ctx: StageContext, urls: UrlsResult | None) -> str | None:

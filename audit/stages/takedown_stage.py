@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from audit import engines
 from audit.results import TakedownResult
 from audit.stages.context import StageContext, cached
 from audit.store import stagecache
@@ -10,9 +11,19 @@ from audit.store import stagecache
 def takedown(ctx: StageContext) -> TakedownResult:
     def compute() -> TakedownResult:
         from audit.takedown import blocklist_findings
+        from audit.takedown_search import MatchRecords, match_here
 
+        match: MatchRecords = match_here
+        if engines.is_spark(ctx.config.engine):
+            from audit.engines.spark.takedown_batches import SparkMatching
+
+            match = SparkMatching(ctx.config.engine, ctx.findings_dir("takedown"))
         return blocklist_findings(
-            ctx.config, ctx.store, datasets=[ctx.dataset.name], progress=ctx.progress
+            ctx.config,
+            ctx.store,
+            datasets=[ctx.dataset.name],
+            progress=ctx.progress,
+            match_records=match,
         )
 
     return cached(ctx, "takedown", _takedown_key(ctx), compute, TakedownResult)
