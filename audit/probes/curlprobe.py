@@ -37,7 +37,6 @@ from audit.probes.hostsched import HostHealth, HostScheduler, servers
 from audit.probes.http import REDIRECTS, Answer, Classifier, Outcome, status_outcome
 from audit.probes.urlfailures import broke_off, failure
 from audit.probes.urlguard import AddressPolicy
-from audit.probes.urlnames import host_of
 from audit.store.urls import HostFile, UrlProbe
 
 _EVENTS = {
@@ -96,6 +95,7 @@ class _Engine:
         self.multi.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
         self.multi.setopt(pycurl.M_MAXCONNECTS, max(64, 2 * settings.workers))
         self.selector = selectors.DefaultSelector()
+        self.watched: dict[int, int] = {}  # fd -> the events libcurl waits for on it
         self.curl_due: float | None = None
         self.running: dict[pycurl.Curl, Task] = {}
         self.free: list[pycurl.Curl] = []
@@ -153,14 +153,17 @@ class _Engine:
 
     def _on_socket(self, what: int, fd: int, _multi: object, _data: object) -> None:
         events = _EVENTS.get(what)
-        registered = fd in self.selector.get_map()
+        registered = self.watched.get(fd)
         if events is None:
-            if registered:
+            if registered is not None:
+                del self.watched[fd]
                 self.selector.unregister(fd)
-        elif registered:
-            self.selector.modify(fd, events)
-        else:
+        elif registered is None:
+            self.watched[fd] = events
             self.selector.register(fd, events)
+        elif registered != events:
+            self.watched[fd] = events
+            self.selector.modify(fd, events)
 
     def _on_timer(self, ms: int) -> None:
         self.curl_due = None if ms < 0 else time.monotonic() + ms / 1000
@@ -174,7 +177,7 @@ class _Engine:
                 job, server, job.max_bytes if isinstance(job, FileJob) else self.s.max_bytes
             )
             if not file:
-                down = self.health.down(host_of(task.url), task.url)
+                down = self.health.down(task.host, task.url)
                 if down is not None:
                     self._release(server)
                     self._decided(task, down)
@@ -361,7 +364,7 @@ class _Engine:
             out.sha256,
             out.size,
         )
-        self.health.saw(host_of(task.url), probe)
+        self.health.saw(task.host, probe)
         self._decided(task, probe)
 
     def _decided(self, task: Task, probe: UrlProbe) -> None:

@@ -20,6 +20,7 @@ from audit.config import UrlConfig
 from audit.probes.hostfiles import FileJob
 from audit.probes.http import Answer, Outcome
 from audit.probes.urlguard import AddressPolicy, DnsFailure, RefusedAddress
+from audit.probes.urlnames import host_of
 
 #: URLs that need no re-quoting or IDNA encoding (the common case) go to libcurl as they are.
 _PLAIN_URL = re.compile(
@@ -41,6 +42,7 @@ class Task:
         "current",
         "head",
         "hops",
+        "host",
         "job",
         "key",
         "mark",
@@ -57,6 +59,7 @@ class Task:
     def __init__(self, job: FileJob | str, key: str, cap: int) -> None:
         self.job, self.key, self.cap = job, key, cap
         self.url = job.url if isinstance(job, FileJob) else job
+        self.host = host_of(self.url)  # the key of HostHealth: a dead site behind a shared address
         self.attempt = 0
         self.new_attempt()
 

@@ -74,6 +74,7 @@ class AddressPolicy:
         self._cache: dict[tuple[str, int], list[tuple[int, str]] | str] = dict(known or {})
         self._allowed: dict[tuple[str, int], list[tuple[int, str]]] = {}  # resolve's answers
         self._lock = threading.Lock()
+        self._literals: dict[str, bool] = {}
 
     def allowed(self, address: Address) -> bool:
         if self.allow_private:
@@ -94,11 +95,14 @@ class AddressPolicy:
 
     def literal_refused(self, host: str) -> bool:
         """True when ``host`` is an IP literal the policy forbids (refused without any lookup)."""
-        try:
-            address = ipaddress.ip_address(host.strip("[]"))
-        except ValueError:
-            return False
-        return not self.allowed(address)
+        known = self._literals.get(host)
+        if known is None:
+            try:
+                known = not self.allowed(ipaddress.ip_address(host.strip("[]")))
+            except ValueError:
+                known = False
+            self._literals[host] = known  # asked per hop: parsed once per host
+        return known
 
     def resolve(self, host: str, port: int) -> list[tuple[int, str]]:
         """Allowed (family, address) pairs for ``host``; raises DnsFailure or RefusedAddress.
