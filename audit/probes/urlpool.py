@@ -20,7 +20,6 @@ import queue
 import signal
 import threading
 import time
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 
 import msgspec
@@ -41,15 +40,17 @@ _CHUNK_SECONDS = 0.1
 def probe_parallel(
     urls: Sequence[str], settings: UrlConfig, processes: int, files: Sequence[FileJob] = ()
 ) -> Iterator[UrlProbe | HostFile]:
-    """:func:`audit.probes.curlprobe.probe_curl` in ``processes`` worker processes (jobs split by server address)."""
+    """:func:`audit.probes.curlprobe.probe_curl` in ``processes`` worker processes, the jobs split
+    by server address into parts of about equal size."""
     policy = AddressPolicy(settings.allow_private, settings.allow_networks)
     key = servers([*urls, *(f.url for f in files)], policy, settings.workers)
-    parts: list[list[str]] = [[] for _ in range(processes)]
+    parts, where = _split(urls, key, processes)
     file_parts: list[list[FileJob]] = [[] for _ in range(processes)]
-    for url in urls:
-        parts[zlib.crc32(key(url).encode()) % processes].append(url)
     for job in files:
-        file_parts[zlib.crc32(key(job.url).encode()) % processes].append(job)
+        server = key(job.url)
+        if server not in where:  # a server with host files only
+            where[server] = min(range(processes), key=lambda i: len(parts[i]))
+        file_parts[where[server]].append(job)
     known = policy.known()
     per_process = msgspec.structs.replace(settings, workers=max(1, settings.workers // processes))
     context = worker_context()
@@ -91,6 +92,24 @@ def probe_parallel(
                 process.terminate()
         for process in started:
             process.join(timeout=2.0)
+
+
+def _split(
+    urls: Sequence[str], key: Callable[[str], str], processes: int
+) -> tuple[list[list[str]], dict[str, int]]:
+    """The URLs in ``processes`` parts of about equal size, each server's all in one part (the
+    biggest servers placed first, each in the smallest part so far: a part twice the others'
+    would set the run's wall time); and the part of each server."""
+    by_server: dict[str, list[str]] = {}
+    for url in urls:
+        by_server.setdefault(key(url), []).append(url)
+    parts: list[list[str]] = [[] for _ in range(processes)]
+    where: dict[str, int] = {}
+    for server, group in sorted(by_server.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        smallest = min(range(processes), key=lambda i: len(parts[i]))
+        parts[smallest].extend(group)
+        where[server] = smallest
+    return parts, where
 
 
 def _worker(
