@@ -1,0 +1,101 @@
+"""The image stage on Spark: the same findings and counts as the local engine over a folder and a
+zip with missing, corrupt and truncated images, and a re-run that reads no image again."""
+
+from __future__ import annotations
+
+import zipfile
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import imagefactory as make
+import pytest
+
+from audit.config import EngineConfig
+from audit.models import ImageRef
+from audit.probes.images import probe_images
+from audit.results import ImagesResult
+from audit.store import Store
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+pytestmark = pytest.mark.spark
+
+ENGINE = EngineConfig(name="spark", master="local[2]")
+IN_FOLDER = {
+    "coco/train2017/1.jpg": make.jpeg(seed=1),
+    "coco/train2017/2.jpg": make.truncated_jpeg(),
+    "ocr_vqa/images/3.jpg": make.gif(),
+    "vg/VG_100K_2/4.jpg": b"",
+}
+IN_ZIP = {
+    "lcs/5.jpg": make.jpeg(width=80, height=60, seed=5),
+    "lcs/6.jpg": make.html_page(),
+    "lcs/7.png": make.png(),
+}
+NAMES = [
+    *IN_FOLDER,
+    *IN_ZIP,
+    "lcs/7.png",  # two records, one image
+    "coco/train2017/missing.jpg",
+    "../outside.jpg",
+]
+
+
+def roots(tmp_path: Path) -> list[Path]:
+    folder = tmp_path / "data"
+    for name, data in IN_FOLDER.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    archive = tmp_path / "images.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in IN_ZIP.items():
+            zf.writestr(name, data)
+    return [folder, archive]
+
+
+def refs() -> list[ImageRef]:
+    return [ImageRef(i, f"r{i}", name) for i, name in enumerate(NAMES)]
+
+
+def on_spark(tmp_path: Path, given: list[Path]) -> ImagesResult:
+    from audit.engines.spark.images import probe_images as probe_on_spark
+
+    return probe_on_spark(
+        refs(), given, tmp_path / "state.sqlite", ENGINE, level="decode", dataset="d", file="c"
+    )
+
+
+def table(spark: SparkSession, result: ImagesResult) -> Counter[tuple[str, int | None, str]]:
+    assert result.finding_totals is not None
+    rows = spark.read.parquet(result.finding_totals.location).collect()
+    return Counter((r["file"], r["index"], r["code"]) for r in rows)
+
+
+def test_spark_gives_the_local_engines_findings_and_counts(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    given = roots(tmp_path)
+    with Store(tmp_path / "local.sqlite") as store:
+        local = probe_images(
+            refs(), given, level="decode", store=store, dataset="d", file="c", workers=1
+        )
+    remote = on_spark(tmp_path, given)
+    assert table(spark, remote) == Counter((f.file, f.index, f.code) for f in local.findings)
+    for field in ("referenced", "unique_images", "status", "formats", "dimensions", "roots"):
+        assert getattr(remote, field) == getattr(local, field), field
+    assert remote.worst_folders == local.worst_folders
+    assert (remote.probed, remote.cached) == (local.probed, 0)
+    assert {"missing", "corrupt", "truncated", "bad_path"} <= set(remote.status)
+
+
+def test_a_rerun_reads_no_image_again(spark: SparkSession, tmp_path: Path) -> None:
+    given = roots(tmp_path)
+    first = on_spark(tmp_path, given)
+    again = on_spark(tmp_path, given)
+    assert (again.probed, again.cached) == (0, first.probed)
+    assert again.status == first.status and table(spark, again) == table(spark, first)
+    (given[0] / "coco/train2017/1.jpg").write_bytes(make.truncated_jpeg())  # changed on disk
+    third = on_spark(tmp_path, given)
+    assert (third.probed, third.status["truncated"]) == (1, first.status["truncated"] + 1)
