@@ -1,4 +1,5 @@
-"""Large URL runs fanned out to one process per core, each running the curl engine.
+"""One batch of URL probes (:func:`probe_batch`, the stable per-batch entry), in this process or,
+for large runs, fanned out to one process per core, each running the curl engine.
 
 One engine process (:mod:`audit.probes.curlprobe`) keeps thousands of requests in flight on one
 core; past ``process_threshold`` URLs the run is split over ``processes`` worker processes by
@@ -35,6 +36,26 @@ from audit.workers import context as worker_context
 
 _CHUNK = 64  # results per message from a worker process
 _CHUNK_SECONDS = 0.1
+
+
+def probe_batch(
+    urls: Sequence[str], settings: UrlConfig, files: Sequence[FileJob] = ()
+) -> Iterator[UrlProbe | HostFile]:
+    """Probe one batch of URLs and fetch its host files, touching no store: the stable entry for
+    other engines (the Spark engine calls it per partition inside its executors).
+
+    Yields one :class:`UrlProbe` per URL of ``urls`` (unique URLs; every guarantee of the probe:
+    SSRF guard, politeness per server address, retries, caps) and a :class:`HostFile` per definite
+    answer among ``files`` (:func:`audit.probes.hostfiles.host_file_jobs` makes them), in the order
+    they are decided. Large batches (``settings.process_threshold`` URLs) fan out to
+    ``settings.processes`` worker processes (0: one per core; 1: this process only).
+    """
+    if not urls and not files:
+        return iter(())
+    processes = settings.processes or os.cpu_count() or 1
+    if processes > 1 and len(urls) >= settings.process_threshold:
+        return probe_parallel(urls, settings, processes, files)
+    return probe_curl(urls, settings, files=files)
 
 
 def probe_parallel(

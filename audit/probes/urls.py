@@ -7,18 +7,18 @@ Findings cover every record, cached or not, so each night's report is complete. 
 counts only under the settings that decided it, and a refusal by the SSRF guard is never cached:
 it says what this run's settings allow, not what the URL serves.
 
-:func:`probe_batch` is the stable per-batch entry for other engines (the Spark engine runs it per
-partition in its executors): URLs + settings (+ host-file jobs) in, typed per-URL results out,
-no store touched. Its signature and result types are kept across releases.
+:func:`probe_batch` (from :mod:`audit.probes.urlpool`, importable from here) is the stable
+per-batch entry for other engines (the Spark engine runs it per partition in its executors): URLs
++ settings (+ host-file jobs) in, typed per-URL results out, no store touched. Its signature and
+result types are kept across releases.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -28,8 +28,7 @@ from audit.errors import ConfigError
 from audit.findings import Code, Finding
 from audit.loaders.urlsources import coco_url_refs, load_url_refs
 from audit.models import HostProgress, NoProgress, Progress, UrlRef
-from audit.probes.curlprobe import probe_curl
-from audit.probes.hostfiles import FileJob, host_file_jobs, judge, keep_host_files
+from audit.probes.hostfiles import host_file_jobs, judge, keep_host_files
 from audit.probes.http import (
     AVAILABLE,
     NOT_PROBED,
@@ -42,7 +41,7 @@ from audit.probes.placeholders import detect
 from audit.probes.reservations import ROBOTS_TXT, TDM_HEADER, TDMREP_JSON, X_ROBOTS_TAG
 from audit.probes.urlguard import AddressPolicy
 from audit.probes.urlnames import domain_of, host_of
-from audit.probes.urlpool import probe_parallel
+from audit.probes.urlpool import probe_batch
 from audit.results import DomainCount, OptOut, UrlCounts, UrlsResult
 from audit.store import Store
 from audit.store.urls import HostFile, Reservation, UrlProbe, lookup, merge, record, save_opt_outs
@@ -156,26 +155,6 @@ def _check(settings: UrlConfig) -> None:
         AddressPolicy(settings.allow_private, settings.allow_networks)
     except ValueError as exc:
         raise ConfigError(f"urls.allow_networks: {exc}") from None
-
-
-def probe_batch(
-    urls: Sequence[str], settings: UrlConfig, files: Sequence[FileJob] = ()
-) -> Iterator[UrlProbe | HostFile]:
-    """Probe one batch of URLs and fetch its host files, touching no store: the stable entry for
-    other engines (the Spark engine calls it per partition inside its executors).
-
-    Yields one :class:`UrlProbe` per URL of ``urls`` (unique URLs; every guarantee of the probe:
-    SSRF guard, politeness per server address, retries, caps) and a :class:`HostFile` per definite
-    answer among ``files`` (:func:`audit.probes.hostfiles.host_file_jobs` makes them), in the order
-    they are decided. Large batches (``settings.process_threshold`` URLs) fan out to
-    ``settings.processes`` worker processes (0: one per core; 1: this process only).
-    """
-    if not urls and not files:
-        return iter(())
-    processes = settings.processes or os.cpu_count() or 1
-    if processes > 1 and len(urls) >= settings.process_threshold:
-        return probe_parallel(urls, settings, processes, files)
-    return probe_curl(urls, settings, files=files)
 
 
 _engine = probe_batch  # the name the Spark engine imported first; new code uses probe_batch
