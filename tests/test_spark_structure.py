@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import pyarrow.dataset as pads
 import pytest
 import realsamples
+from shardsets import write_jsonl, write_parquet
 
 from audit import demodata
 from audit.cli import main
@@ -138,3 +139,45 @@ def test_unreadable_file_is_exit_3_on_spark_too(
     assert local[0] == on_spark[0] == 3
     assert local[1].out == on_spark[1].out
     assert local[1].err.splitlines()[-1] == on_spark[1].err.splitlines()[-1]
+
+
+def _planted_shards(tmp_path: Path) -> list[Path]:
+    """LCS records in 3 JSON Lines shards (a copy and a repeated id across shards), and a CC-3M
+    chat set in 2 Parquet shards with its metadata in 2 JSON Lines shards (cross-file defects)."""
+    records = realsamples.load(realsamples.LCS_CHAT)
+    records[2]["conversations"][0]["from"] = "bot"
+    records[16] = json.loads(json.dumps(records[1]))  # an exact copy, in another shard
+    records[18]["id"] = records[4]["id"]
+    write_jsonl(records, tmp_path / "lcs", 3)
+    chat = realsamples.load(realsamples.CC3M_CHAT)
+    meta = [
+        {
+            "id": r["id"],
+            "image": r["image"],
+            "caption": r["conversations"][1]["value"],
+            "url": f"http://example.org/{r['id']}.jpg",
+        }
+        for r in chat
+    ]
+    meta[3]["caption"] = "a different caption"
+    meta[1]["image"] = "GCC_train_000000000.jpg"
+    meta.append({**meta[0], "id": "GCC_train_999999999"})
+    meta.append({**meta[2]})  # a repeated id and URL in the metadata set
+    write_parquet(chat, tmp_path / "chat", 2)
+    write_jsonl(meta, tmp_path / "meta", 2)
+    return [tmp_path / "lcs", tmp_path / "chat", tmp_path / "meta"]
+
+
+def test_shard_sets_give_the_local_findings_and_cross_record_counts(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    paths = _planted_shards(tmp_path / "in")
+    local, on_spark = _same(paths, tmp_path)
+    codes = {f.code for f in local.findings}
+    assert {"record.duplicate", "xfile.caption_mismatch", "xfile.missing_chat"} <= codes
+    meta = on_spark.files[str(paths[2])]
+    assert meta.crossfile is not None and meta.crossfile.only_in_metadata == 1
+    assert meta.repeated_urls == 2  # the missing_chat row reuses record 0's URL, and the copy
+    duplicates = on_spark.files[str(paths[0])].duplicates
+    assert duplicates is not None and duplicates.exact_duplicates == 1
+    assert Counter(on_spark.findings) == Counter(local.findings)

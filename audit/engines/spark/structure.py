@@ -24,7 +24,17 @@ import msgspec
 import pyarrow as pa
 
 from audit.config import EngineConfig
-from audit.engines.spark.findings import ARROW_SCHEMA, SPARK_SCHEMA, from_row, publish, to_batch
+from audit.engines.spark.findings import from_row, publish
+from audit.engines.spark.keytables import sets_on_spark
+from audit.engines.spark.outrows import (
+    FINDING_COLUMNS,
+    KEYS,
+    ORDER,
+    OUT_DDL,
+    OUTCOME,
+    outcome_row,
+    rows,
+)
 from audit.engines.spark.session import session
 from audit.errors import UsageError
 from audit.findings import Finding, Severity
@@ -34,17 +44,10 @@ from audit.results import FileStats, StructureResult
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
+_SLICE = 65_536  # findings per Arrow batch handed back to Spark
+
 #: audit.structure.run_group: a group's tasks run in this process, their outcomes in order
 RunGroup = Callable[[list[Any]], list[Any]]
-
-#: the order of the local engine's findings: the rank of the file among those given (-1: the
-#: planner's own findings) and the position within that file's findings; not written
-ORDER = ("_task", "_seq")
-_OUTCOME = "_outcome"  # msgpack of a file's statistics and unreadable messages (its own row)
-_EXTRA = [("_task", pa.int32()), ("_seq", pa.int64()), (_OUTCOME, pa.binary())]
-OUT_SCHEMA = pa.schema([*ARROW_SCHEMA, *(pa.field(n, t) for n, t in _EXTRA)])
-OUT_DDL = f"{SPARK_SCHEMA}, _task int, _seq long, {_OUTCOME} binary"
-_SLICE = 65_536  # findings per Arrow batch handed back to Spark
 
 
 @dataclass(frozen=True)
@@ -52,11 +55,14 @@ class Group:
     """One executor's unit of work: tasks run in order in one process (a pair: chat first)."""
 
     tasks: list[Any]  # audit.structure.Task (a dataclass, pickled)
-    ranks: list[int]  # each task's file among those given (the local engine's order)
+    numbers: list[int]  # each task's number in the plan
+    places: list[int]  # and its place in the local engine's order
     cwd: str  # the driver's folder: relative paths mean the same to every executor on it
 
 
-class _FileOutcome(msgspec.Struct, frozen=True):
+class FileOutcome(msgspec.Struct, frozen=True):
+    """A task's outcome without its findings (those stay in Spark)."""
+
     stats: dict[str, Any]
     unreadable: list[str]
 
@@ -72,35 +78,53 @@ def check_on_spark(
     run: RunGroup,
 ) -> StructureResult:
     """:func:`audit.structure.check_files` on Spark: the planned ``tasks`` (audit.structure.Task,
-    pairs with their handoff) of the ``paths`` given, each group run by ``run`` in an executor;
-    the same result, its findings in Parquet under ``findings_dir`` (a new temporary folder when
-    None; the caller owns it). ``run`` is passed in, so this module imports no audit.structure
-    (which dispatches here)."""
+    pairs with their handoff, shards with their set) of the ``paths`` given, each group run by
+    ``run`` in an executor, then the sets' cross-record checks over their key tables; the same
+    result, its findings in Parquet under ``findings_dir`` (a new temporary folder when None; the
+    caller owns it). ``run`` is passed in: this module imports no audit.structure (which
+    dispatches here)."""
     from audit.output.render.html import EXAMPLES_PER_CODE
+    from audit.structure_sets import entries
 
     spark = session(engine)
     location = findings_dir or _new_folder(spark)
-    order = {path: i for i, path in enumerate(paths)}
     total = sum(task.size for task in tasks)
     progress.start("structure", total or None)
-    frame = _audited(spark, _groups(tasks, order), problems, run).persist()
+    frame = _audited(spark, _groups(tasks, paths), problems, run).persist()
+    cached = [frame]
     try:
-        outcomes = frame.where(frame[_OUTCOME].isNotNull()).select("_task", _OUTCOME).collect()
-        found = frame.where(frame[_OUTCOME].isNull()).drop(_OUTCOME)
+        done = frame.where(frame[OUTCOME].isNotNull())
+        collected = done.select(*ORDER, OUTCOME, done[KEYS].isNotNull().alias("keyed")).collect()
+        # by task number (as planned), in the local engine's order (_task)
+        outcomes = {
+            int(r["_seq"]): msgspec.msgpack.decode(r[OUTCOME], type=FileOutcome)
+            for r in sorted(collected, key=lambda r: int(r["_task"]))
+        }
+        keyed = {int(r["_seq"]) for r in collected if r["keyed"]}
+        found = frame.where(frame[OUTCOME].isNull()).select(*FINDING_COLUMNS)
+        set_stats: dict[str, dict[str, Any]] = {}
+        planned = entries(tasks)
+        if any(entry.is_set for entry in planned):
+            extra, set_stats, more = sets_on_spark(spark, frame, planned, outcomes, keyed)
+            cached += more
+            found = found.unionByName(extra)
         examples, totals = publish(
             found, Path(location), examples_per_code=EXAMPLES_PER_CODE, order=ORDER
         )
         info = _file_info(found)
     finally:
-        frame.unpersist()
+        for cache in cached:
+            cache.unpersist()
     progress.advance(total)
     progress.finish()
     files: dict[str, FileStats] = {}
     unreadable = [f.message for f in problems]
-    for row in sorted(outcomes, key=lambda r: int(r["_task"])):
-        outcome = msgspec.msgpack.decode(row[_OUTCOME], type=_FileOutcome)
-        files.update(msgspec.convert(outcome.stats, dict[str, FileStats]))
-        unreadable += outcome.unreadable
+    for number in outcomes:
+        files.update(msgspec.convert(outcomes[number].stats, dict[str, FileStats]))
+        unreadable += outcomes[number].unreadable
+    for name, stats in set_stats.items():  # as audit.structure.check_files merges them
+        old = msgspec.to_builtins(files[name]) if name in files else {}
+        files[name] = msgspec.convert(old | stats, FileStats)
     return StructureResult(
         findings=[f for f in examples if not _is_file_info(f)] + info,
         finding_totals=totals,
@@ -120,23 +144,30 @@ def _new_folder(spark: SparkSession) -> str:
     return str(Path(tempfile.mkdtemp(prefix="llava-audit-findings-")) / "structure")
 
 
-def _groups(tasks: list[Any], order: dict[str, int]) -> list[Group]:
-    """One group per task, but a chat file and its metadata partner share one."""
+def _groups(tasks: list[Any], paths: list[str]) -> list[Group]:
+    """One group per task, but a chat file and its metadata partner share one; each task is
+    numbered by its place in the local engine's order (the path given, then the plan's)."""
+    order = {path: i for i, path in enumerate(paths)}
+
+    def given(number: int) -> tuple[int, int]:
+        task = tasks[number]
+        return order.get(task.path if task.shard is None else task.shard.source, 0), number
+
+    place = {number: n for n, number in enumerate(sorted(range(len(tasks)), key=given))}
     cwd = str(Path.cwd())
     groups: list[Group] = []
     pairs: dict[int, Group] = {}
-    for task in tasks:
-        rank = order.get(task.path, 0)
-        number = task.handoff.number if task.handoff is not None else None
-        if number is not None and number in pairs:
-            pair = pairs[number]
-            pair.tasks.append(task)
-            pair.ranks.append(rank)
+    for number, task in enumerate(tasks):
+        pair = task.handoff.number if task.handoff is not None else None
+        if pair is not None and pair in pairs:
+            pairs[pair].tasks.append(task)
+            pairs[pair].numbers.append(number)
+            pairs[pair].places.append(place[number])
             continue
-        group = Group([task], [rank], cwd)
+        group = Group([task], [number], [place[number]], cwd)
         groups.append(group)
-        if number is not None:
-            pairs[number] = group
+        if pair is not None:
+            pairs[pair] = group
     return groups
 
 
@@ -144,15 +175,15 @@ def _audited(
     spark: SparkSession, groups: list[Group], problems: list[Finding], run: RunGroup
 ) -> DataFrame:
     """Every group audited in an executor (one per partition), with the planner's findings."""
-    rows = [(n, pickle.dumps(group)) for n, group in enumerate(groups)]
+    payloads = [(n, pickle.dumps(group)) for n, group in enumerate(groups)]
     frame = None
-    if rows:
+    if payloads:
         descriptors = spark.createDataFrame(
-            spark.sparkContext.parallelize(rows, len(rows)), "group int, payload binary"
+            spark.sparkContext.parallelize(payloads, len(payloads)), "group int, payload binary"
         )
         frame = descriptors.mapInArrow(partial(audit_groups, run), OUT_DDL)
     if problems or frame is None:
-        given = spark.createDataFrame(pa.Table.from_batches([_with_order(problems, -1)]))
+        given = spark.createDataFrame(pa.Table.from_batches([rows(problems, -1)]))
         frame = given if frame is None else frame.unionByName(given)
     return frame
 
@@ -174,39 +205,23 @@ def _audit_group(group: Group, run: RunGroup) -> Iterator[pa.RecordBatch]:
     with tempfile.TemporaryDirectory(prefix="llava-audit-pair-") as here:
         tasks = [_handoff_in(task, Path(here)) for task in group.tasks]
         outcomes = run(tasks)
-    for rank, outcome in zip(group.ranks, outcomes, strict=True):
-        batch = _with_order(outcome.findings, rank)
-        for start in range(0, batch.num_rows, _SLICE):
-            yield batch.slice(start, _SLICE)
-        done = msgspec.msgpack.encode(_FileOutcome(outcome.stats, outcome.unreadable))
-        yield pa.RecordBatch.from_arrays(
-            [pa.nulls(1, field.type) for field in ARROW_SCHEMA]
-            + [pa.array([rank], pa.int32()), pa.array([0], pa.int64()), pa.array([done])],
-            schema=OUT_SCHEMA,
-        )
+        for number, place, outcome in zip(group.numbers, group.places, outcomes, strict=True):
+            batch = rows(outcome.findings, place)
+            for start in range(0, batch.num_rows, _SLICE):
+                yield batch.slice(start, _SLICE)
+            done = msgspec.msgpack.encode(FileOutcome(outcome.stats, outcome.unreadable))
+            keys = Path(outcome.keys).read_bytes() if outcome.keys else None
+            yield outcome_row(place, number, done, keys)
 
 
 def _handoff_in(task: Any, folder: Path) -> Any:
     """The task with its pair's Arrow file in this executor's temporary folder."""
+    if task.keys_file is not None:
+        task = replace(task, keys_file=str(folder / Path(task.keys_file).name))
     if task.handoff is None:
         return task
     handoff = replace(task.handoff, path=str(folder / Path(task.handoff.path).name))
     return replace(task, handoff=handoff)
-
-
-def _with_order(findings: list[Finding], rank: int) -> pa.RecordBatch:
-    """Findings as rows of :data:`OUT_SCHEMA`, in their local order."""
-    batch = to_batch(findings)
-    n = batch.num_rows
-    return pa.RecordBatch.from_arrays(
-        [
-            *batch.columns,
-            pa.array([rank] * n, pa.int32()),
-            pa.array(range(n), pa.int64()),
-            pa.nulls(n, pa.binary()),
-        ],
-        schema=OUT_SCHEMA,
-    )
 
 
 def _file_info(found: DataFrame) -> list[Finding]:

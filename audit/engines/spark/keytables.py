@@ -1,0 +1,277 @@
+"""The shard sets' cross-record checks on Spark, over their shards' key tables.
+
+Each shard's worker leaves its key table (audit.checks.crossrecord) with its outcome; here those
+become one DataFrame of key rows that never reaches the driver. Repartitioned so that every row
+of one key lands in one partition, each partition runs THE SAME polars functions the local engine
+runs on the concatenation (crossrecord.exact_duplicates, repeats, rows_sharing;
+crossfile.compare), through mapInArrow; their findings stay in Spark and only their counts come
+back, summed into the set's lines by audit.structure_sets.set_summary, as on the local engine.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import pyarrow as pa
+
+from audit.engines.spark.outrows import FINDING_COLUMNS, KEYS, OUT_DDL, OUTCOME, outcome_row, rows
+
+if TYPE_CHECKING:
+    import polars as pl
+    from pyspark.sql import DataFrame, SparkSession
+
+    from audit.findings import Finding
+    from audit.structure_sets import Entry
+
+#: one schema for chat and metadata key rows (the other kind's columns are null); the 64-bit
+#: hashes travel as Spark longs (same bits) and are read back as the contract's UInt64
+KEY_FIELDS = [
+    ("file", pa.string()),
+    ("shard", pa.int32()),
+    ("index", pa.int64()),
+    ("id", pa.string()),
+    ("image", pa.string()),
+    ("h1", pa.int64()),
+    ("h2", pa.int64()),
+    ("answer_hash", pa.int64()),
+    ("answer50", pa.string()),
+    ("url", pa.string()),
+    ("caption_hash", pa.int64()),
+    ("caption50", pa.string()),
+]
+KEYS_SCHEMA = pa.schema([("_entry", pa.int32()), *KEY_FIELDS])
+KEYS_DDL = (
+    "_entry int, file string, shard int, index long, id string, image string, h1 long, "
+    "h2 long, answer_hash long, answer50 string, url string, caption_hash long, caption50 string"
+)
+CHAT = ("file", "shard", "index", "id", "image", "h1", "h2", "answer_hash", "answer50")
+METADATA = ("file", "shard", "index", "id", "image", "url", "caption_hash", "caption50")
+HASHES = ("h1", "h2", "answer_hash", "caption_hash")
+#: where set-level findings sort: after every file's (the local engine appends them)
+SET_RANK = 1 << 30
+
+
+@dataclass(frozen=True)
+class Side:
+    """What an executor needs to know of an entry (a path as given)."""
+
+    source: str
+    kind: str
+    dataset: str
+    metadata: bool
+    is_set: bool  # a plain file's own rules ran in its worker: it only takes part in a pair
+
+
+def explode(
+    entry_of: dict[int, int], batches: Iterator[pa.RecordBatch]
+) -> Iterator[pa.RecordBatch]:
+    """Executor side: each task's key table (Arrow IPC bytes in its outcome row) as key rows."""
+    for batch in batches:
+        for number, blob in zip(
+            batch.column("_seq").to_pylist(), batch.column("_keys").to_pylist(), strict=True
+        ):
+            table = pa.ipc.open_file(pa.py_buffer(blob)).read_all()
+            n = table.num_rows
+            columns = [pa.array([entry_of[number]] * n, pa.int32())]
+            for name, kind in KEY_FIELDS:
+                if name in table.column_names:
+                    columns.append(table.column(name).combine_chunks().cast(kind, safe=False))
+                else:
+                    columns.append(pa.nulls(n, kind))
+            yield pa.RecordBatch.from_arrays(columns, schema=KEYS_SCHEMA)
+
+
+def _frame(batches: Iterator[pa.RecordBatch]) -> pl.DataFrame | None:
+    """A partition's key rows (hashes as UInt64 again), or None when it has none."""
+    import polars as pl
+
+    rows = list(batches)
+    if not rows or not sum(b.num_rows for b in rows):
+        return None
+    frame = pl.from_arrow(pa.Table.from_batches(rows))
+    assert isinstance(frame, pl.DataFrame)
+    return frame.with_columns(pl.col(h).reinterpret(signed=False) for h in HASHES)
+
+
+def by_id(
+    sides: dict[int, Side],
+    pairs: list[tuple[int, int]],
+    batches: Iterator[pa.RecordBatch],
+) -> Iterator[pa.RecordBatch]:
+    """Executor side, partitioned by id: a set's exact copies and repeated ids, and each
+    chat/metadata pair's comparison (crossfile.compare)."""
+    import polars as pl
+
+    from audit.checks import crossfile, crossrecord
+    from audit.checks.tables import FileRef
+
+    frame = _frame(batches)
+    if frame is None:
+        return
+    counts: dict[str, Counter[str]] = {}
+    parts = {int(k[0]): v for k, v in frame.partition_by("_entry", as_dict=True).items()}
+    for number, part in parts.items():
+        side = sides[number]
+        if not side.is_set:
+            continue
+        tally = counts.setdefault(f"entry:{number}", Counter())
+        if side.metadata:
+            tally["repeated_ids"] += crossrecord.repeats(part.select(METADATA), "id")
+            continue
+        found = crossrecord.exact_duplicates(part.select(CHAT), side.dataset)
+        tally["repeated_ids"] += crossrecord.repeats(part.select(CHAT), "id")
+        tally["exact_duplicates"] += len(found)
+        yield _findings(found, SET_RANK + number, part)
+    for n, (chat, meta) in enumerate(pairs):
+        if chat not in parts and meta not in parts:
+            continue
+        empty = frame.clear()
+        left = parts.get(chat, empty).select(CHAT)
+        right = parts.get(meta, empty).select(METADATA)
+        refs = [FileRef(s.dataset, s.source, s.kind) for s in (sides[chat], sides[meta])]
+        found, compared = crossfile.compare(left, refs[0], right, refs[1])
+        counts.setdefault(f"pair:{n}", Counter()).update(compared)
+        yield _findings(found, SET_RANK + len(sides) + n, pl.concat([left, right], how="diagonal"))
+    yield _counts(counts)
+
+
+def by_second_key(
+    sides: dict[int, Side], batches: Iterator[pa.RecordBatch]
+) -> Iterator[pa.RecordBatch]:
+    """Executor side, partitioned by image (chat) or URL (metadata): rows sharing an image,
+    repeated URLs."""
+    from audit.checks import crossrecord
+
+    frame = _frame(batches)
+    if frame is None:
+        return
+    counts: dict[str, Counter[str]] = {}
+    for key, part in frame.partition_by("_entry", as_dict=True).items():
+        number = int(key[0])
+        tally = counts.setdefault(f"entry:{number}", Counter())
+        if sides[number].metadata:
+            tally["repeated_urls"] += crossrecord.repeats(part.select(METADATA), "url")
+        else:
+            tally["repeated_images"] += crossrecord.rows_sharing(part.select(CHAT), "image")
+    yield _counts(counts)
+
+
+def _findings(found: list[Finding], rank: int, keys: pl.DataFrame) -> pa.RecordBatch:
+    """Set-level findings as output rows, ordered as the local engine lists them (by shard and
+    index within their rule)."""
+    shard_of = dict(keys.select("file", "shard").unique().iter_rows())
+    order = [(shard_of.get(f.file, 0) << 32) + (f.index or 0) for f in found]
+    return rows(found, rank, order)
+
+
+def _counts(counts: dict[str, Counter[str]]) -> pa.RecordBatch:
+    return outcome_row(-1, -1, msgspec.msgpack.encode({k: dict(v) for k, v in counts.items()}))
+
+
+def cross_record(
+    keys: DataFrame, entries: list[Entry], metadata: set[str], pairs: list[tuple[int, int]]
+) -> tuple[DataFrame, DataFrame]:
+    """The two passes over ``keys`` (rows of :data:`KEYS_DDL`): by id, and by image or URL.
+    ``metadata`` names the metadata entries' sources; ``pairs`` are (chat, metadata) entries."""
+    from pyspark.sql import functions as F  # noqa: N812 - Spark's own convention
+
+    sides = {
+        n: Side(e.source, e.kind, e.dataset, e.source in metadata, e.is_set)
+        for n, e in enumerate(entries)
+    }
+    sets = [n for n, e in enumerate(entries) if e.is_set]
+    wanted = sorted({*sets, *(n for pair in pairs for n in pair)})
+    rows_by_id = keys.where(F.col("_entry").isin(wanted)).repartition("id")
+    first = rows_by_id.mapInArrow(partial(by_id, sides, pairs), OUT_DDL)
+    meta = [n for n, side in sides.items() if side.metadata]
+    second_key = F.when(F.col("_entry").isin(meta), F.col("url")).otherwise(F.col("image"))
+    in_sets = keys.where(F.col("_entry").isin(sets)).repartition("_entry", second_key)
+    second = in_sets.mapInArrow(partial(by_second_key, sides), OUT_DDL)
+    return first, second
+
+
+def summed(rows: list[Any]) -> dict[str, Counter[str]]:
+    """The passes' count rows (msgpack) added up per entry and pair."""
+    total: dict[str, Counter[str]] = {}
+    for row in rows:
+        for key, counts in msgspec.msgpack.decode(row).items():
+            total.setdefault(key, Counter()).update(counts)
+    return total
+
+
+def sets_on_spark(
+    spark: SparkSession,
+    frame: DataFrame,
+    planned: list[Entry],
+    outcomes: dict[int, Any],
+    keyed: set[int],
+) -> tuple[DataFrame, dict[str, dict[str, Any]], list[DataFrame]]:
+    """Driver side of audit.structure_sets.finish: the sets' findings (rows of OUT_DDL, the
+    lines from the summed counts included), their stats by source, and the frames to unpersist.
+
+    ``frame`` holds the tasks' outcome rows with their key tables; ``outcomes`` their stats by
+    task number; ``keyed`` the tasks that left a key table."""
+    from pyspark.sql import functions as F  # noqa: N812 - Spark's own convention
+
+    from audit.structure_sets import records_of, set_pairs, set_summary
+
+    present = [e for e in planned if any(n in keyed for n in e.tasks)]  # finish: "if not files"
+    number_of = {e.source: n for n, e in enumerate(present)}
+    metadata = {
+        e.source
+        for e in present
+        if any(outcomes[n].stats and _is_metadata(outcomes[n]) for n in e.tasks if n in outcomes)
+    }
+    pairs = [
+        (number_of[c.source], number_of[m.source])
+        for c, m in set_pairs(planned)
+        if c.source in number_of and m.source in number_of
+    ]
+    entry_of = {t: n for n, e in enumerate(present) for t in e.tasks}
+    keys = (
+        frame.where(F.col(KEYS).isNotNull())
+        .select("_seq", KEYS)
+        .mapInArrow(partial(explode, entry_of), KEYS_DDL)
+    )
+    passes = [p.persist() for p in cross_record(keys, present, metadata, pairs)]
+    counted = [r[OUTCOME] for p in passes for r in p.where(F.col("_task") == -1).collect()]
+    totals = summed(counted)
+    lines: list[pa.RecordBatch] = []
+    set_stats: dict[str, dict[str, Any]] = {}
+    for n, entry in enumerate(present):
+        if not entry.is_set:
+            continue
+        zero = ("repeated_ids", "repeated_urls") if entry.source in metadata else _CHAT_COUNTS
+        counts = {k: int(totals.get(f"entry:{n}", Counter())[k]) for k in zero}
+        records = sum(records_of(outcomes[t]) for t in entry.tasks if t in outcomes)
+        found, set_stats[entry.source] = set_summary(entry, counts, records)
+        lines.append(rows(found, SET_RANK + n, [_LAST + k for k in range(len(found))]))
+    for n, (_, meta) in enumerate(pairs):
+        compared = {k: int(totals.get(f"pair:{n}", Counter())[k]) for k in _PAIR_COUNTS}
+        stats = set_stats.setdefault(present[meta].source, {"records": 0, "metadata_keys": True})
+        stats["crossfile"] = compared
+    findings = passes[0].where(F.col("_task") != -1).select(*FINDING_COLUMNS)
+    if lines:
+        table = pa.Table.from_batches(lines).select(FINDING_COLUMNS)
+        findings = findings.unionByName(spark.createDataFrame(table))
+    return findings, set_stats, passes
+
+
+def _is_metadata(outcome: Any) -> bool:
+    return any(stats.get("metadata_keys") for stats in outcome.stats.values())
+
+
+_CHAT_COUNTS = ("repeated_ids", "repeated_images", "exact_duplicates")
+_PAIR_COUNTS = (
+    "matched",
+    "only_in_chat",
+    "only_in_metadata",
+    "image_mismatches",
+    "caption_mismatches",
+)
+_LAST = 1 << 62  # a set's summary lines come after its record findings
