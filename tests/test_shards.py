@@ -229,3 +229,19 @@ def test_laion_parquet_is_a_url_source_read_by_column(tmp_path: Path) -> None:
     ]
     one = load_url_refs(folder / "part-00001.parquet", column="URL")
     assert [(r.index, r.url) for r in one] == [(0, "http://b.example/2.jpg")]
+
+
+def test_other_stages_read_a_set_whole_with_positions_over_the_set(tmp_path: Path) -> None:
+    """Image and licence references of a sharded chat: every record, positions running over the
+    shards in order (a JSON Lines line that is not a record still counts)."""
+    from audit.loaders.records import image_refs
+
+    records = _planted()
+    offsets = write_jsonl(records, tmp_path / "set", 3)
+    last = sorted(offsets)[2]
+    with Path(last).open("a", encoding="utf-8") as handle:
+        handle.write("[1, 2]\n" + json.dumps(records[0]) + "\n")
+    single = tmp_path / "single.json"
+    single.write_text(json.dumps([*records, [1, 2], records[0]]), encoding="utf-8")
+    assert image_refs(tmp_path / "set") == image_refs(single)
+    assert image_refs(tmp_path / "set")[-1].index == 21

@@ -241,9 +241,15 @@ def load_records(path: Path, kind: str | None = None, *, dataset: str | None = N
     ``kind`` None detects it. Findings about the container (BOM, JSON Lines, bad UTF-8, ...) and
     about records that cannot be read as records are in ``LoadedFile.findings``.
     """
-    path = Path(path)
     if kind is not None and kind not in KINDS:
         raise InputError(str(path), f"unknown kind {kind!r} (known: {', '.join(KINDS)})")
+    from audit.loaders.shards import is_shard_set, set_name
+
+    if is_shard_set(path):  # every shard's records; positions run over the whole set
+        from audit.loaders.shardread import load_set
+
+        return load_set(str(path), kind, dataset or set_name(path))
+    path = Path(path)
     kind = kind or detect_kind(path)
     dataset = dataset or path.stem
     is_metadata, keys, record_type = record_type_for(kind, _head(path))

@@ -25,7 +25,7 @@ from audit import findings as fnd
 from audit.findings import Code, Finding
 from audit.loaders.jsonfile import UnreadableFileError
 from audit.loaders.kindguess import KindGuess, guess_from_sample
-from audit.loaders.records import record_type_for
+from audit.loaders.records import LoadedFile, record_type_for
 from audit.loaders.salvage import ElementDecoder
 from audit.loaders.shards import shard_format
 
@@ -47,10 +47,11 @@ class ShardStream:
     record_type: type[Any]
     batch_rows: int = BATCH_ROWS
     findings: list[Finding] = field(default_factory=list, init=False)
+    elements: int = field(default=0, init=False)  # records + unusable elements, once read
     _kept: list[int] | None = field(default=None, init=False, repr=False)
 
     def __iter__(self) -> Iterator[list[Any]]:
-        self.findings, self._kept = [], None
+        self.findings, self._kept, self.elements = [], None, 0
         keys = self.metadata_keys if self.is_metadata else None
         one_by_one = ElementDecoder(
             self.record_type, keys, self.findings, str(self.path), self.dataset
@@ -75,6 +76,7 @@ class ShardStream:
                 records, kept = one_by_one.decode(elements, first)
             self._track(first, len(elements), kept)
             first += len(elements)
+            self.elements = first
             yield records
 
     def _track(self, first: int, count: int, kept: list[int] | None) -> None:
@@ -176,3 +178,28 @@ def _unreadable(path: Path, dataset: str, problem: str) -> UnreadableFileError:
         Code.FILE_UNREADABLE, f"{path}: {problem}", dataset=dataset or path.stem, file=str(path)
     )
     return UnreadableFileError(finding, problem)
+
+
+def load_set(source: str, kind: str | None, dataset: str) -> LoadedFile:
+    """Every record of a shard set, for stages that need all of them at once (image and licence
+    references). ``index`` holds each record's position in the whole set (the shards in
+    :func:`shards.expand` order, their elements counted one after another); the loader's
+    findings are each on its shard."""
+    from audit.loaders.shards import expand
+
+    shards = expand(source)
+    kind = kind or shard_kind(shards[0], dataset).kind
+    loaded = LoadedFile(Path(source), kind, False, [], None, 0)
+    index: list[int] = []
+    for shard in shards:
+        stream = open_shard(shard, kind, dataset=dataset)
+        loaded.is_metadata, loaded.metadata_keys = stream.is_metadata, stream.metadata_keys
+        for batch in stream:
+            loaded.records += batch
+        kept = stream.positions()
+        first = loaded.total
+        index += [first + p for p in (range(stream.elements) if kept is None else kept)]
+        loaded.findings += stream.findings
+        loaded.total += stream.elements
+    loaded.index = None if len(loaded.records) == loaded.total else index
+    return loaded
