@@ -245,3 +245,38 @@ def test_other_stages_read_a_set_whole_with_positions_over_the_set(tmp_path: Pat
     single.write_text(json.dumps([*records, [1, 2], records[0]]), encoding="utf-8")
     assert image_refs(tmp_path / "set") == image_refs(single)
     assert image_refs(tmp_path / "set")[-1].index == 21
+
+
+def test_the_structure_stage_of_a_run_reruns_when_a_shard_changes(tmp_path: Path) -> None:
+    from audit import config as config_mod
+    from audit import stages
+    from audit.models import NoProgress
+    from audit.store import Store
+
+    records: list[dict[str, Any]] = realsamples.load(realsamples.LCS_CHAT)
+    offsets = write_parquet(records, tmp_path / "set", 2)
+    (tmp_path / "audit.toml").write_text(
+        '[[datasets]]\nname = "lcs"\nchat = "set/data/*.parquet"\n', encoding="utf-8"
+    )
+    config = config_mod.load(tmp_path / "audit.toml")
+
+    def structure(store: Store) -> tuple[Any, bool]:
+        ctx = stages.StageContext(
+            config=config,
+            dataset=config.datasets[0],
+            store=store,
+            progress=NoProgress(),
+            work_dir=tmp_path / "work",
+        )
+        return stages.STAGE_FUNCTIONS["structure"](ctx), "structure" in ctx.reused
+
+    with Store(tmp_path / "state.sqlite") as store:
+        first, _ = structure(store)
+        assert structure(store)[1]  # unchanged: reused
+        records[12]["conversations"][0]["from"] = "bot"
+        write_parquet(records, tmp_path / "set", 2)  # the second shard rewritten
+        second, reused = structure(store)
+    assert not reused
+    assert "turn.role" not in {str(f.code) for f in first.findings}
+    (role,) = [f for f in second.findings if f.code == "turn.role"]
+    assert (role.file, role.index) == (sorted(offsets)[1], 2)
