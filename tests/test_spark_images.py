@@ -3,6 +3,7 @@ zip with missing, corrupt and truncated images, and a re-run that reads no image
 
 from __future__ import annotations
 
+import json
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -99,3 +100,29 @@ def test_a_rerun_reads_no_image_again(spark: SparkSession, tmp_path: Path) -> No
     (given[0] / "coco/train2017/1.jpg").write_bytes(make.truncated_jpeg())  # changed on disk
     third = on_spark(tmp_path, given)
     assert (third.probed, third.status["truncated"]) == (1, first.status["truncated"] + 1)
+
+
+def test_the_images_command_on_spark_writes_every_finding(
+    spark: SparkSession, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--findings` holds the whole table, not the report's examples; errors exit 1."""
+    from audit.cli import main
+    from audit.findings import from_jsonl
+
+    given = roots(tmp_path)
+    chat = tmp_path / "chat.json"
+    chat.write_text(
+        json.dumps([{"id": n, "image": name, "conversations": []} for n, name in enumerate(NAMES)])
+    )
+    out = tmp_path / "found.jsonl"
+    argv = ["images", chat, "--level", "decode", "--findings", out, "--state", tmp_path / "s"]
+    roots_given = [x for root in given for x in ("--root", root)]
+    code = main(
+        [str(a) for a in [*argv, *roots_given, "--engine", "spark", "--master", "local[2]"]]
+    )
+    assert code == 1
+    found = from_jsonl(out.read_bytes())
+    with Store(tmp_path / "local.sqlite") as store:
+        local = probe_images(refs(), given, level="decode", store=store, workers=1)
+    assert Counter(f.code for f in found) == Counter(f.code for f in local.findings)
+    assert "image.truncated" in capsys.readouterr().out

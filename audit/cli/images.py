@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from audit import config as config_mod
-from audit import preflight
+from audit import engines, preflight
 from audit.cli._common import (
     add_engine,
     check_workers,
@@ -85,6 +85,8 @@ def _images(args: argparse.Namespace) -> int:
     level = args.level or settings.level
     workers = args.workers or settings.workers
     state = Path(args.state) if args.state else config.path(config.state)
+    if engines.is_spark(config.engine):
+        return _finish(args, _on_spark(args, config, chosen, level, state))
     store = None if args.no_cache else Store(state)
     results: list[ImagesResult] = []
     try:
@@ -116,10 +118,65 @@ def _images(args: argparse.Namespace) -> int:
     finally:
         if store is not None:
             store.close()
+    return _finish(args, results)
+
+
+def _finish(args: argparse.Namespace, results: list[ImagesResult]) -> int:
     found = [f for r in results for f in r.findings]
-    write_findings(args.findings, found)
+    tables = [r.finding_totals for r in results if r.finding_totals is not None]
+    if tables and args.findings:  # Spark: every finding from the tables, not the examples
+        from audit.engines.spark.findings import read_back
+
+        write_findings(args.findings, (f for t in tables for f in read_back(t)))
+    else:
+        write_findings(args.findings, found)
     _render(results, found, Console(highlight=False))
     return 1 if any(f.severity == Severity.ERROR for f in found) else 0
+
+
+def _on_spark(
+    args: argparse.Namespace,
+    config: config_mod.Config,
+    chosen: list[config_mod.DatasetConfig],
+    level: str,
+    state: Path,
+) -> list[ImagesResult]:
+    """The same probes on Spark; each file's findings table in ``spark-findings/images-cli/N``
+    beside the state store (replaced by the next command)."""
+    from audit.engines.spark import images as on_spark
+    from audit.loaders.records import image_refs
+
+    tables = state.parent / "spark-findings" / "images-cli"
+    settings = msgspec.structs.replace(config.images, level=level)
+    if args.files:
+        return [
+            on_spark.probe_images(
+                image_refs(Path(file), args.kind),
+                args.root,
+                state,
+                config.engine,
+                level=level,
+                dataset=Path(file).stem,
+                file=file,
+                max_pixels=settings.max_pixels,
+                use_cache=not args.no_cache,
+                findings_dir=tables / str(n),
+            )
+            for n, file in enumerate(args.files)
+        ]
+    cfg = msgspec.structs.replace(config, images=settings, state=str(state))
+    return [
+        on_spark.probe_dataset(
+            ds,
+            cfg,
+            image_refs(config.path(ds.chat), None if ds.kind == "auto" else ds.kind),
+            report_paths=True,
+            use_cache=not args.no_cache,
+            findings_dir=tables / str(n),
+        )
+        for n, ds in enumerate(chosen)
+        if ds.chat
+    ]
 
 
 def _datasets(config: config_mod.Config, names: list[str]) -> list[config_mod.DatasetConfig]:

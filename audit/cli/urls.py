@@ -9,7 +9,7 @@ import msgspec
 from rich.console import Console
 from rich.markup import escape
 
-from audit import findings, preflight
+from audit import engines, findings, preflight
 from audit.cli._common import add_engine, optional_config, with_engine, write_findings
 from audit.errors import UsageError
 from audit.hints import dns_hint
@@ -76,9 +76,18 @@ def _urls(args: argparse.Namespace) -> int:
         ]
     )
     state = args.state or config.path(config.state)
-    with RichProgress() as progress:
-        result = audit_urls(sources, settings, state, progress=progress)
-    write_findings(args.findings, result.findings)
+    if engines.is_spark(config.engine):
+        from audit.engines.spark.findings import read_back
+        from audit.engines.spark.urls import audit_urls as on_spark
+
+        tables = Path(state).parent / "spark-findings" / "urls-cli"  # replaced by the next run
+        result = on_spark(sources, settings, state, config.engine, findings_dir=tables)
+        totals = result.finding_totals  # every finding from the table, not the examples
+        write_findings(args.findings, read_back(totals) if totals else result.findings)
+    else:
+        with RichProgress() as progress:
+            result = audit_urls(sources, settings, state, progress=progress)
+        write_findings(args.findings, result.findings)
     _render(result, Console(highlight=False))
     errors = findings.count_by_severity(result.findings)[findings.Severity.ERROR]
     return 1 if errors else 0

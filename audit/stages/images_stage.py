@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from audit import engines
 from audit.models import ImageRef
 from audit.results import ImagesResult
 from audit.stages.context import StageContext, StageSkipped
@@ -20,4 +21,8 @@ def images(ctx: StageContext) -> ImagesResult:
         for i, r in ctx.chat_file().items()
         if isinstance(r.image, str) and r.image
     ]
+    if engines.is_spark(ctx.config.engine):
+        from audit.engines.spark.images import probe_dataset as on_spark
+
+        return on_spark(ds, ctx.config, refs, findings_dir=ctx.findings_dir("images"))
     return probe_dataset(ds, ctx.config, store=ctx.store, progress=ctx.progress, refs=refs)
