@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from audit import engines
 from audit.loaders.shards import input_files
 from audit.results import StructureResult
@@ -30,7 +28,7 @@ def structure(ctx: StageContext) -> StructureResult:
             dataset=ds.name,
             progress=ctx.progress,
             engine=ctx.config.engine,
-            findings_dir=str(findings_table(ctx.work_dir, "structure", ds.name)) if spark else None,
+            findings_dir=ctx.findings_dir("structure") if spark else None,
         )
 
     # on Spark the result points at this run's findings table: a stored one would name another
@@ -41,9 +39,3 @@ def structure(ctx: StageContext) -> StructureResult:
         else stagecache.make_key("structure", ds.name, files=input_files(paths), settings=[ds])
     )
     return cached(ctx, "structure", key, compute, StructureResult)
-
-
-def findings_table(work_dir: Path, stage: str, dataset: str) -> Path:
-    """Where a stage run on Spark writes a dataset's findings: inside the run's folder."""
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in dataset)
-    return work_dir / "findings" / stage / safe
