@@ -5,7 +5,7 @@ The fetches are jobs in the URL probe's own worker pool, queued ahead of their s
 every origin's files are fetched in parallel with the probing instead of in a phase after it,
 with its machinery (:mod:`audit.probes.curlprobe`): the SSRF guard on every hop (a redirect to a
 private address is refused), the per-server request slots and ``delay_seconds``
-(:class:`audit.probes.urlpool.HostScheduler` keyed by server address), the per-request deadline
+(:class:`audit.probes.hostsched.HostScheduler` keyed by server address), the per-request deadline
 and a byte cap (robots.txt: RFC 9309's 500 KiB, parsed as far as it goes; tdmrep.json 256 KiB).
 A 2xx answer is the file; a 4xx is a definite "none" (RFC 9309: no rules); both are cached. A 5xx,
 a timeout, a refusal or any other failure counts as no rule for this run and is not cached, so
