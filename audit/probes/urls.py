@@ -157,9 +157,6 @@ def _check(settings: UrlConfig) -> None:
         raise ConfigError(f"urls.allow_networks: {exc}") from None
 
 
-_engine = probe_batch  # the name the Spark engine imported first; new code uses probe_batch
-
-
 def record_findings(
     ref: UrlRef,
     probe: UrlProbe,
