@@ -312,3 +312,21 @@ def test_an_answer_in_no_http_version_is_a_connection_failure(store: Store, answ
         "connection",
         "not a valid HTTP answer (after 2 attempts)",
     )
+
+
+def test_a_body_cut_short_is_truncated_and_a_stalled_body_a_timeout(
+    server: HttpServer, store: Store
+) -> None:
+    announced = {**IMAGE, "Content-Length": str(len(JPEG) + 5000)}
+    server.route("/cut.jpg", Reply(200, {**announced, "Connection": "close"}, JPEG))
+    server.route("/stalled.jpg", Reply(200, announced, JPEG))  # kept open, the rest never comes
+    assert probe(server, ["/cut.jpg", "/stalled.jpg"], store, timeout_seconds=0.3) == {
+        "/cut.jpg": "truncated",
+        "/stalled.jpg": "timeout",
+    }
+    probes = lookup(store, [server.url("/cut.jpg"), server.url("/stalled.jpg")])
+    assert (
+        probes[server.url("/cut.jpg")].detail == "transfer broke off (fewer bytes than announced)"
+    )
+    assert probes[server.url("/stalled.jpg")].detail == "body read timed out"
+    assert probes[server.url("/stalled.jpg")].http_status == 200
