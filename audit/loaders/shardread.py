@@ -59,23 +59,28 @@ class ShardStream:
         batch_type = list[self.record_type]  # type: ignore[name-defined]
         decoder = msgspec.json.Decoder(batch_type)
         first = 0
-        for elements in _elements(self.path, self.batch_rows):
+        for elements in _elements(self.path, self.batch_rows, self.dataset):
             records: list[Any] | None = None
             if shard_format(self.path) == "parquet":
-                try:
-                    records = msgspec.convert(elements, batch_type)
-                except _FAILED:
-                    elements = [msgspec.json.encode(e) for e in elements]
+                count = elements.num_rows
+                records = _typed_batch(elements, decoder, self.is_metadata)
+                if records is None:
+                    rows = _rows(elements)
+                    try:
+                        records = msgspec.convert(rows, batch_type)
+                    except _FAILED:
+                        elements = [msgspec.json.encode(e) for e in rows]
             else:
                 with contextlib.suppress(*_FAILED):
                     records = decoder.decode(b"[" + b",".join(elements) + b"]")
                 if records is not None and len(records) != len(elements):
                     records = None  # a line held two values ("{...},{...}"): one by one
+                count = len(elements)
             kept = None
             if records is None:
                 records, kept = one_by_one.decode(elements, first)
-            self._track(first, len(elements), kept)
-            first += len(elements)
+            self._track(first, count, kept)
+            first += count
             self.elements = first
             yield records
 
@@ -101,8 +106,9 @@ def shard_kind(path: Path, dataset: str) -> KindGuess:
     """A set's kind, from the first records of its first shard."""
     rows: list[bytes] = []
     for elements in _elements(path, _SAMPLE_ROWS, dataset):
-        for element in elements:
-            rows.append(element if isinstance(element, bytes) else _id_first(element))
+        if not isinstance(elements, list):  # a Parquet batch
+            elements = [_id_first(row) for row in _rows(elements)]
+        rows += elements
         break
     return guess_from_sample([b"[" + b",".join(rows) + b"]"], None)
 
@@ -127,13 +133,43 @@ def _columns(path: Path, dataset: str) -> list[str]:
     return []
 
 
-def _elements(path: Path, batch_rows: int, dataset: str = "") -> Iterator[list[Any]]:
-    """The shard's records in batches: raw lines (JSONL) or dicts without null keys (Parquet)."""
+def _typed_batch(
+    batch: Any, decoder: msgspec.json.Decoder[Any], metadata: bool
+) -> list[Any] | None:
+    """A Parquet batch's records in one typed pass (polars writes the batch as JSON Lines, which
+    msgspec decodes; 2-3x faster than Python rows), or None: some row needs the careful path.
+
+    A null there is an absent key, so a chat record's null ``image`` or ``model`` becomes unset.
+    """
+    import polars as pl
+
+    try:
+        text = pl.from_arrow(batch).write_ndjson().encode()  # type: ignore[union-attr]
+        records: list[Any] = decoder.decode(b"[" + text.rstrip(b"\n").replace(b"\n", b",") + b"]")
+    except (*_FAILED, pl.exceptions.PolarsError):
+        return None
+    if len(records) != batch.num_rows:
+        return None
+    if not metadata:
+        for record in records:
+            if record.image is None:
+                record.image = msgspec.UNSET
+            if record.model is None:
+                record.model = msgspec.UNSET
+    return records
+
+
+def _rows(batch: Any) -> list[dict[str, Any]]:
+    """A Parquet batch's rows as dicts without their null values (a null is an absent key)."""
+    return [{k: v for k, v in row.items() if v is not None} for row in batch.to_pylist()]
+
+
+def _elements(path: Path, batch_rows: int, dataset: str = "") -> Iterator[Any]:
+    """The shard's records in batches: raw lines (JSON Lines) or Arrow record batches (Parquet)."""
     if shard_format(path) == "parquet":
         parquet = _parquet(path, dataset)
         try:
-            for batch in parquet.iter_batches(batch_size=batch_rows):
-                yield [{k: v for k, v in row.items() if v is not None} for row in batch.to_pylist()]
+            yield from parquet.iter_batches(batch_size=batch_rows)
         except (OSError, ValueError) as exc:  # pyarrow's errors derive from these
             raise _unreadable(path, dataset, f"cannot read Parquet data: {_reason(exc)}") from None
         return
