@@ -21,6 +21,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "llava-audit check llava_instruct_150k.json",
         "llava-audit check chat.json metadata.json --findings findings.jsonl",
         "llava-audit check my_data.json --kind lcs-chat --json",
+        "llava-audit check 'my-hf-dataset/data/train-*.parquet'",
     ),
     "images": (
         "llava-audit images chat.json --root images.zip",
@@ -31,6 +32,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "llava-audit urls blip_laion_cc_sbu_558k_meta.json",
         "llava-audit urls Train_GCC-training.tsv --findings dead-urls.jsonl",
         "llava-audit urls --config audit.toml",
+        "llava-audit urls laion-subset/ --column URL",
     ),
     "license": (
         "llava-audit license blip_laion_cc_sbu_558k.json "
