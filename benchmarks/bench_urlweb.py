@@ -73,18 +73,36 @@ class Web:
         times = self.ps.cpu_times()
         return times.user + times.system
 
-    def stats(self) -> dict[str, int]:
-        """Requests answered per kind since the last call."""
+    def stats(self) -> dict[str, Any]:
+        """Since the last call: requests per kind, connections, answers per second, lateness."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.write("stats\n")
         self.proc.stdin.flush()
-        counts: dict[str, int] = json.loads(self.proc.stdout.readline())
-        return counts
+        stats: dict[str, Any] = json.loads(self.proc.stdout.readline())
+        return stats
 
     def close(self) -> None:
         assert self.proc.stdin is not None
         self.proc.stdin.close()
         self.proc.wait(timeout=30)
+
+
+def served_line(served: dict[str, Any]) -> str:
+    """What the server saw in one run: requests, their shape over time, connections, lateness."""
+    per_second: list[int] = served["per_second"]
+    total = sum(per_second)
+    running, ninety = 0, 0
+    for second, count in enumerate(per_second):
+        running += count
+        if running >= 0.9 * total:
+            ninety = second
+            break
+    last = max((i for i, c in enumerate(per_second) if c), default=0)
+    return (
+        f"{total:,} requests (peak {max(per_second, default=0):,}/s; from the tool's start, 90% by "
+        f"{ninety} s, the last at {last} s), {served['connections']:,} connections, answers late by "
+        f"{served['late_ms_mean']:.1f} ms mean / {served['late_ms_max']:.0f} ms max"
+    )
 
 
 def audit_source(rev: str | None, folder: Path) -> tuple[list[str], dict[str, str]]:
@@ -263,9 +281,8 @@ def main() -> None:
                 r = rows[-1]
                 bench.console.log(
                     f"{tool} #{pair}: {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} s CPU, "
-                    f"{r['urls_per_s']:,} URLs/s; server {r['server_cpu_s']:.1f} s CPU "
-                    f"({sum(r['served'].values()) - r['served'].get('connections', 0):,} requests, "
-                    f"{r['served'].get('connections', 0):,} connections); {r['outcome']}"
+                    f"{r['urls_per_s']:,} URLs/s; {r['outcome']}; server {r['server_cpu_s']:.1f} s "
+                    f"CPU, {served_line(r['served'])}"
                 )
     finally:
         web.close()

@@ -10,8 +10,9 @@ request; a stalled request is never answered. Keep-alive, ``Connection: close`` 
 The server is a bare epoll loop (no asyncio, no framework, no C), one process for every host:
 
     .venv/bin/python -m benchmarks.imageweb --port 8080
-prints ``READY <port>``; then each ``stats`` line on stdin prints the requests answered per kind
-(and connections accepted) since the last one as a JSON line; end of stdin stops it.
+prints ``READY <port>``; then each ``stats`` line on stdin prints, as a JSON line, what happened
+since the last one (requests per kind, connections, requests answered per second, how late
+answers left); end of stdin stops it.
 """
 
 from __future__ import annotations
@@ -154,6 +155,7 @@ class _Server:
         self.listeners = {s.fileno(): s for s in listeners}
         self.conns: dict[int, _Conn] = {}
         self.due: deque[tuple[float, _Conn, bytes]] = deque()
+        self.since, self.per_second, self.late_sum, self.late_max = time.monotonic(), [0], 0.0, 0.0
         for fd in self.listeners:
             self.epoll.register(fd, select.EPOLLIN)
         self.epoll.register(sys.stdin.fileno(), select.EPOLLIN)
@@ -175,8 +177,7 @@ class _Server:
                     while b"\n" in commands:
                         line, _, commands = commands.partition(b"\n")
                         if line.strip() == b"stats":
-                            print(json.dumps(dict(self.web.counts)), flush=True)
-                            self.web.counts.clear()
+                            print(json.dumps(self._stats()), flush=True)
                 elif (conn := self.conns.get(fd)) is not None:
                     if events & select.EPOLLOUT:
                         self._send(conn, b"")
@@ -184,9 +185,32 @@ class _Server:
                         self._receive(conn, time.monotonic() + latency)
             now = time.monotonic()
             while due and due[0][0] <= now:
-                _, conn, head = due.popleft()
+                when, conn, head = due.popleft()
                 if not conn.closed:
                     self._answer(conn, head)
+                    second = int(now - self.since)
+                    self.per_second.extend([0] * (second + 1 - len(self.per_second)))
+                    self.per_second[second] += 1
+                    self.late_sum += now - when
+                    self.late_max = max(self.late_max, now - when)
+
+    def _stats(self) -> dict[str, object]:
+        """Since the last call: requests per kind, connections, requests answered in each second
+        (the shape of a run: ramp-up, plateau, tail), and how late answers left (a server short
+        of CPU answers late and would slow the tools down)."""
+        counts = dict(self.web.counts)
+        connections = counts.pop("connections", 0)
+        answered = sum(self.per_second)
+        stats = {
+            "kinds": counts,
+            "connections": connections,
+            "per_second": self.per_second,
+            "late_ms_mean": round(1000 * self.late_sum / answered, 2) if answered else 0.0,
+            "late_ms_max": round(1000 * self.late_max, 1),
+        }
+        self.web.counts.clear()
+        self.since, self.per_second, self.late_sum, self.late_max = time.monotonic(), [], 0.0, 0.0
+        return stats
 
     def _accept(self, listener: socket.socket) -> None:
         while True:
