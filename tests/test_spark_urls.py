@@ -3,6 +3,7 @@ a re-run that asks the servers nothing, and one server's spellings probed in one
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,9 +15,10 @@ from httpserver import JPEG, HttpServer, Reply
 
 from audit.config import EngineConfig, UrlConfig
 from audit.models import UrlRef
-from audit.probes.urls import probe_urls
+from audit.probes.urls import UrlSource, audit_urls
 from audit.results import UrlsResult
 from audit.store import Store
+from audit.store.urls import opt_out_kinds
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -94,16 +96,25 @@ def table(spark: SparkSession, result: UrlsResult) -> Counter[tuple[str, int | N
 def test_spark_gives_the_local_engines_findings_and_counts(
     spark: SparkSession, server: HttpServer, tmp_path: Path
 ) -> None:
+    from audit.engines.spark.urls import audit_urls as on_spark
+
     given = refs(server)
+    meta = tmp_path / "meta.json"
+    meta.write_text(json.dumps([{"id": r.record_id, "url": r.url} for r in given]))
+    sources = [UrlSource("d", str(meta))]
     with Store(tmp_path / "local.sqlite") as store:
-        local = probe_urls(given, settings(), store=store, dataset="d", file="m")
-    remote = on_spark(spark, given, tmp_path)
+        local = audit_urls(sources, settings(), store)
+        local_kinds = opt_out_kinds(store, [r.url for r in given])
+    with Store(tmp_path / "state.sqlite") as store:
+        remote = on_spark(sources, settings(), tmp_path / "state.sqlite", ENGINE, store=store)
+        assert opt_out_kinds(store, [r.url for r in given]) == local_kinds  # for the licences
     assert table(spark, remote) == Counter((f.file, f.index, f.code) for f in local.findings)
     same = ("status_counts", "urls", "unique_urls", "referenced", "opt_out", "worst_domains")
     for field in same:
         assert getattr(remote.totals, field) == getattr(local.totals, field), field
     assert remote.placeholders == local.placeholders and remote.placeholders
     assert remote.opt_outs == local.opt_outs and len(remote.opt_outs) == 2
+    assert len(local_kinds) == 2
 
 
 def test_a_rerun_asks_the_servers_nothing(
