@@ -42,7 +42,10 @@ def shard_format(path: str | Path) -> Format | None:
 
 
 def is_glob(path: str | Path) -> bool:
-    return any(c in _MAGIC for c in str(path))
+    """A pattern: ``*`` or ``?`` in a path that does not exist as given (``[...]`` only counts
+    beside them, so a real file named ``x[1].json`` stays a file)."""
+    text = str(path)
+    return ("*" in text or "?" in text) and not os.path.lexists(text)
 
 
 def is_shard_set(path: str | Path) -> bool:
@@ -70,7 +73,7 @@ def _glob_base(pattern: str) -> Path:
     parts = Path(pattern).parts[:-1]
     plain = []
     for part in parts:
-        if is_glob(part):
+        if any(c in _MAGIC for c in part):
             break
         plain.append(part)
     return Path(*plain) if plain else Path()
