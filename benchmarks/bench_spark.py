@@ -162,20 +162,22 @@ def url_runs(bench: Bench, n_urls: int, hosts: int, latency: float, tmp: Path) -
             for i in range(n_urls)
         ]
         meta.write_text(json.dumps(rows, indent=2), encoding="utf-8")
-        urls = [LLAVA_AUDIT, "urls", str(meta), "--allow-private", "--engine", "spark"]
-        rates = {}
+        urls = [LLAVA_AUDIT, "urls", str(meta), "--allow-private"]
+        local = bench.run("urls local engine", [*urls, "--state", str(tmp / "urls-local.sqlite")])
+        runs = {}
         for cores in (1, 2):
             state = tmp / f"urls-{cores}.sqlite"
-            run = bench.run(
+            runs[cores] = bench.run(
                 f"urls spark local[{cores}]",
-                [*urls, "--master", f"local[{cores}]", "--state", str(state)],
+                [*urls, "--engine", "spark", "--master", f"local[{cores}]", "--state", str(state)],
                 role=role,
             )
-            rates[cores] = n_urls / run.wall_s / cores
-            bench.figure(f"URLs/s per core, spark local[{cores}]", rates[cores])
-        bench.ratio(
-            "urls wall: spark local[2] / local[1]", n_urls / rates[2] / 2, n_urls / rates[1]
-        )
+            bench.figure(
+                f"URLs/s per core, spark local[{cores}]", n_urls / runs[cores].wall_s / cores
+            )
+        bench.figure("URLs/s, local engine (2 cores)", n_urls / local.wall_s)
+        bench.ratio("urls wall: spark local[2] / local[1]", runs[2].wall_s, runs[1].wall_s)
+        bench.ratio("urls wall: spark local[2] / local engine", runs[2].wall_s, local.wall_s)
     finally:
         assert server.stdin is not None
         server.stdin.close()

@@ -106,6 +106,12 @@ class TreeSampler:
         self._stop.set()
         self._thread.join()
 
+    def cpu_total(self) -> float:
+        """User+sys of every process seen, up to its last sample: counts descendants that are
+        never reaped by the root (a JVM the driver leaves behind, its forked workers), which
+        getrusage(RUSAGE_CHILDREN) misses."""
+        return sum(cpu - self._cpu_base.get(pid, 0.0) for pid, cpu in self._cpu_seen.items())
+
     def spread(self) -> float:
         """1 - (CPU of the busiest process / CPU of all sampled processes), from the last samples."""
         used = {pid: cpu - self._cpu_base.get(pid, 0.0) for pid, cpu in self._cpu_seen.items()}
@@ -186,6 +192,7 @@ def run_subprocess(
         stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    cpu = max(cpu, sampler.cpu_total())  # the larger: each misses what the other sees
     extra = _last_json_line(stdout)
     if code not in (0, 1):
         extra["stderr_tail"] = stderr.strip().splitlines()[-3:]
