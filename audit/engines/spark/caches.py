@@ -5,8 +5,8 @@ cannot share it. Here each cache is a folder of versions: a run reads the versio
 names, probes only the keys that are new or stale (an anti-join), and writes the old rows it did
 not replace plus its new ones as a new version folder; then ``CURRENT`` is switched by an atomic
 rename, so a run killed part-way leaves the last complete version in force (its half-written
-folder is removed by the next write). The previous version is kept one more run for a reader
-still on it; older ones are removed.
+folder is left to the clean-up). The previous version, and any written in the last day, are
+kept for a reader still on them; older ones are removed.
 
 The columns are the SQLite caches' (:mod:`audit.store.urls`, :mod:`audit.store.images`), so a
 cached result means the same thing on both engines: a URL's probe under a settings fingerprint,
@@ -60,6 +60,9 @@ def arrow_schema(ddl: str) -> pa.Schema:
 
 CURRENT = "CURRENT"
 _PREFIX = "v-"
+#: Older versions are removed once this old: a run still reading one (its earlier files'
+#: results, not yet published) never loses it.
+_KEEP_SECONDS = 86400.0
 
 
 def cache_folder(state: str | Path, table: str) -> Path:
@@ -93,16 +96,23 @@ def write(frame: DataFrame, folder: Path) -> Path:
     frame.write.parquet(str(folder / name))
     write_atomic(folder / CURRENT, f"{name}\n".encode())
     keep = {name, previous.name if previous else ""}
+    cutoff = time.time() - _KEEP_SECONDS
     for old in folder.glob(f"{_PREFIX}*"):
-        if old.name not in keep and old.is_dir():
+        if old.name not in keep and old.is_dir() and old.stat().st_mtime < cutoff:
             shutil.rmtree(old, ignore_errors=True)
     return folder / name
 
 
 @contextmanager
 def scratch(state: str | Path) -> Iterator[Path]:
-    """A folder for one run's intermediate tables, removed when the run is done."""
-    path = cache_folder(state, "scratch") / f"run-{uuid.uuid4().hex}"
+    """A folder for one run's intermediate tables, removed when the run is done (and those a
+    killed run left, once a day old)."""
+    parent = cache_folder(state, "scratch")
+    cutoff = time.time() - _KEEP_SECONDS
+    for old in parent.glob("run-*"):
+        if old.stat().st_mtime < cutoff:
+            shutil.rmtree(old, ignore_errors=True)
+    path = parent / f"run-{uuid.uuid4().hex}"
     try:
         yield path
     finally:
