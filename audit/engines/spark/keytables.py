@@ -238,9 +238,10 @@ def sets_on_spark(
         .select("_seq", KEYS)
         .mapInArrow(partial(explode, entry_of), KEYS_DDL)
     )
-    passes = [p.persist() for p in cross_record(keys, present, metadata, pairs)]
-    counted = [r[OUTCOME] for p in passes for r in p.where(F.col("_task") == -1).collect()]
-    totals = summed(counted)
+    first, second = cross_record(keys, present, metadata, pairs)
+    first = first.persist()  # its findings are published after its counts are read
+    both = first.unionByName(second).where(F.col("_task") == -1).select(OUTCOME)
+    totals = summed([row[OUTCOME] for row in both.collect()])  # one job for both passes
     lines: list[pa.RecordBatch] = []
     set_stats: dict[str, dict[str, Any]] = {}
     for n, entry in enumerate(present):
@@ -255,11 +256,11 @@ def sets_on_spark(
         compared = {k: int(totals.get(f"pair:{n}", Counter())[k]) for k in _PAIR_COUNTS}
         stats = set_stats.setdefault(present[meta].source, {"records": 0, "metadata_keys": True})
         stats["crossfile"] = compared
-    findings = passes[0].where(F.col("_task") != -1).select(*FINDING_COLUMNS)
+    findings = first.where(F.col("_task") != -1).select(*FINDING_COLUMNS)
     if lines:
         table = pa.Table.from_batches(lines).select(FINDING_COLUMNS)
         findings = findings.unionByName(spark.createDataFrame(table))
-    return findings, set_stats, passes
+    return findings, set_stats, [first]
 
 
 def _is_metadata(outcome: Any) -> bool:
