@@ -10,7 +10,7 @@ CC-3M-style URLs. Each pair runs both tools on the same URLs, in alternating ord
 first, pair 2 img2dataset first, ...), each from scratch: a fresh state store for llava-audit (so
 nothing is cached) and a fresh output folder for img2dataset. Both get the same timeout and no
 retries; img2dataset runs at its cheapest (dummy writer, no re-encoding, no EXIF, no hash) with
-``--processes`` x ``--threads``; llava-audit with ``--workers`` threads over its default processes,
+``--processes`` x ``--threads`` (2 x 128, the best measured here); llava-audit with ``--workers`` threads over its default processes,
 ``--per-host`` requests per server at a time, its default 64 KB byte cap (every body here is
 smaller, so both read whole bodies). Measured per run: wall, CPU of the whole process tree
 (``getrusage(RUSAGE_CHILDREN)``), URLs/s, and the server's own CPU (psutil, apart). Printed: a
@@ -240,7 +240,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--timeout", type=int, default=10, help="seconds, both tools")
     parser.add_argument("--server-nice", type=int, default=-5)
     parser.add_argument("--processes", type=int, default=2, help="img2dataset processes")
-    parser.add_argument("--threads", type=int, default=256, help="img2dataset threads per process")
+    parser.add_argument("--threads", type=int, default=128, help="img2dataset threads per process")
     parser.add_argument(
         "--shard", type=int, default=0, help="img2dataset URLs per shard (0: one shard per process)"
     )
