@@ -57,6 +57,17 @@ SET_RANK = 1 << 30
 
 
 @dataclass(frozen=True)
+class Pair:
+    """Two plain files, chat and metadata, compared through their key tables: the comparison's
+    findings come after the metadata file's own, at its ``place`` (as its local worker adds
+    them)."""
+
+    chat: str
+    metadata: str
+    place: int
+
+
+@dataclass(frozen=True)
 class Side:
     """What an executor needs to know of an entry (a path as given)."""
 
@@ -100,7 +111,7 @@ def _frame(batches: Iterator[pa.RecordBatch]) -> pl.DataFrame | None:
 
 def by_id(
     sides: dict[int, Side],
-    pairs: list[tuple[int, int]],
+    pairs: list[tuple[int, int, int, int]],
     batches: Iterator[pa.RecordBatch],
 ) -> Iterator[pa.RecordBatch]:
     """Executor side, partitioned by id: a set's exact copies and repeated ids, and each
@@ -126,8 +137,8 @@ def by_id(
         found = crossrecord.exact_duplicates(part.select(CHAT), side.dataset)
         tally["repeated_ids"] += crossrecord.repeats(part.select(CHAT), "id")
         tally["exact_duplicates"] += len(found)
-        yield _findings(found, SET_RANK + number, part)
-    for n, (chat, meta) in enumerate(pairs):
+        yield _findings(found, SET_RANK + number, part, 0)
+    for n, (chat, meta, rank, base) in enumerate(pairs):
         if chat not in parts and meta not in parts:
             continue
         empty = frame.clear()
@@ -136,7 +147,7 @@ def by_id(
         refs = [FileRef(s.dataset, s.source, s.kind) for s in (sides[chat], sides[meta])]
         found, compared = crossfile.compare(left, refs[0], right, refs[1])
         counts.setdefault(f"pair:{n}", Counter()).update(compared)
-        yield _findings(found, SET_RANK + len(sides) + n, pl.concat([left, right], how="diagonal"))
+        yield _findings(found, rank, pl.concat([left, right], how="diagonal"), base)
     yield _counts(counts)
 
 
@@ -161,11 +172,11 @@ def by_second_key(
     yield _counts(counts)
 
 
-def _findings(found: list[Finding], rank: int, keys: pl.DataFrame) -> pa.RecordBatch:
+def _findings(found: list[Finding], rank: int, keys: pl.DataFrame, base: int) -> pa.RecordBatch:
     """Set-level findings as output rows, ordered as the local engine lists them (by shard and
     index within their rule)."""
     shard_of = dict(keys.select("file", "shard").unique().iter_rows())
-    order = [(shard_of.get(f.file, 0) << 32) + (f.index or 0) for f in found]
+    order = [base + (shard_of.get(f.file, 0) << 32) + (f.index or 0) for f in found]
     return rows(found, rank, order)
 
 
@@ -174,7 +185,10 @@ def _counts(counts: dict[str, Counter[str]]) -> pa.RecordBatch:
 
 
 def cross_record(
-    keys: DataFrame, entries: list[Entry], metadata: set[str], pairs: list[tuple[int, int]]
+    keys: DataFrame,
+    entries: list[Entry],
+    metadata: set[str],
+    pairs: list[tuple[int, int, int, int]],
 ) -> tuple[DataFrame, DataFrame]:
     """The two passes over ``keys`` (rows of :data:`KEYS_DDL`): by id, and by image or URL.
     ``metadata`` names the metadata entries' sources; ``pairs`` are (chat, metadata) entries."""
@@ -185,7 +199,7 @@ def cross_record(
         for n, e in enumerate(entries)
     }
     sets = [n for n, e in enumerate(entries) if e.is_set]
-    wanted = sorted({*sets, *(n for pair in pairs for n in pair)})
+    wanted = sorted({*sets, *(n for pair in pairs for n in pair[:2])})
     rows_by_id = keys.where(F.col("_entry").isin(wanted)).repartition("id")
     first = rows_by_id.mapInArrow(partial(by_id, sides, pairs), OUT_DDL)
     meta = [n for n, side in sides.items() if side.metadata]
@@ -210,12 +224,13 @@ def sets_on_spark(
     planned: list[Entry],
     outcomes: dict[int, Any],
     keyed: set[int],
+    plain: list[Pair],
 ) -> tuple[DataFrame, dict[str, dict[str, Any]], list[DataFrame]]:
     """Driver side of audit.structure_sets.finish: the sets' findings (rows of OUT_DDL, the
     lines from the summed counts included), their stats by source, and the frames to unpersist.
 
     ``frame`` holds the tasks' outcome rows with their key tables; ``outcomes`` their stats by
-    task number; ``keyed`` the tasks that left a key table."""
+    task number; ``keyed`` the tasks that left a key table; ``plain`` the pairs of plain files."""
     from pyspark.sql import functions as F  # noqa: N812 - Spark's own convention
 
     from audit.structure_sets import records_of, set_pairs, set_summary
@@ -227,10 +242,16 @@ def sets_on_spark(
         for e in present
         if any(outcomes[n].stats and _is_metadata(outcomes[n]) for n in e.tasks if n in outcomes)
     }
-    pairs = [
-        (number_of[c.source], number_of[m.source])
-        for c, m in set_pairs(planned)
+    pairs = [  # (chat, metadata, rank, base) of each comparison, then the stats of which
+        (number_of[c.source], number_of[m.source], SET_RANK + len(present) + n, 0)
+        for n, (c, m) in enumerate(set_pairs(planned))
         if c.source in number_of and m.source in number_of
+    ]
+    merged = len(pairs)  # a set's comparison gives the set's stats; a plain file's, its own
+    pairs += [
+        (number_of[p.chat], number_of[p.metadata], p.place, _LAST)
+        for p in plain
+        if p.chat in number_of and p.metadata in number_of
     ]
     entry_of = {t: n for n, e in enumerate(present) for t in e.tasks}
     keys = (
@@ -252,10 +273,10 @@ def sets_on_spark(
         records = sum(records_of(outcomes[t]) for t in entry.tasks if t in outcomes)
         found, set_stats[entry.source] = set_summary(entry, counts, records)
         lines.append(rows(found, SET_RANK + n, [_LAST + k for k in range(len(found))]))
-    for n, (_, meta) in enumerate(pairs):
+    for n, (_, meta, _, _) in enumerate(pairs):
         compared = {k: int(totals.get(f"pair:{n}", Counter())[k]) for k in _PAIR_COUNTS}
-        stats = set_stats.setdefault(present[meta].source, {"records": 0, "metadata_keys": True})
-        stats["crossfile"] = compared
+        new = {"records": 0, "metadata_keys": True} if n < merged else {}
+        set_stats.setdefault(present[meta].source, new)["crossfile"] = compared
     findings = first.where(F.col("_task") != -1).select(*FINDING_COLUMNS)
     if lines:
         table = pa.Table.from_batches(lines).select(FINDING_COLUMNS)

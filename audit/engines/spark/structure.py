@@ -1,12 +1,13 @@
 """The structure stage on Spark: the local engine's per-file worker, run in executors.
 
-The unit of work is the local engine's task (one file; a chat file and its metadata file travel
-together, since the cross-file check needs both). The driver plans the tasks exactly as
-:func:`audit.structure.check_files` does and sends only their descriptors, one per partition;
-each executor runs :func:`audit.structure.run_group` (the same function the local process pool
-runs) and returns its findings as Arrow batches, plus one row per file with its statistics. The
-findings become a Parquet table (:func:`audit.engines.spark.findings.publish`); the driver gets
-the counts, the first examples, the per-file statistics and the file-level ``info`` lines only.
+The unit of work is the local engine's task (one file or shard). The driver plans the tasks
+exactly as :func:`audit.structure.check_files` does and sends only their descriptors, one per
+partition; each executor runs :func:`audit.structure.run_group` (what the local process pool
+runs) and returns its findings as Arrow batches, plus one row per file with its statistics and
+its key table. The cross-record checks of shard sets, and the comparison of a chat file with
+its metadata file, run over those key tables (audit.engines.spark.keytables). The findings
+become a Parquet table (:func:`audit.engines.spark.findings.publish`); the driver gets the
+counts, the first examples, the per-file statistics and the file-level ``info`` lines only.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import pyarrow as pa
 
 from audit.config import EngineConfig
 from audit.engines.spark.findings import from_row, publish
-from audit.engines.spark.keytables import sets_on_spark
+from audit.engines.spark.keytables import Pair, sets_on_spark
 from audit.engines.spark.outrows import (
     FINDING_COLUMNS,
     KEYS,
@@ -52,7 +53,7 @@ RunGroup = Callable[[list[Any]], list[Any]]
 
 @dataclass(frozen=True)
 class Group:
-    """One executor's unit of work: tasks run in order in one process (a pair: chat first)."""
+    """One executor's unit of work: tasks run in order in one process."""
 
     tasks: list[Any]  # audit.structure.Task (a dataclass, pickled)
     numbers: list[int]  # each task's number in the plan
@@ -90,7 +91,8 @@ def check_on_spark(
     location = findings_dir or _new_folder(spark)
     total = sum(task.size for task in tasks)
     progress.start("structure", total or None)
-    frame = _audited(spark, _groups(tasks, paths), problems, run).persist()
+    groups, pairs = _groups(tasks, paths)
+    frame = _audited(spark, groups, problems, run).persist()
     cached = [frame]
     try:
         done = frame.where(frame[OUTCOME].isNotNull())
@@ -104,8 +106,8 @@ def check_on_spark(
         found = frame.where(frame[OUTCOME].isNull()).select(*FINDING_COLUMNS)
         set_stats: dict[str, dict[str, Any]] = {}
         planned = entries(tasks)
-        if any(entry.is_set for entry in planned):
-            extra, set_stats, more = sets_on_spark(spark, frame, planned, outcomes, keyed)
+        if pairs or any(entry.is_set for entry in planned):
+            extra, set_stats, more = sets_on_spark(spark, frame, planned, outcomes, keyed, pairs)
             cached += more
             found = found.unionByName(extra)
         examples, totals = publish(
@@ -144,9 +146,10 @@ def _new_folder(spark: SparkSession) -> str:
     return str(Path(tempfile.mkdtemp(prefix="llava-audit-findings-")) / "structure")
 
 
-def _groups(tasks: list[Any], paths: list[str]) -> list[Group]:
-    """One group per task, but a chat file and its metadata partner share one; each task is
-    numbered by its place in the local engine's order (the path given, then the plan's)."""
+def _groups(tasks: list[Any], paths: list[str]) -> tuple[list[Group], list[Pair]]:
+    """One group per task, each numbered by its place in the local engine's order (the path
+    given, then the plan's); a chat file and its metadata file no longer meet in their workers
+    but leave their key tables for the same comparison as a set's (the pairs returned)."""
     order = {path: i for i, path in enumerate(paths)}
 
     def given(number: int) -> tuple[int, int]:
@@ -156,19 +159,15 @@ def _groups(tasks: list[Any], paths: list[str]) -> list[Group]:
     place = {number: n for n, number in enumerate(sorted(range(len(tasks)), key=given))}
     cwd = str(Path.cwd())
     groups: list[Group] = []
-    pairs: dict[int, Group] = {}
+    pairs: list[Pair] = []
     for number, task in enumerate(tasks):
-        pair = task.handoff.number if task.handoff is not None else None
-        if pair is not None and pair in pairs:
-            pairs[pair].tasks.append(task)
-            pairs[pair].numbers.append(number)
-            pairs[pair].places.append(place[number])
-            continue
-        group = Group([task], [number], [place[number]], cwd)
-        groups.append(group)
-        if pair is not None:
-            pairs[pair] = group
-    return groups
+        if task.handoff is not None:
+            if task.handoff.role == "metadata":
+                pairs.append(Pair(task.handoff.chat[0], task.path, place[number]))
+            keys = task.keys_file or f"keys-{number}.arrow"  # moved to the executor's folder
+            task = replace(task, handoff=None, keys_file=keys)
+        groups.append(Group([task], [number], [place[number]], cwd))
+    return groups, pairs
 
 
 def _audited(
