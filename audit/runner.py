@@ -14,18 +14,19 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
 
-from audit import preflight, runlog, stages
+from audit import engines, preflight, runlog, stages
 from audit.atomic import write_atomic
 from audit.config import Config
 from audit.errors import AlreadyRunningError, AuditError, ConfigError, InputError
 from audit.export import fingerprints
 from audit.export.sources import dataset_recovery
+from audit.findings import Finding
 from audit.models import NoProgress, Progress
 from audit.output import model as rpt
 from audit.output import publish as pub
@@ -66,6 +67,10 @@ def run_audit(
     if not config.datasets:
         raise ConfigError("no datasets configured: add a [[datasets]] table to audit.toml")
     preflight.check_config_inputs(config)
+    if engines.is_spark(config.engine):  # a Spark that cannot start fails here, before any work
+        from audit.engines.spark.session import session
+
+        session(config.engine)  # the run's one session: every stage on Spark joins it
     state = config.path(config.state)
     reports_dir = reportsdir.prepare(config)
     with RunLock(lock_path_for(state)), Store(state) as store, contextlib.ExitStack() as logs:
@@ -198,7 +203,7 @@ def audit_dataset(
             result = relative_files(functions[name](ctx), ctx.config.base_dir)
             reused = name in ctx.reused
             run = rpt.StageRun(
-                status="ok", result=for_report(result), note=REUSED if reused else ""
+                status="ok", result=for_report(result, ctx.work_dir), note=REUSED if reused else ""
             )
             ctx.upstream.record(result)
         except stages.StageSkipped as skip:
@@ -219,21 +224,36 @@ def audit_dataset(
     out.records = stages.record_count(ctx)
     out.images = stages.figures(ctx.upstream.images)
     out.urls = stages.figures(ctx.upstream.urls)
-    probes = (ctx.upstream.images, ctx.upstream.urls)
-    # recovery joins every broken image with its URL's fate: not from a Spark stage's examples
-    if all(p is not None and p.finding_totals is None for p in probes):
+    if ctx.upstream.images is not None and ctx.upstream.urls is not None:
         base = ctx.config.base_dir
         out.recovery = dataset_recovery(
-            ctx.config, ds, out.findings(), lambda p: relative_name(p, base)
+            ctx.config, ds, every_finding(ctx, out), lambda p: relative_name(p, base)
         )
     return out
 
 
-def for_report(result: AnyStageResult) -> AnyStageResult:
+def every_finding(ctx: stages.StageContext, out: rpt.DatasetReport) -> Iterable[Finding]:
+    """The dataset's findings: the report's, or when a stage ran on Spark (examples only in the
+    report) every finding of the stages so far, read back from their tables."""
+    up = ctx.upstream
+    ran = [up.structure, up.images, up.urls, up.license, up.takedown]
+    if all(r is None or r.finding_totals is None for r in ran):
+        return out.findings()
+    base = ctx.config.base_dir
+    return [f for r in ran if r is not None for f in relative_files(stages.whole(r), base).findings]
+
+
+def for_report(result: AnyStageResult, work_dir: Path) -> AnyStageResult:
     """The result as the report keeps it: the per-record licence verdicts are for later stages
-    only (a row per record would make report.json as big as the dataset)."""
+    only (a row per record would make report.json as big as the dataset), and a Spark stage's
+    findings table is named relative to the run folder (``work_dir`` is renamed on publishing)."""
     if isinstance(result, LicenseResult):  # both go to licences.json instead
-        return msgspec.structs.replace(result, record_verdicts={}, record_licences=None)
+        result = msgspec.structs.replace(result, record_verdicts={}, record_licences=None)
+    totals = result.finding_totals
+    if totals is not None and Path(totals.location).is_relative_to(work_dir):
+        location = Path(totals.location).relative_to(work_dir).as_posix()
+        totals = msgspec.structs.replace(totals, location=location)
+        result = msgspec.structs.replace(result, finding_totals=totals)
     return result
 
 

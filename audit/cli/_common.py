@@ -6,7 +6,10 @@ Not a command itself (no ``register``): the CLI shell's discovery passes it over
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 from rich.text import Text
 
@@ -14,6 +17,7 @@ from audit import config as config_mod
 from audit import findings as fnd
 from audit.atomic import write_output
 from audit.errors import UsageError
+from audit.results import StageResult
 
 
 def optional_config(path: str | None) -> config_mod.Config:
@@ -65,6 +69,43 @@ def write_findings(path: str | None, found: Iterable[fnd.Finding]) -> None:
     """``--findings OUT.jsonl``: every finding as JSON Lines (the DESIGN.md findings contract)."""
     if path:
         write_output(path, fnd.to_jsonl(found), "findings")
+
+
+def add_findings_dir(parser: argparse.ArgumentParser) -> None:
+    """``--findings-dir``: where ``--engine spark`` keeps a command's findings table."""
+    parser.add_argument(
+        "--findings-dir",
+        metavar="DIR",
+        help="--engine spark: keep the findings as Parquet (by dataset and code) in DIR, a folder "
+        "the driver and every executor share (default: a temporary folder, removed at the end)",
+    )
+
+
+@contextmanager
+def findings_folder(args: argparse.Namespace, stage: str) -> Iterator[str]:
+    """``--findings-dir``, or a temporary folder kept while the command runs, for the tables of
+    a command run on Spark (``stage`` names the table inside a temporary folder)."""
+    if args.findings_dir is not None:
+        yield args.findings_dir
+        return
+    with tempfile.TemporaryDirectory(prefix="llava-audit-findings-") as folder:
+        yield str(Path(folder) / stage)
+
+
+def write_all_findings(path: str | None, results: Iterable[StageResult]) -> None:
+    """``--findings``: every finding of ``results``; for a stage run on Spark, read back from its
+    Parquet table (the result holds only examples)."""
+    if path:
+        write_output(path, fnd.to_jsonl(f for r in results for f in _every(r)), "findings")
+
+
+def _every(result: StageResult) -> Iterable[fnd.Finding]:
+    totals = result.finding_totals
+    if totals is None:
+        return result.findings
+    from audit.engines.spark.findings import read_back
+
+    return read_back(totals) if totals.total else []
 
 
 def error_line(message: str) -> Text:

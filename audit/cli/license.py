@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from rich.console import Console
@@ -14,11 +14,21 @@ from rich.text import Text
 
 from audit import config as config_mod
 from audit import preflight
-from audit.cli._common import add_engine, optional_config, with_engine, write_findings
+from audit.cli._common import (
+    add_engine,
+    add_findings_dir,
+    findings_folder,
+    optional_config,
+    with_engine,
+    write_all_findings,
+)
 from audit.errors import UsageError
 from audit.licensing import ACTIONS, LEGACY_USES, PURPOSES, USES, Verdict, usable_count, use_key
 from audit.loaders import Input
 from audit.results import LicenseResult, VerdictCounts
+
+if TYPE_CHECKING:
+    from audit.engines.spark.licence_batches import SparkLicensing
 
 ORDER = 40
 _VERDICTS = tuple(v.value for v in Verdict)  # most restrictive first
@@ -101,6 +111,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--policy", metavar="FILE", help="policy TOML merged over the packaged one")
     add_engine(p)
+    add_findings_dir(p)
     p.set_defaults(handler=_license)
 
 
@@ -136,8 +147,13 @@ def _license(args: argparse.Namespace) -> int:
     )
     state = config.path(config.state)
     store = Store(state) if args.config and state.exists() else None
+    spark = _spark(config)
     try:
-        with RichProgress() as progress, _verdict_file(args.verdicts) as sink:
+        with (
+            findings_folder(args, "license") as tables,
+            RichProgress() as progress,
+            _verdict_file(args.verdicts) as sink,
+        ):
             result = license_files(
                 args.files,
                 use=uses,
@@ -153,13 +169,27 @@ def _license(args: argparse.Namespace) -> int:
                 vg_image_data=vg_image_data,
                 verdict_sink=sink,
                 image_roots=args.root,
+                assess_file=spark,
             )
+            if spark is not None:
+                result = spark.publish(result, tables)
+            write_all_findings(args.findings, [result])
     finally:
         if store is not None:
             store.close()
-    write_findings(args.findings, result.findings)
     render(result, Console(highlight=False))
     return 1 if any(result.forbidden.values()) else 0
+
+
+def _spark(config: config_mod.Config) -> SparkLicensing | None:
+    """The Spark engine's licence assessor, when ``--engine spark`` (or ``[engine]``) asks."""
+    from audit import engines
+
+    if not engines.is_spark(config.engine):
+        return None
+    from audit.engines.spark.licence_batches import SparkLicensing
+
+    return SparkLicensing(config.engine)
 
 
 def declared_uses(args: argparse.Namespace, use: config_mod.UseConfig) -> list[str]:
@@ -235,18 +265,19 @@ def _configured_datasets(args: argparse.Namespace, config: config_mod.Config) ->
     results: list[tuple[str, LicenseResult]] = []
     uses = declared_uses(args, config.use)
     try:
-        with RichProgress() as progress:
-            for ds in config.datasets:
-                results.append(
-                    (
-                        ds.name,
-                        license_dataset(ds, config, progress=progress, store=store, uses=uses),
-                    )
+        with findings_folder(args, "license") as tables, RichProgress() as progress:
+            for n, ds in enumerate(config.datasets):
+                spark = _spark(config)
+                result = license_dataset(
+                    ds, config, progress=progress, store=store, uses=uses, assess_file=spark
                 )
+                if spark is not None and result.skipped is None:  # a table per dataset
+                    result = spark.publish(result, Path(tables) / str(n))
+                results.append((ds.name, result))
+            write_all_findings(args.findings, (r for _, r in results))
     finally:
         if store is not None:
             store.close()
-    write_findings(args.findings, (f for _, r in results for f in r.findings))
     console = Console(highlight=False)
     forbidden = 0
     for name, result in results:

@@ -17,7 +17,7 @@ from pathlib import Path
 import msgspec
 
 from audit import __version__
-from audit.config import Config, DatasetConfig
+from audit.config import Config, DatasetConfig, EngineConfig
 from audit.errors import AuditError, UsageError
 from audit.export import write as out
 from audit.export.fingerprints import stale_because
@@ -150,11 +150,14 @@ def audit_results(
             why = f"run {runs[0]} cannot be read"
         else:
             why = stale_because(last, config) or ""
+            if last.finding_tables():  # the selection needs every finding, not examples
+                why = f"run {last.run_id} keeps its findings in Parquet tables (the spark engine)"
             if not why:
                 note(f"reusing run {last.run_id} (inputs and settings unchanged)")
                 return last, True
-    note(f"running the audit first: {why}")
-    return run_audit(config, progress=progress, trigger="export", config_file=config_file), False
+    note(f"running the audit first, on this machine: {why}")
+    local = msgspec.structs.replace(config, engine=EngineConfig())
+    return run_audit(local, progress=progress, trigger="export", config_file=config_file), False
 
 
 def read_licences(path: Path) -> dict[str, RecordLicences]:

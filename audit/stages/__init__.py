@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from audit.figures import Availability
 from audit.results import AnyStageResult, ImagesResult, StageResult, UrlsResult
-from audit.stages.context import StageContext, StageSkipped, Upstream, cached
+from audit.stages.context import StageContext, StageSkipped, Upstream, cached, whole
 from audit.stages.expectations_stage import expectations
 from audit.stages.images_stage import images
 from audit.stages.license_stage import license_
@@ -59,4 +59,5 @@ __all__ = [
     "cached",
     "figures",
     "record_count",
+    "whole",
 ]

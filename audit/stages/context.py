@@ -18,7 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
+import msgspec
+
 from audit.config import Config, DatasetConfig
+from audit.findings import Finding
 from audit.models import Progress
 from audit.results import (
     AnyStageResult,
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
     from audit.loaders.records import LoadedFile
 
 R = TypeVar("R", bound=AnyStageResult)
+S = TypeVar("S", bound=StageResult)
 
 
 class StageSkipped(Exception):  # noqa: N818 - a control-flow signal, not an error
@@ -87,10 +91,11 @@ class StageContext:
         return self.config.path(value)
 
     def findings_dir(self, stage: str) -> str:
-        """Where a stage run on Spark writes its findings table: ``findings/stage=<stage>/`` in
-        the run folder, partitioned by dataset and code (the runner has Spark overwrite only the
-        dataset's own partitions, so the datasets of a run share one table per stage)."""
-        return str(self.work_dir / "findings" / f"stage={stage}")
+        """Where a stage run on Spark writes this dataset's findings table (partitioned by
+        dataset and code): ``findings/<stage>/<dataset>/`` in the run folder, one per dataset
+        since a table is written whole."""
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.dataset.name)
+        return str(self.work_dir / "findings" / stage / safe)
 
     def chat_file(self) -> LoadedFile:
         """The dataset's conversation file, loaded once per run for every stage that needs it."""
@@ -142,3 +147,20 @@ def cached(
         entry = stagecache.CachedStage(result=result, kind=ctx.kind, extra=extra)
         stagecache.save(ctx.store, stage, ctx.dataset.name, key, entry)
     return result
+
+
+def whole(result: S) -> S:
+    """``result`` with every finding: a stage run on Spark kept only examples, so the rest are
+    read back from its table (the expectation suite and the report's recovery counts join
+    every record's findings on this machine, as on the local engine)."""
+    totals = result.finding_totals
+    if totals is None:
+        return result
+    from audit.engines.spark.findings import read_back
+
+    found = sorted(read_back(totals) if totals.total else [], key=_record_order)
+    return msgspec.structs.replace(result, findings=found, finding_totals=None)
+
+
+def _record_order(f: Finding) -> tuple[str, bool, int, str, str]:
+    return (f.file, f.index is None, f.index or 0, f.code, f.message)

@@ -19,7 +19,7 @@ from audit.results import (
     StructureResult,
     UrlsResult,
 )
-from audit.stages.context import StageContext, StageSkipped, cached
+from audit.stages.context import StageContext, StageSkipped, cached, whole
 from audit.store import stagecache
 from audit.webassets import ASSETS_DIR
 
@@ -42,6 +42,11 @@ def run_expectations_stage(
         raise StageSkipped("no conversation file configured")
     from audit.probes.expectations import cached_docs, default_suites_dir, gx_version
 
+    images = whole(images) if images is not None else None
+    urls = whole(urls) if urls is not None else None
+    structure = ctx.upstream.structure
+    structure = whole(structure) if structure is not None else None
+
     chat = ds.chat
     suites_dir = default_suites_dir(ctx.config.base_dir)
     cache_dir = ctx.path(ctx.config.state).parent / "expectations-cache"
@@ -56,7 +61,7 @@ def run_expectations_stage(
         records = _in_file_order(loaded)
         table = record_table(
             records,
-            image_findings=_image_findings(images, ctx.upstream.structure),
+            image_findings=_image_findings(images, structure),
             url_findings=_by_chat_index(urls.findings, records) if urls else None,
             license_verdicts=verdicts,
         )

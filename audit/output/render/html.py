@@ -277,7 +277,7 @@ def render_run(report: rpt.AuditReport) -> str:
         version=__version__,
         stages=rpt.STAGES,
         groups=group_findings(report.findings(), report.finding_counts()),
-        tables=report.finding_tables(),
+        tables=sorted({_table_root(t) for t in report.finding_tables()}),
         bars=missing_bars(report),
         licence_rows=licence_rows,
         rule_rows=rule_rows,
@@ -321,6 +321,11 @@ def _fixed_codes(report: rpt.AuditReport) -> list[tuple[str, int]]:
         return []
     before = report.previous.totals.by_code
     return sorted((c, n) for c, n in before.items() if c not in report.totals.by_code)
+
+
+def _table_root(location: str) -> str:
+    """``findings/`` for the run folder's tables (``findings/<stage>/<dataset>``), else as is."""
+    return location if location.startswith("/") else location.split("/", 1)[0] + "/"
 
 
 def _severity_counts(found: Mapping[tuple[str, Severity], int]) -> dict[str, int]:
