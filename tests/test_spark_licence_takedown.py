@@ -93,3 +93,22 @@ def test_takedown_matches_on_spark_equal_the_local_engines(
             assert stripped == msgspec.structs.replace(local, findings=[])
             present += result.present
     assert present >= 1, "the demo's taken-down image is found"
+
+
+def test_the_license_command_on_spark_prints_and_writes_what_the_local_one_does(
+    spark: SparkSession,
+    demo: config_mod.Config,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from audit.cli import main
+
+    outputs = {}
+    for engine in ("local", "spark"):
+        found = tmp_path / f"{engine}.jsonl"
+        args = ["license", "--config", str(demo.path("audit.toml")), "--purpose", "commercial"]
+        code = main([*args, "--engine", engine, "--findings", str(found)])
+        lines = sorted(found.read_text().splitlines())
+        outputs[engine] = (code, capsys.readouterr().out, lines)
+    assert outputs["spark"] == outputs["local"]
+    assert outputs["spark"][0] == 1 and outputs["spark"][2], "forbidden records found"
