@@ -10,9 +10,9 @@ CC-3M-style URLs. Each pair runs both tools on the same URLs, in alternating ord
 first, pair 2 img2dataset first, ...), each from scratch: a fresh state store for llava-audit (so
 nothing is cached) and a fresh output folder for img2dataset. Both get the same timeout and no
 retries; img2dataset runs at its cheapest (dummy writer, no re-encoding, no EXIF, no hash) with
-``--processes`` x ``--threads`` (2 x 128, the best measured here); llava-audit with ``--workers`` threads over its default processes,
-``--per-host`` requests per server at a time, its default 64 KB byte cap (every body here is
-smaller, so both read whole bodies). Measured per run: wall, CPU of the whole process tree
+``--processes`` x ``--threads`` (2 x 128, the best measured here); llava-audit with ``--workers``
+requests in flight over its default processes, ``--per-host`` requests per server at a time, its
+default 64 KB byte cap (every body here is smaller, so both read whole bodies). Measured per run: wall, CPU of the whole process tree
 (``getrusage(RUSAGE_CHILDREN)``), URLs/s, and the server's own CPU (psutil, apart). Printed: a
 table pair by pair with wall and CPU ratios (llava-audit / img2dataset) and their medians, the
 targets of issue 14 (wall <= 0.67, CPU <= 0.6); written to ``benchmarks/results/urlweb.json``.
