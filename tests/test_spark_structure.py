@@ -181,3 +181,14 @@ def test_shard_sets_give_the_local_findings_and_cross_record_counts(
     duplicates = on_spark.files[str(paths[0])].duplicates
     assert duplicates is not None and duplicates.exact_duplicates == 1
     assert Counter(on_spark.findings) == Counter(local.findings)
+
+
+def test_findings_dir_without_spark_is_one_usage_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["check", str(realsamples.CC3M_CHAT), "--findings-dir", str(tmp_path / "t")]
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "--findings-dir applies to the spark engine only" in captured.err
+    assert not (tmp_path / "t").exists()

@@ -22,7 +22,7 @@ from audit.cli._common import (
     with_engine,
     write_findings,
 )
-from audit.errors import InputError
+from audit.errors import InputError, UsageError
 from audit.findings import Severity
 from audit.loaders import refuse
 from audit.loaders.records import KINDS
@@ -80,6 +80,8 @@ def _check(args: argparse.Namespace) -> int:
 
     check_workers("check", args.workers)
     config = with_engine(optional_config(args.config), args)
+    if args.findings_dir is not None and config.engine.name != "spark":
+        raise UsageError("--findings-dir applies to the spark engine only (add --engine spark)")
     max_bytes = config.limits.bytes("dataset_mb")
     paths = [Path(p) for p in args.paths]
     refuse(_not_json(paths, max_bytes))
@@ -88,7 +90,8 @@ def _check(args: argparse.Namespace) -> int:
     if not args.json:
         _print_kinds(console, kinds, args.kind)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    with _findings_folder(args) as findings_dir, RichProgress(err) as progress:
+    spark = config.engine.name == "spark"
+    with _findings_folder(args.findings_dir, spark) as findings_dir, RichProgress(err) as progress:
         result = check_files(
             paths,
             kind=args.kind,
@@ -123,11 +126,11 @@ def _check(args: argparse.Namespace) -> int:
 
 
 @contextmanager
-def _findings_folder(args: argparse.Namespace) -> Iterator[str | None]:
+def _findings_folder(given: str | None, spark: bool) -> Iterator[str | None]:
     """Where the spark engine writes the findings table: ``--findings-dir``, or a temporary
     folder kept only while the command runs (the local engine needs none)."""
-    if args.findings_dir is not None or args.engine != "spark":
-        yield args.findings_dir
+    if given is not None or not spark:
+        yield given
         return
     with tempfile.TemporaryDirectory(prefix="llava-audit-findings-") as folder:
         yield str(Path(folder) / "structure")
