@@ -77,7 +77,9 @@ class Partial:
     verdicts: list[tuple[int, str]]
 
 
-def assess_batches(job: Broadcast[FileJob], batches: Iterable[pa.RecordBatch]) -> Iterator[Any]:
+def assess_batches(
+    job: Broadcast[FileJob], batches: Iterable[pa.RecordBatch]
+) -> Iterator[pa.RecordBatch]:
     """Executor side (mapInArrow): tally a partition's records through the local engine's
     functions; yield its findings as they come, then one row holding the partial tally."""
     spec = job.value
@@ -94,19 +96,13 @@ def assess_batches(job: Broadcast[FileJob], batches: Iterable[pa.RecordBatch]) -
             if spec.verdicts:
                 verdicts.append((row["position"], rec.judgement.verdicts[declared].verdict.value))
         if tally.findings:
-            yield _with_tally(to_batch(tally.findings), None)
+            found = to_batch(tally.findings)
             tally.findings = []
-    if first is not None:
+            blobs = pa.nulls(found.num_rows, pa.binary())
+            yield pa.RecordBatch.from_arrays([*found.columns, blobs], schema=_OUT_SCHEMA)
+    if first is not None:  # one more row: the partial tally, the findings' columns null
         blob = pickle.dumps(Partial(first, tally, verdicts), protocol=pickle.HIGHEST_PROTOCOL)
-        yield _with_tally(to_batch([]), blob)
-
-
-def _with_tally(batch: pa.RecordBatch, blob: bytes | None) -> pa.RecordBatch:
-    rows = max(batch.num_rows, 1 if blob is not None else 0)
-    if blob is not None:  # one row: the findings' columns null
-        batch = pa.RecordBatch.from_pylist([{}], schema=ARROW_SCHEMA)
-    column = pa.array([blob] * rows, pa.binary())
-    return pa.RecordBatch.from_arrays([*batch.columns, column], schema=_OUT_SCHEMA)
+        yield pa.RecordBatch.from_pylist([{_TALLY: blob}], schema=_OUT_SCHEMA)
 
 
 class SparkLicensing:
@@ -115,7 +111,8 @@ class SparkLicensing:
 
     def __init__(self, engine: EngineConfig) -> None:
         self.spark: SparkSession = session(engine)
-        self._frames: list[DataFrame] = []
+        self._frames: list[DataFrame] = []  # each file's rows, cached until published
+        self._jobs: list[Broadcast[FileJob]] = []
 
     def __call__(
         self,
@@ -140,6 +137,7 @@ class SparkLicensing:
             verdicts=verdicts_out is not None,
         )
         job = self.spark.sparkContext.broadcast(spec)
+        self._jobs.append(job)
         records = self._records(views)
         out = records.mapInArrow(partial(assess_batches, job), _OUT_DDL).persist()
         tallied = out.where(F.col(_TALLY).isNotNull()).select(_TALLY).collect()
@@ -180,5 +178,7 @@ class SparkLicensing:
         finally:
             for part in self._frames:
                 part.unpersist()
-            self._frames = []
+            for job in self._jobs:
+                job.unpersist()
+            self._frames, self._jobs = [], []
         return msgspec.structs.replace(result, findings=examples, finding_totals=totals)
