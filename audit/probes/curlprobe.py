@@ -163,7 +163,11 @@ class _Engine:
             self.selector.register(fd, events)
         elif registered != events:
             self.watched[fd] = events
-            self.selector.modify(fd, events)
+            try:
+                self.selector.modify(fd, events)
+            except OSError:  # closed and reused before libcurl said so: watch the new socket
+                self.selector.unregister(fd)
+                self.selector.register(fd, events)
 
     def _on_timer(self, ms: int) -> None:
         self.curl_due = None if ms < 0 else time.monotonic() + ms / 1000
@@ -261,6 +265,8 @@ class _Engine:
         self._release(task.server)
         if error == pycurl.E_WRITE_ERROR and task.capped:
             error = 0
+        # libcurl's own timeouts: the attempt's total bound when it is used up, else connecting
+        # (a reused connection found dead is connected afresh: the request may have gone out)
         expired = error == pycurl.E_OPERATION_TIMEDOUT and not idle
         expired = expired and task.spent >= self.s.max_seconds_per_url - 0.005
         if task.refused:
