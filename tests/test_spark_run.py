@@ -79,3 +79,24 @@ def test_a_spark_run_as_baseline_is_one_line_and_exit_2(
     assert main(["gate", "--report", str(runs["local"]), "--baseline", str(runs["spark"])]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "spark engine" in err[0]
+
+
+def test_export_audits_again_on_this_machine_rather_than_reuse_a_spark_run(
+    runs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from audit import runner
+    from audit.export.exporter import audit_results
+
+    config = config_mod.load(runs["spark"].parents[1] / "audit.toml")
+    audited: list[str] = []
+
+    def fake_run(chosen: config_mod.Config, **_: object) -> rpt.AuditReport:
+        audited.append(chosen.engine.name)
+        return rpt.read_report(runs["local"])
+
+    monkeypatch.setattr(runner, "run_audit", fake_run)
+    notes: list[str] = []
+    spark_config = msgspec.structs.replace(config, engine=EngineConfig(name="spark"))
+    _, reused = audit_results(spark_config, None, None, notes.append)
+    assert not reused and audited == ["local"], "every finding is needed: a local audit"
+    assert "Parquet tables" in notes[0]
