@@ -24,6 +24,8 @@ _DATASET_FILES = (
     ("coco_annotations", "COCO annotation file", "annotations_mb"),
 )
 DATASET_KEYS = tuple(key for key, _, _ in _DATASET_FILES)
+#: the inputs that may be a shard set (a folder or glob of JSON Lines or Parquet shards)
+_SET_INPUTS = ("conversation file", "metadata file", "URL list")
 
 
 def file_input(config: Config, path: str | Path, what: str, setting: str) -> Input:
@@ -74,10 +76,11 @@ def _input_problems(inputs: Iterable[Input]) -> list[InputError]:
     from audit.loaders.shards import expand, is_shard_set
 
     items = list(inputs)
-    problems = input_problems(i for i in items if not is_shard_set(i.path))
-    for item in (i for i in items if is_shard_set(i.path)):
+    sets = [i for i in items if i.what.startswith(_SET_INPUTS) and is_shard_set(i.path)]
+    problems = input_problems(i for i in items if i not in sets)
+    for item in sets:
         try:
-            expand(item.path, item.max_bytes)
+            expand(item.path, item.max_bytes, item.what)
         except InputError as exc:
             problems.append(exc)
     return problems

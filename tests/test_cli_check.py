@@ -176,7 +176,7 @@ def test_an_ambiguous_kind_is_said_and_names_the_kind_option(
         ("images.zip", b"PK\x03\x04\x14\x00", "file is a zip archive, not a LLaVA JSON file"),
         ("x.json", b"PAR1\x15\x04", "file is a Parquet file, not a LLaVA JSON file; name it"),
         ("x.parquet", b"PK\x03\x04\x14\x00", "shard is not a Parquet file"),
-        ("folder", None, "is a directory with no .jsonl, .jsonl.gz or .parquet shards"),
+        ("folder", None, "file is a directory with no .jsonl, .jsonl.gz or .parquet shards"),
         ("missing.json", "absent", "file not found"),
     ],
 )

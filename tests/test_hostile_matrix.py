@@ -37,7 +37,7 @@ _SAYS = {
     "shards-fifo-member": "is a FIFO, not a regular file",
     "shards-symlink-out": "outside",
     "shards-mixed-formats": "mixes jsonl and parquet shards",
-    "shards-glob-no-match": "the pattern matches no file",
+    "shards-glob-no-match": "pattern matches no file",
     "shards-not-parquet": "shard is not a Parquet file",
 }
 

@@ -11,8 +11,6 @@ position in the file when unusable elements were left out (each one has a findin
 from __future__ import annotations
 
 import hashlib
-import re
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,17 +31,28 @@ from audit.loaders.jsonfile import (
     parse_container,
 )
 from audit.loaders.kindguess import guess_kind
+from audit.loaders.recordkinds import (
+    METADATA_ALIASES,
+    METADATA_KINDS,
+    LoadedFile,
+    StrictChatRecord,
+    discover_metadata_keys,
+    record_type_for,
+)
 from audit.loaders.salvage import ElementDecoder
-from audit.models import ChatRecord, ImageRef, MetadataRecord, UrlRef
+from audit.models import ImageRef, UrlRef
 
 __all__ = [
     "KINDS",
+    "METADATA_ALIASES",
     "METADATA_KINDS",
     "LoadedFile",
     "NotStreamableError",
     "RecordStream",
+    "StrictChatRecord",
     "UnreadableFileError",
     "detect_kind",
+    "discover_metadata_keys",
     "image_refs",
     "known_release",
     "load_records",
@@ -52,16 +61,6 @@ __all__ = [
     "record_type_for",
     "url_refs",
 ]
-
-METADATA_KINDS = frozenset({"cc3m-metadata", "lcs-metadata"})
-# The file's own key names accepted for each standard metadata field, most likely first.
-METADATA_ALIASES: dict[str, tuple[str, ...]] = {
-    "id": ("id", "index", "image_id", "key"),
-    "image": ("image", "file_name", "filename", "image_path", "image_file"),
-    "url": ("url", "image_url", "source_url", "URL"),
-    "caption": ("caption", "original_caption", "cc3m_caption", "raw_caption", "text"),
-    "blip_caption": ("blip_caption", "blip", "synthetic_caption"),
-}
 
 # Rule 3: (size, sha256) of the published release files.
 KNOWN_RELEASES = {
@@ -75,32 +74,6 @@ KNOWN_RELEASES = {
     ),
 }
 _HEAD_BYTES = 1 << 16
-_KEY = re.compile(rb'"([A-Za-z_][A-Za-z0-9_]*)"\s*:')
-
-
-class StrictChatRecord(ChatRecord, forbid_unknown_fields=True):
-    """Typed-decode target: unknown record keys fail the fast path so they get reported."""
-
-
-@dataclass
-class LoadedFile:
-    """One file's records in file order, plus the file- and record-level findings of loading."""
-
-    path: Path
-    kind: str
-    is_metadata: bool
-    records: list[Any]  # ChatRecord or MetadataRecord (subclasses)
-    index: list[int] | None  # file position of records[i]; None when every element loaded
-    total: int  # elements in the file (records + unusable ones)
-    findings: list[Finding] = field(default_factory=list)
-    metadata_keys: dict[str, str] = field(default_factory=dict)  # standard name -> file's key
-
-    def positions(self) -> list[int]:
-        """The file position of every loaded record."""
-        return list(range(len(self.records))) if self.index is None else self.index
-
-    def items(self) -> Iterator[tuple[int, Any]]:
-        return zip(self.positions(), self.records, strict=True)
 
 
 def _head(path: Path) -> bytes:
@@ -114,41 +87,6 @@ def _head(path: Path) -> bytes:
 def detect_kind(path: Path) -> str:
     """The dataset kind of a file, from most of its records and its name (see kindguess)."""
     return guess_kind(path).kind
-
-
-def _is_metadata(kind: str, head: bytes) -> bool:
-    if kind in METADATA_KINDS:
-        return True
-    if kind != "generic":
-        return False
-    keys = {k.decode() for k in _KEY.findall(head)}
-    return "conversations" not in keys and bool(
-        keys & {"url", "caption", "blip_caption", "image_url"}
-    )
-
-
-def discover_metadata_keys(head: bytes) -> dict[str, str]:
-    """Standard field -> the key this file uses for it, from the keys of its first records."""
-    keys = Counter(k.decode() for k in _KEY.findall(head))
-    found: dict[str, str] = {}
-    for standard, aliases in METADATA_ALIASES.items():
-        key = next((a for a in aliases if a in keys), None)
-        if key is not None:
-            found[standard] = key
-    return found
-
-
-def _metadata_type(keys: dict[str, str]) -> type[MetadataRecord]:
-    if all(standard == key for standard, key in keys.items()):
-        return MetadataRecord
-    fields = [(name, MetadataRecord.__annotations__[name], None) for name in keys]
-    return msgspec.defstruct(  # type: ignore[return-value]
-        "FileMetadataRecord",
-        fields,
-        bases=(MetadataRecord,),
-        rename={standard: key for standard, key in keys.items()},
-        gc=False,
-    )
 
 
 @dataclass
@@ -209,14 +147,6 @@ class RecordStream:
     def positions(self) -> list[int] | None:
         """The file position of each streamed record; None when every element was a record."""
         return self._kept
-
-
-def record_type_for(kind: str, head: bytes) -> tuple[bool, dict[str, str], type[Any]]:
-    """Whether ``head`` (a file's first bytes, or a shard's column names as JSON keys) is
-    metadata, its key names, and the Struct its records decode into."""
-    is_metadata = _is_metadata(kind, head)
-    keys = discover_metadata_keys(head) if is_metadata else {}
-    return is_metadata, keys, _metadata_type(keys) if is_metadata else StrictChatRecord
 
 
 def open_stream(

@@ -25,7 +25,7 @@ from audit import findings as fnd
 from audit.findings import Code, Finding
 from audit.loaders.jsonfile import UnreadableFileError
 from audit.loaders.kindguess import KindGuess, guess_from_sample
-from audit.loaders.records import LoadedFile, record_type_for
+from audit.loaders.recordkinds import LoadedFile, record_type_for
 from audit.loaders.salvage import ElementDecoder
 from audit.loaders.shards import shard_format
 

@@ -79,8 +79,9 @@ def _glob_base(pattern: str) -> Path:
     return Path(*plain) if plain else Path()
 
 
-def expand(path: str | Path, max_bytes: int | None = None) -> list[Path]:
-    """The set's shards, sorted by their path under the folder (or glob base) as POSIX text.
+def expand(path: str | Path, max_bytes: int | None = None, what: str = "file") -> list[Path]:
+    """The set's shards, sorted by their path under the folder (or glob base) as POSIX text;
+    ``what`` the path is names it in the messages (``conversation file``, ``URL list``).
 
     Raises :class:`InputError` (one line, exit 3): a missing path, an empty folder, a glob that
     matches no shard, a member that is not a regular file, a symlink out of the folder, shards of
@@ -93,24 +94,24 @@ def expand(path: str | Path, max_bytes: int | None = None) -> list[Path]:
         matches = sorted(base.glob(str(relative)))
         shards = [m for m in matches if shard_format(m) is not None]
         if not shards:
-            what = "no file" if not matches else f"no {_NAMES} shard"
-            raise InputError(text, f"the pattern matches {what}")
+            found = "no file" if not matches else f"no {_NAMES} shard"
+            raise InputError(text, f"{what} pattern matches {found}")
         for shard in shards:
             _member(shard, base, text)
     else:
         base = Path(text)
         if not base.is_dir():
             if shard_format(base) is None:
-                raise InputError(text, f"not a folder or a {_NAMES} shard")
+                raise InputError(text, f"{what} is not a folder or a {_NAMES} shard")
             shards = [regular_file(base, "shard", max_bytes, "dataset_mb")]
             _check_magic(shards[0])
             return shards
         shards = _walk(base)
         if not shards:
-            raise InputError(text, f"is a directory with no {_NAMES} shards")
+            raise InputError(text, f"{what} is a directory with no {_NAMES} shards")
     formats = {shard_format(s) for s in shards}
     if len(formats) > 1:
-        raise InputError(text, "mixes jsonl and parquet shards; give one format per set")
+        raise InputError(text, f"{what} mixes jsonl and parquet shards; give one format per set")
     for shard in shards:
         regular_file(shard, "shard", max_bytes, "dataset_mb")
         _check_magic(shard)
