@@ -14,7 +14,6 @@ from urllib.parse import urlsplit
 
 import certifi
 import pycurl
-import requests
 
 from audit.config import UrlConfig
 from audit.probes.hostfiles import FileJob
@@ -118,17 +117,30 @@ def check_hop(policy: AddressPolicy, url: str) -> tuple[Outcome | None, str, str
                 0,
             )
         if not (url.isascii() and _PLAIN_URL.fullmatch(url)):
-            prepared = requests.PreparedRequest()
-            prepared.prepare_url(url, None)  # IDNA host, percent-encoding: the exact path
-            url, parts = str(prepared.url), urlsplit(str(prepared.url))
+            url = _prepared(url)
+            parts = urlsplit(url)
         port = parts.port or PORTS[parts.scheme]
         address = policy.resolve(parts.hostname or "", port)[0][1]
-    except (ValueError, requests.RequestException):
+    except ValueError:
         return Outcome("invalid", detail="not a valid http(s) URL"), url, None, 0
     except (DnsFailure, RefusedAddress) as exc:  # ours: their text is written for users
         status = "refused" if isinstance(exc, RefusedAddress) else "dns"
         return Outcome(status, detail=str(exc)), url, None, 0
     return None, url, address, port
+
+
+def _prepared(url: str) -> str:
+    """``url`` as requests would send it (IDNA host, percent-encoding: the exact path); requests
+    is imported only here, for the rare URL that needs it, so a worker process boots without it.
+    Raises ValueError for a URL it cannot prepare."""
+    import requests
+
+    prepared = requests.PreparedRequest()
+    try:
+        prepared.prepare_url(url, None)
+    except requests.RequestException as exc:
+        raise ValueError(str(exc)) from exc
+    return str(prepared.url)
 
 
 def new_curl(settings: UrlConfig) -> pycurl.Curl:

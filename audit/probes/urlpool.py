@@ -22,6 +22,9 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from multiprocessing.connection import Connection
+from multiprocessing.context import SpawnProcess
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -32,6 +35,7 @@ from audit.probes.hostfiles import FileJob
 from audit.probes.hostsched import servers
 from audit.probes.urlguard import AddressPolicy
 from audit.store.urls import HostFile, UrlProbe
+from audit.workers import can_start as worker_can_start
 from audit.workers import context as worker_context
 
 _CHUNK = 64  # results per message from a worker process
@@ -62,35 +66,35 @@ def probe_parallel(
     urls: Sequence[str], settings: UrlConfig, processes: int, files: Sequence[FileJob] = ()
 ) -> Iterator[UrlProbe | HostFile]:
     """:func:`audit.probes.curlprobe.probe_curl` in ``processes`` worker processes, the jobs split
-    by server address into parts of about equal size."""
-    policy = AddressPolicy(settings.allow_private, settings.allow_networks)
-    key = servers([*urls, *(f.url for f in files)], policy, settings.workers)
-    parts, where = _split(urls, key, processes)
-    file_parts: list[list[FileJob]] = [[] for _ in range(processes)]
-    for job in files:
-        server = key(job.url)
-        if server not in where:  # a server with host files only
-            where[server] = min(range(processes), key=lambda i: len(parts[i]))
-        file_parts[where[server]].append(job)
-    known = policy.known()
-    per_process = msgspec.structs.replace(settings, workers=max(1, settings.workers // processes))
-    context = worker_context()
-    try:
-        channel = context.Queue()
-    except OSError:  # no POSIX semaphores here (some containers): threads still work
-        yield from probe_curl(urls, settings, files=files, policy=policy)
+    by server address into parts of about equal size.
+
+    The processes start first, with nothing big in their arguments, and boot (a fresh interpreter
+    each) while this process resolves the hosts and splits the work; each part then goes down the
+    worker's own pipe. Big arguments would be written into the spawn pipe, one process after the
+    other, each write waiting until that child had booted far enough to read it."""
+    crew = _take(settings, processes) or _Crew.start(settings, processes)
+    if crew is None:  # no POSIX semaphores here (some containers): threads still work
+        yield from probe_curl(urls, settings, files=files)
         return
-    workers = [
-        context.Process(
-            target=_worker, args=(part, file_part, per_process, channel, known), daemon=True
-        )
-        for part, file_part in zip(parts, file_parts, strict=True)
-        if part or file_part
-    ]
+    channel, workers, inboxes = crew.channel, crew.workers, crew.inboxes
     decoder = msgspec.msgpack.Decoder(tuple[list[UrlProbe], list[HostFile]])
     try:
-        for process in workers:
-            process.start()
+        policy = AddressPolicy(settings.allow_private, settings.allow_networks)
+        key = servers([*urls, *(f.url for f in files)], policy, settings.workers)
+        parts, where = _split(urls, key, processes)
+        file_parts: list[list[FileJob]] = [[] for _ in range(processes)]
+        for job in files:
+            server = key(job.url)
+            if server not in where:  # a server with host files only
+                where[server] = min(range(processes), key=lambda i: len(parts[i]))
+            file_parts[where[server]].append(job)
+        known = policy.known()
+        for send, part, file_part in zip(inboxes, parts, file_parts, strict=True):
+            try:
+                send.send((part, file_part, known))
+            except BrokenPipeError:
+                raise ProbeError("a URL probe worker exited before taking its work") from None
+            send.close()
         running = len(workers)
         while running:
             try:
@@ -115,6 +119,77 @@ def probe_parallel(
             process.join(timeout=2.0)
 
 
+class _Crew(NamedTuple):
+    """Worker processes started and waiting for their parts: the settings they were started
+    with, the results queue, the processes, this process's end of each one's pipe."""
+
+    settings: UrlConfig
+    channel: Any
+    workers: list[SpawnProcess]
+    inboxes: list[Connection]
+
+    @classmethod
+    def start(cls, settings: UrlConfig, processes: int) -> _Crew | None:
+        """``processes`` workers started now (None: this system cannot give them a queue)."""
+        context = worker_context()
+        try:
+            channel = context.Queue()
+        except OSError:
+            return None
+        per_process = msgspec.structs.replace(
+            settings, workers=max(1, settings.workers // processes)
+        )
+        pipes = [context.Pipe(duplex=False) for _ in range(processes)]
+        workers = [
+            context.Process(target=_worker, args=(inbox, per_process, channel), daemon=True)
+            for inbox, _ in pipes
+        ]
+        for process, (inbox, _) in zip(workers, pipes, strict=True):
+            process.start()
+            inbox.close()  # the child's now: a child that dies breaks the pipe, not a hang here
+        return cls(settings, channel, workers, [send for _, send in pipes])
+
+    def stop(self) -> None:
+        """End processes that got no work (their pipe closes: they return at once)."""
+        for send in self.inboxes:
+            send.close()
+        for process in self.workers:
+            process.join(timeout=2.0)
+            if process.is_alive():
+                process.terminate()
+
+
+_ready: list[_Crew] = []  # started by warm(), taken by the next probe_parallel
+
+
+@contextlib.contextmanager
+def warm(settings: UrlConfig, expected: int) -> Iterator[None]:
+    """Start the worker processes now, when about ``expected`` URLs are coming, so they boot (a
+    fresh interpreter each: a second or more on a busy machine) while the caller reads its URL
+    files and its cache; :func:`probe_parallel` takes them. Ones left unused are ended on exit."""
+    processes = settings.processes or os.cpu_count() or 1
+    crew = None
+    if processes > 1 and expected >= settings.process_threshold and worker_can_start():
+        crew = _Crew.start(settings, processes)
+    if crew is not None:
+        _ready.append(crew)
+    try:
+        yield
+    finally:
+        if crew is not None and crew in _ready:
+            _ready.remove(crew)
+            crew.stop()
+
+
+def _take(settings: UrlConfig, processes: int) -> _Crew | None:
+    """The crew :func:`warm` started for these settings, if it is still waiting."""
+    for crew in _ready:
+        if crew.settings == settings and len(crew.workers) == processes:
+            _ready.remove(crew)
+            return crew
+    return None
+
+
 def _split(
     urls: Sequence[str], key: Callable[[str], str], processes: int
 ) -> tuple[list[list[str]], dict[str, int]]:
@@ -133,17 +208,17 @@ def _split(
     return parts, where
 
 
-def _worker(
-    urls: list[str],
-    files: list[FileJob],
-    settings: UrlConfig,
-    channel: object,
-    known: dict[tuple[str, int], list[tuple[int, str]] | str],
-) -> None:
-    """Worker process body: probe (connecting to the addresses the parent resolved),
-    ship results in chunks, stop if orphaned."""
+def _worker(inbox: Connection, settings: UrlConfig, channel: object) -> None:
+    """Worker process body: take this process's part (its URLs, host files and the parent's
+    resolutions), probe (connecting to the addresses the parent resolved), ship results in
+    chunks, stop if orphaned."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
     alive = _die_with_parent()
+    try:
+        urls, files, known = inbox.recv()
+    except EOFError:  # the parent stopped before sending any work
+        return
+    inbox.close()
     encoder = msgspec.msgpack.Encoder()
     put = channel.put  # type: ignore[attr-defined]
     chunk: list[UrlProbe] = []

@@ -41,12 +41,13 @@ from audit.probes.placeholders import detect
 from audit.probes.reservations import ROBOTS_TXT, TDM_HEADER, TDMREP_JSON, X_ROBOTS_TAG
 from audit.probes.urlguard import AddressPolicy
 from audit.probes.urlnames import domain_of, host_of
-from audit.probes.urlpool import probe_batch
+from audit.probes.urlpool import probe_batch, warm
 from audit.results import DomainCount, OptOut, UrlCounts, UrlsResult
 from audit.store import Store
 from audit.store.urls import HostFile, Reservation, UrlProbe, lookup, merge, record, save_opt_outs
 
 _WORST_DOMAINS = 10
+_BYTES_PER_URL = 200  # a low guess for a TSV line or a JSON record: workers start early
 
 _CODES = {
     "gone": Code.URL_DEAD,
@@ -310,6 +311,8 @@ def audit_urls(
 ) -> UrlsResult:
     """Probe every source file against one state store (a path, or a store already open)."""
     with contextlib.ExitStack() as stack:
+        # the worker processes boot while the files and the cache are read
+        stack.enter_context(warm(settings, _expected_urls(sources)))
         store = state if isinstance(state, Store) else stack.enter_context(Store(state))
         results = [
             probe_urls(
@@ -325,6 +328,16 @@ def audit_urls(
             for src in sources
         ]
     return combine(results)
+
+
+def _expected_urls(sources: Sequence[UrlSource]) -> int:
+    """A guess at the URL count from the file sizes (a CC-3M TSV line is ~150 bytes), made
+    before reading them: only whether worker processes will be wanted hangs on it."""
+    size = 0
+    for src in sources:
+        with contextlib.suppress(OSError):
+            size += Path(src.path).stat().st_size
+    return size // _BYTES_PER_URL
 
 
 def urls_stage(
