@@ -17,7 +17,8 @@ default 64 KB byte cap (every body here is smaller, so both read whole bodies). 
 table pair by pair with wall and CPU ratios (llava-audit / img2dataset) and their medians, the
 targets of issue 14 (wall <= 0.67, CPU <= 0.6); written to ``benchmarks/results/urlweb.json``.
 
-img2dataset runs from ``benchmarks/.venv-img2dataset`` (made on first use from
+llava-audit runs with bytecode, as a pip install has it (a cache under ``benchmarks/data``, filled by
+one unmeasured warm-up run). img2dataset runs from ``benchmarks/.venv-img2dataset`` (made on first use from
 ``benchmarks/envs/img2dataset.txt``, see ``toolenv.py``). ``--audit-rev REV`` runs llava-audit
 from ``git archive REV`` instead of the working tree, to measure a committed engine while the tree
 holds unfinished work. Every run works in its own folder under ``benchmarks/data/`` (URL list,
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import shutil
@@ -108,8 +110,9 @@ def served_line(served: dict[str, Any]) -> str:
 def audit_source(rev: str | None, folder: Path) -> tuple[list[str], dict[str, str]]:
     """The command prefix and environment that run llava-audit (working tree, or a snapshot)."""
     python = str(ROOT / ".venv" / "bin" / "python")
+    env = compiled_env()
     if rev is None:
-        return [str(ROOT / ".venv" / "bin" / "llava-audit")], dict(os.environ)
+        return [str(ROOT / ".venv" / "bin" / "llava-audit")], env
     sha = subprocess.run(
         ["git", "rev-parse", "--verify", f"{rev}^{{commit}}"],
         cwd=ROOT, capture_output=True, text=True, check=True,
@@ -122,7 +125,29 @@ def audit_source(rev: str | None, folder: Path) -> tuple[list[str], dict[str, st
         )
         subprocess.run(["tar", "-x", "-C", str(snapshot)], input=archive.stdout, check=True)
     entry = "import sys; from audit.cli import main; sys.exit(main())"
-    return [python, "-c", entry], dict(os.environ, PYTHONPATH=str(snapshot))
+    return [python, "-c", entry], dict(env, PYTHONPATH=str(snapshot))
+
+
+def compiled_env() -> dict[str, str]:
+    """llava-audit's environment with bytecode, as a pip install has it (img2dataset's venv is
+    pip-made, compiled): a uv-made .venv has none, and under PYTHONDONTWRITEBYTECODE each of its
+    processes would compile its modules from source on every run. The bytecode goes to a cache
+    under benchmarks/data (nothing written into .venv or the tree); :func:`warm_up` fills it."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return env | {"PYTHONPYCACHEPREFIX": str(DATA / "pycache")}
+
+
+def warm_up(ctx: dict[str, Any], work: Path) -> None:
+    """One unmeasured llava-audit run on a few URLs: every module a measured run imports (its
+    worker processes import a subset of the parent's) is compiled into the bytecode cache."""
+    prefix, env = ctx["audit"]
+    tsv = work / "warm.tsv"
+    with ctx["tsv"].open(encoding="utf-8") as lines:
+        tsv.write_text("".join(itertools.islice(lines, 20)), encoding="utf-8")
+    subprocess.run(
+        [*prefix, "urls", str(tsv), "--config", str(ctx["config"]), "--state", str(work / "warm.sqlite")],
+        env=env, capture_output=True, check=False, timeout=600,
+    )  # fmt: skip
 
 
 def audit_config(folder: Path, args: argparse.Namespace) -> Path:
@@ -266,6 +291,7 @@ def main() -> None:
         ctx: dict[str, Any] = {"args": args, "tsv": tsv, "config": audit_config(work, args)}
         if AUDIT in tools:
             ctx["audit"] = audit_source(args.audit_rev, work)
+            warm_up(ctx, work)
         if I2D in tools:
             ctx["i2d_bin"] = tool_venv("img2dataset")
         params = {k: v for k, v in vars(args).items() if k != "name"} | {"planned": dict(kinds)}
