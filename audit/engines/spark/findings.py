@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from audit.errors import ProbeError
-from audit.findings import Finding, Severity
+from audit.findings import Code, Finding, Severity, make
 from audit.results import FindingTotals
 
 if TYPE_CHECKING:
@@ -56,14 +56,14 @@ def from_row(row: dict[str, object]) -> Finding:
     """A collected row (one of the few examples) back into a :class:`Finding`."""
     index = row["index"]
     record_id = row["record_id"]
-    return Finding(
+    return make(
+        Code(str(row["code"])),
+        str(row["message"]),
         dataset=str(row["dataset"]),
         file=str(row["file"]),
         index=int(index) if isinstance(index, int) else None,
         record_id=str(record_id) if record_id is not None else None,
-        code=str(row["code"]),
         severity=Severity(str(row["severity"])),
-        message=str(row["message"]),
     )
 
 
