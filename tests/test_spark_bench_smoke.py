@@ -46,6 +46,7 @@ def test_local_engine_reports_every_planted_defect(tmp_path: Path, fmt: str) -> 
 
 
 @pytest.mark.spark
+@pytest.mark.timeout(900)  # three CLI runs, two of them start a JVM
 def test_benchmark_finds_the_engines_equal(spark: object, tmp_path: Path) -> None:
     done = subprocess.run(
         [
@@ -62,7 +63,7 @@ def test_benchmark_finds_the_engines_equal(spark: object, tmp_path: Path) -> Non
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=850,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     figures = {
