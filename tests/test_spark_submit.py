@@ -28,6 +28,7 @@ def _codes(path: Path) -> list[tuple[str, int | None, str]]:
 
 
 @pytest.mark.spark
+@pytest.mark.timeout(900)  # spark-submit starts its own JVM
 def test_spark_submit_runs_check_with_the_same_findings(spark: object, tmp_path: Path) -> None:
     spark_submit = Path(sys.executable).with_name("spark-submit")
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
