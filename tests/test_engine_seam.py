@@ -65,3 +65,25 @@ def test_master_alone_exits_2_in_one_line(capsys: pytest.CaptureFixture[str]) ->
     )
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and "--engine spark" in err
+
+
+def test_pandera_and_gx_load_without_pyspark_under_python_c() -> None:
+    """With the spark extra installed, GX's import of pyspark.sql.connect exits a ``python -c``
+    process (and every xdist worker) with status 0, and pandera imports pyspark.pandas: the local
+    engine imports both without pyspark, and the process goes on."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from audit.checks import schema\n"
+        "from audit.engines import without_pyspark\n"
+        "with without_pyspark():\n"
+        "    import pandera.polars\n"
+        "from audit.probes import expectations\n"
+        "expectations._context(None)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('pyspark') and sys.modules[m]))\n"
+        "print('alive')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240)
+    assert out.stdout.splitlines()[-2:] == ["[]", "alive"], out.stderr[-500:]

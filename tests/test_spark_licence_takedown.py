@@ -41,7 +41,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> config_mod.Config:
 
 def everything(findings: list[Finding], totals: FindingTotals | None) -> list[Finding]:
     """All findings of a Spark stage, read back from its table."""
-    from audit.engines.spark.findings import read_back
+    from audit.engines.spark.findingtable import read_back
 
     assert totals is not None, "the stage ran on Spark"
     return list(read_back(totals)) if totals.total else []

@@ -75,7 +75,7 @@ def on_spark(
     spark: SparkSession, server_refs: list[UrlRef], tmp_path: Path, **changes: object
 ) -> UrlsResult:
     from audit.engines.spark import caches
-    from audit.engines.spark.findings import publish
+    from audit.engines.spark.findingtable import publish
     from audit.engines.spark.urls import probe_file
 
     state = tmp_path / "state.sqlite"

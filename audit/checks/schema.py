@@ -226,7 +226,10 @@ def validate(frame: pl.DataFrame, rules: list[Rule], ref: FileRef) -> list[Findi
 
 
 def _pandera(frame: pl.DataFrame, rules: list[Rule], ref: FileRef) -> list[Finding]:
-    import pandera.polars as pap  # lazy: pandera pulls in pandas
+    from audit.engines import without_pyspark
+
+    with without_pyspark():
+        import pandera.polars as pap  # lazy: pandera pulls in pandas
 
     def check(rule: Rule) -> Any:
         return pap.Check(

@@ -103,7 +103,7 @@ def _every(result: StageResult) -> Iterable[fnd.Finding]:
     totals = result.finding_totals
     if totals is None:
         return result.findings
-    from audit.engines.spark.findings import read_back
+    from audit.engines.spark.findingtable import read_back
 
     return read_back(totals) if totals.total else []
 

@@ -141,7 +141,7 @@ def _write_findings(path: str | None, result: StructureResult) -> None:
     if path is None or result.finding_totals is None:
         write_findings(path, result.findings)
         return
-    from audit.engines.spark.findings import read_back
+    from audit.engines.spark.findingtable import read_back
 
     write_findings(path, read_back(result.finding_totals))
 

@@ -125,7 +125,7 @@ def _finish(args: argparse.Namespace, results: list[ImagesResult]) -> int:
     found = [f for r in results for f in r.findings]
     tables = [r.finding_totals for r in results if r.finding_totals is not None]
     if tables and args.findings:  # Spark: every finding from the tables, not the examples
-        from audit.engines.spark.findings import read_back
+        from audit.engines.spark.findingtable import read_back
 
         write_findings(args.findings, (f for t in tables for f in read_back(t)))
     else:

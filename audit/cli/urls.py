@@ -77,7 +77,7 @@ def _urls(args: argparse.Namespace) -> int:
     )
     state = args.state or config.path(config.state)
     if engines.is_spark(config.engine):
-        from audit.engines.spark.findings import read_back
+        from audit.engines.spark.findingtable import read_back
         from audit.engines.spark.urls import audit_urls as on_spark
 
         tables = Path(state).parent / "spark-findings" / "urls-cli"  # replaced by the next run

@@ -10,6 +10,9 @@ tell them apart. A stage picks its implementation with :func:`is_spark`; only mo
 from __future__ import annotations
 
 import importlib.util
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Literal
 
 import msgspec
@@ -52,3 +55,27 @@ def require_spark() -> None:
             "the spark engine needs the spark extra: pip install 'llava-audit[spark]' "
             "(pyspark 4, pyarrow; Java 17 or newer)"
         )
+
+
+@contextmanager
+def without_pyspark() -> Iterator[None]:
+    """Import pandera or Great Expectations as if pyspark (or its pandas and Connect parts) were
+    not installed.
+
+    Both look for pyspark at import. pandera then imports ``pyspark.pandas`` (a second or more in
+    every structure worker, a stderr warning, ``SPARK_LOCAL_IP`` set), and Great Expectations
+    ``pyspark.sql.connect``, whose import calls ``sys.exit(0)`` when ``__main__`` has no file
+    (``python -c``, pytest-xdist workers). Neither is needed: pandera runs its polars backend and
+    GX its pandas one. The hidden names are restored afterwards, so the Spark engine still imports
+    pyspark normally.
+    """
+    parts = ("pyspark.sql.connect", "pyspark.pandas") if "pyspark" in sys.modules else ("pyspark",)
+    hidden = [name for name in parts if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]  # the import system's "not found"
+    try:
+        yield
+    finally:
+        for name in hidden:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]

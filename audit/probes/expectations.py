@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from audit import findings
+from audit.engines import without_pyspark
 from audit.errors import ConfigError, ProbeError
 from audit.findings import Code, Finding, Severity
 from audit.probes import expectation_cache
@@ -208,7 +209,8 @@ def _run_checkpoint(
     docs_dir: str | Path | None,
 ) -> list[Any]:
     """Run the suite through a GX 1.x Checkpoint; returns GX's per-expectation results."""
-    import great_expectations as gx
+    with without_pyspark():
+        import great_expectations as gx
 
     context = _context(docs_dir)
     name = gx_name(dataset)
@@ -271,8 +273,9 @@ def _context(docs_dir: str | Path | None) -> Any:
     key = str(Path(docs_dir).resolve()) if docs_dir is not None else ""
     if key in _CONTEXT:
         return _CONTEXT[key]
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+    with without_pyspark():
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
 
     logging.getLogger("great_expectations").setLevel(logging.CRITICAL)
     context = gx.get_context(mode="ephemeral")

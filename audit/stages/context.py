@@ -156,7 +156,7 @@ def whole(result: S) -> S:
     totals = result.finding_totals
     if totals is None:
         return result
-    from audit.engines.spark.findings import read_back
+    from audit.engines.spark.findingtable import read_back
 
     found = sorted(read_back(totals) if totals.total else [], key=_record_order)
     return msgspec.structs.replace(result, findings=found, finding_totals=None)

@@ -27,7 +27,7 @@ from audit import findings as fnd
 from audit.config import Config, DatasetConfig, EngineConfig
 from audit.engines.spark import caches
 from audit.engines.spark import imagesteps as steps
-from audit.engines.spark.findings import SPARK_SCHEMA, publish, to_batch
+from audit.engines.spark.findingtable import SPARK_SCHEMA, publish, to_batch
 from audit.engines.spark.session import session
 from audit.errors import UsageError
 from audit.findings import Code

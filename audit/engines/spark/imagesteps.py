@@ -11,7 +11,7 @@ import msgspec
 import pyarrow as pa
 
 from audit.engines.spark.caches import arrow_schema
-from audit.engines.spark.findings import to_batch
+from audit.engines.spark.findingtable import to_batch
 from audit.loaders.imageroots import Location, Root, open_roots
 from audit.models import ImageRef, NoProgress
 from audit.probes.imagedecode import Outcome, probe_batch

@@ -23,7 +23,7 @@ import msgspec
 import pyarrow as pa
 
 from audit.config import EngineConfig
-from audit.engines.spark.findings import ARROW_SCHEMA, SPARK_SCHEMA, publish, to_batch
+from audit.engines.spark.findingtable import ARROW_SCHEMA, SPARK_SCHEMA, publish, to_batch
 from audit.engines.spark.session import session
 from audit.licensing.provenance import RecordView
 from audit.licensing.stage import assessor

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pyarrow as pa
 
-from audit.engines.spark.findings import ARROW_SCHEMA, SPARK_SCHEMA, to_batch
+from audit.engines.spark.findingtable import ARROW_SCHEMA, SPARK_SCHEMA, to_batch
 from audit.findings import Finding
 
 #: the order of the local engine's findings, not written: the rank of the path given (-1: the

@@ -6,7 +6,7 @@ partition; each executor runs :func:`audit.structure.run_group` (what the local 
 runs) and returns its findings as Arrow batches, plus one row per file with its statistics and
 its key table. The cross-record checks of shard sets, and the comparison of a chat file with
 its metadata file, run over those key tables (audit.engines.spark.keytables). The findings
-become a Parquet table (:func:`audit.engines.spark.findings.publish`); the driver gets the
+become a Parquet table (:func:`audit.engines.spark.findingtable.publish`); the driver gets the
 counts, the first examples, the per-file statistics and the file-level ``info`` lines only.
 """
 
@@ -25,7 +25,7 @@ import msgspec
 import pyarrow as pa
 
 from audit.config import EngineConfig
-from audit.engines.spark.findings import from_row, publish
+from audit.engines.spark.findingtable import from_row, publish
 from audit.engines.spark.keytables import Pair, sets_on_spark
 from audit.engines.spark.outrows import (
     FINDING_COLUMNS,

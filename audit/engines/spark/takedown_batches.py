@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from audit.checks.takedown import Blocklist, Candidate, find_matches, present_findings
 from audit.config import EngineConfig
-from audit.engines.spark.findings import SPARK_SCHEMA, publish, to_batch
+from audit.engines.spark.findingtable import SPARK_SCHEMA, publish, to_batch
 from audit.engines.spark.session import session
 from audit.findings import Finding
 from audit.results import FindingTotals

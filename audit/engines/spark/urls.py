@@ -32,7 +32,7 @@ import pyarrow as pa
 from audit.config import Config, DatasetConfig, EngineConfig, UrlConfig
 from audit.engines.spark import caches
 from audit.engines.spark import urlsteps as steps
-from audit.engines.spark.findings import SPARK_SCHEMA, publish, to_batch
+from audit.engines.spark.findingtable import SPARK_SCHEMA, publish, to_batch
 from audit.engines.spark.session import session
 from audit.loaders.urlsources import coco_url_refs, load_url_refs
 from audit.models import UrlRef

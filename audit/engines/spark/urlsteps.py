@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from audit.config import UrlConfig
 from audit.engines.spark.caches import arrow_schema
-from audit.engines.spark.findings import to_batch
+from audit.engines.spark.findingtable import to_batch
 from audit.models import UrlRef
 from audit.probes.hostfiles import FileJob, judge, origin_of
 from audit.probes.hostsched import servers
