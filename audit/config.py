@@ -29,6 +29,7 @@ Purpose = Literal["research", "commercial"]
 Action = Literal["train", "redistribute-annotations", "redistribute-images"]
 ACTIONS: tuple[str, ...] = Action.__args__  # type: ignore[attr-defined]
 ImageOrigin = Literal["source", "llava-images-zip"]
+EngineName = Literal["local", "spark"]
 
 
 class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -277,7 +278,7 @@ class EngineConfig(_Section, frozen=True):
     environment gives); ``conf`` is passed to the SparkSession as-is.
     """
 
-    name: Literal["local", "spark"] = "local"
+    name: EngineName = "local"
     master: str | None = None
     conf: dict[str, str] = msgspec.field(default_factory=dict)
 

@@ -16,6 +16,7 @@ from rich.text import Text
 from audit import config as config_mod
 from audit import findings as fnd
 from audit.atomic import write_output
+from audit.engines import ENGINES, choose
 from audit.errors import UsageError
 from audit.results import StageResult
 
@@ -30,7 +31,7 @@ def add_engine(parser: argparse.ArgumentParser) -> None:
     license, run, gate)."""
     parser.add_argument(
         "--engine",
-        choices=("local", "spark"),
+        choices=ENGINES,
         help="where the per-record work runs: local process pools (default) or Spark "
         "(needs the spark extra: pip install 'llava-audit[spark]')",
     )
@@ -44,9 +45,7 @@ def add_engine(parser: argparse.ArgumentParser) -> None:
 
 def with_engine(config: config_mod.Config, args: argparse.Namespace) -> config_mod.Config:
     """``config`` with the command line's ``--engine``/``--master`` applied."""
-    from audit import engines
-
-    return engines.choose(config, args.engine, args.master)
+    return choose(config, args.engine, args.master)
 
 
 def add_debug(parser: argparse.ArgumentParser) -> None:

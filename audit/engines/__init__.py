@@ -13,15 +13,13 @@ import importlib.util
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Literal
 
 import msgspec
 
-from audit.config import Config, EngineConfig
+from audit.config import Config, EngineConfig, EngineName
 from audit.errors import EngineError, UsageError
 
-EngineName = Literal["local", "spark"]
-ENGINES: tuple[str, ...] = ("local", "spark")
+ENGINES: tuple[str, ...] = EngineName.__args__  # type: ignore[attr-defined]
 
 
 def choose(config: Config, name: str | None = None, master: str | None = None) -> Config:
