@@ -8,17 +8,19 @@ from files and the state store, so the licence stage has one place that touches 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from audit.config import LicenseConfig
+from audit.config import KINDS, LicenseConfig
+from audit.errors import InputError
 from audit.licensing.policy import Policy
 from audit.licensing.provenance import RecordView, coco_image_id
 from audit.licensing.verdicts import LicenceContext
 from audit.loaders.coco import load_coco_licences, load_vg_coco_ids
 from audit.loaders.imageroots import Location, UnsafePathError, locate, open_roots, read_source
-from audit.loaders.records import LoadedFile, load_records
+from audit.loaders.records import LoadedFile, detect_kind, load_records
 from audit.loaders.urlsources import load_url_refs
 from audit.models import ChatRecord, MetadataRecord
 from audit.store import Store
@@ -50,6 +52,75 @@ def licence_inputs(
         coco_sizes=coco.sizes if coco else {},
     )
     return ctx, urls
+
+
+@dataclass(frozen=True)
+class RecordSource:
+    """What one reader reads: a whole file, or one shard of a set (the descriptor the Spark
+    engine sends to an executor, which reads the records itself)."""
+
+    path: str
+    kind: str
+    dataset: str
+    shard: bool = False
+
+
+def record_sources(
+    path: Path, kind: str | None, dataset: str | None
+) -> tuple[list[RecordSource], str]:
+    """The units of one input and its kind: each shard of a set (in :func:`expand` order), else
+    the file itself. Only the kind is read here (a sample of records), never the records."""
+    from audit.loaders.shards import expand, is_shard_set, set_name
+
+    if kind is not None and kind not in KINDS:
+        raise InputError(str(path), f"unknown kind {kind!r} (known: {', '.join(KINDS)})")
+    if path.suffix.lower() == ".tsv":  # the CC-3M TSV: caption<TAB>url, one record per line
+        return [RecordSource(str(path), "cc3m-tsv", dataset or path.stem)], "cc3m-tsv"
+    if is_shard_set(path):
+        from audit.loaders.shardread import shard_kind
+
+        name = dataset or set_name(path)
+        shards = expand(path)
+        kind = kind or shard_kind(shards[0], name).kind
+        return [RecordSource(str(s), kind, name, shard=True) for s in shards], kind
+    kind = kind or detect_kind(path)
+    return [RecordSource(str(path), kind, dataset or path.stem)], kind
+
+
+def read_unit(
+    unit: RecordSource, urls: dict[str, str] | None, preloaded: LoadedFile | None = None
+) -> tuple[Callable[[], Iterator[RecordView]], int, int]:
+    """A unit's records as views (re-iterable), their count, and the unit's elements (records
+    and unusable ones). ``preloaded`` is the file already loaded by the run, if it is this one."""
+    path = Path(unit.path)
+    if unit.kind == "cc3m-tsv":
+        tsv = list(tsv_views(path))
+        return lambda: iter(tsv), len(tsv), len(tsv)
+    if unit.shard:
+        loaded = _load_shard(path, unit.kind, unit.dataset)
+    elif preloaded is not None and preloaded.path == path:
+        loaded = preloaded
+    else:
+        loaded = load_records(path, unit.kind, dataset=unit.dataset)
+    return lambda: record_views(loaded, urls), len(loaded.records), loaded.total
+
+
+def _load_shard(path: Path, kind: str, dataset: str) -> LoadedFile:
+    """One shard's records, read batch by batch by the shard reader (positions within it)."""
+    from audit.loaders.shardread import open_shard
+
+    stream = open_shard(path, kind, dataset=dataset)
+    records = [record for batch in stream for record in batch]
+    return LoadedFile(
+        path,
+        kind,
+        stream.is_metadata,
+        records,
+        stream.positions(),
+        stream.elements,
+        stream.findings,
+        stream.metadata_keys,
+    )
 
 
 def record_views(loaded: LoadedFile, urls: dict[str, str] | None = None) -> Iterator[RecordView]:
@@ -167,6 +238,18 @@ def opt_out_urls(store: Store | None, urls: Iterable[str]) -> dict[str, tuple[st
     except ImportError:  # the URL probe is optional for the licence stage
         return {}
     return url_store.opt_out_kinds(store, urls)
+
+
+def all_opt_outs(store: Store | None) -> dict[str, tuple[str, ...]]:
+    """Every opted-out URL the store knows -> its kinds (what :func:`opt_out_urls` gives any
+    file's URLs), for an engine whose workers read the records and cannot reach the store."""
+    if store is None:
+        return {}
+    try:
+        from audit.store import urls as url_store
+    except ImportError:  # the URL probe is optional for the licence stage
+        return {}
+    return url_store.opt_out_kinds(store, url_store.opted_out_urls(store))
 
 
 def coco_license_map(policy: Policy, file_licenses: dict[int, tuple[str, str]]) -> dict[int, str]:

@@ -8,9 +8,8 @@ stays flat however many records carry obligations; the verdict rows go to a sink
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
-from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
@@ -20,25 +19,13 @@ from audit.config import Config, DatasetConfig, LicenseConfig
 from audit.errors import UsageError
 from audit.licensing.attribution import AttributionWriter
 from audit.licensing.evidence import RowBuilder, VerdictRow
-from audit.licensing.inputs import (
-    derivatives,
-    licence_inputs,
-    opt_out_urls,
-    record_views,
-    tsv_views,
-)
+from audit.licensing.inputs import RecordSource, licence_inputs, record_sources
 from audit.licensing.policy import load_policy
-from audit.licensing.provenance import RecordView, derive
+from audit.licensing.provenance import RecordView
 from audit.licensing.totals import FileTally, dataset_stats
-from audit.licensing.verdicts import (
-    ACTIONS,
-    USES,
-    Evaluator,
-    LicenceContext,
-    RecordLicence,
-    use_key,
-)
-from audit.loaders.records import LoadedFile, load_records
+from audit.licensing.units import InputJob, UnitTally, tally_unit
+from audit.licensing.verdicts import ACTIONS, USES, RecordLicence, use_key
+from audit.loaders.records import LoadedFile
 from audit.models import NoProgress, Progress
 from audit.results import LicenseResult
 from audit.store import Store
@@ -47,17 +34,18 @@ _BATCH = 10_000
 
 
 class FileAssessor(Protocol):
-    """Tallies every record of one file into ``tally`` (and ``verdicts_out``): the local engine's
-    loop below, or the Spark engine's executors running :func:`assessor` on record batches."""
+    """Tallies every unit of one input into ``tally`` (and ``verdicts_out``, ``verdict_sink``):
+    the local engine's loop below, or the Spark engine's executors each reading and tallying
+    units through :func:`audit.licensing.units.tally_unit`."""
 
     def __call__(
         self,
-        views: Iterator[RecordView],
-        kind: str,
-        ctx: LicenceContext,
-        source: str | None,
+        job: InputJob,
+        units: Sequence[RecordSource],
         tally: FileTally,
         verdicts_out: dict[int, str] | None,
+        verdict_sink: Callable[[VerdictRow], None] | None,
+        store: Store | None,
         progress: Progress,
     ) -> None: ...
 
@@ -100,13 +88,17 @@ def license_files(
     ``verdict_sink`` receives one typed :class:`VerdictRow` per record and declared use, with its
     chain of evidence. ``image_roots`` (folders or zips) let the stage compare COCO images with
     the sizes the annotation file records: a resized copy is a derivative (``license.derivative``).
-    ``assess_file`` tallies each file's records elsewhere (the Spark engine; then no attribution
-    or verdict rows, which are written record by record here).
+    ``assess_file`` reads and tallies each input's units elsewhere (the Spark engine; then no
+    attribution export, which is written record by record here).
+
+    An input that is a shard set (a folder, a glob) is read shard by shard: per-record findings
+    and verdict rows name the shard and the record's position within it, while ``verdicts_out``
+    keys run over the whole set (the shards' elements counted one after another).
     """
-    if assess_file is not None and (attribution_out or verdict_sink):
+    if assess_file is not None and attribution_out:
         raise UsageError(
-            "the attribution export and the verdict rows are written record by record on this "
-            "machine: use --engine local for --attribution and --verdicts"
+            "the attribution export is written record by record on this machine: use "
+            "--engine local for --attribution"
         )
     settings = settings or LicenseConfig()
     uses = _uses(use)
@@ -132,107 +124,92 @@ def license_files(
     rows = RowBuilder(policy, uses) if verdict_sink is not None else None
     with writer or nullcontext():
         for path in paths:
-            views, file_kind, size = _views(Path(path), kind, dataset, urls, preloaded)
-            tally = FileTally(dataset or Path(path).stem, str(path), uses, coco_joined=coco_joined)
-            ctx = base_ctx
-            if store is not None:  # opt-out signals of this file's URLs, from the URL probe
-                opt_outs = opt_out_urls(store, (v.url for v in views() if v.url))
-                ctx = replace(ctx, opt_outs=opt_outs)
-            if image_roots and base_ctx.coco_sizes:
-                found = derivatives(views(), base_ctx.coco_sizes, image_roots, store)
-                ctx = replace(ctx, modified=found)
-            progress.start(f"licences {Path(path).name}", size)
+            units, file_kind = record_sources(Path(path), kind, dataset)
+            job = InputJob(
+                ctx=base_ctx,
+                kind=file_kind,
+                source=source,
+                dataset=dataset or Path(path).stem,
+                file=str(path),
+                uses=uses,
+                coco_joined=coco_joined,
+                urls=urls,
+                image_roots=tuple(str(r) for r in image_roots),
+            )
+            tally = job.tally()
             if assess_file is not None:
-                assess_file(views(), file_kind, ctx, source, tally, verdicts_out, progress)
+                progress.start(f"licences {Path(path).name}", None)
+                assess_file(job, units, tally, verdicts_out, verdict_sink, store, progress)
             else:
-                _license_file(
-                    views(),
-                    file_kind,
-                    ctx,
-                    source,
-                    tally,
-                    writer,
-                    rows,
-                    verdict_sink,
-                    verdicts_out,
-                    progress,
-                )
+                local = _LocalUnits(rows, writer, verdict_sink, verdicts_out, progress)
+                local.run(job, units, tally, store, preloaded)
             findings += tally.finish(policy.card_for(file_kind))
             tallies.append((tally, file_kind))
     totals = dataset_stats(tallies, uses, image_origin, settings, coco_joined)
     return msgspec.structs.replace(totals, findings=findings)
 
 
-def _views(
-    path: Path,
-    kind: str | None,
-    dataset: str | None,
-    urls: dict[str, str] | None,
-    preloaded: LoadedFile | None,
-) -> tuple[Callable[[], Iterator[RecordView]], str, int]:
-    """The file's records as views (re-iterable), its kind, and its record count."""
-    if path.suffix.lower() == ".tsv":  # the CC-3M TSV: caption<TAB>url, one record per line
-        tsv = list(tsv_views(path))
-        return lambda: iter(tsv), "cc3m-tsv", len(tsv)
-    if preloaded is not None and preloaded.path == path:
-        loaded = preloaded
-    else:
-        loaded = load_records(path, kind, dataset=dataset)
-    return lambda: record_views(loaded, urls), loaded.kind, len(loaded.records)
+class _LocalUnits:
+    """The local engine: each unit read and tallied here in turn, with the attribution export,
+    the verdict rows and the progress fed record by record."""
 
+    def __init__(
+        self,
+        rows: RowBuilder | None,
+        writer: AttributionWriter | None,
+        verdict_sink: Callable[[VerdictRow], None] | None,
+        verdicts_out: dict[int, str] | None,
+        progress: Progress,
+    ) -> None:
+        self.rows, self.writer, self.sink = rows, writer, verdict_sink
+        self.verdicts_out, self.progress = verdicts_out, progress
 
-def _license_file(
-    views: Iterator[RecordView],
-    kind: str,
-    ctx: LicenceContext,
-    source: str | None,
-    tally: FileTally,
-    writer: AttributionWriter | None,
-    rows: RowBuilder | None,
-    verdict_sink: Callable[[VerdictRow], None] | None,
-    verdicts_out: dict[int, str] | None,
-    progress: Progress,
-) -> None:
-    """Stream one file's records: provenance, verdicts, totals, attribution, verdict rows."""
-    assess = assessor(ctx, kind, source)
-    declared = tally.uses[0]
-    n = 0
-    for n, view in enumerate(views, 1):
-        rec = assess(view)
-        tally.add(rec)
-        if verdicts_out is not None:
-            verdicts_out[view.position] = rec.judgement.verdicts[declared].verdict.value
-        if writer is not None:
-            writer.add(tally.file, rec)
-        if rows is not None and verdict_sink is not None:
-            for row in rows.rows(tally.file, rec):
-                verdict_sink(row)
-        if n % _BATCH == 0:
-            progress.advance(_BATCH)
-    progress.advance(n % _BATCH)
-    progress.finish()
+    def run(
+        self,
+        job: InputJob,
+        units: Sequence[RecordSource],
+        tally: FileTally,
+        store: Store | None,
+        preloaded: LoadedFile | None,
+    ) -> None:
+        """Every unit in order; a shard's verdicts keyed by their position in the whole set."""
+        offset = 0
+        for unit in units:
+            done = self._unit(job, unit, offset, store, preloaded)
+            tally.merge(done.tally)
+            offset += done.elements
 
+    def _unit(
+        self,
+        job: InputJob,
+        unit: RecordSource,
+        offset: int,
+        store: Store | None,
+        preloaded: LoadedFile | None,
+    ) -> UnitTally:
+        declared, n = job.uses[0], 0
 
-def assessor(
-    ctx: LicenceContext, kind: str, source: str | None
-) -> Callable[[RecordView], RecordLicence]:
-    """One record's licence: its provenance, then its verdict per use (cached per judgement)."""
-    policy = ctx.policy
-    evaluator = Evaluator(ctx)
-    components = {name: tuple(s.components) for name, s in policy.sources.items()}
+        def each(view: RecordView, rec: RecordLicence) -> None:
+            nonlocal n
+            if self.verdicts_out is not None:
+                verdict = rec.judgement.verdicts[declared].verdict.value
+                self.verdicts_out[offset + view.position] = verdict
+            if self.writer is not None:
+                self.writer.add(unit.path, rec)
+            if self.rows is not None and self.sink is not None:
+                for row in self.rows.rows(unit.path, rec):
+                    self.sink(row)
+            n += 1
+            if n % _BATCH == 0:
+                self.progress.advance(_BATCH)
 
-    def assess(view: RecordView) -> RecordLicence:
-        prov = derive(
-            view,
-            kind=kind,
-            hosts=policy.lcs.hosts,
-            lcs_fallback=policy.lcs.fallback,
-            source_components=components,
-            source=source,
-        )
-        return evaluator.assess(prov)
+        def started(count: int) -> None:
+            self.progress.start(f"licences {Path(unit.path).name}", count)
 
-    return assess
+        done = tally_unit(job, unit, store, each=each, started=started, preloaded=preloaded)
+        self.progress.advance(n % _BATCH)
+        self.progress.finish()
+        return done
 
 
 def license_dataset(

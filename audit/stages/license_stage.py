@@ -53,8 +53,7 @@ def _on_spark(ctx: StageContext) -> LicenseResult:
         ctx.config,
         progress=ctx.progress,
         store=ctx.store,
-        verdicts_out=verdicts,
-        chat_loaded=ctx.chat_file() if ctx.dataset.chat else None,
+        verdicts_out=verdicts,  # not the run's shared load: executors read the records
         assess_file=job,
     )
     result = job.publish(result, ctx.findings_dir("license"))

@@ -246,6 +246,16 @@ def save_opt_outs(
         conn.executemany("INSERT OR REPLACE INTO url_opt_out (url, opt_outs) VALUES (?, ?)", rows)
 
 
+def opted_out_urls(store: Store) -> list[str]:
+    """Every URL that may have an opt-out (:func:`opt_outs` decides): for an engine that cannot
+    look its records' URLs up file by file (the Spark engine's executors have no store)."""
+    query = (
+        "SELECT url FROM url_opt_out UNION SELECT url FROM url_result WHERE status = 'opt_out' "
+        "UNION SELECT url FROM url_result_log WHERE status = 'opt_out'"
+    )
+    return [row[0] for row in store.conn.execute(query)]
+
+
 def opt_outs(store: Store, urls: Iterable[str]) -> dict[str, tuple[Reservation, ...]]:
     """URL -> its opt-outs with evidence, as the latest URL run judged them (URLs with none are
     absent). A probe cached before opt-outs were judged separately counts as X-Robots-Tag."""

@@ -1,23 +1,26 @@
-"""The licence stage on Spark: each record's provenance and verdicts in executors, over batches of
-record views, through the local engine's own :func:`audit.licensing.stage.assessor` and
-:class:`audit.licensing.totals.FileTally`.
+"""The licence stage on Spark: each executor reads its own units (a file, or one shard of a set)
+with the local engine's loaders and tallies them through the local engine's own
+:func:`audit.licensing.units.tally_unit` (provenance, verdicts, :class:`FileTally`).
 
-The driver prepares everything the local engine prepares (policy, COCO and Visual Genome joins,
-opt-outs, derivatives: :func:`audit.licensing.license_files`); :class:`SparkLicensing` stands in
-for its per-file loop. Each partition tallies its records and sends back one compact partial
-tally (counts per judgement, the first few labels per group); the driver merges them
-(:meth:`FileTally.merge`) into the same totals and file-level findings as one local tally. The
-per-record findings go to the Parquet table; only their counts and first examples come back.
+The driver prepares what the local engine prepares (policy, COCO and Visual Genome joins, the
+metadata URL join, every opted-out URL of the state store: :func:`audit.licensing.license_files`),
+then sends only descriptors: the broadcast :class:`InputJob` and one :class:`RecordSource` per
+task. No record passes through the driver. Each task sends back its unit's per-record findings
+(to the Parquet table; only their counts and first examples come back) and one compact partial
+tally, which the driver merges (:meth:`FileTally.merge`) into the same totals and file-level
+findings as the local engine's. A single JSON file is one task (the JSON reader cannot start
+part-way into an array); a shard set is one task per shard.
 """
 
 from __future__ import annotations
 
+import os
 import pickle
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import msgspec
 import pyarrow as pa
@@ -25,84 +28,122 @@ import pyarrow as pa
 from audit.config import EngineConfig
 from audit.engines.spark.findingtable import ARROW_SCHEMA, SPARK_SCHEMA, publish, to_batch
 from audit.engines.spark.session import session
+from audit.errors import AuditError
+from audit.licensing.evidence import RowBuilder, VerdictRow, decode_row
+from audit.licensing.export import VerdictWriter, encode_row
+from audit.licensing.inputs import RecordSource, all_opt_outs
 from audit.licensing.provenance import RecordView
-from audit.licensing.stage import assessor
 from audit.licensing.totals import FileTally
-from audit.licensing.verdicts import LicenceContext
+from audit.licensing.units import InputJob, tally_unit
+from audit.licensing.verdicts import RecordLicence
 from audit.models import Progress
 from audit.results import LicenseResult
+from audit.store import Store
 
 if TYPE_CHECKING:
     from pyspark import Broadcast
     from pyspark.sql import DataFrame, SparkSession
 
-#: A record as the licence rules see it (:class:`RecordView`), one row per record.
-VIEW_SCHEMA = pa.schema(
-    [
-        ("position", pa.int64()),
-        ("record_id", pa.string()),
-        ("image", pa.string()),
-        ("url", pa.string()),
-        ("instruction", pa.string()),
-        ("blip_caption", pa.bool_()),
-    ]
+_TALLY = "_tally"  # a task's pickled Partial; null on the other rows
+_LINES = "_lines"  # a chunk of --verdicts lines; null on the other rows
+_OUT_SCHEMA = ARROW_SCHEMA.append(pa.field(_TALLY, pa.binary())).append(
+    pa.field(_LINES, pa.string())
 )
-_TALLY = "_tally"  # a partition's pickled partial tally; null on finding rows
-_OUT_SCHEMA = ARROW_SCHEMA.append(pa.field(_TALLY, pa.binary()))
-_OUT_DDL = f"{SPARK_SCHEMA}, {_TALLY} binary"
-#: Records per Arrow batch shipped to the executors (and per task, at most).
+_OUT_DDL = f"{SPARK_SCHEMA}, {_TALLY} binary, {_LINES} string"
+#: Findings or verdict lines per Arrow batch an executor yields.
 SLICE_ROWS = 20_000
 
 
 @dataclass(frozen=True)
-class FileJob:
-    """What every executor needs for one file (broadcast once)."""
+class Spec:
+    """What every task of one input needs (broadcast once)."""
 
-    ctx: LicenceContext
-    kind: str
-    source: str | None
-    dataset: str
-    file: str
-    uses: tuple[str, ...]
-    coco_joined: bool
+    job: InputJob
     verdicts: bool  # send back each record's verdict for the first declared use
+    rows: bool  # send back the --verdicts rows, encoded
+    cwd: str  # the driver's folder: relative paths mean the same in an executor
 
 
 @dataclass
 class Partial:
-    """One partition's share of a file: its tally (per-record findings left out) and verdicts."""
+    """One unit's share of an input: its tally (per-record findings left out), its elements
+    (the next shard's offset), its verdicts by position, or the error that stopped it."""
 
-    first: int  # the partition's first record position: partials merge in file order
-    tally: FileTally
-    verdicts: list[tuple[int, str]]
+    unit: int
+    tally: FileTally | None
+    elements: int = 0
+    verdicts: list[tuple[int, str]] = field(default_factory=list)
+    error: tuple[str, int] | None = None  # message and exit code of an AuditError
 
 
-def assess_batches(
-    job: Broadcast[FileJob], batches: Iterable[pa.RecordBatch]
+def assess_units(
+    spec: Broadcast[Spec], batches: Iterable[pa.RecordBatch]
 ) -> Iterator[pa.RecordBatch]:
-    """Executor side (mapInArrow): tally a partition's records through the local engine's
-    functions; yield its findings as they come, then one row holding the partial tally."""
-    spec = job.value
-    assess = assessor(spec.ctx, spec.kind, spec.source)
-    tally = FileTally(spec.dataset, spec.file, spec.uses, coco_joined=spec.coco_joined)
-    declared = spec.uses[0]
-    verdicts: list[tuple[int, str]] = []
-    first: int | None = None
+    """Executor side (mapInArrow): read each descriptor's unit and tally it as the local engine
+    does; yield its findings and verdict lines as they come, then one row with its tally."""
+    run = spec.value
+    if Path(run.cwd).is_dir() and str(Path.cwd()) != run.cwd:
+        os.chdir(run.cwd)
     for batch in batches:
-        for row in batch.to_pylist():
-            rec = assess(RecordView(**row))
-            tally.add(rec)
-            first = row["position"] if first is None else first
-            if spec.verdicts:
-                verdicts.append((row["position"], rec.judgement.verdicts[declared].verdict.value))
-        if tally.findings:
-            found = to_batch(tally.findings)
-            tally.findings = []
-            blobs = pa.nulls(found.num_rows, pa.binary())
-            yield pa.RecordBatch.from_arrays([*found.columns, blobs], schema=_OUT_SCHEMA)
-    if first is not None:  # one more row: the partial tally, the findings' columns null
-        blob = pickle.dumps(Partial(first, tally, verdicts), protocol=pickle.HIGHEST_PROTOCOL)
-        yield pa.RecordBatch.from_pylist([{_TALLY: blob}], schema=_OUT_SCHEMA)
+        for number, payload in zip(
+            batch.column("unit").to_pylist(), batch.column("payload").to_pylist(), strict=True
+        ):
+            yield from _assess_unit(run, number, pickle.loads(payload))
+
+
+def _assess_unit(run: Spec, number: int, unit: RecordSource) -> Iterator[pa.RecordBatch]:
+    out = _Out(run, unit)
+    try:
+        done = tally_unit(run.job, unit, None, each=out.each)
+    except AuditError as exc:  # the driver raises it: one line, its exit code
+        yield _tally_row(Partial(number, None, error=(exc.message, exc.exit_code)))
+        return
+    yield from out.flush(done.tally)
+    done.tally.findings = []
+    yield _tally_row(Partial(number, done.tally, done.elements, out.verdicts))
+
+
+class _Out:
+    """A unit's outputs record by record: verdicts, verdict lines; findings in slices."""
+
+    def __init__(self, run: Spec, unit: RecordSource) -> None:
+        self.run, self.file = run, unit.path
+        self.builder = RowBuilder(run.job.ctx.policy, run.job.uses) if run.rows else None
+        self.declared = run.job.uses[0]
+        self.verdicts: list[tuple[int, str]] = []
+        self.lines: list[str] = []
+        self.pending: list[pa.RecordBatch] = []
+
+    def each(self, view: RecordView, rec: RecordLicence) -> None:
+        if self.run.verdicts:
+            self.verdicts.append(
+                (view.position, rec.judgement.verdicts[self.declared].verdict.value)
+            )
+        if self.builder is not None:
+            self.lines += [encode_row(row) for row in self.builder.rows(self.file, rec)]
+            if len(self.lines) >= SLICE_ROWS:
+                self.pending.append(_lines_batch(self.lines))
+                self.lines = []
+
+    def flush(self, tally: FileTally) -> Iterator[pa.RecordBatch]:
+        """The unit's findings in slices, then its verdict lines."""
+        found = to_batch(tally.findings)
+        for start in range(0, found.num_rows, SLICE_ROWS):
+            part = found.slice(start, SLICE_ROWS)
+            nulls = [pa.nulls(part.num_rows, pa.binary()), pa.nulls(part.num_rows, pa.string())]
+            yield pa.RecordBatch.from_arrays([*part.columns, *nulls], schema=_OUT_SCHEMA)
+        if self.lines:
+            self.pending.append(_lines_batch(self.lines))
+        yield from self.pending
+
+
+def _lines_batch(lines: list[str]) -> pa.RecordBatch:
+    return pa.RecordBatch.from_pylist([{_LINES: "".join(lines)}], schema=_OUT_SCHEMA)
+
+
+def _tally_row(part: Partial) -> pa.RecordBatch:
+    blob = pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL)
+    return pa.RecordBatch.from_pylist([{_TALLY: blob}], schema=_OUT_SCHEMA)
 
 
 class SparkLicensing:
@@ -111,58 +152,48 @@ class SparkLicensing:
 
     def __init__(self, engine: EngineConfig) -> None:
         self.spark: SparkSession = session(engine)
-        self._frames: list[DataFrame] = []  # each file's rows, cached until published
-        self._jobs: list[Broadcast[FileJob]] = []
+        self._frames: list[DataFrame] = []  # each input's rows, cached until published
+        self._specs: list[Broadcast[Spec]] = []
 
     def __call__(
         self,
-        views: Iterator[RecordView],
-        kind: str,
-        ctx: LicenceContext,
-        source: str | None,
+        job: InputJob,
+        units: Sequence[RecordSource],
         tally: FileTally,
         verdicts_out: dict[int, str] | None,
+        verdict_sink: Callable[[VerdictRow], None] | None,
+        store: Store | None,
         progress: Progress,
     ) -> None:
         from pyspark.sql import functions as F  # noqa: N812 - Spark's own convention
 
-        spec = FileJob(
-            ctx=ctx,
-            kind=kind,
-            source=source,
-            dataset=tally.dataset,
-            file=tally.file,
-            uses=tally.uses,
-            coco_joined=tally.coco_joined,
-            verdicts=verdicts_out is not None,
+        if store is not None:  # executors have no store: every opted-out URL it knows
+            job = replace(job, ctx=replace(job.ctx, opt_outs=all_opt_outs(store)))
+        run = Spec(job, verdicts_out is not None, verdict_sink is not None, str(Path.cwd()))
+        spec = self.spark.sparkContext.broadcast(run)
+        self._specs.append(spec)
+        payloads = [(n, pickle.dumps(unit)) for n, unit in enumerate(units)]
+        descriptors = self.spark.createDataFrame(
+            self.spark.sparkContext.parallelize(payloads, max(1, len(payloads))),
+            "unit int, payload binary",
         )
-        job = self.spark.sparkContext.broadcast(spec)
-        self._jobs.append(job)
-        records = self._records(views)
-        out = records.mapInArrow(partial(assess_batches, job), _OUT_DDL).persist()
+        out = descriptors.mapInArrow(partial(assess_units, spec), _OUT_DDL).persist()
+        self._frames.append(out)
         tallied = out.where(F.col(_TALLY).isNotNull()).select(_TALLY).collect()
-        parts = sorted((pickle.loads(row[_TALLY]) for row in tallied), key=lambda p: p.first)
+        parts = sorted((pickle.loads(row[_TALLY]) for row in tallied), key=lambda p: p.unit)
+        offset = 0
         for part in parts:
+            if part.error is not None:
+                raise _error(*part.error)
             tally.merge(part.tally)
             if verdicts_out is not None:
-                verdicts_out.update(part.verdicts)
-        self._frames.append(out)
+                verdicts_out.update((offset + p, v) for p, v in part.verdicts)
+            offset += part.elements
+        if verdict_sink is not None:  # streamed a partition at a time, in unit order
+            for row in out.where(F.col(_LINES).isNotNull()).select(_LINES).toLocalIterator():
+                _write_lines(verdict_sink, row[_LINES])
         progress.advance(tally.records)
         progress.finish()
-
-    def _records(self, views: Iterator[RecordView]) -> DataFrame:
-        """The file's record views as a DataFrame, one partition per slice (in file order)."""
-        slices = []
-        chunk: list[dict[str, Any]] = []
-        for view in views:
-            chunk.append(view._asdict())
-            if len(chunk) == SLICE_ROWS:
-                slices.append(pa.Table.from_pylist(chunk, schema=VIEW_SCHEMA))
-                chunk = []
-        slices.append(pa.Table.from_pylist(chunk, schema=VIEW_SCHEMA))
-        table = pa.concat_tables(slices)
-        partitions = max(1, -(-table.num_rows // SLICE_ROWS))
-        return self.spark.createDataFrame(table).repartitionByRange(partitions, "position")
 
     def publish(self, result: LicenseResult, location: str | Path) -> LicenseResult:
         """``result`` (from license_files with this assessor) with its findings in the table at
@@ -172,13 +203,31 @@ class SparkLicensing:
         file_level = self.spark.createDataFrame(pa.Table.from_batches([to_batch(result.findings)]))
         frame = file_level
         for part in self._frames:
-            frame = frame.unionByName(part.where(part[_TALLY].isNull()).drop(_TALLY))
+            rows = part.where(part[_TALLY].isNull() & part[_LINES].isNull())
+            frame = frame.unionByName(rows.drop(_TALLY, _LINES))
         try:
             examples, totals = publish(frame, Path(location), examples_per_code=EXAMPLES_PER_CODE)
         finally:
             for part in self._frames:
                 part.unpersist()
-            for job in self._jobs:
-                job.unpersist()
-            self._frames, self._jobs = [], []
+            for spec in self._specs:
+                spec.unpersist()
+            self._frames, self._specs = [], []
         return msgspec.structs.replace(result, findings=examples, finding_totals=totals)
+
+
+def _write_lines(sink: Callable[[VerdictRow], None], text: str) -> None:
+    """Encoded verdict lines into the sink: appended as they are to a :class:`VerdictWriter`,
+    else decoded into rows (a library caller's own sink)."""
+    if isinstance(sink, VerdictWriter):
+        sink.write_lines(text)
+        return
+    for line in text.splitlines():
+        sink(decode_row(line))
+
+
+def _error(message: str, exit_code: int) -> AuditError:
+    """An executor's :class:`AuditError` again on the driver (its class does not travel)."""
+    error = AuditError(message)
+    error.exit_code = exit_code
+    return error
