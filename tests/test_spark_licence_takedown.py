@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -112,3 +115,124 @@ def test_the_license_command_on_spark_prints_and_writes_what_the_local_one_does(
         outputs[engine] = (code, capsys.readouterr().out, lines)
     assert outputs["spark"] == outputs["local"]
     assert outputs["spark"][0] == 1 and outputs["spark"][2], "forbidden records found"
+
+
+#: a line of a shard that is not a record: the loader leaves it out with a finding, so the
+#: positions after it are not the records' ordinals
+NOT_A_RECORD = "[1, 2]"
+
+
+@pytest.fixture(scope="module")
+def shard_set(demo: config_mod.Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo's LCS chat records as three JSON Lines shards, one line in the second not a record."""
+    lcs = next(ds for ds in demo.datasets if ds.name == "lcs")
+    assert lcs.chat is not None
+    records = json.loads(demo.path(lcs.chat).read_text())
+    folder = tmp_path_factory.mktemp("lcs-shards")
+    lines = [json.dumps(r) for r in records]
+    shards = [lines[:10], [*lines[10:13], NOT_A_RECORD, *lines[13:20]], lines[20:]]
+    for n, shard in enumerate(shards):
+        (folder / f"train-{n:05d}-of-00003.jsonl").write_text("\n".join(shard) + "\n")
+    return folder
+
+
+def sharded(demo: config_mod.Config, folder: Path) -> tuple[config_mod.DatasetConfig, int]:
+    """The LCS dataset with its chat records read from ``folder``, and the set's elements."""
+    lcs = next(ds for ds in demo.datasets if ds.name == "lcs")
+    elements = sum(len(p.read_text().splitlines()) for p in folder.iterdir())
+    return msgspec.structs.replace(lcs, name="lcs-shards", chat=str(folder)), elements
+
+
+def test_licences_of_a_shard_set_on_spark_equal_the_local_engines_and_name_the_shard(
+    spark: SparkSession, demo: config_mod.Config, shard_set: Path, tmp_path: Path
+) -> None:
+    from audit.engines.spark.licence_batches import SparkLicensing
+
+    ds, elements = sharded(demo, shard_set)
+    local_verdicts: dict[int, str] = {}
+    local = license_dataset(ds, demo, uses=USES, verdicts_out=local_verdicts)
+    job = SparkLicensing(ENGINE)
+    spark_verdicts: dict[int, str] = {}
+    result = license_dataset(ds, demo, uses=USES, verdicts_out=spark_verdicts, assess_file=job)
+    result = job.publish(result, tmp_path / "table")
+    found = everything(result.findings, result.finding_totals)
+    assert multiset(found) == multiset(local.findings)
+    stripped = msgspec.structs.replace(result, findings=[], finding_totals=None)
+    assert stripped == msgspec.structs.replace(local, findings=[]), "the same statistics"
+    assert result.records == elements - 1, "every record of every shard, the bad line left out"
+    # verdicts are keyed by position in the whole set: every element but the bad line
+    bad = 10 + 3
+    assert spark_verdicts == local_verdicts
+    assert sorted(spark_verdicts) == [p for p in range(elements) if p != bad]
+    # a record's finding names its shard and its position within it (after the bad line too)
+    per_record = [(f.file, f.index, f.record_id) for f in found if f.index is not None]
+    assert {Path(file).parent for file, _, _ in per_record} == {shard_set}
+    for file, index, record_id in per_record:
+        line = Path(file).read_text().splitlines()[index or 0]
+        assert str(json.loads(line)["id"]) == record_id, (file, index)
+    after_bad = [i for file, i, _ in per_record if file.endswith("00001-of-00003.jsonl")]
+    assert max(i or 0 for i in after_bad) > 3, "a finding after the second shard's bad line"
+
+
+#: the paths this test process opened while the flag was up (Python-level opens: pyarrow's own
+#: C++ reads are not seen, so the test uses JSON Lines shards, which Python opens)
+_OPENED: list[str] = []
+_WATCHING: list[bool] = [False]
+
+
+def _watch_opens(event: str, args: tuple[object, ...]) -> None:
+    if _WATCHING[0] and event == "open" and isinstance(args[0], str | os.PathLike):
+        _OPENED.append(os.fspath(args[0]))
+
+
+def test_on_spark_the_driver_never_opens_a_shard_of_the_licence_stage(
+    spark: SparkSession, demo: config_mod.Config, shard_set: Path, tmp_path: Path
+) -> None:
+    """Executors run in their own Python processes (local mode too), so an audit hook in this
+    process sees what the driver opens and nothing an executor does. As a control, the same
+    hook sees the local engine open every shard."""
+    from audit.engines.spark.licence_batches import SparkLicensing
+
+    sys.addaudithook(_watch_opens)  # stays for the process; inert unless the flag is up
+    ds, _ = sharded(demo, shard_set)  # its kind is configured: no shard is sampled for it
+    shards = {str(p) for p in shard_set.iterdir()}
+    opened = {}
+    for engine in ("local", "spark"):
+        job = SparkLicensing(ENGINE) if engine == "spark" else None
+        _OPENED.clear()
+        _WATCHING[0] = True
+        try:
+            result = license_dataset(ds, demo, uses=USES, verdicts_out={}, assess_file=job)
+        finally:
+            _WATCHING[0] = False
+        opened[engine] = shards & set(_OPENED)
+        if job is not None:
+            job.publish(result, tmp_path / "table")
+        assert result.records > 20
+    assert opened["local"] == shards, "the hook sees a shard being read"
+    assert opened["spark"] == set(), "the Spark driver read no record"
+
+
+def test_license_verdicts_file_on_spark_is_the_local_engines(
+    spark: SparkSession,
+    demo: config_mod.Config,
+    shard_set: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from audit.cli import main
+
+    lcs = next(ds for ds in demo.datasets if ds.name == "lcs")
+    assert lcs.metadata is not None
+    written = {}
+    for engine in ("local", "spark"):
+        out = tmp_path / f"{engine}.jsonl"
+        args = ["license", str(shard_set), "--kind", "lcs-chat", "--source", "laion"]
+        args += ["--metadata", str(demo.path(lcs.metadata)), "--purpose", "commercial"]
+        code = main([*args, "--engine", engine, "--verdicts", str(out)])
+        capsys.readouterr()
+        written[engine] = (code, out.read_text())
+    assert written["spark"] == written["local"]
+    rows = [json.loads(line) for line in written["spark"][1].splitlines()]
+    assert len(rows) == 24 and rows[0]["file"].endswith("train-00000-of-00003.jsonl")
+    assert written["spark"][0] == 1 and {r["verdict"] for r in rows} == {"forbidden"}
