@@ -23,7 +23,7 @@ import msgspec
 from audit.atomic import write_atomic
 from audit.checks.takedown import BlockKey, Blocklist, parse_key
 from audit.config import Config
-from audit.errors import InputError, TakedownError
+from audit.errors import TakedownError
 from audit.findings import Code
 from audit.models import NoProgress, Progress
 from audit.results import TakedownResult
@@ -32,15 +32,8 @@ from audit.store.ledger import Ledger, Request
 from audit.store.ledgerfile import opened_ledger
 from audit.takedown_images import ImageRemoval, present, remove, request_images, takedown_dir
 from audit.takedown_locate import Located, locate_request
-from audit.takedown_search import (
-    LoadedFile,
-    MatchRecords,
-    Place,
-    dataset_files,
-    hashed_candidates,
-    load_file,
-    match_here,
-)
+from audit.takedown_search import LoadedFile, Place, dataset_files
+from audit.takedown_units import MatchJob, MatchRecords, match_here, record_units
 from audit.takedown_verify import Verified as Verified
 from audit.takedown_verify import verify as verify
 
@@ -371,24 +364,19 @@ def blocklist_findings(
     counts = TakedownResult(blocklist_keys=len(entries), pending_requests=len(open_requests))
     if not entries and not pending:
         return counts
-    loaded = []
-    unreadable = []
-    for source in dataset_files(config, datasets):
-        try:
-            loaded.append(load_file(source))
-        except InputError as exc:
-            unreadable.append(exc.message)  # the structure stage reports it in full
     blocklist = Blocklist([*entries, *pending], phash_distance=config.takedown.phash_distance)
     open_ids = {r.request_id for r in open_requests}
-    candidates = hashed_candidates(config, store, loaded, blocklist, progress or NoProgress())
     applied = {rid: rid not in open_ids for _, rid in blocklist.entries()}
-    found, totals = match_records(blocklist, applied, candidates)
+    units = record_units(dataset_files(config, datasets))
+    matched = match_records(
+        MatchJob(config, blocklist, applied), units, store, progress or NoProgress()
+    )
     result = msgspec.structs.replace(
         counts,
-        findings=found,
-        finding_totals=totals,
-        records=len(candidates),
-        unreadable=unreadable,
+        findings=matched.findings,
+        finding_totals=matched.totals,
+        records=matched.records,
+        unreadable=matched.unreadable,
     )
     by_code = result.finding_counts()
     present = sum(n for (code, _), n in by_code.items() if code == Code.TAKEDOWN_PRESENT)

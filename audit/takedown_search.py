@@ -10,22 +10,20 @@ name), which the removal manifest names and ``verify`` checks for the bytes.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
-from audit.checks.takedown import Blocklist, Candidate, Match, find_matches, present_findings
+from audit.checks.takedown import Blocklist, Candidate, Match, find_matches
 from audit.config import Config
 from audit.errors import InputError, TakedownError
-from audit.findings import Finding
 from audit.loaders import imageroots, jsonscan
 from audit.loaders.jsonfile import parse_container
 from audit.loaders.records import METADATA_ALIASES, raw_records
 from audit.models import Progress
-from audit.results import FindingTotals
 from audit.store import Store
 from audit.store.imagehash import (
     ImageHashes,
@@ -36,6 +34,7 @@ from audit.store.imagehash import (
 )
 from audit.takedown_phash import PHASH_VERSION, perceptual_hash
 
+_T = TypeVar("_T")
 _ALIASES = {f: METADATA_ALIASES[f] for f in ("id", "image", "url")}
 
 
@@ -166,7 +165,7 @@ class ImageCounts(msgspec.Struct, frozen=True):
 
 def hash_images(
     config: Config,
-    store: Store,
+    store: Store | None,
     files: list[LoadedFile],
     progress: Progress,
     *,
@@ -174,8 +173,8 @@ def hash_images(
 ) -> ImageCounts:
     """Fill in content hashes of the records' images found under their dataset's image roots.
 
-    Each distinct image is read once; hashes are cached by the image's signature, so a nightly
-    audit re-reads only images that changed. ``phash`` also decodes each image for its
+    Each distinct image is read once; hashes are cached by the image's signature in ``store``, so
+    a nightly audit re-reads only images that changed (no store: a Spark executor, no cache). ``phash`` also decodes each image for its
     perceptual hash (cached too). Returns counts of hashed and unavailable images.
     """
     roots_of = {ds.name: ds.images for ds in config.datasets}
@@ -213,7 +212,7 @@ def hash_images(
 class _Hasher:
     """Hashes per distinct image (root, name), from the cache while the signature holds."""
 
-    def __init__(self, store: Store, phash: bool) -> None:
+    def __init__(self, store: Store | None, phash: bool) -> None:
         self.store, self.phash = store, phash
         self.seen: dict[tuple[str, str], tuple[ImageHashes | None, str]] = {}
         self.caches: dict[str, dict[str, tuple[str, ImageHashes]]] = {}
@@ -226,11 +225,11 @@ class _Hasher:
         key = (loc.root, loc.name)
         if key in self.seen:
             return self.seen[key]
-        hit = self.caches.setdefault(loc.root, cached_hashes(self.store, loc.root)).get(loc.name)
+        hit = self.caches.setdefault(loc.root, self._cached(cached_hashes, loc.root)).get(loc.name)
         exact = hit[1] if hit and hit[0] == loc.signature else None
         picture: str | None = ""
         if self.phash:
-            pcache = self.pcaches.setdefault(loc.root, cached_phashes(self.store, loc.root))
+            pcache = self.pcaches.setdefault(loc.root, self._cached(cached_phashes, loc.root))
             phit = pcache.get(loc.name)
             picture = phit[1] if phit and phit[0] == f"{loc.signature}/{PHASH_VERSION}" else None
         data = _read(loc) if exact is None or picture is None else None
@@ -246,7 +245,12 @@ class _Hasher:
         self.seen[key] = (exact, picture)
         return exact, picture
 
+    def _cached(self, read: Callable[[Store, str], dict[str, _T]], root: str) -> dict[str, _T]:
+        return read(self.store, root) if self.store is not None else {}
+
     def save(self) -> None:
+        if self.store is None:
+            return
         if self.fresh:
             cache_hashes(self.store, self.fresh)
         if self.pfresh:
@@ -292,7 +296,7 @@ def search(
 
 def hashed_candidates(
     config: Config,
-    store: Store,
+    store: Store | None,
     loaded: list[LoadedFile],
     blocklist: Blocklist,
     progress: Progress,
@@ -302,17 +306,3 @@ def hashed_candidates(
     if kinds:
         hash_images(config, store, loaded, progress, phash="phash" in kinds)
     return [c for f in loaded for c in f.candidates]
-
-
-#: Matching and its findings (``takedown.present``/``pending``): :func:`match_here`, or in Spark
-#: executors (audit.engines.spark.takedown_batches), then with the table's totals.
-MatchRecords = Callable[
-    [Blocklist, Mapping[str, bool], list[Candidate]], tuple[list[Finding], FindingTotals | None]
-]
-
-
-def match_here(
-    blocklist: Blocklist, applied: Mapping[str, bool], candidates: list[Candidate]
-) -> tuple[list[Finding], None]:
-    """The local engine: every finding, in record order."""
-    return present_findings(find_matches(blocklist, candidates), applied), None

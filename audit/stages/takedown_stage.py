@@ -11,7 +11,7 @@ from audit.store import stagecache
 def takedown(ctx: StageContext) -> TakedownResult:
     def compute() -> TakedownResult:
         from audit.takedown import blocklist_findings
-        from audit.takedown_search import MatchRecords, match_here
+        from audit.takedown_units import MatchRecords, match_here
 
         match: MatchRecords = match_here
         if engines.is_spark(ctx.config.engine):
