@@ -236,3 +236,71 @@ def test_license_verdicts_file_on_spark_is_the_local_engines(
     rows = [json.loads(line) for line in written["spark"][1].splitlines()]
     assert len(rows) == 24 and rows[0]["file"].endswith("train-00000-of-00003.jsonl")
     assert written["spark"][0] == 1 and {r["verdict"] for r in rows} == {"forbidden"}
+
+
+@pytest.fixture(scope="module")
+def cc3m_sharded(demo: config_mod.Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo's CC-3M chat records as three JSON Lines shards (one line in the second not a
+    record, before the taken-down image's record) and its metadata as one Parquet shard."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    cc3m = next(ds for ds in demo.datasets if ds.name == "cc3m")
+    assert cc3m.chat is not None and cc3m.metadata is not None
+    folder = tmp_path_factory.mktemp("cc3m-shards")
+    (folder / "chat").mkdir()
+    lines = [json.dumps(r) for r in json.loads(demo.path(cc3m.chat).read_text())]
+    shards = [lines[:7], [*lines[7:10], NOT_A_RECORD, *lines[10:17]], lines[17:]]
+    for n, shard in enumerate(shards):
+        (folder / "chat" / f"train-{n:05d}-of-00003.jsonl").write_text("\n".join(shard) + "\n")
+    metadata = json.loads(demo.path(cc3m.metadata).read_text())
+    pq.write_table(pa.Table.from_pylist(metadata), folder / "metadata.parquet")
+    return folder
+
+
+def test_takedown_matches_of_shard_sets_on_spark_equal_the_local_engines_and_name_the_shard(
+    spark: SparkSession, demo: config_mod.Config, cc3m_sharded: Path, tmp_path: Path
+) -> None:
+    """Also: the Spark driver opens no shard (the audit hook of the licence test above; the
+    local engine as its control). The blocklist holds content hashes: executors hash too."""
+    from audit.engines.spark.takedown_batches import SparkMatching
+
+    sys.addaudithook(_watch_opens)
+    cc3m = next(ds for ds in demo.datasets if ds.name == "cc3m")
+    ds = msgspec.structs.replace(
+        cc3m,
+        name="cc3m-shards",
+        chat=str(cc3m_sharded / "chat"),
+        metadata=str(cc3m_sharded / "metadata.parquet"),
+    )
+    config = msgspec.structs.replace(demo, datasets=[*demo.datasets, ds])
+    shards = {str(p) for p in (cc3m_sharded / "chat").iterdir()}
+    results, opened = {}, {}
+    with Store(demo.path(demo.state)) as store:
+        for engine in ("local", "spark"):
+            match = SparkMatching(ENGINE, tmp_path) if engine == "spark" else None
+            _OPENED.clear()
+            _WATCHING[0] = True
+            try:
+                if match is None:
+                    results[engine] = blocklist_findings(config, store, datasets=[ds.name])
+                else:
+                    results[engine] = blocklist_findings(
+                        config, store, datasets=[ds.name], match_records=match
+                    )
+            finally:
+                _WATCHING[0] = False
+            opened[engine] = shards & set(_OPENED)
+    local, result = results["local"], results["spark"]
+    found = everything(result.findings, result.finding_totals)
+    assert multiset(found) == multiset(local.findings)
+    stripped = msgspec.structs.replace(result, findings=[], finding_totals=None)
+    assert stripped == msgspec.structs.replace(local, findings=[])
+    assert result.records == 39 and not result.unreadable
+    named = {(Path(f.file).name, f.index, f.code) for f in found}
+    assert named == {
+        ("train-00001-of-00003.jsonl", 10, "takedown.present"),  # after the bad line
+        ("metadata.parquet", 15, "takedown.present"),
+    }
+    assert opened["local"] == shards, "the hook sees a shard being read"
+    assert opened["spark"] == set(), "the Spark driver read no record"
