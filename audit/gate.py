@@ -19,7 +19,7 @@ import msgspec
 from audit.config import GateConfig
 from audit.errors import ConfigError
 from audit.findings import CATALOGUE, Code, Finding, Severity
-from audit.output.model import AuditReport, DatasetReport
+from audit.output.model import AuditReport, DatasetReport, ordered_stages
 from audit.output.render.html import EXAMPLES_PER_CODE
 
 FORBIDDEN_CODE = Code.LICENSE_FORBIDDEN
@@ -109,26 +109,32 @@ def evaluate(
     *,
     baseline: Sequence[Finding] | None = None,
     baseline_name: str | None = None,
+    new: Mapping[str, Tally] | None = None,
 ) -> GateResult:
     """Judge ``report``; ``baseline`` (a previous run's findings) limits counting to new ones.
 
     A report whose findings stayed in Parquet tables (:meth:`AuditReport.finding_tables`) is
-    counted from its totals; new-only counting needs every finding, so it refuses a baseline.
+    counted from its totals, and its new findings were matched where the tables are: ``new``
+    holds them per dataset (:mod:`audit.engines.spark.baselines`), counts and first examples.
     """
-    if baseline is not None and report.finding_tables():
+    if baseline is not None and new is None and report.finding_tables():
         raise ConfigError(
             "--baseline needs every finding of the run, and this run's are in Parquet tables "
-            "(the spark engine): gate it without a baseline, or audit with --engine local"
+            "(the spark engine): match them on Spark (audit.engines.spark.baselines)"
         )
     rules = [_run_rule(report)]
     for ds in report.datasets:
         current = Tally(ds.finding_counts(), list(ds.findings()))
-        new = current if baseline is None else Tally.of(new_findings(current.examples, baseline))
+        fresh = current
+        if new is not None:
+            fresh = new.get(ds.name, Tally({}, []))
+        elif baseline is not None:
+            fresh = Tally.of(new_findings(in_record_order(ds), baseline))
         rules += [
             _stages_rule(ds),
-            _errors_rule(ds.name, new, config, baseline is not None),
+            _errors_rule(ds.name, fresh, config, baseline is not None),
             _unavailable_rule(ds, config),
-            _code_rule("license", ds.name, new, FORBIDDEN_CODE, config.fail_on_forbidden),
+            _code_rule("license", ds.name, fresh, FORBIDDEN_CODE, config.fail_on_forbidden),
             _code_rule(
                 "takedown",
                 ds.name,
@@ -149,6 +155,19 @@ def not_run(reason: str) -> GateResult:
     """The verdict when no report could be made: failed, with the reason as the run rule."""
     rule = RuleOutcome(rule="run", dataset=None, passed=False, reason=f"could not run: {reason}")
     return GateResult(passed=False, run_id="", baseline=None, rules=[rule])
+
+
+def in_record_order(ds: DatasetReport) -> list[Finding]:
+    """The dataset's findings stage by stage, each stage's in :func:`record_order`: the order
+    new findings are matched against a baseline and shown in, the same on both engines (a
+    Spark run's tables do not keep the order each stage found them in)."""
+    ranked = [ds.stages[name].result for name in ordered_stages(ds.stages)]
+    return [f for r in ranked if r is not None for f in sorted(r.findings, key=record_order)]
+
+
+def record_order(f: Finding) -> tuple[str, bool, int, str, str]:
+    """By file, then record (file-level findings last), code and message."""
+    return (f.file, f.index is None, f.index or 0, f.code, f.message)
 
 
 def new_findings(current: Iterable[Finding], baseline: Iterable[Finding]) -> list[Finding]:

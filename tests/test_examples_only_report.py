@@ -12,7 +12,6 @@ import pytest
 from rich.console import Console
 
 from audit import findings
-from audit.cli import main
 from audit.config import GateConfig
 from audit.errors import ConfigError
 from audit.findings import Finding
@@ -167,17 +166,3 @@ def test_a_run_audited_on_spark_is_refused_as_a_baseline(tmp_path: Path) -> None
     with pytest.raises(ConfigError, match="spark engine"):
         load_baseline(folder / rpt.REPORT_FILE)
     assert len(load_baseline(_publish(full_report(), tmp_path / "local"))) == 80
-
-
-def test_gate_refuses_a_baseline_with_the_spark_engine_before_auditing(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    baseline = _publish(full_report(), tmp_path / "local")
-    config = tmp_path / "audit.toml"
-    config.write_text('[[datasets]]\nname = "lcs"\nkind = "lcs-chat"\nchat = "lcs.json"\n')
-    args = ["gate", "--config", str(config), "--engine", "spark", "--baseline", str(baseline)]
-    assert main(args) == 2
-    err = capsys.readouterr().err
-    assert "--baseline" in err and "--engine local" in err
-    assert len(err.strip().splitlines()) == 1
-    assert not (tmp_path / "reports").exists(), "refused before any audit"

@@ -13,12 +13,13 @@ from rich.text import Text
 from audit import config as config_mod
 from audit import preflight
 from audit.cli._common import add_debug, add_engine, with_engine
-from audit.errors import AuditError, ConfigError, UsageError
+from audit.errors import AuditError, ConfigError
 from audit.loaders import Input
 from audit.output.model import REPORT_FILE, findings_path
 
 if TYPE_CHECKING:
-    from audit.gate import GateResult, RuleOutcome
+    from audit.findings import Finding
+    from audit.gate import GateResult, RuleOutcome, Tally
     from audit.output.model import AuditReport
 
 ORDER = 70
@@ -65,18 +66,16 @@ def _gate(args: argparse.Namespace) -> int:
     baseline_path = args.baseline or (
         str(config.path(config.gate.baseline)) if config.gate.baseline else None
     )
-    if baseline_path and not args.report and config.engine.name == "spark":
-        raise UsageError(
-            "--baseline counts new findings one by one and the spark engine keeps them in "
-            "Parquet tables: use a baseline with --engine local (or gate without one)"
-        )
     baseline = load_baseline(baseline_path) if baseline_path else None  # before a long audit
+    new = None
     try:
         report = _report(args, config)
+        if baseline is not None and report.finding_tables():  # matched where the findings are
+            new = _new_on_spark(args, config, report, baseline)
     except AuditError as exc:  # CI still gets its JUnit and JSON files, saying why
         _publish(args, not_run(exc.message))
         raise
-    result = evaluate(report, config.gate, baseline=baseline, baseline_name=baseline_path)
+    result = evaluate(report, config.gate, baseline=baseline, baseline_name=baseline_path, new=new)
     if not args.report:  # the run this gate audited: the run index shows the verdict
         from audit.runner import record_gate
 
@@ -86,6 +85,30 @@ def _gate(args: argparse.Namespace) -> int:
     if cannot_vouch:  # exit 3 with the one error line every failure to run has
         raise AuditError("; ".join(f"{r.dataset or 'run'}: {r.reason}" for r in cannot_vouch))
     return 0 if result.passed else 1
+
+
+def _new_on_spark(
+    args: argparse.Namespace,
+    config: config_mod.Config,
+    report: AuditReport,
+    baseline: list[Finding],
+) -> dict[str, Tally]:
+    """The new findings of a run audited on Spark, by a join on Spark (its tables hold them)."""
+    from audit.engines.spark.baselines import new_tallies
+    from audit.runner import relative_name
+
+    if args.report:
+        folder = Path(args.report)
+        run_dir = folder.parent if folder.is_file() else folder
+    else:
+        run_dir = config.path(config.reports_dir) / report.run_id
+    return new_tallies(
+        report,
+        run_dir,
+        baseline,
+        config.engine,
+        file_name=lambda file: relative_name(file, config.base_dir),
+    )
 
 
 def _publish(args: argparse.Namespace, result: GateResult) -> None:
