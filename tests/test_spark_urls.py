@@ -4,6 +4,7 @@ a re-run that asks the servers nothing, and one server's spellings probed in one
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -139,12 +140,14 @@ def test_one_servers_spellings_are_probed_in_one_task(
     server.route("/slow.jpg", Reply(200, IMAGE, JPEG, delay=0.05))
     spellings = ("127.0.0.1", "localhost", "127.1", "2130706433")
     given = [f"http://{h}:{server.port}/slow.jpg?n={i}" for h in spellings for i in range(3)]
-    todo = spark.createDataFrame([(u,) for u in given], "url string")
-    jobs = spark.createDataFrame([], "origin string, path string")
-    probed = spark_urls._probe(spark, todo, jobs, settings(per_host=1))
-    tasks = probed.rdd.mapPartitionsWithIndex(
-        lambda i, rows: [(i, row["url"]) for row in rows]
-    ).collect()
+    records = spark_urls._records(spark, [UrlRef(i, None, u) for i, u in enumerate(given)])
+    state = tmp_path / "state.sqlite"
+    probed = spark_urls._probe(spark, records, settings(per_host=1), state, time.time(), tasks=4)
+    tasks = (
+        probed.where("kind = 'url'")
+        .rdd.mapPartitionsWithIndex(lambda i, rows: [(i, row["url"]) for row in rows])
+        .collect()
+    )
     assert len(tasks) == len(given)
     assert len({task for task, _ in tasks}) == 1
     assert server.max_active <= 1

@@ -1,27 +1,27 @@
 """The URL stage on Spark: the same probes, opt-outs, stand-ins, findings and counts as the local
 engine (:mod:`audit.probes.urls`), with the URLs spread over the cluster by server.
 
-Politeness is per server address, so the distinct hosts (far fewer than URLs) are resolved in
-executors with the SSRF guard's own resolution and the URLs repartitioned by that address: every
-URL of one server (``localhost`` and ``127.1`` alike) lands in one task, where the local engine's
-batch probe runs in threads, so ``per_host`` and ``delay_seconds`` hold across the whole cluster.
-Each origin's robots.txt and tdmrep.json go to the task of its server, ahead of its URLs.
-
-Only stale or new URLs are probed: the URL and host-file caches are Parquet tables
-(:mod:`audit.engines.spark.caches`) anti-joined at the start and merged into a new version at
-the end. The cross-URL steps are Spark joins and aggregations around the local engine's pure
-functions: opt-outs judged per origin (a cogroup of its URLs and its host files), stand-ins
-detected over the only URLs that can be one (those sharing bytes or a redirect target with at
-least ``placeholder_min_urls`` others), findings built per record in executors and counted
-through the same tally keys. Only counts, the first findings per code, the stand-ins and the
-opted-out records reach the driver.
+Every per-URL step runs in two Python passes over unique URLs, each the local engine's own
+functions (:mod:`audit.engines.spark.urlsteps`). The first groups the URLs by origin: it makes
+them unique, adds each origin's robots.txt and tdmrep.json jobs and resolves each host once with
+the SSRF guard's own resolution. Joined to what the Parquet caches hold fresh
+(:mod:`audit.engines.spark.urlcache`), the jobs are then grouped by that server address: every
+URL of one server (``localhost`` and ``127.1`` alike) and every URL and host file of one origin
+land in one task, where the local engine's batch probe runs in threads, so ``per_host`` and
+``delay_seconds`` hold across the whole cluster, and where the origin's opt-outs are judged.
+Its output is staged once (a probe is a fact of one moment, never recomputed); then one collect
+brings back every aggregate (:mod:`audit.engines.spark.urlfigures`: counts through the local
+engine's tally keys, the opted-out records, the stand-in candidates), the caches are merged into
+new versions in the background, and each record's findings are built in executors. Only
+aggregates, the first findings per code, the stand-ins and the opted-out records reach the
+driver. A Spark action pays a fixed cost (scheduling, Python worker round trips) whatever its
+size: a file takes three of them besides writing the findings.
 """
 
 from __future__ import annotations
 
 import functools
 import time
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,25 +30,26 @@ import msgspec
 import pyarrow as pa
 
 from audit.config import Config, DatasetConfig, EngineConfig, UrlConfig
-from audit.engines.spark import caches
+from audit.engines.spark import caches, urlcache, urlfigures
 from audit.engines.spark import urlsteps as steps
 from audit.engines.spark.findingtable import SPARK_SCHEMA, publish, to_batch
 from audit.engines.spark.session import session
+from audit.engines.spark.urlcache import Merges
 from audit.loaders.urlsources import coco_url_refs, load_url_refs
 from audit.models import UrlRef
-from audit.probes.hostfiles import wanted_files
-from audit.probes.http import TRANSIENT, UNCACHED, settings_fingerprint
-from audit.probes.placeholders import detect
 from audit.probes.urls import UrlSource, combine, sources_for, summary_finding, url_counts
 from audit.probes.urls import _check as check_settings
-from audit.results import OptOut, Placeholder, UrlsResult
+from audit.results import OptOut, UrlsResult
 from audit.store import Store
 from audit.store.urls import Reservation, save_opt_outs
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-_REF_SCHEMA = pa.schema([("index", pa.int64()), ("record_id", pa.string()), ("url", pa.string())])
+_REF_SCHEMA = pa.schema(
+    [("index", pa.int64()), ("record_id", pa.string()), ("url", pa.string()), ("home", pa.string())]
+)
+_URLS_PER_TASK = 250_000  # results one probing task holds (its origins' opt-outs are judged)
 
 
 def audit_urls(
@@ -69,26 +70,38 @@ def audit_urls(
     spark = session(engine)
     results: list[UrlsResult] = []
     frames: list[DataFrame] = []
+    merges = Merges()
     with caches.scratch(state) as scratch:
-        for n, src in enumerate(sources):
-            refs = (
-                coco_url_refs(src.path, src.coco_annotations)
-                if src.coco_annotations
-                else load_url_refs(src.path, src.column)
-            )
-            result, found, reserved = probe_file(
-                spark, refs, settings, state, scratch / str(n), dataset=src.dataset, file=src.path
-            )
-            if store is not None:
-                _save_opt_outs(spark, store, refs, reserved)
-            results.append(result)
-            frames.append(found)
-        combined = combine(results)
-        if not frames:
-            return combined
-        everything = functools.reduce(lambda a, b: a.unionByName(b), frames)
-        location = Path(findings_dir or Path(state).parent / "spark-findings" / "urls")
-        examples, totals = publish(everything, location, examples_per_code=EXAMPLES_PER_CODE)
+        try:
+            for n, src in enumerate(sources):
+                refs = (
+                    coco_url_refs(src.path, src.coco_annotations)
+                    if src.coco_annotations
+                    else load_url_refs(src.path, src.column)
+                )
+                merges.wait()  # a URL of an earlier file is this one's cache hit
+                result, found, reserved = probe_file(
+                    spark,
+                    refs,
+                    settings,
+                    state,
+                    scratch / str(n),
+                    dataset=src.dataset,
+                    file=src.path,
+                    merges=merges,
+                )
+                if store is not None:
+                    _save_opt_outs(spark, store, refs, reserved)
+                results.append(result)
+                frames.append(found)
+            combined = combine(results)
+            if not frames:
+                return combined
+            everything = functools.reduce(lambda a, b: a.unionByName(b), frames)
+            location = Path(findings_dir or Path(state).parent / "spark-findings" / "urls")
+            examples, totals = publish(everything, location, examples_per_code=EXAMPLES_PER_CODE)
+        finally:
+            merges.close()
     return msgspec.structs.replace(combined, findings=examples, finding_totals=totals)
 
 
@@ -102,70 +115,64 @@ def probe_file(
     dataset: str,
     file: str,
     now: float | None = None,
+    merges: Merges | None = None,
 ) -> tuple[UrlsResult, DataFrame, dict[str, tuple[Reservation, ...]]]:
     """One URL file: its result (findings not yet set), the frame of all its findings (read
     from ``scratch``, a :func:`caches.scratch` folder that must outlive the frame) and the
-    opted-out URLs with their opt-outs."""
-    from pyspark.sql import functions as F  # noqa: N812 - Spark's own convention
+    opted-out URLs with their opt-outs. The cache merges go to ``merges`` (default: done
+    before returning).
 
+    Three actions whatever the file's size, each paying Spark's fixed costs once: the probe
+    (every per-URL step in two Python passes, staged), one collect of every aggregate
+    (:func:`urlfigures.figures`), and the cache merges; the findings are the caller's to write."""
     started = time.perf_counter()
     now = time.time() if now is None else now
     records = _records(spark, refs)
-    unique = records.select("url").distinct().withColumn("key", F.sha2("url", 256))
-    unique = unique.join(
-        unique.select("url").mapInArrow(steps.origins, "url string, origin string"), "url"
-    ).persist()
-    fresh, cache = _fresh_probes(spark, unique, settings, state, now)
-    todo = unique.join(fresh.select("key", "url"), ["key", "url"], "left_anti")
-    held, host_cache, jobs = _host_file_jobs(spark, unique, settings, state, now)
-    probed_rows = _probe(spark, todo, jobs, settings)
-    probed = caches.staged(spark, probed_rows, scratch, steps.PROBED)
-    kinds = {r["kind"]: int(r["count"]) for r in probed.groupBy("kind").count().collect()}
-    new = probed.where(F.col("kind") == "url").select(*steps.PROBE_NAMES)
-    new = new.withColumn("key", F.sha2("url", 256))
-    fetched = probed.where(F.col("kind") == "file").select(
-        "origin", "name", "fetched_at", "found", "body"
+    frame = _probe(spark, records, settings, state, now, _tasks(spark, len(refs)))
+    probed = caches.staged(spark, frame, scratch, steps.PROBED)
+    fig = urlfigures.figures(probed, records, settings.placeholder_min_urls)
+    own = merges is None
+    merges = Merges() if merges is None else merges
+    try:
+        urlcache.save(
+            spark, probed, settings, state, merges, urls=fig.probed > 0, files=fig.fetched > 0
+        )
+        seconds = time.perf_counter() - started
+        stats = url_counts(
+            fig.tallies, unique=fig.unique, file=file, probed=fig.probed, seconds=seconds
+        )
+        reserved = {url: steps.decode_reservations(text) for _, url, text in fig.opted}
+        opt_outs = sorted(
+            OptOut(file, index, url, tuple(dict.fromkeys(x.kind for x in reserved[url])))
+            for index, url, _ in fig.opted
+        )
+        urls = urlfigures.settled(spark, probed.where("kind = 'url'"), fig.moved)
+        found = (
+            urlfigures.joined_records(records, urls)
+            .select("index", "record_id", "url", *steps.PROBE_REST, "opted")
+            .mapInArrow(functools.partial(steps.record_rows, dataset, file), SPARK_SCHEMA)
+        )
+        summary = spark.createDataFrame(
+            pa.Table.from_batches([to_batch([summary_finding(stats, dataset, file)])])
+        )
+    finally:
+        if own:
+            merges.close()
+    result = UrlsResult(
+        totals=stats, files=[stats], opt_outs=opt_outs, placeholders=fig.placeholders
     )
-    count = kinds.get("url", 0)
-    if count:
-        kept = new.where(~F.col("status").isin(*UNCACHED))
-        kept = kept.withColumn("settings", F.lit(settings_fingerprint(settings)))
-        caches.write(_merged(cache, kept, caches.URLS), caches.cache_folder(state, "urls"))
-    if kinds.get("file"):
-        keyed = fetched.withColumn("key", F.concat("origin", F.lit("\0"), "name"))
-        caches.write(_merged(host_cache, keyed, caches.HOST_FILES), _host_folder(state))
-    probes = fresh.unionByName(new.select(*fresh.columns)).join(
-        unique.select("url", "origin"), "url"
-    )
-    result, found, reserved = _judge_and_count(
-        spark,
-        records,
-        probes,
-        held.unionByName(fetched),
-        settings,
-        dataset=dataset,
-        file=file,
-        probed=count,
-    )
-    unique.unpersist()
-    seconds = time.perf_counter() - started
-    totals = result.totals
-    totals = msgspec.structs.replace(
-        totals,
-        seconds=round(seconds, 3),
-        probed_per_second=round(count / seconds, 1) if seconds > 0 and count else None,
-    )
-    summary = summary_finding(totals, dataset, file)
-    found = found.unionByName(spark.createDataFrame(pa.Table.from_batches([to_batch([summary])])))
-    return msgspec.structs.replace(result, totals=totals, files=[totals]), found, reserved
+    return result, found.unionByName(summary), reserved
 
 
 def _records(spark: SparkSession, refs: Sequence[UrlRef]) -> DataFrame:
+    """The references, each with its URL's :func:`steps.home` (what the preparing pass groups
+    by; a string operation, as cheap here as reading the reference)."""
     table = pa.table(
         {
             "index": [r.index for r in refs],
             "record_id": [r.record_id for r in refs],
             "url": [r.url for r in refs],
+            "home": [steps.home(r.url) for r in refs],
         },
         schema=_REF_SCHEMA,
     )
@@ -177,171 +184,42 @@ def _ddl(schema: pa.Schema) -> str:
     return ", ".join(f"{f.name} {kinds[f.type]}" for f in schema)
 
 
-def _fresh_probes(
-    spark: SparkSession, unique: DataFrame, settings: UrlConfig, state: str | Path, now: float
-) -> tuple[DataFrame, DataFrame]:
-    """The cached probes still fresh under this run's settings (as the local engine's TTLs
-    judge them), and the whole cache table."""
-    from pyspark.sql import functions as F  # noqa: N812
-
-    cache = caches.read(spark, caches.cache_folder(state, "urls"), caches.URLS)
-    cutoff = now - settings.ttl_days * 86400.0
-    transient = now - min(settings.transient_ttl_days, settings.ttl_days) * 86400.0
-    limit = F.when(F.col("status").isin(*TRANSIENT), transient).otherwise(cutoff)
-    usable = cache.where(
-        (F.col("settings") == settings_fingerprint(settings)) & (F.col("probed_at") >= limit)
-    )
-    fresh = unique.select("key", "url").join(usable.drop("settings"), ["key", "url"])
-    return fresh.select("key", "url", *steps.PROBE_REST), cache
+def _tasks(spark: SparkSession, urls: int) -> int:
+    """Tasks per pass: one per core, so that every server is probed at once (a second wave would
+    leave half of them idle meanwhile), and more for a large file so that no task holds more
+    than :data:`_URLS_PER_TASK` results."""
+    return max(spark.sparkContext.defaultParallelism, -(-urls // _URLS_PER_TASK), 1)
 
 
-def _host_folder(state: str | Path) -> Path:
-    return caches.cache_folder(state, "host-files")
-
-
-def _host_file_jobs(
-    spark: SparkSession, unique: DataFrame, settings: UrlConfig, state: str | Path, now: float
-) -> tuple[DataFrame, DataFrame, DataFrame]:
-    """The host files still fresh in the cache, the cache table, and the (origin, path) jobs
-    that fetch the others: every origin of the file's URLs, each enabled file once."""
-    from pyspark.sql import functions as F  # noqa: N812
-
-    cache = caches.read(spark, _host_folder(state), caches.HOST_FILES)
-    wanted = wanted_files(settings)
-    cutoff = now - settings.robots_ttl_days * 86400.0
-    held = cache.where(F.col("fetched_at") >= cutoff).drop("key")
-    paths = spark.createDataFrame([(p,) for p in wanted], "path string")
-    origins = unique.where(F.col("origin") != "").select("origin").distinct()
-    jobs = origins.crossJoin(paths).join(
-        held.select("origin", F.col("name").alias("path")), ["origin", "path"], "left_anti"
-    )
-    if not wanted:
-        jobs = jobs.limit(0)
-    wanted_held = held.where(F.col("name").isin(*wanted)) if wanted else held.limit(0)
-    return wanted_held.join(origins, "origin", "left_semi"), cache, jobs
-
-
-def _probe(spark: SparkSession, todo: DataFrame, jobs: DataFrame, settings: UrlConfig) -> DataFrame:
-    """URL and host-file jobs keyed by server address, one task per group of servers."""
-    from pyspark.sql import functions as F  # noqa: N812
-
-    work = todo.select(
-        "url", F.lit(None).cast("string").alias("origin"), F.lit(None).cast("string").alias("path")
-    ).unionByName(jobs.select(F.concat("origin", "path").alias("url"), "origin", "path"))
-    named = work.mapInArrow(
-        steps.hosts, "url string, origin string, path string, host string"
-    ).persist()
-    first = named.groupBy("host").agg(F.first("url").alias("url"))
-    servers = first.mapInArrow(
-        functools.partial(steps.resolve, settings), "host string, server string"
-    ).persist()
-    count = servers.select("server").distinct().count()
-    tasks = max(1, min(count, 2 * spark.sparkContext.defaultParallelism))
-    keyed = named.join(servers, "host")
-    return keyed.repartition(tasks, "server").mapInArrow(
-        functools.partial(steps.probe_partition, settings), steps.PROBED
-    )
-
-
-def _merged(cache: DataFrame, new: DataFrame, schema: str) -> DataFrame:
-    """The cache's rows not replaced by ``new``, and ``new`` (one row per key: latest wins)."""
-    columns = [c.split()[0] for c in schema.split(", ")]
-    replaced = cache.join(new.select("key"), "key", "left_anti")
-    return replaced.select(*columns).unionByName(new.select(*columns))
-
-
-def _judge_and_count(
+def _probe(
     spark: SparkSession,
     records: DataFrame,
-    probes: DataFrame,
-    files: DataFrame,
     settings: UrlConfig,
-    *,
-    dataset: str,
-    file: str,
-    probed: int,
-) -> tuple[UrlsResult, DataFrame, dict[str, tuple[Reservation, ...]]]:
-    """Opt-outs per origin, stand-ins, then per-record findings and counts."""
-    from pyspark.sql import functions as F  # noqa: N812
+    state: str | Path,
+    now: float,
+    tasks: int,
+) -> DataFrame:
+    """Every unique URL's probe and opt-outs, and the host files fetched (:data:`steps.PROBED`):
+    the URLs grouped by origin to be made unique and resolved (:func:`steps.prepare`), joined to
+    the caches' fresh rows, then grouped by server address to be probed or passed through
+    (:func:`steps.probe_partition`), so one server's URLs are all in one task."""
+    from pyspark.sql import functions as F  # noqa: N812 - Spark's own convention
 
-    probes = probes.persist()
-    judged = (
-        probes.groupBy("origin")
-        .cogroup(files.groupBy("origin"))
-        .applyInArrow(
-            functools.partial(steps.judge_origin, settings), "url string, reservations string"
-        )
-        .withColumnRenamed("reservations", "opted")
+    prepared = (
+        records.select("url", "home")
+        .repartition(tasks, "home")
+        .mapInArrow(functools.partial(steps.prepare, settings), steps.PREPARED)
     )
-    probes, placeholders = _placeholders(spark, probes, settings.placeholder_min_urls)
-    joined = (
-        records.join(probes.drop("origin"), "url")
-        .join(judged, "url", "left")
-        .select("index", "record_id", "url", *steps.PROBE_REST, "opted")
-        .persist()
+    urls = prepared.where(F.col("path").isNull()).withColumn("key", F.sha2("url", 256))
+    urls = urls.join(urlcache.fresh_probes(spark, settings, state, now), ["key", "url"], "left")
+    files = prepared.where(F.col("path").isNotNull())
+    files = files.join(
+        urlcache.fresh_files(spark, settings, state, now), ["origin", "path"], "left"
     )
-    found = joined.mapInArrow(functools.partial(steps.record_rows, dataset, file), SPARK_SCHEMA)
-    counted = (
-        joined.select("url", "status", "opted")
-        .mapInArrow(steps.tallies, "status string, domain string, opted boolean")
-        .groupBy("status", "domain", "opted")
-        .count()
-        .collect()
+    work = urls.unionByName(files, allowMissingColumns=True)
+    return work.repartition(tasks, "server").mapInArrow(
+        functools.partial(steps.probe_partition, settings), steps.PROBED
     )
-    tallies = Counter({(r["status"], r["domain"], r["opted"]): int(r["count"]) for r in counted})
-    unique = probes.count()
-    stats = url_counts(tallies, unique=unique, file=file, probed=probed, seconds=0.0)
-    opted = joined.where(F.col("opted").isNotNull()).select("index", "url", "opted").collect()
-    reserved = {r["url"]: steps.decode_reservations(r["opted"]) for r in opted}
-    opt_outs = sorted(
-        OptOut(file, r["index"], r["url"], tuple(dict.fromkeys(x.kind for x in reserved[r["url"]])))
-        for r in opted
-    )
-    probes.unpersist()
-    result = UrlsResult(totals=stats, files=[stats], opt_outs=opt_outs, placeholders=placeholders)
-    return result, found, reserved
-
-
-def _placeholders(
-    spark: SparkSession, probes: DataFrame, min_urls: int
-) -> tuple[DataFrame, list[Placeholder]]:
-    """Stand-ins by :func:`audit.probes.placeholders.detect`, run over the only URLs that can be
-    one: images sharing their bytes or redirect target with at least ``min_urls`` URLs (a group
-    below that is never flagged, so the result is the same as over every URL)."""
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F  # noqa: N812
-
-    images = probes.where(F.col("status") == "ok")
-    targets = images.select("url", "final_url").mapInArrow(
-        steps.targets, "url string, target string"
-    )
-    by_bytes = Window.partitionBy("sha256", "size")
-    by_target = Window.partitionBy("target")
-    candidates = (
-        images.join(targets, "url")
-        .withColumn("same_bytes", F.when(F.col("sha256").isNotNull(), F.count("*").over(by_bytes)))
-        .withColumn(
-            "same_target", F.when(F.col("target").isNotNull(), F.count("*").over(by_target))
-        )
-        .where((F.col("same_bytes") >= min_urls) | (F.col("same_target") >= min_urls))
-        .select("url", *steps.PROBE_REST)
-        .collect()
-    )
-    if not candidates:
-        return probes, []
-    results = {r["url"]: steps.probe_of(r.asDict()) for r in candidates}
-    changed, found = detect(results, min_urls)
-    moved = [(u, p.status, p.detail) for u, p in changed.items() if p.status != results[u].status]
-    if not moved:
-        return probes, found
-    table = spark.createDataFrame(moved, "url string, new_status string, new_detail string")
-    updated = (
-        probes.join(F.broadcast(table), "url", "left")
-        .withColumn("status", F.coalesce("new_status", "status"))
-        .withColumn("detail", F.coalesce("new_detail", "detail"))
-        .drop("new_status", "new_detail")
-    )
-    return updated, found
 
 
 def _save_opt_outs(
