@@ -92,17 +92,22 @@ def read_unit(
 ) -> tuple[Callable[[], Iterator[RecordView]], int, int]:
     """A unit's records as views (re-iterable), their count, and the unit's elements (records
     and unusable ones). ``preloaded`` is the file already loaded by the run, if it is this one."""
-    path = Path(unit.path)
     if unit.kind == "cc3m-tsv":
-        tsv = list(tsv_views(path))
+        tsv = list(tsv_views(Path(unit.path)))
         return lambda: iter(tsv), len(tsv), len(tsv)
-    if unit.shard:
-        loaded = _load_shard(path, unit.kind, unit.dataset)
-    elif preloaded is not None and preloaded.path == path:
+    if preloaded is not None and not unit.shard and preloaded.path == Path(unit.path):
         loaded = preloaded
     else:
-        loaded = load_records(path, unit.kind, dataset=unit.dataset)
+        loaded = load_unit(unit)
     return lambda: record_views(loaded, urls), len(loaded.records), loaded.total
+
+
+def load_unit(unit: RecordSource) -> LoadedFile:
+    """A unit's typed records: a shard through the shard reader, a file through the JSON one."""
+    path = Path(unit.path)
+    if unit.shard:
+        return _load_shard(path, unit.kind, unit.dataset)
+    return load_records(path, unit.kind, dataset=unit.dataset)
 
 
 def _load_shard(path: Path, kind: str, dataset: str) -> LoadedFile:
@@ -147,7 +152,7 @@ def _view(index: int, record: Any, urls: dict[str, str] | None) -> RecordView:
         instruction = first.value if first.from_ == "human" else ""
     url = None
     if urls:
-        url = urls.get(record_id or "") or (urls.get(image) if image else None)
+        url = next((u for key in join_keys(record_id, image) if (u := urls.get(key))), None)
     return RecordView(
         position=index, record_id=record_id, image=image, url=url, instruction=instruction
     )
@@ -211,17 +216,25 @@ def _size(loc: Location, store: Store | None) -> tuple[int, int] | None:
 
 def metadata_urls(path: str | Path) -> dict[str, str]:
     """Source URL by record id and by image name, from a metadata file (the join for chat files)."""
-    loaded = load_records(Path(path))
-    urls: dict[str, str] = {}
+    return dict(url_pairs(load_records(Path(path))))
+
+
+def url_pairs(loaded: LoadedFile) -> Iterator[tuple[str, str]]:
+    """(record id or image name, source URL) of each metadata record in order: the join's
+    entries, a later one replacing an earlier one of the same key."""
     for _, record in loaded.items():
         url = getattr(record, "url", None)
         if not isinstance(url, str) or not url:
             continue
         if record.id is not None:
-            urls[str(record.id)] = url
+            yield str(record.id), url
         if isinstance(record.image, str) and record.image:
-            urls[record.image] = url
-    return urls
+            yield record.image, url
+
+
+def join_keys(record_id: str | None, image: str | None) -> tuple[str, ...]:
+    """The keys a chat record looks its URL up by in the metadata join, first match wins."""
+    return (record_id or "", image) if image else (record_id or "",)
 
 
 def opt_out_urls(store: Store | None, urls: Iterable[str]) -> dict[str, tuple[str, ...]]:

@@ -114,7 +114,7 @@ def license_files(
         settings,
         image_origin,
         coco_annotations=coco_annotations,
-        metadata=metadata,
+        metadata=metadata if assess_file is None else None,  # else the assessor joins it
         vg_image_data=vg_image_data,
     )
     coco_joined = base_ctx.coco_images is not None
@@ -135,6 +135,7 @@ def license_files(
                 coco_joined=coco_joined,
                 urls=urls,
                 image_roots=tuple(str(r) for r in image_roots),
+                metadata=str(metadata) if metadata and assess_file is not None else None,
             )
             tally = job.tally()
             if assess_file is not None:

@@ -34,6 +34,7 @@ class InputJob:
     coco_joined: bool
     urls: dict[str, str] | None  # the metadata join: record id or image -> source URL
     image_roots: tuple[str, ...]  # for derivatives (COCO images resized)
+    metadata: str | None = None  # a metadata file the assessor joins itself (``urls`` is None)
 
     def tally(self, file: str | None = None) -> FileTally:
         """An empty tally of the input, or of one of its units (``file``)."""

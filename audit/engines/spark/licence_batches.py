@@ -2,10 +2,11 @@
 with the local engine's loaders and tallies them through the local engine's own
 :func:`audit.licensing.units.tally_unit` (provenance, verdicts, :class:`FileTally`).
 
-The driver prepares what the local engine prepares (policy, COCO and Visual Genome joins, the
-metadata URL join, every opted-out URL of the state store: :func:`audit.licensing.license_files`),
-then sends only descriptors: the broadcast :class:`InputJob` and one :class:`RecordSource` per
-task. No record passes through the driver. Each task sends back its unit's per-record findings
+The driver prepares what the local engine prepares (policy, COCO and Visual Genome joins, every
+opted-out URL of the state store: :func:`audit.licensing.license_files`), then sends only
+descriptors: the broadcast :class:`InputJob` and one :class:`RecordSource` per task. No record
+passes through the driver; a metadata file's URL join is made in the executors too
+(:mod:`audit.engines.spark.licence_join`). Each task sends back its unit's per-record findings
 (to the Parquet table; only their counts and first examples come back) and one compact partial
 tally, which the driver merges (:meth:`FileTally.merge`) into the same totals and file-level
 findings as the local engine's. A single JSON file is one task (the JSON reader cannot start
@@ -27,6 +28,7 @@ import pyarrow as pa
 
 from audit.config import EngineConfig
 from audit.engines.spark.findingtable import ARROW_SCHEMA, SPARK_SCHEMA, publish, to_batch
+from audit.engines.spark.licence_join import descriptors, raised, unit_urls, with_join
 from audit.engines.spark.session import session
 from audit.errors import AuditError
 from audit.licensing.evidence import RowBuilder, VerdictRow, decode_row
@@ -80,15 +82,17 @@ def assess_units(
     spec: Broadcast[Spec], batches: Iterable[pa.RecordBatch]
 ) -> Iterator[pa.RecordBatch]:
     """Executor side (mapInArrow): read each descriptor's unit and tally it as the local engine
-    does; yield its findings and verdict lines as they come, then one row with its tally."""
+    does; yield its findings and verdict lines as they come, then one row with its tally. With a
+    metadata join each descriptor brings its unit's part of it (``pairs``)."""
     run = spec.value
     if Path(run.cwd).is_dir() and str(Path.cwd()) != run.cwd:
         os.chdir(run.cwd)
     for batch in batches:
-        for number, payload in zip(
-            batch.column("unit").to_pylist(), batch.column("payload").to_pylist(), strict=True
-        ):
-            yield from _assess_unit(run, number, pickle.loads(payload))
+        numbers, payloads = batch.column("unit").to_pylist(), batch.column("payload").to_pylist()
+        joined = batch.column("pairs").to_pylist() if "pairs" in batch.schema.names else None
+        for i, (number, payload) in enumerate(zip(numbers, payloads, strict=True)):
+            job = run.job if joined is None else replace(run.job, urls=unit_urls(joined[i]))
+            yield from _assess_unit(replace(run, job=job), number, pickle.loads(payload))
 
 
 def _assess_unit(run: Spec, number: int, unit: RecordSource) -> Iterator[pa.RecordBatch]:
@@ -172,19 +176,21 @@ class SparkLicensing:
         run = Spec(job, verdicts_out is not None, verdict_sink is not None, str(Path.cwd()))
         spec = self.spark.sparkContext.broadcast(run)
         self._specs.append(spec)
-        payloads = [(n, pickle.dumps(unit)) for n, unit in enumerate(units)]
-        descriptors = self.spark.createDataFrame(
-            self.spark.sparkContext.parallelize(payloads, max(1, len(payloads))),
-            "unit int, payload binary",
-        )
-        out = descriptors.mapInArrow(partial(assess_units, spec), _OUT_DDL).persist()
+        entries = None
+        if job.metadata is not None:  # each unit gets its part of the join, in unit order
+            frame, entries = with_join(self.spark, units, job.metadata, run.cwd)
+        else:
+            frame = descriptors(self.spark, units)
+        out = frame.mapInArrow(partial(assess_units, spec), _OUT_DDL).persist()
         self._frames.append(out)
         tallied = out.where(F.col(_TALLY).isNotNull()).select(_TALLY).collect()
+        if entries is not None:
+            entries.unpersist()
         parts = sorted((pickle.loads(row[_TALLY]) for row in tallied), key=lambda p: p.unit)
         offset = 0
         for part in parts:
             if part.error is not None:
-                raise _error(*part.error)
+                raise raised(*part.error)
             tally.merge(part.tally)
             if verdicts_out is not None:
                 verdicts_out.update((offset + p, v) for p, v in part.verdicts)
@@ -224,10 +230,3 @@ def _write_lines(sink: Callable[[VerdictRow], None], text: str) -> None:
         return
     for line in text.splitlines():
         sink(decode_row(line))
-
-
-def _error(message: str, exit_code: int) -> AuditError:
-    """An executor's :class:`AuditError` again on the driver (its class does not travel)."""
-    error = AuditError(message)
-    error.exit_code = exit_code
-    return error
