@@ -304,3 +304,35 @@ def test_takedown_matches_of_shard_sets_on_spark_equal_the_local_engines_and_nam
     }
     assert opened["local"] == shards, "the hook sees a shard being read"
     assert opened["spark"] == set(), "the Spark driver read no record"
+
+
+def test_an_unreadable_shard_is_one_line_and_exit_3_on_both_engines(
+    spark: SparkSession, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The executor's error comes back to the driver as the local engine's one line."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from audit.cli import main
+
+    conversation = [
+        {"from": "human", "value": "<image>\nWhat?"},
+        {"from": "gpt", "value": "A cat."},
+    ]
+    rows = [
+        {"id": str(i), "image": f"coco/train2017/{i:012d}.jpg", "conversations": conversation}
+        for i in range(5)
+    ]
+    good = tmp_path / "set" / "train-00000-of-00002.parquet"
+    good.parent.mkdir()
+    pq.write_table(pa.Table.from_pylist(rows), good)
+    data = good.read_bytes()  # the second: Parquet's magic at both ends, nothing readable
+    (good.parent / "train-00001-of-00002.parquet").write_bytes(data[:4] + bytes(50) + data[-8:])
+    said = {}
+    for engine in ("local", "spark"):
+        code = main(["license", str(good.parent), "--engine", engine])
+        err = [line for line in capsys.readouterr().err.splitlines() if "llava-audit" in line]
+        said[engine] = (code, err)
+    assert said["spark"] == said["local"]
+    assert said["spark"][0] == 3 and len(said["spark"][1]) == 1
+    assert "train-00001-of-00002.parquet" in said["spark"][1][0]

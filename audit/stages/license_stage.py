@@ -19,18 +19,21 @@ def license_(ctx: StageContext) -> LicenseResult:
     def compute() -> LicenseResult:
         from audit.export.licence_table import LicenceTable
         from audit.licensing import license_dataset
+        from audit.loaders.shards import is_shard_set
 
         if engines.is_spark(ctx.config.engine):
             return _on_spark(ctx)
         verdicts: dict[int, str] = {}
         table = LicenceTable()  # each record's licences and verdicts, for `export`
+        # the load other stages use; a shard set is read shard by shard, never all at once
+        shared = ds.chat is not None and not is_shard_set(ctx.path(ds.chat))
         result = license_dataset(
             ds,
             ctx.config,
             progress=ctx.progress,
             store=ctx.store,
             verdicts_out=verdicts,
-            chat_loaded=ctx.chat_file() if ds.chat else None,  # the load other stages use
+            chat_loaded=ctx.chat_file() if shared else None,
             verdict_sink=table,
         )
         return msgspec.structs.replace(
