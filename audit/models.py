@@ -54,11 +54,13 @@ class MetadataRecord(msgspec.Struct, gc=False):
 
 
 class ImageRef(msgspec.Struct, frozen=True):
-    """A record's reference to a local image, relative to an image root."""
+    """A record's reference to a local image, relative to an image root; ``file`` is the shard
+    the record is in when its file is a shard set (``index`` is then its position there)."""
 
     index: int
     record_id: str | None
     image: str
+    file: str | None = None
 
 
 class UrlRef(msgspec.Struct, frozen=True):

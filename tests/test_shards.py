@@ -13,6 +13,7 @@ import pytest
 import realsamples
 from shardsets import global_keys, write_jsonl, write_parquet
 
+from audit.catalogue.codes import Code
 from audit.cli import main
 from audit.loaders.urlsources import load_url_refs
 from audit.structure import check_files
@@ -231,9 +232,10 @@ def test_laion_parquet_is_a_url_source_read_by_column(tmp_path: Path) -> None:
     assert [(r.index, r.url) for r in one] == [(0, "http://b.example/2.jpg")]
 
 
-def test_other_stages_read_a_set_whole_with_positions_over_the_set(tmp_path: Path) -> None:
-    """Image and licence references of a sharded chat: every record, positions running over the
-    shards in order (a JSON Lines line that is not a record still counts)."""
+def test_image_references_of_a_set_name_the_shard_and_the_index_in_it(tmp_path: Path) -> None:
+    """Image references of a sharded chat: every record, each on its shard at its position
+    there, as the structure stage's findings name it (a JSON Lines line that is not a record
+    still counts)."""
     from audit.loaders.records import image_refs
 
     records = _planted()
@@ -243,8 +245,11 @@ def test_other_stages_read_a_set_whole_with_positions_over_the_set(tmp_path: Pat
         handle.write("[1, 2]\n" + json.dumps(records[0]) + "\n")
     single = tmp_path / "single.json"
     single.write_text(json.dumps([*records, [1, 2], records[0]]), encoding="utf-8")
-    assert image_refs(tmp_path / "set") == image_refs(single)
-    assert image_refs(tmp_path / "set")[-1].index == 21
+    sharded = image_refs(tmp_path / "set")
+    assert [(offsets[str(r.file)] + r.index, r.record_id, r.image) for r in sharded] == [
+        (r.index, r.record_id, r.image) for r in image_refs(single)
+    ]
+    assert (sharded[-1].file, sharded[-1].index) == (last, 21 - offsets[last])
 
 
 def test_the_structure_stage_of_a_run_reruns_when_a_shard_changes(tmp_path: Path) -> None:
@@ -280,3 +285,39 @@ def test_the_structure_stage_of_a_run_reruns_when_a_shard_changes(tmp_path: Path
     assert "turn.role" not in {str(f.code) for f in first.findings}
     (role,) = [f for f in second.findings if f.code == "turn.role"]
     assert (role.file, role.index) == (sorted(offsets)[1], 2)
+
+
+def test_recovery_counts_a_sharded_chats_broken_images_on_their_shards(tmp_path: Path) -> None:
+    """The report's recovery joins the images stage's findings (on each shard, at its index
+    there) to the metadata's URLs by record id: two shards' record 1 are two broken images."""
+    from audit import config as config_mod
+    from audit.export.sources import dataset_recovery
+    from audit.findings import make
+    from audit.runner import relative_name
+
+    records: list[dict[str, Any]] = realsamples.load(realsamples.LCS_CHAT)[:8]
+    offsets = write_jsonl(records, tmp_path / "set", 2)
+    meta = [
+        {"id": r["id"], "image": r["image"], "url": f"http://x.test/{n}.jpg"}
+        for n, r in enumerate(records)
+    ]
+    (tmp_path / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    (tmp_path / "audit.toml").write_text(
+        '[[datasets]]\nname = "lcs"\nkind = "lcs-chat"\nchat = "set"\nmetadata = "meta.json"\n',
+        encoding="utf-8",
+    )
+    config = config_mod.load(tmp_path / "audit.toml")
+    name = lambda p: relative_name(p, config.base_dir)  # noqa: E731 - as the runner spells files
+    found = []
+    for shard, first in offsets.items():  # record 1 of each shard: missing image
+        rid = records[first + 1]["id"]
+        found.append(
+            make(
+                Code.IMAGE_MISSING, "gone", dataset="lcs", file=name(shard), index=1, record_id=rid
+            )
+        )
+    dead = offsets[max(offsets)] + 1  # the second shard's: its URL is dead too
+    found.append(make(Code.URL_DEAD, "404", dataset="lcs", file="meta.json", index=dead))
+    recovery = dataset_recovery(config, config.datasets[0], found, name)
+    assert recovery is not None
+    assert (recovery.broken, recovery.recoverable, recovery.gone) == (2, 1, 1)

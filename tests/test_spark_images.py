@@ -126,3 +126,69 @@ def test_the_images_command_on_spark_writes_every_finding(
         local = probe_images(refs(), given, level="decode", store=store, workers=1)
     assert Counter(f.code for f in found) == Counter(f.code for f in local.findings)
     assert "image.truncated" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("layout", ["jsonl", "parquet"])
+def test_a_shard_sets_image_findings_name_the_shard_and_index_on_both_engines(
+    spark: SparkSession, tmp_path: Path, layout: str
+) -> None:
+    """As the structure stage's do: the record with a wrong role and a missing image is one
+    (shard, index) for both stages, on either engine."""
+    import msgspec
+    from shardsets import write_jsonl, write_parquet
+
+    from audit import config as config_mod
+    from audit import stages
+    from audit.models import NoProgress
+
+    records = []
+    for i in range(12):
+        first = "bot" if i % 4 == 1 else "human"
+        records.append(
+            {
+                "id": f"{i:012d}",
+                "image": f"{i:012d}.jpg",
+                "conversations": [
+                    {"from": first, "value": "<image>\nWhat is it?"},
+                    {"from": "gpt", "value": "A picture."},
+                ],
+            }
+        )
+        if i % 4 != 1:  # the wrong roles' images are missing
+            data = make.truncated_jpeg() if i == 6 else make.jpeg(width=8, height=8, seed=i)
+            (tmp_path / "images" / f"{i:012d}.jpg").parent.mkdir(exist_ok=True)
+            (tmp_path / "images" / f"{i:012d}.jpg").write_bytes(data)
+    if layout == "jsonl":
+        write_jsonl(records, tmp_path / "set", 3)
+    else:
+        write_parquet(records, tmp_path / "set", 3)
+    (tmp_path / "audit.toml").write_text(
+        '[images]\nlevel = "decode"\n[[datasets]]\nname = "d"\nkind = "instruct"\n'
+        'chat = "set"\nimages = ["images"]\n'
+    )
+    config = config_mod.load(tmp_path / "audit.toml")
+
+    def run(stage: str, chosen: config_mod.Config, state: str) -> list[tuple[str, int, str]]:
+        with Store(tmp_path / f"{state}.sqlite") as store:
+            ctx = stages.StageContext(
+                config=chosen,
+                dataset=chosen.datasets[0],
+                store=store,
+                progress=NoProgress(),
+                work_dir=tmp_path / f"work-{state}",
+            )
+            result = stages.STAGE_FUNCTIONS[stage](ctx)
+        if result.finding_totals is not None:
+            rows = spark.read.parquet(result.finding_totals.location).collect()
+            found = [(r["file"], r["index"], r["code"]) for r in rows]
+        else:
+            found = [(f.file, f.index, str(f.code)) for f in result.findings]
+        return sorted((f, i, c) for f, i, c in found if i is not None)
+
+    local = run("images", config, "local")
+    on_spark = run("images", msgspec.structs.replace(config, engine=ENGINE), "spark")
+    assert on_spark == local
+    wrong_roles = [(f, i) for f, i, c in run("structure", config, "structure") if c == "turn.role"]
+    assert [(f, i) for f, i, c in local if c == "image.missing"] == wrong_roles
+    assert len(wrong_roles) == 3 and len({f for f, _ in wrong_roles}) == 3, "one in each shard"
+    assert [c for _, _, c in local].count("image.truncated") == 1

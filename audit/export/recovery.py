@@ -8,9 +8,9 @@ URL finding); *gone* when the URL failed for good. A record under a takedown is 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from audit.catalogue.codes import Code
 from audit.figures import IMAGE_BROKEN_CODES, IMAGE_MISSING_CODES
@@ -49,41 +49,53 @@ def fates(
     ``findings`` are the dataset's (images, urls and takedown stages); a URL record in the chat
     file itself (the COCO join) matches by index, one in a metadata file or TSV by record id.
     """
-    broken: dict[int, str | None] = {}
-    blocked: set[int] = set()
+    placed = placed_fates({chat_file}, findings, url_records)
+    return {index: fate for (_, index), fate in placed.items()}
+
+
+def placed_fates(
+    chat_files: Collection[str],
+    findings: Iterable[Finding],
+    url_records: Iterable[UrlRecord],
+) -> dict[tuple[str, int], Fate]:
+    """:func:`fates` by (file, index) over ``chat_files``: the conversation file, or each shard
+    of a sharded one (whose findings name the shard and the index in it)."""
+    broken: dict[tuple[str, int], str | None] = {}
+    blocked: set[tuple[str, int]] = set()
     url_codes: dict[tuple[str, int], str] = {}
     for f in findings:
         if f.index is None:
             continue
-        if f.code in BROKEN_IMAGE and f.file == chat_file:
-            broken[f.index] = f.record_id
-        elif f.code in _TAKEDOWN and f.file == chat_file:
-            blocked.add(f.index)
-        elif f.code.startswith("url.") and (f.file, f.index) not in url_codes:
-            url_codes[(f.file, f.index)] = f.code
-    by_index: dict[int, str] = {}
+        where = (f.file, f.index)
+        if f.code in BROKEN_IMAGE and f.file in chat_files:
+            broken[where] = f.record_id
+        elif f.code in _TAKEDOWN and f.file in chat_files:
+            blocked.add(where)
+        elif f.code.startswith("url.") and where not in url_codes:
+            url_codes[where] = f.code
+    by_place: dict[tuple[str, int], str] = {}
     by_id: dict[str, str] = {}
     for rec in url_records:
         code = url_codes.get((rec.file, rec.index), "ok")
-        if rec.file == chat_file:
-            by_index.setdefault(rec.index, code)
+        if rec.file in chat_files:
+            by_place.setdefault((rec.file, rec.index), code)
         elif rec.record_id is not None:
             by_id.setdefault(rec.record_id, code)
-    out: dict[int, Fate] = {}
-    for index, record_id in broken.items():
-        status: str | None = by_index.get(index)
+    out: dict[tuple[str, int], Fate] = {}
+    for where, record_id in broken.items():
+        status: str | None = by_place.get(where)
         if status is None and record_id is not None:
             status = by_id.get(record_id)
-        if index in blocked or status is None:
-            out[index] = "unknown"
+        if where in blocked or status is None:
+            out[where] = "unknown"
         elif status == "ok":
-            out[index] = "recoverable"
+            out[where] = "recoverable"
         else:
-            out[index] = "gone" if status in URL_GONE else "unknown"
+            out[where] = "gone" if status in URL_GONE else "unknown"
     return out
 
 
-def recovery(fate: Mapping[int, Fate]) -> Recovery:
+def recovery(fate: Mapping[Any, Fate]) -> Recovery:
     """The report's counts of :func:`fates`."""
     values = list(fate.values())
     return Recovery(

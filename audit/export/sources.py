@@ -40,17 +40,21 @@ def dataset_recovery(
     config: Config, ds: DatasetConfig, findings: Iterable[Finding], name: Callable[[str], str]
 ) -> Recovery | None:
     """The report's recovery counts; None when the dataset has no chat file or URLs unreadable."""
-    from audit.export.recovery import BROKEN_IMAGE, UrlRecord, fates, recovery
+    from audit.export.recovery import BROKEN_IMAGE, UrlRecord, placed_fates, recovery
+    from audit.loaders.shards import expand, is_shard_set
 
     if ds.chat is None:
         return None
     found = list(findings)
     if not any(f.code in BROKEN_IMAGE for f in found):
         return Recovery()
-    chat = name(str(config.path(ds.chat)))
+    chat = config.path(ds.chat)
     try:
+        # a sharded chat's findings name each shard and the index in it
+        shards = expand(chat) if is_shard_set(chat) else []
         refs = url_refs(config, ds, name)
     except AuditError:  # the URL stage reported the unreadable file already
         return None
+    chats = {name(str(chat)), *(name(str(shard)) for shard in shards)}
     records = [UrlRecord(file, r.index, r.record_id) for file, r in refs]
-    return recovery(fates(chat, found, records))
+    return recovery(placed_fates(chats, found, records))

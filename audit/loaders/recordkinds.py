@@ -45,6 +45,8 @@ class LoadedFile:
     total: int  # elements in the file (records + unusable ones)
     findings: list[Finding] = field(default_factory=list)
     metadata_keys: dict[str, str] = field(default_factory=dict)  # standard name -> file's key
+    #: a shard set's shards, each with the set position of its first element (in order)
+    shards: list[tuple[Path, int]] = field(default_factory=list)
 
     def positions(self) -> list[int]:
         """The file position of every loaded record."""
@@ -52,6 +54,22 @@ class LoadedFile:
 
     def items(self) -> Iterator[tuple[int, Any]]:
         return zip(self.positions(), self.records, strict=True)
+
+    def placed(self) -> Iterator[tuple[str, int, Any]]:
+        """Every loaded record with the file and index a finding on it names: for a shard set
+        the shard and the position within it (as the structure stage's findings name them),
+        else this file and the position in it."""
+        if not self.shards:
+            for position, record in self.items():
+                yield str(self.path), position, record
+            return
+        ends = [first for _, first in self.shards[1:]]
+        part = 0
+        for position, record in self.items():  # positions ascend: walk the shards once
+            while part < len(ends) and position >= ends[part]:
+                part += 1
+            shard, first = self.shards[part]
+            yield str(shard), position - first, record
 
 
 def _is_metadata(kind: str, head: bytes) -> bool:

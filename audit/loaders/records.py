@@ -11,7 +11,7 @@ position in the file when unusable elements were left out (each one has a findin
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,7 @@ __all__ = [
     "open_stream",
     "raw_records",
     "record_type_for",
+    "refs_of",
     "url_refs",
 ]
 
@@ -206,12 +207,22 @@ def _decode_one_by_one(
     loaded.index = None if len(kept) == loaded.total else kept
 
 
-def image_refs(path: Path, kind: str | None = None) -> list[ImageRef]:
+def image_refs(path: Path, kind: str | None = None, *, by_shard: bool = True) -> list[ImageRef]:
     """Every record's `image` reference (string, non-empty), for the image probe."""
-    loaded = load_records(path, kind)
+    return refs_of(load_records(path, kind), by_shard=by_shard)
+
+
+def refs_of(loaded: LoadedFile, *, by_shard: bool = True) -> list[ImageRef]:
+    """The image references of a loaded file; in a shard set each names its shard and its
+    position there (``by_shard`` off: no file, positions over the whole set)."""
+    placed: Iterable[tuple[str | None, int, Any]]
+    if by_shard and loaded.shards:
+        placed = loaded.placed()
+    else:
+        placed = ((None, i, r) for i, r in loaded.items())
     return [
-        ImageRef(index=i, record_id=None if r.id is None else str(r.id), image=r.image)
-        for i, r in loaded.items()
+        ImageRef(index=i, record_id=None if r.id is None else str(r.id), image=r.image, file=file)
+        for file, i, r in placed
         if isinstance(r.image, str) and r.image
     ]
 

@@ -234,6 +234,7 @@ def load_set(source: str, kind: str | None, dataset: str) -> LoadedFile:
             loaded.records += batch
         kept = stream.positions()
         first = loaded.total
+        loaded.shards.append((shard, first))
         index += [first + p for p in (range(stream.elements) if kept is None else kept)]
         loaded.findings += stream.findings
         loaded.total += stream.elements

@@ -184,7 +184,8 @@ def coco_url_refs(chat: str | Path, annotations: str | Path) -> list[UrlRef]:
     """
     urls = load_coco_urls(annotations)
     refs = []
-    for ref in records.image_refs(Path(chat)):
+    # positions over a whole shard set: the URL stage names the set and those positions
+    for ref in records.image_refs(Path(chat), by_shard=False):
         match = _COCO_ID.search(ref.image)
         url = urls.get(int(match.group(1))) if match else None
         if url:

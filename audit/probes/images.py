@@ -383,5 +383,10 @@ def record_finding(ref: ImageRef, outcome: Outcome, dataset: str, file: str) -> 
         "unsafe_path": f"image {ref.image!r} {detail}",
     }.get(status, f"{ref.image}: {detail}")
     return fnd.make(
-        code, message, dataset=dataset, file=file, index=ref.index, record_id=ref.record_id
+        code,
+        message,
+        dataset=dataset,
+        file=ref.file or file,  # a shard set's records name their shard
+        index=ref.index,
+        record_id=ref.record_id,
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from audit import engines
-from audit.models import ImageRef
 from audit.results import ImagesResult
 from audit.stages.context import StageContext, StageSkipped
 
@@ -14,13 +13,11 @@ def images(ctx: StageContext) -> ImagesResult:
         raise StageSkipped("no image roots configured")
     if not ds.chat:
         raise StageSkipped("no conversation file to take image paths from")
+    from audit.loaders.records import refs_of
     from audit.probes.images import probe_dataset
 
-    refs = [  # from the shared load, so the chat file is parsed once for images and expectations
-        ImageRef(index=i, record_id=None if r.id is None else str(r.id), image=r.image)
-        for i, r in ctx.chat_file().items()
-        if isinstance(r.image, str) and r.image
-    ]
+    # from the shared load, so the chat file is parsed once for images and expectations
+    refs = refs_of(ctx.chat_file())
     if engines.is_spark(ctx.config.engine):
         from audit.engines.spark.images import probe_dataset as on_spark
 

@@ -41,7 +41,14 @@ from audit.results import Dimensions, ImagesResult, Spread
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-_REFS = pa.schema([("index", pa.int64()), ("record_id", pa.string()), ("image", pa.string())])
+_REFS = pa.schema(
+    [
+        ("index", pa.int64()),
+        ("record_id", pa.string()),
+        ("image", pa.string()),
+        ("file", pa.string()),
+    ]
+)
 
 
 def probe_dataset(
@@ -128,11 +135,12 @@ def _records(spark: SparkSession, refs: Sequence[ImageRef]) -> DataFrame:
             "index": [r.index for r in refs],
             "record_id": [r.record_id for r in refs],
             "image": [r.image for r in refs],
+            "file": [r.file for r in refs],
         },
         schema=_REFS,
     )
     if not refs:
-        return spark.createDataFrame([], "index long, record_id string, image string")
+        return spark.createDataFrame([], "index long, record_id string, image string, file string")
     return spark.createDataFrame(table)
 
 
@@ -203,7 +211,7 @@ def _probe(
     stats = msgspec.structs.replace(stats, probed=count, cached=cached)
     found = (
         records.join(by_image.where(F.col("status").isin(*reported)).drop("n"), "image")
-        .select("index", "record_id", "image", *_OUTCOME)
+        .select("index", "record_id", "image", "file", *_OUTCOME)
         .mapInArrow(functools.partial(steps.record_rows, dataset, file), SPARK_SCHEMA)
     )
     return stats, found

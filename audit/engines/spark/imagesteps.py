@@ -167,7 +167,7 @@ def record_rows(
     for batch in batches:
         yield to_batch(
             record_finding(
-                ImageRef(r["index"], r["record_id"], r["image"]),
+                ImageRef(r["index"], r["record_id"], r["image"], r["file"]),
                 (r["status"], r["format"], r["width"], r["height"], r["detail"] or ""),
                 dataset,
                 file,
