@@ -11,7 +11,7 @@ its module. The modules, in import order (each imports only the ones above it):
     inputs       I/O: records as views (JSON, the CC-3M TSV), metadata URLs, COCO and Visual
                  Genome joins, opt-outs, image sizes against COCO's (derivatives), the units
                  an input is read in (a file, or each shard of a set)
-    units        a unit read and tallied (tally_unit): the per-record loop of both engines
+    units        a unit read and tallied (assessed): the per-record loop of both engines
     export       I/O: atomic text files, the verdicts JSON Lines written and read back
     attribution  I/O: the attribution export (Markdown or JSON Lines), written atomically
     stage        the library calls: license_files (the `license` command), license_dataset (a run)

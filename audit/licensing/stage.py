@@ -21,10 +21,9 @@ from audit.licensing.attribution import AttributionWriter
 from audit.licensing.evidence import RowBuilder, VerdictRow
 from audit.licensing.inputs import RecordSource, licence_inputs, record_sources
 from audit.licensing.policy import load_policy
-from audit.licensing.provenance import RecordView
 from audit.licensing.totals import FileTally, dataset_stats
-from audit.licensing.units import InputJob, UnitTally, tally_unit
-from audit.licensing.verdicts import ACTIONS, USES, RecordLicence, use_key
+from audit.licensing.units import InputJob, UnitTally, assessed
+from audit.licensing.verdicts import ACTIONS, USES, use_key
 from audit.loaders.records import LoadedFile
 from audit.models import NoProgress, Progress
 from audit.results import LicenseResult
@@ -36,7 +35,7 @@ _BATCH = 10_000
 class FileAssessor(Protocol):
     """Tallies every unit of one input into ``tally`` (and ``verdicts_out``, ``verdict_sink``):
     the local engine's loop below, or the Spark engine's executors each reading and tallying
-    units through :func:`audit.licensing.units.tally_unit`."""
+    units through :func:`audit.licensing.units.assessed`."""
 
     def __call__(
         self,
@@ -188,10 +187,10 @@ class _LocalUnits:
         store: Store | None,
         preloaded: LoadedFile | None,
     ) -> UnitTally:
+        done, count, licences = assessed(job, unit, store, preloaded)
+        self.progress.start(f"licences {Path(unit.path).name}", count)
         declared, n = job.uses[0], 0
-
-        def each(view: RecordView, rec: RecordLicence) -> None:
-            nonlocal n
+        for n, (view, rec) in enumerate(licences, 1):
             if self.verdicts_out is not None:
                 verdict = rec.judgement.verdicts[declared].verdict.value
                 self.verdicts_out[offset + view.position] = verdict
@@ -200,14 +199,8 @@ class _LocalUnits:
             if self.rows is not None and self.sink is not None:
                 for row in self.rows.rows(unit.path, rec):
                     self.sink(row)
-            n += 1
             if n % _BATCH == 0:
                 self.progress.advance(_BATCH)
-
-        def started(count: int) -> None:
-            self.progress.start(f"licences {Path(unit.path).name}", count)
-
-        done = tally_unit(job, unit, store, each=each, started=started, preloaded=preloaded)
         self.progress.advance(n % _BATCH)
         self.progress.finish()
         return done

@@ -1,6 +1,6 @@
 """One unit of the licence stage's reading, tallied: a whole file, or one shard of a set.
 
-Both engines tally the same units through :func:`tally_unit`: the local engine one after another
+Both engines tally the same units through :func:`assessed`: the local engine one after another
 in this process, the Spark engine one per executor task (the driver sends only the
 :class:`RecordSource` descriptors and the broadcast :class:`InputJob`, never records). A unit's
 per-record findings name the unit (the shard, and the record's position within it); the units'
@@ -9,7 +9,7 @@ tallies merge into the input's (:meth:`FileTally.merge`), so totals are the same
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -49,23 +49,14 @@ class UnitTally:
     elements: int
 
 
-Each = Callable[[RecordView, RecordLicence], None]
-
-
-def tally_unit(
-    job: InputJob,
-    unit: RecordSource,
-    store: Store | None,
-    *,
-    each: Each | None = None,
-    started: Callable[[int], None] | None = None,
-    preloaded: LoadedFile | None = None,
-) -> UnitTally:
-    """Read ``unit`` and tally every record; ``each`` sees every record's licence in order.
+def assessed(
+    job: InputJob, unit: RecordSource, store: Store | None, preloaded: LoadedFile | None = None
+) -> tuple[UnitTally, int, Iterator[tuple[RecordView, RecordLicence]]]:
+    """Read ``unit``: its tally, its record count, and its records' licences in order, each
+    added to the tally as it is yielded (the tally is complete once they are all consumed).
 
     With a ``store`` the unit's URLs get the URL probe's opt-outs from it; without one the
-    context's own (the Spark engine gives every opted-out URL the store knows). ``started``
-    receives the unit's record count before the first record is assessed.
+    context's own (the Spark engine gives every opted-out URL the store knows).
     """
     views, count, elements = read_unit(unit, job.urls, preloaded)
     ctx = job.ctx
@@ -74,16 +65,16 @@ def tally_unit(
     if job.image_roots and ctx.coco_sizes:
         roots = [Path(r) for r in job.image_roots]
         ctx = replace(ctx, modified=derivatives(views(), ctx.coco_sizes, roots, store))
-    if started is not None:
-        started(count)
     assess = assessor(ctx, job.kind, job.source)
-    tally = job.tally(unit.path)
-    for view in views():
-        rec = assess(view)
-        tally.add(rec)
-        if each is not None:
-            each(view, rec)
-    return UnitTally(tally, elements)
+    done = UnitTally(job.tally(unit.path), elements)
+
+    def licences() -> Iterator[tuple[RecordView, RecordLicence]]:
+        for view in views():
+            rec = assess(view)
+            done.tally.add(rec)
+            yield view, rec
+
+    return done, count, licences()
 
 
 def assessor(

@@ -1,6 +1,6 @@
 """The licence stage on Spark: each executor reads its own units (a file, or one shard of a set)
 with the local engine's loaders and tallies them through the local engine's own
-:func:`audit.licensing.units.tally_unit` (provenance, verdicts, :class:`FileTally`).
+:func:`audit.licensing.units.assessed` (provenance, verdicts, :class:`FileTally`).
 
 The driver prepares what the local engine prepares (policy, COCO and Visual Genome joins, every
 opted-out URL of the state store: :func:`audit.licensing.license_files`), then sends only
@@ -31,13 +31,12 @@ from audit.engines.spark.findingtable import ARROW_SCHEMA, SPARK_SCHEMA, publish
 from audit.engines.spark.licence_join import descriptors, raised, unit_urls, with_join
 from audit.engines.spark.session import session
 from audit.errors import AuditError
+from audit.findings import Finding
 from audit.licensing.evidence import RowBuilder, VerdictRow, decode_row
 from audit.licensing.export import VerdictWriter, encode_row
 from audit.licensing.inputs import RecordSource, all_opt_outs
-from audit.licensing.provenance import RecordView
 from audit.licensing.totals import FileTally
-from audit.licensing.units import InputJob, tally_unit
-from audit.licensing.verdicts import RecordLicence
+from audit.licensing.units import InputJob, assessed
 from audit.models import Progress
 from audit.results import LicenseResult
 from audit.store import Store
@@ -96,49 +95,40 @@ def assess_units(
 
 
 def _assess_unit(run: Spec, number: int, unit: RecordSource) -> Iterator[pa.RecordBatch]:
-    out = _Out(run, unit)
+    """One unit: its findings and verdict lines a slice at a time while its records are
+    assessed (an executor never holds a whole file's), then its partial tally."""
+    builder = RowBuilder(run.job.ctx.policy, run.job.uses) if run.rows else None
+    declared = run.job.uses[0]
+    verdicts: list[tuple[int, str]] = []
+    lines: list[str] = []
     try:
-        done = tally_unit(run.job, unit, None, each=out.each)
+        done, _, licences = assessed(run.job, unit, None)
+        for view, rec in licences:
+            if run.verdicts:
+                verdicts.append((view.position, rec.judgement.verdicts[declared].verdict.value))
+            if builder is not None:
+                lines += [encode_row(row) for row in builder.rows(unit.path, rec)]
+                if len(lines) >= SLICE_ROWS:
+                    yield _lines_batch(lines)
+                    lines = []
+            if len(done.tally.findings) >= SLICE_ROWS:
+                yield _findings_batch(done.tally.findings)
+                done.tally.findings = []
     except AuditError as exc:  # the driver raises it: one line, its exit code
         yield _tally_row(Partial(number, None, error=(exc.message, exc.exit_code)))
         return
-    yield from out.flush(done.tally)
-    done.tally.findings = []
-    yield _tally_row(Partial(number, done.tally, done.elements, out.verdicts))
+    if done.tally.findings:
+        yield _findings_batch(done.tally.findings)
+        done.tally.findings = []
+    if lines:
+        yield _lines_batch(lines)
+    yield _tally_row(Partial(number, done.tally, done.elements, verdicts))
 
 
-class _Out:
-    """A unit's outputs record by record: verdicts, verdict lines; findings in slices."""
-
-    def __init__(self, run: Spec, unit: RecordSource) -> None:
-        self.run, self.file = run, unit.path
-        self.builder = RowBuilder(run.job.ctx.policy, run.job.uses) if run.rows else None
-        self.declared = run.job.uses[0]
-        self.verdicts: list[tuple[int, str]] = []
-        self.lines: list[str] = []
-        self.pending: list[pa.RecordBatch] = []
-
-    def each(self, view: RecordView, rec: RecordLicence) -> None:
-        if self.run.verdicts:
-            self.verdicts.append(
-                (view.position, rec.judgement.verdicts[self.declared].verdict.value)
-            )
-        if self.builder is not None:
-            self.lines += [encode_row(row) for row in self.builder.rows(self.file, rec)]
-            if len(self.lines) >= SLICE_ROWS:
-                self.pending.append(_lines_batch(self.lines))
-                self.lines = []
-
-    def flush(self, tally: FileTally) -> Iterator[pa.RecordBatch]:
-        """The unit's findings in slices, then its verdict lines."""
-        found = to_batch(tally.findings)
-        for start in range(0, found.num_rows, SLICE_ROWS):
-            part = found.slice(start, SLICE_ROWS)
-            nulls = [pa.nulls(part.num_rows, pa.binary()), pa.nulls(part.num_rows, pa.string())]
-            yield pa.RecordBatch.from_arrays([*part.columns, *nulls], schema=_OUT_SCHEMA)
-        if self.lines:
-            self.pending.append(_lines_batch(self.lines))
-        yield from self.pending
+def _findings_batch(found: list[Finding]) -> pa.RecordBatch:
+    batch = to_batch(found)
+    nulls = [pa.nulls(batch.num_rows, pa.binary()), pa.nulls(batch.num_rows, pa.string())]
+    return pa.RecordBatch.from_arrays([*batch.columns, *nulls], schema=_OUT_SCHEMA)
 
 
 def _lines_batch(lines: list[str]) -> pa.RecordBatch:
