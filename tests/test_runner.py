@@ -147,7 +147,7 @@ def test_the_conversation_file_is_read_once_for_images_and_licences(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_gx: None
 ) -> None:
     """A mix665k file is over a gigabyte: the stages share one load of it."""
-    from audit.licensing import stage as licence_stage
+    from audit.licensing import inputs as licence_inputs
     from audit.loaders import records as loader
 
     (tmp_path / "chat.json").write_text(json.dumps([GOOD]), encoding="utf-8")
@@ -164,7 +164,7 @@ def test_the_conversation_file_is_read_once_for_images_and_licences(
         return real_load(path, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(loader, "load_records", counting)
-    monkeypatch.setattr(licence_stage, "load_records", counting)
+    monkeypatch.setattr(licence_inputs, "load_records", counting)
     report = run_audit(config_mod.load(tmp_path / "audit.toml"))
     runs = report.datasets[0].stages
     assert runs["images"].status == runs["license"].status == "ok"
