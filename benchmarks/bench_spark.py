@@ -14,7 +14,8 @@ benchmarks/generate_shards.py into ``benchmarks/data/shards-<records>/``):
 (c) peak RSS by role, sampled over the process tree: the Python driver, the JVM (in local mode the
     one JVM is the driver's and the executor's), the Python workers;
 (d) when the Spark URL stage is present: ``llava-audit urls --engine spark`` at ``local[1]`` and
-    ``local[2]`` against the loopback latency server, URLs/s per core.
+    ``local[2]`` and the local engine against the loopback latency server: URLs/s per core, and
+    after each command's fixed cost (its wall on one URL per host).
 
 Writes ``benchmarks/results/spark.json`` (``spark-<records>.json`` for other sizes).
 """
@@ -149,35 +150,63 @@ def check_runs(bench: Bench, shard_set: Path, records: int, tmp: Path, planted: 
 
 
 def url_runs(bench: Bench, n_urls: int, hosts: int, latency: float, tmp: Path) -> None:
-    """(d): the URL stage on Spark at local[1] and local[2] against the loopback server."""
+    """(d): the URL stage on Spark at local[1] and local[2] against the loopback server, and the
+    local engine. Each command also runs on one URL per host (a fresh state each time): its wall
+    is the command's fixed cost (JVM and session start, the first Spark job's warm-up, each
+    action's scheduling), and the URLs/s "after the fixed cost" are what N URLs add to it, the
+    rate a capacity estimate for 100M URLs wants."""
     server, port = start_server(hosts, latency, seconds=1800)
     try:
-        meta = tmp / "urls_meta.json"
-        rows = [
-            {
-                "id": f"{i:09d}",
-                "image": f"{i:09d}.jpg",
-                "url": f"http://127.0.0.{i % hosts + 1}:{port}/images/{i:09d}.jpg",
-            }
-            for i in range(n_urls)
-        ]
-        meta.write_text(json.dumps(rows, indent=2), encoding="utf-8")
-        urls = [LLAVA_AUDIT, "urls", str(meta), "--allow-private"]
-        local = bench.run("urls local engine", [*urls, "--state", str(tmp / "urls-local.sqlite")])
-        runs = {}
-        for cores in (1, 2):
-            state = tmp / f"urls-{cores}.sqlite"
-            runs[cores] = bench.run(
-                f"urls spark local[{cores}]",
-                [*urls, "--engine", "spark", "--master", f"local[{cores}]", "--state", str(state)],
-                role=role,
-            )
-            bench.figure(
-                f"URLs/s per core, spark local[{cores}]", n_urls / runs[cores].wall_s / cores
-            )
-        bench.figure("URLs/s, local engine (2 cores)", n_urls / local.wall_s)
-        bench.ratio("urls wall: spark local[2] / local[1]", runs[2].wall_s, runs[1].wall_s)
-        bench.ratio("urls wall: spark local[2] / local engine", runs[2].wall_s, local.wall_s)
+
+        def meta(name: str, n: int) -> Path:
+            path = tmp / name
+            rows = [
+                {
+                    "id": f"{i:09d}",
+                    "image": f"{i:09d}.jpg",
+                    "url": f"http://127.0.0.{i % hosts + 1}:{port}/images/{i:09d}.jpg",
+                }
+                for i in range(n)
+            ]
+            path.write_text(json.dumps(rows, indent=2), encoding="utf-8")
+            return path
+
+        full, tiny = meta("urls_meta.json", n_urls), meta("urls_tiny.json", hosts)
+        commands = {
+            "local engine": ([], 2),
+            "spark local[1]": (["--engine", "spark", "--master", "local[1]"], 1),
+            "spark local[2]": (["--engine", "spark", "--master", "local[2]"], 2),
+        }
+        rate: dict[str, float] = {}
+        walls: dict[str, float] = {}
+        for label, (engine, cores) in commands.items():
+            runs = {}
+            for size, path in (("fixed", tiny), ("full", full)):
+                state = tmp / f"urls-{label.replace(' ', '-')}-{size}" / "state.sqlite"
+                state.parent.mkdir(parents=True, exist_ok=True)
+                argv = [LLAVA_AUDIT, "urls", str(path), "--allow-private", "--state", str(state)]
+                runs[size] = bench.run(f"urls {label}, {size}", [*argv, *engine], role=role)
+            wall, fixed = runs["full"].wall_s, runs["fixed"].wall_s
+            bench.figure(f"urls {label}: fixed cost (s, {hosts} URLs)", fixed)
+            bench.params[f"urls {label}: CPU (s)"] = round(runs["full"].cpu_s, 2)
+            bench.figure(f"URLs/s per core, {label}", n_urls / wall / cores)
+            rate[label] = (n_urls - hosts) / max(wall - fixed, 1e-3) / cores
+            bench.figure(f"URLs/s per core after the fixed cost, {label}", rate[label])
+            walls[label] = wall
+            if label != "local engine":
+                bench.ratio(f"urls wall: {label} / local engine", wall, walls["local engine"])
+        bench.ratio(
+            "URLs/s per core after the fixed cost: spark local[2] / local engine (target >= 0.5)",
+            rate["spark local[2]"],
+            rate["local engine"],
+            0.5,
+            True,
+        )
+        bench.ratio(
+            "URLs/s per core after the fixed cost: spark local[2] / local[1]",
+            rate["spark local[2]"],
+            rate["spark local[1]"],
+        )
     finally:
         assert server.stdin is not None
         server.stdin.close()

@@ -210,13 +210,13 @@ def _probe(
         .repartition(tasks, "home")
         .mapInArrow(functools.partial(steps.prepare, settings), steps.PREPARED)
     )
-    urls = prepared.where(F.col("path").isNull()).withColumn("key", F.sha2("url", 256))
-    urls = urls.join(urlcache.fresh_probes(spark, settings, state, now), ["key", "url"], "left")
-    files = prepared.where(F.col("path").isNotNull())
-    files = files.join(
-        urlcache.fresh_files(spark, settings, state, now), ["origin", "path"], "left"
+    # one stream (prepared used twice would run it twice): a file job's null key and a URL's
+    # null path match no cache row
+    work = (
+        prepared.withColumn("key", F.when(F.col("path").isNull(), F.sha2("url", 256)))
+        .join(urlcache.fresh_probes(spark, settings, state, now), ["key", "url"], "left")
+        .join(urlcache.fresh_files(spark, settings, state, now), ["origin", "path"], "left")
     )
-    work = urls.unionByName(files, allowMissingColumns=True)
     return work.repartition(tasks, "server").mapInArrow(
         functools.partial(steps.probe_partition, settings), steps.PROBED
     )
