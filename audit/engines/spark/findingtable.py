@@ -14,7 +14,7 @@ from audit.findings import Code, Finding, Severity, make
 from audit.results import FindingTotals
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
+    from pyspark.sql import Column, DataFrame
 
 #: The columns of the findings table: the DESIGN.md findings contract, one row per finding.
 ARROW_SCHEMA = pa.schema(
@@ -67,35 +67,51 @@ def from_row(row: dict[str, object]) -> Finding:
     )
 
 
+#: findings per writing task, at most: a small table is one file per dataset and code
+ROWS_PER_WRITER = 500_000
+
+
 def publish(
-    frame: DataFrame, location: Path, *, examples_per_code: int, order: Sequence[str] = ()
+    frame: DataFrame,
+    location: Path,
+    *,
+    examples_per_code: int,
+    order: Sequence[str] = (),
+    also: Column | None = None,
 ) -> tuple[list[Finding], FindingTotals]:
     """Write ``frame`` (rows of :data:`SPARK_SCHEMA`) under ``location`` and bring back only the
     counts per code and severity and the first ``examples_per_code`` findings of each code and
     severity (as the console and the page group them) by file and index, the order the local
     engine's report shows them; ``order`` names helper columns of ``frame`` (not written) that
-    give the local engine's order instead (the structure stage: file given, position in it)."""
+    give the local engine's order instead (the structure stage: file given, position in it).
+    Rows where ``also`` holds come back too (a few per file: the structure stage's statistics).
+
+    Two Spark actions: one query brings the examples with their groups' counts, then the
+    write (every action on a cluster costs planning, code generation and scheduling)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F  # noqa: N812 - Spark's own convention
 
     frame = frame.persist()
     try:
-        table = frame.drop(*order)
-        table.write.mode("overwrite").partitionBy("dataset", "code").parquet(str(location))
-        counts: dict[str, dict[str, int]] = {}
-        for row in frame.groupBy("code", "severity").count().collect():
-            counts.setdefault(row["code"], {})[row["severity"]] = int(row["count"])
         by_file = [F.col("file"), F.col("index").asc_nulls_first()]
         sort = [F.col(c) for c in order] or [*by_file, F.col("message")]
+        group = Window.partitionBy("code", "severity")
+        wanted = F.col("_n") <= examples_per_code
         first = (
-            frame.withColumn(
-                "_n", F.row_number().over(Window.partitionBy("code", "severity").orderBy(*sort))
-            )
-            .where(F.col("_n") <= examples_per_code)
-            .drop("_n")
+            frame.withColumn("_n", F.row_number().over(group.orderBy(*sort)))
+            .withColumn("_of", F.count(F.lit(1)).over(group))
+            .where(wanted if also is None else wanted | also)
             .orderBy(*([F.col(c) for c in order] or [*by_file, F.col("code")]))
             .collect()
         )
+        counts: dict[str, dict[str, int]] = {}
+        for row in first:
+            counts.setdefault(row["code"], {})[row["severity"]] = int(row["_of"])
+        # each task writes a file per (dataset, code) it holds: a few findings spread over
+        # every partition of the audit would make as many tiny files (and seconds of commits)
+        tasks = -(-sum(sum(c.values()) for c in counts.values()) // ROWS_PER_WRITER)
+        table = frame.drop(*order).coalesce(max(1, tasks))
+        table.write.mode("overwrite").partitionBy("dataset", "code").parquet(str(location))
     finally:
         frame.unpersist()
     examples = [from_row(row.asDict()) for row in first]

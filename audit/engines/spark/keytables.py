@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import pyarrow as pa
 
+from audit.engines.spark import candidates
+from audit.engines.spark.candidates import BY_ID, BY_SECOND, CANDIDATES_DDL
 from audit.engines.spark.outrows import FINDING_COLUMNS, KEYS, OUT_DDL, OUTCOME, outcome_row, rows
 
 if TYPE_CHECKING:
@@ -28,27 +30,6 @@ if TYPE_CHECKING:
     from audit.findings import Finding
     from audit.structure_sets import Entry
 
-#: one schema for chat and metadata key rows (the other kind's columns are null); the 64-bit
-#: hashes travel as Spark longs (same bits) and are read back as the contract's UInt64
-KEY_FIELDS = [
-    ("file", pa.string()),
-    ("shard", pa.int32()),
-    ("index", pa.int64()),
-    ("id", pa.string()),
-    ("image", pa.string()),
-    ("h1", pa.int64()),
-    ("h2", pa.int64()),
-    ("answer_hash", pa.int64()),
-    ("answer50", pa.string()),
-    ("url", pa.string()),
-    ("caption_hash", pa.int64()),
-    ("caption50", pa.string()),
-]
-KEYS_SCHEMA = pa.schema([("_entry", pa.int32()), *KEY_FIELDS])
-KEYS_DDL = (
-    "_entry int, file string, shard int, index long, id string, image string, h1 long, "
-    "h2 long, answer_hash long, answer50 string, url string, caption_hash long, caption50 string"
-)
 CHAT = ("file", "shard", "index", "id", "image", "h1", "h2", "answer_hash", "answer50")
 METADATA = ("file", "shard", "index", "id", "image", "url", "caption_hash", "caption50")
 HASHES = ("h1", "h2", "answer_hash", "caption_hash")
@@ -76,25 +57,6 @@ class Side:
     dataset: str
     metadata: bool
     is_set: bool  # a plain file's own rules ran in its worker: it only takes part in a pair
-
-
-def explode(
-    entry_of: dict[int, int], batches: Iterator[pa.RecordBatch]
-) -> Iterator[pa.RecordBatch]:
-    """Executor side: each task's key table (Arrow IPC bytes in its outcome row) as key rows."""
-    for batch in batches:
-        for number, blob in zip(
-            batch.column("_seq").to_pylist(), batch.column("_keys").to_pylist(), strict=True
-        ):
-            table = pa.ipc.open_file(pa.py_buffer(blob)).read_all()
-            n = table.num_rows
-            columns = [pa.array([entry_of[number]] * n, pa.int32())]
-            for name, kind in KEY_FIELDS:
-                if name in table.column_names:
-                    columns.append(table.column(name).combine_chunks().cast(kind, safe=False))
-                else:
-                    columns.append(pa.nulls(n, kind))
-            yield pa.RecordBatch.from_arrays(columns, schema=KEYS_SCHEMA)
 
 
 def _frame(batches: Iterator[pa.RecordBatch]) -> pl.DataFrame | None:
@@ -190,7 +152,8 @@ def cross_record(
     metadata: set[str],
     pairs: list[tuple[int, int, int, int]],
 ) -> tuple[DataFrame, DataFrame]:
-    """The two passes over ``keys`` (rows of :data:`KEYS_DDL`): by id, and by image or URL.
+    """The two passes over ``keys`` (candidate rows, audit.engines.spark.candidates): by id, and
+    by image or URL.
     ``metadata`` names the metadata entries' sources; ``pairs`` are (chat, metadata) entries."""
     from pyspark.sql import functions as F  # noqa: N812 - Spark's own convention
 
@@ -200,11 +163,13 @@ def cross_record(
     }
     sets = [n for n, e in enumerate(entries) if e.is_set]
     wanted = sorted({*sets, *(n for pair in pairs for n in pair[:2])})
-    rows_by_id = keys.where(F.col("_entry").isin(wanted)).repartition("id")
+    rows_by_id = keys.where(F.col(BY_ID) & F.col("_entry").isin(wanted)).drop(BY_ID, BY_SECOND)
+    rows_by_id = rows_by_id.repartition("id")
     first = rows_by_id.mapInArrow(partial(by_id, sides, pairs), OUT_DDL)
     meta = [n for n, side in sides.items() if side.metadata]
     second_key = F.when(F.col("_entry").isin(meta), F.col("url")).otherwise(F.col("image"))
-    in_sets = keys.where(F.col("_entry").isin(sets)).repartition("_entry", second_key)
+    in_sets = keys.where(F.col(BY_SECOND) & F.col("_entry").isin(sets)).drop(BY_ID, BY_SECOND)
+    in_sets = in_sets.repartition("_entry", second_key)
     second = in_sets.mapInArrow(partial(by_second_key, sides), OUT_DDL)
     return first, second
 
@@ -254,10 +219,13 @@ def sets_on_spark(
         if p.chat in number_of and p.metadata in number_of
     ]
     entry_of = {t: n for n, e in enumerate(present) for t in e.tasks}
+    whole = frozenset(n for pair in pairs for n in pair[:2])
+    wanted = spark.sparkContext.broadcast(candidates.repeated(frame))
     keys = (
         frame.where(F.col(KEYS).isNotNull())
         .select("_seq", KEYS)
-        .mapInArrow(partial(explode, entry_of), KEYS_DDL)
+        .mapInArrow(partial(candidates.explode, entry_of, whole, wanted), CANDIDATES_DDL)
+        .persist()
     )
     first, second = cross_record(keys, present, metadata, pairs)
     first = first.persist()  # its findings are published after its counts are read
@@ -281,7 +249,7 @@ def sets_on_spark(
     if lines:
         table = pa.Table.from_batches(lines).select(FINDING_COLUMNS)
         findings = findings.unionByName(spark.createDataFrame(table))
-    return findings, set_stats, [first]
+    return findings, set_stats, [first, keys]
 
 
 def _is_metadata(outcome: Any) -> bool:

@@ -16,14 +16,21 @@ from audit.findings import Finding
 ORDER = ("_task", "_seq")
 OUTCOME = "_outcome"  # msgpack: a task's statistics and unreadable messages, or a pass's counts
 KEYS = "_keys"  # a task's key table (Arrow IPC) for its set's cross-record checks
+#: a task's key rows' digests, by id and by image (chat) or URL (metadata), in row order: the
+#: JVM counts them to find the few rows a cross-record check can concern (candidates.py)
+DIGESTS = ("_by_id", "_by_second")
+_DIGEST = pa.list_(pa.int64())
 _EXTRA = [
     ("_task", pa.int32()),
     ("_seq", pa.int64()),
     (OUTCOME, pa.binary()),
     (KEYS, pa.binary()),
+    *((name, _DIGEST) for name in DIGESTS),
 ]
 OUT_SCHEMA = pa.schema([*ARROW_SCHEMA, *(pa.field(n, t) for n, t in _EXTRA)])
-OUT_DDL = f"{SPARK_SCHEMA}, _task int, _seq long, {OUTCOME} binary, {KEYS} binary"
+OUT_DDL = f"{SPARK_SCHEMA}, _task int, _seq long, {OUTCOME} binary, {KEYS} binary, " + ", ".join(
+    f"{name} array<bigint>" for name in DIGESTS
+)
 #: the findings table's columns with the order ones (what publish takes)
 FINDING_COLUMNS = [*(field.name for field in ARROW_SCHEMA), *ORDER]
 
@@ -39,15 +46,26 @@ def rows(findings: list[Finding], rank: int, seq: Sequence[int] | None = None) -
             pa.array(range(n) if seq is None else seq, pa.int64()),
             pa.nulls(n, pa.binary()),
             pa.nulls(n, pa.binary()),
+            *(pa.nulls(n, _DIGEST) for _ in DIGESTS),
         ],
         schema=OUT_SCHEMA,
     )
 
 
 def outcome_row(
-    rank: int, number: int, payload: bytes, keys: bytes | None = None
+    rank: int,
+    number: int,
+    payload: bytes,
+    keys: bytes | None = None,
+    digests: tuple[pa.Array, pa.Array] | None = None,
 ) -> pa.RecordBatch:
-    """One row holding task ``number``'s outcome (or a pass's counts: rank and number -1)."""
+    """One row holding task ``number``'s outcome (or a pass's counts: rank and number -1), with
+    its key table and that table's digests (:data:`DIGESTS`) when it left one."""
+    lists = (
+        [pa.ListArray.from_arrays(pa.array([0, len(d)], pa.int32()), d) for d in digests]
+        if digests is not None
+        else [pa.nulls(1, _DIGEST) for _ in DIGESTS]
+    )
     return pa.RecordBatch.from_arrays(
         [pa.nulls(1, field.type) for field in ARROW_SCHEMA]
         + [
@@ -55,6 +73,7 @@ def outcome_row(
             pa.array([number], pa.int64()),
             pa.array([payload], pa.binary()),
             pa.array([keys], pa.binary()),
+            *lists,
         ],
         schema=OUT_SCHEMA,
     )

@@ -25,7 +25,8 @@ import msgspec
 import pyarrow as pa
 
 from audit.config import EngineConfig
-from audit.engines.spark.findingtable import from_row, publish
+from audit.engines.spark.candidates import digests
+from audit.engines.spark.findingtable import publish
 from audit.engines.spark.keytables import Pair, sets_on_spark
 from audit.engines.spark.outrows import (
     FINDING_COLUMNS,
@@ -84,6 +85,8 @@ def check_on_spark(
     result, its findings in Parquet under ``findings_dir`` (a new temporary folder when None; the
     caller owns it). ``run`` is passed in: this module imports no audit.structure (which
     dispatches here)."""
+    from pyspark.sql import functions as F  # noqa: N812 - Spark's own convention
+
     from audit.output.render.html import EXAMPLES_PER_CODE
     from audit.structure_sets import entries
 
@@ -110,10 +113,14 @@ def check_on_spark(
             extra, set_stats, more = sets_on_spark(spark, frame, planned, outcomes, keyed, pairs)
             cached += more
             found = found.unionByName(extra)
+        file_info = F.col("index").isNull() & (F.col("severity") == Severity.INFO.value)
         examples, totals = publish(
-            found, Path(location), examples_per_code=EXAMPLES_PER_CODE, order=ORDER
+            found,
+            Path(location),
+            examples_per_code=EXAMPLES_PER_CODE,
+            order=ORDER,
+            also=file_info,  # the console lists a file's statistics all, a few per file
         )
-        info = _file_info(found)
     finally:
         for cache in cached:
             cache.unpersist()
@@ -128,7 +135,8 @@ def check_on_spark(
         old = msgspec.to_builtins(files[name]) if name in files else {}
         files[name] = msgspec.convert(old | stats, FileStats)
     return StructureResult(
-        findings=[f for f in examples if not _is_file_info(f)] + info,
+        findings=[f for f in examples if not _is_file_info(f)]
+        + [f for f in examples if _is_file_info(f)],
         finding_totals=totals,
         records=sum(f.records for f in files.values() if not f.metadata_keys),
         files=files,
@@ -210,7 +218,7 @@ def _audit_group(group: Group, run: RunGroup) -> Iterator[pa.RecordBatch]:
                 yield batch.slice(start, _SLICE)
             done = msgspec.msgpack.encode(FileOutcome(outcome.stats, outcome.unreadable))
             keys = Path(outcome.keys).read_bytes() if outcome.keys else None
-            yield outcome_row(place, number, done, keys)
+            yield outcome_row(place, number, done, keys, digests(keys) if keys else None)
 
 
 def _handoff_in(task: Any, folder: Path) -> Any:
@@ -221,19 +229,6 @@ def _handoff_in(task: Any, folder: Path) -> Any:
         return task
     handoff = replace(task.handoff, path=str(folder / Path(task.handoff.path).name))
     return replace(task, handoff=handoff)
-
-
-def _file_info(found: DataFrame) -> list[Finding]:
-    """Every file-level ``info`` line (a file's statistics): the console lists them all; there
-    are a few per file, never one per record."""
-    from pyspark.sql import functions as F  # noqa: N812 - Spark's own convention
-
-    rows = (
-        found.where(F.col("index").isNull() & (F.col("severity") == Severity.INFO.value))
-        .orderBy(*ORDER)
-        .collect()
-    )
-    return [from_row(row.asDict()) for row in rows]
 
 
 def _is_file_info(finding: Finding) -> bool:

@@ -1,0 +1,139 @@
+"""The few key rows a shard set's cross-record checks can concern, found by counting in the JVM.
+
+Every cross-record rule (audit.checks.crossrecord) gives nothing for a row whose partition key
+(its id; its image or URL) occurs once: repeats and rows_sharing count rows beyond the first of
+a value, and an exact copy shares its id. So each task's worker leaves, beside its key table,
+a 64-bit digest of each row's id and second key (:data:`audit.engines.spark.outrows.DIGESTS`);
+the JVM counts the digests and only those seen more than once come back (a digest collision
+only adds a row the rules then ignore). The key tables are then exploded keeping only those
+rows, so the two shuffles by key move the candidates, not every record. A chat file and its
+metadata file compared as a pair keep every row: the comparison counts the matches too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from audit.engines.spark.outrows import DIGESTS, KEYS
+
+if TYPE_CHECKING:
+    import polars as pl
+    from pyspark import Broadcast
+    from pyspark.sql import DataFrame
+
+_SEED = 0x5EED_0003  # any fixed seed: a value digests alike in every executor (polars is locked)
+#: one schema for chat and metadata key rows (the other kind's columns are null); the 64-bit
+#: hashes travel as Spark longs (same bits) and are read back as the contract's UInt64
+KEY_FIELDS = [
+    ("file", pa.string()),
+    ("shard", pa.int32()),
+    ("index", pa.int64()),
+    ("id", pa.string()),
+    ("image", pa.string()),
+    ("h1", pa.int64()),
+    ("h2", pa.int64()),
+    ("answer_hash", pa.int64()),
+    ("answer50", pa.string()),
+    ("url", pa.string()),
+    ("caption_hash", pa.int64()),
+    ("caption50", pa.string()),
+]
+BY_ID, BY_SECOND = "_in_by_id", "_in_by_second"  # which pass a candidate row goes to
+#: a candidate key row (audit.engines.spark.candidates): the key fields, and its passes
+CANDIDATES_DDL = (
+    "_entry int, file string, shard int, index long, id string, image string, h1 long, "
+    "h2 long, answer_hash long, answer50 string, url string, caption_hash long, caption50 string, "
+    f"{BY_ID} boolean, {BY_SECOND} boolean"
+)
+CANDIDATE_SCHEMA = pa.schema(
+    [("_entry", pa.int32()), *KEY_FIELDS, (BY_ID, pa.bool_()), (BY_SECOND, pa.bool_())]
+)
+
+
+@dataclass(frozen=True)
+class Repeated:
+    """The digests seen more than once, by id and by second key (int64 arrays)."""
+
+    by_id: pa.Array
+    by_second: pa.Array
+
+
+def _second_key(frame: pl.DataFrame) -> str:
+    return "url" if "url" in frame.columns else "image"
+
+
+def _digest(column: pl.Series) -> pl.Series:
+    return column.hash(_SEED).reinterpret(signed=True)
+
+
+def digests(keys: bytes) -> tuple[pa.Array, pa.Array]:
+    """Executor side: a key table's (Arrow IPC) digests by id and by second key, in row order."""
+    import polars as pl
+
+    frame = pl.from_arrow(pa.ipc.open_file(pa.py_buffer(keys)).read_all())
+    assert isinstance(frame, pl.DataFrame)
+    by_id, by_second = (_digest(frame[c]).to_arrow() for c in ("id", _second_key(frame)))
+    return by_id, by_second
+
+
+def repeated(frame: DataFrame) -> Repeated:
+    """Driver side: the digests of ``frame``'s outcome rows counted in one JVM job; only the
+    repeated ones reach the driver."""
+    from pyspark.sql import functions as F  # noqa: N812 - Spark's own convention
+
+    tasks = frame.where(F.col(KEYS).isNotNull())
+    tagged = [
+        tasks.select(F.lit(n).alias("by"), F.explode(name).alias("digest"))
+        for n, name in enumerate(DIGESTS)
+    ]
+    counted = tagged[0].unionByName(tagged[1]).groupBy("by", "digest").count()
+    table = counted.where(F.col("count") > 1).select("by", "digest").toArrow()
+    by_id, by_second = (
+        table.filter(pc.equal(table["by"], n))["digest"].combine_chunks() for n in (0, 1)
+    )
+    return Repeated(by_id, by_second)
+
+
+def explode(
+    entry_of: dict[int, int],
+    whole: frozenset[int],
+    wanted: Broadcast[Repeated],
+    batches: Iterator[pa.RecordBatch],
+) -> Iterator[pa.RecordBatch]:
+    """Executor side: each task's key table (Arrow IPC bytes in its outcome row) as the key
+    rows of :data:`CANDIDATE_SCHEMA` a pass can concern: every row of an entry in ``whole``
+    (a pair's side), else the rows whose digest is repeated, flagged with their pass."""
+    import polars as pl
+
+    ids, seconds = pl.Series(wanted.value.by_id), pl.Series(wanted.value.by_second)
+    for batch in batches:
+        for number, blob in zip(
+            batch.column("_seq").to_pylist(), batch.column(KEYS).to_pylist(), strict=True
+        ):
+            frame = pl.from_arrow(pa.ipc.open_file(pa.py_buffer(blob)).read_all())
+            assert isinstance(frame, pl.DataFrame)
+            entry = entry_of[number]
+            by_second = _digest(frame[_second_key(frame)]).is_in(seconds)
+            by_id = (
+                pl.Series([True] * frame.height)
+                if entry in whole
+                else _digest(frame["id"]).is_in(ids)
+            )
+            table = (
+                frame.with_columns(by_id.alias(BY_ID), by_second.alias(BY_SECOND))
+                .filter(by_id | by_second)
+                .to_arrow()
+            )
+            n = table.num_rows
+            columns = [pa.array([entry] * n, pa.int32())]
+            for name, kind in [*KEY_FIELDS, (BY_ID, pa.bool_()), (BY_SECOND, pa.bool_())]:
+                if name in table.column_names:
+                    columns.append(table.column(name).combine_chunks().cast(kind, safe=False))
+                else:
+                    columns.append(pa.nulls(n, kind))
+            yield pa.RecordBatch.from_arrays(columns, schema=CANDIDATE_SCHEMA)
