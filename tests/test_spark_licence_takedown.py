@@ -336,3 +336,43 @@ def test_an_unreadable_shard_is_one_line_and_exit_3_on_both_engines(
     assert said["spark"] == said["local"]
     assert said["spark"][0] == 3 and len(said["spark"][1]) == 1
     assert "train-00001-of-00002.parquet" in said["spark"][1][0]
+
+
+def test_licences_joined_with_a_parquet_metadata_shard_on_spark_equal_the_local_engines(
+    spark: SparkSession,
+    demo: config_mod.Config,
+    shard_set: Path,
+    tmp_path: Path,
+) -> None:
+    """The metadata join made in executors gives the local verdicts: SBU's host (a URL from the
+    join) decides a record's source, and a later entry of a key replaces an earlier one."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from audit.engines.spark.licence_batches import SparkLicensing
+
+    lcs = next(ds for ds in demo.datasets if ds.name == "lcs")
+    assert lcs.chat is not None
+    records = json.loads(demo.path(lcs.chat).read_text())
+    host = ["http://static.flickr.com/{}.jpg", "http://example.org/{}.jpg"]
+    rows = [
+        {"id": str(r["id"]), "image": r["image"], "url": host[n % 2].format(n)}
+        for n, r in enumerate(records)
+    ]
+    rows += [{**row, "url": host[1].format("again")} for row in rows[:4]]  # the later one wins
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "meta.parquet")
+    ds = msgspec.structs.replace(
+        lcs, chat=str(shard_set), metadata=str(tmp_path / "meta.parquet"), source=None
+    )
+    local_verdicts: dict[int, str] = {}
+    local = license_dataset(ds, demo, uses=USES, verdicts_out=local_verdicts)
+    job = SparkLicensing(ENGINE)
+    spark_verdicts: dict[int, str] = {}
+    result = license_dataset(ds, demo, uses=USES, verdicts_out=spark_verdicts, assess_file=job)
+    result = job.publish(result, tmp_path / "table")
+    assert multiset(everything(result.findings, result.finding_totals)) == multiset(local.findings)
+    stripped = msgspec.structs.replace(result, findings=[], finding_totals=None)
+    assert stripped == msgspec.structs.replace(local, findings=[])
+    assert spark_verdicts == local_verdicts
+    sbu = sum(local.by_source["sbu"]["commercial/train"].values())
+    assert sbu == len(records) // 2 - 2, "SBU by the joined host, less the two replaced"
