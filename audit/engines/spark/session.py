@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import sys
 import warnings
 from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from audit.config import EngineConfig
 from audit.engines import require_spark
+from audit.engines.spark import classcache
 from audit.errors import EngineError
 
 _LOG4J = "spark-log4j2.properties"
@@ -31,13 +34,17 @@ DEFAULT_CONF = {
 
 
 def _driver_conf(master: str | None) -> dict[str, str]:
-    """The driver JVM's options when this process starts it: quiet logging; in local mode,
+    """The driver JVM's options when this process starts it: quiet logging, a class-data
+    archive (:mod:`classcache`); in local mode,
     where that one JVM is also every executor, a heap for the cached findings and key tables
     (a quarter of the memory, 1-8 GB; Spark's 1 GB default spills them to disk), the client
     compiler only (the JVM just moves Arrow batches and shuffles while Python does the work:
     the server compiler's threads took cores from the Python workers) and a throughput
     collector with two threads (the serial one spent seconds copying the key tables)."""
     options = [f"-Dlog4j.configurationFile={resources.files('audit') / 'data' / _LOG4J}"]
+    spec = importlib.util.find_spec("pyspark")
+    if spec is not None and spec.origin:
+        options += classcache.java_options(Path(spec.origin).parent)
     conf: dict[str, str] = {}
     if master and master.startswith("local"):
         options += ["-XX:TieredStopAtLevel=1", "-XX:+UseParallelGC", "-XX:ParallelGCThreads=2"]
