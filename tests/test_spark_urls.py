@@ -67,6 +67,7 @@ def refs(server: HttpServer) -> list[UrlRef]:
         "/noai.jpg",
         "/img/kept.jpg",
         "/live/0.jpg",  # two records, one URL
+        "/dead/1.jpg",  # two records of a stand-in: both counted under "placeholder"
     ]
     urls = [server.url(p) for p in paths] + ["not a url"]
     return [UrlRef(i, f"r{i}", u) for i, u in enumerate(urls)]

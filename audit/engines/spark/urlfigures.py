@@ -45,28 +45,27 @@ def figures(probed: DataFrame, records: DataFrame, min_urls: int) -> Figures:
     from pyspark.sql import functions as F  # noqa: N812 - Spark's own convention
 
     urls = probed.where(F.col("kind") == "url")
-    joined = joined_records(records, urls)
+    # each URL with its records' count: a URL's status and opt-outs are its records' too
+    per_url = urls.join(records.groupBy("url").agg(F.count("*").alias("n")), "url")
     out = F.col("opted").isNotNull().alias("out")
     by_bytes = Window.partitionBy("sha256", "size")
     by_target = Window.partitionBy("target")
     candidates = (
-        urls.where(F.col("status") == "ok")
+        per_url.where(F.col("status") == "ok")
         .withColumn("same_bytes", F.when(F.col("sha256").isNotNull(), F.count("*").over(by_bytes)))
         .withColumn(
             "same_target", F.when(F.col("target").isNotNull(), F.count("*").over(by_target))
         )
         .where((F.col("same_bytes") >= min_urls) | (F.col("same_target") >= min_urls))
-        .select(*steps.PROBE_NAMES, "domain")
+        .select(*steps.PROBE_NAMES, "domain", out, "n")
     )
+    opted = urls.where(F.col("opted").isNotNull()).select("url", "opted")
     rows = _collect(
         {
-            "tally": joined.groupBy("status", "domain", out).count(),
+            "tally": per_url.groupBy("status", "domain", out).agg(F.sum("n").alias("count")),
             "kind": probed.groupBy("kind", "probed").count(),
-            "opted": joined.where(F.col("opted").isNotNull()).select("index", "url", "opted"),
+            "opted": records.join(opted, "url").select("index", "url", "opted"),
             "candidate": candidates,
-            "uses": joined.join(candidates.select("url"), "url", "left_semi")
-            .groupBy("url", out)
-            .count(),
         }
     )
     tallies: Tallies = Counter()
@@ -79,11 +78,10 @@ def figures(probed: DataFrame, records: DataFrame, min_urls: int) -> Figures:
     }
     changed, placeholders = detect(results, min_urls) if results else ({}, [])
     moved = {u: (p.status, p.detail) for u, p in changed.items() if p.status != results[u].status}
-    for r in rows["uses"]:
-        if r["url"] in moved:
-            domain = found[r["url"]].get("domain", "")
-            tallies[(results[r["url"]].status, domain, r["out"])] -= r["count"]
-            tallies[(moved[r["url"]][0], domain, r["out"])] += r["count"]
+    for url, (status, _) in moved.items():  # the records of a stand-in count under its status
+        r = found[url]
+        tallies[(results[url].status, r.get("domain", ""), r["out"])] -= r["n"]
+        tallies[(status, r.get("domain", ""), r["out"])] += r["n"]
     return Figures(
         tallies=+tallies,
         unique=kinds[("url", True)] + kinds[("url", False)],
