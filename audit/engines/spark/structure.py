@@ -38,6 +38,7 @@ from audit.engines.spark.outrows import (
     rows,
 )
 from audit.engines.spark.session import session
+from audit.engines.spark.taskprogress import tracked
 from audit.errors import UsageError
 from audit.findings import Finding, Severity
 from audit.models import Progress
@@ -99,7 +100,9 @@ def check_on_spark(
     cached = [frame]
     try:
         done = frame.where(frame[OUTCOME].isNotNull())
-        collected = done.select(*ORDER, OUTCOME, done[KEYS].isNotNull().alias("keyed")).collect()
+        with tracked(spark, progress, total, len(groups)):
+            keyed_column = done[KEYS].isNotNull().alias("keyed")
+            collected = done.select(*ORDER, OUTCOME, keyed_column).collect()
         # by task number (as planned), in the local engine's order (_task)
         outcomes = {
             int(r["_seq"]): msgspec.msgpack.decode(r[OUTCOME], type=FileOutcome)
@@ -124,7 +127,6 @@ def check_on_spark(
     finally:
         for cache in cached:
             cache.unpersist()
-    progress.advance(total)
     progress.finish()
     files: dict[str, FileStats] = {}
     unreadable = [f.message for f in problems]
