@@ -3,9 +3,9 @@
 Every cross-record rule (audit.checks.crossrecord) gives nothing for a row whose partition key
 (its id; its image or URL) occurs once: repeats and rows_sharing count rows beyond the first of
 a value, and an exact copy shares its id. So each task's worker leaves, beside its key table,
-a 64-bit digest of each row's id and second key (:data:`audit.engines.spark.outrows.DIGESTS`);
-the JVM counts the digests and only those seen more than once come back (a digest collision
-only adds a row the rules then ignore). The key tables are then exploded keeping only those
+a 64-bit digest of each row's id and of its second key (:data:`audit.engines.spark.outrows.
+DIGESTS`, seeded apart); the JVM counts the digests and only those seen more than once come back
+(a collision only adds a row the rules then ignore). The key tables are then exploded keeping only those
 rows, so the two shuffles by key move the candidates, not every record. A chat file and its
 metadata file compared as a pair keep every row: the comparison counts the matches too.
 """
@@ -13,11 +13,9 @@ metadata file compared as a pair keep every row: the comparison counts the match
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from audit.engines.spark.outrows import DIGESTS, KEYS
 
@@ -26,7 +24,9 @@ if TYPE_CHECKING:
     from pyspark import Broadcast
     from pyspark.sql import DataFrame
 
-_SEED = 0x5EED_0003  # any fixed seed: a value digests alike in every executor (polars is locked)
+#: any fixed seeds: a value digests alike in every executor (polars is locked); one per key, so
+#: an id and an image with the same text are not counted as one value
+_SEEDS = (0x5EED_0003, 0x5EED_0004)
 #: one schema for chat and metadata key rows (the other kind's columns are null); the 64-bit
 #: hashes travel as Spark longs (same bits) and are read back as the contract's UInt64
 KEY_FIELDS = [
@@ -55,54 +55,45 @@ CANDIDATE_SCHEMA = pa.schema(
 )
 
 
-@dataclass(frozen=True)
-class Repeated:
-    """The digests seen more than once, by id and by second key (int64 arrays)."""
-
-    by_id: pa.Array
-    by_second: pa.Array
-
-
 def _second_key(frame: pl.DataFrame) -> str:
     return "url" if "url" in frame.columns else "image"
 
 
-def _digest(column: pl.Series) -> pl.Series:
-    return column.hash(_SEED).reinterpret(signed=True)
+def _digest(column: pl.Series, seed: int) -> pl.Series:
+    return column.hash(seed).reinterpret(signed=True)
 
 
-def digests(keys: bytes) -> tuple[pa.Array, pa.Array]:
-    """Executor side: a key table's (Arrow IPC) digests by id and by second key, in row order."""
+def _by_id(frame: pl.DataFrame) -> pl.Series:
+    return _digest(frame["id"], _SEEDS[0])
+
+
+def _by_second(frame: pl.DataFrame) -> pl.Series:
+    return _digest(frame[_second_key(frame)], _SEEDS[1])
+
+
+def digests(keys: bytes) -> pa.Array:
+    """Executor side: a key table's (Arrow IPC) digests by id, then by second key."""
     import polars as pl
 
     frame = pl.from_arrow(pa.ipc.open_file(pa.py_buffer(keys)).read_all())
     assert isinstance(frame, pl.DataFrame)
-    by_id, by_second = (_digest(frame[c]).to_arrow() for c in ("id", _second_key(frame)))
-    return by_id, by_second
+    return pl.concat([_by_id(frame), _by_second(frame)]).to_arrow()
 
 
-def repeated(frame: DataFrame) -> Repeated:
-    """Driver side: the digests of ``frame``'s outcome rows counted in one JVM job; only the
-    repeated ones reach the driver."""
+def repeated(frame: DataFrame) -> pa.Array:
+    """Driver side: the digests of ``frame``'s outcome rows seen more than once, counted in
+    one JVM job; only those reach the driver."""
     from pyspark.sql import functions as F  # noqa: N812 - Spark's own convention
 
-    tasks = frame.where(F.col(KEYS).isNotNull())
-    tagged = [
-        tasks.select(F.lit(n).alias("by"), F.explode(name).alias("digest"))
-        for n, name in enumerate(DIGESTS)
-    ]
-    counted = tagged[0].unionByName(tagged[1]).groupBy("by", "digest").count()
-    table = counted.where(F.col("count") > 1).select("by", "digest").toArrow()
-    by_id, by_second = (
-        table.filter(pc.equal(table["by"], n))["digest"].combine_chunks() for n in (0, 1)
-    )
-    return Repeated(by_id, by_second)
+    every = frame.where(F.col(KEYS).isNotNull()).select(F.explode(DIGESTS).alias("digest"))
+    counted = every.groupBy("digest").count().where(F.col("count") > 1)
+    return counted.select("digest").toArrow()["digest"].combine_chunks()
 
 
 def explode(
     entry_of: dict[int, int],
     whole: frozenset[int],
-    wanted: Broadcast[Repeated],
+    wanted: Broadcast[pa.Array],
     batches: Iterator[pa.RecordBatch],
 ) -> Iterator[pa.RecordBatch]:
     """Executor side: each task's key table (Arrow IPC bytes in its outcome row) as the key
@@ -110,7 +101,7 @@ def explode(
     (a pair's side), else the rows whose digest is repeated, flagged with their pass."""
     import polars as pl
 
-    ids, seconds = pl.Series(wanted.value.by_id), pl.Series(wanted.value.by_second)
+    seen = pl.Series(wanted.value).implode()
     for batch in batches:
         for number, blob in zip(
             batch.column("_seq").to_pylist(), batch.column(KEYS).to_pylist(), strict=True
@@ -118,11 +109,9 @@ def explode(
             frame = pl.from_arrow(pa.ipc.open_file(pa.py_buffer(blob)).read_all())
             assert isinstance(frame, pl.DataFrame)
             entry = entry_of[number]
-            by_second = _digest(frame[_second_key(frame)]).is_in(seconds)
+            by_second = _by_second(frame).is_in(seen)
             by_id = (
-                pl.Series([True] * frame.height)
-                if entry in whole
-                else _digest(frame["id"]).is_in(ids)
+                pl.Series([True] * frame.height) if entry in whole else _by_id(frame).is_in(seen)
             )
             table = (
                 frame.with_columns(by_id.alias(BY_ID), by_second.alias(BY_SECOND))

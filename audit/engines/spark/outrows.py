@@ -16,20 +16,21 @@ from audit.findings import Finding
 ORDER = ("_task", "_seq")
 OUTCOME = "_outcome"  # msgpack: a task's statistics and unreadable messages, or a pass's counts
 KEYS = "_keys"  # a task's key table (Arrow IPC) for its set's cross-record checks
-#: a task's key rows' digests, by id and by image (chat) or URL (metadata), in row order: the
-#: JVM counts them to find the few rows a cross-record check can concern (candidates.py)
-DIGESTS = ("_by_id", "_by_second")
+#: a task's key rows' digests, by id then by image (chat) or URL (metadata): the JVM counts
+#: them to find the few rows a cross-record check can concern (candidates.py)
+DIGESTS = "_digests"
 _DIGEST = pa.list_(pa.int64())
 _EXTRA = [
     ("_task", pa.int32()),
     ("_seq", pa.int64()),
     (OUTCOME, pa.binary()),
     (KEYS, pa.binary()),
-    *((name, _DIGEST) for name in DIGESTS),
+    (DIGESTS, _DIGEST),
 ]
 OUT_SCHEMA = pa.schema([*ARROW_SCHEMA, *(pa.field(n, t) for n, t in _EXTRA)])
-OUT_DDL = f"{SPARK_SCHEMA}, _task int, _seq long, {OUTCOME} binary, {KEYS} binary, " + ", ".join(
-    f"{name} array<bigint>" for name in DIGESTS
+OUT_DDL = (
+    f"{SPARK_SCHEMA}, _task int, _seq long, {OUTCOME} binary, {KEYS} binary, "
+    f"{DIGESTS} array<bigint>"
 )
 #: the findings table's columns with the order ones (what publish takes)
 FINDING_COLUMNS = [*(field.name for field in ARROW_SCHEMA), *ORDER]
@@ -46,7 +47,7 @@ def rows(findings: list[Finding], rank: int, seq: Sequence[int] | None = None) -
             pa.array(range(n) if seq is None else seq, pa.int64()),
             pa.nulls(n, pa.binary()),
             pa.nulls(n, pa.binary()),
-            *(pa.nulls(n, _DIGEST) for _ in DIGESTS),
+            pa.nulls(n, _DIGEST),
         ],
         schema=OUT_SCHEMA,
     )
@@ -57,14 +58,14 @@ def outcome_row(
     number: int,
     payload: bytes,
     keys: bytes | None = None,
-    digests: tuple[pa.Array, pa.Array] | None = None,
+    digests: pa.Array | None = None,
 ) -> pa.RecordBatch:
     """One row holding task ``number``'s outcome (or a pass's counts: rank and number -1), with
     its key table and that table's digests (:data:`DIGESTS`) when it left one."""
-    lists = (
-        [pa.ListArray.from_arrays(pa.array([0, len(d)], pa.int32()), d) for d in digests]
+    listed = (
+        pa.ListArray.from_arrays(pa.array([0, len(digests)], pa.int32()), digests)
         if digests is not None
-        else [pa.nulls(1, _DIGEST) for _ in DIGESTS]
+        else pa.nulls(1, _DIGEST)
     )
     return pa.RecordBatch.from_arrays(
         [pa.nulls(1, field.type) for field in ARROW_SCHEMA]
@@ -73,7 +74,7 @@ def outcome_row(
             pa.array([number], pa.int64()),
             pa.array([payload], pa.binary()),
             pa.array([keys], pa.binary()),
-            *lists,
+            listed,
         ],
         schema=OUT_SCHEMA,
     )
