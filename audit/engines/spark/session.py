@@ -37,7 +37,7 @@ def _driver_conf(master: str | None) -> dict[str, str]:
     """The driver JVM's options when this process starts it: quiet logging, a class-data
     archive (:mod:`classcache`); in local mode,
     where that one JVM is also every executor, a heap for the cached findings and key tables
-    (a quarter of the memory, 1-8 GB; Spark's 1 GB default spills them to disk), the client
+    (a quarter of the memory, 1-4 GB; Spark's 1 GB default spills them to disk), the client
     compiler only (the JVM just moves Arrow batches and shuffles while Python does the work:
     the server compiler's threads took cores from the Python workers) and a throughput
     collector with two threads (the serial one spent seconds copying the key tables)."""
@@ -49,7 +49,7 @@ def _driver_conf(master: str | None) -> dict[str, str]:
     if master and master.startswith("local"):
         options += ["-XX:TieredStopAtLevel=1", "-XX:+UseParallelGC", "-XX:ParallelGCThreads=2"]
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        conf["spark.driver.memory"] = f"{min(8, max(1, total // 4 // 2**30))}g"
+        conf["spark.driver.memory"] = f"{min(4, max(1, total // 4 // 2**30))}g"
     return conf | {"spark.driver.extraJavaOptions": " ".join(options)}
 
 
