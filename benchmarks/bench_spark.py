@@ -182,7 +182,8 @@ def url_runs(bench: Bench, n_urls: int, hosts: int, latency: float, tmp: Path) -
         for label, (engine, cores) in commands.items():
             runs = {}
             for size, path in (("fixed", tiny), ("full", full)):
-                state = tmp / f"urls-{label.replace(' ', '-')}-{size}" / "state.sqlite"
+                name = "".join(c if c.isalnum() else "-" for c in label)  # no glob characters
+                state = tmp / f"urls-{name}-{size}" / "state.sqlite"
                 state.parent.mkdir(parents=True, exist_ok=True)
                 argv = [LLAVA_AUDIT, "urls", str(path), "--allow-private", "--state", str(state)]
                 runs[size] = bench.run(f"urls {label}, {size}", [*argv, *engine], role=role)

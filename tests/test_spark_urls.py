@@ -123,9 +123,11 @@ def test_a_rerun_asks_the_servers_nothing(
     spark: SparkSession, server: HttpServer, tmp_path: Path
 ) -> None:
     given = refs(server)
-    first = on_spark(spark, given, tmp_path)
+    folder = tmp_path / "nightly[1]"  # a folder, not a glob pattern, to Spark's readers too
+    folder.mkdir()
+    first = on_spark(spark, given, folder)
     asked = server.hits.total()
-    again = on_spark(spark, given, tmp_path)
+    again = on_spark(spark, given, folder)
     assert server.hits.total() == asked
     assert (again.totals.probed, again.totals.cached) == (0, first.totals.unique_urls)
     assert again.totals.status_counts == first.totals.status_counts

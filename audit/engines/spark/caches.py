@@ -16,6 +16,7 @@ or size and CRC) and level.
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 import uuid
@@ -85,7 +86,7 @@ def read(spark: SparkSession, folder: Path, schema: str) -> DataFrame:
     version = current(folder)
     if version is None:
         return spark.createDataFrame([], schema)
-    return spark.read.schema(schema).parquet(str(version))
+    return spark.read.schema(schema).parquet(literal(version))
 
 
 def write(frame: DataFrame, folder: Path) -> Path:
@@ -123,4 +124,13 @@ def staged(spark: SparkSession, frame: DataFrame, folder: Path, schema: str) -> 
     """``frame`` computed once into ``folder`` (a :func:`scratch` folder) and read back: a
     probe's results are facts of one moment, never to be recomputed (a re-probe) by an action."""
     frame.write.parquet(str(folder))
-    return spark.read.schema(schema).parquet(str(folder))
+    return spark.read.schema(schema).parquet(literal(folder))
+
+
+_GLOB = re.compile(r"([\[\]{}*?\\])")
+
+
+def literal(path: Path) -> str:
+    """``path`` for Spark's readers, which expand glob patterns: a state folder named
+    ``run[1]`` is that folder, not a pattern matching ``run1``."""
+    return _GLOB.sub(r"\\\1", str(path))
