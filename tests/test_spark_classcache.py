@@ -58,6 +58,7 @@ def test_a_dump_still_being_written_is_left_alone(tmp_path: Path) -> None:
     recent.write_bytes(b"half")
     options = classcache.java_options(home, cache)
     assert _option(options, "SharedArchiveFile") is None
+    assert _option(options, "ArchiveClassesAtExit") is None  # one dump at a time
     assert running.exists() and recent.exists()
 
 

@@ -8,7 +8,8 @@ folder, named by the JVM and the Spark jars it was made from; later runs map it.
 the archive against its own version and class path and ignores one that does not match.
 
 A dumping JVM writes to a name of its own (``<archive>.<pid>``); a later start moves a
-finished one (its run over, untouched for two minutes) into place, so two first runs at once never share a half-written file. The JVM's
+finished one (its run over, untouched for half a minute) into place, and no run dumps while
+another's dump is pending, so two first runs at once never share a half-written file. The JVM's
 own log lines (archive warnings go to standard output) are turned off, so ``--json`` output
 stays clean. An archive is some 150-200 MB; one made from another JVM or Spark is removed.
 """
@@ -21,7 +22,7 @@ import shutil
 import time
 from pathlib import Path
 
-_SETTLE_SECONDS = 120
+_SETTLE_SECONDS = 30
 
 
 def _folder() -> Path:
@@ -52,7 +53,7 @@ def _alive(pid: int) -> bool:
 
 def _settled(dumped: Path) -> bool:
     """Whether a dump is finished: its run has ended and the JVM (which outlives the Python
-    process by the seconds the dump takes) last wrote it minutes ago."""
+    process by the seconds the dump takes) last wrote it half a minute ago."""
     stat = dumped.stat()
     return stat.st_size > 0 and time.time() - stat.st_mtime > _SETTLE_SECONDS
 
@@ -79,5 +80,7 @@ def java_options(spark_home: Path, folder: Path | None = None) -> list[str]:
     quiet = "-Xlog:disable"
     if archive.is_file():
         return [quiet, f"-XX:SharedArchiveFile={archive}"]
+    if any(folder.glob(f"{archive.name}.*")):
+        return [quiet]  # another run's dump is being written or settling: one dump at a time
     # the JVM's pid is not known before it starts: this process's pid names the file
     return [quiet, f"-XX:ArchiveClassesAtExit={archive}.{os.getpid()}"]
