@@ -50,8 +50,15 @@ def _repeated(*tables: bytes) -> pa.Array:
 
 
 def _rows(tables: dict[int, bytes], whole: frozenset[int] = frozenset()) -> list[tuple]:
-    batch = pa.RecordBatch.from_pydict(
-        {"_seq": list(tables), "_keys": list(tables.values())},
+    batch = pa.RecordBatch.from_pydict(  # an outcome row per task, as the workers leave them
+        {
+            "_seq": list(tables),
+            "_keys": list(tables.values()),
+            "_digests": pa.array(
+                [candidates.digests(t).to_pylist() for t in tables.values()],
+                pa.list_(pa.int64()),
+            ),
+        }
     )
     wanted = Shared(_repeated(*tables.values()))
     out = pa.Table.from_batches(

@@ -5,8 +5,9 @@ Every cross-record rule (audit.checks.crossrecord) gives nothing for a row whose
 a value, and an exact copy shares its id. So each task's worker leaves, beside its key table,
 a 64-bit digest of each row's id and of its second key (:data:`audit.engines.spark.outrows.
 DIGESTS`, seeded apart); the JVM counts the digests and only those seen more than once come back
-(a collision only adds a row the rules then ignore). The key tables are then exploded keeping only those
-rows, so the two shuffles by key move the candidates, not every record. A chat file and its
+(a collision only adds a row the rules then ignore). The key tables are then exploded keeping
+only those rows, matched by the same digests, so the two shuffles by key move the candidates,
+not every record. A chat file and its
 metadata file compared as a pair keep every row: the comparison counts the matches too.
 """
 
@@ -98,21 +99,25 @@ def explode(
 ) -> Iterator[pa.RecordBatch]:
     """Executor side: each task's key table (Arrow IPC bytes in its outcome row) as the key
     rows of :data:`CANDIDATE_SCHEMA` a pass can concern: every row of an entry in ``whole``
-    (a pair's side), else the rows whose digest is repeated, flagged with their pass."""
+    (a pair's side), else the rows whose digest (the row's own, from :func:`digests`) is
+    repeated, flagged with their pass."""
     import polars as pl
 
     seen = pl.Series(wanted.value).implode()
     for batch in batches:
-        for number, blob in zip(
-            batch.column("_seq").to_pylist(), batch.column(KEYS).to_pylist(), strict=True
+        for number, blob, both in zip(
+            batch.column("_seq").to_pylist(),
+            batch.column(KEYS).to_pylist(),
+            batch.column(DIGESTS).to_pylist(),
+            strict=True,
         ):
             frame = pl.from_arrow(pa.ipc.open_file(pa.py_buffer(blob)).read_all())
             assert isinstance(frame, pl.DataFrame)
             entry = entry_of[number]
-            by_second = _by_second(frame).is_in(seen)
-            by_id = (
-                pl.Series([True] * frame.height) if entry in whole else _by_id(frame).is_in(seen)
-            )
+            found = pl.Series(both, dtype=pl.Int64).is_in(seen)  # by id, then by second key
+            by_id, by_second = found.head(frame.height), found.tail(frame.height)
+            if entry in whole:
+                by_id = pl.repeat(True, frame.height, eager=True)
             table = (
                 frame.with_columns(by_id.alias(BY_ID), by_second.alias(BY_SECOND))
                 .filter(by_id | by_second)
@@ -120,9 +125,10 @@ def explode(
             )
             n = table.num_rows
             columns = [pa.array([entry] * n, pa.int32())]
-            for name, kind in [*KEY_FIELDS, (BY_ID, pa.bool_()), (BY_SECOND, pa.bool_())]:
-                if name in table.column_names:
-                    columns.append(table.column(name).combine_chunks().cast(kind, safe=False))
+            for field in CANDIDATE_SCHEMA.remove(0):  # after _entry
+                if field.name in table.column_names:
+                    column = table.column(field.name).combine_chunks()
+                    columns.append(column.cast(field.type, safe=False))
                 else:
-                    columns.append(pa.nulls(n, kind))
+                    columns.append(pa.nulls(n, field.type))
             yield pa.RecordBatch.from_arrays(columns, schema=CANDIDATE_SCHEMA)

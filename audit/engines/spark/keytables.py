@@ -21,7 +21,15 @@ import pyarrow as pa
 
 from audit.engines.spark import candidates
 from audit.engines.spark.candidates import BY_ID, BY_SECOND, CANDIDATES_DDL
-from audit.engines.spark.outrows import FINDING_COLUMNS, KEYS, OUT_DDL, OUTCOME, outcome_row, rows
+from audit.engines.spark.outrows import (
+    DIGESTS,
+    FINDING_COLUMNS,
+    KEYS,
+    OUT_DDL,
+    OUTCOME,
+    outcome_row,
+    rows,
+)
 
 if TYPE_CHECKING:
     import polars as pl
@@ -223,7 +231,7 @@ def sets_on_spark(
     wanted = spark.sparkContext.broadcast(candidates.repeated(frame))
     keys = (
         frame.where(F.col(KEYS).isNotNull())
-        .select("_seq", KEYS)
+        .select("_seq", KEYS, DIGESTS)
         .mapInArrow(partial(candidates.explode, entry_of, whole, wanted), CANDIDATES_DDL)
         .persist()
     )
