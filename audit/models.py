@@ -64,12 +64,15 @@ class ImageRef(msgspec.Struct, frozen=True):
 
 
 class UrlRef(msgspec.Struct, frozen=True):
-    """A record's source URL (metadata files, the CC-3M TSV, or a configured column)."""
+    """A record's source URL (metadata files, the CC-3M TSV, or a configured column); ``file``
+    is the shard the record is in when its file is a shard set (``index`` is then its position
+    there)."""
 
     index: int
     record_id: str | None
     url: str
     image: str | None = None
+    file: str | None = None
 
 
 class Progress(Protocol):

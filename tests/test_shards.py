@@ -224,9 +224,10 @@ def test_laion_parquet_is_a_url_source_read_by_column(tmp_path: Path) -> None:
         )
         pq.write_table(table, folder / f"part-{i:05d}.parquet")
     refs = load_url_refs(folder)
-    assert [(r.index, r.record_id, r.url) for r in refs] == [
-        (0, "00000", "http://a.example/1.jpg"),
-        (2, "10000", "http://b.example/2.jpg"),
+    # each names its shard and its position there (the other stages' findings name them so)
+    assert [(Path(r.file or "").name, r.index, r.record_id, r.url) for r in refs] == [
+        ("part-00000.parquet", 0, "00000", "http://a.example/1.jpg"),
+        ("part-00001.parquet", 0, "10000", "http://b.example/2.jpg"),
     ]
     one = load_url_refs(folder / "part-00001.parquet", column="URL")
     assert [(r.index, r.url) for r in one] == [(0, "http://b.example/2.jpg")]

@@ -78,12 +78,14 @@ def on_spark(
 ) -> UrlsResult:
     from audit.engines.spark import caches
     from audit.engines.spark.findingtable import publish
+    from audit.engines.spark.urlrefs import from_refs
     from audit.engines.spark.urls import probe_file
 
     state = tmp_path / "state.sqlite"
+    records, count = from_refs(spark, server_refs), len(server_refs)
     with caches.scratch(state) as scratch:
         result, frame, _ = probe_file(
-            spark, server_refs, settings(**changes), state, scratch, dataset="d", file="m"
+            spark, records, count, settings(**changes), state, scratch, dataset="d", file="m"
         )
         examples, totals = publish(frame, tmp_path / "findings", examples_per_code=8)
     return msgspec.structs.replace(result, findings=examples, finding_totals=totals)
@@ -139,11 +141,12 @@ def test_one_servers_spellings_are_probed_in_one_task(
 ) -> None:
     """per_host holds across the cluster: the task that has one spelling has them all."""
     from audit.engines.spark import urls as spark_urls
+    from audit.engines.spark.urlrefs import from_refs
 
     server.route("/slow.jpg", Reply(200, IMAGE, JPEG, delay=0.05))
     spellings = ("127.0.0.1", "localhost", "127.1", "2130706433")
     given = [f"http://{h}:{server.port}/slow.jpg?n={i}" for h in spellings for i in range(3)]
-    records = spark_urls._records(spark, [UrlRef(i, None, u) for i, u in enumerate(given)])
+    records = from_refs(spark, [UrlRef(i, None, u) for i, u in enumerate(given)])
     state = tmp_path / "state.sqlite"
     probed = spark_urls._probe(spark, records, settings(per_host=1), state, time.time(), tasks=4)
     tasks = (

@@ -31,8 +31,8 @@ def url_refs(
             if src.coco_annotations
             else load_url_refs(src.path, src.column)
         )
-        file = name(src.path)
-        out += [(file, ref) for ref in refs]
+        # a shard set's references name their shard, as its findings do
+        out += [(name(ref.file or src.path), ref) for ref in refs]
     return out
 
 

@@ -10,9 +10,12 @@ URL of their own: their image names are COCO ids, joined to the annotation file'
 
 from __future__ import annotations
 
+import gzip
 import re
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import msgspec
 
@@ -27,10 +30,12 @@ def load_url_refs(path: str | Path, column: str = "url") -> list[UrlRef]:
     """Every record's source URL in file order; records without a string URL are left out.
 
     A Parquet file (LAION-style metadata: ``url``, ``caption``, ...) or a folder or glob of
-    Parquet or JSON Lines shards is read shard by shard; the index runs over the whole set.
+    Parquet or JSON Lines shards is read shard by shard (:func:`shard_url_refs`): each
+    reference names its shard and its position there, as the other stages' findings do.
     """
     if is_shard_set(path):
-        return _shard_refs(str(path), column)
+        shards = expand(path, what="URL list")
+        return [ref for shard in shards for batch in shard_url_refs(shard, column) for ref in batch]
     p = Path(path)
     data = read_input(p, "URL list")
     head = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
@@ -47,28 +52,21 @@ def load_url_refs(path: str | Path, column: str = "url") -> list[UrlRef]:
     return _tsv_refs(p, data, column)
 
 
-_BATCH_ROWS = 65_536
+BATCH_ROWS = 65_536
 _ID_COLUMNS = ("id", "key", "SAMPLE_ID")  # LAION and img2dataset name a row's id so
 
 
-def _shard_refs(source: str, column: str) -> list[UrlRef]:
-    """URLs of every shard in set order, each Parquet shard read in batches of its columns."""
-    refs: list[UrlRef] = []
-    offset = 0
-    for shard in expand(source):
-        if shard_format(shard) == "parquet":
-            found, rows = _parquet_refs(shard, column, offset)
-        else:
-            data = read_input(shard, "URL list")
-            found = _json_refs(shard, data, column)
-            rows = sum(1 for line in data.splitlines() if line.strip())  # a line per record
-            found = [UrlRef(r.index + offset, r.record_id, r.url, r.image) for r in found]
-        refs += found
-        offset += rows
-    return refs
+def shard_url_refs(shard: Path, column: str = "url") -> Iterator[list[UrlRef]]:
+    """One shard's URLs, a batch at a time (never the whole shard), each naming the shard and
+    the record's position in it (blank JSON Lines lines are not records). Both engines read a
+    shard through this: the local engine on its own, the Spark engine in an executor."""
+    if shard_format(shard) == "parquet":
+        yield from _parquet_refs(shard, column)
+    else:
+        yield from _jsonl_refs(shard, column)
 
 
-def _parquet_refs(path: Path, column: str, offset: int) -> tuple[list[UrlRef], int]:
+def _parquet_refs(path: Path, column: str) -> Iterator[list[UrlRef]]:
     """The URL column (with the id and image columns when present), batch by batch."""
     import pyarrow.parquet as pq
 
@@ -83,21 +81,69 @@ def _parquet_refs(path: Path, column: str, offset: int) -> tuple[list[UrlRef], i
         raise InputError(str(path), f"no {column!r} column (columns: {', '.join(names[:12])})")
     id_column = next((c for c in _ID_COLUMNS if c in names), None)
     wanted = [c for c in (column, id_column, "image") if c is not None and c in names]
+    name, index = str(path), 0
+    batches = parquet.iter_batches(batch_size=BATCH_ROWS, columns=wanted)
+    while True:
+        try:
+            batch = next(batches, None)
+        except (OSError, ValueError):
+            raise InputError(name, "cannot read its Parquet data") from None
+        if batch is None:
+            return
+        data = batch.to_pydict()
+        empty = [None] * batch.num_rows
+        ids, images = data.get(id_column or "", empty), data.get("image", empty)
+        refs = []
+        for url, rid, image in zip(data[column], ids, images, strict=True):
+            if isinstance(url, str) and url.strip():
+                image = image if isinstance(image, str) else None
+                refs.append(UrlRef(index, _text(rid), url, image, file=name))
+            index += 1
+        yield refs
+
+
+def _jsonl_refs(path: Path, column: str) -> Iterator[list[UrlRef]]:
+    """A JSON Lines shard (gzipped or not), line by line: only the URL, id and image keys."""
+    decoder = msgspec.json.Decoder(_row_type(column))
+    name, index, number = str(path), 0, 0
     refs: list[UrlRef] = []
-    index = offset
+    with _opened(path) as handle:
+        while True:
+            try:
+                line = handle.readline()
+            except (OSError, EOFError, zlib.error) as exc:
+                raise _unreadable(name, exc) from None
+            if not line:
+                break
+            number += 1
+            if not line.strip():
+                continue
+            try:
+                row = decoder.decode(line.removeprefix(b"\xef\xbb\xbf"))
+            except msgspec.DecodeError as exc:
+                raise InputError(name, f"invalid JSON Lines record: {exc}", f"{number}") from None
+            if isinstance(row.u, str) and row.u.strip():
+                image = row.img if isinstance(row.img, str) else None
+                refs.append(UrlRef(index, _text(row.i), row.u, image, file=name))
+            index += 1
+            if len(refs) >= BATCH_ROWS:
+                yield refs
+                refs = []
+    if refs:
+        yield refs
+
+
+def _opened(path: Path) -> IO[bytes]:
     try:
-        for batch in parquet.iter_batches(batch_size=_BATCH_ROWS, columns=wanted):
-            data = batch.to_pydict()
-            empty = [None] * batch.num_rows
-            ids, images = data.get(id_column or "", empty), data.get("image", empty)
-            for url, rid, image in zip(data[column], ids, images, strict=True):
-                if isinstance(url, str) and url.strip():
-                    image = image if isinstance(image, str) else None
-                    refs.append(UrlRef(index, _text(rid), url, image))
-                index += 1
-    except (OSError, ValueError):
-        raise InputError(str(path), "cannot read its Parquet data") from None
-    return refs, index - offset
+        if path.name.lower().endswith(".gz"):
+            return gzip.open(path, "rb")  # type: ignore[return-value]
+        return path.open("rb")
+    except OSError as exc:
+        raise _unreadable(str(path), exc) from None
+
+
+def _unreadable(name: str, exc: BaseException) -> InputError:
+    return InputError(name, f"cannot read the shard: {getattr(exc, 'strerror', None) or exc}")
 
 
 def _row_type(column: str) -> Any:
@@ -184,10 +230,10 @@ def coco_url_refs(chat: str | Path, annotations: str | Path) -> list[UrlRef]:
     """
     urls = load_coco_urls(annotations)
     refs = []
-    # positions over a whole shard set: the URL stage names the set and those positions
-    for ref in records.image_refs(Path(chat), by_shard=False):
+    # a shard set's records name their shard and their position there, as the images' do
+    for ref in records.image_refs(Path(chat)):
         match = _COCO_ID.search(ref.image)
         url = urls.get(int(match.group(1))) if match else None
         if url:
-            refs.append(UrlRef(ref.index, ref.record_id, url, ref.image))
+            refs.append(UrlRef(ref.index, ref.record_id, url, ref.image, file=ref.file))
     return refs

@@ -133,8 +133,9 @@ def probe_urls(
     ]
     stats = _stats(refs, results, reserved, file=file, probed=len(todo), seconds=seconds)
     result_findings.append(summary_finding(stats, dataset, file))
+    kinds = {url: tuple(dict.fromkeys(r.kind for r in found)) for url, found in reserved.items()}
     opt_outs = [
-        OptOut(file, ref.index, ref.url, tuple(dict.fromkeys(r.kind for r in reserved[ref.url])))
+        OptOut(ref.file or file, ref.index, ref.url, kinds[ref.url])
         for ref in refs
         if ref.url in reserved
     ]
@@ -166,7 +167,7 @@ def record_findings(
     file: str,
 ) -> list[Finding]:
     """The probe's status finding (none for an image that is there), and one ``url.opt_out``
-    naming each mechanism with its evidence."""
+    naming each mechanism with its evidence. A shard set's record names its shard."""
     found: list[tuple[Code, str]] = []
     code = _CODES.get(probe.status)
     if code is not None and probe.status != "opt_out":
@@ -177,7 +178,9 @@ def record_findings(
         evidence = "; ".join(f"{_MECHANISMS[r.kind]} ({r.rule}; {r.source})" for r in opt_outs)
         found.append((Code.URL_OPT_OUT, f"{ref.url}: opted out by {evidence}"))
     return [
-        findings.make(c, m, dataset=dataset, file=file, index=ref.index, record_id=ref.record_id)
+        findings.make(
+            c, m, dataset=dataset, file=ref.file or file, index=ref.index, record_id=ref.record_id
+        )
         for c, m in found
     ]
 

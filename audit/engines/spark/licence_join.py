@@ -102,8 +102,8 @@ def unit_urls(pairs: list[dict[str, str]] | None) -> dict[str, str]:
 
 def _entries(cwd: str, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     """Executor side: each metadata unit's join entries, numbered in file order."""
-    _in(cwd)
-    for number, unit in _units(batches):
+    in_cwd(cwd)
+    for number, unit in units_of(batches):
         try:
             found = list(url_pairs(load_unit(unit)))
         except AuditError as exc:
@@ -121,8 +121,8 @@ def _entries(cwd: str, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordB
 def _keys(cwd: str, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     """Executor side: the keys each chat unit's records look their URL up by (a unit that
     cannot be read has none: the stage's own read of it reports why)."""
-    _in(cwd)
-    for number, unit in _units(batches):
+    in_cwd(cwd)
+    for number, unit in units_of(batches):
         try:
             views, _, _ = read_unit(unit, None)
             keys = {key for view in views() for key in join_keys(view.record_id, view.image)}
@@ -133,14 +133,15 @@ def _keys(cwd: str, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatc
             yield pa.RecordBatch.from_pylist(rows[start : start + _ROWS], schema=_KEY_SCHEMA)
 
 
-def _units(batches: Iterable[pa.RecordBatch]) -> Iterator[tuple[int, RecordSource]]:
+def units_of(batches: Iterable[pa.RecordBatch]) -> Iterator[tuple[int, RecordSource]]:
+    """Executor side: each unit :func:`descriptors` sent, with its number."""
     for batch in batches:
         payloads = batch.column("payload").to_pylist()
         for number, payload in zip(batch.column("unit").to_pylist(), payloads, strict=True):
             yield number, pickle.loads(payload)
 
 
-def _in(cwd: str) -> None:
+def in_cwd(cwd: str) -> None:
     """Relative paths mean in an executor what they mean on the driver."""
     if Path(cwd).is_dir() and str(Path.cwd()) != cwd:
         os.chdir(cwd)

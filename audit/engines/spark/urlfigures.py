@@ -32,7 +32,8 @@ class Figures(NamedTuple):
     unique: int  # unique URLs
     probed: int  # of which asked this run (the others were fresh in the cache)
     fetched: int  # host files fetched this run
-    opted: list[tuple[int, str, str]]  # (index, url, encoded opt-outs) of each opted-out record
+    #: (shard or None, index, url, encoded opt-outs) of each opted-out record
+    opted: list[tuple[str | None, int, str, str]]
     placeholders: list[Placeholder]
     moved: dict[str, tuple[str, str]]  # url -> (status, detail) of the URLs found stand-ins
 
@@ -64,7 +65,7 @@ def figures(probed: DataFrame, records: DataFrame, min_urls: int) -> Figures:
         {
             "tally": per_url.groupBy("status", "domain", out).agg(F.sum("n").alias("count")),
             "kind": probed.groupBy("kind", "probed").count(),
-            "opted": records.join(opted, "url").select("index", "url", "opted"),
+            "opted": records.join(opted, "url").select("file", "index", "url", "opted"),
             "candidate": candidates,
         }
     )
@@ -87,7 +88,7 @@ def figures(probed: DataFrame, records: DataFrame, min_urls: int) -> Figures:
         unique=kinds[("url", True)] + kinds[("url", False)],
         probed=kinds[("url", True)],
         fetched=kinds[("file", None)],
-        opted=[(r["index"], r["url"], r["opted"]) for r in rows["opted"]],
+        opted=[(r.get("file"), r["index"], r["url"], r["opted"]) for r in rows["opted"]],
         placeholders=placeholders,
         moved=moved,
     )

@@ -30,13 +30,11 @@ import msgspec
 import pyarrow as pa
 
 from audit.config import Config, DatasetConfig, EngineConfig, UrlConfig
-from audit.engines.spark import caches, urlcache, urlfigures
+from audit.engines.spark import caches, urlcache, urlfigures, urlrefs
 from audit.engines.spark import urlsteps as steps
 from audit.engines.spark.findingtable import SPARK_SCHEMA, publish, to_batch
 from audit.engines.spark.session import session
 from audit.engines.spark.urlcache import Merges
-from audit.loaders.urlsources import coco_url_refs, load_url_refs
-from audit.models import UrlRef
 from audit.probes.urls import UrlSource, combine, sources_for, summary_finding, url_counts
 from audit.probes.urls import _check as check_settings
 from audit.results import OptOut, UrlsResult
@@ -46,9 +44,6 @@ from audit.store.urls import Reservation, save_opt_outs
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-_REF_SCHEMA = pa.schema(
-    [("index", pa.int64()), ("record_id", pa.string()), ("url", pa.string()), ("home", pa.string())]
-)
 _URLS_PER_TASK = 250_000  # results one probing task holds (its origins' opt-outs are judged)
 
 
@@ -74,15 +69,13 @@ def audit_urls(
     with caches.scratch(state) as scratch:
         try:
             for n, src in enumerate(sources):
-                refs = (
-                    coco_url_refs(src.path, src.coco_annotations)
-                    if src.coco_annotations
-                    else load_url_refs(src.path, src.column)
-                )
+                # read in executors, staged (their count and any unreadable shard first)
+                records, urls = urlrefs.source_refs(spark, src, scratch / f"{n}-refs")
                 merges.wait()  # a URL of an earlier file is this one's cache hit
                 result, found, reserved = probe_file(
                     spark,
-                    refs,
+                    records,
+                    urls,
                     settings,
                     state,
                     scratch / str(n),
@@ -91,7 +84,7 @@ def audit_urls(
                     merges=merges,
                 )
                 if store is not None:
-                    _save_opt_outs(spark, store, refs, reserved)
+                    _save_opt_outs(spark, store, records, reserved)
                 results.append(result)
                 frames.append(found)
             combined = combine(results)
@@ -107,7 +100,8 @@ def audit_urls(
 
 def probe_file(
     spark: SparkSession,
-    refs: Sequence[UrlRef],
+    records: DataFrame,
+    urls: int,
     settings: UrlConfig,
     state: str | Path,
     scratch: Path,
@@ -117,7 +111,8 @@ def probe_file(
     now: float | None = None,
     merges: Merges | None = None,
 ) -> tuple[UrlsResult, DataFrame, dict[str, tuple[Reservation, ...]]]:
-    """One URL file: its result (findings not yet set), the frame of all its findings (read
+    """One URL file, its ``urls`` references ``records`` (rows of :data:`urlrefs.REF_SCHEMA`):
+    its result (findings not yet set), the frame of all its findings (read
     from ``scratch``, a :func:`caches.scratch` folder that must outlive the frame) and the
     opted-out URLs with their opt-outs. The cache merges go to ``merges`` (default: done
     before returning).
@@ -127,8 +122,7 @@ def probe_file(
     (:func:`urlfigures.figures`), and the cache merges; the findings are the caller's to write."""
     started = time.perf_counter()
     now = time.time() if now is None else now
-    records = _records(spark, refs)
-    frame = _probe(spark, records, settings, state, now, _tasks(spark, len(refs)))
+    frame = _probe(spark, records, settings, state, now, _tasks(spark, urls))
     probed = caches.staged(spark, frame, scratch, steps.PROBED)
     fig = urlfigures.figures(probed, records, settings.placeholder_min_urls)
     own = merges is None
@@ -141,15 +135,15 @@ def probe_file(
         stats = url_counts(
             fig.tallies, unique=fig.unique, file=file, probed=fig.probed, seconds=seconds
         )
-        reserved = {url: steps.decode_reservations(text) for _, url, text in fig.opted}
-        opt_outs = sorted(
-            OptOut(file, index, url, tuple(dict.fromkeys(x.kind for x in reserved[url])))
-            for index, url, _ in fig.opted
+        reserved = {url: steps.decode_reservations(text) for _, _, url, text in fig.opted}
+        opt_outs = sorted(  # a shard set's records name their shard
+            OptOut(shard or file, index, url, tuple(dict.fromkeys(x.kind for x in reserved[url])))
+            for shard, index, url, _ in fig.opted
         )
-        urls = urlfigures.settled(spark, probed.where("kind = 'url'"), fig.moved)
+        settled = urlfigures.settled(spark, probed.where("kind = 'url'"), fig.moved)
         found = (
-            urlfigures.joined_records(records, urls)
-            .select("index", "record_id", "url", *steps.PROBE_REST, "opted")
+            urlfigures.joined_records(records, settled)
+            .select("index", "record_id", "url", "file", *steps.PROBE_REST, "opted")
             .mapInArrow(functools.partial(steps.record_rows, dataset, file), SPARK_SCHEMA)
         )
         summary = spark.createDataFrame(
@@ -162,26 +156,6 @@ def probe_file(
         totals=stats, files=[stats], opt_outs=opt_outs, placeholders=fig.placeholders
     )
     return result, found.unionByName(summary), reserved
-
-
-def _records(spark: SparkSession, refs: Sequence[UrlRef]) -> DataFrame:
-    """The references, each with its URL's :func:`steps.home` (what the preparing pass groups
-    by; a string operation, as cheap here as reading the reference)."""
-    table = pa.table(
-        {
-            "index": [r.index for r in refs],
-            "record_id": [r.record_id for r in refs],
-            "url": [r.url for r in refs],
-            "home": [steps.home(r.url) for r in refs],
-        },
-        schema=_REF_SCHEMA,
-    )
-    return spark.createDataFrame(table) if refs else spark.createDataFrame([], _ddl(_REF_SCHEMA))
-
-
-def _ddl(schema: pa.Schema) -> str:
-    kinds = {pa.int64(): "long", pa.string(): "string"}
-    return ", ".join(f"{f.name} {kinds[f.type]}" for f in schema)
 
 
 def _tasks(spark: SparkSession, urls: int) -> int:
@@ -225,7 +199,7 @@ def _probe(
 def _save_opt_outs(
     spark: SparkSession,
     store: Store,
-    refs: Sequence[UrlRef],
+    records: DataFrame,
     reserved: dict[str, tuple[Reservation, ...]],
 ) -> None:
     """This file's judged opt-outs into the state store (:func:`save_opt_outs`): the URLs opted
@@ -233,9 +207,11 @@ def _save_opt_outs(
     held = [row[0] for row in store.conn.execute("SELECT url FROM url_opt_out")]
     judged = set(reserved)
     if held:
-        urls = _records(spark, refs).select("url")
         kept = spark.createDataFrame([(u,) for u in held], "url string")
-        judged |= {r["url"] for r in kept.join(urls, "url", "left_semi").distinct().collect()}
+        judged |= {
+            r["url"]
+            for r in kept.join(records.select("url"), "url", "left_semi").distinct().collect()
+        }
     save_opt_outs(store, judged, reserved)
 
 

@@ -184,7 +184,7 @@ def record_rows(
     for batch in batches:
         out = []
         for row in batch.to_pylist():
-            ref = UrlRef(row["index"], row["record_id"], row["url"])
+            ref = UrlRef(row["index"], row["record_id"], row["url"], file=row["file"])
             probe = probe_of({k: row[k] for k in PROBE_NAMES})
             text = row["opted"]
             reserved = {ref.url: decode_reservations(text)} if text else {}
