@@ -30,9 +30,12 @@ from audit.results import TakedownResult
 from audit.store import Store
 from audit.store.ledger import Ledger, Request
 from audit.store.ledgerfile import opened_ledger
+from audit.takedown_clean import CleanedFile, clean_copies
+from audit.takedown_clean import RemovedRecord as RemovedRecord
+from audit.takedown_clean import cleaned_path as cleaned_path
 from audit.takedown_images import ImageRemoval, present, remove, request_images, takedown_dir
 from audit.takedown_locate import Located, locate_request
-from audit.takedown_search import LoadedFile, Place, dataset_files
+from audit.takedown_search import dataset_files
 from audit.takedown_units import MatchJob, MatchRecords, match_here, record_units
 from audit.takedown_verify import Verified as Verified
 from audit.takedown_verify import verify as verify
@@ -121,36 +124,6 @@ def match(
     return located
 
 
-def cleaned_path(original: Path, request_id: str) -> Path:
-    """`chat.json` -> `chat.TD-0001.cleaned.json`: beside the original, named after the request."""
-    return original.with_name(f"{original.stem}.{request_id}.cleaned{original.suffix}")
-
-
-class RemovedRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """One record left out of a cleaned copy, and the request (maybe an earlier one) behind it."""
-
-    index: int
-    record_id: str | None
-    image: str | None
-    url: str | None
-    matched_key: str
-    request_id: str
-    image_file: str | None  # the image's file, or zip!member
-
-
-class CleanedFile(msgspec.Struct, frozen=True, kw_only=True):
-    """One cleaned copy ``apply`` wrote beside its original (the manifest's ``files`` rows)."""
-
-    dataset: str
-    role: str
-    original: str
-    cleaned: str
-    records_before: int
-    records_after: int
-    removed_for_request: int
-    removed: list[RemovedRecord]
-
-
 class Applied(msgspec.Struct, kw_only=True):
     """What ``apply`` wrote: one cleaned copy per affected file, the removal manifest, and what
     happened to the image bytes."""
@@ -196,9 +169,7 @@ def apply(
         done = not mine and state["removed"] is not None and state["blocklisted"] is not None
         if not done:
             _record_located_if_changed(ledger, located)
-        files = (
-            [] if done else [row for f in loaded if (row := _clean_copy(f, located, request_id))]
-        )
+        files = [] if done else clean_copies(loaded, located, request_id)
         places, names = request_images(ledger, request_id)
         where = present(config, places | set(located.places), names | _image_keys(located))
         removal = remove(config, request_id, where, images) if images != "none" else None
@@ -268,54 +239,6 @@ def _record_removal(ledger: Ledger, applied: Applied) -> None:
         summary=f"{len(applied.blocklist)} key(s) on the blocklist",
         blocklist=applied.blocklist,
     )
-
-
-def _clean_copy(f: LoadedFile, located: Located, request_id: str) -> CleanedFile | None:
-    """Write one file's cleaned copy (if it has matches) and describe it for the manifest."""
-    removed = [m for m in located.matches if (m.dataset, m.file) == _ident(f)]
-    if not removed:
-        return None
-    drop = {m.index for m in removed}
-    kept = [raw for i, raw in enumerate(f.elements) if i not in drop]
-    target = cleaned_path(f.source.path, request_id)
-    write_atomic(target, _serialise(kept, f.jsonl))
-    return CleanedFile(
-        dataset=f.source.dataset,
-        role=f.source.role,
-        original=str(f.source.path),
-        cleaned=str(target),
-        records_before=len(f.elements),
-        records_after=len(kept),
-        removed_for_request=len({m.index for m in removed if m.request_id == request_id}),
-        removed=[
-            RemovedRecord(
-                index=m.index,
-                record_id=m.record_id,
-                image=m.image,
-                url=m.url,
-                matched_key=str(m.key),
-                request_id=m.request_id,
-                image_file=_place(f.image_locations.get(m.index)),
-            )
-            for m in sorted(removed, key=lambda m: m.index)
-        ],
-    )
-
-
-def _place(place: Place | None) -> str | None:
-    """The image's file, or ``zip!member`` with the member's real name in the zip."""
-    return None if place is None else str(place)
-
-
-def _ident(f: LoadedFile) -> tuple[str, str]:
-    return f.source.dataset, str(f.source.path)
-
-
-def _serialise(elements: list[bytes], jsonl: bool) -> bytes:
-    """Kept records byte for byte, in the file's own container (a JSON array or JSON Lines)."""
-    if jsonl:
-        return b"".join(e.rstrip(b"\r") + b"\n" for e in elements)
-    return b"[\n" + b",\n".join(elements) + b"\n]\n" if elements else b"[]\n"
 
 
 def _record_located_if_changed(ledger: Ledger, located: Located) -> None:

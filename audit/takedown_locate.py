@@ -27,8 +27,8 @@ from audit.takedown_search import (
     Place,
     dataset_files,
     hash_images,
-    load_file,
 )
+from audit.takedown_units import loaded_units
 
 
 def lookup_rows(config: Config, loaded: list[LoadedFile], blocklist: Blocklist) -> list[Candidate]:
@@ -128,7 +128,7 @@ def locate_request(
     sources = dataset_files(config)
     if not sources:
         raise TakedownError("no dataset files configured: add [[datasets]] with chat or metadata")
-    loaded = [load_file(f, raw=applying) for f in sources]
+    loaded = list(loaded_units(sources, raw=applying))  # a shard set: keys only, shard by shard
     # Every image is read once for its hashes, the perceptual one included: the picture a request
     # names (directly or through a matched record) is compared with all of them (cached).
     images = hash_images(config, store, loaded, progress, phash=True)

@@ -56,6 +56,7 @@ class LoadedFile:
     elements: list[bytes]
     candidates: list[Candidate]
     image_locations: dict[int, Place] = field(default_factory=dict)  # index -> where its image is
+    shard_of: Path | None = None  # the set as configured, when this is one shard of it
 
 
 class Place(msgspec.Struct, frozen=True, kw_only=True):

@@ -10,7 +10,7 @@ within it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +68,21 @@ def record_units(sources: Sequence[DatasetFile]) -> list[MatchUnit]:
             continue
         units += [MatchUnit(DatasetFile(source.dataset, source.role, s), True) for s in shards]
     return units
+
+
+def loaded_units(sources: Sequence[DatasetFile], *, raw: bool = False) -> Iterator[LoadedFile]:
+    """Every configured file read whole (``raw``: its records' bytes too, for a cleaned copy),
+    and each shard of a set read alone, one after another, keeping only its records' keys (a
+    cleaned shard is copied from the shard file itself). A set that cannot be expanded, or a
+    shard that breaks, is one line (exit 3)."""
+    for source in sources:
+        if not is_shard_set(source.path):
+            yield load_file(source, raw=raw)
+            continue
+        for shard in expand(source.path):
+            loaded = _load(MatchUnit(DatasetFile(source.dataset, source.role, shard), True))
+            loaded.shard_of = source.path
+            yield loaded
 
 
 def match_unit(job: MatchJob, unit: MatchUnit, store: Store | None, progress: Progress) -> Matched:

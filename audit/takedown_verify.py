@@ -19,7 +19,8 @@ from audit.models import NoProgress, Progress
 from audit.store import Store
 from audit.store.ledgerfile import opened_ledger
 from audit.takedown_images import held, present, purge, request_images
-from audit.takedown_search import DatasetFile, Place, dataset_files, load_file, search
+from audit.takedown_search import DatasetFile, Place, dataset_files, search
+from audit.takedown_units import loaded_units
 
 
 class CleanedCheck(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -77,9 +78,9 @@ def verify(
         for entry in removed.detail.get("files", []) if removed else []:
             path = Path(entry["cleaned"])
             leftovers = None
-            if path.is_file():
-                copy = load_file(DatasetFile(entry["dataset"], entry["role"], path))
-                leftovers = len(search(config, store, [copy], blocklist, progress))
+            if path.is_file():  # a cleaned file, or one shard of a cleaned set
+                copy = loaded_units([DatasetFile(entry["dataset"], entry["role"], path)])
+                leftovers = sum(len(search(config, store, [c], blocklist, progress)) for c in copy)
             cleaned.append(
                 CleanedCheck(
                     cleaned=str(path),
@@ -88,8 +89,11 @@ def verify(
                     leftovers=leftovers,
                 )
             )
-        loaded = [load_file(f) for f in dataset_files(config)]
-        found = search(config, store, loaded, blocklist, progress) if len(blocklist) else []
+        found = [
+            match
+            for unit in (loaded_units(dataset_files(config)) if len(blocklist) else ())
+            for match in search(config, store, [unit], blocklist, progress)
+        ]  # a file at a time, a set shard by shard
         images = present(config, *request_images(ledger, request_id))
         ok = not found and not images and not any(row.leftovers for row in cleaned)
         kept = held(config, ledger, request_id)

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from takedown_world import TARGET, TARGET_URL, build, dump, open_world
 
-from audit import takedown, takedown_gdpr, takedown_steps
+from audit import takedown, takedown_clean, takedown_gdpr, takedown_steps
 from audit.checks.takedown import BlockKey
 from audit.config import Config
-from audit.errors import TakedownError
+from audit.errors import OutputError, TakedownError
 from audit.store import Store
 from audit.store.ledger import Ledger
 from audit.store.ledgerfile import opened_ledger
@@ -137,7 +137,7 @@ def test_a_crash_after_match_loses_nothing_and_apply_resumes(
     rid = _new(cfg, store, ("image", TARGET))
     takedown.match(cfg, store, rid)
     calls = []
-    real_write = takedown.write_atomic
+    real_write = takedown_clean.write_atomic
 
     def write_then_die(path: Path, data: bytes) -> None:
         calls.append(path)
@@ -145,8 +145,8 @@ def test_a_crash_after_match_loses_nothing_and_apply_resumes(
             raise OSError("killed mid-apply")
         real_write(path, data)
 
-    monkeypatch.setattr(takedown, "write_atomic", write_then_die)
-    with pytest.raises(OSError, match="killed"):
+    monkeypatch.setattr(takedown_clean, "write_atomic", write_then_die)
+    with pytest.raises(OutputError, match="killed"):  # one line naming the copy, exit 3
         takedown.apply(cfg, store, rid)
     store.close()
     monkeypatch.undo()

@@ -68,11 +68,18 @@ def apply_step(args: argparse.Namespace) -> int:
     out = console()
     if applied.already_applied:
         out.print(f"{args.request_id}: no record left to remove (the cleaned copies are in place)")
+    sets: dict[tuple[str, str], int] = {}
     for f in applied.files:
+        if f.set is not None and f.cleaned_set is not None:
+            sets[(f.set, f.cleaned_set)] = sets.get((f.set, f.cleaned_set), 0) + 1
+            if not f.removed:
+                continue  # every shard is copied; the console names those that lost records
         out.print(
             f"{f.original}: {len(f.removed)} removed, {f.records_after:,} kept -> {f.cleaned}",
             markup=False,
         )
+    for (shards, cleaned), count in sets.items():
+        out.print(f"{shards}: cleaned shard set of {count} shard(s) -> {cleaned}", markup=False)
     also = (
         f" (and {applied.also_removed} of earlier takedowns, kept out of the cleaned copies)"
         if applied.also_removed

@@ -59,7 +59,7 @@ class ShardStream:
         batch_type = list[self.record_type]  # type: ignore[name-defined]
         decoder = msgspec.json.Decoder(batch_type)
         first = 0
-        for elements in _elements(self.path, self.batch_rows, self.dataset):
+        for elements in raw_batches(self.path, self.batch_rows, self.dataset):
             records: list[Any] | None = None
             if shard_format(self.path) == "parquet":
                 count = elements.num_rows
@@ -105,7 +105,7 @@ def open_shard(path: Path, kind: str, *, dataset: str, batch_rows: int = BATCH_R
 def shard_kind(path: Path, dataset: str) -> KindGuess:
     """A set's kind, from the first records of its first shard."""
     rows: list[bytes] = []
-    for elements in _elements(path, _SAMPLE_ROWS, dataset):
+    for elements in raw_batches(path, _SAMPLE_ROWS, dataset):
         if not isinstance(elements, list):  # a Parquet batch
             elements = [_id_first(row) for row in _rows(elements)]
         rows += elements
@@ -123,7 +123,7 @@ def _columns(path: Path, dataset: str) -> list[str]:
     """The record keys of a shard: Parquet's column names, or the first JSON line's keys."""
     if shard_format(path) == "parquet":
         return list(_parquet(path, dataset).schema_arrow.names)
-    for elements in _elements(path, 1, dataset):
+    for elements in raw_batches(path, 1, dataset):
         for element in elements:
             try:
                 value = msgspec.json.decode(element)
@@ -164,7 +164,7 @@ def _rows(batch: Any) -> list[dict[str, Any]]:
     return [{k: v for k, v in row.items() if v is not None} for row in batch.to_pylist()]
 
 
-def _elements(path: Path, batch_rows: int, dataset: str = "") -> Iterator[Any]:
+def raw_batches(path: Path, batch_rows: int, dataset: str = "") -> Iterator[Any]:
     """The shard's records in batches: raw lines (JSON Lines) or Arrow record batches (Parquet)."""
     if shard_format(path) == "parquet":
         parquet = _parquet(path, dataset)
@@ -192,6 +192,11 @@ def _open_lines(path: Path) -> IO[bytes]:
     if path.name.lower().endswith(".gz"):
         return gzip.open(path, "rb")  # type: ignore[return-value]
     return path.open("rb")
+
+
+def parquet_schema(path: Path, dataset: str = "") -> Any:
+    """A Parquet shard's Arrow schema, its key-value metadata included (a copy keeps it)."""
+    return _parquet(path, dataset).schema_arrow
 
 
 def _parquet(path: Path, dataset: str) -> Any:

@@ -68,6 +68,14 @@ def set_name(source: str | Path) -> str:
     return base.resolve().name
 
 
+def set_base(source: str | Path) -> Path | None:
+    """The folder a set's shards are named under (a folder itself, a glob's base folder); None
+    for a single shard file. A shard's path relative to it is its name within the set."""
+    if is_glob(source):
+        return _glob_base(str(source))
+    return Path(source) if Path(source).is_dir() else None
+
+
 def _glob_base(pattern: str) -> Path:
     """The folder a glob searches: its leading components without a wildcard."""
     parts = Path(pattern).parts[:-1]

@@ -346,13 +346,11 @@ def _removal_left(rid: str, state: dict[str, Event | None]) -> list[Todo]:
         reaudited is not None and reaudited.ok and (removed is None or reaudited.seq > removed.seq)
     )
     if removed is not None and not clean_now:
-        left.extend(
-            Todo(
-                f"Put the cleaned copy {f['cleaned']} in place of {f['original']} wherever the "
-                "data is used (llava-audit never modifies originals)"
-            )
-            for f in removed.detail.get("files", [])
-        )
+        copies = {(f.get("cleaned_set", f["cleaned"]), f.get("set", f["original"])): "set" in f
+                  for f in removed.detail.get("files", [])}  # fmt: skip
+        left.extend(Todo(f"Put the cleaned {'shard set' if s else 'copy'} {new} in place of {old} "
+                         "wherever the data is used (llava-audit never modifies originals)")
+                    for (new, old), s in copies.items())  # fmt: skip
     images = located.detail.get("image_files", []) if located else []
     if images and not clean_now:
         left.extend(Todo(f"Delete the image bytes at {i} (and in caches and shards)",
