@@ -75,3 +75,26 @@ def test_a_file_that_is_neither_json_nor_a_tsv_is_an_input_error(tmp_path: Path)
     wrong = tmp_path / "notes.txt"
     wrong.write_text("garbage\nmore garbage\n")
     assert main(["urls", str(wrong), "--state", str(tmp_path / "s.sqlite")]) == 3
+
+
+def test_the_coco_join_of_a_sharded_chat_names_the_shard_and_the_index_in_it(
+    tmp_path: Path,
+) -> None:
+    """As the images stage's findings on the same records do (the report's recovery joins them
+    by shard and index)."""
+    coco = tmp_path / "instances.json"
+    images = [{"id": k, "coco_url": f"http://images.cocodataset.org/{k}.jpg"} for k in (1, 2, 11)]
+    coco.write_text(json.dumps({"licenses": [], "images": images}))
+    chat = tmp_path / "chat"
+    chat.mkdir()
+    for n in range(2):
+        names = [f"coco/train2017/{n * 10 + i:012d}.jpg" for i in range(3)]
+        records = json.loads(_chat(tmp_path / "part.json", names).read_text())
+        lines = "".join(json.dumps(r) + "\n" for r in records)
+        (chat / f"train-{n:05d}-of-00002.jsonl").write_text(lines)
+    refs = coco_url_refs(chat, coco)
+    assert [(Path(r.file or "").name, r.index, r.url) for r in refs] == [
+        ("train-00000-of-00002.jsonl", 1, "http://images.cocodataset.org/1.jpg"),
+        ("train-00000-of-00002.jsonl", 2, "http://images.cocodataset.org/2.jpg"),
+        ("train-00001-of-00002.jsonl", 1, "http://images.cocodataset.org/11.jpg"),
+    ]
