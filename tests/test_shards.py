@@ -233,6 +233,23 @@ def test_laion_parquet_is_a_url_source_read_by_column(tmp_path: Path) -> None:
     assert [(r.index, r.url) for r in one] == [(0, "http://b.example/2.jpg")]
 
 
+def test_url_references_of_gzipped_and_one_line_json_lines_shards(tmp_path: Path) -> None:
+    """A ``.jsonl.gz`` shard is decompressed, a shard of one line is a record (both were
+    refused), and a blank line is not a record."""
+    import gzip
+
+    folder = tmp_path / "meta"
+    folder.mkdir()
+    first = b'{"id": 1, "url": "http://a.example/1.jpg"}\n\n{"id": 2, "caption": "none"}\n'
+    (folder / "part-00000.jsonl.gz").write_bytes(gzip.compress(first))
+    (folder / "part-00001.jsonl.gz").write_bytes(gzip.compress(b'{"url": "http://b.example/"}'))
+    refs = load_url_refs(folder)
+    assert [(Path(r.file or "").name, r.index, r.record_id, r.url) for r in refs] == [
+        ("part-00000.jsonl.gz", 0, "1", "http://a.example/1.jpg"),
+        ("part-00001.jsonl.gz", 0, None, "http://b.example/"),
+    ]
+
+
 def test_image_references_of_a_set_name_the_shard_and_the_index_in_it(tmp_path: Path) -> None:
     """Image references of a sharded chat: every record, each on its shard at its position
     there, as the structure stage's findings name it (a JSON Lines line that is not a record

@@ -14,8 +14,10 @@ brings back every aggregate (:mod:`audit.engines.spark.urlfigures`: counts throu
 engine's tally keys, the opted-out records, the stand-in candidates), the caches are merged into
 new versions in the background, and each record's findings are built in executors. Only
 aggregates, the first findings per code, the stand-ins and the opted-out records reach the
-driver. A Spark action pays a fixed cost (scheduling, Python worker round trips) whatever its
-size: a file takes three of them besides writing the findings.
+driver, and no reference either: each source's are read in executors, one task per shard
+(:mod:`audit.engines.spark.urlrefs`). A Spark action pays a fixed cost (scheduling, Python worker
+round trips) whatever its size: a file takes three of them besides writing the findings, after
+the two short ones that stage and count its references.
 """
 
 from __future__ import annotations
