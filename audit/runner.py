@@ -23,7 +23,8 @@ import msgspec
 from audit import engines, preflight, runlog, stages
 from audit.atomic import write_atomic
 from audit.config import Config
-from audit.errors import AlreadyRunningError, AuditError, ConfigError, InputError
+from audit.errors import AlreadyRunningError, AuditError, ConfigError
+from audit.excerpts import record_examples
 from audit.export import fingerprints
 from audit.export.sources import dataset_recovery
 from audit.findings import Finding
@@ -42,8 +43,6 @@ from audit.takedown_report import takedown_overview
 
 log = logging.getLogger("audit.runner")
 
-#: Characters of a record shown beside an example finding.
-EXCERPT_CHARS = 240
 #: The note on a stage whose stored result was reused (the page shows it on hover).
 REUSED = "reused: inputs, settings and code unchanged since it last ran"
 
@@ -220,7 +219,10 @@ def audit_dataset(
         why = f" ({run.note})" if run.note else ""
         log.info("%s/%s: %s in %.3f s%s", ds.name, name, run.status, run.seconds, why)
     out.kind = ctx.kind or ds.kind
-    out.examples_file, out.examples = record_examples(ctx, out)
+    shown = record_examples(
+        ctx, out.findings(), EXAMPLES_PER_CODE, lambda p: relative_name(p, ctx.config.base_dir)
+    )
+    out.examples_file, out.examples, out.shard_examples = shown.file, shown.examples, shown.shards
     out.records = stages.record_count(ctx)
     out.images = stages.figures(ctx.upstream.images)
     out.urls = stages.figures(ctx.upstream.urls)
@@ -248,7 +250,9 @@ def for_report(result: AnyStageResult, work_dir: Path) -> AnyStageResult:
     only (a row per record would make report.json as big as the dataset), and a Spark stage's
     findings table is named relative to the run folder (``work_dir`` is renamed on publishing)."""
     if isinstance(result, LicenseResult):  # both go to licences.json instead
-        result = msgspec.structs.replace(result, record_verdicts={}, record_licences=None)
+        result = msgspec.structs.replace(
+            result, record_verdicts={}, record_verdicts_table=None, record_licences=None
+        )
     totals = result.finding_totals
     if totals is not None and Path(totals.location).is_relative_to(work_dir):
         location = Path(totals.location).relative_to(work_dir).as_posix()
@@ -281,40 +285,6 @@ def relative_name(file: str | Path, base_dir: str) -> str:
     """``file`` relative to ``base_dir`` when it lies inside it, else unchanged."""
     p, base = Path(file), Path(base_dir).resolve()
     return str(p.relative_to(base)) if p.is_absolute() and p.is_relative_to(base) else str(file)
-
-
-def record_examples(
-    ctx: stages.StageContext, ds: rpt.DatasetReport
-) -> tuple[str | None, dict[int, str]]:
-    """Short JSON excerpts of the records the report shows as examples (the first of each code).
-
-    From the conversation file the stages loaded (read here when every stage was reused from the
-    cache); the page stays bounded because both the number of examples per code and each
-    excerpt's length are capped.
-    """
-    if ctx.dataset.chat is None:
-        return None, {}
-    file = relative_name(ctx.path(ctx.dataset.chat), ctx.config.base_dir)
-    wanted: set[int] = set()
-    per_code: dict[str, int] = {}
-    for f in ds.findings():
-        if f.file == file and f.index is not None and per_code.get(f.code, 0) < EXAMPLES_PER_CODE:
-            per_code[f.code] = per_code.get(f.code, 0) + 1
-            wanted.add(f.index)
-    if not wanted:
-        return file, {}
-    try:  # when every stage was reused from the cache, the file is first read here
-        loaded = ctx.chat_file()
-    except InputError:  # the structure stage reports an unreadable file
-        return None, {}
-    examples = {}
-    for position, record in loaded.items():
-        if position in wanted:
-            fields = msgspec.to_builtins(record)
-            first = {k: fields.pop(k) for k in ("id", "image") if k in fields}
-            text = msgspec.json.encode({**first, **fields}).decode("utf-8", "replace")
-            examples[position] = text if len(text) <= EXCERPT_CHARS else text[:EXCERPT_CHARS] + "…"
-    return file, examples
 
 
 def summarize(config: Config, config_file: str | None) -> rpt.ConfigSummary:

@@ -166,10 +166,9 @@ def _on_spark(
         ]
     cfg = msgspec.structs.replace(config, images=settings, state=str(state))
     return [
-        on_spark.probe_dataset(
+        on_spark.probe_dataset(  # executors read the chat file's references
             ds,
             cfg,
-            image_refs(config.path(ds.chat), None if ds.kind == "auto" else ds.kind),
             report_paths=True,
             use_cache=not args.no_cache,
             findings_dir=tables / str(n),

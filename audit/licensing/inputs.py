@@ -111,7 +111,8 @@ def load_unit(unit: RecordSource) -> LoadedFile:
 
 
 def _load_shard(path: Path, kind: str, dataset: str) -> LoadedFile:
-    """One shard's records, read batch by batch by the shard reader (positions within it)."""
+    """One shard's records, read batch by batch by the shard reader (positions within it); a
+    set of one shard, so a record placed (:meth:`LoadedFile.placed`) names the shard."""
     from audit.loaders.shardread import open_shard
 
     stream = open_shard(path, kind, dataset=dataset)
@@ -125,6 +126,7 @@ def _load_shard(path: Path, kind: str, dataset: str) -> LoadedFile:
         stream.elements,
         stream.findings,
         stream.metadata_keys,
+        shards=[(path, 0)],
     )
 
 

@@ -111,6 +111,8 @@ class DatasetReport(msgspec.Struct, kw_only=True):
     #: from ``examples_file`` (the conversation file, named as the findings name it).
     examples: dict[int, str] = msgspec.field(default_factory=dict)
     examples_file: str | None = None
+    #: A shard set's: shard (named as findings name it) -> index in the shard -> JSON excerpt.
+    shard_examples: dict[str, dict[int, str]] = msgspec.field(default_factory=dict)
     #: Broken local images re-fetchable from their source URL, and gone for good.
     recovery: Recovery | None = None
 

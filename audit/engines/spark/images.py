@@ -6,7 +6,9 @@ a zip's central directory is read once and kept); the places that need their byt
 spread by root and read in each zip's member order, through the local engine's
 :func:`audit.probes.imagedecode.probe_batch`. The image cache is a Parquet table keyed by a hash
 of root and name (:mod:`audit.engines.spark.caches`) holding the SQLite cache's signature and
-level, so a re-run reads only what changed. Counts come from the local engine's tally keys and
+level, so a re-run reads only what changed. A run's references come from the executors
+(:func:`probe_dataset`: each reads its own units of the chat file, a shard or the file, through
+the licence stage's reader), so no record passes through the driver. Counts come from the local engine's tally keys and
 :func:`audit.probes.imagestats.stats_from`; only counts and the first findings per code reach
 the driver.
 """
@@ -16,7 +18,7 @@ from __future__ import annotations
 import functools
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,9 +30,11 @@ from audit.config import Config, DatasetConfig, EngineConfig
 from audit.engines.spark import caches
 from audit.engines.spark import imagesteps as steps
 from audit.engines.spark.findingtable import SPARK_SCHEMA, publish, to_batch
+from audit.engines.spark.licence_join import descriptors, raised
 from audit.engines.spark.session import session
 from audit.errors import UsageError
 from audit.findings import Code
+from audit.licensing.inputs import RecordSource, record_sources
 from audit.loaders.imageroots import open_roots
 from audit.models import ImageRef
 from audit.probes.imagedecode import LEVELS
@@ -54,17 +58,22 @@ _REFS = pa.schema(
 def probe_dataset(
     ds: DatasetConfig,
     config: Config,
-    refs: Sequence[ImageRef],
+    units: Sequence[RecordSource] | None = None,
     *,
     report_paths: bool = False,
     use_cache: bool = True,
     findings_dir: str | Path | None = None,
 ) -> ImagesResult:
-    """:func:`audit.probes.images.probe_dataset` on Spark (the caller has the records loaded)."""
+    """:func:`audit.probes.images.probe_dataset` on Spark: each executor reads the image
+    references of its own ``units`` of the chat file (default: every shard of a set, else the
+    file), so no record passes through the driver."""
     if not ds.chat or not ds.images:
         raise UsageError(f"dataset {ds.name!r} needs both `chat` and `images` for the image probe")
-    return probe_images(
-        refs,
+    if units is None:
+        kind = None if ds.kind == "auto" else ds.kind
+        units, _ = record_sources(config.path(ds.chat), kind, ds.name)
+    return _probed(
+        functools.partial(_unit_records, units),
         [config.path(root) for root in ds.images],
         config.path(config.state),
         config.engine,
@@ -94,6 +103,36 @@ def probe_images(
 ) -> ImagesResult:
     """:func:`audit.probes.images.probe_images` on Spark; the findings table goes to
     ``findings_dir`` (default ``<state folder>/spark-findings/images``)."""
+    return _probed(
+        lambda spark, _scratch: _records(spark, refs),
+        roots,
+        state,
+        engine,
+        level=level,
+        dataset=dataset,
+        file=file,
+        max_pixels=max_pixels,
+        report_paths=report_paths,
+        use_cache=use_cache,
+        findings_dir=findings_dir,
+    )
+
+
+def _probed(
+    records: Callable[[SparkSession, Path], DataFrame],
+    roots: Sequence[str | Path],
+    state: str | Path,
+    engine: EngineConfig,
+    *,
+    level: str,
+    dataset: str,
+    file: str,
+    max_pixels: int,
+    report_paths: bool,
+    use_cache: bool,
+    findings_dir: str | Path | None,
+) -> ImagesResult:
+    """The probe of the references ``records`` gives (in a scratch folder of this run)."""
     from audit.output.render.html import EXAMPLES_PER_CODE
 
     if level not in LEVELS:
@@ -105,7 +144,7 @@ def probe_images(
     with caches.scratch(state) as scratch:
         stats, found = _probe(
             spark,
-            _records(spark, refs),
+            records(spark, scratch),
             keys,
             LEVELS.index(level),
             max_pixels,
@@ -142,6 +181,22 @@ def _records(spark: SparkSession, refs: Sequence[ImageRef]) -> DataFrame:
     if not refs:
         return spark.createDataFrame([], "index long, record_id string, image string, file string")
     return spark.createDataFrame(table)
+
+
+def _unit_records(units: Sequence[RecordSource], spark: SparkSession, scratch: Path) -> DataFrame:
+    """The units' image references, read in executors (a task per unit) and staged once; a
+    unit that cannot be read is raised here, the first in unit order, as the local engine
+    raises it."""
+    from pyspark.sql import functions as F  # noqa: N812 - Spark's own convention
+
+    read = descriptors(spark, units).mapInArrow(
+        functools.partial(steps.unit_refs, str(Path.cwd())), steps.UNIT_REFS
+    )
+    refs = caches.staged(spark, read, scratch / "refs", steps.UNIT_REFS)
+    failed = refs.where(F.col("error").isNotNull()).orderBy("unit").limit(1).collect()
+    if failed:
+        raise raised(failed[0]["error"], failed[0]["code"])
+    return refs.drop("unit", "error", "code")
 
 
 def _probe(

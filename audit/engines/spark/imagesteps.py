@@ -4,15 +4,20 @@ reference), each a thin wrapper of the local engine's own function for the same 
 from __future__ import annotations
 
 import os
+import pickle
 import posixpath
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 
 import msgspec
 import pyarrow as pa
 
 from audit.engines.spark.caches import arrow_schema
 from audit.engines.spark.findingtable import to_batch
+from audit.errors import AuditError
+from audit.licensing.inputs import load_unit
 from audit.loaders.imageroots import Location, Root, open_roots
+from audit.loaders.records import refs_of
 from audit.models import ImageRef, NoProgress
 from audit.probes.imagedecode import Outcome, probe_batch
 from audit.probes.images import locate_all, record_finding, settled, still_valid
@@ -27,6 +32,12 @@ LOCATED = (
 )
 #: A place's outcome, ``cached`` when the cache still held it.
 PLACED = f"root string, name string, signature string, {OUTCOME}, cached boolean"
+#: A record's image reference, or (``error`` set) why its unit of the chat file could not be read.
+UNIT_REFS = (
+    "index long, record_id string, image string, file string, unit int, error string, code int"
+)
+_UNIT_REFS = arrow_schema(UNIT_REFS)
+_REF_ROWS = 50_000  # references per Arrow batch
 _LOCATED = arrow_schema(LOCATED)
 _PLACED = arrow_schema(PLACED)
 _STEP = 256  # images per probe_batch call, as the local engine's in-process chunks
@@ -76,6 +87,32 @@ def locate(
                 row |= _outcome(outcome)
             rows.append(row)
         yield pa.RecordBatch.from_pylist(rows, schema=_LOCATED)
+
+
+def unit_refs(cwd: str, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """Descriptors (unit, payload: a pickled :class:`audit.licensing.inputs.RecordSource`) ->
+    each unit's image references, read here by the licence stage's reader (a shard names itself
+    and the index in it, as the local engine's references do)."""
+    if Path(cwd).is_dir() and str(Path.cwd()) != cwd:  # relative paths as on the driver
+        os.chdir(cwd)
+    for batch in batches:
+        payloads = batch.column("payload").to_pylist()
+        for number, payload in zip(batch.column("unit").to_pylist(), payloads, strict=True):
+            try:
+                refs = refs_of(load_unit(pickle.loads(payload)))
+            except AuditError as exc:  # the driver raises it: one line, its exit code
+                failed = {"unit": number, "error": exc.message, "code": exc.exit_code}
+                yield pa.RecordBatch.from_pylist([failed], schema=_UNIT_REFS)
+                continue
+            for start in range(0, len(refs), _REF_ROWS):
+                yield pa.RecordBatch.from_pylist(
+                    [
+                        {"index": r.index, "record_id": r.record_id, "image": r.image}
+                        | {"file": r.file, "unit": number}
+                        for r in refs[start : start + _REF_ROWS]
+                    ],
+                    schema=_UNIT_REFS,
+                )
 
 
 def _outcome(outcome: Outcome | Sequence[object]) -> dict[str, object]:

@@ -267,9 +267,10 @@ def duration(start: datetime, end: datetime | None) -> str:
 def render_run(report: rpt.AuditReport) -> str:
     """The run's page (``reports/<run-id>/index.html``)."""
     excerpts = {
-        (ds.name, ds.examples_file, index): text
+        (ds.name, file, index): text
         for ds in report.datasets
-        for index, text in ds.examples.items()
+        for file, examples in [(ds.examples_file, ds.examples), *ds.shard_examples.items()]
+        for index, text in examples.items()
     }
     severity_by_dataset = {ds.name: _severity_counts(ds.finding_counts()) for ds in report.datasets}
     return ENV.get_template("run.html.j2").render(
