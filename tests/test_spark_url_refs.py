@@ -204,3 +204,36 @@ def test_an_unreadable_shard_of_urls_is_the_local_engines_one_error_on_spark(
     assert errors[0] == errors[1]
     assert errors[0][1] == 3 and str(second) in errors[0][0]
     assert server.hits.total() == asked, "nothing probed"
+
+
+def test_the_coco_join_of_a_sharded_chat_on_spark_is_the_local_engines(
+    spark: SparkSession, server: HttpServer, tmp_path: Path
+) -> None:
+    """Each executor reads its chat shard and joins it to the broadcast annotation URLs; the
+    driver reads only the first shard's first records (the set's kind, as the licence stage
+    guesses it), never another shard."""
+    images = [{"id": k, "flickr_url": server.url(f"/img/{k}.jpg")} for k in range(0, URLS, 2)]
+    annotations = tmp_path / "instances.json"
+    annotations.write_text(json.dumps({"licenses": [], "images": images}))
+    turns = [{"from": "human", "value": "<image>\nWhat is it?"}, {"from": "gpt", "value": "A cat."}]
+    chat = [
+        {"id": f"c{i}", "image": f"coco/train2017/{i:012d}.jpg", "conversations": turns}
+        for i in range(URLS)
+    ]
+    folder = jsonl_set(chat, tmp_path / "chat")
+    src = UrlSource("instruct", str(folder), coco_annotations=str(annotations))
+    local = audit_urls([src], settings(), tmp_path / "local.sqlite")
+    sys.addaudithook(_watch_opens)
+    _OPENED.clear()
+    _WATCHING[0] = True
+    try:
+        remote, found = on_spark(spark, src, tmp_path)
+    finally:
+        _WATCHING[0] = False
+    first = str(folder / "meta-00000-of-00003.jsonl")
+    assert {str(p) for p in folder.iterdir()} & set(_OPENED) <= {first}
+    same_result(local, remote, found)
+    per_record = [f for f in found if f.index is not None]
+    assert len({f.file for f in per_record}) == 3
+    for f in per_record:
+        assert record_at(f.file, f.index or 0)["id"] == f.record_id, f

@@ -13,7 +13,7 @@ from __future__ import annotations
 import gzip
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -23,7 +23,7 @@ from audit.errors import InputError, UsageError
 from audit.loaders import read_input, records
 from audit.loaders.coco import load_coco_urls
 from audit.loaders.shards import expand, is_shard_set, shard_format
-from audit.models import UrlRef
+from audit.models import ImageRef, UrlRef
 
 
 def load_url_refs(path: str | Path, column: str = "url") -> list[UrlRef]:
@@ -229,11 +229,17 @@ def coco_url_refs(chat: str | Path, annotations: str | Path) -> list[UrlRef]:
     have no URL to probe and are left out (the licence stage reports unresolved COCO images).
     """
     urls = load_coco_urls(annotations)
-    refs = []
     # a shard set's records name their shard and their position there, as the images' do
-    for ref in records.image_refs(Path(chat)):
+    return coco_refs(records.image_refs(Path(chat)), urls)
+
+
+def coco_refs(refs: Iterable[ImageRef], urls: Mapping[int, str]) -> list[UrlRef]:
+    """The source URL of each image reference that is a COCO file name ``urls`` lists (the
+    Spark engine joins each shard's references in an executor through this)."""
+    found = []
+    for ref in refs:
         match = _COCO_ID.search(ref.image)
         url = urls.get(int(match.group(1))) if match else None
         if url:
-            refs.append(UrlRef(ref.index, ref.record_id, url, ref.image, file=ref.file))
-    return refs
+            found.append(UrlRef(ref.index, ref.record_id, url, ref.image, file=ref.file))
+    return found

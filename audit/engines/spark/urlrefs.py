@@ -3,12 +3,15 @@ per unit (each shard of a set, else the file itself: the licence stage's
 :class:`audit.licensing.inputs.RecordSource` and :func:`licence_join.descriptors`) and each
 executor reads its unit with the local engine's own reader
 (:func:`audit.loaders.urlsources.shard_url_refs`, or :func:`load_url_refs` for a single file),
-so no URL of a shard set or of a LAION Parquet file passes through the driver.
+so no URL of a shard set or of a LAION Parquet file passes through the driver. A COCO join
+(a chat file's image ids against the annotation file's URLs) is made the same way: the
+annotation file's id -> URL map is broadcast and each executor reads its chat unit (the
+licence stage's :func:`record_sources` units and :func:`load_unit` reader) and joins it
+(:func:`audit.loaders.urlsources.coco_refs`).
 
 The references are staged once (a shard read again by every action could have changed in
 between, and would be read three times); one small aggregate then brings back their count
-and the first unit's error, raised on the driver as the local engine raises it. A COCO join
-(the chat file's image ids against the annotation file's URLs) is still made on the driver.
+and the first unit's error, raised on the driver as the local engine raises it.
 """
 
 from __future__ import annotations
@@ -18,19 +21,23 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import msgspec
 import pyarrow as pa
 
 from audit.engines.spark import caches
 from audit.engines.spark import urlsteps as steps
 from audit.engines.spark.licence_join import descriptors, in_cwd, raised, units_of
 from audit.errors import AuditError
-from audit.licensing.inputs import RecordSource
+from audit.licensing.inputs import RecordSource, load_unit, record_sources
+from audit.loaders.coco import load_coco_urls
+from audit.loaders.records import refs_of
 from audit.loaders.shards import expand, is_shard_set
-from audit.loaders.urlsources import BATCH_ROWS, coco_url_refs, load_url_refs, shard_url_refs
+from audit.loaders.urlsources import BATCH_ROWS, coco_refs, load_url_refs, shard_url_refs
 from audit.models import UrlRef
 from audit.probes.urls import UrlSource
 
 if TYPE_CHECKING:
+    from pyspark import Broadcast
     from pyspark.sql import DataFrame, SparkSession
 
 #: a reference: its position (in its shard, for a set), id, URL, the URL's :func:`steps.home`
@@ -59,7 +66,11 @@ def ddl(schema: pa.Schema) -> str:
 
 def url_units(src: UrlSource) -> list[RecordSource]:
     """The units of a URL source: each shard of a set (in :func:`expand` order; only names
-    are listed, and a Parquet shard's first bytes checked, on the driver), else the file."""
+    are listed, and a Parquet shard's first bytes checked, on the driver), else the file. A
+    COCO-joined chat's units are the licence stage's (its kind guessed, as there, from the
+    first records of its first shard)."""
+    if src.coco_annotations:
+        return record_sources(Path(src.path), None, src.dataset)[0]
     if is_shard_set(src.path):
         shards = expand(src.path, what="URL list")
         return [RecordSource(str(s), URL_LIST, src.dataset, shard=True) for s in shards]
@@ -74,12 +85,16 @@ def source_refs(
     unit that cannot be read is raised here, the first in unit order, before any probe."""
     from pyspark.sql import functions as F  # noqa: N812 - Spark's own convention
 
+    coco = None  # the local engine's order: the annotation file, then the chat
     if src.coco_annotations:
-        refs = coco_url_refs(src.path, src.coco_annotations)
-        return from_refs(spark, refs), len(refs)
-    read = functools.partial(_read, src.column, cwd or str(Path.cwd()))
-    frame = descriptors(spark, url_units(src)).mapInArrow(read, ddl(_READ_SCHEMA))
-    staged = caches.staged(spark, frame, folder, ddl(_READ_SCHEMA))
+        coco = spark.sparkContext.broadcast(load_coco_urls(src.coco_annotations))
+    try:
+        read = functools.partial(_read, src.column, coco, cwd or str(Path.cwd()))
+        frame = descriptors(spark, url_units(src)).mapInArrow(read, ddl(_READ_SCHEMA))
+        staged = caches.staged(spark, frame, folder, ddl(_READ_SCHEMA))
+    finally:
+        if coco is not None:
+            coco.unpersist()
     failed = F.when(F.col("error").isNotNull(), F.struct("unit", "error", "code"))
     row = staged.agg(F.count("url").alias("urls"), F.min(failed).alias("failed")).collect()[0]
     if row["failed"] is not None:
@@ -88,18 +103,23 @@ def source_refs(
 
 
 def from_refs(spark: SparkSession, refs: Sequence[UrlRef]) -> DataFrame:
-    """References already read on the driver (the COCO join) as the same frame."""
+    """References a library caller holds as the same frame."""
     if not refs:
         return spark.createDataFrame([], ddl(REF_SCHEMA))
     return spark.createDataFrame(pa.Table.from_batches([_batch(refs)]))
 
 
-def _read(column: str, cwd: str, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+def _read(
+    column: str,
+    coco: Broadcast[dict[int, str]] | None,
+    cwd: str,
+    batches: Iterable[pa.RecordBatch],
+) -> Iterator[pa.RecordBatch]:
     """Executor side: each unit's references a batch at a time, or the error that stopped it."""
     in_cwd(cwd)
     for number, unit in units_of(batches):
         try:
-            for refs in _unit_refs(unit, column):
+            for refs in _unit_refs(unit, column, coco):
                 n = len(refs)
                 extra = [
                     pa.array([number] * n, pa.int32()),
@@ -113,13 +133,19 @@ def _read(column: str, cwd: str, batches: Iterable[pa.RecordBatch]) -> Iterator[
             yield pa.RecordBatch.from_pylist([failed], schema=_READ_SCHEMA)
 
 
-def _unit_refs(unit: RecordSource, column: str) -> Iterator[list[UrlRef]]:
-    """A shard a batch at a time; a single file (one task: a JSON array cannot be read from
-    part-way) whole, then in batches."""
-    if unit.shard:
+def _unit_refs(
+    unit: RecordSource, column: str, coco: Broadcast[dict[int, str]] | None
+) -> Iterator[list[UrlRef]]:
+    """A URL shard a batch at a time; a single file (one task: a JSON array cannot be read
+    from part-way) or a COCO-joined chat unit whole, then in batches."""
+    if coco is not None:  # a shard's references name it, at their positions in it
+        refs = coco_refs(refs_of(load_unit(unit)), coco.value)
+        refs = [msgspec.structs.replace(r, file=unit.path) if unit.shard else r for r in refs]
+    elif unit.shard:
         yield from shard_url_refs(Path(unit.path), column)
         return
-    refs = load_url_refs(unit.path, column)
+    else:
+        refs = load_url_refs(unit.path, column)
     for start in range(0, len(refs), BATCH_ROWS):
         yield refs[start : start + BATCH_ROWS]
 
