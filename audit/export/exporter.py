@@ -19,6 +19,7 @@ import msgspec
 from audit import __version__
 from audit.config import Config, DatasetConfig, EngineConfig
 from audit.errors import AuditError, UsageError
+from audit.export import shardsets as sets
 from audit.export import write as out
 from audit.export.fingerprints import stale_because
 from audit.export.layout import RawFile, read_raw
@@ -35,6 +36,7 @@ from audit.export.select import (
     select,
     with_metadata,
 )
+from audit.loaders.shards import is_shard_set
 from audit.models import Progress, UrlRef
 from audit.output import model as rpt
 from audit.output.publish import published_runs
@@ -182,12 +184,14 @@ def _export_dataset(
     configured = [p for p in (ds.chat, ds.metadata) if p]
     if not configured:
         return DatasetExport(name=ds.name, note="no conversation or metadata file configured")
+    if any(is_shard_set(config.path(p)) for p in configured):
+        return _export_set(config, ds, dsr, use, include_conditional, out_dir, inputs)
     names = [relative_name(config.path(p), config.base_dir) for p in configured]
     gating = [f for s in GATING_STAGES if (res := dsr.stage(s)) for f in res.findings]
     errors = record_errors(gating)
     verdicts = verdicts_for(table, use) if table is not None else None
     if verdicts is None and dsr.stage("license") is not None:
-        table = _judge(config, ds, use)
+        table = _judge(config, ds, use).build()
         verdicts = verdicts_for(table, use)
     choose = partial(
         select,
@@ -237,7 +241,41 @@ def _export_dataset(
     return result
 
 
-def _judge(config: Config, ds: DatasetConfig, use: str) -> RecordLicences:
+def _export_set(
+    config: Config,
+    ds: DatasetConfig,
+    dsr: rpt.DatasetReport,
+    use: str,
+    include_conditional: bool,
+    out_dir: Path | None,
+    inputs: dict[str, str],
+) -> DatasetExport:
+    """A dataset with a shard set among its inputs, a shard at a time (:mod:`.shardsets`); its
+    verdicts are judged again per shard (a run's table counts positions over one file)."""
+    table = _judge(config, ds, use) if dsr.stage("license") is not None else None
+    folder = out_dir / ds.name if out_dir is not None else None
+    done = sets.export_set(config, ds, dsr, table, use, include_conditional, folder)
+    if folder is not None:
+        with out.Writer() as writes:
+            licences = table.build(done.layout) if table is not None else None
+            sel = Selection([FileChoice("", done.kept_positions, done.dropped)])
+            card = (ds.name, licences, use, include_conditional)
+            _write_dataset(writes, folder, [], sel, [], card, config)
+    counts = done.counts()
+    inputs.update((name, sha256) for name, sha256, *_ in counts)
+    return DatasetExport(
+        name=ds.name,
+        kept=done.kept,
+        dropped=done.dropped_primary,
+        reasons=dict(sorted(done.reasons.items())),
+        note="shard set: exported shard by shard; no re-fetch list",
+        files=[
+            FileCounts(file=f, sha256=h, records=n, kept=k, dropped=d) for f, h, n, k, d in counts
+        ],
+    )
+
+
+def _judge(config: Config, ds: DatasetConfig, use: str) -> LicenceTable:
     """Verdicts for a purpose the run did not judge (the licence stage, for that use alone)."""
     from audit.licensing import license_dataset
     from audit.store import Store
@@ -245,7 +283,7 @@ def _judge(config: Config, ds: DatasetConfig, use: str) -> RecordLicences:
     table = LicenceTable()
     with Store(config.path(config.state)) as store:  # the URL probe's opt-outs
         license_dataset(ds, config, uses=[use], store=store, verdict_sink=table)
-    return table.build()
+    return table
 
 
 def _refetch(
@@ -347,6 +385,7 @@ def check_out_dir(config: Config, out_dir: Path) -> None:
     inputs = {
         config.path(p).resolve() for ds in config.datasets for p in (ds.chat, ds.metadata) if p
     }
+    sets.check_set_targets(config, out_dir)
     for ds in config.datasets:
         if not ds.name or ds.name in (".", "..") or any(c in ds.name for c in "/\\\0"):
             raise UsageError(f"dataset name {ds.name!r} cannot be a folder name in --out")

@@ -15,6 +15,7 @@ from pathlib import Path
 import msgspec
 
 from audit.config import Config, GateConfig, ScheduleConfig
+from audit.errors import AuditError
 from audit.output.model import AuditReport, InputFingerprint
 
 _MISSING = InputFingerprint(size=-1, mtime_ns=-1, inode=-1, ctime_ns=-1)
@@ -42,8 +43,35 @@ def fingerprint(path: Path) -> InputFingerprint:
     )
 
 
+def set_fingerprint(path: Path) -> InputFingerprint:
+    """A shard set's: its shards' sizes summed, the latest mtime and ctime, and a digest of the
+    shards' names and inodes (a shard added, removed, replaced or edited changes it; the folder's
+    own stat does not see a shard edited in place, and a glob has none)."""
+    from audit.loaders.shards import expand
+
+    try:
+        shards = expand(path)
+    except AuditError:
+        return _MISSING
+    prints = [(s, fingerprint(s)) for s in shards]
+    names = hashlib.sha256("\0".join(f"{s}:{p.inode}" for s, p in prints).encode())
+    return InputFingerprint(
+        size=sum(p.size for _, p in prints),
+        mtime_ns=max(p.mtime_ns for _, p in prints),
+        inode=int.from_bytes(names.digest()[:7], "big"),
+        ctime_ns=max(p.ctime_ns for _, p in prints),
+    )
+
+
 def input_fingerprints(config: Config) -> dict[str, InputFingerprint]:
-    return {p: fingerprint(config.path(p)) for p in input_paths(config)}
+    from audit.loaders.shards import is_shard_set
+
+    sets = {p for ds in config.datasets for p in (ds.chat, ds.metadata) if p}
+    return {
+        p: set_fingerprint(path) if p in sets and is_shard_set(path) else fingerprint(path)
+        for p in input_paths(config)
+        if (path := config.path(p))
+    }
 
 
 def settings_digest(config: Config) -> str:

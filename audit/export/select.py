@@ -99,14 +99,24 @@ def select(
     """
     meta_errors: dict[str, list[str]] = {}
     if secondary is not None:
-        for i in _flagged(errors, secondary.file, len(secondary.ids)):
-            rid = secondary.ids[i]
-            if rid is not None:
-                known = meta_errors.setdefault(rid, [])
-                known.extend(c for c in errors[(secondary.file, i)] if c not in known)
-    first = _choose(primary, errors, verdicts, meta_errors, include_conditional, not_run)
+        metadata_errors(secondary, errors, meta_errors)
+    first = choose(primary, errors, verdicts, meta_errors, include_conditional, not_run)
     sel = Selection([first], Counter(chain.from_iterable(d.reasons for d in first.dropped)))
     return sel if secondary is None else with_metadata(sel, primary.ids, secondary, errors)
+
+
+def metadata_errors(
+    meta: FileRecords,
+    errors: Mapping[tuple[str, int], list[str]],
+    into: dict[str, list[str]],
+) -> None:
+    """Add the error codes of ``meta``'s records ``into`` their ids (a conversation record whose
+    metadata record has an error is dropped with it)."""
+    for i in flagged(errors, meta.file, len(meta.ids)):
+        rid = meta.ids[i]
+        if rid is not None:
+            known = into.setdefault(rid, [])
+            known.extend(c for c in errors[(meta.file, i)] if c not in known)
 
 
 def with_metadata(
@@ -130,7 +140,7 @@ def with_metadata(
     return Selection([first, choice], reasons)
 
 
-def _choose(
+def choose(
     primary: FileRecords,
     errors: Mapping[tuple[str, int], list[str]],
     verdicts: Mapping[int, str] | None,
@@ -146,7 +156,7 @@ def _choose(
     suspects: Iterable[int] = range(n)  # nothing is vouched for: every record is judged
     first = FileChoice(primary.file)
     if not unchecked and verdicts is not None:
-        maybe = set(_flagged(errors, primary.file, n))
+        maybe = set(flagged(errors, primary.file, n))
         outside = map(not_, map(allowed.__contains__, verdicts.values()))
         maybe.update(i for i in compress(verdicts.keys(), outside) if 0 <= i < n)
         maybe.update(filterfalse(verdicts.__contains__, range(n)))  # not judged
@@ -190,7 +200,7 @@ def positions(ids: Sequence[str | None], wanted: Collection[str | None]) -> dict
     return {ids[i]: i for i in matching(ids, wanted)}
 
 
-def _flagged(errors: Mapping[tuple[str, int], list[str]], file: str, n: int) -> list[int]:
+def flagged(errors: Mapping[tuple[str, int], list[str]], file: str, n: int) -> list[int]:
     """The positions of ``file`` with an error, in order (findings are few: no pass over records)."""
     return sorted(i for f, i in errors if f == file and 0 <= i < n)
 
@@ -204,7 +214,7 @@ def _follow(
 ) -> FileChoice:
     """The metadata file keeps exactly the records whose id the conversation file exports."""
     n = len(meta.ids)
-    out = set(_flagged(errors, meta.file, n))
+    out = set(flagged(errors, meta.file, n))
     kept_ids: set[str | None]
     if meta.ids == chat_ids:  # the releases' layout: position i is the same record in both
         not_kept = _not_kept(chat_ids, chat.dropped)
@@ -216,7 +226,31 @@ def _follow(
         kept_ids = set(map(chat_ids.__getitem__, chat.kept))
         kept_ids.discard(None)
         out.update(compress(range(n), map(not_, map(kept_ids.__contains__, meta.ids))))
-    choice = FileChoice(meta.file, list(filterfalse(out.__contains__, range(n))))
+    return _dropped(meta, errors, out, kept_ids, why_by_id)
+
+
+def follow_ids(
+    meta: FileRecords,
+    errors: Mapping[tuple[str, int], list[str]],
+    kept_ids: Collection[str | None],
+    why_by_id: Mapping[str, list[str]],
+) -> FileChoice:
+    """A metadata file (or shard) keeping exactly the records whose id is in ``kept_ids``, the
+    ids the conversation file (or set) exports; ``why_by_id``: why each dropped id went."""
+    out = set(flagged(errors, meta.file, len(meta.ids)))
+    out.update(compress(range(len(meta.ids)), map(not_, map(kept_ids.__contains__, meta.ids))))
+    return _dropped(meta, errors, out, kept_ids, why_by_id)
+
+
+def _dropped(
+    meta: FileRecords,
+    errors: Mapping[tuple[str, int], list[str]],
+    out: set[int],
+    kept_ids: Collection[str | None],
+    why_by_id: Mapping[str, list[str]],
+) -> FileChoice:
+    """The metadata records at ``out`` dropped, each with its reasons; the others kept."""
+    choice = FileChoice(meta.file, list(filterfalse(out.__contains__, range(len(meta.ids)))))
     for i in sorted(out):
         rid = meta.ids[i]
         own = list(errors.get((meta.file, i), ()))

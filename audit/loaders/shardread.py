@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import json
 import zlib
 from collections.abc import Iterator
@@ -192,6 +193,18 @@ def _open_lines(path: Path) -> IO[bytes]:
     if path.name.lower().endswith(".gz"):
         return gzip.open(path, "rb")  # type: ignore[return-value]
     return path.open("rb")
+
+
+def shard_sha256(path: Path) -> str:
+    """A shard's SHA-256, read a block at a time (an export's manifest names each shard's)."""
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            while block := handle.read(1 << 22):
+                digest.update(block)
+    except OSError as exc:
+        raise _unreadable(path, "", f"cannot read the shard: {_reason(exc)}") from None
+    return digest.hexdigest()
 
 
 def parquet_schema(path: Path, dataset: str = "") -> Any:
