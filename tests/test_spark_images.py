@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import imagefactory as make
+import msgspec
 import pytest
 
+from audit import config as config_mod
 from audit.config import EngineConfig
 from audit.models import ImageRef
 from audit.probes.images import probe_images
@@ -128,18 +130,10 @@ def test_the_images_command_on_spark_writes_every_finding(
     assert "image.truncated" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("layout", ["jsonl", "parquet"])
-def test_a_shard_sets_image_findings_name_the_shard_and_index_on_both_engines(
-    spark: SparkSession, tmp_path: Path, layout: str
-) -> None:
-    """As the structure stage's do: the record with a wrong role and a missing image is one
-    (shard, index) for both stages, on either engine."""
-    import msgspec
+def _shard_config(tmp_path: Path, layout: str) -> config_mod.Config:
+    """12 records in 3 shards: record 1 of each has a wrong role and a missing image, record 6
+    a truncated one."""
     from shardsets import write_jsonl, write_parquet
-
-    from audit import config as config_mod
-    from audit import stages
-    from audit.models import NoProgress
 
     records = []
     for i in range(12):
@@ -166,29 +160,77 @@ def test_a_shard_sets_image_findings_name_the_shard_and_index_on_both_engines(
         '[images]\nlevel = "decode"\n[[datasets]]\nname = "d"\nkind = "instruct"\n'
         'chat = "set"\nimages = ["images"]\n'
     )
-    config = config_mod.load(tmp_path / "audit.toml")
+    return config_mod.load(tmp_path / "audit.toml")
 
-    def run(stage: str, chosen: config_mod.Config, state: str) -> list[tuple[str, int, str]]:
-        with Store(tmp_path / f"{state}.sqlite") as store:
-            ctx = stages.StageContext(
-                config=chosen,
-                dataset=chosen.datasets[0],
-                store=store,
-                progress=NoProgress(),
-                work_dir=tmp_path / f"work-{state}",
-            )
-            result = stages.STAGE_FUNCTIONS[stage](ctx)
-        if result.finding_totals is not None:
-            rows = spark.read.parquet(result.finding_totals.location).collect()
-            found = [(r["file"], r["index"], r["code"]) for r in rows]
-        else:
-            found = [(f.file, f.index, str(f.code)) for f in result.findings]
-        return sorted((f, i, c) for f, i, c in found if i is not None)
 
-    local = run("images", config, "local")
-    on_spark = run("images", msgspec.structs.replace(config, engine=ENGINE), "spark")
+def _stage(
+    spark: SparkSession, tmp_path: Path, stage: str, chosen: config_mod.Config, state: str
+) -> list[tuple[str, int, str]]:
+    """The stage's record findings as sorted (file, index, code), from its table on Spark."""
+    from audit import stages
+    from audit.models import NoProgress
+
+    with Store(tmp_path / f"{state}.sqlite") as store:
+        ctx = stages.StageContext(
+            config=chosen,
+            dataset=chosen.datasets[0],
+            store=store,
+            progress=NoProgress(),
+            work_dir=tmp_path / f"work-{state}",
+        )
+        result = stages.STAGE_FUNCTIONS[stage](ctx)
+    if result.finding_totals is not None:
+        rows = spark.read.parquet(result.finding_totals.location).collect()
+        found = [(r["file"], r["index"], r["code"]) for r in rows]
+    else:
+        found = [(f.file, f.index, str(f.code)) for f in result.findings]
+    return sorted((f, i, c) for f, i, c in found if i is not None)
+
+
+@pytest.mark.parametrize("layout", ["jsonl", "parquet"])
+def test_a_shard_sets_image_findings_name_the_shard_and_index_on_both_engines(
+    spark: SparkSession, tmp_path: Path, layout: str
+) -> None:
+    """As the structure stage's do: the record with a wrong role and a missing image is one
+    (shard, index) for both stages, on either engine."""
+    config = _shard_config(tmp_path, layout)
+    local = _stage(spark, tmp_path, "images", config, "local")
+    on_spark = _stage(
+        spark, tmp_path, "images", msgspec.structs.replace(config, engine=ENGINE), "spark"
+    )
     assert on_spark == local
-    wrong_roles = [(f, i) for f, i, c in run("structure", config, "structure") if c == "turn.role"]
+    structure = _stage(spark, tmp_path, "structure", config, "structure")
+    wrong_roles = [(f, i) for f, i, c in structure if c == "turn.role"]
     assert [(f, i) for f, i, c in local if c == "image.missing"] == wrong_roles
     assert len(wrong_roles) == 3 and len({f for f, _ in wrong_roles}) == 3, "one in each shard"
     assert [c for _, _, c in local].count("image.truncated") == 1
+
+
+def test_a_shard_set_is_read_a_shard_at_a_time_never_whole_on_both_engines(
+    spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the whole-set loader refused, the images stage gives the same findings on both
+    engines (on Spark the executors read the shards: no record or reference on the driver),
+    and a shard that cannot be read is the same one line and exit code on both."""
+    from audit.errors import AuditError
+    from audit.loaders import shardread
+
+    def refused(*args: object, **kwargs: object) -> object:
+        raise AssertionError("a shard set was loaded whole")
+
+    monkeypatch.setattr(shardread, "load_set", refused)
+    config = _shard_config(tmp_path, "parquet")
+    remote = msgspec.structs.replace(config, engine=ENGINE)
+    local = _stage(spark, tmp_path, "images", config, "local")
+    assert _stage(spark, tmp_path, "images", remote, "spark") == local
+    shards = tmp_path / "set" / "data"
+    assert {f for f, _, _ in local} == {str(p) for p in shards.glob("*.parquet")} != set()
+    (shards / "train-00001-of-00003.parquet").write_bytes(b"not parquet")
+    errors = []
+    for chosen, state in ((config, "local-bad"), (remote, "spark-bad")):
+        with pytest.raises(AuditError) as raised:
+            _stage(spark, tmp_path, "images", chosen, state)
+        errors.append((raised.value.message, raised.value.exit_code))
+    assert errors[0] == errors[1]
+    assert "train-00001-of-00003.parquet" in errors[0][0] and errors[0][1] == 3
+    assert "\n" not in errors[0][0]
