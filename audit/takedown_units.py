@@ -80,7 +80,7 @@ def loaded_units(sources: Sequence[DatasetFile], *, raw: bool = False) -> Iterat
             yield load_file(source, raw=raw)
             continue
         for shard in expand(source.path):
-            loaded = _load(MatchUnit(DatasetFile(source.dataset, source.role, shard), True))
+            loaded = load_shard(DatasetFile(source.dataset, source.role, shard))
             loaded.shard_of = source.path
             yield loaded
 
@@ -99,22 +99,27 @@ def match_unit(job: MatchJob, unit: MatchUnit, store: Store | None, progress: Pr
 def _load(unit: MatchUnit) -> LoadedFile:
     """A file through :func:`load_file`; a shard through the shard reader, as the structure
     stage reads it (positions within the shard; ``generic``: its keys say chat or metadata)."""
-    if not unit.shard:
-        return load_file(unit.source)
+    return load_shard(unit.source) if unit.shard else load_file(unit.source)
+
+
+def load_shard(source: DatasetFile) -> LoadedFile:
+    """One shard's records' keys, by their position in the shard."""
     from audit.loaders.shardread import open_shard
 
-    source = unit.source
     stream = open_shard(source.path, "generic", dataset=source.dataset)
-    records = [record for batch in stream for record in batch]
-    positions = stream.positions() or range(len(records))
-    candidates = [_candidate(source, i, r) for i, r in zip(positions, records, strict=True)]
+    keys = [_keys(record) for batch in stream for record in batch]  # a batch's records at a time
+    positions = stream.positions() or range(len(keys))
+    candidates = [_candidate(source, i, k) for i, k in zip(positions, keys, strict=True)]
     return LoadedFile(source=source, jsonl=True, elements=[], candidates=candidates)
 
 
-def _candidate(unit: DatasetFile, index: int, record: Any) -> Candidate:
-    rid = getattr(record, "id", None)
-    image = getattr(record, "image", None)
-    url = getattr(record, "url", None)
+def _keys(record: Any) -> tuple[Any, Any, Any]:
+    """A record's id, image and URL: all a candidate keeps of it."""
+    return getattr(record, "id", None), getattr(record, "image", None), getattr(record, "url", None)
+
+
+def _candidate(unit: DatasetFile, index: int, keys: tuple[Any, Any, Any]) -> Candidate:
+    rid, image, url = keys
     return Candidate(
         dataset=unit.dataset,
         file=str(unit.path),

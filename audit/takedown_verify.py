@@ -20,7 +20,7 @@ from audit.store import Store
 from audit.store.ledgerfile import opened_ledger
 from audit.takedown_images import held, present, purge, request_images
 from audit.takedown_search import DatasetFile, Place, dataset_files, search
-from audit.takedown_units import loaded_units
+from audit.takedown_units import load_shard, loaded_units
 
 
 class CleanedCheck(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -79,7 +79,8 @@ def verify(
             path = Path(entry["cleaned"])
             leftovers = None
             if path.is_file():  # a cleaned file, or one shard of a cleaned set
-                copy = loaded_units([DatasetFile(entry["dataset"], entry["role"], path)])
+                copied = DatasetFile(entry["dataset"], entry["role"], path)
+                copy = [load_shard(copied)] if "set" in entry else loaded_units([copied])
                 leftovers = sum(len(search(config, store, [c], blocklist, progress)) for c in copy)
             cleaned.append(
                 CleanedCheck(
