@@ -18,6 +18,7 @@ from audit import config as config_mod
 from audit import takedown, takedown_steps
 from audit.cli import main
 from audit.loaders import shardcopy, shardread
+from audit.loaders.shards import expand
 from audit.store import Store
 
 TARGET = "target/picture.jpg"
@@ -167,9 +168,14 @@ def one_shard_at_a_time(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     def whole(*args: object, **kwargs: object) -> None:
         raise AssertionError(f"a whole set or file was loaded: {args[:1]}")
 
+    def one_shard(source: str, *args: Any) -> Any:
+        assert len(expand(source)) == 1, f"a whole set was loaded: {source}"
+        return real_set(source, *args)
+
+    real_set = shardread.load_set
     monkeypatch.setattr(shardread, "raw_batches", guarded)
     monkeypatch.setattr(shardcopy, "raw_batches", guarded)
-    monkeypatch.setattr(shardread, "load_set", whole)
+    monkeypatch.setattr(shardread, "load_set", one_shard)
     monkeypatch.setattr("audit.takedown_units.load_file", whole)
     monkeypatch.setattr("audit.export.shardsets.read_raw", whole)
     return opened

@@ -217,8 +217,16 @@ def _size(loc: Location, store: Store | None) -> tuple[int, int] | None:
 
 
 def metadata_urls(path: str | Path) -> dict[str, str]:
-    """Source URL by record id and by image name, from a metadata file (the join for chat files)."""
-    return dict(url_pairs(load_records(Path(path))))
+    """Source URL by record id and by image name, from a metadata file (the join for chat files);
+    a shard set is read a shard at a time (only the join is held, never all its records)."""
+    from audit.loaders.shards import expand, is_shard_set
+
+    if not is_shard_set(path):
+        return dict(url_pairs(load_records(Path(path))))
+    urls: dict[str, str] = {}
+    for shard in expand(path):
+        urls.update(url_pairs(load_records(shard)))
+    return urls
 
 
 def url_pairs(loaded: LoadedFile) -> Iterator[tuple[str, str]]:
