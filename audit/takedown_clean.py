@@ -80,30 +80,38 @@ class CleanedFile(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
 
 
 def clean_copies(loaded: list[LoadedFile], located: Located, request_id: str) -> list[CleanedFile]:
-    """Write the cleaned copy of every file or set holding a match; their manifest rows."""
+    """Write the cleaned copy of every file or set holding a match; their manifest rows. Every
+    target is checked before anything is written: none may replace an input."""
     by_file: dict[tuple[str, str], list[Match]] = {}
     for m in located.matches:
         by_file.setdefault((m.dataset, m.file), []).append(m)
     inputs = {f.source.path.resolve() for f in loaded}
-    rows: list[CleanedFile] = []
+    files = [f for f in loaded if f.shard_of is None and _ident(f) in by_file]
     sets: dict[tuple[str, Path], list[LoadedFile]] = {}
     for f in loaded:
         if f.shard_of is not None:
             sets.setdefault((f.source.dataset, f.shard_of), []).append(f)
-        elif removed := by_file.get(_ident(f)):
-            target = _outside(cleaned_path(f.source.path, request_id), inputs)
-            drop = {m.index for m in removed}
-            kept = [raw for i, raw in enumerate(f.elements) if i not in drop]
-            try:
-                write_atomic(target, _serialise(kept, f.jsonl))
-            except OSError as exc:
-                raise OutputError(
-                    f"{target}: cannot write the cleaned copy: {exc.strerror or exc}"
-                ) from None
-            rows.append(_row(f, target, removed, request_id, (len(f.elements), len(kept))))
-    for (_, source), shards in sets.items():
-        if any(_ident(s) in by_file for s in shards):
-            rows += _clean_set(source, shards, by_file, request_id, inputs)
+    affected = [(source, shards) for (_, source), shards in sets.items()
+                if any(_ident(s) in by_file for s in shards)]  # fmt: skip
+    for target in [cleaned_path(f.source.path, request_id) for f in files] + [
+        cleaned_set_path(source, request_id) for source, _ in affected
+    ]:
+        _outside(target, inputs)
+    rows: list[CleanedFile] = []
+    for f in files:
+        removed = by_file[_ident(f)]
+        target = cleaned_path(f.source.path, request_id)
+        drop = {m.index for m in removed}
+        kept = [raw for i, raw in enumerate(f.elements) if i not in drop]
+        try:
+            write_atomic(target, _serialise(kept, f.jsonl))
+        except OSError as exc:
+            raise OutputError(
+                f"{target}: cannot write the cleaned copy: {exc.strerror or exc}"
+            ) from None
+        rows.append(_row(f, target, removed, request_id, (len(f.elements), len(kept))))
+    for source, shards in affected:
+        rows += _clean_set(source, shards, by_file, request_id)
     return rows
 
 
@@ -112,11 +120,10 @@ def _clean_set(
     shards: list[LoadedFile],
     by_file: dict[tuple[str, str], list[Match]],
     request_id: str,
-    inputs: set[Path],
 ) -> list[CleanedFile]:
     """Every shard of one set copied without its matched records, shard after shard."""
     base = set_base(source)
-    target = _outside(cleaned_set_path(source, request_id), inputs)
+    target = cleaned_set_path(source, request_id)
     paths = [target / s.source.path.relative_to(base) if base else target for s in shards]
     if base is not None:
         _no_strangers(target, paths)
@@ -130,8 +137,8 @@ def _clean_set(
     return rows
 
 
-def _outside(target: Path, inputs: set[Path]) -> Path:
-    """``target`` when writing there cannot replace an input (a file or a shard of a set)."""
+def _outside(target: Path, inputs: set[Path]) -> None:
+    """Refuse ``target`` when writing there would replace an input (a file or a shard of a set)."""
     resolved = target.resolve()
     for path in inputs:
         if path == resolved or resolved in path.parents:
@@ -139,7 +146,6 @@ def _outside(target: Path, inputs: set[Path]) -> Path:
                 f"{target}: the cleaned copy would overwrite the input {path}; "
                 "move one of them away"
             )
-    return target
 
 
 def _no_strangers(target: Path, paths: list[Path]) -> None:

@@ -228,3 +228,25 @@ def test_a_broken_mixed_or_empty_set_is_one_line_and_exit_3(
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, (how, step, err)
         assert err.startswith("llava-audit: ") and str(tmp_path) in err
+
+
+def test_a_cleaned_set_that_would_overwrite_an_input_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = build(tmp_path)
+    write_jsonl([_record(7)], tmp_path / "jl.TD-0001.cleaned", 4, gz=True)  # another dataset's
+    config.write_text(
+        config.read_text() + '\n[[datasets]]\nname = "other"\nchat = "jl.TD-0001.cleaned"\n'
+    )
+    cfg, store = _open(config)
+    rid = _request(cfg, store)
+    store.close()
+    before = _digests(tmp_path)
+    inputs = {str(p): p.read_bytes() for p in (tmp_path / "jl.TD-0001.cleaned").iterdir()}
+    capsys.readouterr()
+    assert main(["takedown", "apply", rid, "--config", str(config)]) == 3
+    err = capsys.readouterr().err
+    assert "would overwrite the input" in err and len(err.strip().splitlines()) == 1
+    assert {str(p): p.read_bytes() for p in (tmp_path / "jl.TD-0001.cleaned").iterdir()} == inputs
+    assert _digests(tmp_path) == before
+    assert not (tmp_path / f"pq.{rid}.cleaned").exists()  # every target checked before writing
