@@ -301,7 +301,8 @@ class LicenseResult(StageResult, tag="license", frozen=True):
 
     ``record_verdicts`` (file position -> verdict for the first declared use) feeds the
     expectations table; the runner leaves it and ``record_licences`` out of the report (one row
-    per record).
+    per record). On Spark the verdicts stay in the executors' Parquet table
+    ``record_verdicts_table`` (columns ``index``, ``verdict``) instead.
     """
 
     uses: list[str] = msgspec.field(default_factory=list)
@@ -324,6 +325,7 @@ class LicenseResult(StageResult, tag="license", frozen=True):
     files: list[LicenseFileTotals] = msgspec.field(default_factory=list)
     skipped: str | None = None
     record_verdicts: dict[int, str] = msgspec.field(default_factory=dict)
+    record_verdicts_table: str | None = None
     #: per record, for the run folder's licences.json (export); left out of report.json too
     record_licences: RecordLicences | None = None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,11 @@ from code_coverage import pytest_sessionfinish  # noqa: F401 - the catalogue cov
 
 from audit.config import EngineConfig
 from audit.errors import EngineError
+
+# Great Expectations wires its Spark datasource only when pyspark was imported before it (a run
+# starts Spark before any stage); a test worker may load GX in a local test before a Spark one.
+with contextlib.suppress(ImportError):
+    import pyspark.sql  # noqa: F401
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -50,6 +50,15 @@ def everything(findings: list[Finding], totals: FindingTotals | None) -> list[Fi
     return list(read_back(totals)) if totals.total else []
 
 
+def table_verdicts(folder: Path) -> dict[int, str]:
+    """The verdict table a Spark licence stage left (index, verdict) as the local engine's dict."""
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(folder).to_pylist()
+    assert len({row["index"] for row in rows}) == len(rows), "one verdict per record"
+    return {row["index"]: row["verdict"] for row in rows}
+
+
 def multiset(found: list[Finding]) -> Counter[tuple[str, int | None, str, str]]:
     return Counter((f.file, f.index, f.code, f.message) for f in found)
 
@@ -63,10 +72,10 @@ def test_licence_verdicts_on_spark_equal_the_local_engines(
     for ds in demo.datasets:
         local_verdicts: dict[int, str] = {}
         local = license_dataset(ds, demo, uses=USES, verdicts_out=local_verdicts)
-        job = SparkLicensing(ENGINE)
-        spark_verdicts: dict[int, str] = {}
-        result = license_dataset(ds, demo, uses=USES, verdicts_out=spark_verdicts, assess_file=job)
+        job = SparkLicensing(ENGINE, verdicts_table=tmp_path / f"{ds.name}-verdicts")
+        result = license_dataset(ds, demo, uses=USES, assess_file=job)
         result = job.publish(result, tmp_path / ds.name)
+        spark_verdicts = table_verdicts(tmp_path / f"{ds.name}-verdicts")
         found = everything(result.findings, result.finding_totals)
         assert multiset(found) == multiset(local.findings), ds.name
         assert result.finding_counts() == local.finding_counts()
@@ -151,10 +160,10 @@ def test_licences_of_a_shard_set_on_spark_equal_the_local_engines_and_name_the_s
     ds, elements = sharded(demo, shard_set)
     local_verdicts: dict[int, str] = {}
     local = license_dataset(ds, demo, uses=USES, verdicts_out=local_verdicts)
-    job = SparkLicensing(ENGINE)
-    spark_verdicts: dict[int, str] = {}
-    result = license_dataset(ds, demo, uses=USES, verdicts_out=spark_verdicts, assess_file=job)
+    job = SparkLicensing(ENGINE, verdicts_table=tmp_path / "verdicts")
+    result = license_dataset(ds, demo, uses=USES, assess_file=job)
     result = job.publish(result, tmp_path / "table")
+    spark_verdicts = table_verdicts(tmp_path / "verdicts")
     found = everything(result.findings, result.finding_totals)
     assert multiset(found) == multiset(local.findings)
     stripped = msgspec.structs.replace(result, findings=[], finding_totals=None)
@@ -198,11 +207,11 @@ def test_on_spark_the_driver_never_opens_a_shard_of_the_licence_stage(
     shards = {str(p) for p in shard_set.iterdir()}
     opened = {}
     for engine in ("local", "spark"):
-        job = SparkLicensing(ENGINE) if engine == "spark" else None
+        job = SparkLicensing(ENGINE, tmp_path / "verdicts") if engine == "spark" else None
         _OPENED.clear()
         _WATCHING[0] = True
         try:
-            result = license_dataset(ds, demo, uses=USES, verdicts_out={}, assess_file=job)
+            result = license_dataset(ds, demo, uses=USES, assess_file=job)
         finally:
             _WATCHING[0] = False
         opened[engine] = shards & set(_OPENED)
@@ -366,10 +375,10 @@ def test_licences_joined_with_a_parquet_metadata_shard_on_spark_equal_the_local_
     )
     local_verdicts: dict[int, str] = {}
     local = license_dataset(ds, demo, uses=USES, verdicts_out=local_verdicts)
-    job = SparkLicensing(ENGINE)
-    spark_verdicts: dict[int, str] = {}
-    result = license_dataset(ds, demo, uses=USES, verdicts_out=spark_verdicts, assess_file=job)
+    job = SparkLicensing(ENGINE, verdicts_table=tmp_path / "verdicts")
+    result = license_dataset(ds, demo, uses=USES, assess_file=job)
     result = job.publish(result, tmp_path / "table")
+    spark_verdicts = table_verdicts(tmp_path / "verdicts")
     assert multiset(everything(result.findings, result.finding_totals)) == multiset(local.findings)
     stripped = msgspec.structs.replace(result, findings=[], finding_totals=None)
     assert stripped == msgspec.structs.replace(local, findings=[])

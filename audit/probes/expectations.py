@@ -7,6 +7,11 @@ that names the rule, the column, how many rows broke it and example record index
 
 This is the only module that imports great_expectations, and only inside functions: the import costs
 3-4 s (spec/field-anchors.md §1.1) and must not slow down `llava-audit --help` or `check`.
+
+On the Spark engine the table is a Spark DataFrame (:class:`FrameTable`) and the suite runs
+through GX's Spark datasource, so GX computes its metrics in Spark; the record index is a column
+there (``index``), named to GX as the unexpected-index column, so the findings name the same
+example records as the local engine's.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import json
 import logging
 import os
 import re
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +33,18 @@ from audit.engines import without_pyspark
 from audit.errors import ConfigError, ProbeError
 from audit.findings import Code, Finding, Severity
 from audit.probes import expectation_cache
-from audit.results import ExpectationsResult, RuleResult
+from audit.probes.expectation_rules import (
+    INDEX_COLUMN,
+    FrameTable,
+    as_local_examples,
+    example_ids,
+    failure_message,
+    first_line,
+    is_pandas,
+    label,
+    rule_result,
+)
+from audit.results import ExpectationsResult
 
 if TYPE_CHECKING:
     import pandas
@@ -42,9 +59,20 @@ _OUR_VOCABULARY = frozenset(
     | {"url_status", "url_alive", "license_verdict"}
 )
 
+#: Whether pyspark was imported when GX was: GX wires its Spark datasource only then.
+_GX_SAW_SPARK: list[bool] = []
+
 #: One GX context per Data Docs folder, reused for every dataset of a run, so the site's index
 #: lists them all; only the latest folder is kept (a long-running scheduler must not accumulate).
 _CONTEXT: dict[str, Any] = {}
+
+
+def markup_safe(column: str, value: Any) -> Any:
+    """One cell as :func:`_markup_safe` leaves it (the Spark engine makes its table a row at a
+    time): text of a column not of our vocabulary HTML-escaped, which leaves clean text as is."""
+    if column in _OUR_VOCABULARY or not isinstance(value, str):
+        return value
+    return html.escape(value)
 
 
 def default_suites_dir(base_dir: str | Path | None = None) -> Path:
@@ -84,7 +112,7 @@ def load_suite(suites_dir: str | Path, kind: str) -> tuple[Path, dict[str, Any]]
 
 
 def run_expectations(
-    table: pandas.DataFrame,
+    table: pandas.DataFrame | FrameTable,
     kind: str,
     *,
     suites_dir: str | Path,
@@ -102,12 +130,13 @@ def run_expectations(
     With ``cache_dir`` (a folder beside the state store) an unchanged table under an unchanged
     suite reuses the previous result and Data Docs pages without importing GX. With
     ``assets_dir`` (the reports folder's shared copy of the pages' scripts and styles,
-    :mod:`audit.webassets`) the pages link there instead of CDNs.
+    :mod:`audit.webassets`) the pages link there instead of CDNs. A Spark table
+    (:class:`FrameTable`) is validated in Spark and never cached (hashing it would read it all).
     """
     suite_path, suite_json = load_suite(suites_dir, kind)
     docs = Path(docs_dir) if docs_dir is not None else None
     assets = Path(assets_dir) if assets_dir is not None and docs is not None else None
-    if cache_dir is None:
+    if cache_dir is None or not is_pandas(table):
         return _validate(table, kind, suite_path, suite_json, (docs, assets), dataset, file)
     cache, name = Path(cache_dir), gx_name(dataset)
     suite_bytes = json.dumps(suite_json, sort_keys=True).encode("utf-8")
@@ -127,7 +156,7 @@ def run_expectations(
 
 
 def _validate(
-    table: pandas.DataFrame,
+    table: pandas.DataFrame | FrameTable,
     kind: str,
     suite_path: Path,
     suite_json: dict[str, Any],
@@ -136,21 +165,23 @@ def _validate(
     file: str,
 ) -> ExpectationsResult:
     docs_dir, assets_dir = folders  # the Data Docs folder; the shared assets its pages link
+    spark = not is_pandas(table)
+    frame = table.validated() if not is_pandas(table) else _markup_safe(table)
     gx_result = _run_checkpoint(
-        _markup_safe(table), suite_path, suite_json, dataset=dataset, docs_dir=docs_dir
+        frame, suite_path, suite_json, dataset=dataset, docs_dir=docs_dir, spark=spark
     )
     if docs_dir is not None and assets_dir is not None:
         expectation_cache.offline_pages(docs_dir, assets_dir)
     produced: list[Finding] = []
-    rules: list[RuleResult] = []
-    ids = table["id"] if "id" in table.columns else None
-    for result in gx_result:
-        rule = _rule(result)
-        rules.append(rule)
+    rules = [rule_result(result) for result in gx_result]
+    if not is_pandas(table):
+        rules = [as_local_examples(rule, table) for rule in rules]
+    ids = example_ids(table, [i for rule in rules if not rule.success for i in rule.examples])
+    for rule in rules:
         if rule.success:
             continue
         if rule.invalid:
-            message = f"{_label(rule)} could not be evaluated: {rule.invalid}"
+            message = f"{label(rule)} could not be evaluated: {rule.invalid}"
             produced.append(
                 findings.make(Code.EXPECTATION_INVALID, message, dataset=dataset, file=file)
             )
@@ -158,7 +189,7 @@ def _validate(
         produced.append(
             findings.make(
                 Code.EXPECTATION_FAILED,
-                _failure_message(rule, ids),
+                failure_message(rule, ids),
                 dataset=dataset,
                 file=file,
                 severity=_SEVERITY[rule.severity],
@@ -169,7 +200,7 @@ def _validate(
         findings=produced,
         suite=str(suite_path),
         kind=kind,
-        rows=len(table),
+        rows=len(table) if is_pandas(table) else table.rows,
         evaluated=len(rules),
         failed=sum(not r.success for r in rules),
         success=all(r.success for r in rules),
@@ -201,17 +232,22 @@ def _markup_safe(table: pandas.DataFrame) -> pandas.DataFrame:
 
 
 def _run_checkpoint(
-    table: pandas.DataFrame,
+    table: Any,
     suite_path: Path,
     suite_json: dict[str, Any],
     *,
     dataset: str,
     docs_dir: str | Path | None,
+    spark: bool,
 ) -> list[Any]:
-    """Run the suite through a GX 1.x Checkpoint; returns GX's per-expectation results."""
-    with without_pyspark():
-        import great_expectations as gx
-
+    """Run the suite through a GX 1.x Checkpoint on a pandas or (``spark``) a Spark DataFrame;
+    returns GX's per-expectation results."""
+    gx = _gx()
+    if spark and not _GX_SAW_SPARK[0]:
+        raise ProbeError(
+            f"expectations for {dataset}: Great Expectations was loaded before Spark in this "
+            "process, so it cannot validate on Spark; run the audit in a new process"
+        )
     context = _context(docs_dir)
     name = gx_name(dataset)
     try:
@@ -221,10 +257,12 @@ def _run_checkpoint(
             meta={**suite_json.get("meta", {}), "suite_file": str(suite_path)},
         )
     except Exception as exc:  # GX raises pydantic and its own errors for a bad suite
-        raise ConfigError(f"{suite_path}: invalid expectation suite: {_first_line(exc)}") from None
+        raise ConfigError(f"{suite_path}: invalid expectation suite: {first_line(exc)}") from None
     try:
         suite = context.suites.add_or_update(suite)
-        source = context.data_sources.add_or_update_pandas(name=f"source_{name}")
+        sources = context.data_sources
+        add = sources.add_or_update_spark if spark else sources.add_or_update_pandas
+        source = add(name=f"source_{name}")
         batch = source.add_dataframe_asset(name="records").add_batch_definition_whole_dataframe(
             "whole"
         )
@@ -241,16 +279,34 @@ def _run_checkpoint(
                 name=f"audit_{name}",
                 validation_definitions=[validation],
                 actions=actions,
-                result_format={"result_format": "SUMMARY", "partial_unexpected_count": _EXAMPLES},
+                result_format=_result_format(spark),
             )
         )
         outcome = checkpoint.run(batch_parameters={"dataframe": table})
     except Exception as exc:  # anything GX throws here means the stage could not run at all
-        raise ProbeError(f"expectations for {dataset}: {_first_line(exc)}") from None
+        raise ProbeError(f"expectations for {dataset}: {first_line(exc)}") from None
     finally:  # the kept context must not hold a big table until the next run
         with contextlib.suppress(Exception):
             context.data_sources.delete(f"source_{name}")
     return [r for run in outcome.run_results.values() for r in run.results]
+
+
+def _gx() -> Any:
+    """great_expectations, imported once; notes whether it could see pyspark then."""
+    with without_pyspark():
+        import great_expectations as gx
+    if not _GX_SAW_SPARK:
+        _GX_SAW_SPARK.append("pyspark" in sys.modules)
+    return gx
+
+
+def _result_format(spark: bool) -> dict[str, Any]:
+    """GX's SUMMARY with our number of examples; on Spark (no row index) the examples are
+    named by the table's :data:`INDEX_COLUMN`."""
+    summary: dict[str, Any] = {"result_format": "SUMMARY", "partial_unexpected_count": _EXAMPLES}
+    if spark:
+        summary["unexpected_index_column_names"] = [INDEX_COLUMN]
+    return summary
 
 
 def gx_name(dataset: str) -> str:
@@ -273,9 +329,8 @@ def _context(docs_dir: str | Path | None) -> Any:
     key = str(Path(docs_dir).resolve()) if docs_dir is not None else ""
     if key in _CONTEXT:
         return _CONTEXT[key]
-    with without_pyspark():
-        import great_expectations as gx
-        from great_expectations.data_context.types.base import ProgressBarsConfig
+    gx = _gx()
+    from great_expectations.data_context.types.base import ProgressBarsConfig
 
     logging.getLogger("great_expectations").setLevel(logging.CRITICAL)
     context = gx.get_context(mode="ephemeral")
@@ -296,86 +351,3 @@ def _context(docs_dir: str | Path | None) -> Any:
     _CONTEXT.clear()
     _CONTEXT[key] = context
     return context
-
-
-def _rule(result: Any) -> RuleResult:
-    """One GX result as typed, JSON-able data (kept in the stage result for the report)."""
-    config = result.expectation_config
-    kwargs = {k: v for k, v in config.kwargs.items() if k != "batch_id"}
-    detail = result.result or {}
-    severity = getattr(config.severity, "value", config.severity) or "critical"
-    plain = _jsonable(
-        {
-            "type": config.type,
-            "column": kwargs.get("column"),
-            "kwargs": kwargs,
-            "severity": severity,
-            "success": bool(result.success),
-            "observed": detail.get("observed_value"),
-            "element_count": detail.get("element_count"),
-            "unexpected_count": detail.get("unexpected_count"),
-            "unexpected_percent": detail.get("unexpected_percent"),
-            "examples": detail.get("partial_unexpected_index_list") or [],
-            "example_values": [
-                html.unescape(v) if isinstance(v, str) else v
-                for v in detail.get("partial_unexpected_list") or []
-            ],
-            "invalid": None if result.success else _exception(result.exception_info),
-        }
-    )
-    return msgspec.convert(plain, RuleResult)
-
-
-def _exception(info: Any) -> str | None:
-    """GX reports a failed metric either flat or keyed by metric id; find the first message."""
-    if not isinstance(info, dict):
-        return None
-    if info.get("raised_exception"):
-        return _first_line(info.get("exception_message") or "exception")
-    for value in info.values():
-        if isinstance(value, dict) and (found := _exception(value)):
-            return found
-    return None
-
-
-def _label(rule: RuleResult) -> str:
-    column = f" on column {rule.column!r}" if rule.column else ""
-    return f"{rule.type}{column}"
-
-
-def _failure_message(rule: RuleResult, ids: pandas.Series | None) -> str:
-    expected = ", ".join(f"{k}={v!r}" for k, v in rule.kwargs.items() if k not in ("column",))
-    parts = [f"{_label(rule)} failed ({expected})"]
-    if rule.unexpected_count is not None:
-        percent = rule.unexpected_percent
-        share = f", {percent:.1f}% of non-null values" if percent is not None else ""
-        parts.append(f"{rule.unexpected_count} of {rule.element_count} rows unexpected{share}")
-    elif rule.observed is not None:
-        parts.append(f"observed {rule.observed!r}")
-    if rule.examples:
-        shown = []
-        for index, value in zip(rule.examples, rule.example_values, strict=False):
-            record_id = ids.iloc[index] if ids is not None and 0 <= index < len(ids) else None
-            named = isinstance(record_id, str) and rule.column != "id"
-            label = f"#{index}" + (f" (id {record_id})" if named else "")
-            shown.append(f"{label}: {value!r}")
-        parts.append("e.g. " + "; ".join(shown))
-    return "; ".join(parts)
-
-
-def _jsonable(value: Any) -> Any:
-    """numpy scalars and sets out of GX results, so the stats survive report.json."""
-    return json.loads(json.dumps(value, default=_plain))
-
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    if isinstance(value, set | frozenset | tuple):
-        return sorted(value, key=repr)
-    return str(value)
-
-
-def _first_line(exc: object) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

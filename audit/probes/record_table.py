@@ -49,10 +49,14 @@ COLUMNS: dict[str, str] = {
 FINGERPRINT = "fingerprint"
 #: The columns computed from the record alone (the fingerprint covers them all).
 RECORD_COLUMNS = frozenset(list(COLUMNS)[:8])
+#: The record columns holding numbers (the others hold text or nothing).
+NUMBER_COLUMNS = frozenset({"n_turns", "image_token_count"})
 _ENCODER = msgspec.json.Encoder(order="sorted")
 #: URL findings (all warnings: the local copy may still train) that mean the URL did answer.
 _URL_REACHABLE = frozenset({Code.URL_OPT_OUT})
 IMAGE_UNAVAILABLE_CODES = IMAGE_MISSING_CODES | IMAGE_BROKEN_CODES
+#: The (status, availability) columns of each probe.
+PROBE_COLUMNS = {"image": ("image_status", "image_available"), "url": ("url_status", "url_alive")}
 
 
 def record_table(
@@ -70,7 +74,7 @@ def record_table(
     """
     import pandas
 
-    rows = [_row(record) for record in records]
+    rows = [record_row(record) for record in records]
     frame = pandas.DataFrame(rows, columns=list(COLUMNS)[:9])
     verdicts = license_verdicts or {}
     probes = {
@@ -83,7 +87,9 @@ def record_table(
     return frame
 
 
-def _row(record: object) -> tuple[Any, ...]:
+def record_row(record: object) -> tuple[Any, ...]:
+    """The record's columns of the table (the first nine of :data:`COLUMNS`); None for an
+    unusable element. Both engines build rows here (the Spark one in its executors)."""
     if type(record) is ChatRecord:
         return _chat_row(record)
     raw_id = _field(record, "id")
@@ -160,35 +166,41 @@ def _probe_columns(
     rows: Sequence[tuple[Any, ...]], column: str, findings: Iterable[Finding] | None
 ) -> dict[str, list[Any]]:
     """Status and availability per row from a probe's findings; all null when it did not run."""
-    position, status_col, ok_col = (
-        (2, "image_status", "image_available")
-        if column == "image"
-        else (3, "url_status", "url_alive")
-    )
+    status_col, ok_col = PROBE_COLUMNS[column]
     if findings is None:
         return {status_col: [None] * len(rows), ok_col: [None] * len(rows)}
-    worst: dict[int, Finding] = {}
-    unavailable: set[int] = set()  # images: the records the images stage counts unavailable
+    by_index: dict[int, list[tuple[str, Severity]]] = {}
     for finding in findings:
-        if finding.code in IMAGE_UNAVAILABLE_CODES and finding.index is not None:
-            unavailable.add(finding.index)
-        if finding.index is None or finding.severity is Severity.INFO:
+        if finding.index is not None:
+            by_index.setdefault(finding.index, []).append((finding.code, finding.severity))
+    outcomes = {i: record_outcome(found) for i, found in by_index.items()}
+    cells = [probe_cell(row, column, outcomes.get(i)) for i, row in enumerate(rows)]
+    return {status_col: [c[0] for c in cells], ok_col: [c[1] for c in cells]}
+
+
+def record_outcome(found: Iterable[tuple[str, Severity]]) -> tuple[str, bool] | None:
+    """A probe's outcome for one record from its findings (code, severity) in order: the first
+    most severe non-info code, and whether any of them makes the image unavailable; None when
+    only info findings (or none) name the record. Both engines reduce a record's findings here."""
+    worst: tuple[str, Severity] | None = None
+    unavailable = False
+    for code, severity in found:
+        unavailable = unavailable or code in IMAGE_UNAVAILABLE_CODES
+        if severity is Severity.INFO:
             continue
-        seen = worst.get(finding.index)
-        if seen is None or finding.severity.rank > seen.severity.rank:
-            worst[finding.index] = finding
-    statuses: list[str | None] = []
-    available: list[bool | None] = []
-    for i, row in enumerate(rows):
-        if row[position] is None and row[2] is None:  # a chat record's URL is its image's
-            statuses.append(None)
-            available.append(None)
-        elif (found := worst.get(i)) is None:
-            statuses.append("ok")
-            available.append(True)
-        else:
-            statuses.append(found.code)
-            available.append(
-                found.code in _URL_REACHABLE if column == "url" else i not in unavailable
-            )
-    return {status_col: statuses, ok_col: available}
+        if worst is None or severity.rank > worst[1].rank:
+            worst = (code, severity)
+    return None if worst is None else (worst[0], unavailable)
+
+
+def probe_cell(
+    row: Sequence[Any], column: str, outcome: tuple[str, bool] | None
+) -> tuple[str | None, bool | None]:
+    """The (status, available) cells of a probed row (a :func:`record_row`) for the ``image``
+    or ``url`` probe, given its :func:`record_outcome`."""
+    if row[2 if column == "image" else 3] is None and row[2] is None:
+        return None, None  # no image, no URL (a chat record's URL is its image's)
+    if outcome is None:
+        return "ok", True
+    code, unavailable = outcome
+    return code, code in _URL_REACHABLE if column == "url" else not unavailable

@@ -2,7 +2,9 @@
 
 The table is enriched with what earlier stages found (the image and URL probes' per-record
 outcomes, the licence verdicts), handed over as their typed results. Great Expectations and its
-cache folder are reached only through :mod:`audit.probes.expectations`.
+cache folder are reached only through :mod:`audit.probes.expectations`. On the Spark engine the
+table is built and joined in Spark (:mod:`audit.engines.spark.expectation_table`) and GX
+validates it there: no record, finding or verdict is read back to the driver.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from audit import engines
 from audit.findings import Code, Finding
 from audit.results import (
     ExpectationsResult,
@@ -42,6 +45,8 @@ def run_expectations_stage(
         raise StageSkipped("no conversation file configured")
     from audit.probes.expectations import cached_docs, default_suites_dir, gx_version
 
+    if engines.is_spark(ctx.config.engine):
+        return _on_spark(ctx, images=images, urls=urls, license=license)
     images = whole(images) if images is not None else None
     urls = whole(urls) if urls is not None else None
     structure = ctx.upstream.structure
@@ -90,6 +95,45 @@ def run_expectations_stage(
     )
     outside = cached_docs(cache_dir, ds.name, docs_dir)
     return cached(ctx, "expectations", key, compute, ExpectationsResult, outside=outside)
+
+
+def _on_spark(
+    ctx: StageContext,
+    *,
+    images: ImagesResult | None,
+    urls: UrlsResult | None,
+    license: LicenseResult | None,
+) -> ExpectationsResult:
+    """The table made and validated in Spark. Never reused from the stage cache (neither are
+    the Spark stages it joins) nor from the expectations cache (its key would hash the table)."""
+    from audit.engines.spark.expectation_table import spark_table
+    from audit.engines.spark.session import session
+    from audit.probes.expectations import default_suites_dir, run_expectations
+
+    ds = ctx.dataset
+    assert ds.chat is not None
+    structure = ctx.upstream.structure
+    table = spark_table(
+        session(ctx.config.engine),
+        ctx.path(ds.chat),
+        None if ds.kind == "auto" else ds.kind,
+        ds.name,
+        images=(images, structure) if images is not None else None,
+        urls=urls,
+        verdicts=license.record_verdicts_table if license is not None else None,
+    )
+    try:
+        return run_expectations(
+            table,
+            table.kind,
+            suites_dir=default_suites_dir(ctx.config.base_dir),
+            docs_dir=ctx.work_dir / "data-docs",
+            assets_dir=ctx.work_dir.parent / ASSETS_DIR,
+            dataset=ds.name,
+            file=str(ds.chat),
+        )
+    finally:
+        table.release()
 
 
 def _image_findings(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import msgspec
 
 from audit import engines
@@ -45,22 +47,22 @@ def license_(ctx: StageContext) -> LicenseResult:
 
 def _on_spark(ctx: StageContext) -> LicenseResult:
     """Verdicts in Spark executors; the findings to the run's table. No per-record licence table
-    for `export` (it asks for a local run), the verdicts still go to the expectations."""
+    for `export` (it asks for a local run); the verdicts for the expectations stay in a Parquet
+    table in the run folder, never on the driver."""
     from audit.engines.spark.licence_batches import SparkLicensing
     from audit.licensing import license_dataset
 
-    verdicts: dict[int, str] = {}
-    job = SparkLicensing(ctx.config.engine)
+    table = str(ctx.work_dir / "verdicts" / Path(ctx.findings_dir("license")).name)
+    job = SparkLicensing(ctx.config.engine, verdicts_table=table)
     result = license_dataset(
         ctx.dataset,
         ctx.config,
         progress=ctx.progress,
-        store=ctx.store,
-        verdicts_out=verdicts,  # not the run's shared load: executors read the records
+        store=ctx.store,  # not the run's shared load: executors read the records
         assess_file=job,
     )
     result = job.publish(result, ctx.findings_dir("license"))
-    return msgspec.structs.replace(result, record_verdicts=verdicts)
+    return msgspec.structs.replace(result, record_verdicts_table=table)
 
 
 def license_key(ctx: StageContext, urls: UrlsResult | None) -> str | None:

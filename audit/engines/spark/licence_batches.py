@@ -10,7 +10,9 @@ passes through the driver; a metadata file's URL join is made in the executors t
 (to the Parquet table; only their counts and first examples come back) and one compact partial
 tally, which the driver merges (:meth:`FileTally.merge`) into the same totals and file-level
 findings as the local engine's. A single JSON file is one task (the JSON reader cannot start
-part-way into an array); a shard set is one task per shard.
+part-way into an array); a shard set is one task per shard. Each record's verdict for the
+expectations table stays in Spark too: a Parquet table (``index``, ``verdict``) written from the
+executors' rows, the positions made set-wide by the units' element counts.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import os
 import pickle
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,10 +49,19 @@ if TYPE_CHECKING:
 
 _TALLY = "_tally"  # a task's pickled Partial; null on the other rows
 _LINES = "_lines"  # a chunk of --verdicts lines; null on the other rows
-_OUT_SCHEMA = ARROW_SCHEMA.append(pa.field(_TALLY, pa.binary())).append(
-    pa.field(_LINES, pa.string())
+_UNIT, _POSITION, _VERDICT = "_unit", "_position", "_verdict"  # a record's verdict; null elsewhere
+_EXTRA = [
+    pa.field(_TALLY, pa.binary()),
+    pa.field(_LINES, pa.string()),
+    pa.field(_UNIT, pa.int32()),
+    pa.field(_POSITION, pa.int64()),
+    pa.field(_VERDICT, pa.string()),
+]
+_OUT_SCHEMA = pa.schema([*ARROW_SCHEMA, *_EXTRA])
+_OUT_DDL = (
+    f"{SPARK_SCHEMA}, {_TALLY} binary, {_LINES} string, {_UNIT} int, {_POSITION} long, "
+    f"{_VERDICT} string"
 )
-_OUT_DDL = f"{SPARK_SCHEMA}, {_TALLY} binary, {_LINES} string"
 #: Findings or verdict lines per Arrow batch an executor yields.
 SLICE_ROWS = 20_000
 
@@ -60,7 +71,7 @@ class Spec:
     """What every task of one input needs (broadcast once)."""
 
     job: InputJob
-    verdicts: bool  # send back each record's verdict for the first declared use
+    verdicts: bool  # yield each record's verdict for the first declared use, as rows
     rows: bool  # send back the --verdicts rows, encoded
     cwd: str  # the driver's folder: relative paths mean the same in an executor
 
@@ -68,12 +79,11 @@ class Spec:
 @dataclass
 class Partial:
     """One unit's share of an input: its tally (per-record findings left out), its elements
-    (the next shard's offset), its verdicts by position, or the error that stopped it."""
+    (the next shard's offset), or the error that stopped it."""
 
     unit: int
     tally: FileTally | None
     elements: int = 0
-    verdicts: list[tuple[int, str]] = field(default_factory=list)
     error: tuple[str, int] | None = None  # message and exit code of an AuditError
 
 
@@ -106,6 +116,9 @@ def _assess_unit(run: Spec, number: int, unit: RecordSource) -> Iterator[pa.Reco
         for view, rec in licences:
             if run.verdicts:
                 verdicts.append((view.position, rec.judgement.verdicts[declared].verdict.value))
+                if len(verdicts) >= SLICE_ROWS:
+                    yield _verdicts_batch(number, verdicts)
+                    verdicts = []
             if builder is not None:
                 lines += [encode_row(row) for row in builder.rows(unit.path, rec)]
                 if len(lines) >= SLICE_ROWS:
@@ -122,13 +135,20 @@ def _assess_unit(run: Spec, number: int, unit: RecordSource) -> Iterator[pa.Reco
         done.tally.findings = []
     if lines:
         yield _lines_batch(lines)
-    yield _tally_row(Partial(number, done.tally, done.elements, verdicts))
+    if verdicts:
+        yield _verdicts_batch(number, verdicts)
+    yield _tally_row(Partial(number, done.tally, done.elements))
 
 
 def _findings_batch(found: list[Finding]) -> pa.RecordBatch:
     batch = to_batch(found)
-    nulls = [pa.nulls(batch.num_rows, pa.binary()), pa.nulls(batch.num_rows, pa.string())]
+    nulls = [pa.nulls(batch.num_rows, f.type) for f in _EXTRA]
     return pa.RecordBatch.from_arrays([*batch.columns, *nulls], schema=_OUT_SCHEMA)
+
+
+def _verdicts_batch(unit: int, verdicts: list[tuple[int, str]]) -> pa.RecordBatch:
+    rows = [{_UNIT: unit, _POSITION: p, _VERDICT: v} for p, v in verdicts]
+    return pa.RecordBatch.from_pylist(rows, schema=_OUT_SCHEMA)
 
 
 def _lines_batch(lines: list[str]) -> pa.RecordBatch:
@@ -142,10 +162,14 @@ def _tally_row(part: Partial) -> pa.RecordBatch:
 
 class SparkLicensing:
     """A :class:`audit.licensing.stage.FileAssessor` running on Spark: pass it as
-    ``assess_file``, then :meth:`publish` the findings of the stage's result."""
+    ``assess_file``, then :meth:`publish` the findings of the stage's result. With
+    ``verdicts_table`` (a folder every executor sees) each record's verdict for the first
+    declared use is written there as Parquet (``index``, ``verdict``); a ``verdicts_out`` dict
+    is refused, since it would bring every record's verdict to the driver."""
 
-    def __init__(self, engine: EngineConfig) -> None:
+    def __init__(self, engine: EngineConfig, verdicts_table: str | Path | None = None) -> None:
         self.spark: SparkSession = session(engine)
+        self.verdicts_table = str(verdicts_table) if verdicts_table is not None else None
         self._frames: list[DataFrame] = []  # each input's rows, cached until published
         self._specs: list[Broadcast[Spec]] = []
 
@@ -161,9 +185,12 @@ class SparkLicensing:
     ) -> None:
         from pyspark.sql import functions as F  # noqa: N812 - Spark's own convention
 
+        if verdicts_out is not None:
+            raise ValueError("on Spark the verdicts stay in a table: pass verdicts_table")
         if store is not None:  # executors have no store: every opted-out URL it knows
             job = replace(job, ctx=replace(job.ctx, opt_outs=all_opt_outs(store)))
-        run = Spec(job, verdicts_out is not None, verdict_sink is not None, str(Path.cwd()))
+        verdicts = self.verdicts_table is not None
+        run = Spec(job, verdicts, verdict_sink is not None, str(Path.cwd()))
         spec = self.spark.sparkContext.broadcast(run)
         self._specs.append(spec)
         entries = None
@@ -177,19 +204,30 @@ class SparkLicensing:
         if entries is not None:
             entries.unpersist()
         parts = sorted((pickle.loads(row[_TALLY]) for row in tallied), key=lambda p: p.unit)
-        offset = 0
+        offsets, offset = [], 0
         for part in parts:
             if part.error is not None:
                 raise raised(*part.error)
             tally.merge(part.tally)
-            if verdicts_out is not None:
-                verdicts_out.update((offset + p, v) for p, v in part.verdicts)
+            offsets.append((part.unit, offset))
             offset += part.elements
+        if self.verdicts_table is not None:
+            self._write_verdicts(out, offsets, self.verdicts_table)
         if verdict_sink is not None:  # streamed a partition at a time, in unit order
             for row in out.where(F.col(_LINES).isNotNull()).select(_LINES).toLocalIterator():
                 _write_lines(verdict_sink, row[_LINES])
         progress.advance(tally.records)
         progress.finish()
+
+    def _write_verdicts(self, out: DataFrame, offsets: list[tuple[int, int]], to: str) -> None:
+        """The records' verdicts as a table, each position made set-wide (the elements of the
+        units before it, as the local engine's ``verdicts_out`` keys run)."""
+        from pyspark.sql import functions as F  # noqa: N812 - Spark's own convention
+
+        starts = self.spark.createDataFrame(offsets, f"{_UNIT} int, _offset long")
+        rows = out.where(F.col(_VERDICT).isNotNull()).join(F.broadcast(starts), _UNIT)
+        index = (F.col("_offset") + F.col(_POSITION)).alias("index")
+        rows.select(index, F.col(_VERDICT).alias("verdict")).write.mode("overwrite").parquet(to)
 
     def publish(self, result: LicenseResult, location: str | Path) -> LicenseResult:
         """``result`` (from license_files with this assessor) with its findings in the table at
@@ -200,7 +238,8 @@ class SparkLicensing:
         frame = file_level
         for part in self._frames:
             rows = part.where(part[_TALLY].isNull() & part[_LINES].isNull())
-            frame = frame.unionByName(rows.drop(_TALLY, _LINES))
+            rows = rows.where(part[_VERDICT].isNull())
+            frame = frame.unionByName(rows.drop(*(f.name for f in _EXTRA)))
         try:
             examples, totals = publish(frame, Path(location), examples_per_code=EXAMPLES_PER_CODE)
         finally:

@@ -1,0 +1,196 @@
+"""The expectations stage on Spark: the table made in executors, joined in Spark with the probes'
+outcomes and the licence verdict table, validated by GX's Spark datasource, gives the local
+engine's findings, rule results and Data Docs."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import textwrap
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import pytest
+
+from audit import config as config_mod
+from audit import findings, stages
+from audit.config import EngineConfig
+from audit.findings import Code, Finding
+from audit.models import NoProgress
+from audit.results import ImagesResult, LicenseResult, StructureResult, UrlsResult
+from audit.stages.expectations_stage import run_expectations_stage
+from audit.store import Store
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+pytestmark = pytest.mark.spark
+
+SPARK = EngineConfig(name="spark", master="local[2]")
+
+
+def _record(n: int, **changes: Any) -> dict[str, Any]:
+    record = {
+        "id": f"{n:09d}",
+        "image": f"{n:05d}/{n:09d}.jpg",
+        "conversations": [
+            {"from": "human", "value": "<image>\nDescribe the picture."},
+            {"from": "gpt", "value": f"Picture {n}."},
+        ],
+    }
+    return {**record, **changes}
+
+
+def _records() -> list[Any]:
+    """LCS-like records with planted defects, each breaking a rule of the lcs-chat suite."""
+    records: list[Any] = [_record(n) for n in range(40)]
+    records[3] = _record(3, id="<b>3</b>")  # markup in an id: escaped for Data Docs only
+    records[4] = _record(4, id=4)  # an int id
+    records[6] = _record(6, image="elsewhere/x.jpg")  # off the image pattern
+    records[8] = {k: v for k, v in _record(8).items() if k != "image"}  # no image
+    first = records[9]["conversations"]
+    records[9] = _record(9, conversations=[first[1], first[0]])  # gpt first, human last
+    records[12] = _record(12, id="000000011")  # a repeated id
+    records[13] = dict(records[14])  # an exact duplicate
+    records[20] = "not a record"  # an unusable element keeps its position
+    return records
+
+
+def _upstream(chat: Path) -> tuple[ImagesResult, StructureResult, UrlsResult, dict[int, str]]:
+    def made(
+        code: Code, index: int | None, record_id: str | None = None, file: str = ""
+    ) -> Finding:
+        return findings.make(
+            code,
+            f"{code} at {index}",
+            dataset="lcs",
+            file=file or str(chat),
+            index=index,
+            record_id=record_id,
+        )
+
+    images = ImagesResult(
+        dataset="lcs",
+        file=str(chat),
+        findings=[
+            made(Code.IMAGE_MISSING, 2),
+            made(Code.IMAGE_CORRUPT, 5),
+            made(Code.IMAGE_FORMAT_MISMATCH, 5),  # a lesser code on the same record
+            made(Code.IMAGE_FORMAT_MISMATCH, 11),  # available, but not ok
+            made(Code.IMAGE_MISSING, None),  # a file-level finding names no record
+        ],
+    )
+    structure = StructureResult(
+        findings=[made(Code.IMAGE_PATH, 7), made(Code.IMAGE_PATH, 10, file="other.json")]
+    )
+    meta = "meta.json"
+    urls = UrlsResult(
+        findings=[
+            made(Code.URL_DEAD, 0, "000000001", meta),
+            made(Code.URL_OPT_OUT, 1, "000000002", meta),  # answered: alive
+            made(Code.URL_TIMEOUT, 2, "000000011", meta),  # the first record with that id
+            made(Code.URL_DEAD, 3, "not in the chat", meta),
+            *(made(Code.URL_DEAD, n, f"{n:09d}", meta) for n in range(21, 36)),
+        ]
+    )
+    verdicts = {i: "forbidden" if i % 7 == 0 else "allowed" for i in range(40) if i != 20}
+    return images, structure, urls, verdicts
+
+
+def _context(folder: Path, store: Store, engine: EngineConfig | None) -> stages.StageContext:
+    (folder / "audit.toml").write_text(
+        textwrap.dedent(
+            """
+            [[datasets]]
+            name = "lcs"
+            kind = "lcs-chat"
+            chat = "chat.json"
+            """
+        ),
+        encoding="utf-8",
+    )
+    config = config_mod.load(folder / "audit.toml")
+    if engine is not None:
+        config = msgspec.structs.replace(config, engine=engine)
+    return stages.StageContext(
+        config=config,
+        dataset=config.datasets[0],
+        store=store,
+        progress=NoProgress(),
+        work_dir=folder / "reports" / "run",
+    )
+
+
+def _docs_text(result_docs: str | None) -> dict[str, str]:
+    """Every Data Docs page, with what differs between any two runs (times, run ids) masked."""
+    assert result_docs is not None
+    root = Path(result_docs).parent
+    pages = {}
+    for page in sorted(root.rglob("*.html")):
+        text = page.read_text(encoding="utf-8")
+        text = re.sub(r"\d{8}T\d{6}(\.\d+)?Z?", "<time>", text)
+        text = re.sub(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?(\+00:00|Z)?", "<time>", text)
+        text = re.sub(
+            r"[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+            "<id>",
+            text,
+        )
+        text = re.sub(r"\b1\d{9}\.\d+", "<time>", text)  # a run's epoch seconds
+        # the batch's own description names the kind of DataFrame GX validated, and on pandas
+        # its fingerprint: a validation page's collapsed "Show more info" block about the batch
+        text = re.sub(r"\b(Pandas|Spark)DataFrame\b", "<frame>", text)
+        start = text.find('id="section-1-content-block-3"')
+        end = text.find('id="section-2-content-block-1"')
+        if page.parent.parent.name == "__none__":  # validations/<suite>/__none__/<run>/
+            assert 0 < start < end and "Batch Spec" in text[start:end]
+            text = text[:start] + "<the batch>" + text[end:]
+        pages[re.sub(r"\d{8}T\d{6}(\.\d+)?Z?", "<time>", page.relative_to(root).as_posix())] = text
+    return pages
+
+
+def test_the_suite_on_spark_gives_the_local_engines_findings_rules_and_data_docs(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    results = {}
+    docs = {}
+    for engine in ("local", "spark"):
+        folder = tmp_path / engine
+        folder.mkdir()
+        chat = folder / "chat.json"
+        chat.write_text(json.dumps(_records()), encoding="utf-8")
+        images, structure, urls, verdicts = _upstream(chat)
+        with Store(folder / "state.sqlite") as store:
+            ctx = _context(folder, store, SPARK if engine == "spark" else None)
+            ctx.upstream.record(structure)
+            if engine == "spark":
+                table = str(folder / "verdicts")
+                rows = sorted(verdicts.items())
+                spark.createDataFrame(rows, "index long, verdict string").write.parquet(table)
+                licence = LicenseResult(record_verdicts_table=table)
+            else:
+                licence = LicenseResult(record_verdicts=verdicts)
+            result = run_expectations_stage(ctx, images=images, urls=urls, license=licence)
+            if engine == "spark":
+                assert ctx.chat is None, "the driver never loaded the chat file"
+        results[engine] = result
+        docs[engine] = _docs_text(result.data_docs)
+
+    local, on_spark = results["local"], results["spark"]
+    assert not local.success and on_spark.rows == local.rows == 40
+
+    def named(result: Any) -> Counter[tuple[str, str, str]]:
+        return Counter((f.code, f.severity, f.message) for f in result.findings)
+
+    assert named(on_spark) == named(local)
+    assert len(local.findings) >= 8, "the planted defects break rules"
+    assert sorted(map(repr, on_spark.rules)) == sorted(map(repr, local.rules)), "nan as nan"
+    broken = {r.column for r in local.rules if not r.success}
+    assert {"id", "image", "first_from", "image_available", "url_alive"} <= broken
+    assert {"license_verdict", "fingerprint"} <= broken
+    assert docs["spark"].keys() == docs["local"].keys()
+    for page, text in docs["local"].items():
+        diff = difflib.unified_diff(text.splitlines(), docs["spark"][page].splitlines(), n=0)
+        assert docs["spark"][page] == text, (page, "\n".join(list(diff)[:40]))
