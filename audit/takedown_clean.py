@@ -97,6 +97,8 @@ def clean_copies(loaded: list[LoadedFile], located: Located, request_id: str) ->
         cleaned_set_path(source, request_id) for source, _ in affected
     ]:
         _outside(target, inputs)
+    plans = [(source, shards, _shard_targets(source, shards, request_id))
+             for source, shards in affected]  # fmt: skip
     rows: list[CleanedFile] = []
     for f in files:
         removed = by_file[_ident(f)]
@@ -110,23 +112,30 @@ def clean_copies(loaded: list[LoadedFile], located: Located, request_id: str) ->
                 f"{target}: cannot write the cleaned copy: {exc.strerror or exc}"
             ) from None
         rows.append(_row(f, target, removed, request_id, (len(f.elements), len(kept))))
-    for source, shards in affected:
-        rows += _clean_set(source, shards, by_file, request_id)
+    for source, shards, paths in plans:
+        rows += _clean_set(source, shards, paths, by_file, request_id)
     return rows
 
 
-def _clean_set(
-    source: Path,
-    shards: list[LoadedFile],
-    by_file: dict[tuple[str, str], list[Match]],
-    request_id: str,
-) -> list[CleanedFile]:
-    """Every shard of one set copied without its matched records, shard after shard."""
+def _shard_targets(source: Path, shards: list[LoadedFile], request_id: str) -> list[Path]:
+    """Where each shard's cleaned copy goes; a cleaned folder holding other shards is refused."""
     base = set_base(source)
     target = cleaned_set_path(source, request_id)
     paths = [target / s.source.path.relative_to(base) if base else target for s in shards]
     if base is not None:
         _no_strangers(target, paths)
+    return paths
+
+
+def _clean_set(
+    source: Path,
+    shards: list[LoadedFile],
+    paths: list[Path],
+    by_file: dict[tuple[str, str], list[Match]],
+    request_id: str,
+) -> list[CleanedFile]:
+    """Every shard of one set copied without its matched records, shard after shard."""
+    target = cleaned_set_path(source, request_id)
     rows = []
     for shard, path in zip(shards, paths, strict=True):
         removed = by_file.get(_ident(shard), [])

@@ -250,3 +250,19 @@ def test_a_cleaned_set_that_would_overwrite_an_input_is_refused(
     assert {str(p): p.read_bytes() for p in (tmp_path / "jl.TD-0001.cleaned").iterdir()} == inputs
     assert _digests(tmp_path) == before
     assert not (tmp_path / f"pq.{rid}.cleaned").exists()  # every target checked before writing
+
+
+def test_a_cleaned_folder_holding_a_shard_the_set_lacks_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = build(tmp_path)
+    cfg, store = _open(config)
+    rid = _request(cfg, store)
+    takedown.apply(cfg, store, rid)
+    store.close()
+    stray = tmp_path / f"jl.{rid}.cleaned/train-00009-of-00010.jsonl.gz"
+    stray.write_bytes(gzip.compress(b'{"id": "x"}\n'))  # a reader would take it for the set's
+    capsys.readouterr()
+    assert main(["takedown", "apply", rid, "--config", str(config)]) == 3
+    err = capsys.readouterr().err
+    assert "not in the set" in err and str(stray) in err and len(err.strip().splitlines()) == 1
