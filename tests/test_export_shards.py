@@ -117,3 +117,17 @@ def test_a_broken_mixed_or_empty_set_is_one_line_and_exit_3(
     err = capsys.readouterr().err
     assert code == 3 and "Traceback" not in err, err
     assert len(err.strip().splitlines()) == 1 and str(copy / "sets") in err, err
+
+
+def test_an_out_folder_that_would_replace_an_input_shard_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_jsonl([{"id": "1"}, {"id": "2"}], tmp_path / "cc3m/data", 2)
+    config = tmp_path / "audit.toml"
+    config.write_text('[[datasets]]\nname = "cc3m"\nchat = "cc3m/data"\n', encoding="utf-8")
+    before = {p: p.read_bytes() for p in (tmp_path / "cc3m/data").iterdir()}
+    capsys.readouterr()
+    assert main(["export", "--config", str(config), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "would overwrite the input shard" in err and len(err.strip().splitlines()) == 1
+    assert {p: p.read_bytes() for p in (tmp_path / "cc3m/data").iterdir()} == before
