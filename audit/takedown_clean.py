@@ -99,6 +99,9 @@ def clean_copies(loaded: list[LoadedFile], located: Located, request_id: str) ->
         _outside(target, inputs)
     plans = [(source, shards, _shard_targets(source, shards, request_id))
              for source, shards in affected]  # fmt: skip
+    planned = {p.resolve() for _, _, paths in plans for p in paths}
+    for target in {cleaned_set_path(s, request_id) for s, _ in affected if set_base(s)}:
+        _no_strangers(target, planned)
     rows: list[CleanedFile] = []
     for f in files:
         removed = by_file[_ident(f)]
@@ -118,13 +121,10 @@ def clean_copies(loaded: list[LoadedFile], located: Located, request_id: str) ->
 
 
 def _shard_targets(source: Path, shards: list[LoadedFile], request_id: str) -> list[Path]:
-    """Where each shard's cleaned copy goes; a cleaned folder holding other shards is refused."""
+    """Where each shard's cleaned copy goes (its path under the set's folder or glob base)."""
     base = set_base(source)
     target = cleaned_set_path(source, request_id)
-    paths = [target / s.source.path.relative_to(base) if base else target for s in shards]
-    if base is not None:
-        _no_strangers(target, paths)
-    return paths
+    return [target / s.source.path.relative_to(base) if base else target for s in shards]
 
 
 def _clean_set(
@@ -157,16 +157,16 @@ def _outside(target: Path, inputs: set[Path]) -> None:
             )
 
 
-def _no_strangers(target: Path, paths: list[Path]) -> None:
-    """A cleaned set's folder, written again, holds no shard the set no longer has (a reader of
-    the copy would take it for part of the set)."""
+def _no_strangers(target: Path, planned: set[Path]) -> None:
+    """A cleaned set's folder, written again, holds no shard this apply does not write (a reader
+    of the copy would take it for part of the set)."""
     if not target.exists():
         return
     try:
         present = expand(target)
     except InputError:  # no shard there (or not a folder): the writes judge it
         return
-    strangers = sorted({p.resolve() for p in present} - {p.resolve() for p in paths})
+    strangers = sorted({p.resolve() for p in present} - planned)
     if strangers:
         raise OutputError(
             f"{target}: holds {len(strangers)} shard(s) that are not in the set, such as "
