@@ -64,12 +64,12 @@ class LoadedFile:
                 yield str(self.path), position, record
             return
         ends = [first for _, first in self.shards[1:]]
+        names = [str(shard) for shard, _ in self.shards]  # one string per shard, not per record
         part = 0
         for position, record in self.items():  # positions ascend: walk the shards once
             while part < len(ends) and position >= ends[part]:
                 part += 1
-            shard, first = self.shards[part]
-            yield str(shard), position - first, record
+            yield names[part], position - self.shards[part][1], record
 
 
 def _is_metadata(kind: str, head: bytes) -> bool:
