@@ -20,6 +20,7 @@ from audit import findings, stages
 from audit.config import EngineConfig
 from audit.findings import Code, Finding
 from audit.models import NoProgress
+from audit.probes.expectation_rules import JAVA_AS_PYTHON
 from audit.results import ImagesResult, LicenseResult, StructureResult, UrlsResult
 from audit.stages.expectations_stage import run_expectations_stage
 from audit.store import Store
@@ -56,6 +57,10 @@ def _records() -> list[Any]:
     records[12] = _record(12, id="000000011")  # a repeated id
     records[13] = dict(records[14])  # an exact duplicate
     records[20] = "not a record"  # an unusable element keeps its position
+    # where Java's regexes differ from Python's unless told otherwise: digits of another script
+    # match \d in Python, and a final \r is not a line end there (so "$" fails before it)
+    records[15] = _record(15, id="\u0660" * 7 + "\u0661\u0665")
+    records[16] = _record(16, image="00016/000000016.jpg\r")
     return records
 
 
@@ -142,6 +147,8 @@ def _docs_text(result_docs: str | None) -> dict[str, str]:
         # the batch's own description names the kind of DataFrame GX validated, and on pandas
         # its fingerprint: a validation page's collapsed "Show more info" block about the batch
         text = re.sub(r"\b(Pandas|Spark)DataFrame\b", "<frame>", text)
+        # the patterns as Spark ran them: with Java's flags for Python's meaning
+        text = text.replace(JAVA_AS_PYTHON, "")
         start = text.find('id="section-1-content-block-3"')
         end = text.find('id="section-2-content-block-1"')
         if page.parent.parent.name == "__none__":  # validations/<suite>/__none__/<run>/
@@ -155,7 +162,8 @@ def test_the_suite_on_spark_gives_the_local_engines_findings_rules_and_data_docs
     spark: SparkSession, tmp_path: Path
 ) -> None:
     results = {}
-    docs = {}
+    docs: dict[str, dict[str, str]] = {}
+    raw: dict[str, str] = {}  # the Spark run's pages as written
     for engine in ("local", "spark"):
         folder = tmp_path / engine
         folder.mkdir()
@@ -177,6 +185,8 @@ def test_the_suite_on_spark_gives_the_local_engines_findings_rules_and_data_docs
                 assert ctx.chat is None, "the driver never loaded the chat file"
         results[engine] = result
         docs[engine] = _docs_text(result.data_docs)
+        if engine == "spark":
+            raw = {p.name: p.read_text("utf-8") for p in folder.rglob("data-docs/**/*.html")}
 
     local, on_spark = results["local"], results["spark"]
     assert not local.success and on_spark.rows == local.rows == 40
@@ -191,6 +201,68 @@ def test_the_suite_on_spark_gives_the_local_engines_findings_rules_and_data_docs
     assert {"id", "image", "first_from", "image_available", "url_alive"} <= broken
     assert {"license_verdict", "fingerprint"} <= broken
     assert docs["spark"].keys() == docs["local"].keys()
+    assert any(JAVA_AS_PYTHON in page for page in raw.values()), "Spark's pages show the flags"
     for page, text in docs["local"].items():
         diff = difflib.unified_diff(text.splitlines(), docs["spark"][page].splitlines(), n=0)
         assert docs["spark"][page] == text, (page, "\n".join(list(diff)[:40]))
+
+
+class _Frame:
+    """A :class:`FrameTable` over a hand-made Spark DataFrame."""
+
+    def __init__(self, frame: Any, rows: int) -> None:
+        self.frame, self.rows = frame, rows
+
+    def validated(self) -> Any:
+        return self.frame
+
+    def ids_at(self, indexes: Any) -> dict[int, str | None]:
+        return {}
+
+    def has_values(self, column: str) -> bool:
+        return True
+
+
+def test_gx_on_spark_names_the_first_unexpected_rows_in_the_frames_order(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """Contract (GX 1.x, not documented): with ``unexpected_index_column_names`` the Spark
+    backend gives each example as a dict holding the index column, and takes the first
+    unexpected rows of an ordered frame over many partitions, as pandas takes the first rows."""
+    from pyspark.sql import functions as F  # noqa: N812 - Spark's own convention
+
+    from audit.probes.expectations import run_expectations
+
+    suites = tmp_path / "suites"
+    suites.mkdir()
+    rule = {"column": "n_turns", "min_value": 1, "max_value": 9}
+    suite = {"expectations": [{"type": "expect_column_values_to_be_between", "kwargs": rule}]}
+    (suites / "generic.json").write_text(json.dumps(suite), encoding="utf-8")
+    frame = spark.range(0, 3000, numPartitions=8).select(
+        F.col("id").alias("index"), (F.col("id") % 3).alias("n_turns")
+    )
+    ordered = frame.orderBy(F.desc("index"))  # the first rows are the last indexes
+    result = run_expectations(
+        _Frame(ordered, 3000), "generic", suites_dir=suites, docs_dir=None, dataset="d"
+    )
+    (checked,) = result.rules
+    assert checked.unexpected_count == 1000
+    assert checked.examples == [2999 - 2 - 3 * n for n in range(5)]
+    assert checked.example_values == [0] * 5
+
+
+def test_sparks_regexes_mean_pythons_only_with_the_flags(spark: SparkSession) -> None:
+    """Why the Spark engine prefixes each pattern with :data:`JAVA_AS_PYTHON`: Java judges
+    these values otherwise than Python's ``re``, which the local engine's pandas uses."""
+    values = ["\u0660" * 7 + "\u0661\u0665", "000000016\r", "000000017"]
+    pattern = r"^\d{9}$"
+    python = [re.search(pattern, v) is not None for v in values]
+    frame = spark.createDataFrame([(v,) for v in values], "v string")
+
+    def judged(regex: str) -> list[bool]:
+        rows = frame.selectExpr(f"v rlike '{regex.replace(chr(92), chr(92) * 2)}' as ok").collect()
+        return [row["ok"] for row in rows]
+
+    assert python == [True, False, True]
+    assert judged(pattern) != python
+    assert judged(JAVA_AS_PYTHON + pattern) == python

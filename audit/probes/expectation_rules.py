@@ -22,6 +22,11 @@ if TYPE_CHECKING:
 
 #: The Spark table's record-index column (GX's ``unexpected_index_column_names``).
 INDEX_COLUMN = "index"
+#: Java regex flags that make a pattern mean on Spark what it means to Python's ``re`` (GX's
+#: pandas backend): UNIX_LINES (``$`` and ``.`` know only ``\n`` as a line end, not ``\r``,
+#: ``\u0085``, ``\u2028``) and UNICODE_CHARACTER_CLASS (``\d``, ``\w``, ``\s`` and ``\b``
+#: take any script's digits and letters, as for a Python text pattern).
+JAVA_AS_PYTHON = "(?dU)"
 
 
 class FrameTable(Protocol):
@@ -138,9 +143,32 @@ def first_line(exc: object) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def as_local_examples(rule: RuleResult, table: FrameTable) -> RuleResult:
-    """A Spark rule's missing example values as the local engine's pandas table holds them: in
-    a text column with any text, pandas' own missing value (NaN on pandas 3), else None."""
+def regex_for_spark(expectations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The suite's expectations with each pattern (``regex``, ``regex_list``) prefixed by
+    :data:`JAVA_AS_PYTHON`, so Spark's Java regexes judge as pandas' Python ones."""
+    out = []
+    for item in expectations:
+        kwargs = item.get("kwargs")
+        if isinstance(kwargs, dict) and "regex" in str(item.get("type")):
+            kwargs = dict(kwargs)
+            if isinstance(kwargs.get("regex"), str):
+                kwargs["regex"] = JAVA_AS_PYTHON + kwargs["regex"]
+            if isinstance(kwargs.get("regex_list"), list):
+                kwargs["regex_list"] = [
+                    JAVA_AS_PYTHON + r if isinstance(r, str) else r for r in kwargs["regex_list"]
+                ]
+            item = {**item, "kwargs": kwargs}
+        out.append(item)
+    return out
+
+
+def as_local(rule: RuleResult, table: FrameTable) -> RuleResult:
+    """A Spark rule as the local engine's: the suite's own patterns (without
+    :data:`JAVA_AS_PYTHON`) and the missing example values as the local engine's pandas table
+    holds them (in a text column with any text pandas' own missing value, NaN on pandas 3)."""
+    kwargs = {key: _unprefixed(value) for key, value in rule.kwargs.items()}
+    if kwargs != rule.kwargs:
+        rule = msgspec.structs.replace(rule, kwargs=kwargs)
     if None not in rule.example_values or rule.column not in RECORD_COLUMNS - NUMBER_COLUMNS:
         return rule
     import pandas
@@ -150,6 +178,12 @@ def as_local_examples(rule: RuleResult, table: FrameTable) -> RuleResult:
         return rule
     values = [missing if v is None else v for v in rule.example_values]
     return msgspec.structs.replace(rule, example_values=values)
+
+
+def _unprefixed(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_unprefixed(v) for v in value]
+    return value.removeprefix(JAVA_AS_PYTHON) if isinstance(value, str) else value
 
 
 def example_ids(

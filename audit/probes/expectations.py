@@ -36,12 +36,13 @@ from audit.probes import expectation_cache
 from audit.probes.expectation_rules import (
     INDEX_COLUMN,
     FrameTable,
-    as_local_examples,
+    as_local,
     example_ids,
     failure_message,
     first_line,
     is_pandas,
     label,
+    regex_for_spark,
     rule_result,
 )
 from audit.results import ExpectationsResult
@@ -175,7 +176,7 @@ def _validate(
     produced: list[Finding] = []
     rules = [rule_result(result) for result in gx_result]
     if not is_pandas(table):
-        rules = [as_local_examples(rule, table) for rule in rules]
+        rules = [as_local(rule, table) for rule in rules]
     ids = example_ids(table, [i for rule in rules if not rule.success for i in rule.examples])
     for rule in rules:
         if rule.success:
@@ -253,7 +254,7 @@ def _run_checkpoint(
     try:
         suite = gx.ExpectationSuite(
             name=name,
-            expectations=suite_json["expectations"],
+            expectations=(regex_for_spark if spark else list)(suite_json["expectations"]),
             meta={**suite_json.get("meta", {}), "suite_file": str(suite_path)},
         )
     except Exception as exc:  # GX raises pydantic and its own errors for a bad suite
