@@ -234,3 +234,33 @@ def test_a_shard_set_is_read_a_shard_at_a_time_never_whole_on_both_engines(
     assert errors[0] == errors[1]
     assert "train-00001-of-00003.parquet" in errors[0][0] and errors[0][1] == 3
     assert "\n" not in errors[0][0]
+
+
+def test_the_images_command_with_a_config_reads_a_shard_set_in_the_executors(
+    spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`images --config --engine spark` writes the local command's findings while the driver
+    never loads the set (its executors read the shards)."""
+    from audit.cli import main
+    from audit.findings import from_jsonl
+    from audit.loaders import shardread
+
+    _shard_config(tmp_path, "jsonl")
+    argv = ["images", "--config", str(tmp_path / "audit.toml"), "--no-cache"]
+    assert main([*argv, "--findings", str(tmp_path / "local.jsonl")]) == 1
+
+    def refused(*args: object, **kwargs: object) -> object:
+        raise AssertionError("a shard set was loaded whole")
+
+    monkeypatch.setattr(shardread, "load_set", refused)
+    remote = ["--findings", str(tmp_path / "spark.jsonl"), "--engine", "spark"]
+    assert main([*argv, *remote, "--master", "local[2]"]) == 1
+    found = {
+        side: Counter(
+            (f.file, f.index, str(f.code))
+            for f in from_jsonl((tmp_path / f"{side}.jsonl").read_bytes())
+            if f.index is not None
+        )
+        for side in ("local", "spark")
+    }
+    assert found["spark"] == found["local"] != Counter()
