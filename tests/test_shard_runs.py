@@ -125,3 +125,24 @@ def test_excerpts_read_a_shard_set_only_as_far_as_the_records_they_show(
     (excerpt,) = shown.shards["set/train-00000-of-00003.jsonl"].values()
     assert excerpt.startswith(_head(records[1]))  # index 2: the line before is not one
     assert shown.examples[5].startswith(_head(records[4]))
+
+
+def test_the_images_command_reads_a_shard_set_a_shard_at_a_time(
+    tmp_path: Path, whole_set_refused: None
+) -> None:
+    """`images SET --root` (and with `--config`): each shard's record 2 has no image, named on
+    its shard at its index there, with the set never loaded whole."""
+    from audit.cli import main
+    from audit.findings import from_jsonl
+
+    _config(tmp_path, _records())
+    shards = sorted(str(p) for p in (tmp_path / "set").glob("*.jsonl"))
+    out = tmp_path / "found.jsonl"
+    argv = ["images", str(tmp_path / "set"), "--root", str(tmp_path / "images"), "--no-cache"]
+    assert main([*argv, "--findings", str(out), "--workers", "1"]) == 1
+    missing = [(f.file, f.index) for f in from_jsonl(out.read_bytes()) if f.code == "image.missing"]
+    assert sorted(missing) == [(shard, 2) for shard in shards]
+    config = ["images", "--config", str(tmp_path / "audit.toml"), "--no-cache", "--workers", "1"]
+    assert main([*config, "--findings", str(out)]) == 1
+    again = [(f.file, f.index) for f in from_jsonl(out.read_bytes()) if f.code == "image.missing"]
+    assert sorted(again) == [(shard, 2) for shard in shards]

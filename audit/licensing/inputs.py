@@ -106,28 +106,10 @@ def load_unit(unit: RecordSource) -> LoadedFile:
     """A unit's typed records: a shard through the shard reader, a file through the JSON one."""
     path = Path(unit.path)
     if unit.shard:
-        return _load_shard(path, unit.kind, unit.dataset)
+        from audit.loaders.shardread import load_shard
+
+        return load_shard(path, unit.kind, unit.dataset)
     return load_records(path, unit.kind, dataset=unit.dataset)
-
-
-def _load_shard(path: Path, kind: str, dataset: str) -> LoadedFile:
-    """One shard's records, read batch by batch by the shard reader (positions within it); a
-    set of one shard, so a record placed (:meth:`LoadedFile.placed`) names the shard."""
-    from audit.loaders.shardread import open_shard
-
-    stream = open_shard(path, kind, dataset=dataset)
-    records = [record for batch in stream for record in batch]
-    return LoadedFile(
-        path,
-        kind,
-        stream.is_metadata,
-        records,
-        stream.positions(),
-        stream.elements,
-        stream.findings,
-        stream.metadata_keys,
-        shards=[(path, 0)],
-    )
 
 
 def record_views(loaded: LoadedFile, urls: dict[str, str] | None = None) -> Iterator[RecordView]:

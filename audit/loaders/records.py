@@ -166,14 +166,18 @@ def open_stream(
     )
 
 
+def _check_kind(path: Path, kind: str | None) -> None:
+    if kind is not None and kind not in KINDS:
+        raise InputError(str(path), f"unknown kind {kind!r} (known: {', '.join(KINDS)})")
+
+
 def load_records(path: Path, kind: str | None = None, *, dataset: str | None = None) -> LoadedFile:
     """Load a conversation or metadata file; raises UnreadableFileError when nothing is auditable.
 
     ``kind`` None detects it. Findings about the container (BOM, JSON Lines, bad UTF-8, ...) and
     about records that cannot be read as records are in ``LoadedFile.findings``.
     """
-    if kind is not None and kind not in KINDS:
-        raise InputError(str(path), f"unknown kind {kind!r} (known: {', '.join(KINDS)})")
+    _check_kind(path, kind)
     from audit.loaders.shards import is_shard_set, set_name
 
     if is_shard_set(path):  # every shard's records; positions run over the whole set
@@ -208,8 +212,31 @@ def _decode_one_by_one(
 
 
 def image_refs(path: Path, kind: str | None = None, *, by_shard: bool = True) -> list[ImageRef]:
-    """Every record's `image` reference (string, non-empty), for the image probe."""
-    return refs_of(load_records(path, kind), by_shard=by_shard)
+    """Every record's `image` reference (string, non-empty), for the image probe; a shard set is
+    read a shard at a time, keeping only the references (``by_shard`` off: positions over the
+    whole set, as :func:`refs_of` gives them)."""
+    from audit.loaders.shards import expand, is_shard_set, set_name
+
+    if not is_shard_set(path):
+        return refs_of(load_records(path, kind), by_shard=by_shard)
+    _check_kind(path, kind)
+    from audit.loaders.shardread import load_shard, shard_kind
+
+    shards, dataset = expand(path), set_name(path)
+    kind = kind or shard_kind(shards[0], dataset).kind
+    refs: list[ImageRef] = []
+    offset = 0  # the shard's first element in the set
+    for shard in shards:
+        loaded = load_shard(shard, kind, dataset)
+        if by_shard:
+            refs += refs_of(loaded)
+        else:
+            refs += [
+                msgspec.structs.replace(ref, index=offset + ref.index)
+                for ref in refs_of(loaded, by_shard=False)
+            ]
+        offset += loaded.total
+    return refs
 
 
 def refs_of(loaded: LoadedFile, *, by_shard: bool = True) -> list[ImageRef]:

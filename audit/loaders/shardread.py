@@ -234,6 +234,24 @@ def _unreadable(path: Path, dataset: str, problem: str) -> UnreadableFileError:
     return UnreadableFileError(finding, problem)
 
 
+def load_shard(path: Path, kind: str, dataset: str) -> LoadedFile:
+    """One shard's records (positions within it), read batch by batch: a set of one shard, so
+    a record placed (:meth:`LoadedFile.placed`) names the shard."""
+    stream = open_shard(path, kind, dataset=dataset)
+    records = [record for batch in stream for record in batch]
+    return LoadedFile(
+        path,
+        kind,
+        stream.is_metadata,
+        records,
+        stream.positions(),
+        stream.elements,
+        stream.findings,
+        stream.metadata_keys,
+        shards=[(path, 0)],
+    )
+
+
 def load_set(source: str, kind: str | None, dataset: str) -> LoadedFile:
     """Every record of a shard set, for stages that need all of them at once (image and licence
     references). ``index`` holds each record's position in the whole set (the shards in
