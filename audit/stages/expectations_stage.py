@@ -122,6 +122,7 @@ def _on_spark(
         urls=urls,
         verdicts=license.record_verdicts_table if license is not None else None,
     )
+    ctx.kind = ctx.kind or table.kind
     try:
         return run_expectations(
             table,
