@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 import pytest
+from shardsets import write_jsonl
 
 from audit import config as config_mod
 from audit import findings, stages
@@ -105,14 +106,16 @@ def _upstream(chat: Path) -> tuple[ImagesResult, StructureResult, UrlsResult, di
     return images, structure, urls, verdicts
 
 
-def _context(folder: Path, store: Store, engine: EngineConfig | None) -> stages.StageContext:
+def _context(
+    folder: Path, chat: Path, store: Store, engine: EngineConfig | None
+) -> stages.StageContext:
     (folder / "audit.toml").write_text(
         textwrap.dedent(
-            """
+            f"""
             [[datasets]]
             name = "lcs"
             kind = "lcs-chat"
-            chat = "chat.json"
+            chat = "{chat.name}"
             """
         ),
         encoding="utf-8",
@@ -158,20 +161,27 @@ def _docs_text(result_docs: str | None) -> dict[str, str]:
     return pages
 
 
+@pytest.mark.parametrize("layout", ["json", "jsonl-shards"])
 def test_the_suite_on_spark_gives_the_local_engines_findings_rules_and_data_docs(
-    spark: SparkSession, tmp_path: Path
+    spark: SparkSession, tmp_path: Path, layout: str
 ) -> None:
+    """A JSON file is one executor task; a shard set one per shard, the rows placed after the
+    shards before them."""
     results = {}
     docs: dict[str, dict[str, str]] = {}
     raw: dict[str, str] = {}  # the Spark run's pages as written
     for engine in ("local", "spark"):
         folder = tmp_path / engine
         folder.mkdir()
-        chat = folder / "chat.json"
-        chat.write_text(json.dumps(_records()), encoding="utf-8")
+        if layout == "json":
+            chat = folder / "chat.json"
+            chat.write_text(json.dumps(_records()), encoding="utf-8")
+        else:
+            chat = folder / "chat"
+            write_jsonl(_records(), chat, 3)
         images, structure, urls, verdicts = _upstream(chat)
         with Store(folder / "state.sqlite") as store:
-            ctx = _context(folder, store, SPARK if engine == "spark" else None)
+            ctx = _context(folder, chat, store, SPARK if engine == "spark" else None)
             ctx.upstream.record(structure)
             if engine == "spark":
                 table = str(folder / "verdicts")
