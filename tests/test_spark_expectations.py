@@ -19,6 +19,7 @@ from shardsets import write_jsonl
 from audit import config as config_mod
 from audit import findings, stages
 from audit.config import EngineConfig
+from audit.errors import AuditError
 from audit.findings import Code, Finding
 from audit.models import NoProgress
 from audit.probes.expectation_rules import JAVA_AS_PYTHON
@@ -276,3 +277,23 @@ def test_sparks_regexes_mean_pythons_only_with_the_flags(spark: SparkSession) ->
     assert python == [True, False, True]
     assert judged(pattern) != python
     assert judged(JAVA_AS_PYTHON + pattern) == python
+
+
+def test_an_unreadable_chat_file_is_the_local_engines_one_line_and_exit_code(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """An executor that cannot read its unit sends the error back; the driver raises it."""
+    raised = {}
+    for engine in ("local", "spark"):
+        folder = tmp_path / engine
+        folder.mkdir()
+        chat = folder / "chat.json"
+        chat.write_text("not JSON at all", encoding="utf-8")
+        with Store(folder / "state.sqlite") as store:
+            ctx = _context(folder, chat, store, SPARK if engine == "spark" else None)
+            with pytest.raises(AuditError) as caught:
+                run_expectations_stage(ctx, images=None, urls=None, license=None)
+        message = caught.value.message.replace(str(folder), "<folder>")
+        raised[engine] = (message, caught.value.exit_code)
+    assert raised["spark"] == raised["local"]
+    assert "\n" not in raised["local"][0] and raised["local"][1] == 3
