@@ -21,7 +21,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import msgspec
 import pyarrow as pa
 
 from audit.engines.spark import caches
@@ -140,7 +139,6 @@ def _unit_refs(
     from part-way) or a COCO-joined chat unit whole, then in batches."""
     if coco is not None:  # a shard's references name it, at their positions in it
         refs = coco_refs(refs_of(load_unit(unit)), coco.value)
-        refs = [msgspec.structs.replace(r, file=unit.path) if unit.shard else r for r in refs]
     elif unit.shard:
         yield from shard_url_refs(Path(unit.path), column)
         return
