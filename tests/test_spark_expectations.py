@@ -218,20 +218,13 @@ def test_the_suite_on_spark_gives_the_local_engines_findings_rules_and_data_docs
         assert docs["spark"][page] == text, (page, "\n".join(list(diff)[:40]))
 
 
-class _Frame:
-    """A :class:`FrameTable` over a hand-made Spark DataFrame."""
+def _table(frame: Any, rows: int) -> Any:
+    """The engine's own table over a hand-made frame (with no raw ids beside it)."""
+    from pyspark.sql import functions as F  # noqa: N812 - Spark's own convention
 
-    def __init__(self, frame: Any, rows: int) -> None:
-        self.frame, self.rows = frame, rows
+    from audit.engines.spark.expectation_table import SparkTable
 
-    def validated(self) -> Any:
-        return self.frame
-
-    def ids_at(self, indexes: Any) -> dict[int, str | None]:
-        return {}
-
-    def has_values(self, column: str) -> bool:
-        return True
+    return SparkTable(frame.withColumn("_id", F.lit(None).cast("string")), rows, "generic")
 
 
 def test_gx_on_spark_names_the_first_unexpected_rows_in_the_frames_order(
@@ -254,7 +247,7 @@ def test_gx_on_spark_names_the_first_unexpected_rows_in_the_frames_order(
     )
     ordered = frame.orderBy(F.desc("index"))  # the first rows are the last indexes
     result = run_expectations(
-        _Frame(ordered, 3000), "generic", suites_dir=suites, docs_dir=None, dataset="d"
+        _table(ordered, 3000), "generic", suites_dir=suites, docs_dir=None, dataset="d"
     )
     (checked,) = result.rules
     assert checked.unexpected_count == 1000
@@ -297,3 +290,28 @@ def test_an_unreadable_chat_file_is_the_local_engines_one_line_and_exit_code(
         raised[engine] = (message, caught.value.exit_code)
     assert raised["spark"] == raised["local"]
     assert "\n" not in raised["local"][0] and raised["local"][1] == 3
+
+
+def test_repeated_values_on_spark_are_named_by_their_first_rows_as_locally(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """GX's Spark uniqueness check counts over a window partitioned by the value, which
+    reorders the rows: the examples are taken again in record order, as pandas gives them."""
+    from pyspark.sql import functions as F  # noqa: N812 - Spark's own convention
+
+    from audit.probes.expectations import run_expectations
+
+    suites = tmp_path / "suites"
+    suites.mkdir()
+    rule = {"column": "id"}
+    suite = {"expectations": [{"type": "expect_column_values_to_be_unique", "kwargs": rule}]}
+    (suites / "generic.json").write_text(json.dumps(suite), encoding="utf-8")
+    frame = spark.range(0, 3000, numPartitions=8).select(
+        F.col("id").alias("index"), F.concat(F.lit("v"), F.col("id") % 1000).alias("id")
+    )
+    table = _table(frame.orderBy("index"), 3000)
+    result = run_expectations(table, "generic", suites_dir=suites, docs_dir=None, dataset="d")
+    (checked,) = result.rules
+    assert checked.unexpected_count == 3000
+    assert checked.examples == [0, 1, 2, 3, 4]
+    assert checked.example_values == ["v0", "v1", "v2", "v3", "v4"]

@@ -27,6 +27,7 @@ INDEX_COLUMN = "index"
 #: ``\u0085``, ``\u2028``) and UNICODE_CHARACTER_CLASS (``\d``, ``\w``, ``\s`` and ``\b``
 #: take any script's digits and letters, as for a Python text pattern).
 JAVA_AS_PYTHON = "(?dU)"
+_UNIQUE = "expect_column_values_to_be_unique"
 
 
 class FrameTable(Protocol):
@@ -44,6 +45,10 @@ class FrameTable(Protocol):
 
     def has_values(self, column: str) -> bool:
         """Whether any row holds a value in ``column``."""
+        ...
+
+    def first_repeated(self, column: str, count: int) -> list[tuple[int, Any]]:
+        """The first rows by index (index, value) whose value another row holds too."""
         ...
 
 
@@ -169,6 +174,12 @@ def as_local(rule: RuleResult, table: FrameTable) -> RuleResult:
     kwargs = {key: _unprefixed(value) for key, value in rule.kwargs.items()}
     if kwargs != rule.kwargs:
         rule = msgspec.structs.replace(rule, kwargs=kwargs)
+    if rule.type == _UNIQUE and rule.examples and rule.column:
+        # GX's Spark check counts over a window partitioned by the value, so its first
+        # unexpected rows are in the window's order: taken again in record order
+        first = table.first_repeated(rule.column, len(rule.examples))
+        values = [html.unescape(v) if isinstance(v, str) else v for _, v in first]
+        rule = msgspec.structs.replace(rule, examples=[i for i, _ in first], example_values=values)
     if None not in rule.example_values or rule.column not in RECORD_COLUMNS - NUMBER_COLUMNS:
         return rule
     import pandas

@@ -95,6 +95,16 @@ class SparkTable:
 
         return bool(self.frame.where(F.col(column).isNotNull()).limit(1).count())
 
+    def first_repeated(self, column: str, count: int) -> list[tuple[int, Any]]:
+        """The first ``count`` rows, by index, whose value in ``column`` another row holds too
+        (index and value): the examples of a uniqueness rule in the local engine's order."""
+        from pyspark.sql import functions as F  # noqa: N812 - Spark's own convention
+
+        held = self.frame.where(F.col(column).isNotNull()).groupBy(column).count()
+        repeated = held.where(F.col("count") > 1).select(column)
+        first = self.frame.join(repeated, column).select("index", column).orderBy("index")
+        return [(row["index"], row[column]) for row in first.limit(count).collect()]
+
     def release(self) -> None:
         self.frame.unpersist()
 
