@@ -231,11 +231,13 @@ def rule_rows(ds: rpt.DatasetReport) -> list[RuleRow]:
 
 def statistics(result: AnyStageResult | None) -> Any:
     """A stage result's fields for the statistics section, shortened (findings are listed
-    by code elsewhere; the licence stage's per-record verdicts are not shown)."""
+    by code elsewhere; the licence stage's per-record verdicts, or on Spark their table, are
+    not shown)."""
     if result is None:
         return {}
     fields = msgspec.to_builtins(result)
-    for listed_elsewhere in ("stage", "findings", "finding_totals", "record_verdicts"):
+    hidden = ("stage", "findings", "finding_totals", "record_verdicts", "record_verdicts_table")
+    for listed_elsewhere in hidden:
         fields.pop(listed_elsewhere, None)
     return _short(fields)
 
