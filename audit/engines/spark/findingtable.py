@@ -3,6 +3,7 @@ their counts and first examples back on the driver (:class:`audit.results.Findin
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,6 +15,7 @@ from audit.findings import Code, Finding, Severity, make
 from audit.results import FindingTotals
 
 if TYPE_CHECKING:
+    import polars as pl
     from pyspark.sql import Column, DataFrame
 
 #: The columns of the findings table: the DESIGN.md findings contract, one row per finding.
@@ -69,6 +71,7 @@ def from_row(row: dict[str, object]) -> Finding:
 
 #: findings per writing task, at most: a small table is one file per dataset and code
 ROWS_PER_WRITER = 500_000
+_ALSO, _OF = "_also", "_of"  # a row wanted whatever its place; a group's count (its own rows)
 
 
 def publish(
@@ -86,27 +89,28 @@ def publish(
     give the local engine's order instead (the structure stage: file given, position in it).
     Rows where ``also`` holds come back too (a few per file: the structure stage's statistics).
 
-    Two Spark actions: one query brings the examples with their groups' counts, then the
-    write (every action on a cluster costs planning, code generation and scheduling)."""
-    from pyspark.sql import Window
+    Two Spark jobs of one stage each: every partition's own first rows and counts per group
+    (:func:`firsts`, a handful of rows each, merged here), then the write (every job on a
+    cluster costs planning and scheduling; a window over the groups took five)."""
+    import polars as pl
     from pyspark.sql import functions as F  # noqa: N812 - Spark's own convention
 
     frame = frame.persist()
+    sort = list(order) or ["file", "index", "message"]
     try:
-        by_file = [F.col("file"), F.col("index").asc_nulls_first()]
-        sort = [F.col(c) for c in order] or [*by_file, F.col("message")]
-        group = Window.partitionBy("code", "severity")
-        wanted = F.col("_n") <= examples_per_code
-        first = (
-            frame.withColumn("_n", F.row_number().over(group.orderBy(*sort)))
-            .withColumn("_of", F.count(F.lit(1)).over(group))
-            .where(wanted if also is None else wanted | also)
-            .orderBy(*([F.col(c) for c in order] or [*by_file, F.col("code")]))
-            .collect()
+        flagged = frame.withColumn(_ALSO, also if also is not None else F.lit(False))
+        slots = frame.sparkSession.sparkContext.defaultParallelism
+        types = dict(frame.dtypes)
+        ddl = [SPARK_SCHEMA, *(f"{n} {types[n]}" for n in order), f"{_ALSO} boolean, {_OF} long"]
+        partial_rows = (
+            flagged.select(*ARROW_SCHEMA.names, *order, _ALSO)
+            .coalesce(slots)  # a few Python tasks: each costs more than its rows here
+            .mapInArrow(functools.partial(firsts, examples_per_code, sort), ", ".join(ddl))
+            .toArrow()
         )
-        counts: dict[str, dict[str, int]] = {}
-        for row in first:
-            counts.setdefault(row["code"], {})[row["severity"]] = int(row["_of"])
+        merged = pl.from_arrow(partial_rows)
+        assert isinstance(merged, pl.DataFrame)
+        first, counts = _merged(merged, examples_per_code, sort, order)
         # each task writes a file per (dataset, code) it holds: a few findings spread over
         # every partition of the audit would make as many tiny files (and seconds of commits)
         tasks = -(-sum(sum(c.values()) for c in counts.values()) // ROWS_PER_WRITER)
@@ -114,8 +118,61 @@ def publish(
         table.write.mode("overwrite").partitionBy("dataset", "code").parquet(str(location))
     finally:
         frame.unpersist()
-    examples = [from_row(row.asDict()) for row in first]
+    examples = [from_row(row) for row in first]
     return examples, FindingTotals(counts=counts, location=str(location))
+
+
+def firsts(
+    limit: int, sort: list[str], batches: Iterator[pa.RecordBatch]
+) -> Iterator[pa.RecordBatch]:
+    """Executor side: a partition's first ``limit`` rows of each code and severity by ``sort``
+    (nulls first, as Spark orders ascending) and its rows flagged :data:`_ALSO`, then one row
+    per group holding only its count (:data:`_OF`)."""
+    import polars as pl
+
+    given = [batch for batch in batches if batch.num_rows]
+    if not given:
+        return
+    table = pa.Table.from_batches(given)
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    counts = frame.group_by(_GROUP).len(name=_OF).with_columns(pl.col(_OF).cast(pl.Int64))
+    kept = _firsts(frame, limit, sort).with_columns(pl.lit(None, pl.Int64).alias(_OF))
+    out = pl.concat([kept, counts], how="diagonal_relaxed").to_arrow()
+    fields = [field.with_nullable(True) for field in table.schema]  # a count row's are null
+    yield from out.cast(pa.schema([*fields, pa.field(_OF, pa.int64())])).to_batches()
+
+
+_GROUP = ["code", "severity"]
+
+
+def _firsts(frame: pl.DataFrame, limit: int, sort: list[str]) -> pl.DataFrame:
+    """The first ``limit`` rows of each group by ``sort``, and the rows flagged :data:`_ALSO`."""
+    import polars as pl
+
+    ordered = frame.sort(sort, nulls_last=False, maintain_order=True)
+    place = pl.int_range(pl.len()).over(_GROUP)
+    return ordered.filter((place < limit) | pl.col(_ALSO))
+
+
+def _merged(
+    partials: pl.DataFrame, limit: int, sort: list[str], order: Sequence[str]
+) -> tuple[list[dict[str, object]], dict[str, dict[str, int]]]:
+    """Driver side: the partitions' rows as the whole table's: its first rows (in the order
+    the report lists them) and its counts by code and severity."""
+    import polars as pl
+
+    if partials.is_empty():
+        return [], {}
+    is_count = pl.col(_OF).is_not_null()
+    counts: dict[str, dict[str, int]] = {}
+    totals = partials.filter(is_count).group_by(_GROUP).agg(pl.col(_OF).sum())
+    for code, severity, total in totals.iter_rows():
+        counts.setdefault(code, {})[severity] = int(total)
+    kept = _firsts(partials.filter(~is_count), limit, sort)
+    listing = list(order) or ["file", "index", "code"]
+    rows = kept.sort(listing, nulls_last=False, maintain_order=True)
+    return rows.select(ARROW_SCHEMA.names).to_dicts(), counts
 
 
 def read_back(totals: FindingTotals) -> Iterator[Finding]:

@@ -20,9 +20,8 @@ import msgspec
 import pyarrow as pa
 
 from audit.engines.spark import candidates
-from audit.engines.spark.candidates import BY_ID, BY_SECOND, CANDIDATES_DDL
+from audit.engines.spark.candidates import BY_ID, CANDIDATES_DDL, KEY, PASS
 from audit.engines.spark.outrows import (
-    DIGESTS,
     FINDING_COLUMNS,
     KEYS,
     OUT_DDL,
@@ -79,22 +78,38 @@ def _frame(batches: Iterator[pa.RecordBatch]) -> pl.DataFrame | None:
     return frame.with_columns(pl.col(h).reinterpret(signed=False) for h in HASHES)
 
 
-def by_id(
+def passes(
     sides: dict[int, Side],
     pairs: list[tuple[int, int, int, int]],
     batches: Iterator[pa.RecordBatch],
 ) -> Iterator[pa.RecordBatch]:
-    """Executor side, partitioned by id: a set's exact copies and repeated ids, and each
-    chat/metadata pair's comparison (crossfile.compare)."""
+    """Executor side, a partition of candidate rows (grouped by pass and key): both passes'
+    findings, then one row of their counts."""
+    frame = _frame(batches)
+    if frame is None:
+        return
+    counts: dict[str, Counter[str]] = {}
+    for key, rows_of_pass in frame.partition_by(PASS, as_dict=True).items():
+        if int(key[0]) == BY_ID:
+            yield from _by_id(sides, pairs, rows_of_pass, counts)
+        else:
+            _by_second_key(sides, rows_of_pass, counts)
+    yield _counts(counts)
+
+
+def _by_id(
+    sides: dict[int, Side],
+    pairs: list[tuple[int, int, int, int]],
+    frame: pl.DataFrame,
+    counts: dict[str, Counter[str]],
+) -> Iterator[pa.RecordBatch]:
+    """Rows grouped by id: a set's exact copies and repeated ids, and each chat/metadata
+    pair's comparison (crossfile.compare)."""
     import polars as pl
 
     from audit.checks import crossfile, crossrecord
     from audit.checks.tables import FileRef
 
-    frame = _frame(batches)
-    if frame is None:
-        return
-    counts: dict[str, Counter[str]] = {}
     parts = {int(k[0]): v for k, v in frame.partition_by("_entry", as_dict=True).items()}
     for number, part in parts.items():
         side = sides[number]
@@ -118,20 +133,14 @@ def by_id(
         found, compared = crossfile.compare(left, refs[0], right, refs[1])
         counts.setdefault(f"pair:{n}", Counter()).update(compared)
         yield _findings(found, rank, pl.concat([left, right], how="diagonal"), base)
-    yield _counts(counts)
 
 
-def by_second_key(
-    sides: dict[int, Side], batches: Iterator[pa.RecordBatch]
-) -> Iterator[pa.RecordBatch]:
-    """Executor side, partitioned by image (chat) or URL (metadata): rows sharing an image,
-    repeated URLs."""
+def _by_second_key(
+    sides: dict[int, Side], frame: pl.DataFrame, counts: dict[str, Counter[str]]
+) -> None:
+    """Rows grouped by image (chat) or URL (metadata): rows sharing an image, repeated URLs."""
     from audit.checks import crossrecord
 
-    frame = _frame(batches)
-    if frame is None:
-        return
-    counts: dict[str, Counter[str]] = {}
     for key, part in frame.partition_by("_entry", as_dict=True).items():
         number = int(key[0])
         tally = counts.setdefault(f"entry:{number}", Counter())
@@ -139,7 +148,6 @@ def by_second_key(
             tally["repeated_urls"] += crossrecord.repeats(part.select(METADATA), "url")
         else:
             tally["repeated_images"] += crossrecord.rows_sharing(part.select(CHAT), "image")
-    yield _counts(counts)
 
 
 def _findings(found: list[Finding], rank: int, keys: pl.DataFrame, base: int) -> pa.RecordBatch:
@@ -156,30 +164,15 @@ def _counts(counts: dict[str, Counter[str]]) -> pa.RecordBatch:
 
 def cross_record(
     keys: DataFrame,
-    entries: list[Entry],
-    metadata: set[str],
+    sides: dict[int, Side],
     pairs: list[tuple[int, int, int, int]],
-) -> tuple[DataFrame, DataFrame]:
-    """The two passes over ``keys`` (candidate rows, audit.engines.spark.candidates): by id, and
-    by image or URL.
-    ``metadata`` names the metadata entries' sources; ``pairs`` are (chat, metadata) entries."""
-    from pyspark.sql import functions as F  # noqa: N812 - Spark's own convention
-
-    sides = {
-        n: Side(e.source, e.kind, e.dataset, e.source in metadata, e.is_set)
-        for n, e in enumerate(entries)
-    }
-    sets = [n for n, e in enumerate(entries) if e.is_set]
-    wanted = sorted({*sets, *(n for pair in pairs for n in pair[:2])})
-    rows_by_id = keys.where(F.col(BY_ID) & F.col("_entry").isin(wanted)).drop(BY_ID, BY_SECOND)
-    rows_by_id = rows_by_id.repartition("id")
-    first = rows_by_id.mapInArrow(partial(by_id, sides, pairs), OUT_DDL)
-    meta = [n for n, side in sides.items() if side.metadata]
-    second_key = F.when(F.col("_entry").isin(meta), F.col("url")).otherwise(F.col("image"))
-    in_sets = keys.where(F.col(BY_SECOND) & F.col("_entry").isin(sets)).drop(BY_ID, BY_SECOND)
-    in_sets = in_sets.repartition("_entry", second_key)
-    second = in_sets.mapInArrow(partial(by_second_key, sides), OUT_DDL)
-    return first, second
+    partitions: int,
+) -> DataFrame:
+    """Both passes over ``keys`` (candidate rows, audit.engines.spark.candidates), by id and by
+    image or URL, in one shuffle into ``partitions`` partitions; ``pairs`` are (chat, metadata)
+    entries."""
+    grouped = keys.repartition(partitions, PASS, KEY)
+    return grouped.mapInArrow(partial(passes, sides, pairs), OUT_DDL)
 
 
 def summed(rows: list[Any]) -> dict[str, Counter[str]]:
@@ -227,18 +220,30 @@ def sets_on_spark(
         if p.chat in number_of and p.metadata in number_of
     ]
     entry_of = {t: n for n, e in enumerate(present) for t in e.tasks}
+    sides = {
+        n: Side(e.source, e.kind, e.dataset, e.source in metadata, e.is_set)
+        for n, e in enumerate(present)
+    }
+    sets = frozenset(n for n, e in enumerate(present) if e.is_set)
     whole = frozenset(n for pair in pairs for n in pair[:2])
-    wanted = spark.sparkContext.broadcast(candidates.repeated(frame))
+    chosen = candidates.Passes(by_id=sets | whole, by_second=sets, whole=whole)
+    partitions = spark.sparkContext.defaultParallelism
+    repeats = (
+        candidates.repeated(frame, partitions)
+        if any(e.is_set for e in present)
+        else pa.array([], pa.int64())  # pairs only: every row of theirs goes on
+    )
+    wanted = spark.sparkContext.broadcast(repeats)
     keys = (
         frame.where(F.col(KEYS).isNotNull())
-        .select("_seq", KEYS, DIGESTS)
-        .mapInArrow(partial(candidates.explode, entry_of, whole, wanted), CANDIDATES_DDL)
-        .persist()
+        .select("_seq", KEYS)
+        .coalesce(partitions)  # a Python task costs more than reading a few key tables
+        .mapInArrow(partial(candidates.explode, entry_of, chosen, wanted), CANDIDATES_DDL)
     )
-    first, second = cross_record(keys, present, metadata, pairs)
-    first = first.persist()  # its findings are published after its counts are read
-    both = first.unionByName(second).where(F.col("_task") == -1).select(OUTCOME)
-    totals = summed([row[OUTCOME] for row in both.collect()])  # one job for both passes
+    # their findings are published after their counts are read
+    both = cross_record(keys, sides, pairs, partitions).persist()
+    counted = both.where(F.col("_task") == -1).select(OUTCOME)
+    totals = summed([row[OUTCOME] for row in counted.collect()])
     lines: list[pa.RecordBatch] = []
     set_stats: dict[str, dict[str, Any]] = {}
     for n, entry in enumerate(present):
@@ -253,11 +258,11 @@ def sets_on_spark(
         compared = {k: int(totals.get(f"pair:{n}", Counter())[k]) for k in _PAIR_COUNTS}
         new = {"records": 0, "metadata_keys": True} if n < merged else {}
         set_stats.setdefault(present[meta].source, new)["crossfile"] = compared
-    findings = first.where(F.col("_task") != -1).select(*FINDING_COLUMNS)
+    findings = both.where(F.col("_task") != -1).select(*FINDING_COLUMNS)
     if lines:
         table = pa.Table.from_batches(lines).select(FINDING_COLUMNS)
         findings = findings.unionByName(spark.createDataFrame(table))
-    return findings, set_stats, [first, keys]
+    return findings, set_stats, [both]
 
 
 def _is_metadata(outcome: Any) -> bool:

@@ -1,6 +1,6 @@
 """The rows the structure stage's executors hand back to Spark: findings (the findings table's
 columns plus their place in the local engine's order) and, on rows of their own, a task's
-outcome (statistics, unreadable messages, its key table) or a pass's counts."""
+outcome (statistics, unreadable messages, where it left its key table) or a pass's counts."""
 
 from __future__ import annotations
 
@@ -15,22 +15,24 @@ from audit.findings import Finding
 #: planner's own findings; set-level ones after every file's) and the position under it
 ORDER = ("_task", "_seq")
 OUTCOME = "_outcome"  # msgpack: a task's statistics and unreadable messages, or a pass's counts
-KEYS = "_keys"  # a task's key table (Arrow IPC) for its set's cross-record checks
-#: a task's key rows' digests, by id then by image (chat) or URL (metadata): the JVM counts
-#: them to find the few rows a cross-record check can concern (candidates.py)
-DIGESTS = "_digests"
-_DIGEST = pa.list_(pa.int64())
+#: where a task left its key table (Arrow IPC) for its set's cross-record checks
+KEYS = "_keys"
+#: on rows of their own, a task's key rows' digests (int64, little-endian; by id and by image
+#: or URL) in one value range: counted to find the few rows a cross-record check can concern
+#: (candidates.py)
+RANGE, DIGESTS = "_range", "_digests"
 _EXTRA = [
     ("_task", pa.int32()),
     ("_seq", pa.int64()),
     (OUTCOME, pa.binary()),
-    (KEYS, pa.binary()),
-    (DIGESTS, _DIGEST),
+    (KEYS, pa.string()),
+    (RANGE, pa.int32()),
+    (DIGESTS, pa.binary()),
 ]
 OUT_SCHEMA = pa.schema([*ARROW_SCHEMA, *(pa.field(n, t) for n, t in _EXTRA)])
 OUT_DDL = (
-    f"{SPARK_SCHEMA}, _task int, _seq long, {OUTCOME} binary, {KEYS} binary, "
-    f"{DIGESTS} array<bigint>"
+    f"{SPARK_SCHEMA}, _task int, _seq long, {OUTCOME} binary, {KEYS} string, {RANGE} int, "
+    f"{DIGESTS} binary"
 )
 #: the findings table's columns with the order ones (what publish takes)
 FINDING_COLUMNS = [*(field.name for field in ARROW_SCHEMA), *ORDER]
@@ -46,35 +48,43 @@ def rows(findings: list[Finding], rank: int, seq: Sequence[int] | None = None) -
             pa.array([rank] * n, pa.int32()),
             pa.array(range(n) if seq is None else seq, pa.int64()),
             pa.nulls(n, pa.binary()),
+            pa.nulls(n, pa.string()),
+            pa.nulls(n, pa.int32()),
             pa.nulls(n, pa.binary()),
-            pa.nulls(n, _DIGEST),
         ],
         schema=OUT_SCHEMA,
     )
 
 
-def outcome_row(
-    rank: int,
-    number: int,
-    payload: bytes,
-    keys: bytes | None = None,
-    digests: pa.Array | None = None,
-) -> pa.RecordBatch:
+def outcome_row(rank: int, number: int, payload: bytes, keys: str | None = None) -> pa.RecordBatch:
     """One row holding task ``number``'s outcome (or a pass's counts: rank and number -1), with
-    its key table and that table's digests (:data:`DIGESTS`) when it left one."""
-    listed = (
-        pa.ListArray.from_arrays(pa.array([0, len(digests)], pa.int32()), digests)
-        if digests is not None
-        else pa.nulls(1, _DIGEST)
-    )
+    where it left its key table when it left one."""
     return pa.RecordBatch.from_arrays(
         [pa.nulls(1, field.type) for field in ARROW_SCHEMA]
         + [
             pa.array([rank], pa.int32()),
             pa.array([number], pa.int64()),
             pa.array([payload], pa.binary()),
-            pa.array([keys], pa.binary()),
-            listed,
+            pa.array([keys], pa.string()),
+            pa.nulls(1, pa.int32()),
+            pa.nulls(1, pa.binary()),
+        ],
+        schema=OUT_SCHEMA,
+    )
+
+
+def range_rows(ranges: dict[int, bytes]) -> pa.RecordBatch:
+    """A task's digests, one row per value range (:data:`RANGE`, :data:`DIGESTS`)."""
+    n = len(ranges)
+    return pa.RecordBatch.from_arrays(
+        [pa.nulls(n, field.type) for field in ARROW_SCHEMA]
+        + [
+            pa.nulls(n, pa.int32()),
+            pa.nulls(n, pa.int64()),
+            pa.nulls(n, pa.binary()),
+            pa.nulls(n, pa.string()),
+            pa.array(list(ranges), pa.int32()),
+            pa.array(list(ranges.values()), pa.binary()),
         ],
         schema=OUT_SCHEMA,
     )

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import importlib.util
 import os
 import shutil
 import sys
+import threading
 import warnings
+from collections.abc import Iterator
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +24,7 @@ from audit.errors import EngineError
 _LOG4J = "spark-log4j2.properties"
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from pyspark.sql import SparkSession
 
 #: Defaults a user's ``[engine.conf]`` can override: no web UI or console progress bar (the
@@ -86,3 +92,27 @@ def session(engine: EngineConfig) -> SparkSession:
         ) from None
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+def warm_workers(spark: SparkSession, *modules: str) -> None:
+    """Start the executors' Python workers and import ``modules`` in them, in a job of its own
+    running while the driver plans its first one: starting a worker and importing polars and
+    pandera takes a second or two, which the first job would otherwise wait for. Spark reuses
+    the workers. A failure here is the real job's to meet and report, so it is not raised."""
+    slots = spark.sparkContext.defaultParallelism
+    job = spark.range(slots, numPartitions=slots).mapInArrow(partial(_imported, modules), "id long")
+
+    def run() -> None:
+        with contextlib.suppress(Exception):  # see the docstring
+            job.collect()
+
+    threading.Thread(target=run, name="llava-audit-warm-workers", daemon=True).start()
+
+
+def _imported(
+    modules: tuple[str, ...], batches: Iterator[pa.RecordBatch]
+) -> Iterator[pa.RecordBatch]:
+    """Executor side of :func:`warm_workers`."""
+    for name in modules:
+        importlib.import_module(name)
+    yield from batches

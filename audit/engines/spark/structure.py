@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -25,7 +26,7 @@ import msgspec
 import pyarrow as pa
 
 from audit.config import EngineConfig
-from audit.engines.spark.candidates import digests
+from audit.engines.spark.candidates import RANGES_PER_PARTITION, by_range, read_keys
 from audit.engines.spark.findingtable import publish
 from audit.engines.spark.keytables import Pair, sets_on_spark
 from audit.engines.spark.outrows import (
@@ -34,10 +35,12 @@ from audit.engines.spark.outrows import (
     ORDER,
     OUT_DDL,
     OUTCOME,
+    RANGE,
     outcome_row,
+    range_rows,
     rows,
 )
-from audit.engines.spark.session import session
+from audit.engines.spark.session import session, warm_workers
 from audit.engines.spark.taskprogress import tracked
 from audit.errors import UsageError
 from audit.findings import Finding, Severity
@@ -45,9 +48,11 @@ from audit.models import Progress
 from audit.results import FileStats, StructureResult
 
 if TYPE_CHECKING:
+    from pyspark import Broadcast
     from pyspark.sql import DataFrame, SparkSession
 
 _SLICE = 65_536  # findings per Arrow batch handed back to Spark
+_GROUPS_PER_SLOT = 2  # Spark tasks per core for the audit: few, yet two to even out
 
 #: audit.structure.run_group: a group's tasks run in this process, their outcomes in order
 RunGroup = Callable[[list[Any]], list[Any]]
@@ -92,10 +97,12 @@ def check_on_spark(
     from audit.structure_sets import entries
 
     spark = session(engine)
+    warm_workers(spark, "audit.structure_worker")  # what ``run`` imports: polars, pandera
     location = findings_dir or _new_folder(spark)
     total = sum(task.size for task in tasks)
     progress.start("structure", total or None)
-    groups, pairs = _groups(tasks, paths)
+    scratch = _scratch(Path(location))
+    groups, pairs = _groups(tasks, paths, scratch)
     frame = _audited(spark, groups, problems, run).persist()
     cached = [frame]
     try:
@@ -109,7 +116,8 @@ def check_on_spark(
             for r in sorted(collected, key=lambda r: int(r["_task"]))
         }
         keyed = {int(r["_seq"]) for r in collected if r["keyed"]}
-        found = frame.where(frame[OUTCOME].isNull()).select(*FINDING_COLUMNS)
+        is_finding = frame[OUTCOME].isNull() & frame[RANGE].isNull()
+        found = frame.where(is_finding).select(*FINDING_COLUMNS)
         set_stats: dict[str, dict[str, Any]] = {}
         planned = entries(tasks)
         if pairs or any(entry.is_set for entry in planned):
@@ -127,6 +135,7 @@ def check_on_spark(
     finally:
         for cache in cached:
             cache.unpersist()
+        shutil.rmtree(scratch, ignore_errors=True)
     progress.finish()
     files: dict[str, FileStats] = {}
     unreadable = [f.message for f in problems]
@@ -156,10 +165,18 @@ def _new_folder(spark: SparkSession) -> str:
     return str(Path(tempfile.mkdtemp(prefix="llava-audit-findings-")) / "structure")
 
 
-def _groups(tasks: list[Any], paths: list[str]) -> tuple[list[Group], list[Pair]]:
+def _scratch(location: Path) -> Path:
+    """A new folder beside the findings table (so as shared as it is) for the tasks' key
+    tables, removed at the end: they never pass through the JVM."""
+    location.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{location.name}-keys-", dir=location.parent)).resolve()
+
+
+def _groups(tasks: list[Any], paths: list[str], scratch: Path) -> tuple[list[Group], list[Pair]]:
     """One group per task, each numbered by its place in the local engine's order (the path
     given, then the plan's); a chat file and its metadata file no longer meet in their workers
-    but leave their key tables for the same comparison as a set's (the pairs returned)."""
+    but leave their key tables in ``scratch`` for the same comparison as a set's (the pairs
+    returned)."""
     order = {path: i for i, path in enumerate(paths)}
 
     def given(number: int) -> tuple[int, int]:
@@ -171,11 +188,10 @@ def _groups(tasks: list[Any], paths: list[str]) -> tuple[list[Group], list[Pair]
     groups: list[Group] = []
     pairs: list[Pair] = []
     for number, task in enumerate(tasks):
-        if task.handoff is not None:
-            if task.handoff.role == "metadata":
-                pairs.append(Pair(task.handoff.chat[0], task.path, place[number]))
-            keys = task.keys_file or f"keys-{number}.arrow"  # moved to the executor's folder
-            task = replace(task, handoff=None, keys_file=keys)
+        if task.handoff is not None and task.handoff.role == "metadata":
+            pairs.append(Pair(task.handoff.chat[0], task.path, place[number]))
+        if task.handoff is not None or task.keys_file is not None:
+            task = replace(task, handoff=None, keys_file=str(scratch / f"keys-{number}.arrow"))
         groups.append(Group([task], [number], [place[number]], cwd))
     return groups, pairs
 
@@ -183,54 +199,65 @@ def _groups(tasks: list[Any], paths: list[str]) -> tuple[list[Group], list[Pair]
 def _audited(
     spark: SparkSession, groups: list[Group], problems: list[Finding], run: RunGroup
 ) -> DataFrame:
-    """Every group audited in an executor (one per partition), with the planner's findings."""
-    payloads = [(n, pickle.dumps(group)) for n, group in enumerate(groups)]
+    """Every group audited in an executor, with the planner's findings.
+
+    The groups travel as one broadcast and the tasks take their numbers from ``spark.range``,
+    so the input costs no Python round trip; a few groups per task (balanced by size), since
+    each Python task costs Spark about a tenth of a second whatever it does."""
     frame = None
-    if payloads:
-        descriptors = spark.createDataFrame(
-            spark.sparkContext.parallelize(payloads, len(payloads)), "group int, payload binary"
-        )
-        frame = descriptors.mapInArrow(partial(audit_groups, run), OUT_DDL)
+    if groups:
+        slices = min(len(groups), _GROUPS_PER_SLOT * spark.sparkContext.defaultParallelism)
+        order = _balanced(groups, slices)
+        shared = spark.sparkContext.broadcast([pickle.dumps(groups[n]) for n in order])
+        numbers = spark.range(0, len(groups), 1, slices)
+        ranges = RANGES_PER_PARTITION * spark.sparkContext.defaultParallelism
+        frame = numbers.mapInArrow(partial(audit_groups, run, shared, ranges), OUT_DDL)
     if problems or frame is None:
         given = spark.createDataFrame(pa.Table.from_batches([rows(problems, -1)]))
         frame = given if frame is None else frame.unionByName(given)
     return frame
 
 
-def audit_groups(run: RunGroup, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """Executor side (mapInArrow): each descriptor's files through the local engine's worker.
+def _balanced(groups: list[Group], slices: int) -> list[int]:
+    """The groups in an order whose ``slices`` even runs (as ``spark.range`` cuts them) hold
+    about the same bytes: largest first, each to the lightest run with room."""
+    sizes = [sum(task.size for task in group.tasks) for group in groups]
+    room = [(n + 1) * len(groups) // slices - n * len(groups) // slices for n in range(slices)]
+    runs: list[list[int]] = [[] for _ in range(slices)]
+    weight = [0] * slices
+    for number in sorted(range(len(groups)), key=lambda n: -sizes[n]):
+        lightest = min((n for n in range(slices) if len(runs[n]) < room[n]), key=weight.__getitem__)
+        runs[lightest].append(number)
+        weight[lightest] += sizes[number]
+    return [number for run in runs for number in run]
 
-    The descriptors are this driver's own pickles of plain task dataclasses."""
+
+def audit_groups(
+    run: RunGroup, shared: Broadcast[list[bytes]], ranges: int, batches: Iterator[pa.RecordBatch]
+) -> Iterator[pa.RecordBatch]:
+    """Executor side (mapInArrow): each numbered group's files through the local engine's
+    worker, then their digests in ``ranges`` value ranges (candidates.by_range).
+
+    The groups are this driver's own pickles of plain task dataclasses."""
     # polars' jemalloc keeps freed pages for 10 s by default (see audit.structure._init_worker)
     os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:200,muzzy_decay_ms:0")
     for batch in batches:
-        for payload in batch.column("payload").to_pylist():
-            yield from _audit_group(pickle.loads(payload), run)
+        for number in batch.column("id").to_pylist():
+            yield from _audit_group(pickle.loads(shared.value[number]), run, ranges)
 
 
-def _audit_group(group: Group, run: RunGroup) -> Iterator[pa.RecordBatch]:
+def _audit_group(group: Group, run: RunGroup, ranges: int) -> Iterator[pa.RecordBatch]:
     if Path(group.cwd).is_dir() and str(Path.cwd()) != group.cwd:
         os.chdir(group.cwd)
-    with tempfile.TemporaryDirectory(prefix="llava-audit-pair-") as here:
-        tasks = [_handoff_in(task, Path(here)) for task in group.tasks]
-        outcomes = run(tasks)
-        for number, place, outcome in zip(group.numbers, group.places, outcomes, strict=True):
-            batch = rows(outcome.findings, place)
-            for start in range(0, batch.num_rows, _SLICE):
-                yield batch.slice(start, _SLICE)
-            done = msgspec.msgpack.encode(FileOutcome(outcome.stats, outcome.unreadable))
-            keys = Path(outcome.keys).read_bytes() if outcome.keys else None
-            yield outcome_row(place, number, done, keys, digests(keys) if keys else None)
-
-
-def _handoff_in(task: Any, folder: Path) -> Any:
-    """The task with its pair's Arrow file in this executor's temporary folder."""
-    if task.keys_file is not None:
-        task = replace(task, keys_file=str(folder / Path(task.keys_file).name))
-    if task.handoff is None:
-        return task
-    handoff = replace(task.handoff, path=str(folder / Path(task.handoff.path).name))
-    return replace(task, handoff=handoff)
+    for task, number, place in zip(group.tasks, group.numbers, group.places, strict=True):
+        (outcome,) = run([task])
+        batch = rows(outcome.findings, place)
+        for start in range(0, batch.num_rows, _SLICE):
+            yield batch.slice(start, _SLICE)
+        done = msgspec.msgpack.encode(FileOutcome(outcome.stats, outcome.unreadable))
+        yield outcome_row(place, number, done, outcome.keys or None)
+        if outcome.keys:
+            yield range_rows(by_range(read_keys(outcome.keys), ranges))
 
 
 def _is_file_info(finding: Finding) -> bool:
