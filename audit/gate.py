@@ -27,6 +27,8 @@ TAKEDOWN_CODE = Code.TAKEDOWN_PRESENT
 #: A record named in an open request blocks training too (GDPR Art. 18), under the same rule.
 PENDING_CODE = Code.TAKEDOWN_PENDING
 _EXAMPLES = 10
+#: :func:`finding_key`: dataset, file name, code, and which record or rule
+FindingKey = tuple[str, str, str, str]
 
 
 class RuleOutcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -107,11 +109,12 @@ def evaluate(
     report: AuditReport,
     config: GateConfig,
     *,
-    baseline: Sequence[Finding] | None = None,
+    baseline: Sequence[Finding] | Mapping[FindingKey, int] | None = None,
     baseline_name: str | None = None,
     new: Mapping[str, Tally] | None = None,
 ) -> GateResult:
-    """Judge ``report``; ``baseline`` (a previous run's findings) limits counting to new ones.
+    """Judge ``report``; ``baseline`` (a previous run's findings, or their :func:`finding_key`
+    counts) limits counting to new ones.
 
     A report whose findings stayed in Parquet tables (:meth:`AuditReport.finding_tables`) is
     counted from its totals, and its new findings were matched where the tables are: ``new``
@@ -170,14 +173,21 @@ def record_order(f: Finding) -> tuple[str, bool, int, str, str]:
     return (f.file, f.index is None, f.index or 0, f.code, f.message)
 
 
-def new_findings(current: Iterable[Finding], baseline: Iterable[Finding]) -> list[Finding]:
-    """Findings of ``current`` not in ``baseline``, matched as multisets on :func:`finding_key`.
+def new_findings(
+    current: Iterable[Finding], baseline: Iterable[Finding] | Mapping[FindingKey, int]
+) -> list[Finding]:
+    """Findings of ``current`` not in ``baseline``, matched as multisets on :func:`finding_key`
+    (``baseline`` may be the key counts already: a run audited on Spark is read as those).
 
     Keys use the record id (stable when records are inserted before it) and the file's name (CI
     machines mount data at different paths); repeated ids are counted, so a third copy of a
     problem that was there twice is one new finding.
     """
-    allowance = Counter(finding_key(f) for f in baseline)
+    allowance = (
+        Counter(baseline)
+        if isinstance(baseline, Mapping)
+        else Counter(finding_key(f) for f in baseline)
+    )
     fresh = []
     for finding in current:
         key = finding_key(finding)
@@ -188,7 +198,7 @@ def new_findings(current: Iterable[Finding], baseline: Iterable[Finding]) -> lis
     return fresh
 
 
-def finding_key(finding: Finding) -> tuple[str, str, str, str]:
+def finding_key(finding: Finding) -> FindingKey:
     """Identity of a finding across runs: dataset, file name, code, and which record or rule.
 
     File-level findings carry counts in their message ("12 of 40 rows"), so only the message's

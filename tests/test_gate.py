@@ -203,7 +203,7 @@ def test_findings_are_published_compressed_and_older_plain_runs_still_read(tmp_p
     gz = tmp_path / "f.jsonl.gz"
     gz.write_bytes(gzip.compress(plain))
     for source in (old, old / rpt.REPORT_FILE, gz):
-        assert [f.code for f in load_baseline(source)] == ["turn.role", "turn.order"]
+        assert [f.code for f in load_baseline(source).findings] == ["turn.role", "turn.order"]
     assert len(list(rpt.read_report(old).findings())) == 2
     assert main(["gate", "--report", str(old)]) == 1  # read, and its turn.role errors fail
     broken = tmp_path / "cut.jsonl.gz"
@@ -218,7 +218,7 @@ def test_baseline_reads_a_run_folder_its_report_json_or_findings_jsonl(tmp_path:
     jsonl = tmp_path / "f.jsonl"
     jsonl.write_bytes(findings.to_jsonl(rep.findings()))
     for source in (published, published / rpt.REPORT_FILE, jsonl):
-        assert [f.code for f in load_baseline(source)] == ["turn.role", "turn.order"]
+        assert [f.code for f in load_baseline(source).findings] == ["turn.role", "turn.order"]
     with pytest.raises(ConfigError, match="baseline not found"):
         load_baseline(tmp_path / "nope.json")
     lonely = tmp_path / "lonely" / "report.json"

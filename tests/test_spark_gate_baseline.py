@@ -134,3 +134,30 @@ def test_a_missing_or_damaged_findings_table_is_one_line(
     assert main(["gate", "--report", str(run), "--baseline", str(audits["baseline"])]) == exit_code
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "findings table" in err[0], err
+
+
+def test_a_run_audited_on_spark_is_a_baseline_like_the_same_run_audited_locally(
+    audits: dict[str, object], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    earlier = write_dataset(tmp_path_factory.mktemp("earlier-spark"), later=False)
+    assert main(["run", "--config", str(earlier), *SPARK]) == 1
+    on_spark = published(earlier)
+    assert not (on_spark / "findings.jsonl").exists()
+    for engine in ("local", "spark"):  # the current run's engine: its gate reads or joins
+        run = audits[f"{engine}-run"]
+        config = run.parents[1] / "audit.toml"  # type: ignore[attr-defined]
+        outcomes = [
+            gate(
+                tmp_path_factory.mktemp(f"gate-{engine}"),
+                "gate",
+                "--config",
+                config,
+                "--report",
+                run,
+                "--baseline",
+                baseline,
+            )
+            for baseline in (audits["baseline"], on_spark)
+        ]
+        assert outcomes[1] == outcomes[0], engine
+        assert outcomes[1][0] == 1

@@ -18,8 +18,10 @@ from audit.loaders import Input
 from audit.output.model import REPORT_FILE, findings_path
 
 if TYPE_CHECKING:
-    from audit.findings import Finding
-    from audit.gate import GateResult, RuleOutcome, Tally
+    from collections.abc import Mapping
+
+    from audit.gate import FindingKey, GateResult, RuleOutcome, Tally
+    from audit.output.baseline import Baseline
     from audit.output.model import AuditReport
 
 ORDER = 70
@@ -67,15 +69,18 @@ def _gate(args: argparse.Namespace) -> int:
         str(config.path(config.gate.baseline)) if config.gate.baseline else None
     )
     baseline = load_baseline(baseline_path) if baseline_path else None  # before a long audit
-    new = None
+    new, allowed = None, None
     try:
         report = _report(args, config)
         if baseline is not None and report.finding_tables():  # matched where the findings are
             new = _new_on_spark(args, config, report, baseline)
+        elif baseline is not None:  # a Spark run's tables are read as key counts only
+            allowed = baseline.keys()
     except AuditError as exc:  # CI still gets its JUnit and JSON files, saying why
         _publish(args, not_run(exc.message))
         raise
-    result = evaluate(report, config.gate, baseline=baseline, baseline_name=baseline_path, new=new)
+    matched: Mapping[FindingKey, int] | None = {} if new is not None else allowed
+    result = evaluate(report, config.gate, baseline=matched, baseline_name=baseline_path, new=new)
     if not args.report:  # the run this gate audited: the run index shows the verdict
         from audit.runner import record_gate
 
@@ -91,7 +96,7 @@ def _new_on_spark(
     args: argparse.Namespace,
     config: config_mod.Config,
     report: AuditReport,
-    baseline: list[Finding],
+    baseline: Baseline,
 ) -> dict[str, Tally]:
     """The new findings of a run audited on Spark, by a join on Spark (its tables hold them)."""
     from audit.engines.spark.baselines import new_tallies

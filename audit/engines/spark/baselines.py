@@ -3,7 +3,8 @@
 The local gate matches findings against the baseline's as multisets on
 :func:`audit.gate.finding_key`, in :func:`audit.gate.in_record_order`. Here the same key is
 computed in executors (the same function, over rows made back into findings), the baseline's
-key counts (small: a list on the driver) are broadcast and joined, and a finding is new when its
+key counts are joined (broadcast when the baseline's findings are all held on the driver; a
+baseline audited on Spark has its tables keyed and counted on Spark), and a finding is new when its
 rank among the findings of its key, in that same order, is past the baseline's count of the key.
 Only the counts per code and severity and the first examples of each come back to the driver:
 the :class:`audit.gate.Tally` the gate's rules read, equal to the local engine's.
@@ -24,6 +25,7 @@ from audit.engines.spark.session import session
 from audit.errors import AuditError, ConfigError, ProbeError
 from audit.findings import Finding, Severity
 from audit.gate import Tally, finding_key, record_order
+from audit.output.baseline import Baseline
 from audit.output.model import AuditReport, ordered_stages
 from audit.output.render.html import EXAMPLES_PER_CODE
 
@@ -37,6 +39,8 @@ _STAGED = pa.schema([*ARROW_SCHEMA, pa.field("_stage", pa.int32())])
 KEY = ["dataset", "_name", "code", "_where"]
 _KEYED = pa.schema([*_STAGED, pa.field("_name", pa.string()), pa.field("_where", pa.string())])
 _KEYED_DDL = f"{SPARK_SCHEMA}, _stage int, _name string, _where string"
+_KEYS = pa.schema([pa.field(c, pa.string()) for c in KEY])
+_KEYS_DDL = "dataset string, _name string, code string, _where string"
 _ALLOWED = pa.schema([*(pa.field(c, pa.string()) for c in KEY), pa.field("_allowed", pa.int64())])
 _ALLOWED_DDL = "dataset string, _name string, code string, _where string, _allowed long"
 
@@ -44,7 +48,7 @@ _ALLOWED_DDL = "dataset string, _name string, code string, _where string, _allow
 def new_tallies(
     report: AuditReport,
     run_dir: str | Path,
-    baseline: Sequence[Finding],
+    baseline: Baseline,
     engine: EngineConfig,
     *,
     file_name: Callable[[str], str] = str,
@@ -69,7 +73,7 @@ def _match(
     spark: SparkSession,
     report: AuditReport,
     run_dir: Path,
-    baseline: Sequence[Finding],
+    baseline: Baseline,
     file_name: Callable[[str], str],
 ) -> dict[str, Tally]:
     from pyspark.sql import functions as F  # noqa: N812 - Spark's own convention
@@ -78,7 +82,7 @@ def _match(
     if found is None:
         return {}
     found = _renamed(spark, found, file_name)
-    allowed = F.broadcast(_allowance(spark, baseline))
+    allowed = _allowance(spark, baseline)
     ranked = (
         found.mapInArrow(keyed, _KEYED_DDL)
         .join(allowed, KEY, "left")
@@ -101,6 +105,7 @@ def _match(
         )
     finally:
         ranked.unpersist()
+        allowed.unpersist()
     return _tallies(counts, first)
 
 
@@ -186,15 +191,54 @@ def _renamed(spark: SparkSession, found: DataFrame, file_name: Callable[[str], s
     return found.join(mapping, "file", "left").withColumn("file", renamed).drop("_file")
 
 
-def _allowance(spark: SparkSession, baseline: Sequence[Finding]) -> DataFrame:
-    """The baseline's findings counted per key (a multiset: a key twice allows two)."""
-    counts = Counter(finding_key(f) for f in baseline)
+def _allowance(spark: SparkSession, baseline: Baseline) -> DataFrame:
+    """The baseline's findings counted per key (a multiset: a key twice allows two): those held
+    on the driver, broadcast, and those of its tables counted on Spark."""
+    from pyspark.sql import functions as F  # noqa: N812
+
+    counts = Counter(finding_key(f) for f in baseline.findings)
     columns = list(zip(*counts, strict=True)) if counts else [(), (), (), ()]
     table = pa.Table.from_arrays(
         [*(pa.array(c, pa.string()) for c in columns), pa.array(counts.values(), pa.int64())],
         schema=_ALLOWED,
     )
-    return spark.createDataFrame(table) if counts else spark.createDataFrame([], _ALLOWED_DDL)
+    held = spark.createDataFrame(table) if counts else spark.createDataFrame([], _ALLOWED_DDL)
+    if not baseline.tables:
+        return F.broadcast(held)
+    rows = [
+        spark.read.schema(SPARK_SCHEMA)
+        .parquet(str(t.location))
+        .where(F.col("dataset") == t.dataset)
+        .select(*COLUMNS)
+        for t in baseline.tables
+    ]
+    union = rows[0]
+    for frame in rows[1:]:
+        union = union.unionByName(frame)
+    counted = (
+        union.mapInArrow(keys_only, _KEYS_DDL).groupBy(*KEY).agg(F.count("*").alias("_allowed"))
+    )
+    allowed = counted.unionByName(held).groupBy(*KEY).agg(F.sum("_allowed").alias("_allowed"))
+    allowed = allowed.persist()
+    seen = allowed.agg(F.sum("_allowed")).first()
+    expected = sum(t.total for t in baseline.tables) + counts.total()
+    if seen is None or (seen[0] or 0) != expected:
+        allowed.unpersist()
+        raise ProbeError(
+            f"{baseline.tables[0].location}: the baseline's findings tables are not all on "
+            "this machine's disk; gate on a machine that sees the whole baseline run folder"
+        )
+    return allowed
+
+
+def keys_only(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """Executor side: a baseline table's rows as their :func:`audit.gate.finding_key` only."""
+    for batch in batches:
+        keys = [finding_key(from_row(row)) for row in batch.to_pylist()]
+        yield pa.RecordBatch.from_arrays(
+            [pa.array([key[i] for key in keys], pa.string()) for i in range(4)],
+            schema=_KEYS,
+        )
 
 
 def _window(*partition: str) -> WindowSpec:
