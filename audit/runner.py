@@ -250,7 +250,9 @@ def for_report(result: AnyStageResult, work_dir: Path) -> AnyStageResult:
     only (a row per record would make report.json as big as the dataset), and a Spark stage's
     findings table is named relative to the run folder (``work_dir`` is renamed on publishing)."""
     if isinstance(result, LicenseResult):  # both go to licences.json instead
-        result = msgspec.structs.replace(result, record_verdicts={}, record_licences=None)
+        result = msgspec.structs.replace(
+            result, record_verdicts={}, record_verdicts_table=None, record_licences=None
+        )
     totals = result.finding_totals
     if totals is not None and Path(totals.location).is_relative_to(work_dir):
         location = Path(totals.location).relative_to(work_dir).as_posix()
