@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from audit.config import EngineConfig
 from audit.engines import require_spark
 from audit.engines.spark import classcache
+from audit.engines.spark.jvmstderr import without_incubator_warning
 from audit.errors import EngineError
 
 _LOG4J = "spark-log4j2.properties"
@@ -85,7 +86,8 @@ def session(engine: EngineConfig) -> SparkSession:
     for key, value in {**DEFAULT_CONF, **_driver_conf(master), **engine.conf}.items():
         builder = builder.config(key, value)
     try:
-        spark = builder.getOrCreate()
+        with without_incubator_warning():  # the JVM, if this starts one, prints it at once
+            spark = builder.getOrCreate()
     except Exception as exc:  # py4j/JVM start-up failures have no common type
         raise EngineError(
             f"the spark engine could not start ({type(exc).__name__}): check --master and Java"
