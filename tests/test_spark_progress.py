@@ -1,4 +1,5 @@
-"""The progress bar moves while a Spark job runs, not only when it ends."""
+"""The progress bar moves while a Spark job runs, not only when it ends; settings scoped to a
+stage end with it."""
 
 from __future__ import annotations
 
@@ -46,3 +47,19 @@ def test_the_bar_ends_full_when_the_job_fails(spark: SparkSession) -> None:
     with pytest.raises(ZeroDivisionError), tracked(spark, progress, 10, 2):
         raise ZeroDivisionError
     assert sum(progress.steps) == 10
+
+
+def test_a_scoped_setting_is_undone_and_a_users_own_is_kept(spark: SparkSession) -> None:
+    """The structure stage turns adaptive execution off for its queries only, and not at all
+    when ``[engine.conf]`` sets it."""
+    from audit.config import EngineConfig
+    from audit.engines.spark.session import scoped_conf
+
+    key = "spark.sql.adaptive.enabled"
+    before = spark.conf.get(key)
+    with scoped_conf(spark, EngineConfig(name="spark"), {key: "false"}):
+        assert spark.conf.get(key) == "false"
+    assert spark.conf.get(key) == before
+    users = EngineConfig(name="spark", conf={key: "true"})
+    with scoped_conf(spark, users, {key: "false"}):
+        assert spark.conf.get(key) == before

@@ -11,6 +11,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from importlib import resources
 from pathlib import Path
@@ -94,6 +95,23 @@ def session(engine: EngineConfig) -> SparkSession:
         ) from None
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+@contextmanager
+def scoped_conf(spark: SparkSession, engine: EngineConfig, conf: dict[str, str]) -> Iterator[None]:
+    """Runtime SQL ``conf`` for the queries of the block, then the session's own again; a key
+    the user set in ``[engine.conf]`` keeps the user's value."""
+    previous = {key: spark.conf.get(key, None) for key in conf if key not in engine.conf}
+    for key in previous:
+        spark.conf.set(key, conf[key])
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
 
 
 def warm_workers(spark: SparkSession, *modules: str) -> None:

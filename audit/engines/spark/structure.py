@@ -40,7 +40,7 @@ from audit.engines.spark.outrows import (
     range_rows,
     rows,
 )
-from audit.engines.spark.session import session, warm_workers
+from audit.engines.spark.session import scoped_conf, session, warm_workers
 from audit.engines.spark.taskprogress import tracked
 from audit.errors import UsageError
 from audit.findings import Finding, Severity
@@ -91,14 +91,30 @@ def check_on_spark(
     result, its findings in Parquet under ``findings_dir`` (a new temporary folder when None; the
     caller owns it). ``run`` is passed in: this module imports no audit.structure (which
     dispatches here)."""
+    spark = session(engine)
+    warm_workers(spark, "audit.structure_worker")  # what ``run`` imports: polars, pandera
+    location = findings_dir or _new_folder(spark)
+    # every shuffle here has its partition count, and each query moves a few rows: adaptive
+    # execution would only re-plan each stage (about a second of driver CPU)
+    with scoped_conf(spark, engine, {"spark.sql.adaptive.enabled": "false"}):
+        return _checked(spark, tasks, problems, paths, progress, location, run)
+
+
+def _checked(
+    spark: SparkSession,
+    tasks: list[Any],
+    problems: list[Finding],
+    paths: list[str],
+    progress: Progress,
+    location: str,
+    run: RunGroup,
+) -> StructureResult:
+    """:func:`check_on_spark` on its session, its findings table under ``location``."""
     from pyspark.sql import functions as F  # noqa: N812 - Spark's own convention
 
     from audit.output.render.html import EXAMPLES_PER_CODE
     from audit.structure_sets import entries
 
-    spark = session(engine)
-    warm_workers(spark, "audit.structure_worker")  # what ``run`` imports: polars, pandera
-    location = findings_dir or _new_folder(spark)
     total = sum(task.size for task in tasks)
     progress.start("structure", total or None)
     scratch = _scratch(Path(location))
