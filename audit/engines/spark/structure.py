@@ -1,11 +1,12 @@
 """The structure stage on Spark: the local engine's per-file worker, run in executors.
 
 The unit of work is the local engine's task (one file or shard). The driver plans the tasks
-exactly as :func:`audit.structure.check_files` does and sends only their descriptors, one per
-partition; each executor runs :func:`audit.structure.run_group` (what the local process pool
-runs) and returns its findings as Arrow batches, plus one row per file with its statistics and
-its key table. The cross-record checks of shard sets, and the comparison of a chat file with
-its metadata file, run over those key tables (audit.engines.spark.keytables). The findings
+exactly as :func:`audit.structure.check_files` does and broadcasts their descriptors, a few per
+Spark task; each executor runs :func:`audit.structure.run_group` (what the local process pool
+runs) on each and returns its findings as Arrow batches, plus one row per file with its
+statistics, while its key table goes to a folder beside the findings table. The cross-record
+checks of shard sets, and the comparison of a chat file with its metadata file, run over those
+key tables (audit.engines.spark.keytables). The findings
 become a Parquet table (:func:`audit.engines.spark.findingtable.publish`); the driver gets the
 counts, the first examples, the per-file statistics and the file-level ``info`` lines only.
 """
@@ -52,19 +53,19 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 _SLICE = 65_536  # findings per Arrow batch handed back to Spark
-_GROUPS_PER_SLOT = 2  # Spark tasks per core for the audit: few, yet two to even out
+_TASKS_PER_CORE = 2  # Spark tasks per core for the audit: few, yet two to even out
 
-#: audit.structure.run_group: a group's tasks run in this process, their outcomes in order
+#: audit.structure.run_group: tasks run in this process, their outcomes in order
 RunGroup = Callable[[list[Any]], list[Any]]
 
 
 @dataclass(frozen=True)
-class Group:
-    """One executor's unit of work: tasks run in order in one process."""
+class Unit:
+    """One file or shard for an executor, as the local engine's worker takes it."""
 
-    tasks: list[Any]  # audit.structure.Task (a dataclass, pickled)
-    numbers: list[int]  # each task's number in the plan
-    places: list[int]  # and its place in the local engine's order
+    task: Any  # audit.structure.Task (a dataclass, pickled)
+    number: int  # its number in the plan
+    place: int  # and its place in the local engine's order
     cwd: str  # the driver's folder: relative paths mean the same to every executor on it
 
 
@@ -86,7 +87,7 @@ def check_on_spark(
     run: RunGroup,
 ) -> StructureResult:
     """:func:`audit.structure.check_files` on Spark: the planned ``tasks`` (audit.structure.Task,
-    pairs with their handoff, shards with their set) of the ``paths`` given, each group run by
+    pairs with their handoff, shards with their set) of the ``paths`` given, each run by
     ``run`` in an executor, then the sets' cross-record checks over their key tables; the same
     result, its findings in Parquet under ``findings_dir`` (a new temporary folder when None; the
     caller owns it). ``run`` is passed in: this module imports no audit.structure (which
@@ -118,12 +119,12 @@ def _checked(
     total = sum(task.size for task in tasks)
     progress.start("structure", total or None)
     scratch = _scratch(Path(location))
-    groups, pairs = _groups(tasks, paths, scratch)
-    frame = _audited(spark, groups, problems, run).persist()
+    units, pairs = _units(tasks, paths, scratch)
+    frame = _audited(spark, units, problems, run).persist()
     cached = [frame]
     try:
         done = frame.where(frame[OUTCOME].isNotNull())
-        with tracked(spark, progress, total, len(groups)):
+        with tracked(spark, progress, total, len(units)):
             keyed_column = done[KEYS].isNotNull().alias("keyed")
             collected = done.select(*ORDER, OUTCOME, keyed_column).collect()
         # by task number (as planned), in the local engine's order (_task)
@@ -188,8 +189,8 @@ def _scratch(location: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix=f".{location.name}-keys-", dir=location.parent)).resolve()
 
 
-def _groups(tasks: list[Any], paths: list[str], scratch: Path) -> tuple[list[Group], list[Pair]]:
-    """One group per task, each numbered by its place in the local engine's order (the path
+def _units(tasks: list[Any], paths: list[str], scratch: Path) -> tuple[list[Unit], list[Pair]]:
+    """A unit per task, each numbered by its place in the local engine's order (the path
     given, then the plan's); a chat file and its metadata file no longer meet in their workers
     but leave their key tables in ``scratch`` for the same comparison as a set's (the pairs
     returned)."""
@@ -201,79 +202,79 @@ def _groups(tasks: list[Any], paths: list[str], scratch: Path) -> tuple[list[Gro
 
     place = {number: n for n, number in enumerate(sorted(range(len(tasks)), key=given))}
     cwd = str(Path.cwd())
-    groups: list[Group] = []
+    units: list[Unit] = []
     pairs: list[Pair] = []
     for number, task in enumerate(tasks):
         if task.handoff is not None and task.handoff.role == "metadata":
             pairs.append(Pair(task.handoff.chat[0], task.path, place[number]))
         if task.handoff is not None or task.keys_file is not None:
             task = replace(task, handoff=None, keys_file=str(scratch / f"keys-{number}.arrow"))
-        groups.append(Group([task], [number], [place[number]], cwd))
-    return groups, pairs
+        units.append(Unit(task, number, place[number], cwd))
+    return units, pairs
 
 
 def _audited(
-    spark: SparkSession, groups: list[Group], problems: list[Finding], run: RunGroup
+    spark: SparkSession, units: list[Unit], problems: list[Finding], run: RunGroup
 ) -> DataFrame:
-    """Every group audited in an executor, with the planner's findings.
+    """Every unit audited in an executor, with the planner's findings.
 
-    The groups travel as one broadcast and the tasks take their numbers from ``spark.range``,
-    so the input costs no Python round trip; a few groups per task (balanced by size), since
-    each Python task costs Spark about a tenth of a second whatever it does."""
+    The units travel as one broadcast and the Spark tasks take their numbers from
+    ``spark.range``, so the input costs no Python round trip; a few units per Spark task
+    (balanced by size), since each Python task costs Spark about a tenth of a second whatever it
+    does."""
     frame = None
-    if groups:
-        slices = min(len(groups), _GROUPS_PER_SLOT * spark.sparkContext.defaultParallelism)
-        order = _balanced(groups, slices)
-        shared = spark.sparkContext.broadcast([pickle.dumps(groups[n]) for n in order])
-        numbers = spark.range(0, len(groups), 1, slices)
+    if units:
+        slices = min(len(units), _TASKS_PER_CORE * spark.sparkContext.defaultParallelism)
+        order = _balanced(units, slices)
+        shared = spark.sparkContext.broadcast([pickle.dumps(units[n]) for n in order])
+        numbers = spark.range(0, len(units), 1, slices)
         ranges = RANGES_PER_PARTITION * spark.sparkContext.defaultParallelism
-        frame = numbers.mapInArrow(partial(audit_groups, run, shared, ranges), OUT_DDL)
+        frame = numbers.mapInArrow(partial(audit_units, run, shared, ranges), OUT_DDL)
     if problems or frame is None:
         given = spark.createDataFrame(pa.Table.from_batches([rows(problems, -1)]))
         frame = given if frame is None else frame.unionByName(given)
     return frame
 
 
-def _balanced(groups: list[Group], slices: int) -> list[int]:
-    """The groups in an order whose ``slices`` even runs (as ``spark.range`` cuts them) hold
+def _balanced(units: list[Unit], slices: int) -> list[int]:
+    """The units in an order whose ``slices`` even runs (as ``spark.range`` cuts them) hold
     about the same bytes: largest first, each to the lightest run with room."""
-    sizes = [sum(task.size for task in group.tasks) for group in groups]
-    room = [(n + 1) * len(groups) // slices - n * len(groups) // slices for n in range(slices)]
+    sizes = [unit.task.size for unit in units]
+    room = [(n + 1) * len(units) // slices - n * len(units) // slices for n in range(slices)]
     runs: list[list[int]] = [[] for _ in range(slices)]
     weight = [0] * slices
-    for number in sorted(range(len(groups)), key=lambda n: -sizes[n]):
+    for number in sorted(range(len(units)), key=lambda n: -sizes[n]):
         lightest = min((n for n in range(slices) if len(runs[n]) < room[n]), key=weight.__getitem__)
         runs[lightest].append(number)
         weight[lightest] += sizes[number]
     return [number for run in runs for number in run]
 
 
-def audit_groups(
+def audit_units(
     run: RunGroup, shared: Broadcast[list[bytes]], ranges: int, batches: Iterator[pa.RecordBatch]
 ) -> Iterator[pa.RecordBatch]:
-    """Executor side (mapInArrow): each numbered group's files through the local engine's
-    worker, then their digests in ``ranges`` value ranges (candidates.by_range).
+    """Executor side (mapInArrow): each numbered unit's file through the local engine's
+    worker, then its digests in ``ranges`` value ranges (candidates.by_range).
 
-    The groups are this driver's own pickles of plain task dataclasses."""
+    The units are this driver's own pickles of plain task dataclasses."""
     # polars' jemalloc keeps freed pages for 10 s by default (see audit.structure._init_worker)
     os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:200,muzzy_decay_ms:0")
     for batch in batches:
         for number in batch.column("id").to_pylist():
-            yield from _audit_group(pickle.loads(shared.value[number]), run, ranges)
+            yield from _audit_unit(pickle.loads(shared.value[number]), run, ranges)
 
 
-def _audit_group(group: Group, run: RunGroup, ranges: int) -> Iterator[pa.RecordBatch]:
-    if Path(group.cwd).is_dir() and str(Path.cwd()) != group.cwd:
-        os.chdir(group.cwd)
-    for task, number, place in zip(group.tasks, group.numbers, group.places, strict=True):
-        (outcome,) = run([task])
-        batch = rows(outcome.findings, place)
-        for start in range(0, batch.num_rows, _SLICE):
-            yield batch.slice(start, _SLICE)
-        done = msgspec.msgpack.encode(FileOutcome(outcome.stats, outcome.unreadable))
-        yield outcome_row(place, number, done, outcome.keys or None)
-        if outcome.keys:
-            yield range_rows(by_range(read_keys(outcome.keys), ranges))
+def _audit_unit(unit: Unit, run: RunGroup, ranges: int) -> Iterator[pa.RecordBatch]:
+    if Path(unit.cwd).is_dir() and str(Path.cwd()) != unit.cwd:
+        os.chdir(unit.cwd)
+    (outcome,) = run([unit.task])
+    batch = rows(outcome.findings, unit.place)
+    for start in range(0, batch.num_rows, _SLICE):
+        yield batch.slice(start, _SLICE)
+    done = msgspec.msgpack.encode(FileOutcome(outcome.stats, outcome.unreadable))
+    yield outcome_row(unit.place, unit.number, done, outcome.keys or None)
+    if outcome.keys:
+        yield range_rows(by_range(read_keys(outcome.keys), ranges))
 
 
 def _is_file_info(finding: Finding) -> bool:
