@@ -73,12 +73,20 @@ def test_gate_and_junit_on_the_spark_run_equal_the_local_runs(
     assert outputs["spark"][0] == 1, "the demo's planted errors fail the gate"
 
 
-def test_a_spark_run_as_baseline_is_one_line_and_exit_2(
-    runs: dict[str, Path], capsys: pytest.CaptureFixture[str]
+def test_a_spark_run_as_baseline_gates_as_the_local_run_does(
+    runs: dict[str, Path], tmp_path: Path
 ) -> None:
-    assert main(["gate", "--report", str(runs["local"]), "--baseline", str(runs["spark"])]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "spark engine" in err[0]
+    outputs = {}
+    for engine, baseline in runs.items():
+        result = tmp_path / f"{engine}.json"
+        args = ["gate", "--report", str(runs["local"]), "--baseline", str(baseline)]
+        code = main([*args, "--json", str(result)])
+        outputs[engine] = (code, json.loads(result.read_text().replace(str(baseline), "BASE")))
+    assert outputs["spark"] == outputs["local"]
+    rules = {(r["rule"], r["dataset"]): r for r in outputs["spark"][1]["rules"]}
+    assert all(r["passed"] for (rule, _), r in rules.items() if rule == "errors"), (
+        "the same data: no finding is new"
+    )
 
 
 def test_export_audits_again_on_this_machine_rather_than_reuse_a_spark_run(
