@@ -191,12 +191,14 @@ def sets_on_spark(
     outcomes: dict[int, Any],
     keyed: set[int],
     plain: list[Pair],
+    repeats: pa.Array,
 ) -> tuple[DataFrame, dict[str, dict[str, Any]], list[DataFrame]]:
     """Driver side of audit.structure_sets.finish: the sets' findings (rows of OUT_DDL, the
     lines from the summed counts included), their stats by source, and the frames to unpersist.
 
     ``frame`` holds the tasks' outcome rows with their key tables; ``outcomes`` their stats by
-    task number; ``keyed`` the tasks that left a key table; ``plain`` the pairs of plain files."""
+    task number; ``keyed`` the tasks that left a key table; ``plain`` the pairs of plain files;
+    ``repeats`` the digests seen more than once (candidates.repeated)."""
     from pyspark.sql import functions as F  # noqa: N812 - Spark's own convention
 
     from audit.structure_sets import records_of, set_pairs, set_summary
@@ -228,11 +230,6 @@ def sets_on_spark(
     whole = frozenset(n for pair in pairs for n in pair[:2])
     chosen = candidates.Passes(by_id=sets | whole, by_second=sets, whole=whole)
     partitions = spark.sparkContext.defaultParallelism
-    repeats = (
-        candidates.repeated(frame, partitions)
-        if any(e.is_set for e in present)
-        else pa.array([], pa.int64())  # pairs only: every row of theirs goes on
-    )
     wanted = spark.sparkContext.broadcast(repeats)
     keys = (
         frame.where(F.col(KEYS).isNotNull())

@@ -27,6 +27,7 @@ import msgspec
 import pyarrow as pa
 
 from audit.config import EngineConfig
+from audit.engines.spark import candidates
 from audit.engines.spark.candidates import RANGES_PER_PARTITION, by_range, read_keys
 from audit.engines.spark.findingtable import publish
 from audit.engines.spark.keytables import Pair, sets_on_spark
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 _SLICE = 65_536  # findings per Arrow batch handed back to Spark
+_NO_DIGESTS = pa.array([], pa.int64())  # no shard set: no row of a pair is left out
 _TASKS_PER_CORE = 2  # Spark tasks per core for the audit: few, yet two to even out
 
 #: audit.structure.run_group: tasks run in this process, their outcomes in order
@@ -124,9 +126,14 @@ def _checked(
     cached = [frame]
     try:
         done = frame.where(frame[OUTCOME].isNotNull())
+        planned = entries(tasks)
         with tracked(spark, progress, total, len(units)):
+            # with shard sets, the job that runs the audit also counts its digests
+            partitions = spark.sparkContext.defaultParallelism
+            with_sets = any(entry.is_set for entry in planned)
+            repeats = candidates.repeated(frame, partitions) if with_sets else _NO_DIGESTS
             keyed_column = done[KEYS].isNotNull().alias("keyed")
-            collected = done.select(*ORDER, OUTCOME, keyed_column).collect()
+            collected = done.select(*ORDER, OUTCOME, keyed_column).collect()  # from the cache
         # by task number (as planned), in the local engine's order (_task)
         outcomes = {
             int(r["_seq"]): msgspec.msgpack.decode(r[OUTCOME], type=FileOutcome)
@@ -136,9 +143,10 @@ def _checked(
         is_finding = frame[OUTCOME].isNull() & frame[RANGE].isNull()
         found = frame.where(is_finding).select(*FINDING_COLUMNS)
         set_stats: dict[str, dict[str, Any]] = {}
-        planned = entries(tasks)
-        if pairs or any(entry.is_set for entry in planned):
-            extra, set_stats, more = sets_on_spark(spark, frame, planned, outcomes, keyed, pairs)
+        if pairs or with_sets:
+            extra, set_stats, more = sets_on_spark(
+                spark, frame, planned, outcomes, keyed, pairs, repeats
+            )
             cached += more
             found = found.unionByName(extra)
         file_info = F.col("index").isNull() & (F.col("severity") == Severity.INFO.value)
