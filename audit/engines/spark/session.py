@@ -10,7 +10,7 @@ import shutil
 import sys
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from importlib import resources
@@ -26,7 +26,7 @@ from audit.errors import EngineError
 _LOG4J = "spark-log4j2.properties"
 
 if TYPE_CHECKING:
-    import pyarrow as pa
+    from pyspark import SparkContext
     from pyspark.sql import SparkSession
 
 #: Defaults a user's ``[engine.conf]`` can override: no web UI or console progress bar (the
@@ -61,8 +61,9 @@ def _driver_conf(master: str | None) -> dict[str, str]:
     return conf | {"spark.driver.extraJavaOptions": " ".join(options)}
 
 
-def session(engine: EngineConfig) -> SparkSession:
-    """The active session, or a new one for ``engine``; executors run this interpreter."""
+def session(engine: EngineConfig, warm: tuple[str, ...] = ()) -> SparkSession:
+    """The active session, or a new one for ``engine``; executors run this interpreter. The
+    executors' Python workers import ``warm`` (:func:`warm_workers`) while the session starts."""
     require_spark()
     if not (os.environ.get("JAVA_HOME") or shutil.which("java")):
         raise EngineError(
@@ -76,18 +77,29 @@ def session(engine: EngineConfig) -> SparkSession:
     # (local-mode workers inherit this process's environment, cluster executors the conf below)
     warnings.filterwarnings("ignore", category=FutureWarning)
     os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
+    from pyspark import SparkConf, SparkContext
     from pyspark.sql import SparkSession
 
-    builder = SparkSession.builder.appName("llava-audit")
     master = engine.master
     if not master and "SPARK_HOME" not in os.environ and "PYSPARK_SUBMIT_ARGS" not in os.environ:
         master = f"local[{os.cpu_count() or 1}]"
+    settings = {
+        "spark.app.name": "llava-audit",
+        **DEFAULT_CONF,
+        **_driver_conf(master),
+        **engine.conf,
+    }
     if master:
-        builder = builder.master(master)
-    for key, value in {**DEFAULT_CONF, **_driver_conf(master), **engine.conf}.items():
+        settings["spark.master"] = master
+    builder = SparkSession.builder
+    for key, value in settings.items():
         builder = builder.config(key, value)
     try:
         with without_incubator_warning():  # the JVM, if this starts one, prints it at once
+            # the context first: its workers can start while the SQL session is set up
+            context = SparkContext.getOrCreate(SparkConf().setAll(list(settings.items())))
+            if warm:
+                warm_workers(context, *warm)
             spark = builder.getOrCreate()
     except Exception as exc:  # py4j/JVM start-up failures have no common type
         raise EngineError(
@@ -114,13 +126,14 @@ def scoped_conf(spark: SparkSession, engine: EngineConfig, conf: dict[str, str])
                 spark.conf.set(key, value)
 
 
-def warm_workers(spark: SparkSession, *modules: str) -> None:
+def warm_workers(context: SparkContext, *modules: str) -> None:
     """Start the executors' Python workers and import ``modules`` in them, in a job of its own
-    running while the driver plans its first one: starting a worker and importing polars and
-    pandera takes a second or two, which the first job would otherwise wait for. Spark reuses
-    the workers. A failure here is the real job's to meet and report, so it is not raised."""
-    slots = spark.sparkContext.defaultParallelism
-    job = spark.range(slots, numPartitions=slots).mapInArrow(partial(_imported, modules), "id long")
+    running while the driver sets up its SQL session and plans its first query (about as long
+    as starting a worker and importing polars and pandera, which the first job would otherwise
+    wait for). An RDD job needs no SQL session, and Spark reuses the workers it starts. A
+    failure here is the real job's to meet and report, so it is not raised."""
+    slots = context.defaultParallelism
+    job = context.parallelize(range(slots), slots).mapPartitions(partial(_imported, modules))
 
     def run() -> None:
         with contextlib.suppress(Exception):  # see the docstring
@@ -129,10 +142,8 @@ def warm_workers(spark: SparkSession, *modules: str) -> None:
     threading.Thread(target=run, name="llava-audit-warm-workers", daemon=True).start()
 
 
-def _imported(
-    modules: tuple[str, ...], batches: Iterator[pa.RecordBatch]
-) -> Iterator[pa.RecordBatch]:
+def _imported(modules: tuple[str, ...], rows: Iterable[int]) -> Iterator[int]:
     """Executor side of :func:`warm_workers`."""
     for name in modules:
         importlib.import_module(name)
-    yield from batches
+    yield from rows

@@ -42,7 +42,7 @@ from audit.engines.spark.outrows import (
     range_rows,
     rows,
 )
-from audit.engines.spark.session import scoped_conf, session, warm_workers
+from audit.engines.spark.session import scoped_conf, session
 from audit.engines.spark.taskprogress import tracked
 from audit.errors import UsageError
 from audit.findings import Finding, Severity
@@ -94,8 +94,7 @@ def check_on_spark(
     result, its findings in Parquet under ``findings_dir`` (a new temporary folder when None; the
     caller owns it). ``run`` is passed in: this module imports no audit.structure (which
     dispatches here)."""
-    spark = session(engine)
-    warm_workers(spark, "audit.structure_worker")  # what ``run`` imports: polars, pandera
+    spark = session(engine, warm=("audit.structure_worker",))  # what ``run`` imports
     location = findings_dir or _new_folder(spark)
     # every shuffle here has its partition count, and each query moves a few rows: adaptive
     # execution would only re-plan each stage (about a second of driver CPU)
