@@ -1,8 +1,9 @@
 """The progress bar moves while a Spark job runs, not only when it ends; settings scoped to a
-stage end with it."""
+stage end with it; RDD and SQL jobs share Python workers."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
@@ -10,6 +11,10 @@ from typing import TYPE_CHECKING
 import pytest
 
 from audit.engines.spark.taskprogress import tracked
+
+pytest.importorskip("pyarrow")  # the spark extra's
+
+import pyarrow as pa
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -63,3 +68,22 @@ def test_a_scoped_setting_is_undone_and_a_users_own_is_kept(spark: SparkSession)
     users = EngineConfig(name="spark", conf={key: "true"})
     with scoped_conf(spark, users, {key: "false"}):
         assert spark.conf.get(key) == before
+
+
+def _parent_of_rdd_worker(rows: Iterable[int]) -> Iterator[int]:
+    yield os.getppid()
+
+
+def _parent_of_sql_worker(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    for _ in batches:
+        yield pa.RecordBatch.from_pydict({"parent": [os.getppid()]})
+
+
+def test_rdd_jobs_use_the_sql_jobs_python_workers(spark: SparkSession) -> None:
+    """warm_workers starts Python workers with an RDD job for the SQL jobs after it: Spark
+    shares workers between jobs whose worker environments are equal, and its SQL runner adds
+    SPARK_SIMPLIFIED_TRACEBACK (DEFAULT_CONF gives RDD jobs the same). If an upgrade changes
+    what the runner adds, the warm-up starts a second daemon instead and this fails."""
+    by_rdd = spark.sparkContext.parallelize([0], 1).mapPartitions(_parent_of_rdd_worker).collect()
+    by_sql = spark.range(1, numPartitions=1).mapInArrow(_parent_of_sql_worker, "parent long")
+    assert by_rdd == [row["parent"] for row in by_sql.collect()]

@@ -38,6 +38,10 @@ DEFAULT_CONF = {
     "spark.sql.shuffle.partitions": "8",
     # the same pandas-3 warning, printed by every Python worker (see session())
     "spark.executorEnv.PYTHONWARNINGS": "ignore::FutureWarning",
+    # Spark's SQL Python runner adds this to its workers' environment; Python workers are
+    # shared per environment, so with it RDD jobs (warm_workers, a DataFrame made from an
+    # RDD) use the same workers as the SQL jobs instead of starting a second daemon and set
+    "spark.executorEnv.SPARK_SIMPLIFIED_TRACEBACK": "1",
 }
 
 
