@@ -213,7 +213,9 @@ def check_files(
 
         tasks, problems = plan([Path(p) for p in paths], kind, dataset, Path("pairs"), max_bytes)
         names = [str(Path(p)) for p in paths]
-        return check_on_spark(tasks, problems, names, progress, engine, findings_dir, run=run_group)
+        return check_on_spark(
+            tasks, problems, names, progress, engine, findings_dir, run=run_group, warm=warm_up
+        )
     with tempfile.TemporaryDirectory(prefix="llava-audit-") as handoff_dir:
         tasks, findings = plan(
             [Path(p) for p in paths], kind, dataset, Path(handoff_dir), max_bytes
@@ -269,6 +271,15 @@ def _in_process(tasks: list[Task], progress: Progress) -> dict[int, Outcome]:
     finally:
         set_progress_sink(None)
         _channels.clear()
+
+
+def warm_up() -> None:
+    """What a worker's first file imports: the worker, and pandera, which most files of a real
+    set need for some failing row (a Spark executor runs this while the driver plans)."""
+    from audit.checks.schema import load_pandera
+    from audit.structure_worker import audit_task  # noqa: F401 - imported ahead
+
+    load_pandera()
 
 
 def run_group(tasks: list[Task]) -> list[Outcome]:

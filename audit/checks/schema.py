@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import polars as pl
@@ -225,11 +226,18 @@ def validate(frame: pl.DataFrame, rules: list[Rule], ref: FileRef) -> list[Findi
     return _pandera(failing_rows, rules, ref)
 
 
-def _pandera(frame: pl.DataFrame, rules: list[Rule], ref: FileRef) -> list[Finding]:
+def load_pandera() -> ModuleType:
+    """pandera's polars API, imported only when some row fails (pandera pulls in pandas) and as
+    if pyspark were absent (:func:`audit.engines.without_pyspark`)."""
     from audit.engines import without_pyspark
 
     with without_pyspark():
-        import pandera.polars as pap  # lazy: pandera pulls in pandas
+        import pandera.polars as pap
+    return pap
+
+
+def _pandera(frame: pl.DataFrame, rules: list[Rule], ref: FileRef) -> list[Finding]:
+    pap = load_pandera()
 
     def check(rule: Rule) -> Any:
         return pap.Check(

@@ -6,7 +6,7 @@ a value, and an exact copy shares its id. So each task's worker leaves its key t
 every executor sees (never in the JVM: moving every key row through Spark cost more than the
 audit itself) and, with its outcome, a 64-bit digest of each row's id and of its second key
 (seeded apart), cut into value ranges (:func:`by_range`: a few large rows per task, cheap for the
-JVM to move). :func:`repeated` shuffles them by range and counts each range in Python; only the
+JVM to move). :func:`counted` shuffles them by range and counts each range in Python; only the
 digests seen more than once come back (a collision only adds a row the rules then ignore).
 :func:`explode` then reads each key table keeping only those rows, so the two shuffles by key
 move the candidates, not every record. A chat file and its metadata file compared as a pair keep
@@ -122,16 +122,13 @@ def seen_twice(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     yield pa.RecordBatch.from_pydict({"digest": pa.array(twice, pa.int64())})
 
 
-def repeated(frame: DataFrame, partitions: int) -> pa.Array:
-    """Driver side: the digests of ``frame``'s range rows (:func:`by_range`) seen more than
-    once, counted per range in ``partitions`` partitions in one job; only those reach the
-    driver."""
+def counted(frame: DataFrame, partitions: int) -> DataFrame:
+    """The digests (column ``digest``) of ``frame``'s range rows (:func:`by_range`) seen more
+    than once, counted per range in ``partitions`` partitions; only those reach the driver."""
     from pyspark.sql import functions as F  # noqa: N812 - Spark's own convention
 
     cut = frame.where(F.col(RANGE).isNotNull()).select(RANGE, DIGESTS)
-    counted = cut.repartition(partitions, RANGE).mapInArrow(seen_twice, "digest long")
-    twice = counted.toArrow()["digest"]
-    return twice.combine_chunks() if twice.num_chunks else pa.array([], pa.int64())
+    return cut.repartition(partitions, RANGE).mapInArrow(seen_twice, "digest long")
 
 
 def explode(

@@ -198,7 +198,7 @@ def sets_on_spark(
 
     ``frame`` holds the tasks' outcome rows with their key tables; ``outcomes`` their stats by
     task number; ``keyed`` the tasks that left a key table; ``plain`` the pairs of plain files;
-    ``repeats`` the digests seen more than once (candidates.repeated)."""
+    ``repeats`` the digests seen more than once (candidates.counted)."""
     from pyspark.sql import functions as F  # noqa: N812 - Spark's own convention
 
     from audit.structure_sets import records_of, set_pairs, set_summary

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import importlib
 import importlib.util
 import os
 import shutil
 import sys
 import threading
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from importlib import resources
@@ -65,9 +64,9 @@ def _driver_conf(master: str | None) -> dict[str, str]:
     return conf | {"spark.driver.extraJavaOptions": " ".join(options)}
 
 
-def session(engine: EngineConfig, warm: tuple[str, ...] = ()) -> SparkSession:
+def session(engine: EngineConfig, warm: Callable[[], None] | None = None) -> SparkSession:
     """The active session, or a new one for ``engine``; executors run this interpreter. The
-    executors' Python workers import ``warm`` (:func:`warm_workers`) while the session starts."""
+    executors' Python workers run ``warm`` (:func:`warm_workers`) while the session starts."""
     require_spark()
     if not (os.environ.get("JAVA_HOME") or shutil.which("java")):
         raise EngineError(
@@ -102,8 +101,8 @@ def session(engine: EngineConfig, warm: tuple[str, ...] = ()) -> SparkSession:
         with without_incubator_warning():  # the JVM, if this starts one, prints it at once
             # the context first: its workers can start while the SQL session is set up
             context = SparkContext.getOrCreate(SparkConf().setAll(list(settings.items())))
-            if warm:
-                warm_workers(context, *warm)
+            if warm is not None:
+                warm_workers(context, warm)
             spark = builder.getOrCreate()
     except Exception as exc:  # py4j/JVM start-up failures have no common type
         raise EngineError(
@@ -130,14 +129,15 @@ def scoped_conf(spark: SparkSession, engine: EngineConfig, conf: dict[str, str])
                 spark.conf.set(key, value)
 
 
-def warm_workers(context: SparkContext, *modules: str) -> None:
-    """Start the executors' Python workers and import ``modules`` in them, in a job of its own
-    running while the driver sets up its SQL session and plans its first query (about as long
-    as starting a worker and importing polars and pandera, which the first job would otherwise
-    wait for). An RDD job needs no SQL session, and Spark reuses the workers it starts. A
-    failure here is the real job's to meet and report, so it is not raised."""
+def warm_workers(context: SparkContext, warm: Callable[[], None]) -> None:
+    """Start the executors' Python workers and run ``warm`` in them (imports their first task
+    would make), in a job of its own running while the driver sets up its SQL session and plans
+    its first query (about as long as starting a worker and importing polars and pandera, which
+    the first job would otherwise wait for). An RDD job needs no SQL session, and Spark reuses
+    the workers it starts. A failure here is the real job's to meet and report, so it is not
+    raised."""
     slots = context.defaultParallelism
-    job = context.parallelize(range(slots), slots).mapPartitions(partial(_imported, modules))
+    job = context.parallelize(range(slots), slots).mapPartitions(partial(_warmed, warm))
 
     def run() -> None:
         with contextlib.suppress(Exception):  # see the docstring
@@ -146,8 +146,7 @@ def warm_workers(context: SparkContext, *modules: str) -> None:
     threading.Thread(target=run, name="llava-audit-warm-workers", daemon=True).start()
 
 
-def _imported(modules: tuple[str, ...], rows: Iterable[int]) -> Iterator[int]:
+def _warmed(warm: Callable[[], None], rows: Iterable[int]) -> Iterator[int]:
     """Executor side of :func:`warm_workers`."""
-    for name in modules:
-        importlib.import_module(name)
+    warm()
     yield from rows

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from audit.config import EngineConfig
 from audit.engines.spark import candidates
@@ -87,14 +88,16 @@ def check_on_spark(
     findings_dir: str | None,
     *,
     run: RunGroup,
+    warm: Callable[[], None],
 ) -> StructureResult:
     """:func:`audit.structure.check_files` on Spark: the planned ``tasks`` (audit.structure.Task,
     pairs with their handoff, shards with their set) of the ``paths`` given, each run by
     ``run`` in an executor, then the sets' cross-record checks over their key tables; the same
     result, its findings in Parquet under ``findings_dir`` (a new temporary folder when None; the
-    caller owns it). ``run`` is passed in: this module imports no audit.structure (which
-    dispatches here)."""
-    spark = session(engine, warm=("audit.structure_worker",))  # what ``run`` imports
+    caller owns it). ``run`` is passed in, and ``warm`` (what each executor's Python worker runs
+    ahead, while the session starts): this module imports no audit.structure (which dispatches
+    here)."""
+    spark = session(engine, warm=warm)
     location = findings_dir or _new_folder(spark)
     # every shuffle here has its partition count, and each query moves a few rows: adaptive
     # execution would only re-plan each stage (about a second of driver CPU)
@@ -126,19 +129,23 @@ def _checked(
     try:
         done = frame.where(frame[OUTCOME].isNotNull())
         planned = entries(tasks)
+        partitions = spark.sparkContext.defaultParallelism
+        with_sets = any(entry.is_set for entry in planned)
+        listed = done.select(*ORDER, OUTCOME, done[KEYS].isNotNull().alias("keyed"))
+        if with_sets:  # one job runs the audit, counts its digests and lists the outcomes
+            counted = candidates.counted(frame, partitions)
+            listed = listed.unionByName(counted, allowMissingColumns=True)
         with tracked(spark, progress, total, len(units)):
-            # with shard sets, the job that runs the audit also counts its digests
-            partitions = spark.sparkContext.defaultParallelism
-            with_sets = any(entry.is_set for entry in planned)
-            repeats = candidates.repeated(frame, partitions) if with_sets else _NO_DIGESTS
-            keyed_column = done[KEYS].isNotNull().alias("keyed")
-            collected = done.select(*ORDER, OUTCOME, keyed_column).collect()  # from the cache
+            table = listed.toArrow()
+        is_digest = pc.is_valid(table["digest"]) if with_sets else None
+        repeats = table.filter(is_digest)["digest"].combine_chunks() if with_sets else _NO_DIGESTS
+        collected = table.filter(pc.invert(is_digest)) if is_digest is not None else table
         # by task number (as planned), in the local engine's order (_task)
         outcomes = {
             int(r["_seq"]): msgspec.msgpack.decode(r[OUTCOME], type=FileOutcome)
-            for r in sorted(collected, key=lambda r: int(r["_task"]))
+            for r in sorted(collected.to_pylist(), key=lambda r: int(r["_task"]))
         }
-        keyed = {int(r["_seq"]) for r in collected if r["keyed"]}
+        keyed = {int(r["_seq"]) for r in collected.to_pylist() if r["keyed"]}
         is_finding = frame[OUTCOME].isNull() & frame[RANGE].isNull()
         found = frame.where(is_finding).select(*FINDING_COLUMNS)
         set_stats: dict[str, dict[str, Any]] = {}
