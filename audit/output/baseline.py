@@ -77,6 +77,19 @@ def load_baseline(path: str | Path) -> Baseline:
         raise ConfigError(f"{p}: not a report or findings file: {exc}") from None
 
 
+def findings_table(location: str, run_dir: Path, dataset: str, stage: str) -> Path:
+    """Where a baseline stage run on Spark keeps its findings table (a relative location is
+    the run folder's); a table that is gone is refused, never read as no findings."""
+    table = Path(location)
+    table = table if table.is_absolute() else run_dir / table
+    if not table.is_dir():
+        raise ConfigError(
+            f"{table}: the findings table of the baseline's {dataset} / {stage} is "
+            "missing (a run audited on Spark is a baseline through its tables)"
+        )
+    return table
+
+
 def _all_findings(report: AuditReport, run_dir: Path) -> Baseline:
     """Every finding of a published run: a stage run on Spark names its table instead (the
     findings beside the report are only its examples)."""
@@ -91,13 +104,7 @@ def _all_findings(report: AuditReport, run_dir: Path) -> Baseline:
             if totals is None:
                 findings += result.findings
                 continue
-            table = Path(totals.location)
-            table = table if table.is_absolute() else run_dir / table
-            if not table.is_dir():
-                raise ConfigError(
-                    f"{table}: the findings table of the baseline's {ds.name} / {name} is "
-                    "missing (a run audited on Spark is a baseline through its tables)"
-                )
+            table = findings_table(totals.location, run_dir, ds.name, name)
             tables.append(BaselineTable(ds.name, table, totals.total))
     return Baseline(findings, tables)
 

@@ -22,10 +22,10 @@ import pyarrow as pa
 from audit.config import EngineConfig
 from audit.engines.spark.findingtable import ARROW_SCHEMA, SPARK_SCHEMA, from_row, to_batch
 from audit.engines.spark.session import session
-from audit.errors import AuditError, ConfigError, ProbeError
+from audit.errors import AuditError, ProbeError
 from audit.findings import Finding, Severity
 from audit.gate import Tally, finding_key, record_order
-from audit.output.baseline import Baseline
+from audit.output.baseline import Baseline, findings_table
 from audit.output.model import AuditReport, ordered_stages
 from audit.output.render.html import EXAMPLES_PER_CODE
 
@@ -143,13 +143,7 @@ def _findings(
                 continue
             if not totals.total:
                 continue
-            table = Path(totals.location)
-            table = table if table.is_absolute() else run_dir / table
-            if not table.is_dir():
-                raise ConfigError(
-                    f"{table}: the findings table of {ds.name} / {name} is missing (a baseline "
-                    "is matched against every finding of a run audited on Spark)"
-                )
+            table = findings_table(totals.location, run_dir, ds.name, name)
             frames.append(
                 spark.read.schema(SPARK_SCHEMA)
                 .parquet(str(table))

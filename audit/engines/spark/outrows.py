@@ -38,53 +38,48 @@ OUT_DDL = (
 FINDING_COLUMNS = [*(field.name for field in ARROW_SCHEMA), *ORDER]
 
 
+def _batch(n: int, columns: dict[str, pa.Array]) -> pa.RecordBatch:
+    """``n`` rows of :data:`OUT_SCHEMA`: the ``columns`` given, nulls in every other."""
+    return pa.RecordBatch.from_arrays(
+        [columns.get(field.name, pa.nulls(n, field.type)) for field in OUT_SCHEMA],
+        schema=OUT_SCHEMA,
+    )
+
+
 def rows(findings: list[Finding], rank: int, seq: Sequence[int] | None = None) -> pa.RecordBatch:
     """Findings as rows of :data:`OUT_SCHEMA`, at ``rank``, by ``seq`` (default: as listed)."""
     batch = to_batch(findings)
     n = batch.num_rows
-    return pa.RecordBatch.from_arrays(
-        [
-            *batch.columns,
-            pa.array([rank] * n, pa.int32()),
-            pa.array(range(n) if seq is None else seq, pa.int64()),
-            pa.nulls(n, pa.binary()),
-            pa.nulls(n, pa.string()),
-            pa.nulls(n, pa.int32()),
-            pa.nulls(n, pa.binary()),
-        ],
-        schema=OUT_SCHEMA,
+    return _batch(
+        n,
+        {
+            **dict(zip(batch.schema.names, batch.columns, strict=True)),
+            "_task": pa.array([rank] * n, pa.int32()),
+            "_seq": pa.array(range(n) if seq is None else seq, pa.int64()),
+        },
     )
 
 
 def outcome_row(rank: int, number: int, payload: bytes, keys: str | None = None) -> pa.RecordBatch:
     """One row holding task ``number``'s outcome (or a pass's counts: rank and number -1), with
     where it left its key table when it left one."""
-    return pa.RecordBatch.from_arrays(
-        [pa.nulls(1, field.type) for field in ARROW_SCHEMA]
-        + [
-            pa.array([rank], pa.int32()),
-            pa.array([number], pa.int64()),
-            pa.array([payload], pa.binary()),
-            pa.array([keys], pa.string()),
-            pa.nulls(1, pa.int32()),
-            pa.nulls(1, pa.binary()),
-        ],
-        schema=OUT_SCHEMA,
+    return _batch(
+        1,
+        {
+            "_task": pa.array([rank], pa.int32()),
+            "_seq": pa.array([number], pa.int64()),
+            OUTCOME: pa.array([payload], pa.binary()),
+            KEYS: pa.array([keys], pa.string()),
+        },
     )
 
 
 def range_rows(ranges: dict[int, bytes]) -> pa.RecordBatch:
     """A task's digests, one row per value range (:data:`RANGE`, :data:`DIGESTS`)."""
-    n = len(ranges)
-    return pa.RecordBatch.from_arrays(
-        [pa.nulls(n, field.type) for field in ARROW_SCHEMA]
-        + [
-            pa.nulls(n, pa.int32()),
-            pa.nulls(n, pa.int64()),
-            pa.nulls(n, pa.binary()),
-            pa.nulls(n, pa.string()),
-            pa.array(list(ranges), pa.int32()),
-            pa.array(list(ranges.values()), pa.binary()),
-        ],
-        schema=OUT_SCHEMA,
+    return _batch(
+        len(ranges),
+        {
+            RANGE: pa.array(list(ranges), pa.int32()),
+            DIGESTS: pa.array(list(ranges.values()), pa.binary()),
+        },
     )

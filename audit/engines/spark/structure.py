@@ -123,29 +123,31 @@ def _checked(
     total = sum(task.size for task in tasks)
     progress.start("structure", total or None)
     scratch = _scratch(Path(location))
-    units, pairs = _units(tasks, paths, scratch)
-    frame = _audited(spark, units, problems, run).persist()
-    cached = [frame]
+    cached: list[DataFrame] = []
     try:
+        units, pairs = _units(tasks, paths, scratch)
+        frame = _audited(spark, units, problems, run).persist()
+        cached.append(frame)
         done = frame.where(frame[OUTCOME].isNotNull())
         planned = entries(tasks)
-        partitions = spark.sparkContext.defaultParallelism
         with_sets = any(entry.is_set for entry in planned)
         listed = done.select(*ORDER, OUTCOME, done[KEYS].isNotNull().alias("keyed"))
         if with_sets:  # one job runs the audit, counts its digests and lists the outcomes
-            counted = candidates.counted(frame, partitions)
+            counted = candidates.counted(frame, spark.sparkContext.defaultParallelism)
             listed = listed.unionByName(counted, allowMissingColumns=True)
         with tracked(spark, progress, total, len(units)):
             table = listed.toArrow()
-        is_digest = pc.is_valid(table["digest"]) if with_sets else None
-        repeats = table.filter(is_digest)["digest"].combine_chunks() if with_sets else _NO_DIGESTS
-        collected = table.filter(pc.invert(is_digest)) if is_digest is not None else table
+        repeats = _NO_DIGESTS
+        if with_sets:
+            is_digest = pc.is_valid(table["digest"])
+            repeats = table.filter(is_digest)["digest"].combine_chunks()
+            table = table.filter(pc.invert(is_digest))
         # by task number (as planned), in the local engine's order (_task)
+        collected = sorted(table.to_pylist(), key=lambda r: int(r["_task"]))
         outcomes = {
-            int(r["_seq"]): msgspec.msgpack.decode(r[OUTCOME], type=FileOutcome)
-            for r in sorted(collected.to_pylist(), key=lambda r: int(r["_task"]))
+            int(r["_seq"]): msgspec.msgpack.decode(r[OUTCOME], type=FileOutcome) for r in collected
         }
-        keyed = {int(r["_seq"]) for r in collected.to_pylist() if r["keyed"]}
+        keyed = {int(r["_seq"]) for r in collected if r["keyed"]}
         is_finding = frame[OUTCOME].isNull() & frame[RANGE].isNull()
         found = frame.where(is_finding).select(*FINDING_COLUMNS)
         set_stats: dict[str, dict[str, Any]] = {}
