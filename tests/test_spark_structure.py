@@ -192,3 +192,17 @@ def test_findings_dir_without_spark_is_one_usage_line(
     assert captured.out == ""
     assert "--findings-dir applies to the spark engine only" in captured.err
     assert not (tmp_path / "t").exists()
+
+
+def test_a_findings_dir_under_a_file_is_one_line_and_leaves_nothing(
+    spark: SparkSession, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The key tables wait beside the findings table: where that cannot be written, one line
+    and exit 3 before any audit, never a traceback."""
+    (tmp_path / "a-file").write_text("x", encoding="utf-8")
+    table = tmp_path / "a-file" / "findings"
+    args = ["check", str(realsamples.CC3M_CHAT), "--engine", "spark", "--findings-dir", str(table)]
+    assert main(args) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"llava-audit: {table}: cannot write beside the findings table (File exists)"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]

@@ -45,7 +45,7 @@ from audit.engines.spark.outrows import (
 )
 from audit.engines.spark.session import scoped_conf, session
 from audit.engines.spark.taskprogress import tracked
-from audit.errors import UsageError
+from audit.errors import OutputError, UsageError
 from audit.findings import Finding, Severity
 from audit.models import Progress
 from audit.results import FileStats, StructureResult
@@ -201,8 +201,14 @@ def _new_folder(spark: SparkSession) -> str:
 def _scratch(location: Path) -> Path:
     """A new folder beside the findings table (so as shared as it is) for the tasks' key
     tables, removed at the end: they never pass through the JVM."""
-    location.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{location.name}-keys-", dir=location.parent)).resolve()
+    try:
+        location.parent.mkdir(parents=True, exist_ok=True)
+        made = tempfile.mkdtemp(prefix=f".{location.name}-keys-", dir=location.parent)
+    except OSError as exc:
+        raise OutputError(
+            f"{location}: cannot write beside the findings table ({exc.strerror or exc})"
+        ) from None
+    return Path(made).resolve()
 
 
 def _units(tasks: list[Any], paths: list[str], scratch: Path) -> tuple[list[Unit], list[Pair]]:
