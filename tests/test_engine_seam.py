@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -87,3 +90,24 @@ def test_pandera_and_gx_load_without_pyspark_under_python_c() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240)
     assert out.stdout.splitlines()[-2:] == ["[]", "alive"], out.stderr[-500:]
+
+
+def test_check_on_spark_without_java_is_one_line_while_the_files_are_planned(
+    tmp_path: Path,
+) -> None:
+    """The session starts in a thread while check plans its files: what stops it still reaches
+    the user as one line and an exit code, not a thread's traceback."""
+    pytest.importorskip("pyspark")
+    env = {k: v for k, v in os.environ.items() if k not in ("JAVA_HOME", "SPARK_HOME")}
+    env["PATH"] = str(Path(sys.executable).parent)  # this venv, no java
+    sample = DATA / "blip_laion_cc_sbu_2k_head20.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "audit", "check", str(sample), "--engine", "spark"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == EngineError.exit_code
+    assert done.stderr.count("\n") == 1 and "Java 17" in done.stderr

@@ -4,6 +4,7 @@ count and the first examples in the local engine's order, however the rows were 
 from __future__ import annotations
 
 import random
+from collections import Counter
 
 import polars as pl
 import pytest
@@ -11,16 +12,17 @@ import pytest
 pytest.importorskip("pyarrow")  # the spark extra's
 
 import itertools
+from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
 
 from audit.engines.spark import findingtable
-from audit.engines.spark.findingtable import ARROW_SCHEMA
+from audit.engines.spark.findingtable import ARROW_SCHEMA, Layout
+from audit.errors import OutputError
 
-#: as Spark hands the rows over: ``_also`` from a literal is not nullable
-_SCHEMA = pa.schema([*ARROW_SCHEMA, ("_task", pa.int32()), ("_seq", pa.int64())]).append(
-    pa.field("_also", pa.bool_(), nullable=False)
-)
+_SCHEMA = pa.schema([*ARROW_SCHEMA, ("_task", pa.int32()), ("_seq", pa.int64())])
 
 
 def _findings(n: int, seed: int) -> pa.Table:
@@ -36,7 +38,6 @@ def _findings(n: int, seed: int) -> pa.Table:
             "message": f"m{rng.randrange(5)}",
             "_task": rng.randrange(4),
             "_seq": i,
-            "_also": rng.random() < 0.05,
         }
         for i in range(n)
     ]
@@ -48,10 +49,10 @@ def _published(table: pa.Table, partitions: int, order: list[str]) -> tuple[list
     sort = order or ["file", "index", "message"]
     cuts = [k * len(table) // partitions for k in range(partitions + 1)]
     parts = [table.slice(a, b - a) for a, b in itertools.pairwise(cuts)]
-    kept = [b for part in parts for b in findingtable.firsts(4, sort, iter(part.to_batches()))]
-    merged = pl.from_arrow(pa.Table.from_batches(kept))
+    kept = [findingtable.firsts(4, sort, True, part) for part in parts]
+    merged = pl.from_arrow(pa.concat_tables(kept))
     assert isinstance(merged, pl.DataFrame)
-    return findingtable._merged(merged, 4, sort, order)
+    return findingtable._merged(merged, Layout(Path(), 4, tuple(order), True, None))
 
 
 @pytest.mark.parametrize("order", [["_task", "_seq"], []])
@@ -76,12 +77,71 @@ def test_examples_are_the_first_by_file_and_index_with_missing_indexes_first() -
     assert isinstance(whole, pl.DataFrame)
     expected = (
         whole.sort(["file", "index", "message"], nulls_last=False, maintain_order=True)
-        .filter((pl.int_range(pl.len()).over(["code", "severity"]) < 4) | pl.col("_also"))
+        .filter(
+            (pl.int_range(pl.len()).over(["code", "severity"]) < 4)
+            | (pl.col("index").is_null() & (pl.col("severity") == "info"))
+        )
         .sort(["file", "index", "code"], nulls_last=False, maintain_order=True)
     )
     assert [r["record_id"] for r in rows] == expected["record_id"].to_list()
     assert any(r["index"] is None for r in rows)
 
 
-def test_a_partition_without_findings_gives_nothing() -> None:
-    assert list(findingtable.firsts(4, ["file"], iter([]))) == []
+def test_a_partition_without_findings_writes_and_gives_nothing(tmp_path: Path) -> None:
+    layout = Layout(tmp_path, 4, (), False, None)
+    assert list(findingtable.written_part(layout, None, iter([]))) == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def _rows(table: pa.Table) -> Counter[tuple]:
+    return Counter(zip(*(table[name].to_pylist() for name in ARROW_SCHEMA.names), strict=True))
+
+
+def _rows_on_disk(location: Path) -> Counter[tuple]:
+    return _rows(pads.dataset(location, format="parquet", partitioning="hive").to_table())
+
+
+def test_a_partition_is_written_by_dataset_and_code_and_read_back_whole(tmp_path: Path) -> None:
+    table = _findings(500, seed=5)
+    names = ["plain", "a/b c", "100%=é", "..", "x\\y?#"]
+    table = table.set_column(0, "dataset", pa.array([names[i % 5] for i in range(500)]))
+    counts = pa.Table.from_pylist(  # a count row rides along, not a finding
+        [{"_outcome": b"counts", "_task": -1}],
+        schema=table.schema.append(pa.field("_outcome", pa.binary())),
+    )
+    given = pa.concat_tables([table.append_column("_outcome", pa.nulls(500, pa.binary())), counts])
+    layout = Layout(tmp_path, 4, ("_task", "_seq"), False, "_outcome")
+    rows = pa.Table.from_batches(
+        list(findingtable.written_part(layout, None, iter(given.to_batches(max_chunksize=64))))
+    )
+    assert rows.filter(pc.is_valid(rows["_outcome"]))["_outcome"].to_pylist() == [b"counts"]
+    assert rows.filter(pc.is_null(rows["_outcome"])).num_rows  # first rows and counts, to merge
+    # every row came back under its own name, nothing was written outside the table
+    assert _rows_on_disk(tmp_path) == _rows(table)
+    assert {p.name for p in tmp_path.iterdir()} == {
+        f"dataset={name}" for name in ("plain", "a%2Fb%20c", "100%25%3D%C3%A9", "..", "x%5Cy%3F%23")
+    }
+    polars_rows = pl.scan_parquet(
+        tmp_path / "**" / "*.parquet", hive_partitioning=True
+    ).collect()  # as the gate reads a baseline's table
+    assert sorted(polars_rows["dataset"].unique().to_list()) == sorted(names)
+    assert polars_rows.height == 500
+
+
+def test_a_retried_partition_replaces_its_files_rather_than_adding_rows(tmp_path: Path) -> None:
+    table = _findings(200, seed=9).drop_columns(["_task", "_seq"])
+    findingtable.write_part(table, tmp_path)
+    findingtable.write_part(table, tmp_path)
+    assert _rows_on_disk(tmp_path).total() == 200
+    assert not [p for p in tmp_path.rglob("*") if p.name.startswith(findingtable._STAGING)]
+
+
+def test_an_earlier_table_is_replaced_and_a_file_in_the_way_is_one_error(tmp_path: Path) -> None:
+    old = tmp_path / "table"
+    findingtable.write_part(_findings(50, seed=1).drop_columns(["_task", "_seq"]), old)
+    assert findingtable._fresh(old) == old.absolute()
+    assert list(old.iterdir()) == []
+    in_the_way = tmp_path / "file"
+    in_the_way.write_text("not a folder")
+    with pytest.raises(OutputError, match="cannot write the findings table"):
+        findingtable._fresh(in_the_way)

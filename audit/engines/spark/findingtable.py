@@ -4,19 +4,22 @@ their counts and first examples back on the driver (:class:`audit.results.Findin
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator, Sequence
+import shutil
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from audit.errors import ProbeError
+from audit.errors import OutputError, ProbeError
 from audit.findings import Code, Finding, Severity, make
 from audit.results import FindingTotals
 
 if TYPE_CHECKING:
     import polars as pl
-    from pyspark.sql import Column, DataFrame
+    from pyspark.sql import DataFrame
 
 #: The columns of the findings table: the DESIGN.md findings contract, one row per finding.
 ARROW_SCHEMA = pa.schema(
@@ -69,97 +72,237 @@ def from_row(row: dict[str, object]) -> Finding:
     )
 
 
-#: findings per writing task, at most: a small table is one file per dataset and code
-ROWS_PER_WRITER = 500_000
-_ALSO, _OF = "_also", "_of"  # a row wanted whatever its place; a group's count (its own rows)
+_OF = "_of"  # on a group's count row: the count (its other columns are null)
+_GROUP = ["code", "severity"]
+_STAGING = "_writing-"  # a task's files before they move into the table ("_": readers skip it)
 
 
 def publish(
-    frame: DataFrame,
+    frame: DataFrame, location: Path, *, examples_per_code: int
+) -> tuple[list[Finding], FindingTotals]:
+    """Write ``frame`` as the findings table under ``location`` and bring back its counts and
+    first examples (:func:`write_findings`, then :meth:`Written.published`)."""
+    written = write_findings([Source(frame)], location, examples_per_code=examples_per_code)
+    return written.published()
+
+
+#: executor side: a partition's rows made into finding rows
+Making = Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]
+
+
+@dataclass(frozen=True)
+class Source:
+    """Finding rows for the table: ``frame``'s rows, or what ``making`` makes of them in the
+    Python task that writes them (a second Python step in a task would start a second Python
+    worker for it, and import everything again)."""
+
+    frame: DataFrame
+    making: Making | None = None
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a findings table is written and summed up (each executor gets a copy)."""
+
+    location: Path  # absolute: the executors write there
+    examples_per_code: int
+    order: tuple[str, ...]  # helper columns giving the local engine's order, not written
+    file_info: bool  # a file's own info lines (no index) all come back
+    carried: str | None  # a binary column whose rows are no findings, handed back as they are
+
+    @property
+    def sort(self) -> list[str]:
+        return list(self.order) or ["file", "index", "message"]
+
+
+@dataclass(frozen=True)
+class Written:
+    """A table the executors wrote: each partition's first rows and counts, to merge."""
+
+    layout: Layout
+    partials: pa.Table
+    carried: list[bytes]  # the carried column's values
+
+    def published(self, driver_rows: pa.Table | None = None) -> tuple[list[Finding], FindingTotals]:
+        """The table's counts per code and severity and first examples, with ``driver_rows``
+        (the same columns: a few findings made on the driver, a shard set's summary lines)
+        written into it and merged here."""
+        import polars as pl
+
+        layout = replace(self.layout, carried=None)
+        given = driver_rows.to_batches() if driver_rows is not None else []
+        here = [pa.Table.from_batches([b]) for b in written_part(layout, None, iter(given))]
+        rows = pa.concat_tables([self.partials, *here], promote_options="permissive")
+        merged = pl.from_arrow(rows)
+        assert isinstance(merged, pl.DataFrame)
+        first, counts = _merged(merged, layout)
+        examples = [from_row(row) for row in first]
+        return examples, FindingTotals(counts=counts, location=str(layout.location))
+
+
+def write_findings(
+    sources: Sequence[Source],
     location: Path,
     *,
     examples_per_code: int,
-    order: Sequence[str] = (),
-    also: Column | None = None,
-) -> tuple[list[Finding], FindingTotals]:
-    """Write ``frame`` (rows of :data:`SPARK_SCHEMA`) under ``location`` and bring back only the
-    counts per code and severity and the first ``examples_per_code`` findings of each code and
-    severity (as the console and the page group them) by file and index, the order the local
-    engine's report shows them; ``order`` names helper columns of ``frame`` (not written) that
-    give the local engine's order instead (the structure stage: file given, position in it).
-    Rows where ``also`` holds come back too (a few per file: the structure stage's statistics).
+    order: Mapping[str, str] | None = None,
+    file_info: bool = False,
+    carried: str | None = None,
+) -> Written:
+    """Write the ``sources``' finding rows (of :data:`SPARK_SCHEMA`, plus the ``order``
+    columns, named with their Spark types) as a Parquet table under ``location`` (replacing
+    what was there), partitioned by dataset and code, and bring back only what gives the counts
+    per code and severity and the first ``examples_per_code`` findings of each code and
+    severity (as the console and the page group them), in the order the local engine's report
+    shows them: by file and index, or by the ``order`` columns (not written: the structure
+    stage's file given and position in it). With ``file_info`` a file's own info lines (no
+    index) come back too, however many (the console lists a file's statistics). Rows whose
+    ``carried`` column (binary) is set are not findings: its values come back as they are (the
+    structure stage's cross-record counts, so that they need no job of their own).
 
-    Two Spark jobs of one stage each: every partition's own first rows and counts per group
-    (:func:`firsts`, a handful of rows each, merged here), then the write (every job on a
-    cluster costs planning and scheduling; a window over the groups took five)."""
-    import polars as pl
-    from pyspark.sql import functions as F  # noqa: N812 - Spark's own convention
-
-    frame = frame.persist()
-    sort = list(order) or ["file", "index", "message"]
+    One Spark job: each partition's Python task writes its rows and returns its own first rows
+    and counts (:func:`written_part`). Spark's own writer would be a second job, and cost more
+    than the table's few rows (planning, a commit per task)."""
+    order = order or {}
+    layout = Layout(_fresh(location), examples_per_code, tuple(order), file_info, carried)
+    ddl = [SPARK_SCHEMA, *(f"{name} {kind}" for name, kind in order.items()), f"{_OF} long"]
+    ddl += [f"{carried} binary"] if carried else []
+    parts = []
+    for source in sources:
+        given = source.frame
+        if source.making is None:
+            given = given.select(*ARROW_SCHEMA.names, *order, *([carried] if carried else []))
+        slots = given.sparkSession.sparkContext.defaultParallelism
+        part = functools.partial(written_part, layout, source.making)
+        # a few Python tasks: each costs more than its rows here
+        parts.append(given.coalesce(slots).mapInArrow(part, ", ".join(ddl)))
     try:
-        flagged = frame.withColumn(_ALSO, also if also is not None else F.lit(False))
-        slots = frame.sparkSession.sparkContext.defaultParallelism
-        types = dict(frame.dtypes)
-        ddl = [SPARK_SCHEMA, *(f"{n} {types[n]}" for n in order), f"{_ALSO} boolean, {_OF} long"]
-        partial_rows = (
-            flagged.select(*ARROW_SCHEMA.names, *order, _ALSO)
-            .coalesce(slots)  # a few Python tasks: each costs more than its rows here
-            .mapInArrow(functools.partial(firsts, examples_per_code, sort), ", ".join(ddl))
-            .toArrow()
-        )
-        merged = pl.from_arrow(partial_rows)
-        assert isinstance(merged, pl.DataFrame)
-        first, counts = _merged(merged, examples_per_code, sort, order)
-        # each task writes a file per (dataset, code) it holds: a few findings spread over
-        # every partition of the audit would make as many tiny files (and seconds of commits)
-        tasks = -(-sum(sum(c.values()) for c in counts.values()) // ROWS_PER_WRITER)
-        table = frame.drop(*order).coalesce(max(1, tasks))
-        table.write.mode("overwrite").partitionBy("dataset", "code").parquet(str(location))
-    finally:
-        frame.unpersist()
-    examples = [from_row(row) for row in first]
-    return examples, FindingTotals(counts=counts, location=str(location))
+        rows = functools.reduce(lambda a, b: a.unionByName(b), parts).toArrow()
+    finally:  # what a failed task attempt left
+        for leftover in layout.location.glob(f"{_STAGING}*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+    if carried is None:
+        return Written(layout, rows, [])
+    is_carried = pc.is_valid(rows[carried])
+    values = rows.filter(is_carried)[carried].to_pylist()
+    partials = rows.filter(pc.invert(is_carried)).drop_columns([carried])
+    return Written(replace(layout, carried=None), partials, values)
 
 
-def firsts(
-    limit: int, sort: list[str], batches: Iterator[pa.RecordBatch]
+def _fresh(location: Path) -> Path:
+    """``location`` as a new empty folder, absolute (the executors write there): the table of
+    an earlier run there is replaced, as Spark's overwrite mode would."""
+    target = location.absolute()
+    try:
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        target.mkdir(parents=True)
+    except OSError as exc:
+        raise OutputError(
+            f"{location}: cannot write the findings table there ({exc.strerror or exc})"
+        ) from None
+    return target
+
+
+def written_part(
+    layout: Layout, making: Making | None, batches: Iterator[pa.RecordBatch]
 ) -> Iterator[pa.RecordBatch]:
-    """Executor side: a partition's first ``limit`` rows of each code and severity by ``sort``
-    (nulls first, as Spark orders ascending) and its rows flagged :data:`_ALSO`, then one row
-    per group holding only its count (:data:`_OF`)."""
-    import polars as pl
-
+    """Executor side: a partition's finding rows (those ``making`` makes of its rows, if given)
+    written under the layout's location (:func:`write_part`), then its first rows by group
+    (:func:`firsts`) and one row per group holding only its count (:data:`_OF`); then its
+    carried rows, as they are."""
+    if making is not None:
+        batches = making(batches)
     given = [batch for batch in batches if batch.num_rows]
     if not given:
         return
-    table = pa.Table.from_batches(given)
+    columns = [*ARROW_SCHEMA.names, *layout.order, *([layout.carried] if layout.carried else [])]
+    table = pa.Table.from_batches(given).select(columns)
+    carried = None
+    if layout.carried is not None:
+        is_carried = pc.is_valid(table[layout.carried])
+        carried = table.filter(is_carried)[layout.carried]
+        table = table.filter(pc.invert(is_carried)).drop_columns([layout.carried])
+    if table.num_rows:
+        write_part(table.drop_columns(list(layout.order)), layout.location)
+    out = firsts(layout.examples_per_code, layout.sort, layout.file_info, table)
+    if carried is None:
+        yield from out.to_batches()
+        return
+    out = out.append_column(
+        pa.field(layout.carried, pa.binary()), pa.nulls(out.num_rows, pa.binary())
+    )
+    yield from out.to_batches()
+    held = [pa.nulls(len(carried), field.type) for field in list(out.schema)[:-1]]
+    yield pa.RecordBatch.from_arrays([*held, carried.combine_chunks()], schema=out.schema)
+
+
+def write_part(table: pa.Table, location: Path) -> None:
+    """Executor side: ``table`` as Parquet files under ``location``, one per dataset and code,
+    named for the Spark partition (the driver's own rows: ``driver``).
+
+    The files are written in a folder of their own, then each is moved into place: a retried or
+    speculative attempt of the same partition writes the same rows under the same names, and a
+    reader never sees half a file."""
+    import pyarrow.dataset as pads  # (it imports pandas: only where it writes)
+    from pyspark import TaskContext
+
+    task = TaskContext.get()
+    name = f"{task.partitionId():05d}" if task is not None else "driver"
+    attempt = f"{task.attemptNumber()}-{task.taskAttemptId()}" if task is not None else "0"
+    staging = location / f"{_STAGING}{name}-{attempt}"
+    pads.write_dataset(
+        table,
+        staging,
+        format="parquet",
+        partitioning=["dataset", "code"],
+        partitioning_flavor="hive",
+        basename_template=f"part-{name}-{{i}}.parquet",
+    )
+    for written in staging.rglob("*.parquet"):
+        target = location / written.relative_to(staging)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        written.replace(target)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def firsts(limit: int, sort: list[str], file_info: bool, table: pa.Table) -> pa.Table:
+    """Rows of the table as :func:`publish` brings them back: the first ``limit`` of each code
+    and severity by ``sort`` (nulls first, as Spark orders ascending) and, with ``file_info``,
+    every file's own info lines; then one row per group holding only its count (:data:`_OF`)."""
+    import polars as pl
+
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
     counts = frame.group_by(_GROUP).len(name=_OF).with_columns(pl.col(_OF).cast(pl.Int64))
-    kept = _firsts(frame, limit, sort).with_columns(pl.lit(None, pl.Int64).alias(_OF))
+    also = _is_file_info() if file_info else pl.lit(False)
+    kept = _firsts(frame, limit, sort, also).with_columns(pl.lit(None, pl.Int64).alias(_OF))
     out = pl.concat([kept, counts], how="diagonal_relaxed").to_arrow()
     fields = [field.with_nullable(True) for field in table.schema]  # a count row's are null
-    yield from out.cast(pa.schema([*fields, pa.field(_OF, pa.int64())])).to_batches()
+    return out.cast(pa.schema([*fields, pa.field(_OF, pa.int64())]))
 
 
-_GROUP = ["code", "severity"]
+def _is_file_info() -> pl.Expr:
+    import polars as pl
+
+    return pl.col("index").is_null() & (pl.col("severity") == Severity.INFO.value)
 
 
-def _firsts(frame: pl.DataFrame, limit: int, sort: list[str]) -> pl.DataFrame:
-    """The first ``limit`` rows of each group by ``sort``, and the rows flagged :data:`_ALSO`."""
+def _firsts(frame: pl.DataFrame, limit: int, sort: list[str], also: pl.Expr) -> pl.DataFrame:
+    """The first ``limit`` rows of each group by ``sort``, and the rows where ``also`` holds."""
     import polars as pl
 
     ordered = frame.sort(sort, nulls_last=False, maintain_order=True)
     place = pl.int_range(pl.len()).over(_GROUP)
-    return ordered.filter((place < limit) | pl.col(_ALSO))
+    return ordered.filter((place < limit) | also)
 
 
 def _merged(
-    partials: pl.DataFrame, limit: int, sort: list[str], order: Sequence[str]
+    partials: pl.DataFrame, layout: Layout
 ) -> tuple[list[dict[str, object]], dict[str, dict[str, int]]]:
     """Driver side: the partitions' rows as the whole table's: its first rows (in the order
-    the report lists them) and its counts by code and severity."""
+    the report lists them), the file info lines with ``file_info``, and its counts by code and
+    severity."""
     import polars as pl
 
     if partials.is_empty():
@@ -169,8 +312,9 @@ def _merged(
     totals = partials.filter(is_count).group_by(_GROUP).agg(pl.col(_OF).sum())
     for code, severity, total in totals.iter_rows():
         counts.setdefault(code, {})[severity] = int(total)
-    kept = _firsts(partials.filter(~is_count), limit, sort)
-    listing = list(order) or ["file", "index", "code"]
+    also = _is_file_info() if layout.file_info else pl.lit(False)
+    kept = _firsts(partials.filter(~is_count), layout.examples_per_code, layout.sort, also)
+    listing = list(layout.order) or ["file", "index", "code"]
     rows = kept.sort(listing, nulls_last=False, maintain_order=True)
     return rows.select(ARROW_SCHEMA.names).to_dicts(), counts
 

@@ -11,7 +11,7 @@ back, summed into the set's lines by audit.structure_sets.set_summary, as on the
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -21,11 +21,10 @@ import pyarrow as pa
 
 from audit.engines.spark import candidates
 from audit.engines.spark.candidates import BY_ID, CANDIDATES_DDL, KEY, PASS
+from audit.engines.spark.findingtable import Source
 from audit.engines.spark.outrows import (
     FINDING_COLUMNS,
     KEYS,
-    OUT_DDL,
-    OUTCOME,
     outcome_row,
     rows,
 )
@@ -53,6 +52,17 @@ class Pair:
     chat: str
     metadata: str
     place: int
+
+
+@dataclass(frozen=True)
+class SetChecks:
+    """The sets' cross-record checks, planned on Spark."""
+
+    #: their record findings and, on rows of their own, their counts (OUTCOME)
+    findings: Source
+    #: the sets' summary lines and stats by source (as audit.structure_sets.finish merges them),
+    #: from the counts
+    summaries: Callable[[list[bytes]], tuple[pa.Table | None, dict[str, dict[str, Any]]]]
 
 
 @dataclass(frozen=True)
@@ -167,12 +177,13 @@ def cross_record(
     sides: dict[int, Side],
     pairs: list[tuple[int, int, int, int]],
     partitions: int,
-) -> DataFrame:
+) -> Source:
     """Both passes over ``keys`` (candidate rows, audit.engines.spark.candidates), by id and by
-    image or URL, in one shuffle into ``partitions`` partitions; ``pairs`` are (chat, metadata)
+    image or URL, in one shuffle into ``partitions`` partitions, as a source of the findings
+    table (run by the tasks that write their findings); ``pairs`` are (chat, metadata)
     entries."""
     grouped = keys.repartition(partitions, PASS, KEY)
-    return grouped.mapInArrow(partial(passes, sides, pairs), OUT_DDL)
+    return Source(grouped, partial(passes, sides, pairs))
 
 
 def summed(rows: list[Any]) -> dict[str, Counter[str]]:
@@ -192,16 +203,16 @@ def sets_on_spark(
     keyed: set[int],
     plain: list[Pair],
     repeats: pa.Array,
-) -> tuple[DataFrame, dict[str, dict[str, Any]], list[DataFrame]]:
-    """Driver side of audit.structure_sets.finish: the sets' findings (rows of OUT_DDL, the
-    lines from the summed counts included), their stats by source, and the frames to unpersist.
+) -> SetChecks:
+    """Driver side of audit.structure_sets.finish: the sets' checks, to run with the findings'
+    publication.
 
     ``frame`` holds the tasks' outcome rows with their key tables; ``outcomes`` their stats by
     task number; ``keyed`` the tasks that left a key table; ``plain`` the pairs of plain files;
     ``repeats`` the digests seen more than once (candidates.counted)."""
     from pyspark.sql import functions as F  # noqa: N812 - Spark's own convention
 
-    from audit.structure_sets import records_of, set_pairs, set_summary
+    from audit.structure_sets import set_pairs
 
     present = [e for e in planned if any(n in keyed for n in e.tasks)]  # finish: "if not files"
     number_of = {e.source: n for n, e in enumerate(present)}
@@ -237,29 +248,45 @@ def sets_on_spark(
         .coalesce(partitions)  # a Python task costs more than reading a few key tables
         .mapInArrow(partial(candidates.explode, entry_of, chosen, wanted), CANDIDATES_DDL)
     )
-    # their findings are published after their counts are read
-    both = cross_record(keys, sides, pairs, partitions).persist()
-    counted = both.where(F.col("_task") == -1).select(OUTCOME)
-    totals = summed([row[OUTCOME] for row in counted.collect()])
-    lines: list[pa.RecordBatch] = []
-    set_stats: dict[str, dict[str, Any]] = {}
-    for n, entry in enumerate(present):
-        if not entry.is_set:
-            continue
-        zero = ("repeated_ids", "repeated_urls") if entry.source in metadata else _CHAT_COUNTS
-        counts = {k: int(totals.get(f"entry:{n}", Counter())[k]) for k in zero}
-        records = sum(records_of(outcomes[t]) for t in entry.tasks if t in outcomes)
-        found, set_stats[entry.source] = set_summary(entry, counts, records)
-        lines.append(rows(found, SET_RANK + n, [_LAST + k for k in range(len(found))]))
-    for n, (_, meta, _, _) in enumerate(pairs):
-        compared = {k: int(totals.get(f"pair:{n}", Counter())[k]) for k in _PAIR_COUNTS}
-        new = {"records": 0, "metadata_keys": True} if n < merged else {}
-        set_stats.setdefault(present[meta].source, new)["crossfile"] = compared
-    findings = both.where(F.col("_task") != -1).select(*FINDING_COLUMNS)
-    if lines:
-        table = pa.Table.from_batches(lines).select(FINDING_COLUMNS)
-        findings = findings.unionByName(spark.createDataFrame(table))
-    return findings, set_stats, [both]
+    # the counts come back with the findings' first rows (findingtable.write_findings)
+    findings = cross_record(keys, sides, pairs, partitions)
+    summary = _Summary(present, frozenset(metadata), outcomes, merged, pairs)
+    return SetChecks(findings, summary.lines)
+
+
+@dataclass(frozen=True)
+class _Summary:
+    """What the sets' summary lines and stats are made from, besides the passes' counts."""
+
+    present: list[Entry]
+    metadata: frozenset[str]  # the sources that are metadata sets
+    outcomes: dict[int, Any]
+    merged: int  # the first pairs compare sets: their comparison gives a set's stats
+    pairs: list[tuple[int, int, int, int]]  # (chat, metadata, rank, base)
+
+    def lines(self, count_rows: list[bytes]) -> tuple[pa.Table | None, dict[str, dict[str, Any]]]:
+        """The sets' summary lines (FINDING_COLUMNS) and stats by source, from the passes'
+        count rows (msgpack)."""
+        from audit.structure_sets import records_of, set_summary
+
+        totals = summed(count_rows)
+        lines: list[pa.RecordBatch] = []
+        set_stats: dict[str, dict[str, Any]] = {}
+        for n, entry in enumerate(self.present):
+            if not entry.is_set:
+                continue
+            metadata = entry.source in self.metadata
+            zero = ("repeated_ids", "repeated_urls") if metadata else _CHAT_COUNTS
+            counts = {k: int(totals.get(f"entry:{n}", Counter())[k]) for k in zero}
+            records = sum(records_of(self.outcomes[t]) for t in entry.tasks if t in self.outcomes)
+            found, set_stats[entry.source] = set_summary(entry, counts, records)
+            lines.append(rows(found, SET_RANK + n, [_LAST + k for k in range(len(found))]))
+        for n, (_, meta, _, _) in enumerate(self.pairs):
+            compared = {k: int(totals.get(f"pair:{n}", Counter())[k]) for k in _PAIR_COUNTS}
+            new = {"records": 0, "metadata_keys": True} if n < self.merged else {}
+            set_stats.setdefault(self.present[meta].source, new)["crossfile"] = compared
+        summaries = pa.Table.from_batches(lines).select(FINDING_COLUMNS) if lines else None
+        return summaries, set_stats
 
 
 def _is_metadata(outcome: Any) -> bool:

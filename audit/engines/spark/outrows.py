@@ -13,7 +13,8 @@ from audit.findings import Finding
 
 #: the order of the local engine's findings, not written: the rank of the path given (-1: the
 #: planner's own findings; set-level ones after every file's) and the position under it
-ORDER = ("_task", "_seq")
+ORDER_TYPES = {"_task": "int", "_seq": "long"}
+ORDER = tuple(ORDER_TYPES)
 OUTCOME = "_outcome"  # msgpack: a task's statistics and unreadable messages, or a pass's counts
 #: where a task left its key table (Arrow IPC) for its set's cross-record checks
 KEYS = "_keys"

@@ -10,6 +10,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from functools import partial
 from importlib import resources
@@ -110,6 +111,25 @@ def session(engine: EngineConfig, warm: Callable[[], None] | None = None) -> Spa
         ) from None
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+def start_session(
+    engine: EngineConfig, warm: Callable[[], None] | None = None
+) -> Callable[[], SparkSession]:
+    """:func:`session` started in a thread, for a caller with work of its own to do first (the
+    JVM takes a second or two to start, mostly waiting); the function returned waits for it
+    and returns it, or raises what starting it raised."""
+    started: Future[SparkSession] = Future()
+
+    def start() -> None:
+        try:
+            started.set_result(session(engine, warm))
+        except BaseException as exc:  # handed to the caller, who raises it
+            started.set_exception(exc)
+
+    # a daemon: a caller that fails before it waits must not wait for the JVM to exit
+    threading.Thread(target=start, name="llava-audit-spark-start", daemon=True).start()
+    return started.result
 
 
 @contextmanager

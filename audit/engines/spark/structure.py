@@ -13,6 +13,7 @@ counts, the first examples, the per-file statistics and the file-level ``info`` 
 
 from __future__ import annotations
 
+import importlib
 import os
 import pickle
 import shutil
@@ -30,12 +31,12 @@ import pyarrow.compute as pc
 from audit.config import EngineConfig
 from audit.engines.spark import candidates
 from audit.engines.spark.candidates import RANGES_PER_PARTITION, by_range, read_keys
-from audit.engines.spark.findingtable import publish
+from audit.engines.spark.findingtable import Source, write_findings
 from audit.engines.spark.keytables import Pair, sets_on_spark
 from audit.engines.spark.outrows import (
-    FINDING_COLUMNS,
     KEYS,
     ORDER,
+    ORDER_TYPES,
     OUT_DDL,
     OUTCOME,
     RANGE,
@@ -43,7 +44,7 @@ from audit.engines.spark.outrows import (
     range_rows,
     rows,
 )
-from audit.engines.spark.session import scoped_conf, session
+from audit.engines.spark.session import scoped_conf
 from audit.engines.spark.taskprogress import tracked
 from audit.errors import OutputError, UsageError
 from audit.findings import Finding, Severity
@@ -57,6 +58,16 @@ if TYPE_CHECKING:
 _SLICE = 65_536  # findings per Arrow batch handed back to Spark
 _NO_DIGESTS = pa.array([], pa.int64())  # no shard set: no row of a pair is left out
 _TASKS_PER_CORE = 2  # Spark tasks per core for the audit: few, yet two to even out
+
+#: what the driver imports once the audit has run (about 0.4 s): imported while the JVM starts
+_DRIVER_LATER = (
+    "polars",
+    "pyarrow.dataset",  # the driver's own rows of the findings table (findingtable.write_part)
+    "audit.structure_sets",
+    "audit.checks.crossrecord",  # the sets' summary lines
+    "audit.checks.stats",
+    "audit.output.render.html",
+)
 
 #: audit.structure.run_group: tasks run in this process, their outcomes in order
 RunGroup = Callable[[list[Any]], list[Any]]
@@ -88,21 +99,23 @@ def check_on_spark(
     findings_dir: str | None,
     *,
     run: RunGroup,
-    warm: Callable[[], None],
+    spark: Callable[[], SparkSession],
 ) -> StructureResult:
     """:func:`audit.structure.check_files` on Spark: the planned ``tasks`` (audit.structure.Task,
     pairs with their handoff, shards with their set) of the ``paths`` given, each run by
     ``run`` in an executor, then the sets' cross-record checks over their key tables; the same
     result, its findings in Parquet under ``findings_dir`` (a new temporary folder when None; the
-    caller owns it). ``run`` is passed in, and ``warm`` (what each executor's Python worker runs
-    ahead, while the session starts): this module imports no audit.structure (which dispatches
-    here)."""
-    spark = session(engine, warm=warm)
-    location = findings_dir or _new_folder(spark)
+    caller owns it). ``run`` is passed in (this module imports no audit.structure, which
+    dispatches here), and ``spark`` waits for the session (session.start_session: it started
+    while the caller planned)."""
+    for module in _DRIVER_LATER:  # while the JVM starts, a core is free for them
+        importlib.import_module(module)
+    session = spark()
+    location = findings_dir or _new_folder(session)
     # every shuffle here has its partition count, and each query moves a few rows: adaptive
     # execution would only re-plan each stage (about a second of driver CPU)
-    with scoped_conf(spark, engine, {"spark.sql.adaptive.enabled": "false"}):
-        return _checked(spark, tasks, problems, paths, progress, location, run)
+    with scoped_conf(session, engine, {"spark.sql.adaptive.enabled": "false"}):
+        return _checked(session, tasks, problems, paths, progress, location, run)
 
 
 def _checked(
@@ -115,8 +128,6 @@ def _checked(
     run: RunGroup,
 ) -> StructureResult:
     """:func:`check_on_spark` on its session, its findings table under ``location``."""
-    from pyspark.sql import functions as F  # noqa: N812 - Spark's own convention
-
     from audit.output.render.html import EXAMPLES_PER_CODE
     from audit.structure_sets import entries
 
@@ -149,22 +160,21 @@ def _checked(
         }
         keyed = {int(r["_seq"]) for r in collected if r["keyed"]}
         is_finding = frame[OUTCOME].isNull() & frame[RANGE].isNull()
-        found = frame.where(is_finding).select(*FINDING_COLUMNS)
-        set_stats: dict[str, dict[str, Any]] = {}
+        found = [Source(frame.where(is_finding))]
+        sets = None
         if pairs or with_sets:
-            extra, set_stats, more = sets_on_spark(
-                spark, frame, planned, outcomes, keyed, pairs, repeats
-            )
-            cached += more
-            found = found.unionByName(extra)
-        file_info = F.col("index").isNull() & (F.col("severity") == Severity.INFO.value)
-        examples, totals = publish(
+            sets = sets_on_spark(spark, frame, planned, outcomes, keyed, pairs, repeats)
+            found.append(sets.findings)
+        written = write_findings(
             found,
             Path(location),
             examples_per_code=EXAMPLES_PER_CODE,
-            order=ORDER,
-            also=file_info,  # the console lists a file's statistics all, a few per file
+            order=ORDER_TYPES,
+            file_info=True,  # the console lists a file's statistics all, a few per file
+            carried=OUTCOME,  # the sets' counts
         )
+        summaries, set_stats = sets.summaries(written.carried) if sets else (None, {})
+        examples, totals = written.published(summaries)
     finally:
         for cache in cached:
             cache.unpersist()
