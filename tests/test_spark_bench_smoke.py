@@ -57,6 +57,7 @@ def test_benchmark_finds_the_engines_equal(spark: object, tmp_path: Path) -> Non
             "--shards=2",
             "--defects=4",
             "--urls=0",
+            "--rounds=1",
             f"--data={tmp_path / 'data'}",
             f"--results={tmp_path}",
         ],
