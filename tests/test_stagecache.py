@@ -256,6 +256,9 @@ def test_second_run_reuses_every_stage_with_identical_findings_and_no_pandas(
     tmp_path: Path,
 ) -> None:
     """End to end with Great Expectations: the re-run imports neither pandas nor GX."""
+    # The code state is computed once per process: an earlier test's audit in this process may
+    # have hashed the package before someone saved a file in it, and the new process would miss.
+    stagecache.code_state.cache_clear()
     config = _write_config(tmp_path)
     first = run_audit(config)
     script = textwrap.dedent(
@@ -263,6 +266,7 @@ def test_second_run_reuses_every_stage_with_identical_findings_and_no_pandas(
         import json, sys
         from audit import config
         from audit.runner import run_audit
+        from audit.store import stagecache
         report = run_audit(config.load({str(tmp_path / "audit.toml")!r}))
         ds = report.datasets[0]
         print(json.dumps({{
@@ -271,6 +275,7 @@ def test_second_run_reuses_every_stage_with_identical_findings_and_no_pandas(
             "findings": [[f.file, f.index, f.code, f.message] for f in report.findings()],
             "examples": ds.examples,
             "data_docs": report.data_docs,
+            "code": stagecache.code_state(),
         }}))
         """
     )
@@ -278,6 +283,7 @@ def test_second_run_reuses_every_stage_with_identical_findings_and_no_pandas(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
     )
     second = json.loads(out.stdout.splitlines()[-1])
+    assert second["code"] == stagecache.code_state(), "a file in audit/ changed during the test"
     assert second["heavy"] == []
     reused = {name for name, note in second["notes"].items() if note == runner.REUSED}
     assert reused == {"structure", "license", "takedown", "expectations"}
