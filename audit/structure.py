@@ -209,16 +209,19 @@ def check_files(
         )
     progress = progress or NoProgress()
     if engine is not None and engines.is_spark(engine):
-        from audit.engines.spark.session import start_session
+        from audit.engines.spark.session import StartingSession
 
-        spark = start_session(engine, warm=warm_up)  # the JVM starts while the files are planned
-        from audit.engines.spark.structure import check_on_spark
+        # the JVM starts while the files are planned
+        with StartingSession(engine, warm=warm_up) as spark:
+            from audit.engines.spark.structure import check_on_spark
 
-        tasks, problems = plan([Path(p) for p in paths], kind, dataset, Path("pairs"), max_bytes)
-        names = [str(Path(p)) for p in paths]
-        return check_on_spark(
-            tasks, problems, names, progress, engine, findings_dir, run=run_group, spark=spark
-        )
+            tasks, problems = plan(
+                [Path(p) for p in paths], kind, dataset, Path("pairs"), max_bytes
+            )
+            names = [str(Path(p)) for p in paths]
+            return check_on_spark(
+                tasks, problems, names, progress, engine, findings_dir, run=run_group, spark=spark
+            )
     with tempfile.TemporaryDirectory(prefix="llava-audit-") as handoff_dir:
         tasks, findings = plan(
             [Path(p) for p in paths], kind, dataset, Path(handoff_dir), max_bytes

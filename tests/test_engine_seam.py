@@ -92,22 +92,35 @@ def test_pandera_and_gx_load_without_pyspark_under_python_c() -> None:
     assert out.stdout.splitlines()[-2:] == ["[]", "alive"], out.stderr[-500:]
 
 
+def _check_on_spark(
+    folder: Path, *flags: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``llava-audit check SAMPLE --engine spark FLAGS`` run in ``folder``, its own process."""
+    pytest.importorskip("pyspark")
+    sample = DATA / "blip_laion_cc_sbu_2k_head20.json"
+    argv = [sys.executable, "-m", "audit", "check", str(sample), "--engine", "spark", *flags]
+    return subprocess.run(
+        argv, env=env, cwd=folder, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
 def test_check_on_spark_without_java_is_one_line_while_the_files_are_planned(
     tmp_path: Path,
 ) -> None:
     """The session starts in a thread while check plans its files: what stops it still reaches
     the user as one line and an exit code, not a thread's traceback."""
-    pytest.importorskip("pyspark")
     env = {k: v for k, v in os.environ.items() if k not in ("JAVA_HOME", "SPARK_HOME")}
     env["PATH"] = str(Path(sys.executable).parent)  # this venv, no java
-    sample = DATA / "blip_laion_cc_sbu_2k_head20.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "audit", "check", str(sample), "--engine", "spark"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _check_on_spark(tmp_path, env=env)
     assert done.returncode == EngineError.exit_code
     assert done.stderr.count("\n") == 1 and "Java 17" in done.stderr
+
+
+def test_check_on_spark_refuses_a_findings_folder_holding_other_files(tmp_path: Path) -> None:
+    """Spark's overwrite would empty it: ``--findings-dir .`` in a project folder. The error is
+    told while the JVM starts (it holds standard error then), and not lost."""
+    (tmp_path / "train.py").write_text("mine")
+    done = _check_on_spark(tmp_path, "--findings-dir", ".")
+    assert done.returncode == UsageError.exit_code
+    assert done.stderr.count("\n") == 1 and "not a findings table" in done.stderr
+    assert (tmp_path / "train.py").read_text() == "mine"

@@ -20,7 +20,7 @@ import pyarrow.dataset as pads
 
 from audit.engines.spark import findingtable
 from audit.engines.spark.findingtable import ARROW_SCHEMA, Layout
-from audit.errors import OutputError
+from audit.errors import OutputError, UsageError
 
 _SCHEMA = pa.schema([*ARROW_SCHEMA, ("_task", pa.int32()), ("_seq", pa.int64())])
 
@@ -145,3 +145,11 @@ def test_an_earlier_table_is_replaced_and_a_file_in_the_way_is_one_error(tmp_pat
     in_the_way.write_text("not a folder")
     with pytest.raises(OutputError, match="cannot write the findings table"):
         findingtable._fresh(in_the_way)
+
+
+def test_a_folder_holding_other_files_is_refused_not_emptied(tmp_path: Path) -> None:
+    precious = tmp_path / "notes.txt"
+    precious.write_text("mine")
+    with pytest.raises(UsageError, match="not a findings table"):
+        findingtable._fresh(tmp_path)
+    assert precious.read_text() == "mine"

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from audit.errors import OutputError, ProbeError
+from audit.errors import OutputError, ProbeError, UsageError
 from audit.findings import Code, Finding, Severity, make
 from audit.results import FindingTotals
 
@@ -189,9 +189,30 @@ def write_findings(
     return Written(replace(layout, carried=None), partials, values)
 
 
+#: what a findings table's folder holds (Spark's writer also left a marker file)
+_TABLE_ENTRIES = ("dataset=", _STAGING, "_SUCCESS", "._SUCCESS.crc")
+
+
+def replaceable(location: Path) -> None:
+    """Raise :class:`UsageError` when ``location`` is a folder holding anything but a findings
+    table (``--findings-dir .`` must not empty the working folder): a caller can ask before
+    its run rather than after."""
+    target = location.absolute()
+    if target.is_dir() and not target.is_symlink():
+        other = next(
+            (p.name for p in target.iterdir() if not p.name.startswith(_TABLE_ENTRIES)), None
+        )
+        if other is not None:
+            raise UsageError(
+                f"{location}: holds {other!r}, so it is not a findings table to replace; "
+                "give the findings an empty or new folder"
+            )
+
+
 def _fresh(location: Path) -> Path:
     """``location`` as a new empty folder, absolute (the executors write there): the table of
-    an earlier run there is replaced, as Spark's overwrite mode would."""
+    an earlier run there is replaced, as Spark's overwrite mode would (:func:`replaceable`)."""
+    replaceable(location)
     target = location.absolute()
     try:
         if target.is_dir() and not target.is_symlink():

@@ -10,7 +10,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from contextlib import contextmanager
 from functools import partial
 from importlib import resources
@@ -102,9 +102,9 @@ def session(engine: EngineConfig, warm: Callable[[], None] | None = None) -> Spa
         with without_incubator_warning():  # the JVM, if this starts one, prints it at once
             # the context first: its workers can start while the SQL session is set up
             context = SparkContext.getOrCreate(SparkConf().setAll(list(settings.items())))
-            if warm is not None:
-                warm_workers(context, warm)
-            spark = builder.getOrCreate()
+        if warm is not None:
+            warm_workers(context, warm)
+        spark = builder.getOrCreate()
     except Exception as exc:  # py4j/JVM start-up failures have no common type
         raise EngineError(
             f"the spark engine could not start ({type(exc).__name__}): check --master and Java"
@@ -113,23 +113,37 @@ def session(engine: EngineConfig, warm: Callable[[], None] | None = None) -> Spa
     return spark
 
 
-def start_session(
-    engine: EngineConfig, warm: Callable[[], None] | None = None
-) -> Callable[[], SparkSession]:
+class StartingSession:
     """:func:`session` started in a thread, for a caller with work of its own to do first (the
-    JVM takes a second or two to start, mostly waiting); the function returned waits for it
-    and returns it, or raises what starting it raised."""
-    started: Future[SparkSession] = Future()
+    JVM takes a second or two to start, mostly waiting): :meth:`result` waits for it.
 
-    def start() -> None:
+    Used as a context manager: a block that fails waits for the start before its error goes
+    out, since until the JVM is up this process's standard error is the JVM's filtered pipe
+    (:mod:`jvmstderr`), and a line written there just before the process exits would be lost."""
+
+    def __init__(self, engine: EngineConfig, warm: Callable[[], None] | None = None) -> None:
+        self._started: Future[SparkSession] = Future()
+        # a daemon: the process may end (its error told) while the JVM still starts
+        threading.Thread(
+            target=self._start, args=(engine, warm), name="llava-audit-spark-start", daemon=True
+        ).start()
+
+    def _start(self, engine: EngineConfig, warm: Callable[[], None] | None) -> None:
         try:
-            started.set_result(session(engine, warm))
+            self._started.set_result(session(engine, warm))
         except BaseException as exc:  # handed to the caller, who raises it
-            started.set_exception(exc)
+            self._started.set_exception(exc)
 
-    # a daemon: a caller that fails before it waits must not wait for the JVM to exit
-    threading.Thread(target=start, name="llava-audit-spark-start", daemon=True).start()
-    return started.result
+    def result(self) -> SparkSession:
+        """The session, once started; raises what starting it raised."""
+        return self._started.result()
+
+    def __enter__(self) -> StartingSession:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is not None:  # the block's error is told once standard error is whole again
+            wait([self._started])
 
 
 @contextmanager

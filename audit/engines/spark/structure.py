@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 from audit.config import EngineConfig
 from audit.engines.spark import candidates
 from audit.engines.spark.candidates import RANGES_PER_PARTITION, by_range, read_keys
-from audit.engines.spark.findingtable import Source, write_findings
+from audit.engines.spark.findingtable import Source, replaceable, write_findings
 from audit.engines.spark.keytables import Pair, sets_on_spark
 from audit.engines.spark.outrows import (
     KEYS,
@@ -44,7 +44,7 @@ from audit.engines.spark.outrows import (
     range_rows,
     rows,
 )
-from audit.engines.spark.session import scoped_conf
+from audit.engines.spark.session import StartingSession, scoped_conf
 from audit.engines.spark.taskprogress import tracked
 from audit.errors import OutputError, UsageError
 from audit.findings import Finding, Severity
@@ -99,18 +99,19 @@ def check_on_spark(
     findings_dir: str | None,
     *,
     run: RunGroup,
-    spark: Callable[[], SparkSession],
+    spark: StartingSession,
 ) -> StructureResult:
     """:func:`audit.structure.check_files` on Spark: the planned ``tasks`` (audit.structure.Task,
     pairs with their handoff, shards with their set) of the ``paths`` given, each run by
     ``run`` in an executor, then the sets' cross-record checks over their key tables; the same
     result, its findings in Parquet under ``findings_dir`` (a new temporary folder when None; the
     caller owns it). ``run`` is passed in (this module imports no audit.structure, which
-    dispatches here), and ``spark`` waits for the session (session.start_session: it started
-    while the caller planned)."""
+    dispatches here), and ``spark`` the session, started while the caller planned."""
+    if findings_dir:
+        replaceable(Path(findings_dir))  # before the audit, not after it
     for module in _DRIVER_LATER:  # while the JVM starts, a core is free for them
         importlib.import_module(module)
-    session = spark()
+    session = spark.result()
     location = findings_dir or _new_folder(session)
     # every shuffle here has its partition count, and each query moves a few rows: adaptive
     # execution would only re-plan each stage (about a second of driver CPU)
