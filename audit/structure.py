@@ -208,24 +208,20 @@ def check_files(
             str(paths[0]) if paths else "-", f"unknown kind {kind!r} (known: {', '.join(KINDS)})"
         )
     progress = progress or NoProgress()
+    given = [Path(p) for p in paths]
     if engine is not None and engines.is_spark(engine):
         from audit.engines.spark.session import StartingSession
 
-        # the JVM starts while the files are planned
-        with StartingSession(engine, warm=warm_up) as spark:
+        with StartingSession(engine, warm=warm_up) as spark:  # it starts while files are planned
             from audit.engines.spark.structure import check_on_spark
 
-            tasks, problems = plan(
-                [Path(p) for p in paths], kind, dataset, Path("pairs"), max_bytes
-            )
-            names = [str(Path(p)) for p in paths]
+            tasks, problems = plan(given, kind, dataset, Path("pairs"), max_bytes)
+            names = [str(p) for p in given]
             return check_on_spark(
                 tasks, problems, names, progress, engine, findings_dir, run=run_group, spark=spark
             )
     with tempfile.TemporaryDirectory(prefix="llava-audit-") as handoff_dir:
-        tasks, findings = plan(
-            [Path(p) for p in paths], kind, dataset, Path(handoff_dir), max_bytes
-        )
+        tasks, findings = plan(given, kind, dataset, Path(handoff_dir), max_bytes)
         outcomes = _run(tasks, progress, workers)
         set_findings, set_stats = finish(entries(tasks), outcomes)
     unreadable = [f.message for f in findings]
