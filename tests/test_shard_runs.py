@@ -146,3 +146,17 @@ def test_the_images_command_reads_a_shard_set_a_shard_at_a_time(
     assert main([*config, "--findings", str(out)]) == 1
     again = [(f.file, f.index) for f in from_jsonl(out.read_bytes()) if f.code == "image.missing"]
     assert sorted(again) == [(shard, 2) for shard in shards]
+
+
+def test_the_expectations_table_places_each_shards_image_findings_at_its_own_records(
+    tmp_path: Path,
+) -> None:
+    """Image findings of a set name the shard and the index in it: record 2 of each of the three
+    shards is missing, three of nine (the table once marked only the first shard's)."""
+    report = run_audit(_config(tmp_path, _records()), config_file="audit.toml")
+    expectations = report.datasets[0].stage("expectations")
+    assert expectations is not None
+    availability = [r for r in expectations.rules if r.column == "image_available"]
+    assert availability
+    assert {r.unexpected_count for r in availability} == {3}
+    assert not any(r.success for r in availability)  # 6 of 9 available: under "mostly" 0.8

@@ -9,6 +9,7 @@ validates it there: no record, finding or verdict is read back to the driver.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -66,7 +67,7 @@ def run_expectations_stage(
         records = _in_file_order(loaded)
         table = record_table(
             records,
-            image_findings=_image_findings(images, structure),
+            image_findings=_image_findings(ctx, loaded, images, structure),
             url_findings=_by_chat_index(urls.findings, records) if urls else None,
             license_verdicts=verdicts,
         )
@@ -138,19 +139,36 @@ def _on_spark(
 
 
 def _image_findings(
-    images: ImagesResult | None, structure: StructureResult | None
+    ctx: StageContext,
+    loaded: Any,
+    images: ImagesResult | None,
+    structure: StructureResult | None,
 ) -> list[Finding] | None:
     """The images stage's findings, and the structure stage's ``image.path`` ones on the same
-    file: a path leading outside the roots is a missing image the images stage counts but
-    leaves to the structure stage to report."""
+    file or its shards (a path leading outside the roots is a missing image the images stage
+    counts but leaves to the structure stage to report), each at its row of the table.
+
+    A shard set's findings name their shard and the index in it, while the table counts the
+    set's records one after another (``loaded.shards``: each shard and its first position)."""
     if images is None:
         return None
+    first = {Path(shard).resolve(): start for shard, start in loaded.shards}
+
+    def shard_start(finding: Finding) -> int | None:
+        return first.get(ctx.path(finding.file).resolve()) if first else None
+
     paths = [
         f
         for f in (structure.findings if structure is not None else [])
-        if f.code == Code.IMAGE_PATH and f.file == images.file
+        if f.code == Code.IMAGE_PATH and (f.file == images.file or shard_start(f) is not None)
     ]
-    return images.findings + paths
+    placed = []
+    for finding in images.findings + paths:
+        start = shard_start(finding) if finding.index is not None else None
+        if start is not None and finding.index is not None:
+            finding = msgspec.structs.replace(finding, index=start + finding.index)
+        placed.append(finding)
+    return placed
 
 
 def _probe_outcomes(result: ImagesResult | UrlsResult | None) -> list[tuple[Any, ...]] | None:
