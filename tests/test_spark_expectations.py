@@ -315,3 +315,32 @@ def test_repeated_values_on_spark_are_named_by_their_first_rows_as_locally(
     assert checked.unexpected_count == 3000
     assert checked.examples == [0, 1, 2, 3, 4]
     assert checked.example_values == ["v0", "v1", "v2", "v3", "v4"]
+
+
+def test_a_shard_sets_image_findings_land_on_their_own_rows_on_both_engines(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """The images stage names a set's shard (as the config gives the set) and the index in it:
+    record 0 of each of the three shards is missing on both engines' tables (every shard's
+    index 0 was once row 0 alone)."""
+    unexpected = {}
+    for engine in ("local", "spark"):
+        folder = tmp_path / engine
+        folder.mkdir()
+        chat = folder / "chat"
+        firsts = write_jsonl([_record(n) for n in range(30)], chat, 3)
+        images = ImagesResult(
+            dataset="lcs",
+            file=str(chat),
+            findings=[
+                findings.make(Code.IMAGE_MISSING, "gone", dataset="lcs", file=name, index=0)
+                for name in (str(Path(shard).relative_to(folder)) for shard in firsts)
+            ],
+        )
+        with Store(folder / "state.sqlite") as store:
+            ctx = _context(folder, chat, store, SPARK if engine == "spark" else None)
+            ctx.upstream.record(StructureResult())
+            result = run_expectations_stage(ctx, images=images, urls=None, license=None)
+        rules = [r for r in result.rules if r.column == "image_available"]
+        unexpected[engine] = {r.unexpected_count for r in rules}
+    assert unexpected == {"local": {3}, "spark": {3}}
