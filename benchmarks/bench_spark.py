@@ -121,19 +121,20 @@ def check_runs(
     bench: Bench, shard_set: Path, records: int, tmp: Path, planted: list, rounds: int
 ) -> None:
     """(a)-(c) for ``check``: after one unmeasured Spark run (the JVM's class archive, made by
-    a machine's first run, is then in place; not for a single round), ``rounds`` rounds of the local engine and Spark
-    ``local[2]`` in turn, each figure from the run of median wall time (the machine is shared:
-    a slow moment then weighs on both sides alike), then one ``local[1]`` run."""
+    a machine's first run, is then in place; not for a single round), ``rounds`` rounds of the
+    local engine and Spark ``local[2]`` in turn, each figure from the run of median wall time
+    (the machine is shared: a slow moment then weighs on both sides alike), then one
+    ``local[1]`` run."""
     check = [LLAVA_AUDIT, "check", str(shard_set)]
     spark = ["--engine", "spark", "--findings-dir"]
+    local_argv = [*check, "--findings", str(tmp / "local.jsonl")]
     two_argv = [*check, *spark, str(tmp / "s2"), "--master", "local[2]"]
     if rounds > 1:  # one round is a smoke run
         bench.run("spark local[2], warm-up (not counted)", two_argv, role=role)
         class_archive_settled(bench)
     locals_, twos = [], []
     for n in range(rounds):
-        argv = [*check, "--findings", str(tmp / "local.jsonl")]
-        locals_.append(bench.run(f"local engine, round {n + 1}", argv, role=role))
+        locals_.append(bench.run(f"local engine, round {n + 1}", local_argv, role=role))
         twos.append(bench.run(f"spark local[2], round {n + 1}", two_argv, role=role))
     each_round = [t.wall_s / loc.wall_s for loc, t in zip(locals_, twos, strict=True)]
     bench.params["check wall ratio spark local[2] / local engine, each round"] = [

@@ -15,6 +15,7 @@ from shardsets import global_keys, write_jsonl, write_parquet
 
 from audit.catalogue.codes import Code
 from audit.cli import main
+from audit.loaders.shards import shard_starts
 from audit.loaders.urlsources import load_url_refs
 from audit.structure import check_files
 
@@ -339,3 +340,9 @@ def test_recovery_counts_a_sharded_chats_broken_images_on_their_shards(tmp_path:
     recovery = dataset_recovery(config, config.datasets[0], found, name)
     assert recovery is not None
     assert (recovery.broken, recovery.recoverable, recovery.gone) == (2, 1, 1)
+
+
+def test_a_findings_file_name_is_placed_at_its_shards_start_whole_components_only() -> None:
+    shards = [(Path("/data/set/train-0.jsonl"), 0), (Path("/data/set/train-1.jsonl"), 40)]
+    names = ["set/train-1.jsonl", "/data/set/train-0.jsonl", "rain-1.jsonl", "set", "other.json"]
+    assert shard_starts(names, shards) == {"set/train-1.jsonl": 40, "/data/set/train-0.jsonl": 0}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -127,6 +128,20 @@ def expand(path: str | Path, max_bytes: int | None = None, what: str = "file") -
 
 
 _MAGIC_BYTES = {".parquet": (b"PAR1", "a Parquet file"), ".gz": (b"\x1f\x8b", "gzip data")}
+
+
+def shard_starts(names: Iterable[str], shards: Iterable[tuple[Path, int]]) -> dict[str, int]:
+    """Of the file ``names`` findings give (as given, often relative to the config's folder),
+    those naming one of the ``shards`` (a set's shard paths and first positions in it), with its
+    first position: a set's findings count from their shard's start, the set's rows from 0."""
+    starts = [(path.parts, first) for path, first in shards]
+    found: dict[str, int] = {}
+    for name in set(names):
+        parts = Path(name).parts
+        first = next((f for whole, f in starts if parts and whole[-len(parts) :] == parts), None)
+        if first is not None:
+            found[name] = first
+    return found
 
 
 def _check_magic(path: Path) -> None:

@@ -9,7 +9,6 @@ validates it there: no record, finding or verdict is read back to the driver.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -67,7 +66,7 @@ def run_expectations_stage(
         records = _in_file_order(loaded)
         table = record_table(
             records,
-            image_findings=_image_findings(ctx, loaded, images, structure),
+            image_findings=_image_findings(loaded, images, structure),
             url_findings=_by_chat_index(urls.findings, records) if urls else None,
             license_verdicts=verdicts,
         )
@@ -139,10 +138,7 @@ def _on_spark(
 
 
 def _image_findings(
-    ctx: StageContext,
-    loaded: Any,
-    images: ImagesResult | None,
-    structure: StructureResult | None,
+    loaded: Any, images: ImagesResult | None, structure: StructureResult | None
 ) -> list[Finding] | None:
     """The images stage's findings, and the structure stage's ``image.path`` ones on the same
     file or its shards (a path leading outside the roots is a missing image the images stage
@@ -152,23 +148,21 @@ def _image_findings(
     set's records one after another (``loaded.shards``: each shard and its first position)."""
     if images is None:
         return None
-    first = {Path(shard).resolve(): start for shard, start in loaded.shards}
-
-    def shard_start(finding: Finding) -> int | None:
-        return first.get(ctx.path(finding.file).resolve()) if first else None
+    from audit.loaders.shards import shard_starts
 
     paths = [
         f
         for f in (structure.findings if structure is not None else [])
-        if f.code == Code.IMAGE_PATH and (f.file == images.file or shard_start(f) is not None)
+        if f.code == Code.IMAGE_PATH
     ]
-    placed = []
-    for finding in images.findings + paths:
-        start = shard_start(finding) if finding.index is not None else None
-        if start is not None and finding.index is not None:
-            finding = msgspec.structs.replace(finding, index=start + finding.index)
-        placed.append(finding)
-    return placed
+    starts = shard_starts((f.file for f in images.findings + paths), loaded.shards)
+    kept = images.findings + [f for f in paths if f.file == images.file or f.file in starts]
+    return [
+        msgspec.structs.replace(f, index=starts[f.file] + f.index)
+        if f.index is not None and f.file in starts
+        else f
+        for f in kept
+    ]
 
 
 def _probe_outcomes(result: ImagesResult | UrlsResult | None) -> list[tuple[Any, ...]] | None:

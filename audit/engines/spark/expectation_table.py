@@ -28,6 +28,7 @@ from audit.engines.spark.licence_join import descriptors, raised
 from audit.errors import AuditError
 from audit.findings import Code, Severity
 from audit.licensing.inputs import RecordSource, load_unit, record_sources
+from audit.loaders.shards import shard_starts
 from audit.probes.record_table import (
     COLUMNS,
     NUMBER_COLUMNS,
@@ -144,8 +145,8 @@ def spark_table(
         )
         joined = rows
         if images is not None:
-            shards = {Path(units[u].path): first for u, first in offsets if units[u].shard}
-            found = _at_set_positions(_image_findings(spark, *images, shards), shards)
+            shards = [(Path(units[u].path), first) for u, first in offsets if units[u].shard]
+            found = _image_findings(spark, *images, shards)
             joined = _with(joined, "_image", _outcomes(found))
         if urls is not None:
             joined = _with(joined, "_url", _outcomes(_url_findings(spark, urls, rows)))
@@ -207,50 +208,32 @@ def _image_findings(
     spark: SparkSession,
     images: ImagesResult,
     structure: StructureResult | None,
-    shards: dict[Path, int],
+    shards: list[tuple[Path, int]],
 ) -> DataFrame:
     """The images stage's findings and the structure stage's ``image.path`` ones on the same
     file or on one of its ``shards`` (a path outside the roots: missing, reported by the
-    structure stage)."""
-    from pyspark.sql import functions as F  # noqa: N812 - Spark's own convention
+    structure stage), each at its row of the table.
 
-    frame = _findings_frame(spark, images)
-    if structure is not None:
-        paths = _findings_frame(spark, structure).where(F.col("code") == str(Code.IMAGE_PATH))
-        if shards:
-            names = [r["file"] for r in paths.select("file").distinct().collect()]
-            on = [images.file, *(n for n in names if _shard_of(n, shards) is not None)]
-        else:
-            on = [images.file]
-        frame = frame.unionByName(paths.where(F.col("file").isin(on)))
-    return frame
-
-
-def _shard_of(name: str, shards: dict[Path, int]) -> int | None:
-    """The first position of the shard a finding's ``file`` names (as given, often relative to
-    the config's folder: the shard path ending with it), or None."""
-    parts = Path(name).parts
-    return next(
-        (first for path, first in shards.items() if parts and path.parts[-len(parts) :] == parts),
-        None,
-    )
-
-
-def _at_set_positions(found: DataFrame, shards: dict[Path, int]) -> DataFrame:
-    """A shard set's findings name their shard and the index in it, while the table counts the
-    set's records one after another: each moved by its shard's first position (the few file
+    A shard set's findings name their shard and the index in it, while the table counts the
+    set's records one after another: each is moved by its shard's first position (the few file
     names are read on the driver, the findings stay in Spark)."""
     from pyspark.sql import functions as F  # noqa: N812 - Spark's own convention
 
-    if not shards:
-        return found
-    names = [r["file"] for r in found.select("file").distinct().collect()]
-    moves = [(n, first) for n in names if (first := _shard_of(n, shards)) is not None]
-    if not moves:
-        return found
-    spark = found.sparkSession
-    starts = F.broadcast(spark.createDataFrame(moves, "file string, _start long"))
-    moved = found.join(starts, "file", "left")
+    frame = _findings_frame(spark, images)
+    paths = None
+    if structure is not None:
+        paths = _findings_frame(spark, structure).where(F.col("code") == str(Code.IMAGE_PATH))
+    starts: dict[str, int] = {}
+    if shards:
+        named = frame if paths is None else frame.unionByName(paths)
+        names = [row["file"] for row in named.select("file").distinct().collect()]
+        starts = shard_starts(names, shards)
+    if paths is not None:
+        frame = frame.unionByName(paths.where(F.col("file").isin([images.file, *starts])))
+    if not starts:
+        return frame
+    moves = spark.createDataFrame(list(starts.items()), "file string, _start long")
+    moved = frame.join(F.broadcast(moves), "file", "left")
     index = F.col("index") + F.coalesce(F.col("_start"), F.lit(0))
     return moved.withColumn("index", index).drop("_start")
 

@@ -114,6 +114,11 @@ class Layout:
     def sort(self) -> list[str]:
         return list(self.order) or ["file", "index", "message"]
 
+    @property
+    def columns(self) -> list[str]:
+        """The columns a source's rows hand over: the findings', the order, the carried."""
+        return [*ARROW_SCHEMA.names, *self.order, *([self.carried] if self.carried else [])]
+
 
 @dataclass(frozen=True)
 class Written:
@@ -129,7 +134,7 @@ class Written:
         written into it and merged here."""
         import polars as pl
 
-        layout = replace(self.layout, carried=None)
+        layout = self.layout  # its carried rows are apart already
         given = driver_rows.to_batches() if driver_rows is not None else []
         here = [pa.Table.from_batches([b]) for b in written_part(layout, None, iter(given))]
         rows = pa.concat_tables([self.partials, *here], promote_options="permissive")
@@ -171,7 +176,7 @@ def write_findings(
     for source in sources:
         given = source.frame
         if source.making is None:
-            given = given.select(*ARROW_SCHEMA.names, *order, *([carried] if carried else []))
+            given = given.select(*layout.columns)
         slots = given.sparkSession.sparkContext.defaultParallelism
         part = functools.partial(written_part, layout, source.making)
         # a few Python tasks: each costs more than its rows here
@@ -183,10 +188,15 @@ def write_findings(
             shutil.rmtree(leftover, ignore_errors=True)
     if carried is None:
         return Written(layout, rows, [])
-    is_carried = pc.is_valid(rows[carried])
-    values = rows.filter(is_carried)[carried].to_pylist()
-    partials = rows.filter(pc.invert(is_carried)).drop_columns([carried])
-    return Written(replace(layout, carried=None), partials, values)
+    partials, values = _carried_apart(rows, carried)
+    return Written(replace(layout, carried=None), partials, values.to_pylist())
+
+
+def _carried_apart(table: pa.Table, carried: str) -> tuple[pa.Table, pa.ChunkedArray]:
+    """The rows that are findings (without the ``carried`` column), and the carried values."""
+    is_carried = pc.is_valid(table[carried])
+    findings = table.filter(pc.invert(is_carried)).drop_columns([carried])
+    return findings, table.filter(is_carried)[carried]
 
 
 #: what a findings table's folder holds (Spark's writer also left a marker file)
@@ -237,13 +247,10 @@ def written_part(
     given = [batch for batch in batches if batch.num_rows]
     if not given:
         return
-    columns = [*ARROW_SCHEMA.names, *layout.order, *([layout.carried] if layout.carried else [])]
-    table = pa.Table.from_batches(given).select(columns)
+    table = pa.Table.from_batches(given).select(layout.columns)
     carried = None
     if layout.carried is not None:
-        is_carried = pc.is_valid(table[layout.carried])
-        carried = table.filter(is_carried)[layout.carried]
-        table = table.filter(pc.invert(is_carried)).drop_columns([layout.carried])
+        table, carried = _carried_apart(table, layout.carried)
     if table.num_rows:
         write_part(table.drop_columns(list(layout.order)), layout.location)
     out = firsts(layout.examples_per_code, layout.sort, layout.file_info, table)
